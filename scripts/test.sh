@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole suite: type-check, lint and format check, then every test.
+# Tests that use the OS keyring need a Secret Service; when none is running and
+# gnome-keyring is installed, run inside a private D-Bus session with an unlocked keyring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm run --silent typecheck
+npm run --silent lint
+if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] && command -v dbus-run-session >/dev/null 2>&1 \
+  && command -v gnome-keyring-daemon >/dev/null 2>&1; then
+  exec dbus-run-session -- bash scripts/with-keyring.sh node scripts/run-tests.mjs "$@"
+fi
+exec node scripts/run-tests.mjs "$@"

@@ -1,0 +1,122 @@
+/**
+ * Typed errors. Every error latchkey raises says which server it concerns, whether trying
+ * again later can help, and what the user should do next. Codes are stable strings: match
+ * on `code`, never on `message`.
+ */
+
+const BRAND = Symbol.for('latchkey.error');
+
+export const ErrorCode = {
+  /** No usable credential; an interactive login is needed. Permanent until the user acts. */
+  LOGIN_REQUIRED: 'LOGIN_REQUIRED',
+  /** A refresh failed for a reason that may pass (network, 5xx, 429, timeout). */
+  REFRESH_TRANSIENT: 'REFRESH_TRANSIENT',
+  /** Waiting for another process's refresh or login took longer than allowed. */
+  WAIT_TIMEOUT: 'WAIT_TIMEOUT',
+  /** The authorization server rejected our client (invalid_client, unauthorized_client). */
+  CLIENT_REJECTED: 'CLIENT_REJECTED',
+  /** The store could not be opened, read or written. */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /** Stored secrets cannot be decrypted with the data key we hold (keyring reset, wrong LATCHKEY_KEY). */
+  STORE_KEY_MISMATCH: 'STORE_KEY_MISMATCH',
+  /** The OS keyring did not answer in time or refused the request. */
+  KEYRING_UNAVAILABLE: 'KEYRING_UNAVAILABLE',
+  /** Configuration or input is invalid (bad URL, bad LATCHKEY_KEY, ...). */
+  INVALID_INPUT: 'INVALID_INPUT',
+  /** The operation was cancelled by the caller (AbortSignal). */
+  CANCELLED: 'CANCELLED',
+  /** The authorization server's metadata is missing something latchkey needs. */
+  DISCOVERY_FAILED: 'DISCOVERY_FAILED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface LatchkeyErrorOptions {
+  /** The canonical server URI the error concerns, when there is one. */
+  server?: string | undefined;
+  /** Whether retrying later, without user action, may succeed. */
+  retryable: boolean;
+  /** The next step for the user, e.g. `latchkey login https://mcp.example.com/mcp`. */
+  nextStep?: string | undefined;
+  /** For transient failures: the earliest moment (epoch ms) a retry makes sense. */
+  retryAt?: number | undefined;
+  cause?: unknown;
+}
+
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly server: string | undefined;
+  readonly retryable: boolean;
+  readonly nextStep: string | undefined;
+  readonly retryAt: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: LatchkeyErrorOptions) {
+    super(withContext(message, options), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.server = options.server;
+    this.retryable = options.retryable;
+    this.nextStep = options.nextStep;
+    this.retryAt = options.retryAt;
+    // `cause` may hold a Response or a library error that carries request bodies; keep it off
+    // enumerable properties so JSON.stringify/console of the error does not dump it.
+    if (options.cause !== undefined) {
+      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false, writable: true });
+    }
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      server: this.server,
+      retryable: this.retryable,
+      nextStep: this.nextStep,
+      retryAt: this.retryAt,
+    };
+  }
+}
+
+function withContext(message: string, options: LatchkeyErrorOptions): string {
+  let text = options.server === undefined ? message : `${options.server}: ${message}`;
+  if (options.nextStep !== undefined) text += ` Next step: ${options.nextStep}`;
+  return text;
+}
+
+/** Works across duplicate copies of the package in one process, unlike `instanceof`. */
+export function isLatchkeyError(value: unknown): value is LatchkeyError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+}
+
+export function loginCommand(server: string): string {
+  return `latchkey login ${server}`;
+}
+
+export function loginRequired(server: string, reason: string, cause?: unknown): LatchkeyError {
+  return new LatchkeyError(ErrorCode.LOGIN_REQUIRED, `login required: ${reason}.`, {
+    server,
+    retryable: false,
+    nextStep: `run \`${loginCommand(server)}\``,
+    cause,
+  });
+}
+
+export function refreshTransient(
+  server: string,
+  reason: string,
+  retryAt: number,
+  cause?: unknown,
+): LatchkeyError {
+  return new LatchkeyError(
+    ErrorCode.REFRESH_TRANSIENT,
+    `token refresh failed temporarily (${reason}); the stored credential is kept and will be retried.`,
+    {
+      server,
+      retryable: true,
+      retryAt,
+      nextStep: 'wait and retry; if it persists, check the authorization server or network',
+      cause,
+    },
+  );
+}

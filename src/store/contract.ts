@@ -1,0 +1,176 @@
+import type { CredentialKey } from '../credential/key.js';
+import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
+
+/**
+ * The store contract. Every implementation (memory, SQLite, Postgres) passes the same
+ * contract test suite (test/store-contract.ts). All methods are async so that network
+ * stores fit; the embedded ones answer synchronously underneath.
+ *
+ * Concurrency model:
+ * - Token writes are compare-and-set on `generation` (and, when given, on lease ownership).
+ *   A write that lost the race is reported, never applied.
+ * - Leases are time-bounded claims on one credential by one process, taken before a refresh
+ *   or logout. They expire on their own, so a crashed holder never wedges anyone.
+ * - Every change appends a lifecycle event in the same transaction. `watch()` delivers new
+ *   events, from this and other processes, which is how processes learn about each other's
+ *   writes.
+ */
+export interface CredentialStore {
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
+  /** Where secrets are protected and how; `insecure` means the user must be warned. */
+  readonly security: StoreSecurity;
+
+  getCredential(key: CredentialKey): Promise<StoredCredential | undefined>;
+  listCredentials(filter?: CredentialFilter): Promise<StoredCredential[]>;
+  /**
+   * Create or replace the tokens of a credential and append `event` atomically.
+   * `expectedGeneration`: `0` means "must not exist yet"; `'any'` skips the check (login
+   * replaces whatever is there). On success the new generation is previous + 1 (or 1).
+   * A successful write resets status to `valid` with zero failures.
+   */
+  writeCredential(
+    record: CredentialRecord,
+    condition: WriteCondition,
+    event: EventInput,
+  ): Promise<WriteResult>;
+  /** Update shared lifecycle status without touching tokens or generation. No-op if absent. */
+  updateStatus(key: CredentialKey, status: CredentialStatus, event?: EventInput): Promise<void>;
+  /** Delete a credential (and its lease) and append `event`. False if absent or the condition failed. */
+  deleteCredential(key: CredentialKey, condition: WriteCondition, event: EventInput): Promise<boolean>;
+
+  getRegistration(issuer: string): Promise<Registration | undefined>;
+  putRegistration(registration: Registration): Promise<void>;
+  deleteRegistration(issuer: string): Promise<void>;
+
+  /** Cached discovery documents: protected-resource metadata by resource, AS metadata by issuer. */
+  getDiscovery(kind: DiscoveryKind, id: string): Promise<DiscoveryRecord | undefined>;
+  putDiscovery(record: DiscoveryRecord): Promise<void>;
+  deleteDiscovery(kind: DiscoveryKind, id: string): Promise<void>;
+
+  /**
+   * Take the lease on `key` for `ttlMs`. Succeeds when there is no lease, it has expired, or
+   * it is already held by `holder.owner` (which extends it). Returns undefined when another
+   * live holder has it. Lease keys need not name an existing credential (logins use them too).
+   */
+  acquireLease(key: CredentialKey, holder: LeaseHolder, ttlMs: number): Promise<Lease | undefined>;
+  getLease(key: CredentialKey): Promise<Lease | undefined>;
+  /** Release if `owner` still holds it. */
+  releaseLease(key: CredentialKey, owner: string): Promise<void>;
+  /** Remove a lease held by `staleOwner` (e.g. its process is dead). False if it changed hands. */
+  breakLease(key: CredentialKey, staleOwner: string): Promise<boolean>;
+
+  appendEvent(event: EventInput): Promise<LifecycleEvent>;
+  /** Events in id order. `afterId` excludes older ones; `server` filters. */
+  readEvents(query?: EventQuery): Promise<LifecycleEvent[]>;
+  /** The id of the newest event, or 0. */
+  lastEventId(): Promise<number>;
+  /**
+   * Deliver events appended after this call, from any process sharing the store, in id order,
+   * within `pollMs` (default 250 ms for SQLite). Returns an unsubscribe function.
+   */
+  watch(listener: (events: LifecycleEvent[]) => void, options?: { pollMs?: number }): () => void;
+
+  close(): Promise<void>;
+}
+
+export interface CredentialFilter {
+  server?: string;
+  issuer?: string;
+  subject?: string;
+}
+
+export interface WriteCondition {
+  expectedGeneration: number | 'any';
+  /** When set, the write succeeds only while this owner holds the credential's lease. */
+  leaseOwner?: string;
+}
+
+export type WriteResult =
+  | { ok: true; generation: number }
+  | { ok: false; reason: 'generation-mismatch' | 'lease-lost' | 'missing'; currentGeneration?: number };
+
+export interface StoreSecurity {
+  /** Where the data key lives. `none`: the store keeps no secrets at rest (memory). */
+  keySource: 'keyring' | 'file' | 'env' | 'none';
+  /** True when secrets are protected only by file permissions. */
+  insecure: boolean;
+  /** A user-facing warning to surface when `insecure` is true. */
+  warning?: string;
+  /** Store location (file path, connection description, or `memory`). */
+  location: string;
+}
+
+export interface Registration {
+  issuer: string;
+  clientId: string;
+  /** Secret; encrypted at rest. */
+  clientSecret?: string;
+  tokenEndpointAuthMethod: string;
+  method: 'pre-registered' | 'client-id-metadata-document' | 'dynamic';
+  /** Extra registration response fields (non-secret), e.g. redirect_uris. */
+  metadata?: Record<string, unknown>;
+  registeredAt: number;
+  clientSecretExpiresAt?: number;
+}
+
+export type DiscoveryKind = 'protected-resource' | 'authorization-server';
+
+export interface DiscoveryRecord {
+  kind: DiscoveryKind;
+  /** Canonical resource URI or issuer identifier. */
+  id: string;
+  document: Record<string, unknown>;
+  /** The URL the document was fetched from. */
+  sourceUrl: string;
+  fetchedAt: number;
+}
+
+export interface LeaseHolder {
+  /** Unique per holder, e.g. `${hostname}:${pid}:${random}`. */
+  owner: string;
+  pid: number;
+  host: string;
+}
+
+export interface Lease extends LeaseHolder {
+  key: CredentialKey;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+export const EventType = {
+  ACQUIRED: 'acquired',
+  REFRESHED: 'refreshed',
+  REFRESH_FAILED: 'refresh-failed',
+  ADOPTED: 'adopted',
+  NEEDS_LOGIN: 'needs-login',
+  REVOKED: 'revoked',
+  DELETED: 'deleted',
+  RECONNECT: 'reconnect',
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/**
+ * A lifecycle event. Never holds secrets: `detail` values are short scalars such as error
+ * codes, generations and durations, and stores reject token-looking strings is not relied on,
+ * so callers must only put non-secret values in it.
+ */
+export interface LifecycleEvent {
+  id: number;
+  at: number;
+  type: EventType;
+  server: string;
+  issuer: string;
+  subject: string;
+  generation?: number;
+  pid: number;
+  detail?: Record<string, string | number | boolean>;
+}
+
+export type EventInput = Omit<LifecycleEvent, 'id' | 'at' | 'pid'> & { at?: number; pid?: number };
+
+export interface EventQuery {
+  afterId?: number;
+  server?: string;
+  limit?: number;
+}
