@@ -1,0 +1,59 @@
+/**
+ * latchkey's public surface. Named exports only; anything not listed here is internal and
+ * may change without notice.
+ */
+
+// The lifecycle engine
+export { CredentialManager } from './lifecycle/manager.js';
+export type { GetTokenOptions, ManagerEvents } from './lifecycle/manager.js';
+export type { CredentialManagerOptions } from './lifecycle/options.js';
+export type { AccessToken } from './lifecycle/token-cache.js';
+export type { ManagerStats } from './lifecycle/context.js';
+export type { AcquireHook, AcquireReason, AcquireRequest, AcquiredTokens } from './lifecycle/acquire.js';
+export { DEFAULT_BACKOFF } from './lifecycle/backoff.js';
+export type { BackoffPolicy } from './lifecycle/backoff.js';
+
+// Credentials
+export { canonicalServer, LOCAL_SUBJECT } from './credential/key.js';
+export type { CredentialKey } from './credential/key.js';
+export type {
+  CredentialRecord,
+  CredentialState,
+  CredentialStatus,
+  StoredCredential,
+  TokenSecrets,
+} from './credential/model.js';
+export {
+  DEFAULT_SKEW_MS,
+  effectiveSkewMs,
+  isUsable,
+  mandatoryRefreshAt,
+  proactiveRefreshAt,
+} from './credential/expiry.js';
+export { credentialFromTokenResponse } from './credential/token-response.js';
+export type { TokenEndpointResult } from './credential/token-response.js';
+export { fingerprint, redactToken, redactValue } from './credential/redact.js';
+
+// Stores
+export { EventType } from './store/contract.js';
+export type {
+  CredentialFilter,
+  CredentialStore,
+  DiscoveryKind,
+  DiscoveryRecord,
+  EventInput,
+  EventQuery,
+  Lease,
+  LeaseHolder,
+  LifecycleEvent,
+  Registration,
+  StoreSecurity,
+  WriteCondition,
+  WriteResult,
+} from './store/contract.js';
+
+// Errors and logging
+export { ErrorCode, isLatchkeyError, LatchkeyError } from './errors.js';
+export type { LatchkeyErrorOptions } from './errors.js';
+export { createLogger, silentLogger } from './log.js';
+export type { Logger, LoggerOptions, LogLevel } from './log.js';

@@ -1,0 +1,41 @@
+import type { LatchkeyError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CredentialStore, LeaseHolder } from '../store/contract.js';
+import type { BackoffPolicy } from './backoff.js';
+
+/** Counters a manager keeps about its own process, for tests, status and benchmarks. */
+export interface ManagerStats {
+  /** Refresh requests this process sent to an authorization server. */
+  refreshRequests: number;
+  /** Times this process adopted tokens another process (or an earlier write) produced. */
+  adoptions: number;
+  /** Callers that had to wait for a refresh because no usable token was cached. */
+  callersWaitedOnRefresh: number;
+  /** Interactive acquisitions this process ran. */
+  acquisitions: number;
+  /** Transient refresh failures seen by this process. */
+  transientFailures: number;
+}
+
+/** What the refresh and login transactions need from the manager. */
+export interface EngineContext {
+  store: CredentialStore;
+  holder: LeaseHolder;
+  skewMs: number;
+  requestTimeoutMs: number;
+  leaseTtlMs: number;
+  waitTimeoutMs: number;
+  pollMs: number;
+  backoff: BackoffPolicy;
+  fetch: typeof fetch | undefined;
+  logger: Logger;
+  stats: ManagerStats;
+  /** Send RFC 8707 `resource` on refresh (some IdPs, e.g. Entra v1, reject it). */
+  sendResource: boolean;
+  /** Report a problem that is not thrown to any caller (background refresh). */
+  warn(error: LatchkeyError): void;
+}
+
+export function emptyStats(): ManagerStats {
+  return { refreshRequests: 0, adoptions: 0, callersWaitedOnRefresh: 0, acquisitions: 0, transientFailures: 0 };
+}

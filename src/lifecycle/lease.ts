@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+
+import type { CredentialKey } from '../credential/key.js';
+import type { CredentialStore, LeaseHolder } from '../store/contract.js';
+
+export function newLeaseHolder(): LeaseHolder {
+  const host = hostname();
+  return { owner: `${host}:${process.pid}:${randomUUID().slice(0, 8)}`, pid: process.pid, host };
+}
+
+/** Whether a process with this pid exists on this host (EPERM means it exists but is not ours). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A lease held by a process on this host that no longer exists can be broken at once
+ * instead of waiting for it to expire: a crashed refresher must not stall everyone for the
+ * whole lease TTL. Leases from other hosts (shared Postgres) only expire.
+ */
+export async function breakLeaseIfHolderDead(store: CredentialStore, key: CredentialKey): Promise<boolean> {
+  const lease = await store.getLease(key);
+  if (lease === undefined) return false;
+  if (lease.host !== hostname() || lease.pid === process.pid || processAlive(lease.pid)) return false;
+  return store.breakLease(key, lease.owner);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Poll interval with a little jitter so waiting processes don't read in lockstep. */
+export function pollDelay(baseMs: number): number {
+  return Math.round(baseMs * (0.75 + Math.random() * 0.5));
+}

@@ -1,0 +1,336 @@
+import { EventEmitter } from 'node:events';
+
+import { isUsable } from '../credential/expiry.js';
+import { canonicalServer, type CredentialKey } from '../credential/key.js';
+import type { StoredCredential } from '../credential/model.js';
+import { secrets } from '../credential/redact.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
+import type { LifecycleEvent } from '../store/contract.js';
+import { type AcquireReason, acquireCredential } from './acquire.js';
+import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
+import { newLeaseHolder } from './lease.js';
+import { type CredentialManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { refreshCredential, refreshFlightKey } from './refresh.js';
+import { SingleFlight } from './single-flight.js';
+import { type AccessToken, type CacheEntry, cacheSlot, createEntry, hasScopes } from './token-cache.js';
+
+export interface GetTokenOptions {
+  /** Whose credential. Default: the manager's subject. */
+  subject?: string;
+  /** Scopes the token must carry; a credential lacking them needs a new acquisition. */
+  scopes?: readonly string[];
+  /** Allow the interactive acquisition hook to run. Default true when a hook is configured. */
+  interactive?: boolean;
+  signal?: AbortSignal;
+  /**
+   * The token the server just rejected with 401. If the credential still holds it, it is
+   * refreshed (once, single-flight) even though its expiry says it is valid.
+   */
+  rejectedToken?: string;
+}
+
+export interface ManagerEvents {
+  /** Every lifecycle event any process appended to the store (after this manager started). */
+  event: [LifecycleEvent];
+  /** A problem no caller saw, e.g. a failed background refresh. */
+  warning: [LatchkeyError];
+}
+
+/** Guard against pathological loops when joining a proactive refresh that could not run. */
+const MAX_DEMAND_ROUNDS = 3;
+/** Spacing of hot-path-triggered background refresh attempts. */
+const BACKGROUND_THROTTLE_MS = 250;
+
+/**
+ * The lifecycle engine. `getAccessToken(server)` answers with a token valid right now or
+ * throws a typed error saying what the user must do. See docs/architecture.md.
+ */
+export class CredentialManager extends EventEmitter<ManagerEvents> {
+  readonly #o: ResolvedOptions;
+  readonly #ctx: EngineContext;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #canonical = new Map<string, string>();
+  readonly #refreshes = new SingleFlight<StoredCredential>();
+  readonly #logins = new SingleFlight<StoredCredential>();
+  readonly #stats: ManagerStats = emptyStats();
+  #unwatch: (() => void) | undefined;
+  #closed = false;
+
+  constructor(options: CredentialManagerOptions) {
+    super();
+    this.#o = resolveOptions(options);
+    this.#ctx = {
+      store: this.#o.store,
+      holder: newLeaseHolder(),
+      skewMs: this.#o.skewMs,
+      requestTimeoutMs: this.#o.requestTimeoutMs,
+      leaseTtlMs: this.#o.leaseTtlMs,
+      waitTimeoutMs: this.#o.waitTimeoutMs,
+      pollMs: this.#o.pollMs,
+      backoff: this.#o.backoff,
+      fetch: this.#o.fetch,
+      logger: this.#o.logger,
+      stats: this.#stats,
+      sendResource: this.#o.sendResource,
+      warn: (error) => this.#warn(error),
+    };
+    if (this.#o.watch) {
+      this.#unwatch = this.#o.store.watch((events) => this.#onStoreEvents(events), { pollMs: this.#o.watchPollMs });
+    }
+  }
+
+  get store(): ResolvedOptions['store'] {
+    return this.#o.store;
+  }
+
+  /** Counters about this process's work (refresh requests sent, adoptions, waits). */
+  get stats(): Readonly<ManagerStats> {
+    return { ...this.#stats };
+  }
+
+  /** A bearer token for `server`, valid right now. */
+  async getAccessToken(server: string | URL, options?: GetTokenOptions): Promise<string> {
+    return (await this.getToken(server, options)).token;
+  }
+
+  /** Like getAccessToken, with token type, expiry, scopes and the credential's identity. */
+  async getToken(server: string | URL, options: GetTokenOptions = {}): Promise<AccessToken> {
+    this.#assertOpen();
+    const canonical = this.#canonicalize(server);
+    const subject = options.subject ?? this.#o.subject;
+    const entry = this.#cache.get(cacheSlot(canonical, subject));
+    if (entry !== undefined && options.rejectedToken !== entry.token.token && hasScopes(entry.token.scopes, options.scopes)) {
+      const now = Date.now();
+      if (now < entry.mandatoryAt) {
+        if (now >= entry.proactiveAt && now >= entry.nextBackgroundAt) this.#refreshInBackground(entry);
+        return entry.token;
+      }
+    }
+    return this.#slowPath(canonical, subject, options);
+  }
+
+  /**
+   * Persist tokens obtained outside the manager (a login command, an embedder's own flow)
+   * and tell every process. Returns the stored credential's public view.
+   */
+  async saveAcquired(server: string | URL, tokens: import('./acquire.js').AcquiredTokens): Promise<AccessToken> {
+    const canonical = this.#canonicalize(server);
+    const subject = tokens.subject ?? this.#o.subject;
+    const cred = await acquireCredential(
+      this.#ctx,
+      async () => tokens,
+      { server: canonical, subject, reason: 'no-credential' },
+      this.#o.loginTimeoutMs,
+    );
+    return this.#remember(cred).token;
+  }
+
+  /** Stop timers and the store watch. The store itself stays open (the caller owns it). */
+  close(): void {
+    this.#closed = true;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    for (const entry of this.#cache.values()) clearTimeout(entry.timer);
+    this.#cache.clear();
+  }
+
+  async #slowPath(server: string, subject: string, options: GetTokenOptions): Promise<AccessToken> {
+    const cred = await this.#find(server, subject);
+    let reason: AcquireReason = 'no-credential';
+    if (cred !== undefined) {
+      const rejected = options.rejectedToken !== undefined && options.rejectedToken === cred.secrets.accessToken;
+      const scoped = hasScopes(cred.scopes, options.scopes);
+      reason = !scoped ? 'scope' : cred.status.state === 'needs-login' ? 'needs-login' : 'no-refresh-token';
+      if (scoped && !rejected && cred.status.state !== 'needs-login' && isUsable(cred, Date.now(), this.#o.skewMs)) {
+        return this.#remember(cred).token;
+      }
+      if (scoped && cred.status.state !== 'needs-login' && cred.secrets.refreshToken !== undefined) {
+        const fresh = await this.#refreshOnDemand(cred).catch((error: unknown) => this.#permanentOrThrow(error));
+        if (fresh !== undefined) return this.#remember(fresh).token;
+        reason = 'needs-login';
+      }
+    }
+    return this.#acquire(server, subject, options, reason);
+  }
+
+  async #refreshOnDemand(seen: StoredCredential): Promise<StoredCredential> {
+    this.#stats.callersWaitedOnRefresh++;
+    let cred = seen;
+    for (let round = 0; round < MAX_DEMAND_ROUNDS; round++) {
+      const base = cred;
+      const flight = this.#refreshes.current(refreshFlightKey(base));
+      cred = await (flight ?? this.#refreshes.run(refreshFlightKey(base), () => refreshCredential(this.#ctx, base, true)));
+      // A joined proactive flight may have deferred to another process; then look again.
+      if (cred.generation !== seen.generation || flight === undefined) return cred;
+    }
+    return cred;
+  }
+
+  /** LOGIN_REQUIRED falls through to acquisition; anything else reaches the caller. */
+  #permanentOrThrow(error: unknown): undefined {
+    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
+    throw error;
+  }
+
+  async #acquire(
+    server: string,
+    subject: string,
+    options: GetTokenOptions,
+    reason: AcquireReason,
+  ): Promise<AccessToken> {
+    const hook = this.#o.acquire;
+    if (hook === undefined || options.interactive === false) throw loginRequired(server, describe(reason));
+    const cred = await this.#logins.run(`login\u0000${server}\u0000${subject}`, () =>
+      acquireCredential(
+        this.#ctx,
+        hook,
+        { server, subject, reason, ...(options.scopes ? { scopes: options.scopes } : {}) },
+        this.#o.loginTimeoutMs,
+        options.signal,
+      ),
+    );
+    return this.#remember(cred).token;
+  }
+
+  /** The credential for (server, subject): a healthy one if any, else the newest. */
+  async #find(server: string, subject: string): Promise<StoredCredential | undefined> {
+    const list = await this.#o.store.listCredentials({ server, subject });
+    const healthy = list.filter((c) => c.status.state !== 'needs-login');
+    const pool = healthy.length > 0 ? healthy : list;
+    return pool.sort((a, b) => b.updatedAt - a.updatedAt)[0];
+  }
+
+  #remember(cred: StoredCredential): CacheEntry {
+    secrets.add(cred.secrets.accessToken);
+    secrets.add(cred.secrets.refreshToken);
+    const slot = cacheSlot(cred.key.server, cred.key.subject);
+    const previous = this.#cache.get(slot);
+    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt) return previous;
+    clearTimeout(previous?.timer);
+    const entry = createEntry(cred, this.#o.skewMs);
+    this.#cache.set(slot, entry);
+    this.#schedule(entry, entry.proactiveAt);
+    return entry;
+  }
+
+  #forget(key: CredentialKey): void {
+    const slot = cacheSlot(key.server, key.subject);
+    const entry = this.#cache.get(slot);
+    if (entry === undefined || entry.cred.key.issuer !== key.issuer) return;
+    clearTimeout(entry.timer);
+    this.#cache.delete(slot);
+  }
+
+  #schedule(entry: CacheEntry, at: number): void {
+    if (!this.#o.proactiveRefresh || this.#closed || entry.cred.secrets.refreshToken === undefined) return;
+    if (!Number.isFinite(at)) return;
+    clearTimeout(entry.timer);
+    // Timers must not keep a CLI process alive; long-running hosts have their own handles.
+    entry.timer = setTimeout(() => this.#refreshInBackground(entry), Math.max(0, at - Date.now()));
+    entry.timer.unref();
+  }
+
+  #refreshInBackground(entry: CacheEntry): void {
+    if (this.#closed) return;
+    entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
+    const key = refreshFlightKey(entry.cred);
+    if (this.#refreshes.current(key) !== undefined) return;
+    this.#refreshes.run(key, () => refreshCredential(this.#ctx, entry.cred, false)).then(
+      (fresh) => this.#afterBackground(entry, fresh),
+      (error: unknown) => this.#backgroundFailed(entry, error),
+    );
+  }
+
+  #afterBackground(entry: CacheEntry, fresh: StoredCredential): void {
+    if (fresh.generation !== entry.cred.generation) {
+      this.#remember(fresh);
+      return;
+    }
+    // Another process holds the lease; its result arrives through the watch. Check back soon.
+    if (this.#cache.get(cacheSlot(fresh.key.server, fresh.key.subject)) === entry) {
+      this.#schedule(entry, Date.now() + BACKGROUND_THROTTLE_MS);
+    }
+  }
+
+  #backgroundFailed(entry: CacheEntry, error: unknown): void {
+    const latchkey = isLatchkeyError(error)
+      ? error
+      : new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, 'background refresh failed unexpectedly.', {
+          server: entry.cred.key.server,
+          retryable: true,
+          cause: error,
+        });
+    this.#warn(latchkey);
+    if (!latchkey.retryable) {
+      this.#forget(entry.cred.key);
+      return;
+    }
+    if (this.#cache.get(cacheSlot(entry.cred.key.server, entry.cred.key.subject)) === entry) {
+      // Once the token is unusable, callers drive on-demand refreshes themselves; the timer
+      // only keeps background attempts going at the backoff's pace.
+      const retryAt = latchkey.retryAt ?? Date.now() + this.#o.backoff.initialMs;
+      this.#schedule(entry, Math.max(retryAt, Date.now() + BACKGROUND_THROTTLE_MS));
+    }
+  }
+
+  #onStoreEvents(events: LifecycleEvent[]): void {
+    const touched = new Map<string, CredentialKey>();
+    for (const event of events) {
+      touched.set(`${event.server}\u0000${event.issuer}\u0000${event.subject}`, event);
+      this.emit('event', event);
+    }
+    for (const key of touched.values()) void this.#reload(key);
+  }
+
+  /** Bring the cache in line with the store after another process (or we) changed a credential. */
+  async #reload(key: CredentialKey): Promise<void> {
+    const slot = cacheSlot(key.server, key.subject);
+    const entry = this.#cache.get(slot);
+    if (entry === undefined || entry.cred.key.issuer !== key.issuer || this.#closed) return;
+    try {
+      const cred = await this.#o.store.getCredential({ server: key.server, issuer: key.issuer, subject: key.subject });
+      if (cred === undefined || cred.status.state === 'needs-login') this.#forget(key);
+      else if (cred.generation !== entry.cred.generation) this.#remember(cred);
+    } catch (error) {
+      this.#o.logger.debug('store re-read after a change failed', { server: key.server, error });
+    }
+  }
+
+  #warn(error: LatchkeyError): void {
+    this.#o.logger.debug(error.message, { code: error.code, server: error.server });
+    if (this.listenerCount('warning') > 0) this.emit('warning', error);
+  }
+
+  #canonicalize(server: string | URL): string {
+    const text = typeof server === 'string' ? server : server.href;
+    let canonical = this.#canonical.get(text);
+    if (canonical === undefined) {
+      canonical = canonicalServer(text);
+      if (this.#canonical.size > 1000) this.#canonical.clear();
+      this.#canonical.set(text, canonical);
+    }
+    return canonical;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'this credential manager was closed.', {
+        retryable: false,
+        nextStep: 'create a new CredentialManager',
+      });
+    }
+  }
+}
+
+function describe(reason: AcquireReason): string {
+  switch (reason) {
+    case 'no-credential':
+      return 'no credential is stored for this server';
+    case 'needs-login':
+      return 'the stored credential was rejected by the authorization server';
+    case 'no-refresh-token':
+      return 'the access token expired and there is no refresh token';
+    case 'scope':
+      return 'the stored credential lacks the requested scopes';
+  }
+}

@@ -1,0 +1,76 @@
+import { DEFAULT_SKEW_MS } from '../credential/expiry.js';
+import { LOCAL_SUBJECT } from '../credential/key.js';
+import { createLogger, type Logger } from '../log.js';
+import type { CredentialStore } from '../store/contract.js';
+import type { AcquireHook } from './acquire.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+
+export interface CredentialManagerOptions {
+  /** Where credentials live. Shared by every process that should coordinate. */
+  store: CredentialStore;
+  /**
+   * Interactive acquisition (browser, device or client-credentials flow), run when there is
+   * no usable credential. Without it, `getAccessToken` throws `LOGIN_REQUIRED` instead.
+   */
+  acquire?: AcquireHook;
+  /** The subject (end user) credentials belong to. Default `'local'` (the desktop user). */
+  subject?: string;
+  /** Treat tokens as expired this long before expiry; clamped to 10% of lifetime. Default 60 000 ms. */
+  skewMs?: number;
+  /** Refresh at ~3/4 of the lifetime in long-running processes. Default true. */
+  proactiveRefresh?: boolean;
+  /** Timeout of one request to the token endpoint. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** How long a refresh lease lasts before others may take it. Default requestTimeoutMs + 15 000 ms. */
+  leaseTtlMs?: number;
+  /** Longest a caller waits for another process's refresh. Default leaseTtlMs + 5 000 ms. */
+  waitTimeoutMs?: number;
+  /** Longest an interactive acquisition (or waiting for another process's) may take. Default 300 000 ms. */
+  loginTimeoutMs?: number;
+  /** How often a waiting caller re-reads the store. Default 25 ms. */
+  pollMs?: number;
+  /** Watch the store for other processes' changes. Default true. */
+  watch?: boolean;
+  /** Store watch interval. Default 250 ms (changes reach this process well within 1 s). */
+  watchPollMs?: number;
+  /** Retry policy after transient failures (see BackoffPolicy for defaults). */
+  backoff?: Partial<BackoffPolicy>;
+  /** fetch used for OAuth requests. Default: the global fetch. */
+  fetch?: typeof fetch;
+  /** Default: a redacting stderr logger at `LATCHKEY_LOG_LEVEL` (default warn). */
+  logger?: Logger;
+  /**
+   * Send the RFC 8707 `resource` parameter on refresh. Default true. Set false only for
+   * authorization servers that reject it (Microsoft Entra v1 endpoints).
+   */
+  sendResource?: boolean;
+}
+
+export type ResolvedOptions = Required<Omit<CredentialManagerOptions, 'acquire' | 'fetch' | 'backoff'>> & {
+  acquire: AcquireHook | undefined;
+  fetch: typeof fetch | undefined;
+  backoff: BackoffPolicy;
+};
+
+export function resolveOptions(options: CredentialManagerOptions): ResolvedOptions {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const leaseTtlMs = options.leaseTtlMs ?? requestTimeoutMs + 15_000;
+  return {
+    store: options.store,
+    acquire: options.acquire,
+    subject: options.subject ?? LOCAL_SUBJECT,
+    skewMs: options.skewMs ?? DEFAULT_SKEW_MS,
+    proactiveRefresh: options.proactiveRefresh ?? true,
+    requestTimeoutMs,
+    leaseTtlMs,
+    waitTimeoutMs: options.waitTimeoutMs ?? leaseTtlMs + 5_000,
+    loginTimeoutMs: options.loginTimeoutMs ?? 300_000,
+    pollMs: options.pollMs ?? 25,
+    watch: options.watch ?? true,
+    watchPollMs: options.watchPollMs ?? 250,
+    backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+    fetch: options.fetch,
+    logger: options.logger ?? createLogger(),
+    sendResource: options.sendResource ?? true,
+  };
+}

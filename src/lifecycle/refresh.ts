@@ -1,0 +1,218 @@
+import { isUsable, refreshTokenUsable } from '../credential/expiry.js';
+import { keyId } from '../credential/key.js';
+import type { StoredCredential } from '../credential/model.js';
+import { secrets } from '../credential/redact.js';
+import { credentialFromTokenResponse } from '../credential/token-response.js';
+import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
+import { loadClientContext } from '../oauth/client-context.js';
+import { refreshTokenGrant } from '../oauth/grants.js';
+import { classifyTokenFailure, type TokenFailure } from '../oauth/token-error.js';
+import { EventType } from '../store/contract.js';
+import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
+import type { EngineContext } from './context.js';
+import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+
+/**
+ * Refresh one credential, at most once per generation across every process sharing the
+ * store (design rule 2):
+ *   1. take the credential's lease (or wait for whoever holds it and adopt their result);
+ *   2. re-read the store under the lease; a newer generation is adopted, not refreshed;
+ *   3. refresh, persist the new tokens with a generation check *before* anyone uses them;
+ *   4. release.
+ * `seen` is the credential the caller judged stale. `demand` is true when a caller is
+ * blocked on the result (the token is unusable), false for proactive refresh.
+ */
+export async function refreshCredential(
+  ctx: EngineContext,
+  seen: StoredCredential,
+  demand: boolean,
+): Promise<StoredCredential> {
+  const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
+  if (adopted !== undefined) return adopted;
+  try {
+    return await refreshUnderLease(ctx, seen, demand);
+  } finally {
+    await ctx.store.releaseLease(seen.key, ctx.holder.owner).catch(() => undefined);
+  }
+}
+
+/** Returns a credential to adopt, or undefined once this process holds the lease. */
+async function acquireLeaseOrAdopt(
+  ctx: EngineContext,
+  seen: StoredCredential,
+  demand: boolean,
+): Promise<StoredCredential | undefined> {
+  const deadline = Date.now() + ctx.waitTimeoutMs;
+  for (;;) {
+    if ((await ctx.store.acquireLease(seen.key, ctx.holder, ctx.leaseTtlMs)) !== undefined) return undefined;
+    const current = await ctx.store.getCredential(seen.key);
+    if (current === undefined) throw loginRequired(seen.key.server, 'the credential was removed (logged out)');
+    if (current.generation > seen.generation && usableNow(ctx, current)) {
+      ctx.stats.adoptions++;
+      return current;
+    }
+    if (current.status.state === 'needs-login') throw needsLogin(current);
+    if (!demand) return current; // proactive: someone else is on it; nothing to wait for
+    await breakLeaseIfHolderDead(ctx.store, seen.key);
+    if (Date.now() > deadline) throw waitTimeout(seen);
+    await sleep(pollDelay(ctx.pollMs));
+  }
+}
+
+async function refreshUnderLease(
+  ctx: EngineContext,
+  seen: StoredCredential,
+  demand: boolean,
+): Promise<StoredCredential> {
+  const current = await ctx.store.getCredential(seen.key);
+  if (current === undefined) throw loginRequired(seen.key.server, 'the credential was removed (logged out)');
+  if (current.generation > seen.generation && usableNow(ctx, current)) {
+    await recordAdoption(ctx, current, 'newer-generation');
+    return current;
+  }
+  if (current.status.state === 'needs-login') throw needsLogin(current);
+  const refreshToken = current.secrets.refreshToken;
+  if (refreshToken === undefined || !refreshTokenUsable(current, Date.now())) {
+    throw loginRequired(current.key.server, 'the access token expired and there is no usable refresh token');
+  }
+  const allowedAt = nextAttemptAllowedAt(current.status, demand, ctx.backoff);
+  if (Date.now() < allowedAt) {
+    throw refreshTransient(current.key.server, current.status.lastError?.message ?? 'backing off', allowedAt);
+  }
+  return sendRefresh(ctx, current, refreshToken);
+}
+
+async function sendRefresh(
+  ctx: EngineContext,
+  current: StoredCredential,
+  refreshToken: string,
+): Promise<StoredCredential> {
+  const { key } = current;
+  let result;
+  try {
+    const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, { fetch: ctx.fetch });
+    ctx.stats.refreshRequests++;
+    result = await refreshTokenGrant(client, refreshToken, {
+      timeoutMs: ctx.requestTimeoutMs,
+      ...(ctx.sendResource ? { resource: key.server } : {}),
+    });
+  } catch (error) {
+    if (error instanceof LatchkeyError) throw error;
+    return handleFailure(ctx, current, classifyTokenFailure(error), error);
+  }
+  const record = credentialFromTokenResponse(result.response, {
+    key,
+    clientId: current.clientId,
+    requestedAt: result.requestedAt,
+    previous: current,
+  });
+  secrets.add(record.secrets.accessToken);
+  secrets.add(record.secrets.refreshToken);
+  const written = await ctx.store.writeCredential(
+    record,
+    { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
+    { type: EventType.REFRESHED, ...key, generation: current.generation + 1, detail: refreshDetail(record) },
+  );
+  const stored = await ctx.store.getCredential(key);
+  if (!written.ok) {
+    // Logged out (or replaced by a login) while we were refreshing: our tokens must not
+    // resurrect the credential (design rule 5). Whatever the store holds now wins.
+    ctx.logger.info('refreshed tokens discarded: the credential changed during the refresh', {
+      server: key.server,
+      reason: written.reason,
+    });
+    if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
+    return stored;
+  }
+  if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
+  return stored;
+}
+
+async function handleFailure(
+  ctx: EngineContext,
+  current: StoredCredential,
+  failure: TokenFailure,
+  cause: unknown,
+): Promise<StoredCredential> {
+  const { key } = current;
+  if (failure.kind === 'transient') return recordTransient(ctx, current, failure, cause);
+  // Before believing a grant is dead, look again: a newer generation means we lost a race
+  // with another writer (a stale refresh token), not that the user must log in.
+  const latest = await ctx.store.getCredential(key);
+  if (latest !== undefined && latest.generation > current.generation) {
+    await recordAdoption(ctx, latest, 'stale-refresh-token');
+    return latest;
+  }
+  const code = failure.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED;
+  const message = `${failure.error}${failure.description === undefined ? '' : `: ${failure.description}`}`;
+  const at = Date.now();
+  await ctx.store.updateStatus(
+    key,
+    { ...current.status, state: 'needs-login', lastError: { code, message: secrets.scrub(message), at } },
+    { type: EventType.NEEDS_LOGIN, ...key, generation: current.generation, detail: { error: failure.error } },
+  );
+  throw loginRequired(key.server, `the authorization server rejected the refresh (${failure.error})`, cause);
+}
+
+async function recordTransient(
+  ctx: EngineContext,
+  current: StoredCredential,
+  failure: Extract<TokenFailure, { kind: 'transient' }>,
+  cause: unknown,
+): Promise<never> {
+  const { key } = current;
+  const now = Date.now();
+  const failures = current.status.failures + 1;
+  const delay = Math.max(backoffDelayMs(failures, ctx.backoff), failure.retryAfterMs ?? 0);
+  const code = failure.retryAfterMs === undefined ? ErrorCode.REFRESH_TRANSIENT : THROTTLED;
+  ctx.stats.transientFailures++;
+  await ctx.store.updateStatus(
+    key,
+    {
+      ...current.status,
+      state: 'retrying',
+      failures,
+      nextAttemptAt: now + delay,
+      lastError: { code, message: failure.reason, at: now },
+    },
+    {
+      type: EventType.REFRESH_FAILED,
+      ...key,
+      generation: current.generation,
+      detail: { reason: failure.reason, failures, retryInMs: delay, ...(failure.status ? { status: failure.status } : {}) },
+    },
+  );
+  const retryAt = failure.retryAfterMs === undefined ? now + ctx.backoff.demandIntervalMs : now + delay;
+  throw refreshTransient(key.server, failure.reason, retryAt, cause);
+}
+
+async function recordAdoption(ctx: EngineContext, cred: StoredCredential, reason: string): Promise<void> {
+  ctx.stats.adoptions++;
+  await ctx.store.appendEvent({ type: EventType.ADOPTED, ...cred.key, generation: cred.generation, detail: { reason } });
+}
+
+function usableNow(ctx: EngineContext, cred: StoredCredential): boolean {
+  return isUsable(cred, Date.now(), ctx.skewMs);
+}
+
+function needsLogin(cred: StoredCredential): LatchkeyError {
+  const reason = cred.status.lastError?.message ?? 'the refresh token was rejected';
+  return loginRequired(cred.key.server, `the stored credential needs a new login (${reason})`);
+}
+
+function waitTimeout(seen: StoredCredential): LatchkeyError {
+  return new LatchkeyError(
+    ErrorCode.WAIT_TIMEOUT,
+    'timed out waiting for another process to finish refreshing the token.',
+    { server: seen.key.server, retryable: true, nextStep: 'retry; `latchkey status` shows which process holds it' },
+  );
+}
+
+function refreshDetail(record: { expiresAt?: number; obtainedAt: number }): Record<string, number> {
+  return record.expiresAt === undefined ? {} : { expiresInMs: record.expiresAt - record.obtainedAt };
+}
+
+/** Single-flight key for refreshes of one credential. */
+export function refreshFlightKey(cred: StoredCredential): string {
+  return `refresh\u0000${keyId(cred.key)}`;
+}

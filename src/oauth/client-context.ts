@@ -1,0 +1,134 @@
+import * as oauth from 'oauth4webapi';
+
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { CredentialStore, Registration } from '../store/contract.js';
+import { isLoopbackUrl } from './loopback.js';
+
+/** Everything needed to talk to one authorization server's endpoints as one client. */
+export interface ClientContext {
+  as: oauth.AuthorizationServer;
+  client: oauth.Client;
+  clientAuth: oauth.ClientAuth;
+  /** oauth4webapi request options: timeout signal, custom fetch, loopback http allowance. */
+  requestOptions(signal?: AbortSignal): oauth.TokenEndpointRequestOptions;
+}
+
+export interface ClientContextOptions {
+  fetch?: typeof fetch | undefined;
+}
+
+/**
+ * Build the context for `issuer` from what the store holds: the AS metadata cached by
+ * discovery and the registration made at that AS. A missing metadata document is fetched
+ * (RFC 8414, then OIDC) and cached.
+ */
+export async function loadClientContext(
+  store: CredentialStore,
+  server: string,
+  issuer: string,
+  clientId: string,
+  options: ClientContextOptions = {},
+): Promise<ClientContext> {
+  const as = await authorizationServerMetadata(store, server, issuer, options);
+  const registration = await store.getRegistration(issuer);
+  const reg: Registration =
+    registration !== undefined && registration.clientId === clientId
+      ? registration
+      : { issuer, clientId, tokenEndpointAuthMethod: 'none', method: 'pre-registered', registeredAt: 0 };
+  return buildContext(as, reg, options);
+}
+
+export function buildContext(
+  as: oauth.AuthorizationServer,
+  reg: Registration,
+  options: ClientContextOptions,
+): ClientContext {
+  const client: oauth.Client = { client_id: reg.clientId, token_endpoint_auth_method: reg.tokenEndpointAuthMethod };
+  const insecure = isLoopbackUrl(as.issuer);
+  return {
+    as,
+    client,
+    clientAuth: clientAuthentication(reg),
+    requestOptions: (signal) => {
+      const opts: oauth.TokenEndpointRequestOptions = {};
+      if (signal !== undefined) opts.signal = signal;
+      if (options.fetch !== undefined) opts[oauth.customFetch] = asCustomFetch(options.fetch);
+      if (insecure) opts[oauth.allowInsecureRequests] = true;
+      return opts;
+    },
+  };
+}
+
+function clientAuthentication(reg: Registration): oauth.ClientAuth {
+  const secret = reg.clientSecret;
+  switch (reg.tokenEndpointAuthMethod) {
+    case 'client_secret_basic':
+      return oauth.ClientSecretBasic(requireSecret(reg, secret));
+    case 'client_secret_post':
+      return oauth.ClientSecretPost(requireSecret(reg, secret));
+    default:
+      return oauth.None();
+  }
+}
+
+function requireSecret(reg: Registration, secret: string | undefined): string {
+  if (secret !== undefined) return secret;
+  throw new LatchkeyError(
+    ErrorCode.CLIENT_REJECTED,
+    `the registration at ${reg.issuer} uses ${reg.tokenEndpointAuthMethod} but holds no client secret.`,
+    { retryable: false, nextStep: 'register the client again with `latchkey login`' },
+  );
+}
+
+async function authorizationServerMetadata(
+  store: CredentialStore,
+  server: string,
+  issuer: string,
+  options: ClientContextOptions,
+): Promise<oauth.AuthorizationServer> {
+  const cached = await store.getDiscovery('authorization-server', issuer);
+  if (cached !== undefined) return cached.document as unknown as oauth.AuthorizationServer;
+  const as = await discoverAuthorizationServer(server, issuer, options);
+  await store.putDiscovery({
+    kind: 'authorization-server',
+    id: issuer,
+    document: as as unknown as Record<string, unknown>,
+    sourceUrl: issuer,
+    fetchedAt: Date.now(),
+  });
+  return as;
+}
+
+async function discoverAuthorizationServer(
+  server: string,
+  issuer: string,
+  options: ClientContextOptions,
+): Promise<oauth.AuthorizationServer> {
+  const url = new URL(issuer);
+  const opts: oauth.DiscoveryRequestOptions = { signal: AbortSignal.timeout(15_000) };
+  if (options.fetch !== undefined) opts[oauth.customFetch] = asCustomFetch(options.fetch);
+  if (isLoopbackUrl(url)) opts[oauth.allowInsecureRequests] = true;
+  let lastError: unknown;
+  for (const algorithm of ['oauth2', 'oidc'] as const) {
+    try {
+      const response = await oauth.discoveryRequest(url, { ...opts, algorithm });
+      return await oauth.processDiscoveryResponse(url, response);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new LatchkeyError(ErrorCode.DISCOVERY_FAILED, `could not read the metadata of authorization server ${issuer}.`, {
+    server,
+    retryable: true,
+    nextStep: `check that ${issuer} is reachable, then retry`,
+    cause: lastError,
+  });
+}
+
+/**
+ * oauth4webapi declares its fetch hook narrower than the global `fetch` type under
+ * exactOptionalPropertyTypes; every call it makes is a valid `fetch` call.
+ */
+function asCustomFetch(fn: typeof fetch): never {
+  return fn as never;
+}

@@ -1,0 +1,75 @@
+import * as oauth from 'oauth4webapi';
+
+/**
+ * How a failed token-endpoint request should be treated. This is the one place that reads
+ * oauth4webapi's and fetch's errors; everything above works with this classification.
+ */
+export type TokenFailure =
+  | { kind: 'invalid-grant'; error: string; description?: string }
+  | { kind: 'client-rejected'; error: string; description?: string }
+  | { kind: 'interaction-required'; error: string; description?: string }
+  | { kind: 'transient'; reason: string; status?: number; retryAfterMs?: number };
+
+/** RFC 6749 errors meaning the grant itself is dead. */
+const GRANT_DEAD = new Set(['invalid_grant']);
+/** The AS no longer accepts this client (stale registration). */
+const CLIENT_DEAD = new Set(['invalid_client', 'unauthorized_client']);
+/** The user must be involved (OIDC / MSAL-style codes). */
+const NEEDS_USER = new Set(['interaction_required', 'login_required', 'consent_required', 'invalid_scope', 'bad_token']);
+/** Errors the AS itself declares temporary. */
+const AS_TEMPORARY = new Set(['temporarily_unavailable', 'server_error', 'slow_down']);
+
+export function classifyTokenFailure(error: unknown): TokenFailure {
+  if (error instanceof oauth.ResponseBodyError) return fromOAuthError(error.error, error.error_description, error.response);
+  if (error instanceof oauth.WWWAuthenticateChallengeError) {
+    const code = error.cause[0]?.parameters.error ?? 'invalid_client';
+    return fromOAuthError(code, error.cause[0]?.parameters.error_description, error.response);
+  }
+  if (error instanceof oauth.OperationProcessingError) {
+    const response = error.cause instanceof Response ? error.cause : undefined;
+    if (response !== undefined) return transientFromResponse(response, `HTTP ${response.status}`);
+    return { kind: 'transient', reason: `malformed token response (${error.code ?? 'unparseable'})` };
+  }
+  return { kind: 'transient', reason: networkReason(error) };
+}
+
+function fromOAuthError(code: string, description: string | undefined, response: Response): TokenFailure {
+  const detail = description === undefined ? {} : { description };
+  if (GRANT_DEAD.has(code)) return { kind: 'invalid-grant', error: code, ...detail };
+  if (CLIENT_DEAD.has(code)) return { kind: 'client-rejected', error: code, ...detail };
+  if (NEEDS_USER.has(code)) return { kind: 'interaction-required', error: code, ...detail };
+  if (AS_TEMPORARY.has(code) || response.status >= 500 || response.status === 429) {
+    return transientFromResponse(response, `${code} (HTTP ${response.status})`);
+  }
+  // An unknown 4xx error code: the request as we send it will not start working by itself.
+  return { kind: 'interaction-required', error: code, ...detail };
+}
+
+function transientFromResponse(response: Response, reason: string): TokenFailure {
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+  return {
+    kind: 'transient',
+    reason,
+    status: response.status,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+}
+
+/** RFC 9110 Retry-After: delay-seconds or an HTTP-date. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function networkReason(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError' || error.name === 'AbortError') return 'request timed out';
+    const cause = (error as { cause?: { code?: unknown } }).cause;
+    if (cause !== undefined && typeof cause.code === 'string') return `network error ${cause.code}`;
+    return `network error (${error.name})`;
+  }
+  return 'network error';
+}
