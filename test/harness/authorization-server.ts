@@ -1,0 +1,336 @@
+/**
+ * A real OAuth authorization server for tests: oidc-provider 9 in-process on a plain
+ * node:http server on 127.0.0.1. It reproduces what latchkey has to survive (short-lived
+ * access tokens, refresh-token rotation with reuse detection that revokes the grant, RFC 7009
+ * revocation, RFC 8628 device flow, RFC 7591 registration, RFC 8707 resource indicators)
+ * and counts what it actually saw, so tests can assert on the server's side of the story.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+
+import type { ProviderContext } from 'oidc-provider';
+
+import { Counters } from './counters.js';
+import { loadOidcProvider } from './load-provider.js';
+import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
+import { ProviderStorage } from './memory-adapter.js';
+
+/** Anything that can stand in front of the AS; the fault proxy is one. */
+export interface AuthorizationServerFront {
+  /** Becomes the issuer: every URL a client learns from metadata points here. */
+  readonly origin: string;
+  /** Called with the AS's real origin once it listens. */
+  setTarget(origin: string): void;
+}
+
+export interface AuthorizationServerOptions {
+  /** Access-token lifetime in whole seconds (>= 1). Default 10. Change later with setAccessTokenTtl. */
+  accessTokenTtl?: number;
+  /** Refresh-token lifetime in seconds, renewed on every rotation. Default 3600. */
+  refreshTokenTtl?: number;
+  /** Rotate the refresh token on every use. Default true. */
+  rotateRefreshToken?: boolean;
+  /**
+   * What a reused (already rotated) refresh token does. Default true: invalid_grant and the
+   * whole grant is revoked, successor tokens included (oidc-provider's native behaviour).
+   * False: invalid_grant only, the grant survives, as at an AS without reuse detection
+   * (Entra) or one within its grace window.
+   */
+  revokeGrantOnReuse?: boolean;
+  /**
+   * Issue a refresh token with every code/device grant the client may refresh, without the
+   * offline_access + prompt=consent dance oidc-provider requires by default. Default true.
+   */
+  issueRefreshToken?: boolean;
+  /** RFC 7009 revocation endpoint. Default true. */
+  revocation?: boolean;
+  /** RFC 7662 introspection endpoint (introspect() and the MCP server need it). Default true. */
+  introspection?: boolean;
+  /** RFC 8628 device authorization grant. Default true. */
+  deviceFlow?: boolean;
+  /**
+   * `interval` (seconds) added to device authorization responses. oidc-provider sends none,
+   * which makes clients poll every 5 s; default 1 keeps device tests short.
+   */
+  deviceFlowInterval?: number;
+  /** RFC 7591 open dynamic client registration at /reg. Default true. */
+  registration?: boolean;
+  /** client_credentials grant (for the confidential client). Default true. */
+  clientCredentials?: boolean;
+  /** RFC 8707 resource indicators accepted from the start; addResource() adds more. Default none. */
+  resources?: readonly string[];
+  /** Scopes of every resource. Default ['mcp:tools']. */
+  scopes?: readonly string[];
+  /**
+   * Put the AS behind a proxy: the issuer and all metadata URLs become the proxy's origin and
+   * the proxy is pointed at the AS. Clients then reach discovery, token and revocation only
+   * through it. (Endpoint URLs are built from the request's Host header, which the proxy
+   * passes through unchanged, and the issuer is configured, so both name the proxy.)
+   */
+  frontedBy?: AuthorizationServerFront;
+  /** Extra client metadata records (oidc-provider format) to pre-register. */
+  clients?: readonly Record<string, unknown>[];
+}
+
+export interface ConfidentialClient {
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+export interface IntrospectionResult {
+  active: boolean;
+  sub?: string;
+  aud?: string | string[];
+  scope?: string;
+  client_id?: string;
+  exp?: number;
+  iat?: number;
+  iss?: string;
+  token_type?: string;
+  [claim: string]: unknown;
+}
+
+export interface TestAuthorizationServer {
+  /** Issuer identifier; the proxy's origin when fronted. */
+  readonly issuer: string;
+  /** Where the AS really listens (bypasses any proxy; used by introspect()). */
+  readonly directUrl: string;
+  /** The public native client `mcp-test-client` (PKCE, any loopback port). */
+  readonly clientId: string;
+  /** Its registered redirect URI; any port on 127.0.0.1 is accepted (RFC 8252 7.3). */
+  readonly redirectUri: string;
+  /** Confidential client allowed the client_credentials grant (client_secret_basic). */
+  readonly serviceClient: ConfidentialClient;
+  /** Confidential client the MCP server uses for introspection (client_secret_basic). */
+  readonly resourceServerClient: ConfidentialClient;
+  /** The resource scopes, space separated (what to request by default). */
+  readonly scope: string;
+  readonly counters: Counters;
+  /** Accept another RFC 8707 resource (the MCP server's URL is only known once it listens). */
+  addResource(uri: string): void;
+  /** RFC 7662 introspection at the AS directly, as the resource server would do it. */
+  introspect(token: string): Promise<IntrospectionResult>;
+  /** Lifetime of access tokens issued from now on (whole seconds >= 1). */
+  setAccessTokenTtl(seconds: number): void;
+  /** The user revokes access: every grant's tokens die. Returns the number of grants revoked. */
+  revokeAllGrants(): Promise<number>;
+  /** Revoke only the grants of one subject. */
+  revokeGrants(subject: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const PUBLIC_CLIENT_ID = 'mcp-test-client';
+export const LOOPBACK_REDIRECT_URI = 'http://127.0.0.1/callback';
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+export async function startAuthorizationServer(
+  options: AuthorizationServerOptions = {},
+): Promise<TestAuthorizationServer> {
+  const { Provider, errors } = await loadOidcProvider();
+  let accessTokenTtl = positiveInteger(options.accessTokenTtl ?? 10, 'accessTokenTtl');
+  const refreshTokenTtl = positiveInteger(options.refreshTokenTtl ?? 3600, 'refreshTokenTtl');
+  const revokeGrantOnReuse = options.revokeGrantOnReuse ?? true;
+  const issueRefreshToken = options.issueRefreshToken ?? true;
+  const deviceFlowInterval = options.deviceFlowInterval ?? 1;
+  const resources = new Set(options.resources ?? []);
+  const scope = (options.scopes ?? ['mcp:tools']).join(' ');
+  const counters = new Counters();
+  const storage = new ProviderStorage();
+  const serviceClient = { clientId: 'mcp-test-service', clientSecret: randomBytes(16).toString('hex') };
+  const resourceServerClient = {
+    clientId: 'mcp-test-resource-server',
+    clientSecret: randomBytes(16).toString('hex'),
+  };
+
+  // Listen first: without a front, the issuer is derived from the bound port.
+  const server = createServer();
+  const sockets = trackSockets(server);
+  const directUrl = await listenOnLoopback(server);
+  const issuer = options.frontedBy?.origin ?? directUrl;
+
+  const provider = new Provider(issuer, {
+    adapter: storage.adapterFactory,
+    clients: [
+      {
+        client_id: PUBLIC_CLIENT_ID,
+        token_endpoint_auth_method: 'none',
+        // native + http://127.0.0.1: oidc-provider ignores the port when matching (RFC 8252).
+        application_type: 'native',
+        redirect_uris: [LOOPBACK_REDIRECT_URI],
+        response_types: ['code'],
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+      },
+      {
+        client_id: serviceClient.clientId,
+        client_secret: serviceClient.clientSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: [],
+        response_types: [],
+        grant_types: ['client_credentials'],
+      },
+      {
+        client_id: resourceServerClient.clientId,
+        client_secret: resourceServerClient.clientSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: [],
+        response_types: [],
+        grant_types: [],
+      },
+      ...(options.clients ?? []),
+    ],
+    cookies: { keys: [randomBytes(16).toString('hex')] },
+    scopes: ['openid', 'offline_access'],
+    // Any login name is a valid account whose subject is that name.
+    findAccount: (_ctx: ProviderContext, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    issueRefreshToken: (_ctx: ProviderContext, client: { grantTypeAllowed(type: string): boolean }) =>
+      issueRefreshToken && client.grantTypeAllowed('refresh_token'),
+    // Refresh tokens outlive the AS's browser session, as offline access does.
+    expiresWithSession: () => false,
+    rotateRefreshToken: options.rotateRefreshToken ?? true,
+    revokeGrantPolicy: (ctx: ProviderContext) => {
+      const oidc = ctx.oidc;
+      // oidc-provider's default: revoking an access token alone leaves the grant alone.
+      if (oidc?.route === 'revocation' && oidc.entities['AccessToken'] !== undefined) return false;
+      // The refresh grant calls this only when a consumed refresh token is presented. Failing
+      // here, before any token is revoked, gives invalid_grant while the grant lives on.
+      if (!revokeGrantOnReuse && oidc?.route === 'token' && oidc.params?.['grant_type'] === 'refresh_token') {
+        throw new errors.InvalidGrant('refresh token already used');
+      }
+      return true;
+    },
+    ttl: {
+      AccessToken: () => accessTokenTtl,
+      ClientCredentials: () => accessTokenTtl,
+      RefreshToken: () => refreshTokenTtl,
+      Grant: () => Math.max(refreshTokenTtl, 14 * 24 * 3600),
+      AuthorizationCode: 60,
+      DeviceCode: 600,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 24 * 3600,
+    },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: {
+        enabled: options.revocation ?? true,
+        allowedPolicy: (_ctx: ProviderContext, client: { clientId: string }, token: { clientId?: string }) =>
+          token.clientId === client.clientId,
+      },
+      introspection: { enabled: options.introspection ?? true, allowedPolicy: () => true },
+      deviceFlow: {
+        enabled: options.deviceFlow ?? true,
+        userCodeInputSource: renderPage('Enter code'),
+        userCodeConfirmSource: renderPage('Confirm device'),
+        successSource: (ctx: { body: unknown }) => {
+          ctx.body = '<!DOCTYPE html><html><body><h1>Sign-in Success</h1></body></html>';
+        },
+      },
+      registration: { enabled: options.registration ?? true },
+      clientCredentials: { enabled: options.clientCredentials ?? true },
+      resourceIndicators: {
+        enabled: true,
+        // Without a resource parameter: the only resource, if there is exactly one.
+        defaultResource: (_ctx: ProviderContext, _client: unknown, oneOf?: string[]) =>
+          oneOf ?? (resources.size === 1 ? [...resources][0] : undefined),
+        // Refresh and code redemption without `resource` keep the granted resource.
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: ProviderContext, indicator: string) => {
+          if (!resources.has(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+          return { scope, audience: indicator, accessTokenTTL: accessTokenTtl, accessTokenFormat: 'opaque' };
+        },
+      },
+    },
+  });
+
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      observe(ctx);
+    }
+  });
+
+  /** Count on the way out, after oidc-provider decided, so the outcome is the real one. */
+  function observe(ctx: ProviderContext): void {
+    const oidc = ctx.oidc;
+    const route = oidc?.route;
+    if (route === undefined) return;
+    const kind = route === 'token' ? grantKind(oidc?.params?.['grant_type']) : route;
+    const body = ctx.body;
+    const error =
+      typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string'
+        ? (body as { error: string }).error
+        : undefined;
+    counters.record(kind, ctx.status < 400 ? 'ok' : (error ?? `http_${ctx.status}`));
+    if (route === 'device_authorization' && ctx.status === 200 && typeof body === 'object' && body !== null) {
+      (body as Record<string, unknown>)['interval'] ??= deviceFlowInterval;
+    }
+  }
+
+  server.on('request', provider.callback());
+  options.frontedBy?.setTarget(directUrl);
+
+  return {
+    issuer,
+    directUrl,
+    clientId: PUBLIC_CLIENT_ID,
+    redirectUri: LOOPBACK_REDIRECT_URI,
+    serviceClient,
+    resourceServerClient,
+    scope,
+    counters,
+    addResource(uri) {
+      resources.add(uri);
+    },
+    async introspect(token) {
+      const basic = Buffer.from(
+        `${encodeURIComponent(resourceServerClient.clientId)}:${encodeURIComponent(resourceServerClient.clientSecret)}`,
+      ).toString('base64');
+      const response = await fetch(`${directUrl}/token/introspection`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }),
+      });
+      if (!response.ok)
+        throw new Error(`introspection failed: HTTP ${response.status} ${await response.text()}`);
+      return (await response.json()) as IntrospectionResult;
+    },
+    setAccessTokenTtl(seconds) {
+      accessTokenTtl = positiveInteger(seconds, 'accessTokenTtl');
+    },
+    async revokeAllGrants() {
+      const ids = storage.grantIds();
+      for (const id of ids) storage.revokeGrant(id);
+      return ids.length;
+    },
+    async revokeGrants(subject) {
+      const ids = storage.grantIds(subject);
+      for (const id of ids) storage.revokeGrant(id);
+      return ids.length;
+    },
+    close: () => closeServer(server, sockets),
+  };
+}
+
+/** Grant types as counter kinds; the device grant's URN is shortened to `device_code`. */
+function grantKind(grantType: unknown): string {
+  if (typeof grantType !== 'string') return 'token';
+  return grantType === DEVICE_CODE_GRANT ? 'device_code' : grantType;
+}
+
+/** oidc-provider (and its resource-server info) takes whole seconds. */
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a whole number of seconds >= 1`);
+  return value;
+}
+
+/**
+ * Plain device-flow pages: just oidc-provider's form, no styling, so the login driver reads
+ * exactly the fields a browser would submit (the defaults also pull in web fonts).
+ */
+function renderPage(title: string) {
+  return (ctx: { body: unknown }, form: string) => {
+    ctx.body = `<!DOCTYPE html><html><head><title>${title}</title></head><body>${form}</body></html>`;
+  };
+}

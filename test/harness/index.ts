@@ -1,0 +1,38 @@
+// The test harness: a real authorization server, a browser stand-in, a protected MCP
+// server and a fault-injecting proxy, all on 127.0.0.1 with ephemeral ports.
+export {
+  type AuthorizationServerFront,
+  type AuthorizationServerOptions,
+  type ConfidentialClient,
+  type IntrospectionResult,
+  LOOPBACK_REDIRECT_URI,
+  PUBLIC_CLIENT_ID,
+  startAuthorizationServer,
+  type TestAuthorizationServer,
+} from './authorization-server.js';
+export { CookieJar } from './cookie-jar.js';
+export { Counters } from './counters.js';
+export {
+  type FaultAction,
+  type FaultHandle,
+  type FaultProxy,
+  type FaultRule,
+  type SeenRequest,
+  startFaultProxy,
+} from './fault-proxy.js';
+export {
+  approveDevice,
+  type AuthorizationDriverOptions,
+  completeAuthorization,
+  type DeviceDriverOptions,
+} from './login-driver.js';
+export { type McpServerOptions, startMcpServer, type TestMcpServer } from './mcp-server.js';
+export {
+  DEFAULT_REDIRECT_URI,
+  discover,
+  insecure,
+  type ObtainedTokens,
+  type ObtainTokensOptions,
+  obtainTokens,
+  type TokenIssuer,
+} from './obtain-tokens.js';

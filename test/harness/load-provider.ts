@@ -1,0 +1,37 @@
+/**
+ * oidc-provider announces itself on the console: "Unsupported runtime" at import on Node 20
+ * (it wants 22+, but works on 20), and development-only notices (in-memory adapter, dev
+ * interactions, generated signing keys, "you SHOULD change" defaults) the first time each is
+ * used. In a test run these are noise around real failures, so the harness drops console
+ * lines that start with `oidc-provider ` unless LATCHKEY_HARNESS_VERBOSE is set.
+ *
+ * The import is dynamic so that the filter is in place before the module's top level runs.
+ */
+import type ProviderClass from 'oidc-provider';
+import type { errors as ProviderErrors } from 'oidc-provider';
+
+export interface OidcProviderModule {
+  Provider: typeof ProviderClass;
+  errors: typeof ProviderErrors;
+}
+
+let loaded: Promise<OidcProviderModule> | undefined;
+
+export function loadOidcProvider(): Promise<OidcProviderModule> {
+  if (loaded === undefined) {
+    installConsoleFilter();
+    loaded = import('oidc-provider').then((mod) => ({ Provider: mod.default, errors: mod.errors }));
+  }
+  return loaded;
+}
+
+function installConsoleFilter(): void {
+  if (process.env['LATCHKEY_HARNESS_VERBOSE']) return;
+  for (const method of ['warn', 'info'] as const) {
+    const original = console[method].bind(console);
+    console[method] = (...args: unknown[]) => {
+      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return;
+      original(...args);
+    };
+  }
+}

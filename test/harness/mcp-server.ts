@@ -1,0 +1,268 @@
+/**
+ * A protected MCP server as the spec describes one (2025-06-18 / 2025-11-25 authorization):
+ * built on the official SDK (McpServer + StreamableHTTPServerTransport, stateful sessions),
+ * accepting only bearer tokens the test AS issued for *this* resource, checked by RFC 7662
+ * introspection, and advertising its AS through RFC 9728 protected-resource metadata.
+ *
+ * Rejections follow RFC 6750 / RFC 9728: 401 with a `WWW-Authenticate: Bearer` challenge
+ * naming the metadata URL (plus `error="invalid_token"` when a token was sent), and 403
+ * `insufficient_scope` naming the scopes needed.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+import type { TestAuthorizationServer } from './authorization-server.js';
+import { Counters } from './counters.js';
+import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
+
+export interface McpServerOptions {
+  /** Issues and introspects the tokens; the server registers its URL there as a resource. */
+  authorizationServer: Pick<TestAuthorizationServer, 'issuer' | 'scope' | 'introspect' | 'addResource'>;
+  /** Endpoint path. Default '/mcp'. */
+  path?: string;
+  /** Scopes every request needs. Default: the AS's resource scopes. */
+  requiredScopes?: readonly string[];
+  /**
+   * Serve through a proxy: the resource URL (and token audience) becomes the proxy's, and the
+   * proxy is pointed at this server. Use a different proxy than the AS's.
+   */
+  frontedBy?: { readonly origin: string; setTarget(origin: string): void };
+}
+
+export interface TestMcpServer {
+  /** Canonical resource URI, e.g. http://127.0.0.1:PORT/mcp: the RFC 8707 resource and token audience. */
+  readonly url: string;
+  /** Where the protected-resource metadata is served (path-inserted form, RFC 9728 3.1). */
+  readonly resourceMetadataUrl: string;
+  /** Where the server really listens (bypasses a front proxy). */
+  readonly directUrl: string;
+  /**
+   * `auth`: missing | invalid_token | insufficient_scope | ok (per request);
+   * `rpc`: JSON-RPC method names received; `tool`: tool names called;
+   * `session`: created | closed | not-found | dropped.
+   */
+  readonly counters: Counters;
+  /** Number of live MCP sessions. */
+  readonly sessionCount: number;
+  /** Forget every session, as a restarted server would: old session ids then get 404. */
+  dropAllSessions(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startMcpServer(options: McpServerOptions): Promise<TestMcpServer> {
+  const as = options.authorizationServer;
+  const path = options.path ?? '/mcp';
+  const requiredScopes = [...(options.requiredScopes ?? as.scope.split(' ').filter(Boolean))];
+  const counters = new Counters();
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: String(error) });
+      else res.destroy();
+    });
+  });
+  const sockets = trackSockets(server);
+  const directUrl = await listenOnLoopback(server);
+  const origin = options.frontedBy?.origin ?? directUrl;
+  const url = `${origin}${path}`;
+  const resourceMetadataUrl = `${origin}/.well-known/oauth-protected-resource${path}`;
+  as.addResource(url);
+  options.frontedBy?.setTarget(directUrl);
+
+  const metadata = {
+    resource: url,
+    authorization_servers: [as.issuer],
+    scopes_supported: requiredScopes,
+    bearer_methods_supported: ['header'],
+    resource_name: 'latchkey test MCP server',
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const pathname = new URL(req.url ?? '/', 'http://mcp.invalid').pathname;
+    if (
+      req.method === 'GET' &&
+      (pathname === `/.well-known/oauth-protected-resource${path}` ||
+        pathname === '/.well-known/oauth-protected-resource')
+    ) {
+      sendJson(res, 200, metadata);
+      return;
+    }
+    if (pathname !== path) {
+      sendJson(res, 404, { error: 'not_found' });
+      return;
+    }
+
+    const auth = await authenticate(req, res);
+    if (auth === undefined) return;
+
+    const body = req.method === 'POST' ? await readJson(req, res) : undefined;
+    if (body === INVALID) return;
+    for (const message of Array.isArray(body) ? body : [body]) recordRpc(message);
+
+    const sessionId = header(req, 'mcp-session-id');
+    let transport = sessionId === undefined ? undefined : sessions.get(sessionId);
+    if (sessionId !== undefined && transport === undefined) {
+      counters.record('session', 'not-found');
+      sendJson(res, 404, rpcError(-32001, 'Session not found'));
+      return;
+    }
+    if (transport === undefined) {
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        sendJson(res, 400, rpcError(-32000, 'Bad Request: no valid session id'));
+        return;
+      }
+      transport = await openSession();
+    }
+    await transport.handleRequest(Object.assign(req, { auth }), res, body);
+  }
+
+  /** A new SDK server and transport per session, as the SDK's stateful examples do. */
+  async function openSession(): Promise<StreamableHTTPServerTransport> {
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, transport);
+        counters.record('session', 'created');
+      },
+      onsessionclosed: (id) => {
+        if (sessions.delete(id)) counters.record('session', 'closed');
+      },
+    });
+    transport.onclose = () => {
+      const id = transport.sessionId;
+      if (id !== undefined) sessions.delete(id);
+    };
+    await buildServer().connect(transport);
+    return transport;
+  }
+
+  /** Bearer check by introspection. Answers the rejection itself and returns undefined. */
+  async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<AuthInfo | undefined> {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
+    if (match?.[1] === undefined) {
+      counters.record('auth', 'missing');
+      challenge(res, 401, {});
+      return undefined;
+    }
+    const token = match[1];
+    const info = await as.introspect(token);
+    const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
+    if (!info.active || !audiences.includes(url)) {
+      counters.record('auth', 'invalid_token');
+      const description = info.active ? 'token audience is not this server' : 'token is not active';
+      challenge(res, 401, { error: 'invalid_token', error_description: description });
+      return undefined;
+    }
+    const scopes = (info.scope ?? '').split(' ').filter(Boolean);
+    const missing = requiredScopes.filter((s) => !scopes.includes(s));
+    if (missing.length > 0) {
+      counters.record('auth', 'insufficient_scope');
+      challenge(res, 403, {
+        error: 'insufficient_scope',
+        error_description: `missing scope ${missing.join(' ')}`,
+      });
+      return undefined;
+    }
+    counters.record('auth', 'ok');
+    return {
+      token,
+      clientId: info.client_id ?? '',
+      scopes,
+      ...(info.exp === undefined ? {} : { expiresAt: info.exp }),
+      resource: new URL(url),
+      extra: { sub: info.sub },
+    };
+  }
+
+  function challenge(
+    res: ServerResponse,
+    status: 401 | 403,
+    error: { error?: string; error_description?: string },
+  ): void {
+    const params = [`resource_metadata="${resourceMetadataUrl}"`, `scope="${requiredScopes.join(' ')}"`];
+    if (error.error !== undefined) params.unshift(`error="${error.error}"`);
+    if (error.error_description !== undefined) params.push(`error_description="${error.error_description}"`);
+    res.setHeader('www-authenticate', `Bearer ${params.join(', ')}`);
+    sendJson(res, status, error.error === undefined ? { error: 'unauthorized' } : error);
+  }
+
+  function recordRpc(message: unknown): void {
+    if (typeof message !== 'object' || message === null) return;
+    const { method, params } = message as { method?: unknown; params?: { name?: unknown } };
+    if (typeof method !== 'string') return;
+    counters.record('rpc', method);
+    if (method === 'tools/call' && typeof params?.name === 'string') counters.record('tool', params.name);
+  }
+
+  return {
+    url,
+    resourceMetadataUrl,
+    directUrl,
+    counters,
+    get sessionCount() {
+      return sessions.size;
+    },
+    async dropAllSessions() {
+      const transports = [...sessions.values()];
+      sessions.clear();
+      for (const transport of transports) {
+        counters.record('session', 'dropped');
+        await transport.close();
+      }
+    },
+    async close() {
+      const transports = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(transports.map((t) => t.close().catch(() => undefined)));
+      await closeServer(server, sockets);
+    },
+  };
+}
+
+/** The tools: `echo` proves a round trip, `whoami` proves which token the call carried. */
+function buildServer(): McpServer {
+  const server = new McpServer({ name: 'latchkey-test-server', version: '1.0.0' });
+  server.registerTool(
+    'echo',
+    { description: 'Returns its input', inputSchema: { text: z.string() } },
+    ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  server.registerTool('whoami', { description: "The subject of the caller's token" }, (extra) => ({
+    content: [{ type: 'text', text: String(extra.authInfo?.extra?.['sub'] ?? '') }],
+  }));
+  return server;
+}
+
+const INVALID = Symbol('invalid body');
+
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    sendJson(res, 400, rpcError(-32700, 'Parse error'));
+    return INVALID;
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function rpcError(code: number, message: string): object {
+  return { jsonrpc: '2.0', error: { code, message }, id: null };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
