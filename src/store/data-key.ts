@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { keyFingerprint, newDataKey, parseDataKey } from './crypto.js';
+import { PRIVATE_FILE_MODE } from './paths.js';
+import { DEFAULT_KEYRING_TIMEOUT_MS, keyringSlot } from './keyring.js';
+
+/**
+ * Where the data key that encrypts stored secrets comes from.
+ * - `auto` (default): the OS keyring; when there is none, a 0600 key file beside the store,
+ *   with a warning the user sees (`latchkey status` shows it too).
+ * - `keyring`: the OS keyring or fail. For users who would rather not log in than have a key
+ *   on disk.
+ * - `insecure-file`: always the key file. Named to be awkward on purpose: the key then sits
+ *   next to the data it protects, and only file permissions guard it.
+ * `LATCHKEY_KEY` (64 hex chars or base64 of 32 bytes) overrides all three, for headless
+ * servers whose key comes from a secret manager.
+ */
+export type KeyStorage = 'auto' | 'keyring' | 'insecure-file';
+export type KeySource = 'env' | 'keyring' | 'file';
+
+export interface DataKeyOptions {
+  home: string;
+  keyStorage: KeyStorage;
+  keyringTimeoutMs?: number;
+  env: NodeJS.ProcessEnv;
+}
+
+/** What the store recorded about its key when the key was first set up. */
+export interface KeyRecord {
+  source: KeySource;
+  fingerprint: string;
+}
+
+export interface ResolvedKey {
+  key: Buffer;
+  source: KeySource;
+  /** Set when secrets are protected by file permissions only. */
+  warning?: string;
+}
+
+export const KEY_FILE_NAME = 'data-key';
+
+export const INSECURE_KEY_WARNING =
+  'no OS keyring is available, so the key that encrypts stored tokens is kept in a 0600 file next to them. ' +
+  'Anyone who can read your files can use your tokens. Install and unlock a keyring (gnome-keyring, KWallet), ' +
+  'or set LATCHKEY_KEY from a secret manager.';
+
+/**
+ * Find the key for a store that recorded `recorded` (undefined: a new store), creating one
+ * when the store is new. `hasSecrets` says whether anything is encrypted yet: a store with
+ * nothing to lose may switch keys silently; one with secrets fails with STORE_KEY_MISMATCH
+ * rather than overwrite what the user might still recover with the right key.
+ */
+export async function resolveDataKey(
+  options: DataKeyOptions,
+  recorded: KeyRecord | undefined,
+  hasSecrets: () => boolean,
+): Promise<ResolvedKey> {
+  const fromEnv = envKey(options.env);
+  if (fromEnv !== undefined) return checked({ key: fromEnv, source: 'env' }, recorded, hasSecrets);
+  if (recorded !== undefined) {
+    const found = await findRecordedKey(options, recorded.source);
+    if (found !== undefined) return checked(found, recorded, hasSecrets);
+    if (hasSecrets()) throw missingKey(options, recorded.source);
+  }
+  return createKey(options);
+}
+
+function envKey(env: NodeJS.ProcessEnv): Buffer | undefined {
+  const text = env['LATCHKEY_KEY'];
+  if (text === undefined || text === '') return undefined;
+  const key = parseDataKey(text);
+  if (key === undefined) {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'LATCHKEY_KEY is not a 32-byte key.', {
+      retryable: false,
+      nextStep:
+        'set LATCHKEY_KEY to 64 hex characters or base64 of 32 random bytes (openssl rand -base64 32)',
+    });
+  }
+  return key;
+}
+
+function checked(
+  found: ResolvedKey,
+  recorded: KeyRecord | undefined,
+  hasSecrets: () => boolean,
+): ResolvedKey {
+  if (recorded === undefined || recorded.fingerprint === keyFingerprint(found.key) || !hasSecrets())
+    return found;
+  throw new LatchkeyError(
+    ErrorCode.STORE_KEY_MISMATCH,
+    `the stored credentials were encrypted with a different data key than the one from ${describe(found.source)}.`,
+    {
+      retryable: false,
+      nextStep:
+        'restore the original key (LATCHKEY_KEY or the keyring entry), or run `latchkey reset` to discard stored credentials and log in again',
+    },
+  );
+}
+
+async function findRecordedKey(options: DataKeyOptions, source: KeySource): Promise<ResolvedKey | undefined> {
+  if (source === 'keyring') {
+    const text = await (await slot(options)).get();
+    const key = text === undefined ? undefined : parseDataKey(text);
+    return key === undefined ? undefined : { key, source };
+  }
+  if (source === 'file') {
+    const key = readKeyFile(options.home);
+    return key === undefined ? undefined : { key, source, warning: INSECURE_KEY_WARNING };
+  }
+  return undefined; // recorded 'env' but LATCHKEY_KEY is unset now
+}
+
+async function createKey(options: DataKeyOptions): Promise<ResolvedKey> {
+  if (options.keyStorage === 'insecure-file') return fileKey(options.home);
+  try {
+    const keyring = await slot(options);
+    // An entry may outlive a deleted store file; reusing it costs nothing.
+    const existing = parseDataKey((await keyring.get()) ?? '');
+    if (existing !== undefined) return { key: existing, source: 'keyring' };
+    const key = newDataKey();
+    await keyring.set(key.toString('base64'));
+    return { key, source: 'keyring' };
+  } catch (error) {
+    if (options.keyStorage === 'keyring' || !isLatchkeyError(error)) throw error;
+    return fileKey(options.home);
+  }
+}
+
+function fileKey(home: string): ResolvedKey {
+  const path = join(home, KEY_FILE_NAME);
+  const key = newDataKey();
+  try {
+    // `wx`: never overwrite a key some other process just wrote (or one that still guards data).
+    writeFileSync(path, key.toString('base64') + '\n', { mode: PRIVATE_FILE_MODE, flag: 'wx' });
+    return { key, source: 'file', warning: INSECURE_KEY_WARNING };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const existing = readKeyFile(home);
+  if (existing === undefined) {
+    throw new LatchkeyError(ErrorCode.STORE_KEY_MISMATCH, `the key file ${path} is not a valid data key.`, {
+      retryable: false,
+      nextStep: `restore the file, or remove it and run \`latchkey reset\` to start over`,
+    });
+  }
+  return { key: existing, source: 'file', warning: INSECURE_KEY_WARNING };
+}
+
+function readKeyFile(home: string): Buffer | undefined {
+  try {
+    return parseDataKey(readFileSync(join(home, KEY_FILE_NAME), 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+function slot(options: DataKeyOptions): ReturnType<typeof keyringSlot> {
+  return keyringSlot(keyringAccount(options.home), options.keyringTimeoutMs ?? DEFAULT_KEYRING_TIMEOUT_MS);
+}
+
+/** One keyring entry per store directory, so two LATCHKEY_HOMEs never share or clobber a key. */
+export function keyringAccount(home: string): string {
+  let path = home;
+  try {
+    path = realpathSync(home);
+  } catch {
+    // not created yet; the literal path is as good an identity as any
+  }
+  return `data-key:${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
+}
+
+function missingKey(options: DataKeyOptions, source: KeySource): LatchkeyError {
+  const where =
+    source === 'env'
+      ? 'LATCHKEY_KEY, which is not set'
+      : source === 'keyring'
+        ? 'the OS keyring, which no longer has it'
+        : `the key file ${join(options.home, KEY_FILE_NAME)}, which is missing`;
+  return new LatchkeyError(
+    ErrorCode.STORE_KEY_MISMATCH,
+    `the data key for the stored credentials was kept in ${where}.`,
+    {
+      retryable: source === 'keyring',
+      nextStep:
+        source === 'env'
+          ? 'set LATCHKEY_KEY to the key the store was created with'
+          : 'unlock or restore the keyring, or run `latchkey reset` to discard stored credentials and log in again',
+    },
+  );
+}
+
+function describe(source: KeySource): string {
+  return source === 'env' ? 'LATCHKEY_KEY' : source === 'keyring' ? 'the OS keyring' : 'the key file';
+}

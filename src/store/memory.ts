@@ -1,0 +1,238 @@
+import { keyId, type CredentialKey } from '../credential/key.js';
+import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import type {
+  CredentialFilter,
+  CredentialStore,
+  DiscoveryKind,
+  DiscoveryRecord,
+  EventInput,
+  EventQuery,
+  Lease,
+  LeaseHolder,
+  LifecycleEvent,
+  Registration,
+  StoreSecurity,
+  WriteCondition,
+  WriteResult,
+} from './contract.js';
+
+/**
+ * A store that lives and dies with the process: for tests, for short-lived tools that are
+ * handed tokens, and for gateways that keep their own persistence. Values are copied in and
+ * out, so callers can never mutate stored state by accident.
+ */
+export function createMemoryStore(): CredentialStore {
+  return new MemoryStore();
+}
+
+const VALID: CredentialStatus = { state: 'valid', failures: 0 };
+
+class MemoryStore implements CredentialStore {
+  readonly kind = 'memory' as const;
+  readonly security: StoreSecurity = { keySource: 'none', insecure: false, location: 'memory' };
+  private readonly credentials = new Map<string, StoredCredential>();
+  private readonly registrations = new Map<string, Registration>();
+  private readonly discovery = new Map<string, DiscoveryRecord>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly events: LifecycleEvent[] = [];
+  private readonly listeners = new Set<(events: LifecycleEvent[]) => void>();
+  private nextEventId = 1;
+  private closed = false;
+
+  getCredential(key: CredentialKey): Promise<StoredCredential | undefined> {
+    return this.run(() => copy(this.credentials.get(keyId(key))));
+  }
+
+  listCredentials(filter: CredentialFilter = {}): Promise<StoredCredential[]> {
+    return this.run(() =>
+      [...this.credentials.values()]
+        .filter((c) =>
+          (['server', 'issuer', 'subject'] as const).every(
+            (f) => filter[f] === undefined || filter[f] === c.key[f],
+          ),
+        )
+        .sort((a, b) => keyId(a.key).localeCompare(keyId(b.key)))
+        .map((c) => copy(c)),
+    );
+  }
+
+  writeCredential(
+    record: CredentialRecord,
+    condition: WriteCondition,
+    event: EventInput,
+  ): Promise<WriteResult> {
+    return this.run(() => {
+      const refused = this.check(record.key, condition);
+      if (refused !== undefined) return refused;
+      const generation = (this.credentials.get(keyId(record.key))?.generation ?? 0) + 1;
+      const now = Date.now();
+      const status = event.type === 'refreshed' ? { ...VALID, lastRefreshAt: now } : VALID;
+      this.credentials.set(keyId(record.key), copy({ ...record, generation, status, updatedAt: now }));
+      this.insertEvent({ ...event, generation });
+      return { ok: true, generation } as const;
+    });
+  }
+
+  updateStatus(key: CredentialKey, status: CredentialStatus, event?: EventInput): Promise<void> {
+    return this.run(() => {
+      const current = this.credentials.get(keyId(key));
+      if (current === undefined) return;
+      this.credentials.set(keyId(key), { ...current, status: copy(status), updatedAt: Date.now() });
+      if (event !== undefined) this.insertEvent(event);
+    });
+  }
+
+  deleteCredential(key: CredentialKey, condition: WriteCondition, event: EventInput): Promise<boolean> {
+    return this.run(() => {
+      if (this.check(key, condition) !== undefined) return false;
+      const deleted = this.credentials.delete(keyId(key));
+      this.leases.delete(keyId(key));
+      if (deleted) this.insertEvent(event);
+      return deleted;
+    });
+  }
+
+  getRegistration(issuer: string): Promise<Registration | undefined> {
+    return this.run(() => copy(this.registrations.get(issuer)));
+  }
+
+  putRegistration(registration: Registration): Promise<void> {
+    return this.run(() => void this.registrations.set(registration.issuer, copy(registration)));
+  }
+
+  deleteRegistration(issuer: string): Promise<void> {
+    return this.run(() => void this.registrations.delete(issuer));
+  }
+
+  getDiscovery(kind: DiscoveryKind, id: string): Promise<DiscoveryRecord | undefined> {
+    return this.run(() => copy(this.discovery.get(`${kind}\u0000${id}`)));
+  }
+
+  putDiscovery(record: DiscoveryRecord): Promise<void> {
+    return this.run(() => void this.discovery.set(`${record.kind}\u0000${record.id}`, copy(record)));
+  }
+
+  deleteDiscovery(kind: DiscoveryKind, id: string): Promise<void> {
+    return this.run(() => void this.discovery.delete(`${kind}\u0000${id}`));
+  }
+
+  acquireLease(key: CredentialKey, holder: LeaseHolder, ttlMs: number): Promise<Lease | undefined> {
+    return this.run(() => {
+      const now = Date.now();
+      const current = this.leases.get(keyId(key));
+      if (current !== undefined && current.owner !== holder.owner && current.expiresAt > now)
+        return undefined;
+      const acquiredAt = current?.owner === holder.owner ? current.acquiredAt : now;
+      const lease: Lease = { key: { ...key }, ...holder, acquiredAt, expiresAt: now + ttlMs };
+      this.leases.set(keyId(key), lease);
+      return copy(lease);
+    });
+  }
+
+  getLease(key: CredentialKey): Promise<Lease | undefined> {
+    return this.run(() => {
+      const lease = this.leases.get(keyId(key));
+      return lease !== undefined && lease.expiresAt > Date.now() ? copy(lease) : undefined;
+    });
+  }
+
+  releaseLease(key: CredentialKey, owner: string): Promise<void> {
+    return this.run(() => {
+      if (this.leases.get(keyId(key))?.owner === owner) this.leases.delete(keyId(key));
+    });
+  }
+
+  breakLease(key: CredentialKey, staleOwner: string): Promise<boolean> {
+    return this.run(
+      () => this.leases.get(keyId(key))?.owner === staleOwner && this.leases.delete(keyId(key)),
+    );
+  }
+
+  appendEvent(event: EventInput): Promise<LifecycleEvent> {
+    return this.run(() => copy(this.insertEvent(event)));
+  }
+
+  readEvents(query: EventQuery = {}): Promise<LifecycleEvent[]> {
+    return this.run(() =>
+      this.events
+        .filter(
+          (e) => e.id > (query.afterId ?? 0) && (query.server === undefined || e.server === query.server),
+        )
+        .slice(0, query.limit ?? Infinity)
+        .map((e) => copy(e)),
+    );
+  }
+
+  lastEventId(): Promise<number> {
+    return this.run(() => this.nextEventId - 1);
+  }
+
+  watch(listener: (events: LifecycleEvent[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    return Promise.resolve();
+  }
+
+  private check(
+    key: CredentialKey,
+    condition: WriteCondition,
+  ): Extract<WriteResult, { ok: false }> | undefined {
+    const current = this.credentials.get(keyId(key))?.generation;
+    const lease = this.leases.get(keyId(key));
+    if (condition.leaseOwner !== undefined && lease?.owner !== condition.leaseOwner) {
+      return {
+        ok: false,
+        reason: 'lease-lost',
+        ...(current === undefined ? {} : { currentGeneration: current }),
+      };
+    }
+    const expected = condition.expectedGeneration;
+    if (expected === 'any') return undefined;
+    if (current === undefined) return expected === 0 ? undefined : { ok: false, reason: 'missing' };
+    return current === expected
+      ? undefined
+      : { ok: false, reason: 'generation-mismatch', currentGeneration: current };
+  }
+
+  private insertEvent(input: EventInput): LifecycleEvent {
+    const event: LifecycleEvent = {
+      ...copy(input),
+      id: this.nextEventId++,
+      at: input.at ?? Date.now(),
+      pid: input.pid ?? process.pid,
+    };
+    this.events.push(event);
+    // Delivered asynchronously, like every other store: listeners never run inside a write.
+    for (const listener of this.listeners) {
+      setImmediate(() => {
+        if (this.listeners.has(listener)) listener([copy(event)]);
+      });
+    }
+    return event;
+  }
+
+  private run<T>(body: () => T): Promise<T> {
+    if (this.closed) {
+      return Promise.reject(
+        new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, 'the credential store is closed.', {
+          retryable: false,
+        }),
+      );
+    }
+    try {
+      return Promise.resolve(body());
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+}
+
+function copy<T>(value: T): T {
+  return value === undefined ? value : structuredClone(value);
+}

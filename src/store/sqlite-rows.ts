@@ -1,0 +1,126 @@
+import { keyId, type CredentialKey } from '../credential/key.js';
+import type { CredentialStatus, StoredCredential, TokenSecrets } from '../credential/model.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { CredentialRecord } from '../credential/model.js';
+import type { LifecycleEvent, Registration } from './contract.js';
+import type { SecretBox } from './crypto.js';
+
+/** Row shapes and their mapping to the contract's types. Secrets are sealed and opened here only. */
+export interface CredentialRow {
+  server: string;
+  issuer: string;
+  subject: string;
+  generation: number;
+  secrets: Buffer;
+  record: string;
+  status: string;
+  updated_at: number;
+}
+
+export interface RegistrationRow {
+  issuer: string;
+  record: string;
+  client_secret: Buffer | null;
+}
+
+export interface EventRow {
+  id: number;
+  at: number;
+  type: string;
+  server: string;
+  issuer: string;
+  subject: string;
+  generation: number | null;
+  pid: number;
+  detail: string | null;
+}
+
+type PublicFields = Omit<CredentialRecord, 'key' | 'secrets'>;
+
+export function credentialAad(key: CredentialKey): string {
+  return `credential\u0000${keyId(key)}`;
+}
+
+export function registrationAad(issuer: string): string {
+  return `registration\u0000${issuer}`;
+}
+
+export function sealCredential(
+  box: SecretBox,
+  record: CredentialRecord,
+): { secrets: Buffer; record: string } {
+  const { key, secrets, ...fields } = record;
+  return { secrets: box.seal(JSON.stringify(secrets), credentialAad(key)), record: JSON.stringify(fields) };
+}
+
+export function openCredential(box: SecretBox, row: CredentialRow): StoredCredential {
+  const key = { server: row.server, issuer: row.issuer, subject: row.subject };
+  const fields = JSON.parse(row.record) as PublicFields;
+  let secrets: TokenSecrets;
+  try {
+    secrets = JSON.parse(box.open(row.secrets, credentialAad(key))) as TokenSecrets;
+  } catch (cause) {
+    throw new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      'the stored tokens cannot be decrypted with the current data key.',
+      {
+        server: key.server,
+        retryable: false,
+        nextStep: `restore the original data key, or run \`latchkey login ${key.server}\` to replace the credential`,
+        cause,
+      },
+    );
+  }
+  return {
+    ...fields,
+    key,
+    secrets,
+    generation: row.generation,
+    status: JSON.parse(row.status) as CredentialStatus,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function sealRegistration(
+  box: SecretBox,
+  registration: Registration,
+): { record: string; client_secret: Buffer | null } {
+  const { clientSecret, ...fields } = registration;
+  return {
+    record: JSON.stringify(fields),
+    client_secret:
+      clientSecret === undefined ? null : box.seal(clientSecret, registrationAad(registration.issuer)),
+  };
+}
+
+export function openRegistration(box: SecretBox, row: RegistrationRow): Registration {
+  const fields = JSON.parse(row.record) as Omit<Registration, 'clientSecret'>;
+  if (row.client_secret === null) return fields;
+  try {
+    return { ...fields, clientSecret: box.open(row.client_secret, registrationAad(row.issuer)) };
+  } catch (cause) {
+    throw new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      `the stored client secret for ${row.issuer} cannot be decrypted with the current data key.`,
+      { retryable: false, nextStep: 'restore the original data key, or run `latchkey reset`', cause },
+    );
+  }
+}
+
+export function eventFromRow(row: EventRow): LifecycleEvent {
+  return {
+    id: row.id,
+    at: row.at,
+    type: row.type as LifecycleEvent['type'],
+    server: row.server,
+    issuer: row.issuer,
+    subject: row.subject,
+    ...(row.generation === null ? {} : { generation: row.generation }),
+    pid: row.pid,
+    ...(row.detail === null
+      ? {}
+      : { detail: JSON.parse(row.detail) as NonNullable<LifecycleEvent['detail']> }),
+  };
+}
+
+export const VALID_STATUS: CredentialStatus = { state: 'valid', failures: 0 };

@@ -1,0 +1,77 @@
+import type BetterSqlite3 from 'better-sqlite3';
+
+/**
+ * Schema migrations, applied in order inside one IMMEDIATE transaction so two processes
+ * opening a new store at once cannot both migrate. `PRAGMA user_version` records how many
+ * have run. Never edit a shipped migration; append a new one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE credentials (
+    server     TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    secrets    BLOB NOT NULL,     -- AES-256-GCM sealed TokenSecrets JSON
+    record     TEXT NOT NULL,     -- non-secret CredentialRecord fields, JSON
+    status     TEXT NOT NULL,     -- CredentialStatus JSON
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (server, issuer, subject)
+  );
+  CREATE TABLE registrations (
+    issuer        TEXT PRIMARY KEY,
+    record        TEXT NOT NULL,  -- Registration without clientSecret, JSON
+    client_secret BLOB            -- sealed, when the client has one
+  );
+  CREATE TABLE discovery (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    document   TEXT NOT NULL,
+    source_url TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+  );
+  CREATE TABLE leases (
+    server      TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (server, issuer, subject)
+  );
+  CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    type       TEXT NOT NULL,
+    server     TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    generation INTEGER,
+    pid        INTEGER NOT NULL,
+    detail     TEXT
+  );
+  CREATE INDEX events_by_server ON events (server, id);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: BetterSqlite3.Database): void {
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(
+        `the store was written by a newer latchkey (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade latchkey`,
+      );
+    }
+    for (const sql of MIGRATIONS.slice(current)) db.exec(sql);
+    if (current !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
