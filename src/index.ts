@@ -36,6 +36,11 @@ export { fingerprint, redactToken, redactValue } from './credential/redact.js';
 
 // Stores
 export { EventType } from './store/contract.js';
+export { createMemoryStore } from './store/memory.js';
+export { DEFAULT_WATCH_POLL_MS, openSqliteStore } from './store/sqlite.js';
+export type { SqliteStoreOptions } from './store/sqlite.js';
+export type { KeySource, KeyStorage } from './store/data-key.js';
+export { defaultHome } from './store/paths.js';
 export type {
   CredentialFilter,
   CredentialStore,

@@ -1,0 +1,31 @@
+// `npm run bench`: prints the figures issue 2 asks for. These are measurements, not tests;
+// nothing here fails on a slow machine.
+import { benchColdStart } from './cold-start.js';
+import { benchHotPath } from './hot-path.js';
+import { benchStorm } from './storm.js';
+import { keyringAvailable } from './keyring-probe.js';
+
+function print(title: string, figures: Record<string, unknown>): void {
+  console.log(`\n${title}`);
+  for (const [name, value] of Object.entries(figures)) console.log(`  ${name.padEnd(26)} ${String(value)}`);
+}
+
+const only = process.argv[2];
+
+if (only === undefined || only === 'hot') {
+  const hot = await benchHotPath();
+  print('getAccessToken hot path (cache hit)   target: >= 500k ops/s, p99 < 20 us', hot);
+}
+if (only === undefined || only === 'storm') {
+  print('refresh storm: 8 processes x 25 callers, expired token, rotation on', await benchStorm());
+}
+if (only === undefined || only === 'cold') {
+  print('cold process, time to first token (LATCHKEY_KEY)', await benchColdStart({ keySource: 'env' }));
+  if (await keyringAvailable()) {
+    print('cold process, time to first token (OS keyring)', await benchColdStart({ keySource: 'keyring' }));
+  } else {
+    console.log(
+      '\ncold process (OS keyring): skipped, no Secret Service in this session (run under `npm test`-style dbus session)',
+    );
+  }
+}
