@@ -24,7 +24,13 @@ export async function keyringSlot(
   const { AsyncEntry } = await import('@napi-rs/keyring');
   // Pinned to the Secret Service on Linux. Falling back to the kernel keyring would keep
   // the key only until reboot, and the user would lose every credential then.
-  const entry = new AsyncEntry(KEYRING_SERVICE, account, { linux: { store: 'secret-service' } });
+  let entry: InstanceType<typeof AsyncEntry>;
+  try {
+    entry = new AsyncEntry(KEYRING_SERVICE, account, { linux: { store: 'secret-service' } });
+  } catch (cause) {
+    // Pinning fails at construction when no Secret Service can be reached at all.
+    throw keyringUnavailable(`no OS keyring is reachable (${String((cause as Error).message)})`, cause);
+  }
   return {
     get: () => withDeadline(timeoutMs, (signal) => entry.getPassword(signal)).then((v) => v ?? undefined),
     set: (value) => withDeadline(timeoutMs, (signal) => entry.setPassword(value, signal)),
