@@ -21,7 +21,9 @@ export async function benchStorm(options: { processes?: number; callers?: number
   const env = await lifecycleEnv({ accessTokenTtl: 1, rotateRefreshToken: true });
   const store = await env.openStore();
   await env.login(store);
-  const workers = Array.from({ length: processes }, () => startWorker(WORKER, { ...env.env, LK_PROACTIVE: '0' }));
+  const workers = Array.from({ length: processes }, () =>
+    startWorker(WORKER, { ...env.env, LK_PROACTIVE: '0' }),
+  );
   try {
     await Promise.all(workers.map((w) => w.next((m) => m.type === 'ready')));
     const latencies: number[] = [];

@@ -52,7 +52,7 @@ child.on('exit', (code, signal) => {
 
 function summary(file) {
   const counts = { pass: 0, fail: 0, skipped: 0, cancelled: 0 };
-  let text = '';
+  let text;
   try {
     text = readFileSync(file, 'utf8');
   } catch {

@@ -70,6 +70,9 @@ export function isUsable(
 }
 
 /** True while the refresh token is worth presenting (unknown expiry counts as usable). */
-export function refreshTokenUsable(cred: Pick<CredentialRecord, 'refreshTokenExpiresAt'>, now: number): boolean {
+export function refreshTokenUsable(
+  cred: Pick<CredentialRecord, 'refreshTokenExpiresAt'>,
+  now: number,
+): boolean {
   return cred.refreshTokenExpiresAt === undefined || now < cred.refreshTokenExpiresAt;
 }

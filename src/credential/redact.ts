@@ -13,7 +13,8 @@ export function redactToken(secret: string | undefined): string {
 }
 
 /** Field names whose values are always secret, whatever they contain. */
-const SECRET_FIELD = /(token|secret|password|passwd|authorization|cookie|verifier|assertion|api[-_]?key|^key$|^code$)/i;
+const SECRET_FIELD =
+  /(token|secret|password|passwd|authorization|cookie|verifier|assertion|api[-_]?key|^key$|^code$)/i;
 
 /** Bearer/DPoP credentials, JWT-shaped strings and form-encoded secrets, in case one slips into free text. */
 const SECRET_PATTERNS: readonly [RegExp, string][] = [
@@ -65,7 +66,10 @@ export function redactValue(value: unknown, registry: SecretRegistry = secrets, 
   if (Array.isArray(value)) return value.map((v) => redactValue(v, registry, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_FIELD.test(k) && v !== undefined && v !== null ? '[redacted]' : redactValue(v, registry, depth + 1);
+    out[k] =
+      SECRET_FIELD.test(k) && v !== undefined && v !== null
+        ? '[redacted]'
+        : redactValue(v, registry, depth + 1);
   }
   return out;
 }

@@ -25,7 +25,10 @@ export interface TokenResponseContext {
   owned?: boolean;
 }
 
-export function credentialFromTokenResponse(res: TokenEndpointResult, ctx: TokenResponseContext): CredentialRecord {
+export function credentialFromTokenResponse(
+  res: TokenEndpointResult,
+  ctx: TokenResponseContext,
+): CredentialRecord {
   const { previous } = ctx;
   const expiry = accessTokenExpiry(res, ctx.requestedAt);
   const refreshToken = res.refresh_token ?? previous?.secrets.refreshToken;

@@ -67,9 +67,12 @@ export async function acquireCredential(
     if (Date.now() > deadline) throw loginWaitTimeout(request.server);
     await sleep(pollDelay(Math.max(ctx.pollMs, 100)), signal);
   }
-  const renew = setInterval(() => {
-    void ctx.store.acquireLease(leaseKey, ctx.holder, ctx.leaseTtlMs).catch(() => undefined);
-  }, Math.max(50, ctx.leaseTtlMs / 3));
+  const renew = setInterval(
+    () => {
+      void ctx.store.acquireLease(leaseKey, ctx.holder, ctx.leaseTtlMs).catch(() => undefined);
+    },
+    Math.max(50, ctx.leaseTtlMs / 3),
+  );
   renew.unref();
   try {
     // Someone may have finished a login between our first look and taking the lease.
@@ -93,7 +96,11 @@ async function runHook(
   const combined = signal === undefined ? timeout : AbortSignal.any([timeout, signal]);
   ctx.stats.acquisitions++;
   const tokens = await hook({ ...request, signal: combined });
-  const key: CredentialKey = { server: request.server, issuer: tokens.issuer, subject: tokens.subject ?? request.subject };
+  const key: CredentialKey = {
+    server: request.server,
+    issuer: tokens.issuer,
+    subject: tokens.subject ?? request.subject,
+  };
   const record = credentialFromTokenResponse(tokens.response, {
     key,
     clientId: tokens.clientId,
@@ -121,7 +128,10 @@ async function runHook(
 
 type Generations = Map<string, number>;
 
-async function generations(ctx: EngineContext, request: Omit<AcquireRequest, 'signal'>): Promise<Generations> {
+async function generations(
+  ctx: EngineContext,
+  request: Omit<AcquireRequest, 'signal'>,
+): Promise<Generations> {
   const list = await ctx.store.listCredentials({ server: request.server, subject: request.subject });
   return new Map(list.map((c) => [keyId(c.key), c.generation]));
 }
@@ -137,9 +147,13 @@ async function writtenSince(
 }
 
 function loginWaitTimeout(server: string): LatchkeyError {
-  return new LatchkeyError(ErrorCode.WAIT_TIMEOUT, 'timed out waiting for a login running in another process.', {
-    server,
-    retryable: true,
-    nextStep: `finish the login in the browser window already open, or run \`latchkey login ${server}\``,
-  });
+  return new LatchkeyError(
+    ErrorCode.WAIT_TIMEOUT,
+    'timed out waiting for a login running in another process.',
+    {
+      server,
+      retryable: true,
+      nextStep: `finish the login in the browser window already open, or run \`latchkey login ${server}\``,
+    },
+  );
 }

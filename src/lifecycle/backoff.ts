@@ -40,7 +40,11 @@ export function backoffDelayMs(failures: number, policy: BackoffPolicy, random =
  * The earliest time another attempt may be made. `demand` is true when a caller is blocked
  * because the access token is no longer usable.
  */
-export function nextAttemptAllowedAt(status: CredentialStatus, demand: boolean, policy: BackoffPolicy): number {
+export function nextAttemptAllowedAt(
+  status: CredentialStatus,
+  demand: boolean,
+  policy: BackoffPolicy,
+): number {
   if (status.state !== 'retrying' || status.nextAttemptAt === undefined) return 0;
   if (!demand || status.lastError?.code === THROTTLED) return status.nextAttemptAt;
   const lastAttempt = status.lastError?.at ?? 0;

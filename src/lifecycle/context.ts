@@ -37,5 +37,11 @@ export interface EngineContext {
 }
 
 export function emptyStats(): ManagerStats {
-  return { refreshRequests: 0, adoptions: 0, callersWaitedOnRefresh: 0, acquisitions: 0, transientFailures: 0 };
+  return {
+    refreshRequests: 0,
+    adoptions: 0,
+    callersWaitedOnRefresh: 0,
+    acquisitions: 0,
+    transientFailures: 0,
+  };
 }

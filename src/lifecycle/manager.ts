@@ -6,7 +6,7 @@ import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { LifecycleEvent } from '../store/contract.js';
-import { type AcquireReason, acquireCredential } from './acquire.js';
+import { type AcquiredTokens, type AcquireReason, acquireCredential } from './acquire.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
 import { newLeaseHolder } from './lease.js';
 import { type CredentialManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -75,7 +75,9 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       warn: (error) => this.#warn(error),
     };
     if (this.#o.watch) {
-      this.#unwatch = this.#o.store.watch((events) => this.#onStoreEvents(events), { pollMs: this.#o.watchPollMs });
+      this.#unwatch = this.#o.store.watch((events) => this.#onStoreEvents(events), {
+        pollMs: this.#o.watchPollMs,
+      });
     }
   }
 
@@ -99,7 +101,11 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const canonical = this.#canonicalize(server);
     const subject = options.subject ?? this.#o.subject;
     const entry = this.#cache.get(cacheSlot(canonical, subject));
-    if (entry !== undefined && options.rejectedToken !== entry.token.token && hasScopes(entry.token.scopes, options.scopes)) {
+    if (
+      entry !== undefined &&
+      options.rejectedToken !== entry.token.token &&
+      hasScopes(entry.token.scopes, options.scopes)
+    ) {
       const now = Date.now();
       if (now < entry.mandatoryAt) {
         if (now >= entry.proactiveAt && now >= entry.nextBackgroundAt) this.#refreshInBackground(entry);
@@ -113,7 +119,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
    * Persist tokens obtained outside the manager (a login command, an embedder's own flow)
    * and tell every process. Returns the stored credential's public view.
    */
-  async saveAcquired(server: string | URL, tokens: import('./acquire.js').AcquiredTokens): Promise<AccessToken> {
+  async saveAcquired(server: string | URL, tokens: AcquiredTokens): Promise<AccessToken> {
     const canonical = this.#canonicalize(server);
     const subject = tokens.subject ?? this.#o.subject;
     const cred = await acquireCredential(
@@ -138,14 +144,22 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const cred = await this.#find(server, subject);
     let reason: AcquireReason = 'no-credential';
     if (cred !== undefined) {
-      const rejected = options.rejectedToken !== undefined && options.rejectedToken === cred.secrets.accessToken;
+      const rejected =
+        options.rejectedToken !== undefined && options.rejectedToken === cred.secrets.accessToken;
       const scoped = hasScopes(cred.scopes, options.scopes);
       reason = !scoped ? 'scope' : cred.status.state === 'needs-login' ? 'needs-login' : 'no-refresh-token';
-      if (scoped && !rejected && cred.status.state !== 'needs-login' && isUsable(cred, Date.now(), this.#o.skewMs)) {
+      if (
+        scoped &&
+        !rejected &&
+        cred.status.state !== 'needs-login' &&
+        isUsable(cred, Date.now(), this.#o.skewMs)
+      ) {
         return this.#remember(cred).token;
       }
       if (scoped && cred.status.state !== 'needs-login' && cred.secrets.refreshToken !== undefined) {
-        const fresh = await this.#refreshOnDemand(cred).catch((error: unknown) => this.#permanentOrThrow(error));
+        const fresh = await this.#refreshOnDemand(cred).catch((error: unknown) =>
+          this.#permanentOrThrow(error),
+        );
         if (fresh !== undefined) return this.#remember(fresh).token;
         reason = 'needs-login';
       }
@@ -159,7 +173,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     for (let round = 0; round < MAX_DEMAND_ROUNDS; round++) {
       const base = cred;
       const flight = this.#refreshes.current(refreshFlightKey(base));
-      cred = await (flight ?? this.#refreshes.run(refreshFlightKey(base), () => refreshCredential(this.#ctx, base, true)));
+      cred = await (flight ??
+        this.#refreshes.run(refreshFlightKey(base), () => refreshCredential(this.#ctx, base, true)));
       // A joined proactive flight may have deferred to another process; then look again.
       if (cred.generation !== seen.generation || flight === undefined) return cred;
     }
@@ -205,7 +220,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     secrets.add(cred.secrets.refreshToken);
     const slot = cacheSlot(cred.key.server, cred.key.subject);
     const previous = this.#cache.get(slot);
-    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt) return previous;
+    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt)
+      return previous;
     clearTimeout(previous?.timer);
     const entry = createEntry(cred, this.#o.skewMs);
     this.#cache.set(slot, entry);
@@ -235,10 +251,12 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
     const key = refreshFlightKey(entry.cred);
     if (this.#refreshes.current(key) !== undefined) return;
-    this.#refreshes.run(key, () => refreshCredential(this.#ctx, entry.cred, false)).then(
-      (fresh) => this.#afterBackground(entry, fresh),
-      (error: unknown) => this.#backgroundFailed(entry, error),
-    );
+    this.#refreshes
+      .run(key, () => refreshCredential(this.#ctx, entry.cred, false))
+      .then(
+        (fresh) => this.#afterBackground(entry, fresh),
+        (error: unknown) => this.#backgroundFailed(entry, error),
+      );
   }
 
   #afterBackground(entry: CacheEntry, fresh: StoredCredential): void {
@@ -288,7 +306,11 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const entry = this.#cache.get(slot);
     if (entry === undefined || entry.cred.key.issuer !== key.issuer || this.#closed) return;
     try {
-      const cred = await this.#o.store.getCredential({ server: key.server, issuer: key.issuer, subject: key.subject });
+      const cred = await this.#o.store.getCredential({
+        server: key.server,
+        issuer: key.issuer,
+        subject: key.subject,
+      });
       if (cred === undefined || cred.status.state === 'needs-login') this.#forget(key);
       else if (cred.generation !== entry.cred.generation) this.#remember(cred);
     } catch (error) {

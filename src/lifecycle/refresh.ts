@@ -46,7 +46,8 @@ async function acquireLeaseOrAdopt(
   for (;;) {
     if ((await ctx.store.acquireLease(seen.key, ctx.holder, ctx.leaseTtlMs)) !== undefined) return undefined;
     const current = await ctx.store.getCredential(seen.key);
-    if (current === undefined) throw loginRequired(seen.key.server, 'the credential was removed (logged out)');
+    if (current === undefined)
+      throw loginRequired(seen.key.server, 'the credential was removed (logged out)');
     if (current.generation > seen.generation && usableNow(ctx, current)) {
       ctx.stats.adoptions++;
       return current;
@@ -90,7 +91,9 @@ async function sendRefresh(
   const { key } = current;
   let result;
   try {
-    const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, { fetch: ctx.fetch });
+    const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
+      fetch: ctx.fetch,
+    });
     ctx.stats.refreshRequests++;
     result = await refreshTokenGrant(client, refreshToken, {
       timeoutMs: ctx.requestTimeoutMs,
@@ -179,7 +182,12 @@ async function recordTransient(
       type: EventType.REFRESH_FAILED,
       ...key,
       generation: current.generation,
-      detail: { reason: failure.reason, failures, retryInMs: delay, ...(failure.status ? { status: failure.status } : {}) },
+      detail: {
+        reason: failure.reason,
+        failures,
+        retryInMs: delay,
+        ...(failure.status ? { status: failure.status } : {}),
+      },
     },
   );
   const retryAt = failure.retryAfterMs === undefined ? now + ctx.backoff.demandIntervalMs : now + delay;
@@ -188,7 +196,12 @@ async function recordTransient(
 
 async function recordAdoption(ctx: EngineContext, cred: StoredCredential, reason: string): Promise<void> {
   ctx.stats.adoptions++;
-  await ctx.store.appendEvent({ type: EventType.ADOPTED, ...cred.key, generation: cred.generation, detail: { reason } });
+  await ctx.store.appendEvent({
+    type: EventType.ADOPTED,
+    ...cred.key,
+    generation: cred.generation,
+    detail: { reason },
+  });
 }
 
 function usableNow(ctx: EngineContext, cred: StoredCredential): boolean {
@@ -204,7 +217,11 @@ function waitTimeout(seen: StoredCredential): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.WAIT_TIMEOUT,
     'timed out waiting for another process to finish refreshing the token.',
-    { server: seen.key.server, retryable: true, nextStep: 'retry; `latchkey status` shows which process holds it' },
+    {
+      server: seen.key.server,
+      retryable: true,
+      nextStep: 'retry; `latchkey status` shows which process holds it',
+    },
   );
 }
 

@@ -43,7 +43,10 @@ export function buildContext(
   reg: Registration,
   options: ClientContextOptions,
 ): ClientContext {
-  const client: oauth.Client = { client_id: reg.clientId, token_endpoint_auth_method: reg.tokenEndpointAuthMethod };
+  const client: oauth.Client = {
+    client_id: reg.clientId,
+    token_endpoint_auth_method: reg.tokenEndpointAuthMethod,
+  };
   const insecure = isLoopbackUrl(as.issuer);
   return {
     as,
@@ -117,12 +120,16 @@ async function discoverAuthorizationServer(
       lastError = error;
     }
   }
-  throw new LatchkeyError(ErrorCode.DISCOVERY_FAILED, `could not read the metadata of authorization server ${issuer}.`, {
-    server,
-    retryable: true,
-    nextStep: `check that ${issuer} is reachable, then retry`,
-    cause: lastError,
-  });
+  throw new LatchkeyError(
+    ErrorCode.DISCOVERY_FAILED,
+    `could not read the metadata of authorization server ${issuer}.`,
+    {
+      server,
+      retryable: true,
+      nextStep: `check that ${issuer} is reachable, then retry`,
+      cause: lastError,
+    },
+  );
 }
 
 /**

@@ -15,12 +15,19 @@ const GRANT_DEAD = new Set(['invalid_grant']);
 /** The AS no longer accepts this client (stale registration). */
 const CLIENT_DEAD = new Set(['invalid_client', 'unauthorized_client']);
 /** The user must be involved (OIDC / MSAL-style codes). */
-const NEEDS_USER = new Set(['interaction_required', 'login_required', 'consent_required', 'invalid_scope', 'bad_token']);
+const NEEDS_USER = new Set([
+  'interaction_required',
+  'login_required',
+  'consent_required',
+  'invalid_scope',
+  'bad_token',
+]);
 /** Errors the AS itself declares temporary. */
 const AS_TEMPORARY = new Set(['temporarily_unavailable', 'server_error', 'slow_down']);
 
 export function classifyTokenFailure(error: unknown): TokenFailure {
-  if (error instanceof oauth.ResponseBodyError) return fromOAuthError(error.error, error.error_description, error.response);
+  if (error instanceof oauth.ResponseBodyError)
+    return fromOAuthError(error.error, error.error_description, error.response);
   if (error instanceof oauth.WWWAuthenticateChallengeError) {
     const code = error.cause[0]?.parameters.error ?? 'invalid_client';
     return fromOAuthError(code, error.cause[0]?.parameters.error_description, error.response);

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import {
+  effectiveSkewMs,
+  isUsable,
+  mandatoryRefreshAt,
+  proactiveRefreshAt,
+  refreshTokenUsable,
+} from '../../src/credential/expiry.js';
+import { canonicalServer, keyId } from '../../src/credential/key.js';
+import { jwtExpiry } from '../../src/credential/jwt.js';
+import type { CredentialRecord } from '../../src/credential/model.js';
+import { credentialFromTokenResponse } from '../../src/credential/token-response.js';
+import { isLatchkeyError } from '../../src/errors.js';
+
+const key = { server: 'https://mcp.example.com/mcp', issuer: 'https://as.example.com', subject: 'local' };
+
+function jwt(payload: Record<string, unknown>): string {
+  const enc = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${enc({ alg: 'RS256' })}.${enc(payload)}.c2lnbmF0dXJl`;
+}
+
+describe('token response → credential', () => {
+  it('computes expiry from the time the request was sent, not received', () => {
+    const cred = credentialFromTokenResponse(
+      { access_token: 'at-1', token_type: 'bearer', expires_in: 3600, refresh_token: 'rt-1', scope: 'a b' },
+      { key, clientId: 'c', requestedAt: 1_000_000 },
+    );
+    assert.equal(cred.expiresAt, 1_000_000 + 3_600_000);
+    assert.equal(cred.obtainedAt, 1_000_000);
+    assert.equal(cred.expirySource, 'expires_in');
+    assert.equal(cred.tokenType, 'Bearer');
+    assert.deepEqual(cred.scopes, ['a', 'b']);
+    assert.equal(cred.secrets.refreshToken, 'rt-1');
+  });
+
+  it('falls back to the JWT exp claim when expires_in is missing', () => {
+    const exp = 2_000_000_000;
+    const cred = credentialFromTokenResponse(
+      { access_token: jwt({ exp }) },
+      { key, clientId: 'c', requestedAt: 5 },
+    );
+    assert.equal(cred.expiresAt, exp * 1000);
+    assert.equal(cred.expirySource, 'jwt');
+  });
+
+  it('treats an opaque token without expires_in as valid until rejected', () => {
+    const cred = credentialFromTokenResponse(
+      { access_token: 'opaque' },
+      { key, clientId: 'c', requestedAt: 5 },
+    );
+    assert.equal(cred.expiresAt, undefined);
+    assert.equal(cred.expirySource, 'none');
+    assert.equal(isUsable(cred, Date.now() + 10 * 365 * 86_400_000), true);
+    assert.equal(mandatoryRefreshAt(cred), Number.POSITIVE_INFINITY);
+  });
+
+  it('keeps the old refresh token (and its expiry) when the AS does not rotate', () => {
+    const previous = credentialFromTokenResponse(
+      {
+        access_token: 'at-1',
+        expires_in: 60,
+        refresh_token: 'rt-1',
+        refresh_token_expires_in: 86_400,
+        id_token: 'idt',
+      },
+      { key, clientId: 'c', requestedAt: 1000 },
+    );
+    assert.equal(previous.refreshTokenExpiresAt, 1000 + 86_400_000);
+    const next = credentialFromTokenResponse(
+      { access_token: 'at-2', expires_in: 60 },
+      {
+        key,
+        clientId: 'c',
+        requestedAt: 50_000,
+        previous,
+      },
+    );
+    assert.equal(next.secrets.refreshToken, 'rt-1');
+    assert.equal(next.refreshTokenExpiresAt, previous.refreshTokenExpiresAt);
+    assert.equal(next.secrets.idToken, 'idt');
+    assert.deepEqual(next.scopes, previous.scopes);
+  });
+
+  it('takes a rotated refresh token and never the old one', () => {
+    const previous = credentialFromTokenResponse(
+      { access_token: 'at-1', refresh_token: 'rt-1', refresh_token_expires_in: 100 },
+      { key, clientId: 'c', requestedAt: 0 },
+    );
+    const next = credentialFromTokenResponse(
+      { access_token: 'at-2', refresh_token: 'rt-2' },
+      { key, clientId: 'c', requestedAt: 10, previous },
+    );
+    assert.equal(next.secrets.refreshToken, 'rt-2');
+    assert.equal(
+      next.refreshTokenExpiresAt,
+      undefined,
+      'a new refresh token does not inherit the old expiry',
+    );
+  });
+
+  it('uses the requested scopes when the response omits scope (RFC 6749 5.1)', () => {
+    const cred = credentialFromTokenResponse(
+      { access_token: 'x' },
+      { key, clientId: 'c', requestedAt: 0, requestedScopes: ['mcp:tools'] },
+    );
+    assert.deepEqual(cred.scopes, ['mcp:tools']);
+  });
+});
+
+describe('expiry and skew', () => {
+  const hour: Pick<CredentialRecord, 'obtainedAt' | 'expiresAt'> = { obtainedAt: 0, expiresAt: 3_600_000 };
+  const short: Pick<CredentialRecord, 'obtainedAt' | 'expiresAt'> = { obtainedAt: 0, expiresAt: 3_000 };
+
+  it('uses a 60 s margin for long-lived tokens', () => {
+    assert.equal(effectiveSkewMs(hour), 60_000);
+    assert.equal(isUsable(hour, 3_600_000 - 60_001), true);
+    assert.equal(isUsable(hour, 3_600_000 - 60_000), false);
+  });
+
+  it('clamps the margin to a tenth of a short lifetime', () => {
+    assert.equal(effectiveSkewMs(short), 300);
+    assert.equal(isUsable(short, 2_699), true);
+    assert.equal(isUsable(short, 2_700), false);
+  });
+
+  it('schedules proactive refresh at 3/4 of the lifetime, jittered, before the mandatory point', () => {
+    assert.equal(proactiveRefreshAt(hour, 60_000, 0), 2_700_000);
+    assert.equal(proactiveRefreshAt(hour, 60_000, 1), 2_880_000);
+    assert.equal(proactiveRefreshAt(hour, 60_000, -1), 2_520_000);
+    for (const jitter of [-1, 0, 1])
+      assert.ok(proactiveRefreshAt(short, 60_000, jitter) <= mandatoryRefreshAt(short));
+  });
+
+  it('distrusts a credential obtained in the future (clock turned back)', () => {
+    assert.equal(isUsable({ obtainedAt: 10 * 60_000, expiresAt: 100 * 60_000 }, 0), false);
+  });
+
+  it('tracks refresh-token expiry', () => {
+    assert.equal(refreshTokenUsable({ refreshTokenExpiresAt: 100 }, 99), true);
+    assert.equal(refreshTokenUsable({ refreshTokenExpiresAt: 100 }, 100), false);
+    assert.equal(refreshTokenUsable({}, Number.MAX_SAFE_INTEGER), true);
+  });
+});
+
+describe('jwt exp', () => {
+  it('ignores malformed tokens and non-numeric exp', () => {
+    assert.equal(jwtExpiry('not.a.jwt'), undefined);
+    assert.equal(jwtExpiry(jwt({ exp: 'soon' })), undefined);
+    assert.equal(jwtExpiry('abc'), undefined);
+    assert.equal(jwtExpiry(jwt({ exp: 10 })), 10_000);
+  });
+});
+
+describe('server canonicalization', () => {
+  it('lowercases scheme and host, drops fragment, userinfo and default port', () => {
+    assert.equal(
+      canonicalServer('HTTPS://User:pw@MCP.Example.COM:443/MCP#frag'),
+      'https://mcp.example.com/MCP',
+    );
+    assert.equal(canonicalServer('https://mcp.example.com'), 'https://mcp.example.com');
+    assert.equal(canonicalServer('http://127.0.0.1:8080/mcp?x=1'), 'http://127.0.0.1:8080/mcp?x=1');
+  });
+
+  it('rejects non-http URLs with a typed error', () => {
+    for (const bad of ['ftp://x', 'not a url', 'file:///etc/passwd']) {
+      assert.throws(
+        () => canonicalServer(bad),
+        (e: unknown) => isLatchkeyError(e) && e.code === 'INVALID_INPUT',
+      );
+    }
+  });
+
+  it('gives distinct key ids for distinct keys', () => {
+    assert.notEqual(keyId(key), keyId({ ...key, subject: 'other' }));
+  });
+});
