@@ -1,0 +1,59 @@
+import type * as oauth from 'oauth4webapi';
+
+/**
+ * Shared shapes of the OAuth layer. Each protocol concept has its own module
+ * (www-authenticate, resource-metadata, server-metadata, discovery, registration,
+ * authorization-code, device-authorization, client-credentials, revocation); these types
+ * are what they hand each other.
+ */
+
+/** A parsed `WWW-Authenticate` challenge (RFC 9110 §11.6.1), scheme lowercased. */
+export interface Challenge {
+  scheme: string;
+  /** auth-params with lowercased names; values unquoted and unescaped. */
+  params: Record<string, string>;
+  /** token68 form (e.g. `Negotiate abc==`), when the challenge used it. */
+  token68?: string;
+}
+
+/** What the MCP server told us in a 401/403 Bearer challenge (RFC 6750 §3, RFC 9728 §5.1). */
+export interface BearerChallenge {
+  resourceMetadata?: string;
+  scope?: readonly string[];
+  error?: string;
+  errorDescription?: string;
+}
+
+/** The result of following the MCP discovery chain for one server. */
+export interface ServerDiscovery {
+  /** Canonical server URI (credential key). */
+  server: string;
+  /** The RFC 8707 `resource` value to send: PRM `resource` when valid for this server, else `server`. */
+  resource: string;
+  /** The protected-resource metadata document, when one was found. */
+  resourceMetadata?: Record<string, unknown>;
+  /** Where the PRM document came from. */
+  resourceMetadataUrl?: string;
+  /** Validated AS metadata (issuer matched the URL it was derived from). */
+  authorizationServer: oauth.AuthorizationServer;
+  /** PRM `scopes_supported`, if any. */
+  scopesSupported?: readonly string[];
+}
+
+/** How latchkey identifies itself to an AS; pre-registered values win over CIMD over DCR. */
+export interface ClientConfig {
+  /** A pre-registered client id for this server's AS. */
+  clientId?: string;
+  /** Secret of a pre-registered confidential client. */
+  clientSecret?: string;
+  /** Default: `client_secret_basic` with a secret, `none` without. */
+  tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** Private key for `private_key_jwt` (a CryptoKey or PKCS#8 PEM) and its `kid`. */
+  privateKey?: { key: CryptoKey | string; kid?: string; alg?: string };
+  /** The issuer a pre-registered client belongs to; using it at another AS is refused (AUTH-29). */
+  issuer?: string;
+  /** HTTPS URL of a Client ID Metadata Document, used when the AS supports CIMD. */
+  clientMetadataUrl?: string;
+  /** Shown on consent screens. Default `latchkey`. */
+  clientName?: string;
+}
