@@ -1,7 +1,7 @@
 import { isUsable, refreshTokenUsable } from '../credential/expiry.js';
 import { keyId } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
-import { secrets } from '../credential/redact.js';
+import { fingerprint, secrets } from '../credential/redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { loadClientContext } from '../oauth/client-context.js';
@@ -95,6 +95,7 @@ async function sendRefresh(
       fetch: ctx.fetch,
     });
     ctx.stats.refreshRequests++;
+    ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
     result = await refreshTokenGrant(client, refreshToken, {
       timeoutMs: ctx.requestTimeoutMs,
       ...(ctx.sendResource ? { resource: key.server } : {}),
@@ -117,6 +118,14 @@ async function sendRefresh(
     { type: EventType.REFRESHED, ...key, generation: current.generation + 1, detail: refreshDetail(record) },
   );
   const stored = await ctx.store.getCredential(key);
+  if (written.ok) {
+    ctx.logger.info('access token refreshed', {
+      server: key.server,
+      generation: written.generation,
+      token: fingerprint(record.secrets.accessToken),
+      ...refreshDetail(record),
+    });
+  }
   if (!written.ok) {
     // Logged out (or replaced by a login) while we were refreshing: our tokens must not
     // resurrect the credential (design rule 5). Whatever the store holds now wins.
@@ -147,6 +156,11 @@ async function handleFailure(
     return latest;
   }
   const code = failure.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED;
+  ctx.logger.warn('the authorization server rejected the refresh; a new login is needed', {
+    server: key.server,
+    error: failure.error,
+    cause,
+  });
   const message = `${failure.error}${failure.description === undefined ? '' : `: ${failure.description}`}`;
   const at = Date.now();
   await ctx.store.updateStatus(
@@ -169,6 +183,13 @@ async function recordTransient(
   const delay = Math.max(backoffDelayMs(failures, ctx.backoff), failure.retryAfterMs ?? 0);
   const code = failure.retryAfterMs === undefined ? ErrorCode.REFRESH_TRANSIENT : THROTTLED;
   ctx.stats.transientFailures++;
+  ctx.logger.warn('refresh failed, will retry', {
+    server: key.server,
+    reason: failure.reason,
+    failures,
+    retryInMs: delay,
+    cause,
+  });
   await ctx.store.updateStatus(
     key,
     {
@@ -196,6 +217,11 @@ async function recordTransient(
 
 async function recordAdoption(ctx: EngineContext, cred: StoredCredential, reason: string): Promise<void> {
   ctx.stats.adoptions++;
+  ctx.logger.debug('adopted a newer credential', {
+    server: cred.key.server,
+    generation: cred.generation,
+    reason,
+  });
   await ctx.store.appendEvent({
     type: EventType.ADOPTED,
     ...cred.key,

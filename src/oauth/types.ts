@@ -1,3 +1,5 @@
+import type { webcrypto } from 'node:crypto';
+
 import type * as oauth from 'oauth4webapi';
 
 /**
@@ -49,7 +51,7 @@ export interface ClientConfig {
   /** Default: `client_secret_basic` with a secret, `none` without. */
   tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   /** Private key for `private_key_jwt` (a CryptoKey or PKCS#8 PEM) and its `kid`. */
-  privateKey?: { key: CryptoKey | string; kid?: string; alg?: string };
+  privateKey?: { key: webcrypto.CryptoKey | string; kid?: string; alg?: string };
   /** The issuer a pre-registered client belongs to; using it at another AS is refused (AUTH-29). */
   issuer?: string;
   /** HTTPS URL of a Client ID Metadata Document, used when the AS supports CIMD. */
