@@ -16,6 +16,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from './contract.js';
+import { type Refusal, refusal } from './condition.js';
 
 /**
  * A store that lives and dies with the process: for tests, for short-lived tools that are
@@ -179,25 +180,12 @@ class MemoryStore implements CredentialStore {
     return Promise.resolve();
   }
 
-  private check(
-    key: CredentialKey,
-    condition: WriteCondition,
-  ): Extract<WriteResult, { ok: false }> | undefined {
-    const current = this.credentials.get(keyId(key))?.generation;
-    const lease = this.leases.get(keyId(key));
-    if (condition.leaseOwner !== undefined && lease?.owner !== condition.leaseOwner) {
-      return {
-        ok: false,
-        reason: 'lease-lost',
-        ...(current === undefined ? {} : { currentGeneration: current }),
-      };
-    }
-    const expected = condition.expectedGeneration;
-    if (expected === 'any') return undefined;
-    if (current === undefined) return expected === 0 ? undefined : { ok: false, reason: 'missing' };
-    return current === expected
-      ? undefined
-      : { ok: false, reason: 'generation-mismatch', currentGeneration: current };
+  private check(key: CredentialKey, condition: WriteCondition): Refusal | undefined {
+    return refusal(
+      this.credentials.get(keyId(key))?.generation,
+      this.leases.get(keyId(key))?.owner,
+      condition,
+    );
   }
 
   private insertEvent(input: EventInput): LifecycleEvent {

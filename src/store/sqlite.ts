@@ -21,6 +21,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from './contract.js';
+import { type Refusal, refusal } from './condition.js';
 import { createSecretBox, type SecretBox } from './crypto.js';
 import {
   type KeyRecord,
@@ -437,23 +438,8 @@ class SqliteStore implements CredentialStore {
     return Promise.resolve();
   }
 
-  private checkCondition(
-    key: CredentialKey,
-    condition: WriteCondition,
-  ): Extract<WriteResult, { ok: false }> | undefined {
-    const current = this.generationOf(keyParams(key));
-    if (condition.leaseOwner !== undefined && this.leaseOf(key)?.owner !== condition.leaseOwner) {
-      return {
-        ok: false,
-        reason: 'lease-lost',
-        ...(current === undefined ? {} : { currentGeneration: current }),
-      };
-    }
-    const expected = condition.expectedGeneration;
-    if (expected === 'any') return undefined;
-    if (current === undefined) return expected === 0 ? undefined : { ok: false, reason: 'missing' };
-    if (current !== expected) return { ok: false, reason: 'generation-mismatch', currentGeneration: current };
-    return undefined;
+  private checkCondition(key: CredentialKey, condition: WriteCondition): Refusal | undefined {
+    return refusal(this.generationOf(keyParams(key)), this.leaseOf(key)?.owner, condition);
   }
 
   private generationOf(params: ReturnType<typeof keyParams>): number | undefined {
