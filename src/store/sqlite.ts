@@ -331,7 +331,7 @@ class SqliteStore implements CredentialStore {
       if (current !== undefined && current.owner !== holder.owner && current.expiresAt > now)
         return undefined;
       const lease: Lease = {
-        key,
+        key: keyParams(key),
         ...holder,
         acquiredAt: current?.owner === holder.owner ? current.acquiredAt : now,
         expiresAt: now + ttlMs,
@@ -396,8 +396,11 @@ class SqliteStore implements CredentialStore {
     let cursor = this.maxEventId();
     let version = this.dataVersion();
     let dirty = false;
+    // A poll already scheduled (a nudge's setImmediate) must not call the listener once
+    // the caller has unsubscribed.
+    let subscribed = true;
     const deliver = (): void => {
-      if (this.closed) return;
+      if (this.closed || !subscribed) return;
       const now = this.dataVersion();
       if (now === version && !dirty) return;
       version = now;
@@ -424,6 +427,7 @@ class SqliteStore implements CredentialStore {
     };
     this.watchers.add(nudge);
     return () => {
+      subscribed = false;
       clearInterval(timer);
       this.watchers.delete(nudge);
     };
@@ -452,7 +456,7 @@ class SqliteStore implements CredentialStore {
       { owner: string; pid: number; host: string; acquired_at: number; expires_at: number } | undefined;
     if (row === undefined) return undefined;
     return {
-      key,
+      key: keyParams(key),
       owner: row.owner,
       pid: row.pid,
       host: row.host,
