@@ -2,6 +2,7 @@
 // nothing here fails on a slow machine.
 import { benchColdStart } from './cold-start.js';
 import { benchHotPath } from './hot-path.js';
+import { benchLogin } from './login.js';
 import { benchStorm } from './storm.js';
 import { keyringAvailable } from './keyring-probe.js';
 
@@ -18,6 +19,14 @@ if (only === undefined || only === 'hot') {
 }
 if (only === undefined || only === 'storm') {
   print('refresh storm: 8 processes x 25 callers, expired token, rotation on', await benchStorm());
+}
+if (only === undefined || only === 'login') {
+  for (const [flow, figures] of Object.entries(await benchLogin())) {
+    print(
+      `login to stored credential: ${flow} (headless driver as the user; device time includes the AS poll interval)`,
+      figures,
+    );
+  }
 }
 if (only === undefined || only === 'cold') {
   print('cold process, time to first token (LATCHKEY_KEY)', await benchColdStart({ keySource: 'env' }));

@@ -57,6 +57,18 @@ export type {
   WriteResult,
 } from './store/contract.js';
 
+// OAuth acquisition and logout
+export { createLoginHook } from './oauth/login.js';
+export type { IdpQuirks, LoginFlow, LoginOptions } from './oauth/login.js';
+export type { BrowserOpener } from './oauth/browser.js';
+export type { BearerChallenge, ClientConfig, ServerDiscovery } from './oauth/types.js';
+export { bearerChallenge, parseWwwAuthenticate } from './oauth/www-authenticate.js';
+export { discoverServer } from './oauth/discovery.js';
+export { clientCredentialsHook } from './oauth/client-credentials.js';
+export { LogoutError } from './lifecycle/logout.js';
+export type { LogoutOptions, LogoutReport } from './lifecycle/logout.js';
+export type { RevocationOutcome, RevocationReport } from './oauth/revocation.js';
+
 // Errors and logging
 export { ErrorCode, isLatchkeyError, LatchkeyError } from './errors.js';
 export type { LatchkeyErrorOptions } from './errors.js';

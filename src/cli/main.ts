@@ -1,10 +1,14 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
-import { isLatchkeyError } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
 import { createLogger } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
+import { createLoginHook, type LoginOptions } from '../oauth/login.js';
+import type { ClientConfig } from '../oauth/types.js';
+import { login } from './commands/login.js';
+import { logout } from './commands/logout.js';
 import { status } from './commands/status.js';
 import { token } from './commands/token.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -54,12 +58,138 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       });
     });
 
+  program
+    .command('login')
+    .description(
+      'log in to a remote MCP server (browser, or device code when headless) and store the credential',
+    )
+    .argument('<server>', 'MCP server URL')
+    .option('--device', 'use the device flow (a code to enter on another device)')
+    .option('--browser', 'use the browser even where latchkey would pick the device flow')
+    .option('--client-credentials', 'machine-to-machine: client id + secret from LATCHKEY_CLIENT_SECRET')
+    .option('--client-id <id>', 'a client pre-registered at the authorization server')
+    .option('--client-metadata-url <url>', 'HTTPS URL of your client ID metadata document')
+    .option('--scope <scopes>', 'space-separated scopes to request (default: what the server advertises)')
+    .option('--port <port>', 'fixed loopback redirect port', parsePort)
+    .option('--auth-param <name=value...>', 'extra authorization parameter (IdP quirk), repeatable')
+    .option('--offline-access', 'ask for offline_access when the authorization server supports it')
+    .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
+    .action(async (server: string, opts: LoginFlags) => {
+      await withStore(io, async (store) => {
+        const manager = new CredentialManager({
+          store,
+          watch: false,
+          proactiveRefresh: false,
+          logger: createLogger(),
+          sendResource: opts.resource,
+          acquire: createLoginHook(loginOptions(store, io, opts)),
+        });
+        try {
+          await login(
+            manager,
+            io,
+            server,
+            opts.scope === undefined ? {} : { scopes: opts.scope.split(/\s+/).filter(Boolean) },
+          );
+        } finally {
+          manager.close();
+        }
+      });
+    });
+
+  program
+    .command('logout')
+    .description('revoke the tokens at the authorization server (RFC 7009) and delete them locally')
+    .argument('<server>', 'MCP server URL')
+    .option('--strict', 'keep the local credential if revocation fails, so you can retry', false)
+    .action(async (server: string, opts: { strict: boolean }) => {
+      await withStore(io, async (store) => {
+        const manager = new CredentialManager({
+          store,
+          watch: false,
+          proactiveRefresh: false,
+          logger: createLogger(),
+        });
+        try {
+          await logout(manager, io, server, opts);
+        } finally {
+          manager.close();
+        }
+      });
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
     exitCode = report(error, io);
   }
   return exitCode;
+}
+
+interface LoginFlags {
+  device?: boolean;
+  browser?: boolean;
+  clientCredentials?: boolean;
+  clientId?: string;
+  clientMetadataUrl?: string;
+  scope?: string;
+  port?: number;
+  authParam?: string[];
+  offlineAccess?: boolean;
+  resource: boolean;
+}
+
+function loginOptions(store: CredentialStore, io: CliIO, opts: LoginFlags): LoginOptions {
+  const secret = io.env['LATCHKEY_CLIENT_SECRET'];
+  const client: ClientConfig = {
+    ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
+    ...(secret === undefined || secret === '' ? {} : { clientSecret: secret }),
+    ...(opts.clientMetadataUrl === undefined ? {} : { clientMetadataUrl: opts.clientMetadataUrl }),
+  };
+  const flow = opts.clientCredentials
+    ? 'client-credentials'
+    : opts.device
+      ? 'device'
+      : opts.browser
+        ? 'browser'
+        : 'auto';
+  return {
+    store,
+    flow,
+    client,
+    notify: io.err,
+    ...(opts.port === undefined ? {} : { redirectPort: opts.port }),
+    quirks: {
+      omitResource: !opts.resource,
+      offlineAccess: opts.offlineAccess === true,
+      extraAuthorizationParams: parseParams(opts.authParam ?? []),
+    },
+  };
+}
+
+function parseParams(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) {
+      throw new LatchkeyError(
+        ErrorCode.INVALID_INPUT,
+        `--auth-param wants name=value, got ${JSON.stringify(pair)}.`,
+        {
+          retryable: false,
+        },
+      );
+    }
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new InvalidArgumentError('not a port number');
+  return port;
 }
 
 async function withStore(io: CliIO, run: (store: CredentialStore) => Promise<void>): Promise<void> {

@@ -49,8 +49,11 @@ export function canonicalServer(input: string | URL): string {
   // WHATWG URL already lowercases scheme and host and drops default ports.
   let text = url.href;
   // A bare origin serializes with a trailing "/"; RFC 9728 examples use the origin without it.
-  if (url.pathname === '/' && url.search === '' && !String(input).trim().endsWith('/'))
-    text = text.slice(0, -1);
+  // A bare origin is written without the slash unless the caller wrote one (the fragment,
+  // already dropped, must not decide that; and an empty query is no query).
+  if (url.search === '' && text.endsWith('?')) text = text.slice(0, -1);
+  const written = String(input).trim().replace(/#.*$/s, '').replace(/\?$/, '');
+  if (url.pathname === '/' && url.search === '' && !written.endsWith('/')) text = text.slice(0, -1);
   return text;
 }
 

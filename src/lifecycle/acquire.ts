@@ -3,6 +3,7 @@ import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { credentialFromTokenResponse, type TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { BearerChallenge } from '../oauth/types.js';
 import { EventType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
@@ -15,6 +16,12 @@ export interface AcquireRequest {
   subject: string;
   /** Scopes the caller asked for, if any. */
   scopes?: readonly string[];
+  /** Scopes the current credential holds; step-up asks for their union with `scopes` (AUTH-34). */
+  grantedScopes?: readonly string[];
+  /** The server's 401/403 Bearer challenge that led here, for discovery and scope selection. */
+  challenge?: BearerChallenge;
+  /** The issuer of the current credential, preferred when the server still lists it. */
+  issuer?: string;
   reason: AcquireReason;
   signal: AbortSignal;
 }

@@ -5,12 +5,14 @@ import { canonicalServer, type CredentialKey } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
+import type { BearerChallenge } from '../oauth/types.js';
 import type { LifecycleEvent } from '../store/contract.js';
 import { type AcquiredTokens, type AcquireReason, acquireCredential } from './acquire.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
 import { newLeaseHolder } from './lease.js';
 import { type CredentialManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { refreshCredential, refreshFlightKey } from './refresh.js';
+import { logout, type LogoutOptions, type LogoutReport } from './logout.js';
 import { SingleFlight } from './single-flight.js';
 import { type AccessToken, type CacheEntry, cacheSlot, createEntry, hasScopes } from './token-cache.js';
 
@@ -27,6 +29,16 @@ export interface GetTokenOptions {
    * refreshed (once, single-flight) even though its expiry says it is valid.
    */
   rejectedToken?: string;
+  /**
+   * The Bearer challenge of the server's 401/403. With `error="insufficient_scope"` its
+   * scopes are added to `scopes` (step-up), which skips refresh: a refresh cannot widen scope.
+   */
+  challenge?: BearerChallenge;
+}
+
+function withChallengeScopes(options: GetTokenOptions, challenge: BearerChallenge): GetTokenOptions {
+  if (challenge.error !== 'insufficient_scope' || challenge.scope === undefined) return options;
+  return { ...options, scopes: [...new Set([...(options.scopes ?? []), ...challenge.scope])] };
 }
 
 export interface ManagerEvents {
@@ -98,6 +110,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
   /** Like getAccessToken, with token type, expiry, scopes and the credential's identity. */
   async getToken(server: string | URL, options: GetTokenOptions = {}): Promise<AccessToken> {
     this.#assertOpen();
+    if (options.challenge !== undefined) options = withChallengeScopes(options, options.challenge);
     const canonical = this.#canonicalize(server);
     const subject = options.subject ?? this.#o.subject;
     const entry = this.#cache.get(cacheSlot(canonical, subject));
@@ -129,6 +142,41 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       this.#o.loginTimeoutMs,
     );
     return this.#remember(cred).token;
+  }
+
+  /**
+   * Run an interactive acquisition now, even when a valid credential exists (`latchkey
+   * login`). Other processes waiting on the same server adopt its result.
+   */
+  async login(
+    server: string | URL,
+    options: Omit<GetTokenOptions, 'rejectedToken' | 'interactive'> = {},
+  ): Promise<AccessToken> {
+    this.#assertOpen();
+    const canonical = this.#canonicalize(server);
+    const subject = options.subject ?? this.#o.subject;
+    return this.#acquire(canonical, subject, options, 'needs-login', await this.#find(canonical, subject));
+  }
+
+  /**
+   * Log out of `server`: under the credential's lease, revoke its tokens at the AS (RFC 7009),
+   * then delete it, so a refresh in flight anywhere can never write it back. See
+   * LogoutOptions for best-effort versus strict.
+   */
+  async logout(
+    server: string | URL,
+    options: LogoutOptions & { subject?: string } = {},
+  ): Promise<LogoutReport[]> {
+    this.#assertOpen();
+    const canonical = this.#canonicalize(server);
+    const subject = options.subject ?? this.#o.subject;
+    const creds = await this.#o.store.listCredentials({ server: canonical, subject });
+    const reports: LogoutReport[] = [];
+    for (const cred of creds) {
+      this.#forget(cred.key);
+      reports.push(await logout(this.#ctx, cred.key, options));
+    }
+    return reports;
   }
 
   /** Stop timers and the store watch. The store itself stays open (the caller owns it). */
@@ -164,7 +212,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
         reason = 'needs-login';
       }
     }
-    return this.#acquire(server, subject, options, reason);
+    return this.#acquire(server, subject, options, reason, cred);
   }
 
   async #refreshOnDemand(seen: StoredCredential): Promise<StoredCredential> {
@@ -192,6 +240,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     subject: string,
     options: GetTokenOptions,
     reason: AcquireReason,
+    current?: StoredCredential,
   ): Promise<AccessToken> {
     const hook = this.#o.acquire;
     if (hook === undefined || options.interactive === false) throw loginRequired(server, describe(reason));
@@ -199,7 +248,14 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       acquireCredential(
         this.#ctx,
         hook,
-        { server, subject, reason, ...(options.scopes ? { scopes: options.scopes } : {}) },
+        {
+          server,
+          subject,
+          reason,
+          ...(options.scopes ? { scopes: options.scopes } : {}),
+          ...(current === undefined ? {} : { grantedScopes: current.scopes, issuer: current.key.issuer }),
+          ...(options.challenge === undefined ? {} : { challenge: options.challenge }),
+        },
         this.#o.loginTimeoutMs,
         options.signal,
       ),

@@ -66,7 +66,9 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   if (options.scope !== undefined && options.scope !== '') url.searchParams.set('scope', options.scope);
 
   options.onAuthorizationUrl?.(url.href);
-  await options.openBrowser(url.href).catch(() => undefined); // the printed URL still works
+  // Not awaited: an opener may only return once the page is done with (a test's headless
+  // driver does), and if it fails the printed URL still works.
+  options.openBrowser(url.href).catch(() => undefined);
 
   let params: URLSearchParams;
   try {
@@ -210,8 +212,10 @@ async function redeemCode(
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, server: string, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    timer = setTimeout(
       () =>
         reject(
           new LatchkeyError(
@@ -226,15 +230,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number, server: string, signal?
         ),
       ms,
     );
-    const onAbort = (): void =>
+    onAbort = () =>
       reject(
         new LatchkeyError(ErrorCode.CANCELLED, 'the login was cancelled.', { server, retryable: false }),
       );
-    signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    });
+    if (signal?.aborted === true) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  // Whichever settles first, the timer and listener go: nothing may keep the process alive.
+  return Promise.race([promise, stop]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   });
 }
 

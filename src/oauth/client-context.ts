@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
+import { authorizationServerMetadata } from './discovery.js';
 import { isLoopbackUrl } from './loopback.js';
 
 /** Everything needed to talk to one authorization server's endpoints as one client. */
@@ -19,8 +20,9 @@ export interface ClientContextOptions {
 
 /**
  * Build the context for `issuer` from what the store holds: the AS metadata cached by
- * discovery and the registration made at that AS. A missing metadata document is fetched
- * (RFC 8414, then OIDC) and cached.
+ * discovery and the registration made at that AS. Metadata that is missing or older than a
+ * day is fetched in the AUTH-12/13 order, validated (issuer echo, https endpoints) and cached;
+ * stale metadata is still used while a refetch fails transiently (see discovery.ts).
  */
 export async function loadClientContext(
   store: CredentialStore,
@@ -29,7 +31,7 @@ export async function loadClientContext(
   clientId: string,
   options: ClientContextOptions = {},
 ): Promise<ClientContext> {
-  const as = await authorizationServerMetadata(store, server, issuer, options);
+  const as = await authorizationServerMetadata(store, issuer, { server, fetch: options.fetch });
   const registration = await store.getRegistration(issuer);
   const reg: Registration =
     registration !== undefined && registration.clientId === clientId
@@ -80,55 +82,6 @@ function requireSecret(reg: Registration, secret: string | undefined): string {
     ErrorCode.CLIENT_REJECTED,
     `the registration at ${reg.issuer} uses ${reg.tokenEndpointAuthMethod} but holds no client secret.`,
     { retryable: false, nextStep: 'register the client again with `latchkey login`' },
-  );
-}
-
-async function authorizationServerMetadata(
-  store: CredentialStore,
-  server: string,
-  issuer: string,
-  options: ClientContextOptions,
-): Promise<oauth.AuthorizationServer> {
-  const cached = await store.getDiscovery('authorization-server', issuer);
-  if (cached !== undefined) return cached.document as unknown as oauth.AuthorizationServer;
-  const as = await discoverAuthorizationServer(server, issuer, options);
-  await store.putDiscovery({
-    kind: 'authorization-server',
-    id: issuer,
-    document: as as unknown as Record<string, unknown>,
-    sourceUrl: issuer,
-    fetchedAt: Date.now(),
-  });
-  return as;
-}
-
-async function discoverAuthorizationServer(
-  server: string,
-  issuer: string,
-  options: ClientContextOptions,
-): Promise<oauth.AuthorizationServer> {
-  const url = new URL(issuer);
-  const opts: oauth.DiscoveryRequestOptions = { signal: AbortSignal.timeout(15_000) };
-  if (options.fetch !== undefined) opts[oauth.customFetch] = asCustomFetch(options.fetch);
-  if (isLoopbackUrl(url)) opts[oauth.allowInsecureRequests] = true;
-  let lastError: unknown;
-  for (const algorithm of ['oauth2', 'oidc'] as const) {
-    try {
-      const response = await oauth.discoveryRequest(url, { ...opts, algorithm });
-      return await oauth.processDiscoveryResponse(url, response);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw new LatchkeyError(
-    ErrorCode.DISCOVERY_FAILED,
-    `could not read the metadata of authorization server ${issuer}.`,
-    {
-      server,
-      retryable: true,
-      nextStep: `check that ${issuer} is reachable, then retry`,
-      cause: lastError,
-    },
   );
 }
 

@@ -1,0 +1,248 @@
+import type { CredentialKey } from '../credential/key.js';
+import type { StoredCredential } from '../credential/model.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { loadClientContext } from '../oauth/client-context.js';
+import {
+  type RevocationOutcome,
+  type RevocationReport,
+  revocationFailures,
+  revokeTokens,
+} from '../oauth/revocation.js';
+import { EventType } from '../store/contract.js';
+import type { EngineContext } from './context.js';
+import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+
+/**
+ * Logout (design: `logout` → `revoked` → deleted): revoke the tokens at the authorization
+ * server (RFC 7009), then delete the credential, under the same lease a refresh takes, so a
+ * refresh in flight elsewhere can never write tokens back (design rule 5: its write is
+ * conditional on the generation and the lease, and both are gone).
+ */
+export interface LogoutOptions {
+  /**
+   * Keep the local credential when any revocation failed, and throw a retryable error.
+   * Default false (best effort): delete locally anyway and report the failure.
+   */
+  strict?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LogoutReport {
+  key: CredentialKey;
+  /** False when no credential was stored under the key (nothing to do). */
+  found: boolean;
+  /** Whether latchkey obtained the tokens itself; only those are revoked. */
+  owned: boolean;
+  /** Per-token revocation outcomes; absent when nothing was sent to the AS. */
+  revocation?: RevocationReport;
+  /** True when the local credential was deleted. */
+  deleted: boolean;
+  /** One sentence per thing the user should know (failures, unsupported revocation, not owned). */
+  notes: string[];
+}
+
+/** A strict logout that kept the credential because revocation failed. */
+export class LogoutError extends LatchkeyError {
+  readonly report: LogoutReport;
+
+  constructor(report: LogoutReport, code: ErrorCode, message: string, retryable: boolean) {
+    super(code, message, {
+      server: report.key.server,
+      retryable,
+      nextStep: retryable
+        ? `retry \`latchkey logout ${report.key.server}\` later, or run it without --strict to delete the local copy anyway`
+        : `run \`latchkey logout ${report.key.server}\` without --strict to delete the local copy anyway`,
+    });
+    this.report = report;
+  }
+}
+
+/** How often the credential may change under us (our lease lapsed) before we give up. */
+const MAX_ROUNDS = 3;
+
+export async function logout(
+  ctx: EngineContext,
+  key: CredentialKey,
+  options: LogoutOptions = {},
+): Promise<LogoutReport> {
+  const leased = await takeLease(ctx, key, options.signal);
+  if (!leased) return notFound(key);
+  let renew: NodeJS.Timeout | undefined;
+  let previous: LogoutReport | undefined;
+  try {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      // Revocation can take two request timeouts; keep the lease alive meanwhile.
+      renew = keepLease(ctx, key);
+      const current = await ctx.store.getCredential(key);
+      // Gone since an earlier round (another logout): what we revoked is still worth reporting.
+      if (current === undefined) return previous ?? notFound(key);
+      const report = await revokeIfOwned(ctx, current, options.signal);
+      previous = report;
+      // Interrupted mid-way: keep everything; a later logout starts over.
+      if (options.signal?.aborted === true) throw cancelled(key, options.signal.reason);
+      const failures = report.revocation === undefined ? [] : revocationFailures(report.revocation);
+      if (options.strict === true && failures.length > 0) throw strictFailure(report, failures);
+      clearInterval(renew);
+      const deleted = await ctx.store.deleteCredential(
+        key,
+        { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
+        {
+          type: anyRevoked(report.revocation) ? EventType.REVOKED : EventType.DELETED,
+          ...key,
+          generation: current.generation,
+          detail: eventDetail(report),
+        },
+      );
+      if (deleted) {
+        ctx.logger.info('logged out', { server: key.server, ...eventDetail(report) });
+        return { ...report, deleted: true };
+      }
+      // Our lease lapsed during revocation and someone refreshed: revoke the newer tokens too.
+      if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) === undefined) {
+        if (!(await takeLease(ctx, key, options.signal))) return report;
+      }
+    }
+    throw new LatchkeyError(ErrorCode.WAIT_TIMEOUT, 'the credential kept changing during logout.', {
+      server: key.server,
+      retryable: true,
+      nextStep: `retry \`latchkey logout ${key.server}\``,
+    });
+  } finally {
+    clearInterval(renew);
+    await ctx.store.releaseLease(key, ctx.holder.owner).catch(() => undefined);
+  }
+}
+
+function keepLease(ctx: EngineContext, key: CredentialKey): NodeJS.Timeout {
+  const timer = setInterval(
+    () => void ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs).catch(() => undefined),
+    Math.max(50, ctx.leaseTtlMs / 3),
+  );
+  timer.unref();
+  return timer;
+}
+
+/**
+ * Take the credential's lease, waiting like a refresh does for a live holder and breaking
+ * the lease of a holder that died. False when the credential disappeared meanwhile.
+ */
+async function takeLease(ctx: EngineContext, key: CredentialKey, signal?: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + ctx.waitTimeoutMs;
+  for (;;) {
+    if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) !== undefined) return true;
+    if ((await ctx.store.getCredential(key)) === undefined) return false;
+    await breakLeaseIfHolderDead(ctx.store, key);
+    if (Date.now() > deadline) {
+      throw new LatchkeyError(
+        ErrorCode.WAIT_TIMEOUT,
+        'timed out waiting for another process to finish with the credential before logging out.',
+        { server: key.server, retryable: true, nextStep: `retry \`latchkey logout ${key.server}\`` },
+      );
+    }
+    await sleep(pollDelay(ctx.pollMs), signal).catch((cause: unknown) => {
+      throw cancelled(key, cause);
+    });
+  }
+}
+
+async function revokeIfOwned(
+  ctx: EngineContext,
+  cred: StoredCredential,
+  signal: AbortSignal | undefined,
+): Promise<LogoutReport> {
+  const base = { key: cred.key, found: true, owned: cred.owned, deleted: false };
+  const { issuer, server } = cred.key;
+  if (!cred.owned) {
+    return {
+      ...base,
+      notes: [
+        `${server}: the tokens were supplied from outside latchkey, so they were not revoked at ${issuer}; only the local copy is removed.`,
+      ],
+    };
+  }
+  const tokens = { accessToken: cred.secrets.accessToken, refreshToken: cred.secrets.refreshToken };
+  let revocation: RevocationReport;
+  try {
+    const client = await loadClientContext(ctx.store, server, issuer, cred.clientId, { fetch: ctx.fetch });
+    revocation = await revokeTokens(client, tokens, { timeoutMs: ctx.requestTimeoutMs, signal });
+  } catch (error) {
+    // No metadata, no client: nothing could be sent. Every token counts as failed.
+    revocation = unreachable(tokens, error);
+  }
+  return { ...base, revocation, notes: notesFor(server, issuer, revocation) };
+}
+
+function unreachable(
+  tokens: { accessToken: string; refreshToken?: string | undefined },
+  error: unknown,
+): RevocationReport {
+  const retryable = isLatchkeyError(error) ? error.retryable : true;
+  const outcome: RevocationOutcome = {
+    status: 'failed',
+    reason: isLatchkeyError(error)
+      ? `could not reach the authorization server (${error.code})`
+      : 'could not reach the authorization server',
+    retryable,
+  };
+  return {
+    endpoint: undefined,
+    accessToken: outcome,
+    ...(tokens.refreshToken === undefined ? {} : { refreshToken: outcome }),
+  };
+}
+
+function notesFor(server: string, issuer: string, revocation: RevocationReport): string[] {
+  const notes: string[] = [];
+  for (const [label, outcome] of [
+    ['refresh token', revocation.refreshToken],
+    ['access token', revocation.accessToken],
+  ] as const) {
+    if (outcome?.status === 'failed') {
+      notes.push(
+        `${server}: revoking the ${label} at ${issuer} failed (${outcome.reason})${outcome.retryable ? '; it may work later' : ''}.`,
+      );
+    } else if (outcome?.status === 'unsupported') {
+      notes.push(
+        `${server}: the ${label} could not be revoked: ${outcome.reason}; it stays valid until it expires.`,
+      );
+    }
+  }
+  return notes;
+}
+
+function strictFailure(report: LogoutReport, failures: RevocationOutcome[]): LogoutError {
+  const retryable = failures.every((f) => f.status === 'failed' && f.retryable);
+  const reasons = failures.map((f) => (f.status === 'failed' ? f.reason : f.status)).join('; ');
+  return new LogoutError(
+    report,
+    retryable ? ErrorCode.REFRESH_TRANSIENT : ErrorCode.CLIENT_REJECTED,
+    `logout kept the stored credential because revocation at ${report.key.issuer} failed (${reasons}).`,
+    retryable,
+  );
+}
+
+function anyRevoked(revocation: RevocationReport | undefined): boolean {
+  return revocation?.refreshToken?.status === 'revoked' || revocation?.accessToken?.status === 'revoked';
+}
+
+/** Non-secret scalars for the event log. */
+function eventDetail(report: LogoutReport): Record<string, string | boolean> {
+  const detail: Record<string, string | boolean> = { owned: report.owned };
+  if (report.revocation?.refreshToken !== undefined)
+    detail['refreshToken'] = report.revocation.refreshToken.status;
+  if (report.revocation?.accessToken !== undefined)
+    detail['accessToken'] = report.revocation.accessToken.status;
+  return detail;
+}
+
+function cancelled(key: CredentialKey, cause: unknown): LatchkeyError {
+  return new LatchkeyError(ErrorCode.CANCELLED, 'the logout was cancelled; the credential was kept.', {
+    server: key.server,
+    retryable: false,
+    cause,
+  });
+}
+
+function notFound(key: CredentialKey): LogoutReport {
+  return { key, found: false, owned: false, deleted: false, notes: [] };
+}

@@ -1,0 +1,289 @@
+import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
+
+import * as oauth from 'oauth4webapi';
+
+import { secrets } from '../credential/redact.js';
+import type { TokenEndpointResult } from '../credential/token-response.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
+import type { CredentialStore, Registration } from '../store/contract.js';
+import { buildContext, type ClientContext } from './client-context.js';
+import type { GrantResult } from './grants.js';
+import { ensureRegistration } from './registration.js';
+import { classifyTokenFailure } from './token-error.js';
+import type { ClientConfig } from './types.js';
+
+/**
+ * The client credentials grant (RFC 6749 §4.4; MCP extension "OAuth client credentials",
+ * SEP-1046): a confidential client gets tokens for itself, with no user and no browser.
+ * The client authenticates with client_secret_basic, client_secret_post or private_key_jwt
+ * (RFC 7523), whichever its context carries.
+ */
+export interface ClientCredentialsOptions {
+  /** RFC 8707 resource indicator (the MCP server's canonical URI); undefined omits it. */
+  resource: string | undefined;
+  scope?: string | undefined;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** Overrides the fetch the context was built with. */
+  fetch?: typeof fetch | undefined;
+  /** The server named in errors. Default: `resource`. */
+  server?: string | undefined;
+}
+
+/** One token request; like every grant here, never retried (that is the caller's call). */
+export async function clientCredentialsGrant(
+  ctx: ClientContext,
+  options: ClientCredentialsOptions,
+): Promise<GrantResult> {
+  const params = new URLSearchParams();
+  if (options.resource !== undefined) params.set('resource', options.resource);
+  if (options.scope !== undefined && options.scope !== '') params.set('scope', options.scope);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+  const requestOptions = ctx.requestOptions(signal);
+  if (options.fetch !== undefined) requestOptions[oauth.customFetch] = options.fetch as never;
+  const requestedAt = Date.now();
+  try {
+    const response = await oauth.clientCredentialsGrantRequest(
+      ctx.as,
+      ctx.client,
+      ctx.clientAuth,
+      params,
+      requestOptions,
+    );
+    const result = (await oauth.processClientCredentialsResponse(
+      ctx.as,
+      ctx.client,
+      response,
+    )) as TokenEndpointResult;
+    secrets.add(result.access_token);
+    secrets.add(result.refresh_token);
+    return { response: result, requestedAt };
+  } catch (error) {
+    throw clientCredentialsError(options.server ?? options.resource ?? ctx.as.issuer, ctx, error, options);
+  }
+}
+
+function clientCredentialsError(
+  server: string,
+  ctx: ClientContext,
+  error: unknown,
+  options: ClientCredentialsOptions,
+): LatchkeyError {
+  if (options.signal?.aborted === true) {
+    return new LatchkeyError(ErrorCode.CANCELLED, 'the client credentials request was cancelled.', {
+      server,
+      retryable: false,
+      cause: error,
+    });
+  }
+  const failure = classifyTokenFailure(error);
+  if (failure.kind === 'transient') {
+    return new LatchkeyError(
+      ErrorCode.REFRESH_TRANSIENT,
+      `the client credentials grant at ${ctx.as.issuer} failed temporarily (${failure.reason}).`,
+      {
+        server,
+        retryable: true,
+        nextStep: 'retry in a moment',
+        ...(failure.retryAfterMs === undefined ? {} : { retryAt: Date.now() + failure.retryAfterMs }),
+        cause: error,
+      },
+    );
+  }
+  // With no user involved, every refusal is about the client's configuration.
+  const description = failure.description === undefined ? '' : `: ${quote(failure.description)}`;
+  return new LatchkeyError(
+    ErrorCode.CLIENT_REJECTED,
+    `the authorization server ${ctx.as.issuer} refused client ${JSON.stringify(ctx.client.client_id)} the client credentials grant (${safeCode(failure.error)}${description}).`,
+    {
+      server,
+      retryable: false,
+      nextStep:
+        'check the client id, its secret or key, and that the client may use the client_credentials grant',
+      cause: error,
+    },
+  );
+}
+
+export interface ClientCredentialsHookOptions {
+  /** Where the registration for the AS issuer is kept (AUTH-27). */
+  store: CredentialStore;
+  /** AS metadata, or how to find it for a server (normally discovery). */
+  authorizationServer:
+    oauth.AuthorizationServer | ((server: string, signal: AbortSignal) => Promise<oauth.AuthorizationServer>);
+  /** A confidential client: `clientId` plus `clientSecret` or `privateKey`. */
+  config: ClientConfig;
+  /** Scope when the caller asks for none. Default: omitted. */
+  scope?: string;
+  /** Send RFC 8707 `resource` (the server URI). Default true. */
+  sendResource?: boolean;
+  /** Timeout of the token request. Default 30 000 ms. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/**
+ * An AcquireHook that gets tokens with the client credentials grant, for machine-to-machine
+ * deployments: the manager calls it whenever there is no usable credential (client
+ * credentials responses normally carry no refresh token, so that is at every expiry).
+ */
+export function clientCredentialsHook(options: ClientCredentialsHookOptions): AcquireHook {
+  const { config } = options;
+  if (
+    config.clientId === undefined ||
+    (config.clientSecret === undefined && config.privateKey === undefined)
+  ) {
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      'the client credentials grant needs a confidential client: a client id with a client secret or a private key.',
+      { retryable: false, nextStep: 'configure clientId and clientSecret (or privateKey)' },
+    );
+  }
+  return async (request): Promise<AcquiredTokens> => {
+    const as =
+      typeof options.authorizationServer === 'function'
+        ? await options.authorizationServer(request.server, request.signal)
+        : options.authorizationServer;
+    const registration = await ensureRegistration({
+      store: options.store,
+      server: request.server,
+      as,
+      config,
+      redirectUris: [],
+      grantTypes: ['client_credentials'],
+      fetch: options.fetch,
+      signal: request.signal,
+    });
+    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const scope =
+      request.scopes !== undefined && request.scopes.length > 0 ? request.scopes.join(' ') : options.scope;
+    const result = await clientCredentialsGrant(ctx, {
+      resource: options.sendResource === false ? undefined : request.server,
+      scope,
+      timeoutMs: options.timeoutMs ?? 30_000,
+      signal: request.signal,
+      server: request.server,
+    });
+    return {
+      issuer: as.issuer,
+      clientId: registration.clientId,
+      response: result.response,
+      requestedAt: result.requestedAt,
+      ...(scope === undefined ? {} : { requestedScopes: scope.split(' ').filter((s) => s !== '') }),
+      owned: true,
+    };
+  };
+}
+
+/**
+ * A ClientContext for a registration, with the configured private key when the client
+ * authenticates with private_key_jwt. Keys are never stored, so they come from the
+ * configuration each time.
+ */
+export async function clientContextForConfig(
+  as: oauth.AuthorizationServer,
+  registration: Registration,
+  config: ClientConfig,
+  options: { fetch?: typeof fetch | undefined } = {},
+): Promise<ClientContext> {
+  const ctx = buildContext(as, registration, { fetch: options.fetch });
+  if (registration.tokenEndpointAuthMethod !== 'private_key_jwt') return ctx;
+  if (config.privateKey === undefined) {
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      `client ${JSON.stringify(registration.clientId)} authenticates with private_key_jwt, but no private key is configured.`,
+      { retryable: false, nextStep: 'configure the private key registered for this client' },
+    );
+  }
+  const key = await importPrivateKey(config.privateKey);
+  return {
+    ...ctx,
+    client: { ...ctx.client, token_endpoint_auth_method: 'private_key_jwt' },
+    clientAuth: oauth.PrivateKeyJwt(key),
+  };
+}
+
+type PrivateKeyConfig = NonNullable<ClientConfig['privateKey']>;
+
+/**
+ * A signing key for private_key_jwt from a CryptoKey or a PKCS#8 PEM. The JWS algorithm is
+ * `alg` when given, else inferred: RS256 for RSA, PS256 for RSA-PSS, ES256/384/512 by curve,
+ * Ed25519 for Ed25519 keys.
+ */
+export async function importPrivateKey(config: PrivateKeyConfig): Promise<oauth.PrivateKey> {
+  const kid = config.kid === undefined ? {} : { kid: config.kid };
+  if (typeof config.key !== 'string') return { key: config.key as oauth.CryptoKey, ...kid };
+  let keyObject: KeyObject;
+  try {
+    keyObject = createPrivateKey(config.key);
+  } catch (cause) {
+    throw invalidKey('the private key is not a readable PEM private key', cause);
+  }
+  const algorithm = webCryptoAlgorithm(config.alg ?? inferAlg(keyObject));
+  const der = keyObject.export({ type: 'pkcs8', format: 'der' });
+  try {
+    const key = await webcrypto.subtle.importKey('pkcs8', der, algorithm, false, ['sign']);
+    return { key: key as oauth.CryptoKey, ...kid };
+  } catch (cause) {
+    throw invalidKey(
+      `the private key does not fit the algorithm ${config.alg ?? inferAlg(keyObject)}`,
+      cause,
+    );
+  }
+}
+
+function inferAlg(key: KeyObject): string {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return 'RS256';
+    case 'rsa-pss':
+      return 'PS256';
+    case 'ed25519':
+      return 'Ed25519';
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1' || curve === 'P-256') return 'ES256';
+      if (curve === 'secp384r1' || curve === 'P-384') return 'ES384';
+      if (curve === 'secp521r1' || curve === 'P-521') return 'ES512';
+      throw invalidKey(`unsupported EC curve ${String(curve)}`);
+    }
+    default:
+      throw invalidKey(`unsupported key type ${String(key.asymmetricKeyType)}`);
+  }
+}
+
+function webCryptoAlgorithm(
+  alg: string,
+): webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams | webcrypto.Algorithm {
+  const hash = (bits: string): string => `SHA-${bits}`;
+  const match = /^(RS|PS|ES)(256|384|512)$/.exec(alg);
+  if (match !== null) {
+    const [, family, bits = '256'] = match;
+    if (family === 'RS') return { name: 'RSASSA-PKCS1-v1_5', hash: hash(bits) };
+    if (family === 'PS') return { name: 'RSA-PSS', hash: hash(bits) };
+    return { name: 'ECDSA', namedCurve: bits === '512' ? 'P-521' : `P-${bits}` };
+  }
+  if (alg === 'Ed25519' || alg === 'EdDSA') return { name: 'Ed25519' };
+  throw invalidKey(`unsupported private_key_jwt algorithm ${JSON.stringify(alg)}`);
+}
+
+function invalidKey(message: string, cause?: unknown): LatchkeyError {
+  return new LatchkeyError(ErrorCode.INVALID_INPUT, `${message}.`, {
+    retryable: false,
+    nextStep: 'configure a PKCS#8 PEM (RSA, EC P-256/384/521 or Ed25519) private key',
+    cause,
+  });
+}
+
+/** Server-supplied text, scrubbed of secrets, quoted (neutralizes control characters) and bounded. */
+function quote(text: string): string {
+  const scrubbed = secrets.scrub(text);
+  return JSON.stringify(scrubbed.length > 200 ? `${scrubbed.slice(0, 200)}…` : scrubbed);
+}
+
+/** OAuth error codes are a restricted charset; anything else is not echoed back. */
+function safeCode(code: string): string {
+  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
+}

@@ -1,0 +1,237 @@
+import * as oauth from 'oauth4webapi';
+
+import { secrets } from '../credential/redact.js';
+import type { TokenEndpointResult } from '../credential/token-response.js';
+import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
+import { sleep as defaultSleep } from '../lifecycle/lease.js';
+import type { ClientContext } from './client-context.js';
+import type { GrantResult } from './grants.js';
+import { classifyTokenFailure } from './token-error.js';
+
+/**
+ * The device authorization grant (RFC 8628), latchkey's headless login: the user approves
+ * on any other device while this process polls the token endpoint. Not part of the MCP
+ * spec (spec §1.12); the same `resource` rules as the browser flow apply.
+ */
+export interface DevicePrompt {
+  /** Where the user goes (RFC 8628 `verification_uri`). */
+  verificationUri: string;
+  /** The same page with the code filled in, for QR codes and links. */
+  verificationUriComplete?: string;
+  userCode: string;
+  /** Epoch ms after which the code no longer works. */
+  expiresAt: number;
+}
+
+export interface DeviceAuthorizationOptions {
+  ctx: ClientContext;
+  /** RFC 8707 resource, sent with both requests; undefined only for IdPs that reject it. */
+  resource: string | undefined;
+  scope?: string | undefined;
+  /** The server named in errors. Default: `resource`, else the AS issuer. */
+  server?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Show the user what to do. Called once, before polling starts. */
+  prompt: (prompt: DevicePrompt) => void;
+  /** Waits between polls. Tests may shorten it; production leaves the default. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Timeout of each HTTP request. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+}
+
+/** RFC 8628 §3.2: without `interval`, poll every 5 s. */
+export const DEFAULT_POLL_INTERVAL_MS = 5_000;
+/** RFC 8628 §3.5: on `slow_down`, wait 5 s longer from then on. */
+export const SLOW_DOWN_STEP_MS = 5_000;
+/** Consecutive transient polling failures tolerated before giving up. */
+const MAX_TRANSIENT_POLLS = 5;
+
+export async function deviceAuthorization(options: DeviceAuthorizationOptions): Promise<GrantResult> {
+  const { ctx } = options;
+  const server = options.server ?? options.resource ?? ctx.as.issuer;
+  const sleep = options.sleep ?? defaultSleep;
+  const started = Date.now();
+  const authorization = await requestDeviceCode(options, server);
+  secrets.add(authorization.device_code);
+  const expiresAt = started + authorization.expires_in * 1000;
+  // These strings come from the AS and end up on a terminal: no control characters.
+  const prompt: DevicePrompt = {
+    verificationUri: printable(authorization.verification_uri),
+    userCode: printable(authorization.user_code),
+    expiresAt,
+  };
+  if (authorization.verification_uri_complete !== undefined) {
+    prompt.verificationUriComplete = printable(authorization.verification_uri_complete);
+  }
+  options.prompt(prompt);
+
+  let intervalMs =
+    authorization.interval === undefined ? DEFAULT_POLL_INTERVAL_MS : authorization.interval * 1000;
+  let transientFailures = 0;
+  for (;;) {
+    if (Date.now() + intervalMs >= expiresAt) throw expired(server, prompt);
+    await sleep(intervalMs, options.signal).catch((error: unknown) => {
+      throw cancelled(server, error);
+    });
+    const outcome = await poll(options, authorization.device_code, server, prompt);
+    if (outcome.kind === 'tokens') return outcome.result;
+    if (outcome.kind === 'slow-down') intervalMs += SLOW_DOWN_STEP_MS;
+    if (outcome.kind === 'transient') {
+      if (++transientFailures >= MAX_TRANSIENT_POLLS) throw outcome.error;
+      intervalMs = Math.max(intervalMs, outcome.retryAfterMs ?? 0);
+    } else {
+      transientFailures = 0;
+    }
+  }
+}
+
+async function requestDeviceCode(
+  options: DeviceAuthorizationOptions,
+  server: string,
+): Promise<oauth.DeviceAuthorizationResponse> {
+  const { ctx } = options;
+  if (typeof ctx.as.device_authorization_endpoint !== 'string') {
+    throw new LatchkeyError(
+      ErrorCode.DISCOVERY_FAILED,
+      `the authorization server ${ctx.as.issuer} does not support device login (no device_authorization_endpoint).`,
+      {
+        server,
+        retryable: false,
+        nextStep: `run \`${loginCommand(server)}\` without --device, in a browser`,
+      },
+    );
+  }
+  const params = new URLSearchParams();
+  if (options.scope !== undefined && options.scope !== '') params.set('scope', options.scope);
+  if (options.resource !== undefined) params.set('resource', options.resource);
+  try {
+    const response = await oauth.deviceAuthorizationRequest(
+      ctx.as,
+      ctx.client,
+      ctx.clientAuth,
+      params,
+      ctx.requestOptions(requestSignal(options)),
+    );
+    return await oauth.processDeviceAuthorizationResponse(ctx.as, ctx.client, response);
+  } catch (error) {
+    throw failure(options, server, error, 'the device login could not be started');
+  }
+}
+
+type PollOutcome =
+  | { kind: 'tokens'; result: GrantResult }
+  | { kind: 'pending' }
+  | { kind: 'slow-down' }
+  | { kind: 'transient'; error: LatchkeyError; retryAfterMs?: number };
+
+async function poll(
+  options: DeviceAuthorizationOptions,
+  deviceCode: string,
+  server: string,
+  prompt: DevicePrompt,
+): Promise<PollOutcome> {
+  const { ctx } = options;
+  const params = new URLSearchParams();
+  if (options.resource !== undefined) params.set('resource', options.resource);
+  const requestedAt = Date.now();
+  try {
+    const response = await oauth.deviceCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, deviceCode, {
+      ...ctx.requestOptions(requestSignal(options)),
+      additionalParameters: params,
+    });
+    const result = (await oauth.processDeviceCodeResponse(
+      ctx.as,
+      ctx.client,
+      response,
+    )) as TokenEndpointResult;
+    secrets.add(result.access_token);
+    secrets.add(result.refresh_token);
+    secrets.add(result.id_token);
+    return { kind: 'tokens', result: { response: result, requestedAt } };
+  } catch (error) {
+    if (error instanceof oauth.ResponseBodyError) {
+      switch (error.error) {
+        case 'authorization_pending':
+          return { kind: 'pending' };
+        case 'slow_down':
+          return { kind: 'slow-down' };
+        case 'access_denied':
+          throw loginRequired(server, `you denied access at ${prompt.verificationUri}`, error);
+        case 'expired_token':
+          throw expired(server, prompt, error);
+      }
+    }
+    const translated = failure(options, server, error, 'the device login failed');
+    if (!translated.retryable) throw translated;
+    const classified = classifyTokenFailure(error);
+    return {
+      kind: 'transient',
+      error: translated,
+      ...(classified.kind === 'transient' && classified.retryAfterMs !== undefined
+        ? { retryAfterMs: classified.retryAfterMs }
+        : {}),
+    };
+  }
+}
+
+function failure(
+  options: DeviceAuthorizationOptions,
+  server: string,
+  error: unknown,
+  what: string,
+): LatchkeyError {
+  if (options.signal?.aborted === true) return cancelled(server, error);
+  const classified = classifyTokenFailure(error);
+  if (classified.kind === 'transient') {
+    return new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, `${what} (${classified.reason}).`, {
+      server,
+      retryable: true,
+      nextStep: `retry \`${loginCommand(server)} --device\` in a moment`,
+      cause: error,
+    });
+  }
+  const description = classified.description === undefined ? '' : `: ${quote(classified.description)}`;
+  return new LatchkeyError(
+    classified.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED,
+    `${what}: the authorization server ${options.ctx.as.issuer} answered ${safeCode(classified.error)}${description}.`,
+    { server, retryable: false, nextStep: `run \`${loginCommand(server)}\` again`, cause: error },
+  );
+}
+
+function expired(server: string, prompt: DevicePrompt, cause?: unknown): LatchkeyError {
+  return loginRequired(
+    server,
+    `the device code ${prompt.userCode} expired before the sign-in at ${prompt.verificationUri} was completed`,
+    cause,
+  );
+}
+
+function cancelled(server: string, cause: unknown): LatchkeyError {
+  return new LatchkeyError(ErrorCode.CANCELLED, 'the device login was cancelled.', {
+    server,
+    retryable: false,
+    cause,
+  });
+}
+
+function requestSignal(options: DeviceAuthorizationOptions): AbortSignal {
+  const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 30_000);
+  return options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
+}
+
+/** Drops C0/C1 control characters (terminal escape sequences) from server-supplied text. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+}
+
+/** Server-supplied text, scrubbed of secrets, quoted (neutralizes control characters) and bounded. */
+function quote(text: string): string {
+  const scrubbed = secrets.scrub(text);
+  return JSON.stringify(scrubbed.length > 200 ? `${scrubbed.slice(0, 200)}…` : scrubbed);
+}
+
+/** OAuth error codes are a restricted charset; anything else is not echoed back. */
+function safeCode(code: string): string {
+  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
+}

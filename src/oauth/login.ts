@@ -1,0 +1,253 @@
+import type * as oauth from 'oauth4webapi';
+
+import { ErrorCode, isLatchkeyError } from '../errors.js';
+import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/acquire.js';
+import type { CredentialStore } from '../store/contract.js';
+import { authorizationCodeFlow } from './authorization-code.js';
+import { type BrowserOpener, openSystemBrowser } from './browser.js';
+import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
+import { deviceAuthorization } from './device-authorization.js';
+import { stderrDevicePrompt } from './device-prompt.js';
+import { discoverServer, invalidateDiscovery } from './discovery.js';
+import type { GrantResult } from './grants.js';
+import { LoginBreaker } from './login-breaker.js';
+import { startRedirectReceiver } from './redirect-receiver.js';
+import { ensureRegistration, evictRegistration } from './registration.js';
+import { selectScopes } from './scope.js';
+import type { BearerChallenge, ClientConfig, ServerDiscovery } from './types.js';
+
+export type LoginFlow = 'browser' | 'device' | 'client-credentials';
+
+/**
+ * Options some identity providers need. Each deviates from the MCP spec for one provider's
+ * sake, so all are off by default.
+ */
+export interface IdpQuirks {
+  /** Extra authorization request parameters, e.g. `{ access_type: 'offline', prompt: 'consent' }` (Google). */
+  extraAuthorizationParams?: Readonly<Record<string, string>>;
+  /** Do not send RFC 8707 `resource` (Microsoft Entra v2 rejects it with AADSTS9010010). */
+  omitResource?: boolean;
+  /** Ask for `offline_access` when the AS lists it in `scopes_supported` (Okta, Entra, Auth0). */
+  offlineAccess?: boolean;
+}
+
+export interface LoginOptions {
+  store: CredentialStore;
+  /**
+   * How to log in. Default `auto`: the browser where one can be shown, else the device flow
+   * (over SSH, in containers, with no display). `client-credentials` needs a confidential client.
+   */
+  flow?: LoginFlow | 'auto';
+  /** Pre-registered client, CIMD URL, name. Default: register dynamically as `latchkey`. */
+  client?: ClientConfig;
+  /** Default: the system browser, started without a shell. */
+  openBrowser?: BrowserOpener;
+  /** Where human-facing lines go. Default: stderr (never stdout). */
+  notify?: (text: string) => void;
+  /** Fixed loopback redirect port. Default: a stable port per server, else any free one. */
+  redirectPort?: number;
+  quirks?: IdpQuirks;
+  fetch?: typeof fetch;
+  /** How long the user has to finish in the browser or on the other device. Default 300 000 ms. */
+  timeoutMs?: number;
+  /** Timeout of each request to the AS. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** Interactive attempts allowed per server in 10 minutes before the breaker opens. Default 5. */
+  maxAttempts?: number;
+}
+
+/**
+ * The acquisition hook that runs a real login: the MCP discovery chain, client
+ * registration, then the browser (authorization code + PKCE), device or client-credentials
+ * flow. The manager persists what it returns and makes it single-flight across processes.
+ */
+export function createLoginHook(options: LoginOptions): AcquireHook {
+  const breaker = new LoginBreaker(options.maxAttempts ?? 5);
+  return async (request) => {
+    breaker.admit(request.server);
+    try {
+      const tokens = await login(options, request);
+      breaker.succeeded(request.server);
+      return tokens;
+    } catch (error) {
+      breaker.failed(request.server);
+      throw error;
+    }
+  };
+}
+
+async function login(options: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
+  const { store } = options;
+  const discovery = await discoverServer(request.server, {
+    store,
+    fetch: options.fetch,
+    challenge: request.challenge,
+    preferredIssuer: request.issuer,
+    signal: request.signal,
+  });
+  const as = discovery.authorizationServer;
+  const scopes = selectScopes({
+    challenge: challengeWithWanted(request.challenge, request.scopes),
+    scopesSupported: discovery.scopesSupported,
+    previouslyGranted: request.reason === 'scope' ? request.grantedScopes : undefined,
+    asScopesSupported: as.scopes_supported,
+    offlineAccess: options.quirks?.offlineAccess,
+  });
+  const flow = chooseFlow(options);
+  let result: { clientId: string; grant: GrantResult };
+  try {
+    result = await withRegistrationRetry(
+      () => runFlow(options, request, as, flow, scopes, discovery),
+      store,
+      as.issuer,
+    );
+  } catch (error) {
+    // Metadata may have changed under a cached copy; the next attempt rediscovers.
+    if (isLatchkeyError(error) && error.code === ErrorCode.DISCOVERY_FAILED) {
+      await invalidateDiscovery(store, request.server, as.issuer).catch(() => undefined);
+    }
+    throw error;
+  }
+  return {
+    issuer: as.issuer,
+    clientId: result.clientId,
+    requestedAt: result.grant.requestedAt,
+    response: result.grant.response,
+    ...(scopes === undefined ? {} : { requestedScopes: scopes }),
+    owned: true,
+  };
+}
+
+/** One flow run; an `invalid_client` from a stored registration evicts it and registers once more. */
+async function withRegistrationRetry<T>(
+  run: () => Promise<T>,
+  store: CredentialStore,
+  issuer: string,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const rejected = isLatchkeyError(error) && error.code === ErrorCode.CLIENT_REJECTED;
+    if (!rejected || !(await evictRegistration(store, issuer))) throw error;
+    return run();
+  }
+}
+
+async function runFlow(
+  options: LoginOptions,
+  request: AcquireRequest,
+  as: oauth.AuthorizationServer,
+  flow: LoginFlow,
+  scopes: string[] | undefined,
+  discovery: ServerDiscovery,
+): Promise<{ clientId: string; grant: GrantResult }> {
+  const config = options.client ?? {};
+  const resource = options.quirks?.omitResource === true ? undefined : discovery.resource;
+  const scope = scopes?.join(' ');
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const base = {
+    store: options.store,
+    server: request.server,
+    as,
+    config,
+    fetch: options.fetch,
+    signal: request.signal,
+  };
+
+  if (flow === 'client-credentials') {
+    const registration = await ensureRegistration({
+      ...base,
+      redirectUris: [],
+      grantTypes: ['client_credentials'],
+    });
+    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const grant = await clientCredentialsGrant(ctx, {
+      resource,
+      scope,
+      timeoutMs: requestTimeoutMs,
+      signal: request.signal,
+      server: request.server,
+    });
+    return { clientId: registration.clientId, grant };
+  }
+
+  if (flow === 'device') {
+    const registration = await ensureRegistration({
+      ...base,
+      redirectUris: [],
+      grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],
+    });
+    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const notify = options.notify;
+    const grant = await deviceAuthorization({
+      ctx,
+      resource,
+      scope,
+      server: request.server,
+      signal: request.signal,
+      requestTimeoutMs,
+      prompt: stderrDevicePrompt({
+        server: request.server,
+        ...(notify === undefined ? {} : { write: notify }),
+      }),
+    });
+    return { clientId: registration.clientId, grant };
+  }
+
+  const receiver = await startRedirectReceiver({
+    server: request.server,
+    signal: request.signal,
+    ...(options.redirectPort === undefined ? {} : { port: options.redirectPort }),
+  });
+  try {
+    const registration = await ensureRegistration({
+      ...base,
+      redirectUris: [receiver.redirectUri],
+      grantTypes: ['authorization_code'],
+    });
+    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
+    const grant = await authorizationCodeFlow({
+      ctx,
+      server: request.server,
+      receiver,
+      resource,
+      scope,
+      openBrowser: options.openBrowser ?? openSystemBrowser,
+      onAuthorizationUrl: (url) =>
+        notify(
+          `Opening the browser to sign in to ${request.server}.\nIf it does not open, visit:\n\n  ${url}\n\n`,
+        ),
+      timeoutMs: options.timeoutMs ?? 300_000,
+      requestTimeoutMs,
+      signal: request.signal,
+      ...(options.quirks?.extraAuthorizationParams === undefined
+        ? {}
+        : { extraParams: options.quirks.extraAuthorizationParams }),
+    });
+    return { clientId: registration.clientId, grant };
+  } finally {
+    receiver.close();
+  }
+}
+
+function challengeWithWanted(
+  challenge: BearerChallenge | undefined,
+  wanted: readonly string[] | undefined,
+): BearerChallenge | undefined {
+  if (wanted === undefined || wanted.length === 0) return challenge;
+  return { ...challenge, scope: [...new Set([...(challenge?.scope ?? []), ...wanted])] };
+}
+
+/** Browser where one can appear; the device flow over SSH, in containers and without a display. */
+export function chooseFlow(
+  options: Pick<LoginOptions, 'flow' | 'openBrowser'>,
+  env = process.env,
+): LoginFlow {
+  if (options.flow !== undefined && options.flow !== 'auto') return options.flow;
+  if (options.openBrowser !== undefined) return 'browser';
+  if (env['SSH_CONNECTION'] !== undefined || env['SSH_TTY'] !== undefined) return 'device';
+  if (process.platform === 'linux' && !env['DISPLAY'] && !env['WAYLAND_DISPLAY'] && !env['BROWSER'])
+    return 'device';
+  return 'browser';
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { ExitCode } from '../src/cli/exit-codes.js';
+import type { CliIO } from '../src/cli/io.js';
+import { main } from '../src/cli/main.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import { refreshAccepted } from './support/refresh-probe.js';
+import {
+  startAuthorizationServer,
+  startMcpServer,
+  type TestAuthorizationServer,
+  type TestMcpServer,
+} from './harness/index.js';
+
+const BROWSER = fileURLToPath(new URL('./fixtures/headless-browser.ts', import.meta.url));
+
+function capture(env: NodeJS.ProcessEnv): CliIO & { stdout: string; stderr: string } {
+  const io = {
+    stdout: '',
+    stderr: '',
+    env,
+    out: (text: string) => void (io.stdout += text),
+    err: (text: string) => void (io.stderr += text),
+  };
+  return io;
+}
+
+/** `latchkey login`, `token` and `logout` against the real AS and MCP server. */
+describe('cli login / token / logout', () => {
+  let as: TestAuthorizationServer;
+  let mcp: TestMcpServer;
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    as = await startAuthorizationServer({ accessTokenTtl: 300 });
+    mcp = await startMcpServer({ authorizationServer: as });
+    home = await mkdtemp(join(tmpdir(), 'latchkey-cli-login-'));
+    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    // The system-browser opener runs $BROWSER directly (no shell) with the URL.
+    process.env['BROWSER'] = BROWSER;
+  });
+  after(async () => {
+    await mcp.close();
+    await as.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('login stores a credential, token prints it, logout revokes it', async () => {
+    const io = capture(env);
+    assert.equal(await main(['login', mcp.url, '--browser'], io), ExitCode.OK, io.stderr);
+    assert.equal(io.stdout, '', 'login prints nothing on stdout');
+    assert.match(io.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
+
+    const tokenIo = capture(env);
+    assert.equal(await main(['token', mcp.url], tokenIo), ExitCode.OK);
+    const token = tokenIo.stdout.trim();
+    assert.equal((await as.introspect(token)).active, true);
+    assert.ok(!io.stderr.includes(token), 'the token never reaches stderr');
+
+    const store = await openSqliteStore({ env });
+    const [cred] = await store.listCredentials();
+    await store.close();
+    assert.ok(cred?.secrets.refreshToken !== undefined);
+
+    const out = capture(env);
+    assert.equal(await main(['logout', mcp.url], out), ExitCode.OK, out.stderr);
+    assert.match(out.stderr, /Logged out of/);
+    assert.equal((await as.introspect(token)).active, false, 'the access token is dead at the AS');
+    assert.equal(
+      await refreshAccepted(as.issuer, cred.clientId, cred.secrets.refreshToken, mcp.url),
+      false,
+      'so is the refresh token',
+    );
+
+    const after = capture(env);
+    assert.equal(await main(['token', mcp.url], after), ExitCode.LOGIN_REQUIRED);
+    assert.match(
+      after.stderr,
+      new RegExp(`latchkey login ${mcp.url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
+  });
+});
