@@ -74,3 +74,7 @@ export { ErrorCode, isLatchkeyError, LatchkeyError } from './errors.js';
 export type { LatchkeyErrorOptions } from './errors.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LoggerOptions, LogLevel } from './log.js';
+
+// MCP transports
+export { createAuthFetch } from './mcp/auth-fetch.js';
+export type { AuthFetchOptions } from './mcp/auth-fetch.js';

@@ -7,7 +7,6 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ExitCode } from '../src/cli/exit-codes.js';
-import type { CliIO } from '../src/cli/io.js';
 import { main } from '../src/cli/main.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { refreshAccepted } from './support/refresh-probe.js';
@@ -17,19 +16,9 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from './harness/index.js';
+import { captureIO } from './support/cli-io.js';
 
 const BROWSER = fileURLToPath(new URL('./fixtures/headless-browser.ts', import.meta.url));
-
-function capture(env: NodeJS.ProcessEnv): CliIO & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    env,
-    out: (text: string) => void (io.stdout += text),
-    err: (text: string) => void (io.stderr += text),
-  };
-  return io;
-}
 
 /** `latchkey login`, `token` and `logout` against the real AS and MCP server. */
 describe('cli login / token / logout', () => {
@@ -53,12 +42,12 @@ describe('cli login / token / logout', () => {
   });
 
   it('login stores a credential, token prints it, logout revokes it', async () => {
-    const io = capture(env);
+    const io = captureIO(env);
     assert.equal(await main(['login', mcp.url, '--browser'], io), ExitCode.OK, io.stderr);
     assert.equal(io.stdout, '', 'login prints nothing on stdout');
     assert.match(io.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
 
-    const tokenIo = capture(env);
+    const tokenIo = captureIO(env);
     assert.equal(await main(['token', mcp.url], tokenIo), ExitCode.OK);
     const token = tokenIo.stdout.trim();
     assert.equal((await as.introspect(token)).active, true);
@@ -69,7 +58,7 @@ describe('cli login / token / logout', () => {
     await store.close();
     assert.ok(cred?.secrets.refreshToken !== undefined);
 
-    const out = capture(env);
+    const out = captureIO(env);
     assert.equal(await main(['logout', mcp.url], out), ExitCode.OK, out.stderr);
     assert.match(out.stderr, /Logged out of/);
     assert.equal((await as.introspect(token)).active, false, 'the access token is dead at the AS');
@@ -79,7 +68,7 @@ describe('cli login / token / logout', () => {
       'so is the refresh token',
     );
 
-    const after = capture(env);
+    const after = captureIO(env);
     assert.equal(await main(['token', mcp.url], after), ExitCode.LOGIN_REQUIRED);
     assert.match(
       after.stderr,

@@ -6,22 +6,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { ExitCode } from '../src/cli/exit-codes.js';
-import type { CliIO } from '../src/cli/io.js';
 import { main } from '../src/cli/main.js';
 import { CredentialManager } from '../src/lifecycle/manager.js';
 import { silentLogger } from '../src/log.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
-
-function capture(env: NodeJS.ProcessEnv): CliIO & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    env,
-    out: (text: string) => void (io.stdout += text),
-    err: (text: string) => void (io.stderr += text),
-  };
-  return io;
-}
+import { captureIO } from './support/cli-io.js';
 
 describe('cli', () => {
   let home: string;
@@ -51,7 +40,7 @@ describe('cli', () => {
   after(() => rm(home, { recursive: true, force: true }));
 
   it('token prints the stored token on stdout only', async () => {
-    const io = capture(env);
+    const io = captureIO(env);
     assert.equal(await main(['token', server], io), ExitCode.OK);
     assert.equal(io.stdout, `${accessToken}\n`);
     assert.equal(io.stderr, '');
@@ -59,7 +48,7 @@ describe('cli', () => {
 
   it('token for an unknown server exits LOGIN_REQUIRED, names the server and the next step', async () => {
     const other = 'https://other.example.com/mcp';
-    const io = capture(env);
+    const io = captureIO(env);
     assert.equal(await main(['token', other], io), ExitCode.LOGIN_REQUIRED);
     assert.equal(io.stdout, '');
     assert.match(io.stderr, /other\.example\.com\/mcp/);
@@ -68,11 +57,11 @@ describe('cli', () => {
   });
 
   it('status lists credentials without printing any token', async () => {
-    const io = capture(env);
+    const io = captureIO(env);
     assert.equal(await main(['status'], io), ExitCode.OK);
     assert.match(io.stdout, /https:\/\/mcp\.example\.com\/mcp\s+valid\s+expires in/);
     assert.ok(!io.stdout.includes(accessToken) && !io.stderr.includes(accessToken));
-    const json = capture(env);
+    const json = captureIO(env);
     assert.equal(await main(['status', '--json'], json), ExitCode.OK);
     const parsed = JSON.parse(json.stdout) as { credentials: { server: string; state: string }[] };
     assert.deepEqual(
@@ -83,10 +72,10 @@ describe('cli', () => {
   });
 
   it('a bad URL and an unknown command are usage errors', async () => {
-    const bad = capture(env);
+    const bad = captureIO(env);
     assert.equal(await main(['token', 'not a url'], bad), ExitCode.USAGE);
     assert.match(bad.stderr, /not a valid server URL/);
-    const unknown = capture(env);
+    const unknown = captureIO(env);
     assert.equal(await main(['frobnicate'], unknown), ExitCode.USAGE);
   });
 });

@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
+import type { CredentialManagerOptions } from '../lifecycle/options.js';
 import { createLogger } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
@@ -43,19 +44,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .description('print a valid access token for a server on stdout (refreshing it if needed)')
     .argument('<server>', 'MCP server URL')
     .action(async (server: string) => {
-      await withStore(io, async (store) => {
-        const manager = new CredentialManager({
-          store,
-          watch: false,
-          proactiveRefresh: false,
-          logger: createLogger(),
-        });
-        try {
-          await token(manager, io, server);
-        } finally {
-          manager.close();
-        }
-      });
+      await withManager(
+        io,
+        () => ({}),
+        (manager) => token(manager, io, server),
+      );
     });
 
   program
@@ -75,26 +68,12 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--offline-access', 'ask for offline_access when the authorization server supports it')
     .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
     .action(async (server: string, opts: LoginFlags) => {
-      await withStore(io, async (store) => {
-        const manager = new CredentialManager({
-          store,
-          watch: false,
-          proactiveRefresh: false,
-          logger: createLogger(),
-          sendResource: opts.resource,
-          acquire: createLoginHook(loginOptions(store, io, opts)),
-        });
-        try {
-          await login(
-            manager,
-            io,
-            server,
-            opts.scope === undefined ? {} : { scopes: opts.scope.split(/\s+/).filter(Boolean) },
-          );
-        } finally {
-          manager.close();
-        }
-      });
+      const scopes = opts.scope?.split(/\s+/).filter(Boolean);
+      await withManager(
+        io,
+        (store) => ({ sendResource: opts.resource, acquire: createLoginHook(loginOptions(store, io, opts)) }),
+        (manager) => login(manager, io, server, scopes === undefined ? {} : { scopes }),
+      );
     });
 
   program
@@ -103,19 +82,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .argument('<server>', 'MCP server URL')
     .option('--strict', 'keep the local credential if revocation fails, so you can retry', false)
     .action(async (server: string, opts: { strict: boolean }) => {
-      await withStore(io, async (store) => {
-        const manager = new CredentialManager({
-          store,
-          watch: false,
-          proactiveRefresh: false,
-          logger: createLogger(),
-        });
-        try {
-          await logout(manager, io, server, opts);
-        } finally {
-          manager.close();
-        }
-      });
+      await withManager(
+        io,
+        () => ({}),
+        (manager) => logout(manager, io, server, opts),
+      );
     });
 
   try {
@@ -190,6 +161,31 @@ function parsePort(value: string): number {
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new InvalidArgumentError('not a port number');
   return port;
+}
+
+/**
+ * A short-lived manager for one command: no store watch and no proactive timers, which only
+ * pay off in long-running processes.
+ */
+async function withManager(
+  io: CliIO,
+  extra: (store: CredentialStore) => Partial<CredentialManagerOptions>,
+  run: (manager: CredentialManager) => Promise<void>,
+): Promise<void> {
+  await withStore(io, async (store) => {
+    const manager = new CredentialManager({
+      store,
+      watch: false,
+      proactiveRefresh: false,
+      logger: createLogger(),
+      ...extra(store),
+    });
+    try {
+      await run(manager);
+    } finally {
+      manager.close();
+    }
+  });
 }
 
 async function withStore(io: CliIO, run: (store: CredentialStore) => Promise<void>): Promise<void> {

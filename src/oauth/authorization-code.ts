@@ -2,10 +2,9 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 import { secrets } from '../credential/redact.js';
-import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
-import type { GrantResult } from './grants.js';
+import { type GrantResult, grantResult, requestSignal } from './grants.js';
 import { isLoopbackUrl } from './loopback.js';
 import type { RedirectReceiver } from './redirect-receiver.js';
 import { classifyTokenFailure } from './token-error.js';
@@ -162,7 +161,7 @@ async function redeemCode(
 ): Promise<GrantResult> {
   const extra = new URLSearchParams();
   if (options.resource !== undefined) extra.set('resource', options.resource);
-  const signal = AbortSignal.timeout(options.requestTimeoutMs);
+  const signal = requestSignal(options.requestTimeoutMs, options.signal);
   const requestedAt = Date.now();
   try {
     const response = await oauth.authorizationCodeGrantRequest(
@@ -173,21 +172,14 @@ async function redeemCode(
       redirectUri,
       verifier,
       {
-        ...ctx.requestOptions(
-          options.signal === undefined ? signal : AbortSignal.any([signal, options.signal]),
-        ),
+        ...ctx.requestOptions(signal),
         additionalParameters: extra,
       },
     );
-    const result = (await oauth.processAuthorizationCodeResponse(
-      ctx.as,
-      ctx.client,
-      response,
-    )) as TokenEndpointResult;
-    secrets.add(result.access_token);
-    secrets.add(result.refresh_token);
-    secrets.add(result.id_token);
-    return { response: result, requestedAt };
+    return grantResult(
+      await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, response),
+      requestedAt,
+    );
   } catch (error) {
     const failure = classifyTokenFailure(error);
     const reason =

@@ -3,12 +3,11 @@ import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
-import type { TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
 import { buildContext, type ClientContext } from './client-context.js';
-import type { GrantResult } from './grants.js';
+import { type GrantResult, grantResult, requestSignal } from './grants.js';
 import { ensureRegistration } from './registration.js';
 import { classifyTokenFailure } from './token-error.js';
 import type { ClientConfig } from './types.js';
@@ -39,9 +38,7 @@ export async function clientCredentialsGrant(
   const params = new URLSearchParams();
   if (options.resource !== undefined) params.set('resource', options.resource);
   if (options.scope !== undefined && options.scope !== '') params.set('scope', options.scope);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
-  const requestOptions = ctx.requestOptions(signal);
+  const requestOptions = ctx.requestOptions(requestSignal(options.timeoutMs, options.signal));
   if (options.fetch !== undefined) requestOptions[oauth.customFetch] = options.fetch as never;
   const requestedAt = Date.now();
   try {
@@ -52,14 +49,10 @@ export async function clientCredentialsGrant(
       params,
       requestOptions,
     );
-    const result = (await oauth.processClientCredentialsResponse(
-      ctx.as,
-      ctx.client,
-      response,
-    )) as TokenEndpointResult;
-    secrets.add(result.access_token);
-    secrets.add(result.refresh_token);
-    return { response: result, requestedAt };
+    return grantResult(
+      await oauth.processClientCredentialsResponse(ctx.as, ctx.client, response),
+      requestedAt,
+    );
   } catch (error) {
     throw clientCredentialsError(options.server ?? options.resource ?? ctx.as.issuer, ctx, error, options);
   }

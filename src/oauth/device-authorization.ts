@@ -1,11 +1,10 @@
 import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
-import type { TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import type { ClientContext } from './client-context.js';
-import type { GrantResult } from './grants.js';
+import { type GrantResult, grantResult } from './grants.js';
 import { classifyTokenFailure } from './token-error.js';
 
 /**
@@ -139,15 +138,10 @@ async function poll(
       ...ctx.requestOptions(requestSignal(options)),
       additionalParameters: params,
     });
-    const result = (await oauth.processDeviceCodeResponse(
-      ctx.as,
-      ctx.client,
-      response,
-    )) as TokenEndpointResult;
-    secrets.add(result.access_token);
-    secrets.add(result.refresh_token);
-    secrets.add(result.id_token);
-    return { kind: 'tokens', result: { response: result, requestedAt } };
+    return {
+      kind: 'tokens',
+      result: grantResult(await oauth.processDeviceCodeResponse(ctx.as, ctx.client, response), requestedAt),
+    };
   } catch (error) {
     if (error instanceof oauth.ResponseBodyError) {
       switch (error.error) {

@@ -1,5 +1,6 @@
 import * as oauth from 'oauth4webapi';
 
+import { secrets } from '../credential/redact.js';
 import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { ClientContext } from './client-context.js';
 
@@ -31,16 +32,29 @@ export async function refreshTokenGrant(
   const params = new URLSearchParams();
   if (options.resource !== undefined) params.set('resource', options.resource);
   if (options.scope !== undefined) params.set('scope', options.scope);
-  const signal = combineSignals(AbortSignal.timeout(options.timeoutMs), options.signal);
+  const signal = requestSignal(options.timeoutMs, options.signal);
   const requestedAt = Date.now();
   const response = await oauth.refreshTokenGrantRequest(ctx.as, ctx.client, ctx.clientAuth, refreshToken, {
     ...ctx.requestOptions(signal),
     additionalParameters: params,
   });
-  const result = await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response);
-  return { response: result as TokenEndpointResult, requestedAt };
+  return grantResult(await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response), requestedAt);
 }
 
-function combineSignals(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
-  return b === undefined ? a : AbortSignal.any([a, b]);
+/** A signal that fires after `timeoutMs` or when `signal` does. */
+export function requestSignal(timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal === undefined ? timeout : AbortSignal.any([timeout, signal]);
+}
+
+/**
+ * Every token endpoint answer passes through here: its secrets join the redaction registry
+ * before anything could log them, and the result carries the send time expiry is based on.
+ */
+export function grantResult(response: oauth.TokenEndpointResponse, requestedAt: number): GrantResult {
+  const result = response as TokenEndpointResult;
+  secrets.add(result.access_token);
+  secrets.add(result.refresh_token);
+  secrets.add(result.id_token);
+  return { response: result, requestedAt };
 }

@@ -1,0 +1,233 @@
+/**
+ * A `fetch` for MCP transports that carries latchkey's bearer token (AUTH-54, AUTH-55) and
+ * answers the server's 401 and 403 challenges (AUTH-08, AUTH-63..AUTH-66):
+ *
+ * - Same origin as the MCP server only: requests to any other origin pass through untouched,
+ *   and a redirect that leaves the origin is followed without the token (AUTH-57).
+ * - The first request is sent with whatever token the manager holds without a login; with
+ *   none, it goes out bare so that the server's 401 challenge (resource_metadata, scope) can
+ *   drive discovery and scope selection (AUTH-05, AUTH-31).
+ * - 401: the manager is told which token was rejected and gets the challenge; it refreshes or
+ *   logs in, and the request is sent once more. A 401 means the request was not processed,
+ *   so replaying it is safe.
+ * - 403 `insufficient_scope`: step-up through the manager (union of scopes, a new
+ *   authorization rather than a refresh), then the request is sent again; at most
+ *   `maxStepUps` times in a row per operation (method, path and JSON-RPC method), after
+ *   which the 403 is the caller's.
+ *
+ * Bodies are replayed as given (strings, bytes, Blob, URLSearchParams, FormData); a Request
+ * body is buffered before the first send. A stream body cannot be replayed: the manager still
+ * learns of the challenge, so the caller's own retry carries the new token, but the response
+ * is returned as it came.
+ */
+import { ErrorCode, isLatchkeyError } from '../errors.js';
+import type { CredentialManager, GetTokenOptions } from '../lifecycle/manager.js';
+import type { BearerChallenge } from '../oauth/types.js';
+import { bearerChallenge } from '../oauth/www-authenticate.js';
+
+export interface AuthFetchOptions {
+  /** Where tokens come from; its acquisition hook runs logins and step-ups. */
+  manager: CredentialManager;
+  /** The fetch that sends the requests. Default: the global fetch. */
+  fetch?: typeof fetch;
+  /** Step-ups in a row for one operation before a 403 is returned. Default 2. */
+  maxStepUps?: number;
+  /** Whose credential. Default: the manager's subject. */
+  subject?: string;
+}
+
+const MAX_REDIRECTS = 20;
+/** Bodies larger than this are not parsed for their JSON-RPC method. */
+const MAX_PARSED_BODY = 1024 * 1024;
+/** Operations remembered for the step-up cap; the oldest are forgotten beyond this. */
+const MAX_TRACKED_OPERATIONS = 1000;
+
+/** A `fetch` that authenticates requests to `server` with tokens from `options.manager`. */
+export function createAuthFetch(server: string | URL, options: AuthFetchOptions): typeof fetch {
+  const origin = new URL(String(server)).origin;
+  const send = options.fetch ?? globalThis.fetch;
+  const maxStepUps = options.maxStepUps ?? 2;
+  const stepUps = new Map<string, number>();
+  const tokenOptions = (signal: AbortSignal | null | undefined, extra: GetTokenOptions): GetTokenOptions => ({
+    ...extra,
+    ...(options.subject === undefined ? {} : { subject: options.subject }),
+    ...(signal == null ? {} : { signal }),
+  });
+
+  async function currentToken(signal: AbortSignal | null | undefined): Promise<string | undefined> {
+    try {
+      return await options.manager.getAccessToken(server, tokenOptions(signal, { interactive: false }));
+    } catch (error) {
+      // No usable credential without a login: go bare and let the server's challenge guide it.
+      if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
+      throw error;
+    }
+  }
+
+  return async function authFetch(input, init) {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.origin !== origin) return send(input, init);
+    const request = await toReplayable(input, init);
+    const operation = operationKey(request, url);
+    let token = await currentToken(request.signal);
+    let retried401 = false;
+    for (;;) {
+      const response = await sendFollowingRedirects(send, url, request, origin, token);
+      if (response.status === 401 && !retried401) {
+        retried401 = true;
+        const challenge = bearerChallenge(response);
+        const next = await options.manager.getAccessToken(
+          server,
+          tokenOptions(request.signal, {
+            ...(token === undefined ? {} : { rejectedToken: token }),
+            ...(challenge === undefined ? {} : { challenge }),
+          }),
+        );
+        if (!request.replayable) return response;
+        await discard(response);
+        token = next;
+        continue;
+      }
+      const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
+      if (challenge?.error !== 'insufficient_scope') {
+        stepUps.delete(operation);
+        return response;
+      }
+      const done = stepUps.get(operation) ?? 0;
+      if (done >= maxStepUps) return response;
+      remember(stepUps, operation, done + 1);
+      const next = await stepUp(challenge, request.signal);
+      // The manager already holds a token with these scopes: sending it again cannot help.
+      if (next === token || !request.replayable) return response;
+      await discard(response);
+      token = next;
+    }
+  };
+
+  function stepUp(challenge: BearerChallenge, signal: AbortSignal | null | undefined): Promise<string> {
+    return options.manager.getAccessToken(server, tokenOptions(signal, { challenge }));
+  }
+}
+
+/** A request taken apart so that it can be sent more than once. */
+interface ReplayableRequest {
+  init: RequestInit;
+  method: string;
+  headers: Headers;
+  signal: AbortSignal | null | undefined;
+  /** The caller's redirect mode; `follow` is done by hand so the token stays on its origin. */
+  redirect: NonNullable<RequestInit['redirect']>;
+  replayable: boolean;
+}
+
+async function toReplayable(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+): Promise<ReplayableRequest> {
+  const base = input instanceof Request ? input : undefined;
+  let body = init?.body;
+  if (body === undefined && base?.body != null) body = await base.arrayBuffer();
+  const method = (init?.method ?? base?.method ?? 'GET').toUpperCase();
+  const headers = new Headers(init?.headers ?? base?.headers);
+  const signal = init?.signal ?? base?.signal;
+  const redirect = init?.redirect ?? base?.redirect ?? 'follow';
+  const merged: RequestInit = { ...init, method };
+  if (body != null) merged.body = body;
+  if (signal != null) merged.signal = signal;
+  return { init: merged, method, headers, signal, redirect, replayable: !isStream(body) };
+}
+
+function isStream(body: unknown): boolean {
+  return (
+    body instanceof ReadableStream ||
+    (typeof body === 'object' && body !== null && Symbol.asyncIterator in body && !(body instanceof Blob))
+  );
+}
+
+/** `METHOD path rpc-method`: what the step-up cap counts per (AUTH-66). */
+function operationKey(request: ReplayableRequest, url: URL): string {
+  return `${request.method} ${url.pathname} ${jsonRpcMethod(request.init.body)}`;
+}
+
+/** The JSON-RPC method(s) of a JSON body, or '' when it is not one. */
+function jsonRpcMethod(body: RequestInit['body']): string {
+  let text: string | undefined;
+  if (typeof body === 'string') text = body;
+  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) text = new TextDecoder().decode(body);
+  if (text === undefined || text.length > MAX_PARSED_BODY) return '';
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const messages: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+    return messages
+      .map((m) => (typeof m === 'object' && m !== null ? (m as { method?: unknown }).method : undefined))
+      .filter((m): m is string => typeof m === 'string')
+      .join(',');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Send with the token, following redirects by hand when the caller wants them followed:
+ * within the origin with the token, and once the origin is left, without it.
+ */
+async function sendFollowingRedirects(
+  send: typeof fetch,
+  url: URL,
+  request: ReplayableRequest,
+  origin: string,
+  token: string | undefined,
+): Promise<Response> {
+  const follow = request.redirect === 'follow';
+  let target = url;
+  let init: RequestInit = { ...request.init, redirect: follow ? 'manual' : request.redirect };
+  const headers = new Headers(request.headers);
+  for (let hop = 0; ; hop++) {
+    if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
+    const response = await send(target.href, { ...init, headers });
+    const location = response.headers.get('location');
+    if (!follow || !isRedirect(response.status) || location === null || hop >= MAX_REDIRECTS) return response;
+    // A stream body is gone after the first send; only a redirect that drops the body can go on.
+    const next = redirectedInit(init, response.status);
+    if (!request.replayable && next.body !== undefined) return response;
+    await discard(response);
+    init = next;
+    if (init.body === undefined) stripBodyHeaders(headers);
+    target = new URL(location, target);
+    if (target.origin !== origin) {
+      headers.delete('authorization');
+      return send(target.href, { ...init, headers, redirect: 'follow' });
+    }
+  }
+}
+
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+/** Fetch Standard "HTTP-redirect fetch" step 12: 303, and 301/302 after POST, become a bodiless GET. */
+function redirectedInit(init: RequestInit, status: number): RequestInit {
+  const method = init.method ?? 'GET';
+  if (!(status === 303 && method !== 'HEAD') && !((status === 301 || status === 302) && method === 'POST'))
+    return init;
+  const { body: _body, ...rest } = init;
+  return { ...rest, method: 'GET' };
+}
+
+function stripBodyHeaders(headers: Headers): void {
+  for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language'])
+    headers.delete(name);
+}
+
+async function discard(response: Response): Promise<void> {
+  await response.body?.cancel().catch(() => undefined);
+}
+
+function remember(map: Map<string, number>, key: string, value: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_TRACKED_OPERATIONS) {
+    const oldest = map.keys().next();
+    if (oldest.done !== true) map.delete(oldest.value);
+  }
+}
