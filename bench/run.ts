@@ -3,6 +3,7 @@
 import { benchColdStart } from './cold-start.js';
 import { benchHotPath } from './hot-path.js';
 import { benchLogin } from './login.js';
+import { benchSdkStorm } from './sdk-storm.js';
 import { benchStorm } from './storm.js';
 import { keyringAvailable } from './keyring-probe.js';
 
@@ -18,7 +19,14 @@ if (only === undefined || only === 'hot') {
   print('getAccessToken hot path (cache hit)   target: >= 500k ops/s, p99 < 20 us', hot);
 }
 if (only === undefined || only === 'storm') {
-  print('refresh storm: 8 processes x 25 callers, expired token, rotation on', await benchStorm());
+  const ours = await benchStorm();
+  print('refresh storm: 8 processes x 25 callers, expired token, rotation on (latchkey)', ours);
+  const peer = await benchSdkStorm();
+  print('refresh storm, peer: MCP SDK 1.x refreshAuthorization per 401, same setup', peer);
+  print('refresh storm ratio (peer / latchkey)', {
+    refreshRequests: `${peer.refreshRequests} / ${ours.refreshRequestsPerRound} = ${(peer.refreshRequests / Math.max(1, ours.refreshRequestsPerRound)).toFixed(0)}x`,
+    callersWithoutToken: `${peer.callersFailed} / ${ours.callerErrors}`,
+  });
 }
 if (only === undefined || only === 'login') {
   for (const [flow, figures] of Object.entries(await benchLogin())) {
