@@ -19,10 +19,12 @@
  * body is buffered before the first send. A stream body cannot be replayed: the manager still
  * learns of the challenge, so the caller's own retry carries the new token, but the response
  * is returned as it came.
+ *
+ * Errors of the manager (LOGIN_REQUIRED when no login may run, a login the user abandoned, an
+ * AS that is down) reject the fetch: they say more than the server's 401 would.
  */
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { CredentialManager, GetTokenOptions } from '../lifecycle/manager.js';
-import type { BearerChallenge } from '../oauth/types.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
 
 export interface AuthFetchOptions {
@@ -73,40 +75,39 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
     let retried401 = false;
     for (;;) {
       const response = await sendFollowingRedirects(send, url, request, origin, token);
+      let next: string;
       if (response.status === 401 && !retried401) {
         retried401 = true;
         const challenge = bearerChallenge(response);
-        const next = await options.manager.getAccessToken(
-          server,
-          tokenOptions(request.signal, {
-            ...(token === undefined ? {} : { rejectedToken: token }),
-            ...(challenge === undefined ? {} : { challenge }),
-          }),
+        next = await orDiscard(response, () =>
+          options.manager.getAccessToken(
+            server,
+            tokenOptions(request.signal, {
+              ...(token === undefined ? {} : { rejectedToken: token }),
+              ...(challenge === undefined ? {} : { challenge }),
+            }),
+          ),
         );
         if (!request.replayable) return response;
-        await discard(response);
-        token = next;
-        continue;
+      } else {
+        const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
+        if (challenge?.error !== 'insufficient_scope') {
+          stepUps.delete(operation);
+          return response;
+        }
+        const done = stepUps.get(operation) ?? 0;
+        if (done >= maxStepUps) return response;
+        remember(stepUps, operation, done + 1);
+        next = await orDiscard(response, () =>
+          options.manager.getAccessToken(server, tokenOptions(request.signal, { challenge })),
+        );
+        // The manager already holds a token with these scopes: sending it again cannot help.
+        if (next === token || !request.replayable) return response;
       }
-      const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
-      if (challenge?.error !== 'insufficient_scope') {
-        stepUps.delete(operation);
-        return response;
-      }
-      const done = stepUps.get(operation) ?? 0;
-      if (done >= maxStepUps) return response;
-      remember(stepUps, operation, done + 1);
-      const next = await stepUp(challenge, request.signal);
-      // The manager already holds a token with these scopes: sending it again cannot help.
-      if (next === token || !request.replayable) return response;
       await discard(response);
       token = next;
     }
   };
-
-  function stepUp(challenge: BearerChallenge, signal: AbortSignal | null | undefined): Promise<string> {
-    return options.manager.getAccessToken(server, tokenOptions(signal, { challenge }));
-  }
 }
 
 /** A request taken apart so that it can be sent more than once. */
@@ -217,6 +218,16 @@ function redirectedInit(init: RequestInit, status: number): RequestInit {
 function stripBodyHeaders(headers: Headers): void {
   for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language'])
     headers.delete(name);
+}
+
+/** Run `action`; if it throws, the response it was about is discarded first. */
+async function orDiscard<T>(response: Response, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    await discard(response);
+    throw error;
+  }
 }
 
 async function discard(response: Response): Promise<void> {

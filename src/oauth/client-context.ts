@@ -68,12 +68,32 @@ function clientAuthentication(reg: Registration): oauth.ClientAuth {
   const secret = reg.clientSecret;
   switch (reg.tokenEndpointAuthMethod) {
     case 'client_secret_basic':
-      return oauth.ClientSecretBasic(requireSecret(reg, secret));
+      return clientSecretBasic(requireSecret(reg, secret));
     case 'client_secret_post':
       return oauth.ClientSecretPost(requireSecret(reg, secret));
     default:
       return oauth.None();
   }
+}
+
+/**
+ * client_secret_basic (RFC 6749 §2.3.1): id and secret form-urlencoded, joined, Base64. Unlike
+ * oauth4webapi's, RFC 3986 unreserved characters (`-._~`) are left as they are: servers that
+ * decode read both spellings alike, and servers that compare the raw value (the MCP
+ * conformance harness among them) must see `my-client`, not `my%2Dclient`.
+ */
+function clientSecretBasic(secret: string): oauth.ClientAuth {
+  return (_as, client, _body, headers) => {
+    const credentials = `${formEncode(client.client_id)}:${formEncode(secret)}`;
+    headers.set('authorization', `Basic ${Buffer.from(credentials).toString('base64')}`);
+  };
+}
+
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 function requireSecret(reg: Registration, secret: string | undefined): string {

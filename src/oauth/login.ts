@@ -84,6 +84,9 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     challenge: request.challenge,
     preferredIssuer: request.issuer,
     signal: request.signal,
+    // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
+    // AUTH-28), so the discovery chain is read afresh rather than from the cache.
+    maxAgeMs: request.challenge !== undefined && request.reason !== 'no-credential' ? 0 : undefined,
   });
   const as = discovery.authorizationServer;
   const scopes = selectScopes({

@@ -304,7 +304,9 @@ async function sendRegistration(
     metadata as Partial<oauth.OmitSymbolProperties<oauth.Client>>,
     httpOptions(as, options),
   );
-  const client = await oauth.processDynamicClientRegistrationResponse(response);
+  const client = await oauth.processDynamicClientRegistrationResponse(
+    await withSecretExpiryDefault(response),
+  );
   const secret = typeof client.client_secret === 'string' ? client.client_secret : undefined;
   secrets.add(secret);
   // The registration access token (RFC 7592) is a secret and is not kept: an expired or
@@ -330,6 +332,34 @@ async function sendRegistration(
   const expiresAt = client['client_secret_expires_at'];
   if (typeof expiresAt === 'number' && expiresAt > 0) registration.clientSecretExpiresAt = expiresAt * 1000;
   return registration;
+}
+
+/**
+ * RFC 7591 §3.2.1 makes `client_secret_expires_at` REQUIRED when a secret is issued, and
+ * oauth4webapi rejects a response without it; but registration endpoints in the wild (and the
+ * MCP conformance harness) omit it. Absent is read as 0, "does not expire".
+ */
+async function withSecretExpiryDefault(response: Response): Promise<Response> {
+  if (response.status !== 201) return response;
+  const text = await response.text();
+  let body: Record<string, unknown> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+      body = parsed as Record<string, unknown>;
+    }
+  } catch {
+    body = undefined;
+  }
+  const patch = typeof body?.['client_secret'] === 'string' && body['client_secret_expires_at'] === undefined;
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(patch ? JSON.stringify({ ...body, client_secret_expires_at: 0 }) : text, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
 }
 
 function httpOptions(

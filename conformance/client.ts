@@ -1,0 +1,171 @@
+/**
+ * latchkey's client for the MCP conformance harness (`@modelcontextprotocol/conformance`),
+ * built on the public API only. The harness runs it as `<command> <server-url>` with
+ * MCP_CONFORMANCE_SCENARIO, MCP_CONFORMANCE_CONTEXT (JSON: pre-registered client id, secret,
+ * private key) and, from 0.2.0, MCP_CONFORMANCE_PROTOCOL_VERSION (the wire revision).
+ *
+ * It logs in the way a latchkey user would (memory store, CredentialManager, the login hook),
+ * talks to the server through createAuthFetch, lists the tools and calls the first one. The
+ * browser is headless: opening the authorization URL means fetching it, reading the redirect
+ * and delivering it to latchkey's loopback listener. Exit 0 on success, 1 with the error on
+ * stderr otherwise.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import {
+  type ClientConfig,
+  createAuthFetch,
+  createLoginHook,
+  createMemoryStore,
+  CredentialManager,
+  type LoginFlow,
+} from '../src/index.js';
+import { StatelessClient, type Tool } from './stateless.js';
+
+/** The Client ID Metadata Document URL the harness's CIMD scenarios expect. */
+const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
+const CLIENT_INFO = { name: 'latchkey-conformance', version: '0.1.0' };
+/** Revisions with the initialize handshake; later ones are stateless (SEP-2575). */
+const STATEFUL_REVISIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
+
+interface ScenarioContext {
+  client_id?: string;
+  client_secret?: string;
+  private_key_pem?: string;
+  signing_algorithm?: string;
+}
+
+async function main(): Promise<void> {
+  const serverUrl = process.argv.at(-1);
+  if (serverUrl === undefined || !/^https?:/.test(serverUrl)) {
+    throw new Error('usage: client.ts <server-url>');
+  }
+  const scenario = process.env['MCP_CONFORMANCE_SCENARIO'] ?? '';
+  const context = JSON.parse(process.env['MCP_CONFORMANCE_CONTEXT'] ?? '{}') as ScenarioContext;
+  const revision = process.env['MCP_CONFORMANCE_PROTOCOL_VERSION'];
+
+  const flow: LoginFlow = scenario.startsWith('auth/client-credentials') ? 'client-credentials' : 'browser';
+  const store = createMemoryStore();
+  const manager = new CredentialManager({
+    store,
+    acquire: createLoginHook({
+      store,
+      flow,
+      client: clientConfig(flow, context),
+      openBrowser: followAuthorizationRedirect,
+      notify: () => undefined,
+      quirks: { offlineAccess: true },
+      timeoutMs: 20_000,
+    }),
+  });
+  const authFetch = createAuthFetch(serverUrl, { manager });
+  try {
+    if (revision === undefined || STATEFUL_REVISIONS.has(revision)) await runStateful(serverUrl, authFetch);
+    else await runStateless(serverUrl, revision, authFetch);
+  } finally {
+    manager.close();
+  }
+}
+
+function clientConfig(flow: LoginFlow, context: ScenarioContext): ClientConfig {
+  const config: ClientConfig = { clientName: CLIENT_INFO.name };
+  if (context.client_id !== undefined) config.clientId = context.client_id;
+  if (context.client_secret !== undefined) config.clientSecret = context.client_secret;
+  if (context.private_key_pem !== undefined) {
+    config.privateKey = {
+      key: context.private_key_pem,
+      ...(context.signing_algorithm === undefined ? {} : { alg: context.signing_algorithm }),
+    };
+  }
+  // A user-facing client publishes a metadata document; used where the AS supports CIMD.
+  if (flow === 'browser') config.clientMetadataUrl = CLIENT_METADATA_URL;
+  return config;
+}
+
+/**
+ * The headless browser: the harness's authorization endpoint redirects at once, so fetch it,
+ * take the redirect and hand it to the loopback listener, as a browser would.
+ */
+async function followAuthorizationRedirect(url: string): Promise<void> {
+  const response = await fetch(url, { redirect: 'manual' });
+  await response.body?.cancel();
+  const location = response.headers.get('location');
+  if (location === null) throw new Error(`the authorization endpoint answered HTTP ${response.status}`);
+  // The listener answers once the login has finished with the code; nothing to wait for here.
+  fetch(new URL(location, url)).then(
+    (callback) => callback.body?.cancel(),
+    (error: unknown) =>
+      process.stderr.write(`delivering the authorization response failed: ${String(error)}\n`),
+  );
+}
+
+/** 2025-11-25 and earlier: the MCP SDK's client and Streamable HTTP transport. */
+async function runStateful(serverUrl: string, authFetch: typeof fetch): Promise<void> {
+  const client = new Client(CLIENT_INFO, {
+    capabilities: { elicitation: { form: { applyDefaults: true } } },
+  });
+  // Accept form elicitations as is; the SDK fills in the schema's defaults (SEP-1034).
+  client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: {} }));
+  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { fetch: authFetch });
+  await client.connect(transport);
+  try {
+    const { tools } = await client.listTools();
+    const [tool] = tools;
+    if (tool !== undefined) await client.callTool({ name: tool.name, arguments: exampleArguments(tool) });
+  } finally {
+    await client.close();
+  }
+}
+
+/** 2026-07-28 and later: stateless requests (see stateless.ts). */
+async function runStateless(serverUrl: string, revision: string, authFetch: typeof fetch): Promise<void> {
+  const client = new StatelessClient({
+    url: serverUrl,
+    protocolVersion: revision,
+    clientInfo: CLIENT_INFO,
+    fetch: authFetch,
+  });
+  await client.discover();
+  const [tool] = await client.listTools();
+  if (tool !== undefined) await client.callTool(tool.name, exampleArguments(tool));
+}
+
+/** Arguments for a tool call: a plain value of the right type for each required property. */
+function exampleArguments(tool: Tool): Record<string, unknown> {
+  const schema = (tool.inputSchema ?? {}) as {
+    properties?: Record<string, { type?: string; enum?: unknown[] }>;
+    required?: string[];
+  };
+  const args: Record<string, unknown> = {};
+  for (const name of schema.required ?? []) {
+    const property = schema.properties?.[name] ?? {};
+    args[name] = property.enum?.[0] ?? exampleValue(property.type);
+  }
+  return args;
+}
+
+function exampleValue(type: string | undefined): unknown {
+  switch (type) {
+    case 'number':
+    case 'integer':
+      return 1;
+    case 'boolean':
+      return true;
+    case 'array':
+      return [];
+    case 'object':
+      return {};
+    default:
+      return 'conformance';
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
