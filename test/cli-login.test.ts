@@ -46,6 +46,7 @@ describe('cli login / token / logout', () => {
     assert.equal(await main(['login', mcp.url, '--browser'], io), ExitCode.OK, io.stderr);
     assert.equal(io.stdout, '', 'login prints nothing on stdout');
     assert.match(io.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.doesNotMatch(io.stderr, /issued no refresh token/);
 
     const tokenIo = captureIO(env);
     assert.equal(await main(['token', mcp.url], tokenIo), ExitCode.OK);
@@ -74,5 +75,30 @@ describe('cli login / token / logout', () => {
       after.stderr,
       new RegExp(`latchkey login ${mcp.url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
     );
+  });
+});
+
+describe('cli login without a refresh token', () => {
+  it('warns that a new login will be needed at expiry, and says where the credential went', async () => {
+    const as = await startAuthorizationServer({ accessTokenTtl: 300, issueRefreshToken: false });
+    const mcp = await startMcpServer({ authorizationServer: as });
+    const home = await mkdtemp(join(tmpdir(), 'latchkey-cli-norefresh-'));
+    try {
+      process.env['BROWSER'] = BROWSER;
+      const io = captureIO({ LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') });
+      assert.equal(await main(['login', mcp.url, '--browser'], io), ExitCode.OK, io.stderr);
+      assert.match(io.stderr, /issued no refresh token/);
+      assert.match(io.stderr, /offline_access/);
+      assert.match(
+        io.stderr,
+        new RegExp(
+          `Credential stored in ${join(home, 'latchkey.db').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`,
+        ),
+      );
+    } finally {
+      await mcp.close();
+      await as.close();
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });

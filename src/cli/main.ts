@@ -72,7 +72,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       await withManager(
         io,
         (store) => ({ sendResource: opts.resource, acquire: createLoginHook(loginOptions(store, io, opts)) }),
-        (manager) => login(manager, io, server, scopes === undefined ? {} : { scopes }),
+        (manager, store) => login(manager, store, io, server, scopes === undefined ? {} : { scopes }),
       );
     });
 
@@ -170,7 +170,7 @@ function parsePort(value: string): number {
 async function withManager(
   io: CliIO,
   extra: (store: CredentialStore) => Partial<CredentialManagerOptions>,
-  run: (manager: CredentialManager) => Promise<void>,
+  run: (manager: CredentialManager, store: CredentialStore) => Promise<void>,
 ): Promise<void> {
   await withStore(io, async (store) => {
     const manager = new CredentialManager({
@@ -181,7 +181,7 @@ async function withManager(
       ...extra(store),
     });
     try {
-      await run(manager);
+      await run(manager, store);
     } finally {
       manager.close();
     }

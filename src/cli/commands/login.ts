@@ -1,20 +1,39 @@
 import type { CredentialManager } from '../../lifecycle/manager.js';
+import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
 export interface LoginCommandOptions {
   scopes?: readonly string[];
 }
 
-/** Log in now (even when a valid credential exists) and say where the result went. */
+/**
+ * Log in now (even when a valid credential exists), then say which server and account were
+ * authorized, where the credential lives, and anything that will bite later: no refresh
+ * token means another login when the access token expires.
+ */
 export async function login(
   manager: CredentialManager,
+  store: CredentialStore,
   io: CliIO,
   server: string,
   options: LoginCommandOptions,
 ): Promise<void> {
   const token = await manager.login(server, options.scopes === undefined ? {} : { scopes: options.scopes });
   const expiry =
-    token.expiresAt === undefined ? 'no expiry' : `expires ${new Date(token.expiresAt).toISOString()}`;
+    token.expiresAt === undefined ? 'no expiry given' : `expires ${new Date(token.expiresAt).toISOString()}`;
   const scopes = token.scopes.length === 0 ? '' : `, scopes: ${token.scopes.join(' ')}`;
-  io.err(`Logged in to ${token.server} (${expiry}${scopes}).\n`);
+  io.err(`Logged in to ${token.server} at ${token.issuer} (${expiry}${scopes}).\n`);
+  io.err(`Credential stored in ${store.security.location} (key: ${store.security.keySource}).\n`);
+  const [cred] = await store.listCredentials({
+    server: token.server,
+    issuer: token.issuer,
+    subject: token.subject,
+  });
+  if (cred !== undefined && cred.secrets.refreshToken === undefined) {
+    io.err(
+      `warning: ${token.issuer} issued no refresh token, so you will have to log in again when the access ` +
+        'token expires. The authorization server may not allow the refresh_token grant for this client, or may ' +
+        'want the offline_access scope (try `--offline-access`).\n',
+    );
+  }
 }
