@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { ExitCode } from '../src/cli/exit-codes.js';
+import { events } from '../src/cli/commands/events.js';
 import { main } from '../src/cli/main.js';
 import { CredentialManager } from '../src/lifecycle/manager.js';
 import { silentLogger } from '../src/log.js';
@@ -59,7 +60,10 @@ describe('cli', () => {
   it('status lists credentials without printing any token', async () => {
     const io = captureIO(env);
     assert.equal(await main(['status'], io), ExitCode.OK);
-    assert.match(io.stdout, /https:\/\/mcp\.example\.com\/mcp\s+valid\s+expires in/);
+    assert.match(io.stdout, /https:\/\/mcp\.example\.com\/mcp {2}valid\n/);
+    assert.match(io.stdout, /account: +local at https:\/\/as\.example\.com/);
+    assert.match(io.stdout, /access token: +expires in (59|60) min/);
+    assert.match(io.stdout, /refresh token: +none/);
     assert.ok(!io.stdout.includes(accessToken) && !io.stderr.includes(accessToken));
     const json = captureIO(env);
     assert.equal(await main(['status', '--json'], json), ExitCode.OK);
@@ -77,5 +81,48 @@ describe('cli', () => {
     assert.match(bad.stderr, /not a valid server URL/);
     const unknown = captureIO(env);
     assert.equal(await main(['frobnicate'], unknown), ExitCode.USAGE);
+  });
+
+  it('events lists the lifecycle log, filtered by server, as text or JSON lines', async () => {
+    const io = captureIO(env);
+    assert.equal(await main(['events'], io), ExitCode.OK);
+    assert.match(io.stdout, /acquired\s+https:\/\/mcp\.example\.com\/mcp\s+subject=local gen=1/);
+    assert.ok(!io.stdout.includes(accessToken));
+    const json = captureIO(env);
+    assert.equal(await main(['events', server, '--json'], json), ExitCode.OK);
+    const parsed = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; server: string });
+    assert.deepEqual(
+      parsed.map((e) => [e.type, e.server]),
+      [['acquired', server]],
+    );
+    const none = captureIO(env);
+    assert.equal(await main(['events', 'https://other.example.com/mcp'], none), ExitCode.OK);
+    assert.equal(none.stdout, '');
+  });
+
+  it('events --follow prints events as other writers append them', async () => {
+    const store = await openSqliteStore({ env });
+    const io = captureIO(env);
+    let stop!: () => void;
+    const until = new Promise<void>((resolve) => (stop = resolve));
+    const following = events(store, io, { json: true, follow: true, limit: 0, until });
+    const writer = await openSqliteStore({ env });
+    await writer.appendEvent({
+      type: 'reconnect',
+      server,
+      issuer: 'https://as.example.com',
+      subject: 'local',
+    });
+    const deadline = Date.now() + 3000;
+    while (!io.stdout.includes('reconnect') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    stop();
+    await following;
+    await writer.close();
+    await store.close();
+    assert.match(io.stdout, /"type":"reconnect"/);
   });
 });

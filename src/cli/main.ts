@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
+import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
@@ -8,6 +9,7 @@ import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
+import { events } from './commands/events.js';
 import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
 import { status } from './commands/status.js';
@@ -36,6 +38,23 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .action(async (server: string | undefined, opts: { json: boolean }) => {
       await withStore(io, (store) =>
         status(store, io, { ...(server === undefined ? {} : { server }), json: opts.json }),
+      );
+    });
+
+  program
+    .command('events')
+    .description('show the lifecycle event log (logins, refreshes, failures, logouts); never holds secrets')
+    .argument('[server]', 'only this MCP server URL')
+    .option('--json', 'one JSON object per line', false)
+    .option('-f, --follow', 'keep printing new events until interrupted', false)
+    .option('-n, --limit <n>', 'how many past events to show', parseCount, 50)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey events https://mcp.example.com/mcp\n  latchkey events --follow --json',
+    )
+    .action(async (server: string | undefined, opts: { json: boolean; follow: boolean; limit: number }) => {
+      await withStore(io, (store) =>
+        events(store, io, { ...opts, ...(server === undefined ? {} : { server: canonicalServer(server) }) }),
       );
     });
 
@@ -154,6 +173,12 @@ function parseParams(pairs: readonly string[]): Record<string, string> {
     out[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return out;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a count');
+  return n;
 }
 
 function parsePort(value: string): number {

@@ -1,4 +1,5 @@
-import type { StoredCredential } from '../../credential/model.js';
+import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
+import type { CredentialState, StoredCredential } from '../../credential/model.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
@@ -7,7 +8,7 @@ export interface StatusOptions {
   json: boolean;
 }
 
-/** One line per stored credential, plus the store's location and how its key is kept. */
+/** One block per stored credential, plus the store's location and how its key is kept. */
 export async function status(store: CredentialStore, io: CliIO, options: StatusOptions): Promise<void> {
   const creds = await store.listCredentials(options.server === undefined ? {} : { server: options.server });
   const now = Date.now();
@@ -25,8 +26,15 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
   }
   for (const cred of creds) {
     const s = summary(cred, now);
-    io.out(`${s.server}  ${s.state}  ${s.expires}  subject=${s.subject}  issuer=${s.issuer}\n`);
-    if (s.lastError !== undefined) io.out(`    last error: ${s.lastError}\n`);
+    io.out(`\n${s.server}  ${s.state}\n`);
+    io.out(`  account:       ${s.subject} at ${s.issuer}\n`);
+    io.out(`  access token:  ${describeExpiry(s.expiresAt, now)}\n`);
+    io.out(
+      `  refresh token: ${s.refreshable ? describeExpiry(s.refreshTokenExpiresAt, now, 'present') : 'none'}\n`,
+    );
+    if (s.scopes.length > 0) io.out(`  scopes:        ${s.scopes.join(' ')}\n`);
+    if (s.lastRefreshAt !== undefined) io.out(`  last refresh:  ${ago(now - s.lastRefreshAt)}\n`);
+    if (s.lastError !== undefined) io.out(`  last error:    ${s.lastError}\n`);
   }
 }
 
@@ -35,23 +43,43 @@ function summary(cred: StoredCredential, now: number) {
     server: cred.key.server,
     issuer: cred.key.issuer,
     subject: cred.key.subject,
-    state: cred.status.state,
-    expires:
-      cred.expiresAt === undefined
-        ? 'no expiry (valid until rejected)'
-        : cred.expiresAt > now
-          ? `expires in ${formatDuration(cred.expiresAt - now)}`
-          : `expired ${formatDuration(now - cred.expiresAt)} ago`,
+    state: state(cred, now),
+    expiresAt: cred.expiresAt,
     refreshable: cred.secrets.refreshToken !== undefined,
+    refreshTokenExpiresAt: cred.refreshTokenExpiresAt,
     scopes: cred.scopes,
     generation: cred.generation,
+    lastRefreshAt: cred.status.lastRefreshAt,
+    failures: cred.status.failures,
     lastError: cred.status.lastError?.message,
   };
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  return `${Math.round(s / 3600)}h`;
+/** The stored state, plus `refresh-due` (past the proactive point) and expired-but-refreshable. */
+function state(cred: StoredCredential, now: number): CredentialState | 'expired' {
+  if (cred.status.state !== 'valid') return cred.status.state;
+  if (!isUsable(cred, now)) return cred.secrets.refreshToken === undefined ? 'expired' : 'refresh-due';
+  return now >= proactiveRefreshAt(cred) ? 'refresh-due' : 'valid';
+}
+
+function describeExpiry(
+  at: number | undefined,
+  now: number,
+  unknown = 'no expiry given (valid until rejected)',
+): string {
+  if (at === undefined) return unknown;
+  return at > now ? `expires in ${duration(at - now)}` : `expired ${duration(now - at)} ago`;
+}
+
+function ago(ms: number): string {
+  return `${duration(ms)} ago`;
+}
+
+/** Human durations: "42 s", "17 min", "3 h", "2 days". */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
 }

@@ -1,0 +1,41 @@
+import type { CredentialStore, LifecycleEvent } from '../../store/contract.js';
+import type { CliIO } from '../io.js';
+
+export interface EventsOptions {
+  server?: string;
+  json: boolean;
+  follow: boolean;
+  limit: number;
+  /** For --follow: resolves when the command should stop (Ctrl-C). */
+  until?: Promise<void>;
+}
+
+/**
+ * The lifecycle event log: what happened to each credential and when, for "why did I get
+ * logged out". Events never hold secrets, so printing them is safe.
+ */
+export async function events(store: CredentialStore, io: CliIO, options: EventsOptions): Promise<void> {
+  const all = await store.readEvents(options.server === undefined ? {} : { server: options.server });
+  for (const event of all.slice(-options.limit)) io.out(format(event, options.json));
+  if (!options.follow) return;
+  const stop = store.watch((batch) => {
+    for (const event of batch) {
+      if (options.server === undefined || event.server === options.server)
+        io.out(format(event, options.json));
+    }
+  });
+  try {
+    await (options.until ?? new Promise<void>((resolve) => process.once('SIGINT', () => resolve())));
+  } finally {
+    stop();
+  }
+}
+
+function format(event: LifecycleEvent, json: boolean): string {
+  if (json) return JSON.stringify(event) + '\n';
+  const detail = Object.entries(event.detail ?? {})
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+  const generation = event.generation === undefined ? '' : ` gen=${event.generation}`;
+  return `${new Date(event.at).toISOString()}  ${event.type.padEnd(14)} ${event.server}  subject=${event.subject}${generation} pid=${event.pid}${detail === '' ? '' : `  ${detail}`}\n`;
+}
