@@ -69,6 +69,16 @@ describe('cli login / token / logout', () => {
       'so is the refresh token',
     );
 
+    // logout --all with nothing left is a no-op that says so.
+    const none = captureIO(env);
+    assert.equal(await main(['logout', '--all'], none), ExitCode.OK);
+    assert.match(none.stderr, /nothing to do/);
+
+    assert.equal(await main(['login', mcp.url, '--browser'], captureIO(env)), ExitCode.OK);
+    const all = captureIO(env);
+    assert.equal(await main(['logout', '--all'], all), ExitCode.OK, all.stderr);
+    assert.match(all.stderr, /Logged out of/);
+
     const after = captureIO(env);
     assert.equal(await main(['token', mcp.url], after), ExitCode.LOGIN_REQUIRED);
     assert.match(

@@ -79,6 +79,9 @@ describe('cli', () => {
     const bad = captureIO(env);
     assert.equal(await main(['token', 'not a url'], bad), ExitCode.USAGE);
     assert.match(bad.stderr, /not a valid server URL/);
+    const neither = captureIO(env);
+    assert.equal(await main(['logout'], neither), ExitCode.USAGE);
+    assert.match(neither.stderr, /--all/);
     const unknown = captureIO(env);
     assert.equal(await main(['frobnicate'], unknown), ExitCode.USAGE);
   });

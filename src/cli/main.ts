@@ -98,13 +98,30 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
   program
     .command('logout')
     .description('revoke the tokens at the authorization server (RFC 7009) and delete them locally')
-    .argument('<server>', 'MCP server URL')
+    .argument('[server]', 'MCP server URL')
+    .option('--all', 'log out of every server with a stored credential', false)
     .option('--strict', 'keep the local credential if revocation fails, so you can retry', false)
-    .action(async (server: string, opts: { strict: boolean }) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey logout https://mcp.example.com/mcp\n  latchkey logout --all --strict',
+    )
+    .action(async (server: string | undefined, opts: { strict: boolean; all: boolean }) => {
+      if ((server === undefined) === !opts.all) {
+        throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'name one server, or pass --all (not both).', {
+          retryable: false,
+        });
+      }
       await withManager(
         io,
         () => ({}),
-        (manager) => logout(manager, io, server, opts),
+        async (manager, store) => {
+          const servers =
+            server !== undefined
+              ? [server]
+              : [...new Set((await store.listCredentials()).map((c) => c.key.server))];
+          if (servers.length === 0) io.err('No stored credentials; nothing to do.\n');
+          for (const each of servers) await logout(manager, io, each, opts);
+        },
       );
     });
 
