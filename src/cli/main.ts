@@ -9,6 +9,7 @@ import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
+import { doctor } from './commands/doctor.js';
 import { events } from './commands/events.js';
 import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
@@ -39,6 +40,18 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       await withStore(io, (store) =>
         status(store, io, { ...(server === undefined ? {} : { server }), json: opts.json }),
       );
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'check a server step by step: challenge, metadata, PKCE, registration, revocation, clock, store',
+    )
+    .argument('<server>', 'MCP server URL')
+    .option('--json', 'machine-readable findings', false)
+    .addHelpText('after', '\nExample:\n  latchkey doctor https://mcp.example.com/mcp')
+    .action(async (server: string, opts: { json: boolean }) => {
+      if (!(await doctor(io, server, opts))) exitCode = ExitCode.ERROR;
     });
 
   program

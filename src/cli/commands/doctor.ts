@@ -1,0 +1,222 @@
+import { canonicalServer } from '../../credential/key.js';
+import { isLatchkeyError } from '../../errors.js';
+import { fetchResourceMetadata } from '../../oauth/resource-metadata.js';
+import { findAuthorizationServerMetadata } from '../../oauth/server-metadata.js';
+import { bearerChallenge } from '../../oauth/www-authenticate.js';
+import { openSqliteStore } from '../../store/sqlite.js';
+import type { CliIO } from '../io.js';
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+export interface Finding {
+  check: string;
+  verdict: Verdict;
+  detail: string;
+  /** What to do about a warn or fail. */
+  fix?: string;
+}
+
+/**
+ * Walk the discovery chain step by step and explain each finding, so a user can see where a
+ * login would go wrong before it does. Read-only: nothing is registered or stored.
+ */
+export async function doctor(io: CliIO, server: string, options: { json: boolean }): Promise<boolean> {
+  const findings = await diagnose(canonicalServer(server), io.env);
+  if (options.json) io.out(JSON.stringify({ server: canonicalServer(server), findings }, null, 2) + '\n');
+  else
+    for (const f of findings)
+      io.out(
+        `${f.verdict.padEnd(4)}  ${f.check}: ${f.detail}${f.fix === undefined ? '' : `\n      fix: ${f.fix}`}\n`,
+      );
+  return findings.every((f) => f.verdict !== 'fail');
+}
+
+export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const add = (f: Finding): void => void findings.push(f);
+
+  // 1. The server itself: does it challenge, and does its clock agree with ours?
+  let challengeUrl: string | undefined;
+  try {
+    const sentAt = Date.now();
+    const response = await fetch(server, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'ping' }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    await response.body?.cancel();
+    const challenge = bearerChallenge(response);
+    challengeUrl = challenge?.resourceMetadata;
+    add(
+      response.status === 401
+        ? {
+            check: 'server challenge',
+            verdict: 'ok',
+            detail: `401 with ${challengeUrl === undefined ? 'a Bearer challenge without resource_metadata' : `resource_metadata ${challengeUrl}`}`,
+          }
+        : {
+            check: 'server challenge',
+            verdict: 'warn',
+            detail: `answered ${response.status} without a token (expected 401)`,
+            fix: 'the server may not require OAuth at all',
+          },
+    );
+    add(clockFinding(response.headers.get('date'), sentAt));
+  } catch (error) {
+    add({
+      check: 'server reachable',
+      verdict: 'fail',
+      detail: message(error),
+      fix: `check the URL and your network`,
+    });
+    return findings;
+  }
+
+  // 2. Protected resource metadata (RFC 9728).
+  let issuers: string[];
+  try {
+    const prm = await fetchResourceMetadata(server, { server, resourceMetadataUrl: challengeUrl });
+    if (prm.kind === 'found') {
+      issuers = prm.metadata.authorizationServers;
+      add({
+        check: 'protected resource metadata',
+        verdict: 'ok',
+        detail: `${prm.url} names ${issuers.join(', ')}`,
+      });
+    } else {
+      issuers = [new URL(server).origin];
+      add({
+        check: 'protected resource metadata',
+        verdict: 'warn',
+        detail: `none at ${prm.tried.join(', ')}`,
+        fix: 'the server predates RFC 9728; latchkey will try its origin as the authorization server',
+      });
+    }
+  } catch (error) {
+    add({ check: 'protected resource metadata', verdict: 'fail', detail: message(error) });
+    return findings;
+  }
+
+  // 3. The authorization server and what it supports.
+  const issuer = issuers[0];
+  if (issuer === undefined) return findings;
+  const search = await findAuthorizationServerMetadata(issuer, { server }).catch((error: unknown) => error);
+  if (
+    search instanceof Error ||
+    (typeof search === 'object' && search !== null && 'kind' in search && search.kind === 'none')
+  ) {
+    add({
+      check: 'authorization server metadata',
+      verdict: 'fail',
+      detail: search instanceof Error ? message(search) : `none found for ${issuer}`,
+      fix: 'the authorization server must publish RFC 8414 or OpenID metadata',
+    });
+    return findings;
+  }
+  const as = (search as { metadata: Record<string, unknown> }).metadata;
+  add({ check: 'authorization server metadata', verdict: 'ok', detail: `issuer ${String(as['issuer'])}` });
+  add(
+    supports(as['code_challenge_methods_supported'], 'S256')
+      ? { check: 'PKCE', verdict: 'ok', detail: 'S256 advertised' }
+      : {
+          check: 'PKCE',
+          verdict: 'fail',
+          detail: 'S256 not advertised',
+          fix: 'latchkey refuses to log in without PKCE S256 (MCP AUTH-45)',
+        },
+  );
+  add(registrationFinding(as));
+  add(
+    as['revocation_endpoint'] !== undefined
+      ? { check: 'revocation', verdict: 'ok', detail: String(as['revocation_endpoint']) }
+      : {
+          check: 'revocation',
+          verdict: 'warn',
+          detail: 'no revocation_endpoint',
+          fix: 'logout can only delete tokens locally; they stay valid at the server until they expire',
+        },
+  );
+  const grants = as['grant_types_supported'];
+  add(
+    grants === undefined || supports(grants, 'refresh_token')
+      ? {
+          check: 'refresh tokens',
+          verdict: 'ok',
+          detail:
+            grants === undefined
+              ? 'grant_types_supported not listed (the default includes refresh_token)'
+              : 'refresh_token grant supported',
+        }
+      : {
+          check: 'refresh tokens',
+          verdict: 'warn',
+          detail: 'refresh_token grant not supported',
+          fix: 'expect a new login every time the access token expires',
+        },
+  );
+
+  // 4. Where latchkey would keep the credential.
+  try {
+    const store = await openSqliteStore({ env });
+    add(
+      store.security.insecure
+        ? {
+            check: 'store',
+            verdict: 'warn',
+            detail: `${store.security.location}, key in a file`,
+            fix: store.security.warning ?? 'install a keyring',
+          }
+        : {
+            check: 'store',
+            verdict: 'ok',
+            detail: `${store.security.location}, key from ${store.security.keySource}`,
+          },
+    );
+    await store.close();
+  } catch (error) {
+    add({
+      check: 'store',
+      verdict: 'fail',
+      detail: message(error),
+      fix: isLatchkeyError(error) ? error.nextStep : undefined,
+    } as Finding);
+  }
+  return findings;
+}
+
+function registrationFinding(as: Record<string, unknown>): Finding {
+  if (as['client_id_metadata_document_supported'] === true)
+    return { check: 'registration', verdict: 'ok', detail: 'client ID metadata documents supported' };
+  if (typeof as['registration_endpoint'] === 'string')
+    return { check: 'registration', verdict: 'ok', detail: 'dynamic client registration' };
+  return {
+    check: 'registration',
+    verdict: 'warn',
+    detail: 'neither CIMD nor dynamic registration',
+    fix: 'register a client at the authorization server and pass --client-id',
+  };
+}
+
+function clockFinding(date: string | null, sentAt: number): Finding {
+  const at = date === null ? NaN : Date.parse(date);
+  if (Number.isNaN(at))
+    return { check: 'clock', verdict: 'warn', detail: 'the server sent no Date header; skew unknown' };
+  const skewS = Math.round((at - sentAt) / 1000);
+  return Math.abs(skewS) <= 30
+    ? { check: 'clock', verdict: 'ok', detail: `within ${Math.abs(skewS)} s of the server` }
+    : {
+        check: 'clock',
+        verdict: 'warn',
+        detail: `${skewS} s off the server's clock`,
+        fix: 'sync your clock (NTP); expiry checks depend on it',
+      };
+}
+
+function supports(list: unknown, value: string): boolean {
+  return Array.isArray(list) && list.includes(value);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
