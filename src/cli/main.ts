@@ -36,6 +36,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .description('show stored credentials and their state')
     .argument('[server]', 'only this MCP server URL')
     .option('--json', 'machine-readable output', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey status\n  latchkey status https://mcp.example.com/mcp --json',
+    )
     .action(async (server: string | undefined, opts: { json: boolean }) => {
       await withStore(io, (store) =>
         status(store, io, { ...(server === undefined ? {} : { server }), json: opts.json }),
@@ -75,6 +79,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .command('token')
     .description('print a valid access token for a server on stdout (refreshing it if needed)')
     .argument('<server>', 'MCP server URL')
+    .addHelpText(
+      'after',
+      '\nExample:\n  curl -H "Authorization: Bearer $(latchkey token https://mcp.example.com/mcp)" https://mcp.example.com/mcp',
+    )
     .action(async (server: string) => {
       await withManager(
         io,
@@ -99,6 +107,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--auth-param <name=value...>', 'extra authorization parameter (IdP quirk), repeatable')
     .option('--offline-access', 'ask for offline_access when the authorization server supports it')
     .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey login https://mcp.example.com/mcp\n  latchkey login https://mcp.example.com/mcp --device\n  LATCHKEY_CLIENT_SECRET=... latchkey login https://mcp.example.com/mcp --client-credentials --client-id my-service',
+    )
     .action(async (server: string, opts: LoginFlags) => {
       const scopes = opts.scope?.split(/\s+/).filter(Boolean);
       await withManager(
