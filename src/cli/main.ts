@@ -9,7 +9,13 @@ import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
+import { readFileSync } from 'node:fs';
+
+import type { TransportStrategy } from '../mcp/connection.js';
+import type { ProxyLoginPolicy } from '../proxy/authorizer.js';
 import { doctor } from './commands/doctor.js';
+import { proxy } from './commands/proxy.js';
+import { reconnect } from './commands/reconnect.js';
 import { events } from './commands/events.js';
 import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
@@ -150,6 +156,101 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       );
     });
 
+  program
+    .command('proxy')
+    .description('stdio MCP proxy to a remote server, for host configs (a drop-in for mcp-remote)')
+    .argument('<server>', 'MCP server URL')
+    .argument('[callback-port]', 'fixed loopback redirect port (as mcp-remote takes it)', parsePort)
+    .option(
+      '--header <name:value...>',
+      'extra request header, repeatable; ${VAR} expands from the environment',
+    )
+    .option(
+      '--transport <strategy>',
+      'auto | streamable-http | sse (mcp-remote names http-first, http-only, sse-only, sse-first work too)',
+      parseTransport,
+      'auto' as TransportStrategy,
+    )
+    .option(
+      '--login <policy>',
+      'auto: log in when needed; never: tell the host to run `latchkey login`',
+      parseLoginPolicy,
+      'auto',
+    )
+    .option('--device', 'log in with the device flow (a code to enter on another device)')
+    .option('--browser', 'log in with the browser even where latchkey would pick the device flow')
+    .option('--client-id <id>', 'a client pre-registered at the authorization server')
+    .option(
+      '--static-oauth-client-info <json|@file>',
+      'pre-registered client as JSON {"client_id", "client_secret"?}',
+    )
+    .option('--client-metadata-url <url>', 'HTTPS URL of your client ID metadata document')
+    .option('--scope <scopes>', 'space-separated scopes to request')
+    .option('--port <port>', 'fixed loopback redirect port', parsePort)
+    .option('--host <host>', 'redirect URI host: 127.0.0.1 (default) or localhost', parseRedirectHost)
+    .option('--callback-path <path>', 'redirect URI path (default /callback)')
+    .option('--resource <uri>', 'send this RFC 8707 resource instead of the one the server names')
+    .option('--disable-resource-parameter', 'do not send RFC 8707 resource (Microsoft Entra v2)', false)
+    .option('--auth-param <name=value...>', 'extra authorization parameter (IdP quirk), repeatable')
+    .option('--auth-timeout <seconds>', 'how long a login may take', parseSeconds, 300)
+    .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 300)
+    .option(
+      '--allow-http',
+      'accepted for mcp-remote compatibility; plain http works for loopback servers only',
+    )
+    .option('--debug', 'debug logging on stderr', false)
+    .option('--silent', 'log errors only', false)
+    .option('--log-file <path>', 'also append log lines to this file (created 0600)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey proxy https://mcp.example.com/mcp\n  latchkey proxy https://mcp.example.com/mcp --device --timeout 120\n  latchkey proxy https://mcp.example.com/mcp --header "X-Tenant: ${TENANT}"\n\nstdout carries MCP messages only; everything else goes to stderr.',
+    )
+    .action(async (server: string, callbackPort: number | undefined, opts: ProxyFlags) => {
+      const scopes = opts.scope?.split(/\s+/).filter(Boolean);
+      const port = opts.port ?? callbackPort;
+      const client = {
+        ...staticClientInfo(opts.staticOauthClientInfo),
+        ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
+      };
+      const base = loginOptionsWithoutStore(io, {
+        ...opts,
+        resource: !opts.disableResourceParameter,
+        ...(port === undefined ? {} : { port }),
+      });
+      await proxy(io, {
+        server,
+        headers: opts.header ?? [],
+        transport: opts.transport,
+        login: opts.login,
+        loginOptions: {
+          ...base,
+          client: { ...base.client, ...client },
+          ...(opts.host === undefined ? {} : { redirectHost: opts.host }),
+          ...(opts.callbackPath === undefined ? {} : { redirectPath: opts.callbackPath }),
+          timeoutMs: opts.authTimeout * 1000,
+          quirks: { ...base.quirks, ...(opts.resource === undefined ? {} : { resource: opts.resource }) },
+        },
+        ...(scopes === undefined ? {} : { scopes }),
+        sendResource: !opts.disableResourceParameter,
+        requestTimeoutMs: opts.timeout * 1000,
+        loginTimeoutMs: opts.authTimeout * 1000,
+        logLevel: opts.debug ? 'debug' : opts.silent ? 'error' : 'info',
+        ...(opts.logFile === undefined ? {} : { logFile: opts.logFile }),
+      });
+    });
+
+  program
+    .command('reconnect')
+    .description('make running proxies drop their sessions and connect again with the current credential')
+    .argument('[server]', 'only this MCP server URL (default: every server)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey reconnect\n  latchkey reconnect https://mcp.example.com/mcp',
+    )
+    .action(async (server: string | undefined) => {
+      await withStore(io, (store) => reconnect(store, io, server));
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
@@ -171,7 +272,31 @@ interface LoginFlags {
   resource: boolean;
 }
 
+interface ProxyFlags extends Omit<LoginFlags, 'resource'> {
+  header?: string[];
+  transport: TransportStrategy;
+  login: ProxyLoginPolicy;
+  staticOauthClientInfo?: string;
+  host?: '127.0.0.1' | 'localhost';
+  callbackPath?: string;
+  resource?: string;
+  disableResourceParameter: boolean;
+  authTimeout: number;
+  timeout: number;
+  allowHttp?: boolean;
+  debug: boolean;
+  silent: boolean;
+  logFile?: string;
+}
+
 function loginOptions(store: CredentialStore, io: CliIO, opts: LoginFlags): LoginOptions {
+  return { store, ...loginOptionsWithoutStore(io, opts) };
+}
+
+function loginOptionsWithoutStore(
+  io: CliIO,
+  opts: LoginFlags,
+): Omit<LoginOptions, 'store'> & { client: ClientConfig } {
   const secret = io.env['LATCHKEY_CLIENT_SECRET'];
   const client: ClientConfig = {
     ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
@@ -186,7 +311,6 @@ function loginOptions(store: CredentialStore, io: CliIO, opts: LoginFlags): Logi
         ? 'browser'
         : 'auto';
   return {
-    store,
     flow,
     client,
     notify: io.err,
@@ -215,6 +339,72 @@ function parseParams(pairs: readonly string[]): Record<string, string> {
     out[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return out;
+}
+
+const TRANSPORTS: Record<string, TransportStrategy> = {
+  auto: 'auto',
+  'http-first': 'auto',
+  'streamable-http': 'streamable-http',
+  'http-only': 'streamable-http',
+  sse: 'sse',
+  'sse-only': 'sse',
+  'sse-first': 'sse',
+};
+
+function parseTransport(value: string): TransportStrategy {
+  const strategy = TRANSPORTS[value];
+  if (strategy === undefined)
+    throw new InvalidArgumentError(`use one of ${Object.keys(TRANSPORTS).join(', ')}`);
+  return strategy;
+}
+
+function parseLoginPolicy(value: string): ProxyLoginPolicy {
+  if (value !== 'auto' && value !== 'never') throw new InvalidArgumentError('use auto or never');
+  return value;
+}
+
+function parseRedirectHost(value: string): '127.0.0.1' | 'localhost' {
+  if (value !== '127.0.0.1' && value !== 'localhost') {
+    throw new InvalidArgumentError('latchkey listens on loopback only: use 127.0.0.1 or localhost');
+  }
+  return value;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
+  return n;
+}
+
+/** mcp-remote's `--static-oauth-client-info`: inline JSON or `@file`. */
+function staticClientInfo(value: string | undefined): ClientConfig {
+  if (value === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value);
+  } catch (error) {
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      `--static-oauth-client-info is not readable JSON (${(error as Error).message}).`,
+      {
+        retryable: false,
+        nextStep: 'pass {"client_id": "..."} or @path/to/file.json',
+      },
+    );
+  }
+  const info = (parsed ?? {}) as { client_id?: unknown; client_secret?: unknown };
+  if (typeof info.client_id !== 'string' || info.client_id === '') {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, '--static-oauth-client-info needs a "client_id".', {
+      retryable: false,
+      nextStep: 'pass {"client_id": "..."}',
+    });
+  }
+  return {
+    clientId: info.client_id,
+    ...(typeof info.client_secret === 'string' && info.client_secret !== ''
+      ? { clientSecret: info.client_secret }
+      : {}),
+  };
 }
 
 function parseCount(value: string): number {

@@ -36,6 +36,12 @@ export interface AuthFetchOptions {
   maxStepUps?: number;
   /** Whose credential. Default: the manager's subject. */
   subject?: string;
+  /**
+   * May a 401 start an interactive login? Default: yes when the manager has an acquisition
+   * hook. The proxy says no and runs logins itself, so it can answer the host while a device
+   * login is pending. Step-up after a 403 stays interactive: it needs the challenged scopes.
+   */
+  interactive?: boolean;
 }
 
 const MAX_REDIRECTS = 20;
@@ -83,6 +89,7 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
           options.manager.getAccessToken(
             server,
             tokenOptions(request.signal, {
+              ...(options.interactive === undefined ? {} : { interactive: options.interactive }),
               ...(token === undefined ? {} : { rejectedToken: token }),
               ...(challenge === undefined ? {} : { challenge }),
             }),

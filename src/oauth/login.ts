@@ -6,7 +6,7 @@ import type { CredentialStore } from '../store/contract.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
 import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
-import { deviceAuthorization } from './device-authorization.js';
+import { type DevicePrompt, deviceAuthorization } from './device-authorization.js';
 import { stderrDevicePrompt } from './device-prompt.js';
 import { discoverServer, invalidateDiscovery } from './discovery.js';
 import type { GrantResult } from './grants.js';
@@ -29,6 +29,8 @@ export interface IdpQuirks {
   omitResource?: boolean;
   /** Ask for `offline_access` when the AS lists it in `scopes_supported` (Okta, Entra, Auth0). */
   offlineAccess?: boolean;
+  /** Send this RFC 8707 `resource` instead of the one the server's metadata names. */
+  resource?: string;
 }
 
 export interface LoginOptions {
@@ -44,8 +46,17 @@ export interface LoginOptions {
   openBrowser?: BrowserOpener;
   /** Where human-facing lines go. Default: stderr (never stdout). */
   notify?: (text: string) => void;
+  /**
+   * Told the device-flow instructions as well as printing them, so a caller that must not
+   * block (the proxy) can hand them to its host.
+   */
+  onDevicePrompt?: (prompt: DevicePrompt, server: string) => void;
   /** Fixed loopback redirect port. Default: a stable port per server, else any free one. */
   redirectPort?: number;
+  /** Redirect URI host name, for pre-registered clients. Default `127.0.0.1`. */
+  redirectHost?: '127.0.0.1' | 'localhost';
+  /** Redirect URI path, for pre-registered clients. Default `/callback`. */
+  redirectPath?: string;
   quirks?: IdpQuirks;
   fetch?: typeof fetch;
   /** How long the user has to finish in the browser or on the other device. Default 300 000 ms. */
@@ -145,7 +156,8 @@ async function runFlow(
   discovery: ServerDiscovery,
 ): Promise<{ clientId: string; grant: GrantResult }> {
   const config = options.client ?? {};
-  const resource = options.quirks?.omitResource === true ? undefined : discovery.resource;
+  const resource =
+    options.quirks?.omitResource === true ? undefined : (options.quirks?.resource ?? discovery.resource);
   const scope = scopes?.join(' ');
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const base = {
@@ -182,6 +194,10 @@ async function runFlow(
     });
     const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
     const notify = options.notify;
+    const show = stderrDevicePrompt({
+      server: request.server,
+      ...(notify === undefined ? {} : { write: notify }),
+    });
     const grant = await deviceAuthorization({
       ctx,
       resource,
@@ -189,10 +205,10 @@ async function runFlow(
       server: request.server,
       signal: request.signal,
       requestTimeoutMs,
-      prompt: stderrDevicePrompt({
-        server: request.server,
-        ...(notify === undefined ? {} : { write: notify }),
-      }),
+      prompt: (prompt) => {
+        show(prompt);
+        options.onDevicePrompt?.(prompt, request.server);
+      },
     });
     return { clientId: registration.clientId, grant };
   }
@@ -201,6 +217,8 @@ async function runFlow(
     server: request.server,
     signal: request.signal,
     ...(options.redirectPort === undefined ? {} : { port: options.redirectPort }),
+    ...(options.redirectHost === undefined ? {} : { host: options.redirectHost }),
+    ...(options.redirectPath === undefined ? {} : { path: options.redirectPath }),
   });
   try {
     const registration = await ensureRegistration({

@@ -29,6 +29,11 @@ export interface RedirectReceiverOptions {
   /** Fixed port (e.g. one pre-registered with the AS). Default: stable per server, then any. */
   port?: number;
   path?: string;
+  /**
+   * The host name in the redirect URI. Default `127.0.0.1`. `localhost` exists for clients
+   * pre-registered with a localhost redirect; the listener still binds 127.0.0.1 only.
+   */
+  host?: '127.0.0.1' | 'localhost';
   signal?: AbortSignal;
 }
 
@@ -77,7 +82,7 @@ export async function startRedirectReceiver(options: RedirectReceiverOptions): P
   };
 
   return {
-    redirectUri: `http://127.0.0.1:${port}${path}`,
+    redirectUri: `http://${options.host ?? '127.0.0.1'}:${port}${path}`,
     callback,
     finish(outcome) {
       const res = pending;

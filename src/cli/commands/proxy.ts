@@ -1,0 +1,145 @@
+import { openSync, writeSync } from 'node:fs';
+
+import { canonicalServer } from '../../credential/key.js';
+import { ErrorCode, LatchkeyError } from '../../errors.js';
+import { CredentialManager } from '../../lifecycle/manager.js';
+import { createLogger, type LogLevel } from '../../log.js';
+import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
+import { createLoginHook, type LoginOptions } from '../../oauth/login.js';
+import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
+import { runStdioRelay } from '../../proxy/stdio.js';
+import { openSqliteStore } from '../../store/sqlite.js';
+import type { CliIO } from '../io.js';
+
+export interface ProxyCommandOptions {
+  server: string;
+  /** Raw `Name: value` pairs; `${VAR}` is expanded from the environment. */
+  headers: readonly string[];
+  transport: TransportStrategy;
+  login: ProxyLoginPolicy;
+  /** The login hook's settings, minus the store (opened here). */
+  loginOptions: Omit<LoginOptions, 'store' | 'onDevicePrompt'>;
+  scopes?: readonly string[];
+  sendResource: boolean;
+  requestTimeoutMs: number;
+  loginTimeoutMs: number;
+  logLevel: LogLevel;
+  logFile?: string;
+}
+
+/**
+ * Relay MCP between the host on stdio and the remote server until the host hangs up. Errors
+ * before the relay starts (bad URL, unusable store) are thrown; after that, failures reach
+ * the host as JSON-RPC errors and stderr lines, and the proxy keeps serving.
+ */
+export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<void> {
+  const server = checkedServer(options.server);
+  const headers = parseHeaders(options.headers, io.env, server);
+  const staticAuth = Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
+  const logger = createLogger({ level: options.logLevel, write: logWriter(io, options.logFile) }, { server });
+  const store = await openSqliteStore({ env: io.env });
+  if (store.security.warning !== undefined) logger.warn(store.security.warning);
+  if (staticAuth) logger.warn('an Authorization header was given: latchkey sends it as is and does no OAuth');
+  // The login hook is built before the authorizer that listens to its device prompts.
+  let onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']> = () => undefined;
+  const manager = new CredentialManager({
+    store,
+    logger,
+    sendResource: options.sendResource,
+    loginTimeoutMs: options.loginTimeoutMs,
+    acquire: createLoginHook({
+      ...options.loginOptions,
+      store,
+      notify: io.err,
+      onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
+    }),
+  });
+  const authorizer = createProxyAuthorizer({
+    manager,
+    server,
+    login: options.login,
+    ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
+  });
+  onDevicePrompt = authorizer.onDevicePrompt;
+  const connection = new McpConnection({
+    server,
+    manager,
+    transport: options.transport,
+    headers,
+    authenticate: !staticAuth,
+    requestTimeoutMs: options.requestTimeoutMs,
+    authorize: authorizer.authorize,
+    logger,
+  });
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  logger.info('proxy ready', { transport: options.transport });
+  try {
+    await runStdioRelay({ connection, logger, signal: stop.signal });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    manager.close();
+    await store.close();
+  }
+}
+
+/** The server URL: http(s) only, and plain http only for loopback (tokens travel with it). */
+function checkedServer(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw invalid(raw, `${JSON.stringify(raw)} is not a URL.`, 'pass the https:// URL of the MCP server');
+  }
+  const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw invalid(
+      raw,
+      `latchkey sends OAuth tokens only over https (plain http only to 127.0.0.1, ::1 or localhost).`,
+      'use the https:// URL of the MCP server',
+    );
+  }
+  return canonicalServer(raw);
+}
+
+function parseHeaders(
+  pairs: readonly string[],
+  env: NodeJS.ProcessEnv,
+  server: string,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf(':');
+    const name = at > 0 ? pair.slice(0, at).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      throw invalid(
+        server,
+        `--header wants "Name: value", got ${JSON.stringify(pair.slice(0, 40))}.`,
+        'write the header as Name:value',
+      );
+    }
+    // `${VAR}` keeps secrets out of argv: hosts pass them through the environment instead.
+    headers[name] = pair
+      .slice(at + 1)
+      .trim()
+      .replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => env[v] ?? '');
+  }
+  return headers;
+}
+
+function invalid(server: string, message: string, nextStep: string): LatchkeyError {
+  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, { server, retryable: false, nextStep });
+}
+
+/** Log lines go to stderr, and to a 0600 file when asked. */
+function logWriter(io: CliIO, file: string | undefined): (line: string) => void {
+  if (file === undefined) return (line) => io.err(line + '\n');
+  const fd = openSync(file, 'a', 0o600);
+  return (line) => {
+    io.err(line + '\n');
+    writeSync(fd, line + '\n');
+  };
+}

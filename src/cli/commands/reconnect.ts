@@ -1,0 +1,22 @@
+import { canonicalServer } from '../../credential/key.js';
+import { EventType, type CredentialStore } from '../../store/contract.js';
+import type { CliIO } from '../io.js';
+
+/**
+ * Ask every running proxy (for one server, or all) to drop its session and connect again.
+ * The request is an event in the shared store, so it reaches proxies of every process that
+ * uses this store within the store's watch interval; an empty server means "all".
+ */
+export async function reconnect(
+  store: CredentialStore,
+  io: CliIO,
+  server: string | undefined,
+): Promise<void> {
+  const target = server === undefined ? '' : canonicalServer(server);
+  await store.appendEvent({ type: EventType.RECONNECT, server: target, issuer: '', subject: '' });
+  io.err(
+    target === ''
+      ? 'Asked every running latchkey proxy to reconnect.\n'
+      : `Asked running latchkey proxies for ${target} to reconnect.\n`,
+  );
+}

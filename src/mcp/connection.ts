@@ -1,0 +1,668 @@
+/**
+ * A connection to one remote MCP server that a host can treat as if it never died. The host
+ * hands it JSON-RPC messages and gets JSON-RPC messages back; in between, the connection
+ * keeps the session alive across token refreshes, credential changes, lost sessions and
+ * broken streams:
+ *
+ * - 404 on a request carrying a session id: the server forgot the session. Re-send the host's
+ *   cached `initialize`, then `notifications/initialized`, re-subscribe resources, and resend
+ *   the request (a 404 means it was not processed). The host sees nothing.
+ * - A response stream that breaks: resume it with Last-Event-ID when the server gave event
+ *   ids; otherwise, and after repeated failures, start a new session. The request is resent
+ *   only if running it twice is harmless (ReplayPolicy); else the host gets a clear error.
+ * - Undecodable data on a stream: the session is not trusted further; a new one is made.
+ * - Credential changes from any process (login, logout, `latchkey reconnect`) arrive through
+ *   the manager's store watch and apply without a restart.
+ * - Every wait is bounded: each host request has a deadline and a clear error when it passes.
+ *
+ * Everything it says names its server, and it only ever speaks for that one server.
+ */
+import { canonicalServer } from '../credential/key.js';
+import { ErrorCode, isLatchkeyError, type LatchkeyError } from '../errors.js';
+import type { CredentialManager } from '../lifecycle/manager.js';
+import { sleep } from '../lifecycle/lease.js';
+import { createLogger, type Logger } from '../log.js';
+import { EventType, type LifecycleEvent } from '../store/contract.js';
+import { createAuthFetch } from './auth-fetch.js';
+import {
+  errorResponse,
+  idKey,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcError,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from './jsonrpc.js';
+import { LegacySseWire } from './legacy-sse.js';
+import { ReplayPolicy } from './replay-policy.js';
+import * as rpcErrors from './rpc-errors.js';
+import { type StreamProgress, StreamableHttpWire } from './streamable-http.js';
+import { HttpStatusError, isConnectRefused, StreamBrokenError } from './wire-errors.js';
+
+export type TransportStrategy = 'auto' | 'streamable-http' | 'sse';
+
+/**
+ * Called when a request needs a login. Resolves once a credential exists; rejects with a
+ * JSON-RPC error for the host (for example device-flow instructions) or a LatchkeyError.
+ */
+export type Authorizer = (error: LatchkeyError, signal: AbortSignal) => Promise<void>;
+
+export interface ConnectionOptions {
+  /** The MCP server URL. */
+  server: string | URL;
+  manager: CredentialManager;
+  /** `auto` (default) tries Streamable HTTP and falls back to HTTP+SSE on 404/405. */
+  transport?: TransportStrategy;
+  /** Extra headers on every request to the server. */
+  headers?: Readonly<Record<string, string>>;
+  /** The fetch under the auth layer. Default: the global fetch. */
+  fetch?: typeof fetch;
+  /** Deadline for each host request, in ms. Default 300 000 (5 minutes). */
+  requestTimeoutMs?: number;
+  /** Deadline for a (re-)initialization and for opening streams, in ms. Default 30 000. */
+  connectTimeoutMs?: number;
+  /**
+   * Add latchkey's bearer token. Default true. False only when the caller authenticates by
+   * other means (a static Authorization header).
+   */
+  authenticate?: boolean;
+  /** Runs logins when a request needs one. Default: none, the host gets an auth error. */
+  authorize?: Authorizer;
+  /** Stream failures in a row before the session is dropped and made anew. Default 3. */
+  maxStreamFailures?: number;
+  logger?: Logger;
+  subject?: string;
+}
+
+interface Pending {
+  readonly request: JsonRpcRequest;
+  readonly abort: AbortController;
+  readonly timer: NodeJS.Timeout;
+  settled: boolean;
+}
+
+/** Re-tries of one host request across re-handshakes, logins and backoffs. */
+const MAX_ROUNDS = 6;
+const INTERNAL_PREFIX = 'latchkey-';
+
+export class McpConnection {
+  /** Messages for the host: responses, server notifications and server requests. */
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+
+  readonly server: string;
+  readonly #o: ConnectionOptions;
+  readonly #log: Logger;
+  readonly #fetch: typeof fetch;
+  readonly #replay = new ReplayPolicy();
+  readonly #pending = new Map<string, Pending>();
+  readonly #legacyWaiters = new Map<
+    string,
+    { resolve(r: JsonRpcResponse): void; reject(e: unknown): void }
+  >();
+  readonly #subscriptions = new Set<string>();
+  readonly #unsubscribe: () => void;
+  #mode: 'http' | 'sse' | undefined;
+  #http: StreamableHttpWire;
+  #sse: LegacySseWire;
+  #init: { request: JsonRpcRequest; initialized?: JsonRpcNotification; done: boolean } | undefined;
+  #epoch = 0;
+  #handshake: Promise<void> | undefined;
+  #listening: AbortController | undefined;
+  #loggedOut = false;
+  #closed = false;
+  #nextInternalId = 0;
+
+  constructor(options: ConnectionOptions) {
+    this.#o = options;
+    this.server = canonicalServer(String(options.server));
+    this.#log = (options.logger ?? createLogger()).child({ server: this.server });
+    this.#fetch =
+      options.authenticate === false
+        ? (options.fetch ?? globalThis.fetch)
+        : createAuthFetch(this.server, {
+            manager: options.manager,
+            interactive: false,
+            ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+            ...(options.subject === undefined ? {} : { subject: options.subject }),
+          });
+    const wire = { url: new URL(String(options.server)), fetch: this.#fetch, headers: options.headers ?? {} };
+    this.#http = new StreamableHttpWire(wire);
+    this.#sse = new LegacySseWire(wire);
+    if (options.transport === 'sse') this.#mode = 'sse';
+    if (options.transport === 'streamable-http') this.#mode = 'http';
+    const onEvent = (event: LifecycleEvent): void => this.#onCredentialEvent(event);
+    options.manager.on('event', onEvent);
+    this.#unsubscribe = () => options.manager.off('event', onEvent);
+  }
+
+  /** The negotiated transport, once the first exchange decided it. */
+  get transport(): 'streamable-http' | 'sse' | undefined {
+    return this.#mode === undefined ? undefined : this.#mode === 'http' ? 'streamable-http' : 'sse';
+  }
+
+  /** How many times the session was re-established (for diagnostics and tests). */
+  get sessionEpoch(): number {
+    return this.#epoch;
+  }
+
+  /** Hand a message from the host to the server. Never throws: failures come back as responses. */
+  send(message: JsonRpcMessage): void {
+    if (this.#closed) return;
+    if (isRequest(message)) this.#startRequest(message);
+    else if (isNotification(message)) this.#forwardNotification(message);
+    else if (isResponse(message))
+      void this.#post(message).catch((error: unknown) =>
+        this.#debugFailure('a response to the server', error),
+      );
+  }
+
+  /** Drop the session and make a new one (`latchkey reconnect`). */
+  async reconnect(reason = 'reconnect requested'): Promise<void> {
+    await this.#rehandshake(this.#epoch, reason);
+  }
+
+  /** Fail what is pending, end the session at the server and stop listening. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#stopListening();
+    for (const pending of this.#pending.values()) {
+      this.#answer(
+        pending,
+        errorResponse(
+          pending.request.id,
+          rpcErrors.connectionLost(this.server, pending.request.method, undefined),
+        ),
+      );
+    }
+    if (this.#mode === 'http') await this.#http.terminate();
+    this.#sse.close();
+  }
+
+  // ---- host requests ----
+
+  #startRequest(request: JsonRpcRequest): void {
+    const key = idKey(request.id);
+    if (request.method === 'initialize') {
+      // A host (re)starting the handshake starts a new session.
+      this.#init = { request, done: false };
+      this.#subscriptions.clear();
+      this.#http.sessionId = undefined;
+    }
+    const timeoutMs = this.#o.requestTimeoutMs ?? 300_000;
+    const abort = new AbortController();
+    const pending: Pending = {
+      request,
+      abort,
+      settled: false,
+      timer: setTimeout(() => {
+        this.#answer(
+          pending,
+          errorResponse(request.id, rpcErrors.timedOut(this.server, request.method, timeoutMs)),
+        );
+        this.#cancelAtServer(request);
+      }, timeoutMs),
+    };
+    this.#pending.get(key)?.abort.abort();
+    this.#pending.set(key, pending);
+    void this.#dispatch(pending);
+  }
+
+  async #dispatch(pending: Pending): Promise<void> {
+    const { request } = pending;
+    let lastError: unknown;
+    for (let round = 0; round < MAX_ROUNDS && !pending.settled; round++) {
+      let epoch = this.#epoch;
+      try {
+        epoch = await this.#ready();
+        const response = await this.#exchange(request, pending.abort.signal);
+        this.#observe(request, response);
+        this.#answer(pending, response);
+        return;
+      } catch (error) {
+        if (pending.settled) return;
+        lastError = error;
+        const next = await this.#recover(pending, error, epoch, round).catch((e: unknown) => e);
+        if (next !== 'retry') {
+          this.#answer(pending, errorResponse(request.id, this.#toRpcError(request, next)));
+          return;
+        }
+      }
+    }
+    if (!pending.settled)
+      this.#answer(pending, errorResponse(request.id, this.#toRpcError(request, lastError)));
+  }
+
+  /**
+   * Decide what a failed attempt means. Returns 'retry' to send again, or the error to
+   * answer the host with.
+   */
+  async #recover(pending: Pending, error: unknown, epoch: number, round: number): Promise<'retry' | unknown> {
+    const { request } = pending;
+    const signal = pending.abort.signal;
+    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) {
+      if (this.#loggedOut || this.#o.authorize === undefined || round > 1) return error;
+      await this.#o.authorize(error, signal);
+      return 'retry';
+    }
+    if (error instanceof HttpStatusError) {
+      if (error.sessionExpired) {
+        this.#log.info('the server forgot the session; re-initializing', { method: request.method });
+        if (request.method !== 'initialize') await this.#rehandshake(epoch, 'session expired (HTTP 404)');
+        else this.#http.sessionId = undefined;
+        return 'retry';
+      }
+      if (error.status === 429 || error.status === 503) {
+        await sleep(error.retryAfterMs ?? backoffMs(round), signal);
+        return 'retry';
+      }
+      if (
+        error.status === 400 &&
+        this.#mode === 'http' &&
+        this.#http.sessionId === undefined &&
+        this.#init?.done === true
+      ) {
+        // Our session was dropped (a failed re-handshake); make one before trying again.
+        await this.#rehandshake(epoch, 'no session');
+        return 'retry';
+      }
+      if (error.status >= 500 && this.#replay.isRepeatable(request)) {
+        await sleep(backoffMs(round), signal);
+        return 'retry';
+      }
+      return error;
+    }
+    if (error instanceof StreamBrokenError) {
+      if (error.garbage) void this.#rehandshake(epoch, 'undecodable data on a stream');
+      if (!this.#replay.isRepeatable(request)) return new LostInFlight(error);
+      this.#log.info('a response stream broke; sending the request again', { method: request.method });
+      await sleep(backoffMs(round, error.retryMs), signal);
+      return 'retry';
+    }
+    if (isConnectRefused(error)) {
+      // Nothing reached the server; it may be restarting.
+      await sleep(backoffMs(round), signal);
+      return 'retry';
+    }
+    if (signal.aborted) return error;
+    if (error instanceof TypeError && !this.#replay.isRepeatable(request)) return new LostInFlight(error);
+    if (error instanceof TypeError) {
+      await sleep(backoffMs(round), signal);
+      return 'retry';
+    }
+    return error;
+  }
+
+  #toRpcError(request: JsonRpcRequest, error: unknown): JsonRpcError {
+    if (error instanceof rpcErrors.RpcFailure) return error.rpc;
+    if (error instanceof LostInFlight)
+      return rpcErrors.connectionLost(this.server, request.method, error.cause);
+    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED && this.#loggedOut) {
+      return rpcErrors.loggedOut(this.server);
+    }
+    return (
+      rpcErrors.fromLatchkeyError(this.server, error) ??
+      rpcErrors.unavailable(this.server, request.method, error)
+    );
+  }
+
+  /** Wait out a re-handshake in progress; refuse at once after a logout. */
+  async #ready(): Promise<number> {
+    while (this.#handshake !== undefined) await this.#handshake.catch(() => undefined);
+    if (this.#loggedOut) throw new rpcErrors.RpcFailure(rpcErrors.loggedOut(this.server));
+    return this.#epoch;
+  }
+
+  #answer(pending: Pending, response: JsonRpcResponse): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    pending.abort.abort();
+    const key = idKey(pending.request.id);
+    if (this.#pending.get(key) === pending) this.#pending.delete(key);
+    if (response.error !== undefined) {
+      this.#log.warn(response.error.message, { method: pending.request.method });
+    }
+    this.onmessage?.(response);
+  }
+
+  /** Bookkeeping from answers passing through: the handshake, subscriptions, tool hints. */
+  #observe(request: JsonRpcRequest, response: JsonRpcResponse): void {
+    if (response.error !== undefined) return;
+    const result = response.result as Record<string, unknown> | undefined;
+    if (request.method === 'initialize' && this.#init?.request === request) {
+      this.#init.done = true;
+      const version = result?.['protocolVersion'];
+      if (typeof version === 'string') this.#http.protocolVersion = version;
+    } else if (request.method === 'resources/subscribe') {
+      const uri = request.params?.['uri'];
+      if (typeof uri === 'string') this.#subscriptions.add(uri);
+    } else if (request.method === 'resources/unsubscribe') {
+      const uri = request.params?.['uri'];
+      if (typeof uri === 'string') this.#subscriptions.delete(uri);
+    } else if (request.method === 'tools/list') {
+      this.#replay.learnTools(result, request.params?.['cursor'] === undefined);
+    }
+  }
+
+  #forwardNotification(message: JsonRpcNotification): void {
+    if (message.method === 'notifications/initialized' && this.#init !== undefined) {
+      this.#init.initialized = message;
+    }
+    if (message.method === 'notifications/cancelled') {
+      const id = message.params?.['requestId'];
+      const pending =
+        typeof id === 'string' || typeof id === 'number' ? this.#pending.get(idKey(id)) : undefined;
+      if (pending !== undefined) {
+        // The host gave up on it; the spec says no answer follows.
+        pending.settled = true;
+        clearTimeout(pending.timer);
+        pending.abort.abort();
+        this.#pending.delete(idKey(pending.request.id));
+      }
+    }
+    void (async () => {
+      await this.#ready();
+      await this.#post(message);
+      if (message.method === 'notifications/initialized') this.#startListening();
+    })().catch((error: unknown) => this.#debugFailure(message.method, error));
+  }
+
+  #cancelAtServer(request: JsonRpcRequest): void {
+    if (request.method === 'initialize') return;
+    const cancel: JsonRpcNotification = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: request.id, reason: 'timed out in latchkey' },
+    };
+    void this.#post(cancel).catch(() => undefined);
+  }
+
+  // ---- the wire ----
+
+  /** Send a request and wait for its answer; other messages on the way go to the host. */
+  async #exchange(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse> {
+    if (this.#mode === 'sse') return this.#exchangeSse(request, signal);
+    try {
+      const response = await this.#exchangeHttp(request, signal);
+      this.#mode = 'http';
+      return response;
+    } catch (error) {
+      const fallBack =
+        this.#mode === undefined &&
+        this.#o.transport !== 'streamable-http' &&
+        error instanceof HttpStatusError &&
+        (error.status === 404 || error.status === 405) &&
+        !error.sessionExpired;
+      if (!fallBack) throw error;
+      this.#log.info('the server does not speak Streamable HTTP; using the HTTP+SSE transport', {
+        status: error.status,
+      });
+      this.#mode = 'sse';
+      return this.#exchangeSse(request, signal);
+    }
+  }
+
+  async #exchangeHttp(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse> {
+    const key = idKey(request.id);
+    let answer: JsonRpcResponse | undefined;
+    const deliver = (message: JsonRpcMessage): void => {
+      if (isResponse(message) && idKey(message.id) === key) answer = message;
+      else this.#fromServer(message);
+    };
+    const progress: StreamProgress = {};
+    try {
+      await this.#http.post(request, deliver, signal, progress);
+    } catch (error) {
+      if (!(error instanceof StreamBrokenError) || error.garbage || progress.lastEventId === undefined)
+        throw error;
+      await this.#resume(key, deliver, signal, progress, error);
+    }
+    if (answer === undefined)
+      throw new StreamBrokenError('no answer arrived', progress.lastEventId, progress.retryMs, false);
+    return answer;
+  }
+
+  /** Resume a broken response stream with Last-Event-ID, a few times with backoff. */
+  async #resume(
+    key: string,
+    deliver: (message: JsonRpcMessage) => void,
+    signal: AbortSignal,
+    progress: StreamProgress,
+    first: StreamBrokenError,
+  ): Promise<void> {
+    let last: unknown = first;
+    const attempts = this.#o.maxStreamFailures ?? 3;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      await sleep(backoffMs(attempt, progress.retryMs), signal);
+      const lastEventId = progress.lastEventId;
+      if (lastEventId === undefined) break;
+      try {
+        this.#log.debug('resuming a broken response stream', { attempt: attempt + 1 });
+        await this.#http.resume(new Set([key]), deliver, signal, { ...progress, lastEventId });
+        return;
+      } catch (error) {
+        last = error;
+        if (!(error instanceof StreamBrokenError) || error.garbage) break;
+      }
+    }
+    // The stream cannot be resumed: the request's fate is unknown.
+    throw last instanceof StreamBrokenError
+      ? last
+      : new StreamBrokenError('the response stream could not be resumed', undefined, undefined, false, {
+          cause: last,
+        });
+  }
+
+  async #exchangeSse(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse> {
+    await this.#ensureSseStream();
+    const key = idKey(request.id);
+    const answer = new Promise<JsonRpcResponse>((resolve, reject) => {
+      this.#legacyWaiters.set(key, { resolve, reject });
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    answer.catch(() => undefined);
+    try {
+      await this.#sse.post(request, signal);
+      return await answer;
+    } finally {
+      this.#legacyWaiters.delete(key);
+    }
+  }
+
+  #sseOpen: Promise<void> | undefined;
+
+  /** The legacy transport's stream is the session: open it when there is none. */
+  async #ensureSseStream(): Promise<void> {
+    this.#sseOpen ??= (async () => {
+      const epoch = this.#epoch;
+      const { closed } = await this.#sse.open((m) => this.#fromServer(m), this.#o.connectTimeoutMs ?? 30_000);
+      void closed.catch((error: unknown) => {
+        this.#sseOpen = undefined;
+        for (const waiter of this.#legacyWaiters.values()) waiter.reject(error);
+        this.#legacyWaiters.clear();
+        if (this.#closed || epoch !== this.#epoch) return;
+        this.#log.info('the SSE stream ended; starting a new session', { reason: (error as Error).message });
+        void this.#rehandshake(epoch, 'SSE stream ended').catch(() => undefined);
+      });
+    })().catch((error: unknown) => {
+      this.#sseOpen = undefined;
+      throw error;
+    });
+    return this.#sseOpen;
+  }
+
+  /** A message that is not the answer being waited for. */
+  #fromServer(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      const key = idKey(message.id);
+      const waiter = this.#legacyWaiters.get(key);
+      if (waiter !== undefined) {
+        waiter.resolve(message);
+        return;
+      }
+      if (typeof message.id === 'string' && message.id.startsWith(INTERNAL_PREFIX)) return;
+      this.#log.debug('dropped an answer nobody waits for', { id: String(message.id) });
+      return;
+    }
+    this.onmessage?.(message);
+  }
+
+  async #post(message: JsonRpcMessage): Promise<void> {
+    const signal = AbortSignal.timeout(this.#o.connectTimeoutMs ?? 30_000);
+    if (this.#mode === 'sse') {
+      await this.#ensureSseStream();
+      await this.#sse.post(message, signal);
+      return;
+    }
+    await this.#http.post(message, (m) => this.#fromServer(m), signal);
+  }
+
+  /** An internal request (re-handshake, re-subscribe): answered here, never seen by the host. */
+  async #internal(method: string, params: Record<string, unknown> | undefined): Promise<unknown> {
+    const request: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: `${INTERNAL_PREFIX}${++this.#nextInternalId}`,
+      method,
+      ...(params === undefined ? {} : { params }),
+    };
+    const response = await this.#exchange(request, AbortSignal.timeout(this.#o.connectTimeoutMs ?? 30_000));
+    if (response.error !== undefined) {
+      throw new Error(`${method} was refused: ${response.error.message}`);
+    }
+    return response.result;
+  }
+
+  // ---- sessions ----
+
+  /**
+   * Drop the session and build a new one from the host's cached handshake. Single-flight:
+   * callers that saw the same failed session share one re-handshake.
+   */
+  #rehandshake(epoch: number, reason: string): Promise<void> {
+    if (this.#handshake !== undefined) return this.#handshake;
+    if (epoch !== this.#epoch || this.#closed) return Promise.resolve();
+    this.#epoch++;
+    this.#handshake = this.#handshakeNow(reason).finally(() => {
+      this.#handshake = undefined;
+    });
+    return this.#handshake;
+  }
+
+  async #handshakeNow(reason: string): Promise<void> {
+    this.#stopListening();
+    const old = this.#http.sessionId;
+    if (old !== undefined && reason !== 'session expired (HTTP 404)') void this.#http.terminate();
+    this.#http.sessionId = undefined;
+    if (this.#mode === 'sse') {
+      this.#sse.close();
+      this.#sseOpen = undefined;
+    }
+    const init = this.#init;
+    if (init === undefined || !init.done) return;
+    const started = Date.now();
+    const result = (await this.#internal('initialize', init.request.params)) as
+      Record<string, unknown> | undefined;
+    const version = result?.['protocolVersion'];
+    if (typeof version === 'string') this.#http.protocolVersion = version;
+    if (init.initialized !== undefined) await this.#post(init.initialized);
+    for (const uri of this.#subscriptions) await this.#internal('resources/subscribe', { uri });
+    this.#log.info('session re-established', { reason, ms: Date.now() - started });
+    this.#startListening();
+  }
+
+  /** The GET stream for server-initiated messages, kept open with backoff. */
+  #startListening(): void {
+    if (this.#mode !== 'http' || this.#listening !== undefined || this.#closed) return;
+    const abort = new AbortController();
+    this.#listening = abort;
+    const epoch = this.#epoch;
+    void (async () => {
+      const progress: StreamProgress = {};
+      let failures = 0;
+      while (!abort.signal.aborted && epoch === this.#epoch && !this.#loggedOut) {
+        const opened = Date.now();
+        try {
+          const outcome = await this.#http.listen((m) => this.#fromServer(m), abort.signal, progress);
+          if (outcome === 'unsupported') return;
+          // A stream that lived a while was healthy; a server closing it at once is not.
+          failures = Date.now() - opened > 10_000 ? 0 : failures + 1;
+        } catch (error) {
+          if (abort.signal.aborted) return;
+          if (error instanceof HttpStatusError && error.sessionExpired) {
+            void this.#rehandshake(epoch, 'session expired (HTTP 404)').catch((e: unknown) =>
+              this.#debugFailure('re-handshake', e),
+            );
+            return;
+          }
+          if (isLatchkeyError(error)) return; // Requests will surface it to the host.
+          failures++;
+          if (
+            (error instanceof StreamBrokenError && error.garbage) ||
+            failures >= (this.#o.maxStreamFailures ?? 3)
+          ) {
+            void this.#rehandshake(epoch, 'the listen stream kept failing').catch((e: unknown) =>
+              this.#debugFailure('re-handshake', e),
+            );
+            return;
+          }
+        }
+        await sleep(backoffMs(failures, progress.retryMs), abort.signal).catch(() => undefined);
+      }
+    })().finally(() => {
+      if (this.#listening === abort) this.#listening = undefined;
+    });
+  }
+
+  #stopListening(): void {
+    this.#listening?.abort();
+    this.#listening = undefined;
+  }
+
+  // ---- credentials ----
+
+  #onCredentialEvent(event: LifecycleEvent): void {
+    const everyServer = event.type === EventType.RECONNECT && event.server === '';
+    if ((event.server !== this.server && !everyServer) || this.#closed) return;
+    if (event.type === EventType.REVOKED || event.type === EventType.DELETED) {
+      this.#loggedOut = true;
+      this.#stopListening();
+      this.#log.warn(`logged out; requests now fail until \`latchkey login ${this.server}\``);
+    } else if (event.type === EventType.ACQUIRED) {
+      const wasOut = this.#loggedOut;
+      this.#loggedOut = false;
+      // A new login may be another account: a session opened under the old one must not go on.
+      if (this.#init?.done === true) {
+        this.#log.info(wasOut ? 'logged in again; resuming' : 'new login; renewing the session');
+        void this.#rehandshake(this.#epoch, 'new login').catch((e: unknown) =>
+          this.#debugFailure('re-handshake', e),
+        );
+      }
+    } else if (event.type === EventType.RECONNECT) {
+      void this.#rehandshake(this.#epoch, 'latchkey reconnect').catch((e: unknown) =>
+        this.#debugFailure('re-handshake', e),
+      );
+    }
+  }
+
+  #debugFailure(what: string, error: unknown): void {
+    this.#log.debug(`${what} failed`, { error: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+/** The request's answer was lost after the server got it. */
+class LostInFlight extends Error {
+  constructor(cause: unknown) {
+    super('lost in flight', { cause });
+  }
+}
+
+function backoffMs(attempt: number, serverRetryMs?: number): number {
+  if (serverRetryMs !== undefined) return Math.min(serverRetryMs, 30_000);
+  const base = Math.min(100 * 2 ** attempt, 5000);
+  return base / 2 + Math.random() * (base / 2);
+}

@@ -1,0 +1,145 @@
+/**
+ * The HTTP+SSE transport of MCP 2024-11-05: a GET stream that first names a POST endpoint
+ * (`event: endpoint`), then carries every server message; requests are POSTed to that
+ * endpoint and answered on the stream. A session lives exactly as long as its stream.
+ */
+import { type JsonRpcMessage, parseMessages } from './jsonrpc.js';
+import { readSse, SseGarbageError } from './sse.js';
+import type { Deliver, WireOptions } from './streamable-http.js';
+import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
+
+export class LegacySseWire {
+  readonly #options: WireOptions;
+  #endpoint: URL | undefined;
+  #abort: AbortController | undefined;
+  retryMs: number | undefined;
+
+  constructor(options: WireOptions) {
+    this.#options = options;
+  }
+
+  get url(): URL {
+    return this.#options.url;
+  }
+
+  /**
+   * Open the stream and wait for the endpoint. Resolves with a promise that settles when the
+   * stream ends (rejecting with StreamBrokenError when it broke).
+   */
+  async open(deliver: Deliver, timeoutMs: number): Promise<{ closed: Promise<void> }> {
+    this.close();
+    const abort = new AbortController();
+    this.#abort = abort;
+    const response = await this.#options
+      .fetch(this.url, {
+        method: 'GET',
+        headers: { ...this.#options.headers, accept: 'text/event-stream' },
+        signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]),
+      })
+      .catch((error: unknown) => {
+        throw abort.signal.aborted ? new StreamBrokenError('closed', undefined, undefined, false) : error;
+      });
+    if (!response.ok || response.body === null) {
+      const text = await response.text().catch(() => '');
+      throw new HttpStatusError(
+        response.status,
+        false,
+        retryAfterMs(response.headers.get('retry-after')),
+        text.slice(0, 300),
+      );
+    }
+    let resolveEndpoint!: () => void;
+    let rejectEndpoint!: (error: unknown) => void;
+    const endpointKnown = new Promise<void>((resolve, reject) => {
+      resolveEndpoint = resolve;
+      rejectEndpoint = reject;
+    });
+    const timer = setTimeout(
+      () =>
+        rejectEndpoint(
+          new StreamBrokenError('the SSE stream named no endpoint in time', undefined, undefined, true),
+        ),
+      timeoutMs,
+    );
+    const closed = readSse(response.body, {
+      onEvent: (event) => {
+        if (event.event === 'endpoint') {
+          this.#endpoint = this.#sameOrigin(event.data);
+          resolveEndpoint();
+          return;
+        }
+        if (event.event !== undefined && event.event !== 'message') return;
+        let messages: JsonRpcMessage[];
+        try {
+          messages = parseMessages(event.data);
+        } catch (error) {
+          throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
+        }
+        for (const message of messages) deliver(message);
+      },
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    }).then(
+      () => {
+        throw new StreamBrokenError('the server closed the SSE stream', undefined, this.retryMs, false);
+      },
+      (error: unknown) => {
+        throw new StreamBrokenError(
+          error instanceof SseGarbageError
+            ? 'the SSE stream carried undecodable data'
+            : 'the SSE stream broke',
+          undefined,
+          this.retryMs,
+          error instanceof SseGarbageError,
+          { cause: error },
+        );
+      },
+    );
+    closed.catch((error: unknown) => rejectEndpoint(error));
+    try {
+      await endpointKnown;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { closed };
+  }
+
+  /** POST one message; the answer arrives on the stream. */
+  async post(message: JsonRpcMessage, signal: AbortSignal): Promise<void> {
+    const endpoint = this.#endpoint;
+    if (endpoint === undefined)
+      throw new StreamBrokenError('no SSE session is open', undefined, undefined, false);
+    const response = await this.#options.fetch(endpoint, {
+      method: 'POST',
+      headers: { ...this.#options.headers, 'content-type': 'application/json' },
+      body: JSON.stringify(message),
+      signal,
+    });
+    const text = await response.text().catch(() => '');
+    // The SDK's SSE server answers an unknown session with 404; older ones with 400.
+    if (!response.ok) {
+      throw new HttpStatusError(
+        response.status,
+        response.status === 404,
+        retryAfterMs(response.headers.get('retry-after')),
+        text.slice(0, 300),
+      );
+    }
+  }
+
+  close(): void {
+    this.#abort?.abort();
+    this.#abort = undefined;
+    this.#endpoint = undefined;
+  }
+
+  /** The endpoint must stay on the server's origin: the bearer token goes with every POST. */
+  #sameOrigin(data: string): URL {
+    const endpoint = new URL(data.trim(), this.url);
+    if (endpoint.origin !== this.url.origin) {
+      throw new SseGarbageError(`the SSE endpoint ${endpoint.origin} is not on the server's origin`);
+    }
+    return endpoint;
+  }
+}

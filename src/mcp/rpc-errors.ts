@@ -1,0 +1,127 @@
+/**
+ * The JSON-RPC errors the connection answers the host with. Each names the server, says what
+ * happened in words a user can act on, and carries the same facts as `data.latchkey` for
+ * hosts that read them.
+ */
+import { ErrorCode, isLatchkeyError, loginCommand } from '../errors.js';
+import type { DevicePrompt } from '../oauth/device-authorization.js';
+import { type JsonRpcError, RpcErrorCode } from './jsonrpc.js';
+import { HttpStatusError, StreamBrokenError } from './wire-errors.js';
+
+export interface LatchkeyErrorData {
+  server: string;
+  /** latchkey's error code (LOGIN_REQUIRED, ...) or a connection condition. */
+  code: string;
+  retryable: boolean;
+  nextStep?: string;
+  verificationUri?: string;
+  verificationUriComplete?: string;
+  userCode?: string;
+}
+
+/** A failure that already has the words for the host. */
+export class RpcFailure extends Error {
+  override readonly name = 'RpcFailure';
+  constructor(readonly rpc: JsonRpcError) {
+    super(rpc.message);
+  }
+}
+
+function rpcError(code: number, message: string, data: LatchkeyErrorData): JsonRpcError {
+  return { code, message: `latchkey: ${message}`, data: { latchkey: data } };
+}
+
+/** An error from the credential manager (login required, AS down, ...). */
+export function fromLatchkeyError(server: string, error: unknown): JsonRpcError | undefined {
+  if (!isLatchkeyError(error)) return undefined;
+  const auth =
+    error.code === ErrorCode.LOGIN_REQUIRED ||
+    error.code === ErrorCode.CLIENT_REJECTED ||
+    error.code === ErrorCode.STORE_KEY_MISMATCH;
+  // LatchkeyError messages already start with the server.
+  const message = error.server === undefined ? `${server}: ${error.message}` : error.message;
+  return rpcError(auth ? RpcErrorCode.AUTH_REQUIRED : RpcErrorCode.UNAVAILABLE, message, {
+    server,
+    code: error.code,
+    retryable: error.retryable,
+    ...(error.nextStep === undefined ? {} : { nextStep: error.nextStep }),
+  });
+}
+
+export function loggedOut(server: string): JsonRpcError {
+  return rpcError(
+    RpcErrorCode.AUTH_REQUIRED,
+    `${server}: you logged out of this server. Next step: run \`${loginCommand(server)}\``,
+    { server, code: ErrorCode.LOGIN_REQUIRED, retryable: false, nextStep: `run \`${loginCommand(server)}\`` },
+  );
+}
+
+export function deviceLoginPending(server: string, prompt: DevicePrompt): JsonRpcError {
+  const where = prompt.verificationUriComplete ?? prompt.verificationUri;
+  return rpcError(
+    RpcErrorCode.AUTH_REQUIRED,
+    `${server}: login required. Open ${prompt.verificationUri} and enter the code ${prompt.userCode}, then retry.`,
+    {
+      server,
+      code: ErrorCode.LOGIN_REQUIRED,
+      retryable: true,
+      nextStep: `open ${where} and approve the login, then retry`,
+      verificationUri: prompt.verificationUri,
+      ...(prompt.verificationUriComplete === undefined
+        ? {}
+        : { verificationUriComplete: prompt.verificationUriComplete }),
+      userCode: prompt.userCode,
+    },
+  );
+}
+
+export function timedOut(server: string, method: string, ms: number): JsonRpcError {
+  return rpcError(
+    RpcErrorCode.REQUEST_TIMEOUT,
+    `${server}: no answer to ${method} within ${Math.round(ms / 1000)} s.`,
+    {
+      server,
+      code: 'TIMEOUT',
+      retryable: true,
+    },
+  );
+}
+
+/** The answer broke off and the request may have run, so it was not sent again. */
+export function connectionLost(server: string, method: string, cause: unknown): JsonRpcError {
+  const why = cause instanceof StreamBrokenError ? cause.message : 'the connection broke';
+  return rpcError(
+    RpcErrorCode.CONNECTION_CLOSED,
+    `${server}: ${why} while ${method} was in flight. It may have run on the server, so latchkey did not send it again.`,
+    {
+      server,
+      code: 'CONNECTION_LOST',
+      retryable: true,
+      nextStep: 'check the result on the server, then retry if needed',
+    },
+  );
+}
+
+/** The server refused the request, or could not be reached at all. */
+export function unavailable(server: string, method: string, cause: unknown): JsonRpcError {
+  if (cause instanceof HttpStatusError && (cause.status === 401 || cause.status === 403)) {
+    const nextStep = `run \`${loginCommand(server)}\``;
+    return rpcError(
+      RpcErrorCode.AUTH_REQUIRED,
+      `${server}: the server refused the credential for ${method} (${cause.message}). Next step: ${nextStep}`,
+      { server, code: cause.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', retryable: false, nextStep },
+    );
+  }
+  const why = cause instanceof HttpStatusError ? cause.message : describe(cause);
+  return rpcError(RpcErrorCode.UNAVAILABLE, `${server}: ${method} failed: ${why}.`, {
+    server,
+    code: cause instanceof HttpStatusError ? `HTTP_${cause.status}` : 'UNREACHABLE',
+    retryable: true,
+  });
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${error.message}${cause}`;
+}

@@ -1,0 +1,253 @@
+/**
+ * The Streamable HTTP transport (MCP 2025-03-26 and later), client side, one HTTP exchange at
+ * a time. latchkey speaks it directly rather than through the SDK's client transport because
+ * the connection must know *which* request a broken stream carried: that decides between
+ * resuming (Last-Event-ID), resending (the server never saw it) and telling the host (the
+ * server may have run it). The SDK transport reports stream trouble through one `onerror`
+ * without that link.
+ */
+import { type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
+import { readSse, SseGarbageError } from './sse.js';
+import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
+
+export interface WireOptions {
+  url: URL;
+  /** Sends the requests; latchkey's auth fetch adds the bearer token. */
+  fetch: typeof fetch;
+  /** Extra headers on every request (`--header`). */
+  headers?: Readonly<Record<string, string>>;
+}
+
+export type Deliver = (message: JsonRpcMessage) => void;
+
+/** How a response stream ended. */
+export interface StreamProgress {
+  /** The last SSE event id seen, kept for Last-Event-ID across attempts. */
+  lastEventId?: string;
+  retryMs?: number;
+}
+
+const MAX_ERROR_TEXT = 300;
+
+export class StreamableHttpWire {
+  sessionId: string | undefined;
+  protocolVersion: string | undefined;
+  readonly #options: WireOptions;
+
+  constructor(options: WireOptions) {
+    this.#options = options;
+  }
+
+  get url(): URL {
+    return this.#options.url;
+  }
+
+  /**
+   * POST `messages` and deliver what comes back. Resolves once every response to a request in
+   * `messages` has been delivered (or at once on 202). Throws HttpStatusError when the server
+   * refused the POST (it did not process it) and StreamBrokenError when the answer broke off.
+   */
+  async post(
+    messages: JsonRpcMessage | readonly JsonRpcMessage[],
+    deliver: Deliver,
+    signal: AbortSignal,
+    progress: StreamProgress = {},
+  ): Promise<void> {
+    const list = Array.isArray(messages) ? messages : [messages];
+    const expected = new Set(
+      list.filter((m) => 'method' in m && 'id' in m).map((m) => idKey((m as { id: string | number }).id)),
+    );
+    const sentSession = this.sessionId !== undefined;
+    const response = await this.#options.fetch(this.url, {
+      method: 'POST',
+      headers: this.#headers({
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+      }),
+      body: JSON.stringify(messages),
+      signal,
+    });
+    const session = response.headers.get('mcp-session-id');
+    if (session !== null && session !== '') this.sessionId = session;
+    if (!response.ok) throw await statusError(response, sentSession);
+    if (response.status === 202 || expected.size === 0) {
+      await response.body?.cancel().catch(() => undefined);
+      return;
+    }
+    await this.#consume(response, expected, deliver, progress);
+  }
+
+  /**
+   * Resume a broken response stream with Last-Event-ID (a GET, per the transport spec). The
+   * server replays what was lost, then the rest of the answer.
+   */
+  async resume(
+    expected: Set<string>,
+    deliver: Deliver,
+    signal: AbortSignal,
+    progress: StreamProgress & { lastEventId: string },
+  ): Promise<void> {
+    const response = await this.#options.fetch(this.url, {
+      method: 'GET',
+      headers: this.#headers({ accept: 'text/event-stream', 'last-event-id': progress.lastEventId }),
+      signal,
+    });
+    if (!response.ok) throw await statusError(response, this.sessionId !== undefined);
+    await this.#consume(response, expected, deliver, progress);
+  }
+
+  /**
+   * The optional GET stream for server-initiated messages. Resolves 'unsupported' on 405,
+   * 'ended' when the server closes it; throws like post().
+   */
+  async listen(
+    deliver: Deliver,
+    signal: AbortSignal,
+    progress: StreamProgress,
+  ): Promise<'unsupported' | 'ended'> {
+    const response = await this.#options.fetch(this.url, {
+      method: 'GET',
+      headers: this.#headers({
+        accept: 'text/event-stream',
+        ...(progress.lastEventId === undefined ? {} : { 'last-event-id': progress.lastEventId }),
+      }),
+      signal,
+    });
+    if (response.status === 405) {
+      await response.body?.cancel().catch(() => undefined);
+      return 'unsupported';
+    }
+    if (!response.ok) throw await statusError(response, this.sessionId !== undefined);
+    await this.#consume(response, new Set(), deliver, progress);
+    return 'ended';
+  }
+
+  /** Tell the server the session is over (DELETE). Best effort and quick. */
+  async terminate(timeoutMs = 2000): Promise<void> {
+    const sessionId = this.sessionId;
+    this.sessionId = undefined;
+    if (sessionId === undefined) return;
+    try {
+      const response = await this.#options.fetch(this.url, {
+        method: 'DELETE',
+        headers: this.#headers({}, sessionId),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await response.body?.cancel().catch(() => undefined);
+    } catch {
+      // The session dies with the server's timeout anyway.
+    }
+  }
+
+  #headers(base: Record<string, string>, sessionId = this.sessionId): Record<string, string> {
+    return {
+      ...this.#options.headers,
+      ...base,
+      ...(sessionId === undefined ? {} : { 'mcp-session-id': sessionId }),
+      ...(this.protocolVersion === undefined ? {} : { 'mcp-protocol-version': this.protocolVersion }),
+    };
+  }
+
+  async #consume(
+    response: Response,
+    expected: Set<string>,
+    deliver: Deliver,
+    progress: StreamProgress,
+  ): Promise<void> {
+    const type = (response.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type === 'application/json') {
+      await this.#consumeJson(response, expected, deliver);
+      return;
+    }
+    if (type !== 'text/event-stream' || response.body === null) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new StreamBrokenError(
+        `unexpected content type ${JSON.stringify(type)}`,
+        undefined,
+        undefined,
+        true,
+      );
+    }
+    const done = new AbortController();
+    const watching = expected.size > 0;
+    try {
+      await readSse(response.body, {
+        onEvent: (event) => {
+          if (event.id !== undefined && event.id !== '') progress.lastEventId = event.id;
+          // Priming events carry an id and no data; other event types are not MCP messages.
+          if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
+          let messages: JsonRpcMessage[];
+          try {
+            messages = parseMessages(event.data);
+          } catch (error) {
+            throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
+          }
+          for (const message of messages) {
+            if (isResponse(message)) expected.delete(idKey(message.id));
+            deliver(message);
+          }
+          if (watching && expected.size === 0) throw done;
+        },
+        onRetry: (ms) => {
+          progress.retryMs = ms;
+        },
+      });
+    } catch (error) {
+      if (error === done) return;
+      const garbage = error instanceof SseGarbageError;
+      throw new StreamBrokenError(
+        garbage
+          ? 'the response stream carried undecodable data'
+          : `the response stream broke (${describe(error)})`,
+        progress.lastEventId,
+        progress.retryMs,
+        garbage,
+        { cause: error },
+      );
+    }
+    if (expected.size > 0) {
+      throw new StreamBrokenError(
+        'the response stream ended before the answer',
+        progress.lastEventId,
+        progress.retryMs,
+        false,
+      );
+    }
+  }
+
+  async #consumeJson(response: Response, expected: Set<string>, deliver: Deliver): Promise<void> {
+    let messages: JsonRpcMessage[];
+    try {
+      messages = parseMessages(await response.text());
+    } catch (error) {
+      throw new StreamBrokenError('the JSON response was undecodable', undefined, undefined, true, {
+        cause: error,
+      });
+    }
+    for (const message of messages) {
+      if (isResponse(message)) expected.delete(idKey(message.id));
+      deliver(message);
+    }
+    if (expected.size > 0) {
+      throw new StreamBrokenError('the JSON response lacked an answer', undefined, undefined, false);
+    }
+  }
+}
+
+async function statusError(response: Response, sentSession: boolean): Promise<HttpStatusError> {
+  const text = await response.text().catch(() => '');
+  return new HttpStatusError(
+    response.status,
+    response.status === 404 && sentSession,
+    retryAfterMs(response.headers.get('retry-after')),
+    text.replace(/\s+/g, ' ').trim().slice(0, MAX_ERROR_TEXT),
+  );
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${error.message}${cause}`;
+  }
+  return String(error);
+}

@@ -1,0 +1,90 @@
+/**
+ * How the proxy logs in when a request needs it. A browser login is awaited: the user is at
+ * the desk and the request simply takes longer. A device login cannot be awaited inside an
+ * MCP request (the host would show a spinner for minutes with the code hidden in a log), so
+ * the host gets an error carrying the verification URL and code at once, while the login
+ * goes on in the background; once approved, the next request goes through.
+ *
+ * Logins are single-flight: in this process through one shared promise, across processes
+ * through the manager's login lease (duplicate proxies open one browser tab, not four).
+ */
+import { ErrorCode, type LatchkeyError } from '../errors.js';
+import type { CredentialManager } from '../lifecycle/manager.js';
+import type { Authorizer } from '../mcp/connection.js';
+import { deviceLoginPending, RpcFailure } from '../mcp/rpc-errors.js';
+import type { DevicePrompt } from '../oauth/device-authorization.js';
+
+export type ProxyLoginPolicy = 'auto' | 'never';
+
+export interface ProxyAuthorizerOptions {
+  manager: CredentialManager;
+  server: string;
+  /** `never`: do not start logins; the host is told to run `latchkey login`. Default `auto`. */
+  login?: ProxyLoginPolicy;
+  scopes?: readonly string[];
+  subject?: string;
+}
+
+export interface ProxyAuthorizer {
+  authorize: Authorizer;
+  /** Wire this to the login hook's `onDevicePrompt`. */
+  onDevicePrompt(prompt: DevicePrompt, server: string): void;
+}
+
+export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAuthorizer {
+  let flight: Promise<void> | undefined;
+  let prompt: DevicePrompt | undefined;
+  const promptWaiters = new Set<(prompt: DevicePrompt) => void>();
+
+  function start(): Promise<void> {
+    flight ??= options.manager
+      .getToken(options.server, {
+        interactive: true,
+        ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
+        ...(options.subject === undefined ? {} : { subject: options.subject }),
+      })
+      .then(() => undefined)
+      .finally(() => {
+        flight = undefined;
+        prompt = undefined;
+      });
+    // Observed by whoever awaits it; a background device login may have no waiter left.
+    flight.catch(() => undefined);
+    return flight;
+  }
+
+  async function authorize(error: LatchkeyError, signal: AbortSignal): Promise<void> {
+    if (options.login === 'never' || error.code !== ErrorCode.LOGIN_REQUIRED) throw error;
+    const login = start();
+    const shown = prompt;
+    if (shown !== undefined && shown.expiresAt > Date.now())
+      throw new RpcFailure(deviceLoginPending(options.server, shown));
+    let onPrompt!: (prompt: DevicePrompt) => void;
+    const promptShown = new Promise<never>((_, reject) => {
+      onPrompt = (p) => reject(new RpcFailure(deviceLoginPending(options.server, p)));
+    });
+    promptShown.catch(() => undefined);
+    promptWaiters.add(onPrompt);
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
+    try {
+      await Promise.race([login, promptShown, aborted]);
+    } finally {
+      promptWaiters.delete(onPrompt);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  return {
+    authorize,
+    onDevicePrompt(shown, server) {
+      if (server !== options.server) return;
+      prompt = shown;
+      for (const waiter of promptWaiters) waiter(shown);
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { CredentialStore } from '../../src/store/contract.js';
+import {
+  type AuthorizationServerOptions,
+  type FaultProxy,
+  obtainTokens,
+  startAuthorizationServer,
+  startFaultProxy,
+  startMcpServer,
+  type TestAuthorizationServer,
+  type TestMcpServer,
+} from '../harness/index.js';
+
+const TSX = fileURLToPath(import.meta.resolve('tsx'));
+const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
+
+/**
+ * A real AS behind a fault proxy, a real SDK MCP server behind another, a private store, and
+ * hosts that spawn `latchkey proxy` as a real process and talk to it with the SDK Client.
+ */
+export interface ProxyEnv {
+  as: TestAuthorizationServer;
+  asProxy: FaultProxy;
+  mcp: TestMcpServer;
+  mcpProxy: FaultProxy;
+  /** The MCP server URL hosts use (through mcpProxy). */
+  url: string;
+  env: Record<string, string>;
+  home: string;
+  openStore(): Promise<CredentialStore>;
+  /** Store a credential as a finished `latchkey login` would. */
+  seedLogin(subject?: string): Promise<void>;
+  /** Spawn a proxy and connect an SDK Client host to it. */
+  host(args?: readonly string[], env?: Record<string, string>): Promise<Host>;
+  close(): Promise<void>;
+}
+
+export interface Host {
+  client: Client;
+  stderr(): string;
+  pid: number | null;
+  close(): Promise<void>;
+}
+
+export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}): Promise<ProxyEnv> {
+  const asProxy = await startFaultProxy();
+  const as = await startAuthorizationServer({ ...options, frontedBy: asProxy });
+  const mcpProxy = await startFaultProxy();
+  const mcp = await startMcpServer({ authorizationServer: as, frontedBy: mcpProxy });
+  const home = await mkdtemp(join(tmpdir(), 'latchkey-proxy-'));
+  const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+  const hosts: Host[] = [];
+  const stores: CredentialStore[] = [];
+  const openStore = async (): Promise<CredentialStore> => {
+    const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
+    stores.push(store);
+    return store;
+  };
+  return {
+    as,
+    asProxy,
+    mcp,
+    mcpProxy,
+    url: mcp.url,
+    env,
+    home,
+    openStore,
+    async seedLogin(subject = 'local') {
+      const store = await openStore();
+      const manager = new CredentialManager({
+        store,
+        logger: silentLogger,
+        watch: false,
+        proactiveRefresh: false,
+      });
+      const tokens = await obtainTokens(as, { resource: mcp.url, subject });
+      await manager.saveAcquired(mcp.url, {
+        issuer: tokens.issuer,
+        clientId: tokens.clientId,
+        requestedAt: tokens.requestedAt,
+        response: tokens.response,
+      });
+      manager.close();
+    },
+    async host(args = [], extraEnv = {}) {
+      const host = await spawnHost([mcp.url, ...args], { ...env, ...extraEnv });
+      hosts.push(host);
+      return host;
+    },
+    async close() {
+      await Promise.all(hosts.map((h) => h.close().catch(() => undefined)));
+      for (const s of stores) await s.close().catch(() => undefined);
+      await mcp.close();
+      await mcpProxy.close();
+      await as.close();
+      await asProxy.close();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `latchkey proxy <args>` as a real process, with the MCP SDK Client as its host. */
+export async function spawnHost(args: readonly string[], env: Record<string, string>): Promise<Host> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', TSX, CLI, 'proxy', ...args],
+    env: { ...(process.env as Record<string, string>), LATCHKEY_LOG_LEVEL: 'debug', ...env },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const client = new Client({ name: 'test-host', version: '1.0.0' });
+  await client.connect(transport);
+  return {
+    client,
+    stderr: () => stderr,
+    get pid() {
+      return transport.pid;
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+
+/** The text of a tools/call result. */
+export function text(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content.map((c) => c.text ?? '').join('');
+}
