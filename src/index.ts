@@ -78,3 +78,11 @@ export type { Logger, LoggerOptions, LogLevel } from './log.js';
 // MCP transports
 export { createAuthFetch } from './mcp/auth-fetch.js';
 export type { AuthFetchOptions } from './mcp/auth-fetch.js';
+export { McpConnection } from './mcp/connection.js';
+export type { Authorizer, ConnectionOptions, TransportStrategy } from './mcp/connection.js';
+export { RpcErrorCode } from './mcp/jsonrpc.js';
+export type { JsonRpcMessage } from './mcp/jsonrpc.js';
+export type { LatchkeyErrorData } from './mcp/rpc-errors.js';
+export { runStdioRelay } from './proxy/stdio.js';
+export { createProxyAuthorizer } from './proxy/authorizer.js';
+export type { ProxyAuthorizer, ProxyAuthorizerOptions, ProxyLoginPolicy } from './proxy/authorizer.js';

@@ -114,6 +114,9 @@ export class McpConnection {
   #loggedOut = false;
   #closed = false;
   #nextInternalId = 0;
+  /** The store's newest event when the connection started: older ones are history. */
+  readonly #eventCursor: Promise<number>;
+  #lastEventId: number | undefined;
 
   constructor(options: ConnectionOptions) {
     this.#o = options;
@@ -133,6 +136,7 @@ export class McpConnection {
     this.#sse = new LegacySseWire(wire);
     if (options.transport === 'sse') this.#mode = 'sse';
     if (options.transport === 'streamable-http') this.#mode = 'http';
+    this.#eventCursor = options.manager.store.lastEventId().catch(() => 0);
     const onEvent = (event: LifecycleEvent): void => this.#onCredentialEvent(event);
     options.manager.on('event', onEvent);
     this.#unsubscribe = () => options.manager.off('event', onEvent);
@@ -245,6 +249,9 @@ export class McpConnection {
     const { request } = pending;
     const signal = pending.abort.signal;
     if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) {
+      // A logout elsewhere may be in the store but not yet delivered by the watch; a login
+      // must not start on the heels of one.
+      await this.#catchUpOnEvents();
       if (this.#loggedOut || this.#o.authorize === undefined || round > 1) return error;
       await this.#o.authorize(error, signal);
       return 'retry';
@@ -625,7 +632,19 @@ export class McpConnection {
 
   // ---- credentials ----
 
+  /** Apply credential events the store holds that the watch has not delivered yet. */
+  async #catchUpOnEvents(): Promise<void> {
+    const cursor = await this.#eventCursor;
+    const events = await this.#o.manager.store.readEvents({
+      server: this.server,
+      afterId: this.#lastEventId ?? cursor,
+    });
+    for (const event of events) this.#onCredentialEvent(event);
+  }
+
   #onCredentialEvent(event: LifecycleEvent): void {
+    if (this.#lastEventId !== undefined && event.id <= this.#lastEventId) return;
+    this.#lastEventId = event.id;
     const everyServer = event.type === EventType.RECONNECT && event.server === '';
     if ((event.server !== this.server && !everyServer) || this.#closed) return;
     if (event.type === EventType.REVOKED || event.type === EventType.DELETED) {
