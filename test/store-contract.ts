@@ -772,6 +772,28 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         assert.deepEqual(await store.getLease(key), second);
       });
 
+      it('lists live leases by server, issuer and subject, oldest first', async () => {
+        const one = await store.acquireLease(credentialKey(1), holderA, 60_000);
+        await sleep(5);
+        const two = await store.acquireLease(credentialKey(2), holderB, 60_000);
+        await store.acquireLease(credentialKey(3), holderB, 30);
+        await sleep(60);
+        const all = await store.listLeases();
+        assert.deepEqual(all, [one, two], 'expired leases are not listed');
+        assert.deepEqual(await store.listLeases({ server: credentialKey(2).server }), [two]);
+        const other = await store.acquireLease(
+          credentialKey(1, { subject: 'user-2', issuer: 'https://b.example' }),
+          holderA,
+          60_000,
+        );
+        assert.deepEqual(await store.listLeases({ subject: 'user-2' }), [other]);
+        assert.deepEqual(await store.listLeases({ issuer: 'https://as.example.com' }), [one, two]);
+        assert.deepEqual(await store.listLeases({ server: 'https://nowhere.example/mcp' }), []);
+        (all[0]!.key as { server: string }).server = 'mutated';
+        assert.deepEqual((await store.listLeases())[0], one, 'callers get copies');
+        assert.equal((await store.listLeases()).length, 3);
+      });
+
       it('an expired lease is gone for readers and free for anyone', async () => {
         const key = credentialKey(1);
         const first = await store.acquireLease(key, holderA, 50);

@@ -54,6 +54,8 @@ export interface CredentialStore {
    */
   acquireLease(key: CredentialKey, holder: LeaseHolder, ttlMs: number): Promise<Lease | undefined>;
   getLease(key: CredentialKey): Promise<Lease | undefined>;
+  /** Live (unexpired) leases whose key matches `filter`, oldest first. */
+  listLeases(filter?: CredentialFilter): Promise<Lease[]>;
   /** Release if `owner` still holds it. */
   releaseLease(key: CredentialKey, owner: string): Promise<void>;
   /** Remove a lease held by `staleOwner` (e.g. its process is dead). False if it changed hands. */

@@ -138,6 +138,21 @@ class MemoryStore implements CredentialStore {
     });
   }
 
+  listLeases(filter: CredentialFilter = {}): Promise<Lease[]> {
+    return this.run(() =>
+      [...this.leases.values()]
+        .filter(
+          (lease) =>
+            lease.expiresAt > Date.now() &&
+            (filter.server === undefined || lease.key.server === filter.server) &&
+            (filter.issuer === undefined || lease.key.issuer === filter.issuer) &&
+            (filter.subject === undefined || lease.key.subject === filter.subject),
+        )
+        .sort((a, b) => a.acquiredAt - b.acquiredAt)
+        .map(copy),
+    );
+  }
+
   releaseLease(key: CredentialKey, owner: string): Promise<void> {
     return this.run(() => {
       if (this.leases.get(keyId(key))?.owner === owner) this.leases.delete(keyId(key));

@@ -362,6 +362,32 @@ class SqliteStore implements CredentialStore {
     });
   }
 
+  listLeases(filter: CredentialFilter = {}): Promise<Lease[]> {
+    return this.run(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT * FROM leases WHERE expires_at > @now
+             AND (@server IS NULL OR server = @server) AND (@issuer IS NULL OR issuer = @issuer)
+             AND (@subject IS NULL OR subject = @subject)
+           ORDER BY acquired_at, server, issuer, subject`,
+        )
+        .all({
+          now: Date.now(),
+          server: filter.server ?? null,
+          issuer: filter.issuer ?? null,
+          subject: filter.subject ?? null,
+        }) as LeaseRow[];
+      return rows.map((row) => ({
+        key: { server: row.server, issuer: row.issuer, subject: row.subject },
+        owner: row.owner,
+        pid: row.pid,
+        host: row.host,
+        acquiredAt: row.acquired_at,
+        expiresAt: row.expires_at,
+      }));
+    });
+  }
+
   releaseLease(key: CredentialKey, owner: string): Promise<void> {
     return this.write(() => {
       this.db
@@ -537,4 +563,15 @@ class SqliteStore implements CredentialStore {
 
 function keyParams(key: CredentialKey): { server: string; issuer: string; subject: string } {
   return { server: key.server, issuer: key.issuer, subject: key.subject };
+}
+
+interface LeaseRow {
+  server: string;
+  issuer: string;
+  subject: string;
+  owner: string;
+  pid: number;
+  host: string;
+  acquired_at: number;
+  expires_at: number;
 }

@@ -10,11 +10,10 @@ const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
 
 /** Run the latchkey CLI as its own process against the shared store. */
-async function latchkey(env: ProxyEnv, ...args: string[]): Promise<{ stderr: string }> {
-  const { stderr } = await promisify(execFile)(process.execPath, ['--import', TSX, CLI, ...args], {
+async function latchkey(env: ProxyEnv, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', TSX, CLI, ...args], {
     env: { ...process.env, ...env.env },
   });
-  return { stderr };
 }
 
 async function pause(ms: number): Promise<void> {
@@ -118,5 +117,25 @@ describe('latchkey proxy: credentials changed by other processes', () => {
     assert.equal(env.mcp.counters.count('session', 'created'), created + 1);
     assert.equal(text(await host.client.callTool({ name: 'echo', arguments: { text: 'r' } })), 'r');
     await host.close();
+  });
+
+  it('latchkey status lists the running proxies of each server, and forgets them when they exit', async () => {
+    await env.seedLogin();
+    const host = await env.host();
+    await host.client.listTools();
+    const connections = async (): Promise<{ pid: number }[]> => {
+      const { stdout } = await latchkey(env, 'status', env.url, '--json');
+      const report = JSON.parse(stdout) as { credentials: { connections: { pid: number }[] }[] };
+      return report.credentials.flatMap((c) => c.connections);
+    };
+    assert.deepEqual(
+      (await connections()).map((c) => c.pid),
+      [host.pid],
+    );
+    const { stdout } = await latchkey(env, 'status', env.url);
+    assert.match(stdout, new RegExp(`connected: +latchkey proxy, pid ${host.pid}`));
+    await host.close();
+    await pause(300);
+    assert.deepEqual(await connections(), [], 'an exiting proxy takes its presence with it');
   });
 });

@@ -7,7 +7,9 @@ import { createLogger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
 import { createLoginHook, type LoginOptions } from '../../oauth/login.js';
 import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
+import { announcePresence } from '../../proxy/presence.js';
 import { runStdioRelay } from '../../proxy/stdio.js';
+import { newLeaseHolder } from '../../lifecycle/lease.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';
 
@@ -71,6 +73,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     authorize: authorizer.authorize,
     logger,
   });
+  const leaveStore = announcePresence(store, server, newLeaseHolder());
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
@@ -81,6 +84,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await leaveStore();
     manager.close();
     await store.close();
   }

@@ -1,5 +1,6 @@
 import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
 import type { CredentialState, StoredCredential } from '../../credential/model.js';
+import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
@@ -12,11 +13,14 @@ export interface StatusOptions {
 export async function status(store: CredentialStore, io: CliIO, options: StatusOptions): Promise<void> {
   const creds = await store.listCredentials(options.server === undefined ? {} : { server: options.server });
   const now = Date.now();
+  const connections = await connectedProcesses(store, options.server).catch(() => []);
+  const connected = (server: string) =>
+    connections
+      .filter((c) => c.key.server === server)
+      .map((c) => ({ pid: c.pid, host: c.host, since: c.acquiredAt }));
   if (options.json) {
-    io.out(
-      JSON.stringify({ store: store.security, credentials: creds.map((c) => summary(c, now)) }, null, 2) +
-        '\n',
-    );
+    const rows = creds.map((c) => ({ ...summary(c, now), connections: connected(c.key.server) }));
+    io.out(JSON.stringify({ store: store.security, credentials: rows }, null, 2) + '\n');
     return;
   }
   io.out(`store: ${store.security.location} (key: ${store.security.keySource})\n`);
@@ -35,6 +39,9 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
     if (s.scopes.length > 0) io.out(`  scopes:        ${s.scopes.join(' ')}\n`);
     if (s.lastRefreshAt !== undefined) io.out(`  last refresh:  ${ago(now - s.lastRefreshAt)}\n`);
     if (s.lastError !== undefined) io.out(`  last error:    ${s.lastError}\n`);
+    for (const c of connected(cred.key.server)) {
+      io.out(`  connected:     latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}\n`);
+    }
   }
 }
 
