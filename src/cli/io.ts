@@ -7,10 +7,15 @@ export interface CliIO {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** stderr is a terminal: animate and colour there only. */
+  isTTY?: boolean;
 }
 
 export const processIO: CliIO = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   env: process.env,
+  get isTTY() {
+    return process.stderr.isTTY;
+  },
 };

@@ -23,6 +23,7 @@ import { status } from './commands/status.js';
 import { token } from './commands/token.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
+import { createSpinner } from './spinner.js';
 import { VERSION } from './version.js';
 
 /**
@@ -119,11 +120,33 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     )
     .action(async (server: string, opts: LoginFlags) => {
       const scopes = opts.scope?.split(/\s+/).filter(Boolean);
-      await withManager(
-        io,
-        (store) => ({ sendResource: opts.resource, acquire: createLoginHook(loginOptions(store, io, opts)) }),
-        (manager, store) => login(manager, store, io, server, scopes === undefined ? {} : { scopes }),
-      );
+      const spinner = createSpinner(io);
+      // Each prompt (browser URL, device code) is followed by a wait for the user.
+      const notify = (text: string): void => {
+        spinner.print(text);
+        spinner.start(
+          /device|code/i.test(text)
+            ? 'Waiting for you to approve the code on the other device...'
+            : 'Waiting for you to finish signing in in the browser...',
+        );
+      };
+      try {
+        await withManager(
+          io,
+          (store) => ({
+            sendResource: opts.resource,
+            acquire: createLoginHook({ ...loginOptions(store, io, opts), notify }),
+          }),
+          async (manager, store) => {
+            const done = await manager
+              .login(server, scopes === undefined ? {} : { scopes })
+              .finally(() => spinner.stop());
+            await login(done, store, io);
+          },
+        );
+      } finally {
+        spinner.stop();
+      }
     });
 
   program

@@ -1,24 +1,13 @@
-import type { CredentialManager } from '../../lifecycle/manager.js';
+import type { AccessToken } from '../../lifecycle/token-cache.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
-export interface LoginCommandOptions {
-  scopes?: readonly string[];
-}
-
 /**
- * Log in now (even when a valid credential exists), then say which server and account were
+ * After a login (run even when a valid credential exists), say which server and account were
  * authorized, where the credential lives, and anything that will bite later: no refresh
  * token means another login when the access token expires.
  */
-export async function login(
-  manager: CredentialManager,
-  store: CredentialStore,
-  io: CliIO,
-  server: string,
-  options: LoginCommandOptions,
-): Promise<void> {
-  const token = await manager.login(server, options.scopes === undefined ? {} : { scopes: options.scopes });
+export async function login(token: AccessToken, store: CredentialStore, io: CliIO): Promise<void> {
   const expiry =
     token.expiresAt === undefined ? 'no expiry given' : `expires ${new Date(token.expiresAt).toISOString()}`;
   const scopes = token.scopes.length === 0 ? '' : `, scopes: ${token.scopes.join(' ')}`;
