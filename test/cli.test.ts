@@ -60,10 +60,17 @@ describe('cli', () => {
   it('status lists credentials without printing any token', async () => {
     const io = captureIO(env);
     assert.equal(await main(['status'], io), ExitCode.OK);
-    assert.match(io.stdout, /https:\/\/mcp\.example\.com\/mcp {2}valid\n/);
-    assert.match(io.stdout, /account: +local at https:\/\/as\.example\.com/);
-    assert.match(io.stdout, /access token: +expires in (59|60) min/);
-    assert.match(io.stdout, /refresh token: +none/);
+    const [header, row] = io.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('SERVER') || l.startsWith('https://'));
+    assert.match(
+      header ?? '',
+      /^SERVER +ACCOUNT +STATE +ACCESS TOKEN +REFRESH TOKEN +LAST REFRESH +SCOPES +LAST ERROR$/,
+    );
+    assert.match(
+      row ?? '',
+      /^https:\/\/mcp\.example\.com\/mcp +local at as\.example\.com +valid +expires in (59|60) min +none +never +\S.* +-$/,
+    );
     assert.ok(!io.stdout.includes(accessToken) && !io.stderr.includes(accessToken));
     const json = captureIO(env);
     assert.equal(await main(['status', '--json'], json), ExitCode.OK);

@@ -133,7 +133,7 @@ describe('latchkey proxy: credentials changed by other processes', () => {
       [host.pid],
     );
     const { stdout } = await latchkey(env, 'status', env.url);
-    assert.match(stdout, new RegExp(`connected: +latchkey proxy, pid ${host.pid}`));
+    assert.match(stdout, new RegExp(`connected:\\n +\\S+ +latchkey proxy, pid ${host.pid} `));
     await host.close();
     await pause(300);
     assert.deepEqual(await connections(), [], 'an exiting proxy takes its presence with it');

@@ -28,20 +28,60 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
     io.out('no credentials stored. Log in with: latchkey login <server-url>\n');
     return;
   }
-  for (const cred of creds) {
+  const rows = creds.map((cred) => {
     const s = summary(cred, now);
-    io.out(`\n${s.server}  ${s.state}\n`);
-    io.out(`  account:       ${s.subject} at ${s.issuer}\n`);
-    io.out(`  access token:  ${describeExpiry(s.expiresAt, now)}\n`);
-    io.out(
-      `  refresh token: ${s.refreshable ? describeExpiry(s.refreshTokenExpiresAt, now, 'present') : 'none'}\n`,
-    );
-    if (s.scopes.length > 0) io.out(`  scopes:        ${s.scopes.join(' ')}\n`);
-    if (s.lastRefreshAt !== undefined) io.out(`  last refresh:  ${ago(now - s.lastRefreshAt)}\n`);
-    if (s.lastError !== undefined) io.out(`  last error:    ${s.lastError}\n`);
-    for (const c of connected(cred.key.server)) {
-      io.out(`  connected:     latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}\n`);
+    return [
+      s.server,
+      `${s.subject} at ${hostOf(s.issuer)}`,
+      s.state,
+      describeExpiry(s.expiresAt, now, 'no expiry (valid until rejected)'),
+      s.refreshable ? `yes, ${describeExpiry(s.refreshTokenExpiresAt, now, 'no expiry')}` : 'none',
+      s.lastRefreshAt === undefined ? 'never' : ago(now - s.lastRefreshAt),
+      s.scopes.length === 0 ? '-' : s.scopes.join(' '),
+      s.lastError ?? '-',
+    ];
+  });
+  io.out(
+    '\n' +
+      table(
+        [
+          'SERVER',
+          'ACCOUNT',
+          'STATE',
+          'ACCESS TOKEN',
+          'REFRESH TOKEN',
+          'LAST REFRESH',
+          'SCOPES',
+          'LAST ERROR',
+        ],
+        rows,
+      ),
+  );
+  const live = creds.flatMap((c) => connected(c.key.server).map((p) => ({ server: c.key.server, ...p })));
+  if (live.length > 0) {
+    io.out('\nconnected:\n');
+    for (const c of live) {
+      io.out(`  ${c.server}  latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}\n`);
     }
+  }
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd() + '\n';
+  return [header, ...rows].map(line).join('');
+}
+
+function hostOf(issuer: string): string {
+  try {
+    return new URL(issuer).host;
+  } catch {
+    return issuer;
   }
 }
 
