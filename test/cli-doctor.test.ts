@@ -67,6 +67,16 @@ describe('latchkey doctor', () => {
     assert.match(revocation?.fix ?? '', /stay valid/);
   });
 
+  it('warns, with a fix, when the AS does not offer the refresh_token grant', async () => {
+    const { code, findings } = await doctorOn({ refreshTokenGrant: false }, env);
+    assert.equal(code, ExitCode.OK, 'a warning is not a failure');
+    const refresh = findings.find((f) => f.check === 'refresh tokens');
+    assert.equal(refresh?.verdict, 'warn');
+    assert.match(refresh?.detail ?? '', /refresh_token grant not supported/);
+    assert.match(refresh?.fix ?? '', /new login every time the access token expires/);
+    assert.equal(verdict(findings, 'revocation'), 'ok', 'only the refresh finding changes');
+  });
+
   it('human output marks each finding', async () => {
     const as = await startAuthorizationServer({});
     const mcp = await startMcpServer({ authorizationServer: as });

@@ -42,6 +42,11 @@ export interface AuthorizationServerOptions {
    * offline_access + prompt=consent dance oidc-provider requires by default. Default true.
    */
   issueRefreshToken?: boolean;
+  /**
+   * Offer the refresh_token grant at all. Default true. False: no refresh tokens are issued
+   * and the metadata's grant_types_supported leaves it out, as at an AS configured without it.
+   */
+  refreshTokenGrant?: boolean;
   /** RFC 7009 revocation endpoint. Default true. */
   revocation?: boolean;
   /** RFC 7662 introspection endpoint (introspect() and the MCP server need it). Default true. */
@@ -130,7 +135,8 @@ export async function startAuthorizationServer(
   let accessTokenTtl = positiveInteger(options.accessTokenTtl ?? 10, 'accessTokenTtl');
   const refreshTokenTtl = positiveInteger(options.refreshTokenTtl ?? 3600, 'refreshTokenTtl');
   const revokeGrantOnReuse = options.revokeGrantOnReuse ?? true;
-  const issueRefreshToken = options.issueRefreshToken ?? true;
+  const refreshTokenGrant = options.refreshTokenGrant ?? true;
+  const issueRefreshToken = (options.issueRefreshToken ?? true) && refreshTokenGrant;
   const deviceFlowInterval = options.deviceFlowInterval ?? 1;
   const resources = new Set(options.resources ?? []);
   const scope = (options.scopes ?? ['mcp:tools']).join(' ');
@@ -245,6 +251,7 @@ export async function startAuthorizationServer(
   provider.use(async (ctx, next) => {
     try {
       await next();
+      if (!refreshTokenGrant) withoutRefreshGrant(ctx.body);
     } finally {
       observe(ctx);
     }
@@ -333,4 +340,12 @@ function renderPage(title: string) {
   return (ctx: { body: unknown }, form: string) => {
     ctx.body = `<!DOCTYPE html><html><head><title>${title}</title></head><body>${form}</body></html>`;
   };
+}
+
+/** Drop refresh_token from a metadata document's grant_types_supported. */
+function withoutRefreshGrant(body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  const record = body as Record<string, unknown>;
+  const grants = record['grant_types_supported'];
+  if (Array.isArray(grants)) record['grant_types_supported'] = grants.filter((g) => g !== 'refresh_token');
 }
