@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent typecheck
 npm run --silent lint
+# The end-to-end tests spawn the installed command, bin/latchkey.js, which runs dist/.
+npm run --silent build
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] && command -v dbus-run-session >/dev/null 2>&1 \
   && command -v gnome-keyring-daemon >/dev/null 2>&1; then
   exec dbus-run-session -- bash scripts/with-keyring.sh node scripts/run-tests.mjs "$@"
