@@ -26,6 +26,11 @@ export {
   completeAuthorization,
   type DeviceDriverOptions,
 } from './login-driver.js';
+export {
+  type LegacySseMcpServerOptions,
+  startLegacySseMcpServer,
+  type TestLegacySseMcpServer,
+} from './legacy-sse-server.js';
 export { type McpServerOptions, startMcpServer, type TestMcpServer } from './mcp-server.js';
 export {
   DEFAULT_REDIRECT_URI,

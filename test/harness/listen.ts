@@ -2,19 +2,20 @@ import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
- * Listen on 127.0.0.1 with an ephemeral port and return the origin. Every harness server
- * binds to loopback only: tests must never be reachable from (or reach) the network.
+ * Listen on 127.0.0.1 and return the origin: on an ephemeral port by default, or on `port`
+ * (a server restarted where its predecessor listened). Every harness server binds to
+ * loopback only: tests must never be reachable from (or reach) the network.
  */
-export async function listenOnLoopback(server: Server): Promise<string> {
+export async function listenOnLoopback(server: Server, port = 0): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });
   });
-  const { port } = server.address() as AddressInfo;
-  return `http://127.0.0.1:${port}`;
+  const address = server.address() as AddressInfo;
+  return `http://127.0.0.1:${address.port}`;
 }
 
 /**

@@ -34,6 +34,11 @@ export interface McpServerOptions {
    * proxy is pointed at this server. Use a different proxy than the AS's.
    */
   frontedBy?: { readonly origin: string; setTarget(origin: string): void };
+  /**
+   * Listen on this loopback port instead of an ephemeral one: a test can close the server and
+   * start a new one where it was, as a restart would (same URL, no sessions).
+   */
+  port?: number;
 }
 
 export interface TestMcpServer {
@@ -70,7 +75,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     });
   });
   const sockets = trackSockets(server);
-  const directUrl = await listenOnLoopback(server);
+  const directUrl = await listenOnLoopback(server, options.port);
   const origin = options.frontedBy?.origin ?? directUrl;
   const url = `${origin}${path}`;
   const resourceMetadataUrl = `${origin}/.well-known/oauth-protected-resource${path}`;
@@ -227,8 +232,11 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
   };
 }
 
-/** The tools: `echo` proves a round trip, `whoami` proves which token the call carried. */
-function buildServer(): McpServer {
+/**
+ * The tools: `echo` proves a round trip, `whoami` proves which token the call carried. One
+ * new server per session; the legacy HTTP+SSE harness server serves the same ones.
+ */
+export function buildServer(): McpServer {
   const server = new McpServer({ name: 'latchkey-test-server', version: '1.0.0' });
   server.registerTool(
     'echo',

@@ -39,10 +39,16 @@ export interface ProxyEnv {
   env: Record<string, string>;
   home: string;
   openStore(): Promise<CredentialStore>;
-  /** Store a credential as a finished `latchkey login` would. */
-  seedLogin(subject?: string): Promise<void>;
-  /** Spawn a proxy and connect an SDK Client host to it. */
-  host(args?: readonly string[], env?: Record<string, string>): Promise<Host>;
+  /**
+   * Store a credential as a finished `latchkey login` would: for `resource` (another server on
+   * the same AS), or by default for the env's MCP server.
+   */
+  seedLogin(subject?: string, resource?: string): Promise<void>;
+  /**
+   * Spawn a proxy and connect an SDK Client host to it: to `server` (another server on the
+   * same AS), or by default to the env's MCP server. Closed with the env.
+   */
+  host(args?: readonly string[], env?: Record<string, string>, server?: string): Promise<Host>;
   close(): Promise<void>;
 }
 
@@ -76,7 +82,7 @@ export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}
     env,
     home,
     openStore,
-    async seedLogin(subject = 'local') {
+    async seedLogin(subject = 'local', resource = mcp.url) {
       const store = await openStore();
       const manager = new CredentialManager({
         store,
@@ -84,8 +90,8 @@ export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}
         watch: false,
         proactiveRefresh: false,
       });
-      const tokens = await obtainTokens(as, { resource: mcp.url, subject });
-      await manager.saveAcquired(mcp.url, {
+      const tokens = await obtainTokens(as, { resource, subject });
+      await manager.saveAcquired(resource, {
         issuer: tokens.issuer,
         clientId: tokens.clientId,
         requestedAt: tokens.requestedAt,
@@ -93,8 +99,8 @@ export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}
       });
       manager.close();
     },
-    async host(args = [], extraEnv = {}) {
-      const host = await spawnHost([mcp.url, ...args], { ...env, ...extraEnv });
+    async host(args = [], extraEnv = {}, server = mcp.url) {
+      const host = await spawnHost([server, ...args], { ...env, ...extraEnv });
       hosts.push(host);
       return host;
     },
