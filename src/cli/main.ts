@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 
 import type { TransportStrategy } from '../mcp/connection.js';
 import type { ProxyLoginPolicy } from '../proxy/authorizer.js';
+import { demo } from './commands/demo.js';
 import { doctor } from './commands/doctor.js';
 import { proxy } from './commands/proxy.js';
 import { reconnect } from './commands/reconnect.js';
@@ -177,6 +178,27 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
           for (const each of servers) await logout(manager, io, each, opts);
         },
       );
+    });
+
+  program
+    .command('demo')
+    .description(
+      'a one-minute tour on this machine: login, a tool call, a silent refresh, status, a real logout',
+    )
+    .option(
+      '--auto',
+      'approve the login yourself? no: let the demo play the browser (default when stdin is not a terminal)',
+    )
+    .option('--token-seconds <n>', 'lifetime of the demo access tokens', parseSeconds, 5)
+    .addHelpText(
+      'after',
+      '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --auto',
+    )
+    .action(async (opts: { auto?: boolean; tokenSeconds: number }) => {
+      await demo(io, {
+        auto: opts.auto ?? !process.stdin.isTTY,
+        tokenSeconds: Math.round(opts.tokenSeconds),
+      });
     });
 
   program

@@ -19,10 +19,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 
-import type { TestAuthorizationServer } from './authorization-server.js';
-import { Counters } from './counters.js';
-import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
-import { buildServer } from './mcp-server.js';
+import type { TestAuthorizationServer } from '../../src/harness/authorization-server.js';
+import { Counters } from '../../src/harness/counters.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { buildServer } from '../../src/harness/mcp-server.js';
 
 export interface LegacySseMcpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */

@@ -28,7 +28,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
 
 // ---------------------------------------------------------------------------------------
 // Helpers

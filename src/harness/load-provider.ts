@@ -25,6 +25,7 @@ export function loadOidcProvider(): Promise<OidcProviderModule> {
   return loaded;
 }
 
+/* eslint-disable no-console -- this wraps oidc-provider's own console output, nothing else */
 function installConsoleFilter(): void {
   if (process.env['LATCHKEY_HARNESS_VERBOSE']) return;
   for (const method of ['warn', 'info'] as const) {
@@ -35,3 +36,4 @@ function installConsoleFilter(): void {
     };
   }
 }
+/* eslint-enable no-console */

@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { fingerprint } from '../../credential/redact.js';
+import type * as Harness from '../../harness/index.js';
+import { CredentialManager } from '../../lifecycle/manager.js';
+import { createLogger } from '../../log.js';
+import { createAuthFetch } from '../../mcp/auth-fetch.js';
+import { createLoginHook } from '../../oauth/login.js';
+import type { CredentialStore } from '../../store/contract.js';
+import { openSqliteStore } from '../../store/sqlite.js';
+import type { CliIO } from '../io.js';
+import { VERSION } from '../version.js';
+import { status } from './status.js';
+
+export interface DemoOptions {
+  /**
+   * Approve the login by driving the demo AS's pages (as a person would in the browser).
+   * Default: when stdin is not a terminal. Otherwise a browser opens, or on a headless
+   * machine a device code is shown, and the demo waits for you.
+   */
+  auto: boolean;
+  /** Lifetime of the demo's access tokens, in seconds. Default 5. */
+  tokenSeconds: number;
+}
+
+/** The login name the automatic approval signs in with. */
+const DEMO_USER = 'demo-user';
+
+/**
+ * A tour on this machine only: a real authorization server (oidc-provider) and a real MCP
+ * server (the MCP SDK) on 127.0.0.1, the same components latchkey's tests run against, and a
+ * throw-away store. Login, a tool call, a silent refresh, status, and a logout that revokes.
+ */
+export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
+  const say = (text: string): void => io.err(`${text}\n`);
+  const step = (n: number, title: string): void => say(`\n[${n}/5] ${title}`);
+  // Loaded here so that no other command pays for oidc-provider.
+  const harness = await import('../../harness/index.js');
+  const as = await harness.startAuthorizationServer({
+    accessTokenTtl: options.tokenSeconds,
+    deviceFlowInterval: 1,
+  });
+  const mcp = await harness.startMcpServer({ authorizationServer: as });
+  const home = await mkdtemp(join(tmpdir(), 'latchkey-demo-'));
+  const store = await openSqliteStore({ home, env: { LATCHKEY_KEY: randomBytes(32).toString('base64') } });
+  say(`latchkey ${VERSION} demo. Everything runs on this machine and is deleted at the end.`);
+  say(`  authorization server  ${as.issuer}  (oidc-provider)`);
+  say(`  MCP server            ${mcp.url}  (MCP SDK, tools: echo, whoami)`);
+  say(`  store                 ${home}`);
+  const manager = new CredentialManager({
+    store,
+    logger: createLogger({ level: 'error', write: (line) => io.err(`${line}\n`) }),
+    acquire: createLoginHook({
+      store,
+      notify: io.err,
+      ...(options.auto ? { openBrowser: (url: string) => approveInBrowser(harness, url, say) } : {}),
+    }),
+  });
+  try {
+    step(1, 'Log in');
+    say(
+      options.auto
+        ? `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}".`
+        : '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access.',
+    );
+    const token = await manager.login(mcp.url);
+    say(
+      `  logged in as "${token.subject}" with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
+    );
+
+    step(2, 'Call a tool through latchkey');
+    const whoami = await callTool(manager, mcp.url, 'whoami', {});
+    say(`  whoami -> "${whoami}" (the account you signed in as; the server checked the token with the AS)`);
+
+    step(3, 'Let the access token expire');
+    const before = await storedCredential(store, mcp.url);
+    say(`  waiting ${options.tokenSeconds + 1} s ...`);
+    await new Promise((r) => setTimeout(r, (options.tokenSeconds + 1) * 1000));
+    const echo = await callTool(manager, mcp.url, 'echo', { text: 'still here' });
+    const after = await storedCredential(store, mcp.url);
+    const refreshes = as.counters.count('refresh_token', 'ok');
+    say(
+      `  echo -> "${echo}": no login needed; the AS saw ${refreshes} refresh request${refreshes === 1 ? '' : 's'}` +
+        ' (latchkey refreshes ahead of expiry, once per token across every process).',
+    );
+    say(
+      `  access token #${fingerprint(before.access)} became #${fingerprint(after.access)} (fingerprints, never the tokens),` +
+        `\n  generation ${before.generation} -> ${after.generation}.`,
+    );
+
+    step(4, 'latchkey status');
+    // On stderr with the rest of the tour, so the lines stay in order.
+    await status(store, { ...io, out: io.err }, { json: false });
+
+    step(5, 'Log out, for real');
+    const reports = await manager.logout(mcp.url);
+    for (const report of reports) {
+      const revoked = [
+        report.revocation?.refreshToken?.status === 'revoked' ? 'refresh token' : undefined,
+        report.revocation?.accessToken?.status === 'revoked' ? 'access token' : undefined,
+      ].filter((t) => t !== undefined);
+      say(
+        `  revoked at the AS (RFC 7009): ${revoked.join(' and ') || 'nothing'}; ${report.deleted ? 'deleted locally' : 'NOT deleted'}.`,
+      );
+      for (const note of report.notes) say(`  note: ${note}`);
+    }
+    const check = await as.introspect(after.access);
+    say(`  the AS now says the access token is ${check.active ? 'STILL ACTIVE (unexpected)' : 'inactive'}.`);
+    if (check.active) throw new Error('the demo AS still accepts the access token after logout');
+    say(
+      '\nDone. Next: `latchkey login <your server>`, or put `latchkey proxy <url>` in your MCP host config.',
+    );
+  } finally {
+    manager.close();
+    await store.close();
+    await mcp.close();
+    await as.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+async function approveInBrowser(
+  harness: typeof Harness,
+  url: string,
+  say: (text: string) => void,
+): Promise<void> {
+  say('  (browser) login page -> consent page -> redirect back to latchkey on 127.0.0.1');
+  const redirect = await harness.completeAuthorization(url, { subject: DEMO_USER });
+  // Deliver the redirect to latchkey's loopback listener, as the browser would.
+  const response = await fetch(redirect);
+  await response.body?.cancel();
+}
+
+async function callTool(
+  manager: CredentialManager,
+  server: string,
+  name: string,
+  args: Record<string, unknown>,
+): Promise<string> {
+  const client = new Client({ name: 'latchkey-demo', version: VERSION });
+  const transport = new StreamableHTTPClientTransport(new URL(server), {
+    fetch: createAuthFetch(server, { manager }),
+  });
+  await client.connect(transport);
+  try {
+    const result = await client.callTool({ name, arguments: args });
+    const content = (result.content ?? []) as { type: string; text?: string }[];
+    return content.map((c) => c.text ?? '').join('');
+  } finally {
+    await transport.terminateSession().catch(() => undefined);
+    await client.close();
+  }
+}
+
+async function storedCredential(
+  store: CredentialStore,
+  server: string,
+): Promise<{ access: string; generation: number }> {
+  const [cred] = await store.listCredentials({ server });
+  if (cred === undefined) throw new Error('the demo credential is missing from the store');
+  return { access: cred.secrets.accessToken, generation: cred.generation };
+}
