@@ -4,7 +4,7 @@ import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
-import { createLogger } from '../log.js';
+import { createLogger, type LogLevel } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
@@ -17,6 +17,7 @@ import { demo } from './commands/demo.js';
 import { doctor } from './commands/doctor.js';
 import { proxy } from './commands/proxy.js';
 import { reconnect } from './commands/reconnect.js';
+import { reset } from './commands/reset.js';
 import { events } from './commands/events.js';
 import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
@@ -50,7 +51,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     )
     .action(async (server: string | undefined, opts: { json: boolean }) => {
       await withStore(io, (store) =>
-        status(store, io, { ...(server === undefined ? {} : { server }), json: opts.json }),
+        status(store, io, {
+          ...(server === undefined ? {} : { server: canonicalServer(server) }),
+          json: opts.json,
+        }),
       );
     });
 
@@ -112,7 +116,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--client-metadata-url <url>', 'HTTPS URL of your client ID metadata document')
     .option('--scope <scopes>', 'space-separated scopes to request (default: what the server advertises)')
     .option('--port <port>', 'fixed loopback redirect port', parsePort)
-    .option('--auth-param <name=value...>', 'extra authorization parameter (IdP quirk), repeatable')
+    .option('--auth-param <name=value>', 'extra authorization parameter (IdP quirk), repeatable', collect, [])
     .option('--offline-access', 'ask for offline_access when the authorization server supports it')
     .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
     .addHelpText(
@@ -181,6 +185,18 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     });
 
   program
+    .command('reset')
+    .description('discard the store (credentials, its key file and keyring entry) without revoking anything')
+    .option('--yes', 'really delete', false)
+    .addHelpText(
+      'after',
+      '\nFor a store whose key is lost (STORE_KEY_MISMATCH). Prefer `latchkey logout --all`, which revokes.\n\nExample:\n  latchkey reset --yes',
+    )
+    .action(async (opts: { yes: boolean }) => {
+      await reset(io, opts);
+    });
+
+  program
     .command('demo')
     .description(
       'a one-minute tour on this machine: login, a tool call, a silent refresh, status, a real logout',
@@ -207,8 +223,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .argument('<server>', 'MCP server URL')
     .argument('[callback-port]', 'fixed loopback redirect port (as mcp-remote takes it)', parsePort)
     .option(
-      '--header <name:value...>',
+      '--header <name:value>',
       'extra request header, repeatable; ${VAR} expands from the environment',
+      collect,
+      [],
     )
     .option(
       '--transport <strategy>',
@@ -221,6 +239,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       'auto: log in when needed; never: tell the host to run `latchkey login`',
       parseLoginPolicy,
       'auto',
+    )
+    .option(
+      '--client-credentials',
+      'machine-to-machine: get tokens with the client id + LATCHKEY_CLIENT_SECRET, no user',
     )
     .option('--device', 'log in with the device flow (a code to enter on another device)')
     .option('--browser', 'log in with the browser even where latchkey would pick the device flow')
@@ -236,7 +258,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--callback-path <path>', 'redirect URI path (default /callback)')
     .option('--resource <uri>', 'send this RFC 8707 resource instead of the one the server names')
     .option('--disable-resource-parameter', 'do not send RFC 8707 resource (Microsoft Entra v2)', false)
-    .option('--auth-param <name=value...>', 'extra authorization parameter (IdP quirk), repeatable')
+    .option('--offline-access', 'ask for offline_access when the authorization server supports it')
+    .option('--auth-param <name=value>', 'extra authorization parameter (IdP quirk), repeatable', collect, [])
     .option('--auth-timeout <seconds>', 'how long a login may take', parseSeconds, 300)
     .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 300)
     .option(
@@ -279,7 +302,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         sendResource: !opts.disableResourceParameter,
         requestTimeoutMs: opts.timeout * 1000,
         loginTimeoutMs: opts.authTimeout * 1000,
-        logLevel: opts.debug ? 'debug' : opts.silent ? 'error' : 'info',
+        logLevel: opts.debug ? 'debug' : opts.silent ? 'error' : proxyLogLevel(io.env),
         ...(opts.logFile === undefined ? {} : { logFile: opts.logFile }),
       });
     });
@@ -450,6 +473,19 @@ function staticClientInfo(value: string | undefined): ClientConfig {
       ? { clientSecret: info.client_secret }
       : {}),
   };
+}
+
+/** The proxy logs at info by default (hosts keep stderr as a log); LATCHKEY_LOG_LEVEL overrides. */
+function proxyLogLevel(env: NodeJS.ProcessEnv): LogLevel {
+  const level = env['LATCHKEY_LOG_LEVEL'];
+  return level === 'debug' || level === 'info' || level === 'warn' || level === 'error' || level === 'silent'
+    ? level
+    : 'info';
+}
+
+/** A repeatable option: each use adds one value (unlike variadic options, it never eats the URL). */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function parseCount(value: string): number {

@@ -41,7 +41,7 @@ export interface CredentialManagerOptions {
   logger?: Logger;
   /**
    * Send the RFC 8707 `resource` parameter on refresh. Default true. Set false only for
-   * authorization servers that reject it (Microsoft Entra v1 endpoints).
+   * authorization servers that reject it (Microsoft Entra ID v2 endpoints, AADSTS9010010).
    */
   sendResource?: boolean;
 }

@@ -246,7 +246,7 @@ function waitTimeout(seen: StoredCredential): LatchkeyError {
     {
       server: seen.key.server,
       retryable: true,
-      nextStep: 'retry; `latchkey status` shows which process holds it',
+      nextStep: 'retry; if it keeps happening, `latchkey events` shows what the other process did',
     },
   );
 }
