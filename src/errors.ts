@@ -27,6 +27,8 @@ export const ErrorCode = {
   CANCELLED: 'CANCELLED',
   /** The authorization server's metadata is missing something latchkey needs. */
   DISCOVERY_FAILED: 'DISCOVERY_FAILED',
+  /** The MCP server could not be reached, refused the request, or answered with an error. */
+  MCP_FAILED: 'MCP_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -80,6 +80,8 @@ export { createAuthFetch } from './mcp/auth-fetch.js';
 export type { AuthFetchOptions } from './mcp/auth-fetch.js';
 export { McpConnection } from './mcp/connection.js';
 export type { Authorizer, ConnectionOptions, TransportStrategy } from './mcp/connection.js';
+export { connectMcpClient } from './mcp/client.js';
+export type { McpClientOptions } from './mcp/client.js';
 export { RpcErrorCode } from './mcp/jsonrpc.js';
 export type { JsonRpcMessage } from './mcp/jsonrpc.js';
 export type { LatchkeyErrorData } from './mcp/rpc-errors.js';

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,38 +17,9 @@ import {
   type TestMcpServer,
 } from './harness/index.js';
 import { refreshAccepted } from './support/refresh-probe.js';
+import { latchkey } from './support/spawn-cli.js';
 
-/** The installed command: bin/latchkey.js on the built dist/ (npm test builds first). */
-const BIN = fileURLToPath(new URL('../bin/latchkey.js', import.meta.url));
 const CHROMIUM_BROWSER = fileURLToPath(new URL('./fixtures/chromium-browser.ts', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function latchkey(
-  args: readonly string[],
-  env: Record<string, string>,
-  onStderr?: (text: string) => void,
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      onStderr?.(stderr);
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** The `status --json` document, as scripts may rely on it. */
 const StatusSchema = z.object({

@@ -9,6 +9,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   /** stderr is a terminal: animate and colour there only. */
   isTTY?: boolean;
+  /** Where `-` arguments are read from. Default: process.stdin. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export const processIO: CliIO = {

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 
 import type { TransportStrategy } from '../mcp/connection.js';
 import type { ProxyLoginPolicy } from '../proxy/authorizer.js';
+import { call } from './commands/call.js';
 import { demo } from './commands/demo.js';
 import { doctor } from './commands/doctor.js';
 import { proxy } from './commands/proxy.js';
@@ -23,6 +24,10 @@ import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
 import { status } from './commands/status.js';
 import { token } from './commands/token.js';
+import { tools } from './commands/tools.js';
+import { connectMcpClient } from '../mcp/client.js';
+import { checkedServer, parseHeaders } from './server-args.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
 import { createSpinner } from './spinner.js';
@@ -130,7 +135,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       const notify = (text: string): void => {
         spinner.print(text);
         spinner.start(
-          /device|code/i.test(text)
+          /enter the code/i.test(text)
             ? 'Waiting for you to approve the code on the other device...'
             : 'Waiting for you to finish signing in in the browser...',
         );
@@ -308,6 +313,53 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     });
 
   program
+    .command('tools')
+    .description('list the tools of a remote MCP server, with your stored credential')
+    .argument('<server>', 'MCP server URL')
+    .option('--json', 'the tools/list result, schemas included', false)
+    .option('--header <name:value>', 'extra request header, repeatable', collect, [])
+    .option(
+      '--transport <strategy>',
+      'auto | streamable-http | sse',
+      parseTransport,
+      'auto' as TransportStrategy,
+    )
+    .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 60)
+    .addHelpText(
+      'after',
+      "\nNever starts a login: without a credential it exits 4 and names the login command.\n\nExamples:\n  latchkey tools https://mcp.example.com/mcp\n  latchkey tools https://mcp.example.com/mcp --json | jq '.tools[].name'",
+    )
+    .action(async (server: string, opts: ClientFlags) => {
+      await withClient(io, server, opts, (client, url) => tools(client, io, url, opts));
+    });
+
+  program
+    .command('call')
+    .description('call one tool of a remote MCP server and print its result')
+    .argument('<server>', 'MCP server URL')
+    .argument('<tool>', 'tool name (see `latchkey tools`)')
+    .argument('[arguments]', 'the arguments as a JSON object, or - to read them from stdin', '{}')
+    .option('--json', 'print the whole tools/call result as JSON', false)
+    .option('--header <name:value>', 'extra request header, repeatable', collect, [])
+    .option(
+      '--transport <strategy>',
+      'auto | streamable-http | sse',
+      parseTransport,
+      'auto' as TransportStrategy,
+    )
+    .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 60)
+    .addHelpText(
+      'after',
+      '\nText content goes to stdout; a result flagged isError exits 1. Never starts a login.\n\nExamples:\n  latchkey call https://mcp.example.com/mcp echo \'{"text": "hi"}\'\n  echo \'{"text": "hi"}\' | latchkey call https://mcp.example.com/mcp echo - --json',
+    )
+    .action(async (server: string, tool: string, args: string, opts: ClientFlags) => {
+      const argumentsJson = args === '-' ? await readAll(io.stdin ?? process.stdin) : args;
+      await withClient(io, server, opts, (client, url) =>
+        call(client, io, url, { tool, argumentsJson, json: opts.json }),
+      );
+    });
+
+  program
     .command('reconnect')
     .description('make running proxies drop their sessions and connect again with the current credential')
     .argument('[server]', 'only this MCP server URL (default: every server)')
@@ -325,6 +377,48 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     exitCode = report(error, io);
   }
   return exitCode;
+}
+
+interface ClientFlags {
+  json: boolean;
+  header: string[];
+  transport: TransportStrategy;
+  timeout: number;
+}
+
+/** Connect an authenticated SDK client for one command, and close everything after. */
+async function withClient(
+  io: CliIO,
+  server: string,
+  opts: ClientFlags,
+  run: (client: Client, server: string) => Promise<void>,
+): Promise<void> {
+  const url = checkedServer(server);
+  const headers = parseHeaders(opts.header, io.env, url);
+  await withManager(
+    io,
+    () => ({}),
+    async (manager) => {
+      const client = await connectMcpClient(url, {
+        manager,
+        transport: opts.transport,
+        headers,
+        requestTimeoutMs: opts.timeout * 1000,
+        clientInfo: { name: 'latchkey', version: VERSION },
+      });
+      try {
+        await run(client, url);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    },
+  );
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 interface LoginFlags {

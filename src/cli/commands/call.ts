@@ -1,0 +1,92 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+
+import { ErrorCode, LatchkeyError } from '../../errors.js';
+import { asLatchkeyError } from '../../mcp/client.js';
+import type { CliIO } from '../io.js';
+
+export interface CallOptions {
+  tool: string;
+  /** The arguments as the user typed them (JSON object text); empty means `{}`. */
+  argumentsJson: string;
+  json: boolean;
+}
+
+/**
+ * Call one tool and print its result: the text content on stdout (other content as a short
+ * `[kind ...]` line), or with `--json` the whole tools/call result. A result flagged
+ * `isError` is printed the same way and fails the command, so scripts can test `$?`.
+ */
+export async function call(client: Client, io: CliIO, server: string, options: CallOptions): Promise<void> {
+  const args = parseArguments(server, options.argumentsJson);
+  let result: CallToolResult;
+  try {
+    result = (await client.callTool({ name: options.tool, arguments: args })) as CallToolResult;
+  } catch (error) {
+    const failure = asLatchkeyError(server, error);
+    throw new LatchkeyError(
+      failure.code,
+      `tool ${JSON.stringify(options.tool)}: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        server,
+        retryable: failure.retryable,
+        nextStep: `list the tools and their arguments with \`latchkey tools ${server}\``,
+        cause: error,
+      },
+    );
+  }
+  if (options.json) io.out(JSON.stringify(result, null, 2) + '\n');
+  else io.out(render(result));
+  if (result.isError === true) {
+    throw new LatchkeyError(ErrorCode.MCP_FAILED, `tool ${JSON.stringify(options.tool)} returned an error.`, {
+      server,
+      retryable: false,
+    });
+  }
+}
+
+function parseArguments(server: string, text: string): Record<string, unknown> {
+  if (text.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw badArguments(server, `the arguments are not JSON (${(error as Error).message}).`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw badArguments(server, 'the arguments must be a JSON object.');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function badArguments(server: string, message: string): LatchkeyError {
+  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
+    server,
+    retryable: false,
+    nextStep: `pass an object such as '{"text": "hi"}' (see \`latchkey tools ${server} --json\` for the schema)`,
+  });
+}
+
+function render(result: CallToolResult): string {
+  const lines = result.content.map((part) => {
+    switch (part.type) {
+      case 'text':
+        return part.text;
+      case 'image':
+      case 'audio':
+        return `[${part.type} ${part.mimeType}, ${Math.floor((part.data.length * 3) / 4)} bytes]`;
+      case 'resource_link':
+        return `[resource link ${part.uri}]`;
+      case 'resource':
+        return 'text' in part.resource && typeof part.resource.text === 'string'
+          ? part.resource.text
+          : `[resource ${part.resource.uri}]`;
+      default:
+        return `[${(part as { type: string }).type}]`;
+    }
+  });
+  if (lines.length === 0 && result.structuredContent !== undefined) {
+    lines.push(JSON.stringify(result.structuredContent, null, 2));
+  }
+  return lines.map((line) => line + '\n').join('');
+}

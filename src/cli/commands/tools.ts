@@ -1,0 +1,42 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+
+import { asLatchkeyError } from '../../mcp/client.js';
+import type { CliIO } from '../io.js';
+
+/** Pages followed at most; a server that keeps handing out cursors is cut off here. */
+const MAX_PAGES = 100;
+
+/**
+ * List the server's tools on stdout: one `name  description` line each, or with `--json`
+ * the tools/list result (every page merged) as one JSON document.
+ */
+export async function tools(
+  client: Client,
+  io: CliIO,
+  server: string,
+  options: { json: boolean },
+): Promise<void> {
+  const all: Tool[] = [];
+  let cursor: string | undefined;
+  try {
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const result = await client.listTools(cursor === undefined ? {} : { cursor });
+      all.push(...result.tools);
+      cursor = result.nextCursor;
+      if (cursor === undefined) break;
+    }
+  } catch (error) {
+    throw asLatchkeyError(server, error);
+  }
+  if (options.json) {
+    io.out(JSON.stringify({ tools: all }, null, 2) + '\n');
+    return;
+  }
+  if (all.length === 0) io.err(`${server} offers no tools.\n`);
+  const width = Math.max(0, ...all.map((t) => t.name.length));
+  for (const tool of all) {
+    const summary = (tool.description ?? '').split('\n')[0]?.trim() ?? '';
+    io.out(`${tool.name.padEnd(width)}  ${summary}`.trimEnd() + '\n');
+  }
+}

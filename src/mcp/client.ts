@@ -1,0 +1,118 @@
+/**
+ * A one-shot authenticated MCP client: the SDK's `Client` over its own HTTP transports, with
+ * latchkey's auth fetch underneath. For short-lived work (the `tools` and `call` commands, a
+ * script); long-lived hosts want `McpConnection`, which also survives session loss.
+ *
+ * `auto` tries Streamable HTTP and falls back to the legacy HTTP+SSE transport when the
+ * server answers the initialize POST with 400, 404 or 405, as the spec's backwards
+ * compatibility section describes.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import {
+  StreamableHTTPClientTransport,
+  StreamableHTTPError,
+} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import type { CredentialManager } from '../lifecycle/manager.js';
+import { createAuthFetch } from './auth-fetch.js';
+import type { TransportStrategy } from './connection.js';
+
+export interface McpClientOptions {
+  manager: CredentialManager;
+  /** Default `auto`. */
+  transport?: TransportStrategy;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** May a 401 start a login? Default false: one-shot commands tell the user to log in. */
+  interactive?: boolean;
+  /** Deadline for each request, ms. Default 60 s. */
+  requestTimeoutMs?: number;
+  /** Name and version the client announces. */
+  clientInfo?: { name: string; version: string };
+}
+
+const FALLBACK_STATUSES = new Set([400, 404, 405]);
+
+/**
+ * Connect (initialize) to `server`. A credential problem surfaces as the manager's typed
+ * error (LOGIN_REQUIRED with the login command), not as the transport's generic 401.
+ */
+export async function connectMcpClient(server: string, options: McpClientOptions): Promise<Client> {
+  const strategy = options.transport ?? 'auto';
+  // The SDK transports wrap what fetch throws; keep the manager's own error to rethrow it.
+  let authError: LatchkeyError | undefined;
+  const authFetch = createAuthFetch(server, {
+    manager: options.manager,
+    interactive: options.interactive ?? false,
+  });
+  const fetchRemembering: typeof fetch = async (input, init) => {
+    try {
+      return await authFetch(input, init);
+    } catch (error) {
+      if (isLatchkeyError(error)) authError = error;
+      throw error;
+    }
+  };
+  const requestInit: RequestInit = { headers: options.headers ?? {} };
+  const clientInfo = options.clientInfo ?? { name: 'latchkey', version: '0' };
+  const attempt = async (kind: 'streamable-http' | 'sse'): Promise<Client> => {
+    const client = new Client(clientInfo);
+    const url = new URL(server);
+    const transport =
+      kind === 'sse'
+        ? new SSEClientTransport(url, {
+            fetch: fetchRemembering,
+            requestInit,
+            eventSourceInit: { fetch: fetchRemembering },
+          })
+        : new StreamableHTTPClientTransport(url, { fetch: fetchRemembering, requestInit });
+    try {
+      await client.connect(transport, { timeout: options.requestTimeoutMs ?? 60_000 });
+      return client;
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw authError ?? error;
+    }
+  };
+  try {
+    if (strategy === 'sse') return await attempt('sse');
+    try {
+      return await attempt('streamable-http');
+    } catch (error) {
+      if (strategy === 'streamable-http' || !shouldFallBack(error)) throw error;
+      return await attempt('sse');
+    }
+  } catch (error) {
+    throw asLatchkeyError(server, error);
+  }
+}
+
+function shouldFallBack(error: unknown): boolean {
+  return (
+    error instanceof StreamableHTTPError && error.code !== undefined && FALLBACK_STATUSES.has(error.code)
+  );
+}
+
+/** Anything else (refused connection, HTTP error, timeout) as one error naming the server. */
+export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
+  if (isLatchkeyError(error)) return error;
+  const status =
+    error instanceof StreamableHTTPError || error instanceof SseError ? ` (HTTP ${error.code})` : '';
+  const reason = describe(error);
+  return new LatchkeyError(ErrorCode.MCP_FAILED, `the MCP server failed${status}: ${reason}`, {
+    server,
+    retryable: true,
+    nextStep: `check the URL, or run \`latchkey doctor ${server}\``,
+    cause: error,
+  });
+}
+
+/** The message, with the network code underneath when fetch only says "fetch failed". */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { code?: unknown } | undefined;
+  return typeof cause?.code === 'string' ? `${error.message} (${cause.code})` : error.message;
+}

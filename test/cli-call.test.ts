@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { CredentialManager } from '../src/lifecycle/manager.js';
+import { silentLogger } from '../src/log.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import {
+  obtainTokens,
+  startAuthorizationServer,
+  startLegacySseMcpServer,
+  startMcpServer,
+  type TestAuthorizationServer,
+  type TestLegacySseMcpServer,
+  type TestMcpServer,
+} from './harness/index.js';
+import { latchkey } from './support/spawn-cli.js';
+
+/** `latchkey tools` and `latchkey call`: the built binary against the real AS and servers. */
+describe('latchkey tools and call', () => {
+  let as: TestAuthorizationServer;
+  let mcp: TestMcpServer;
+  let legacy: TestLegacySseMcpServer;
+  let home: string;
+  let env: Record<string, string>;
+
+  async function seed(server: string): Promise<void> {
+    const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
+    const manager = new CredentialManager({
+      store,
+      logger: silentLogger,
+      watch: false,
+      proactiveRefresh: false,
+    });
+    const tokens = await obtainTokens(as, { resource: server, subject: 'caller' });
+    await manager.saveAcquired(server, {
+      issuer: tokens.issuer,
+      clientId: tokens.clientId,
+      requestedAt: tokens.requestedAt,
+      response: tokens.response,
+    });
+    manager.close();
+    await store.close();
+  }
+
+  before(async () => {
+    as = await startAuthorizationServer({ accessTokenTtl: 1 });
+    mcp = await startMcpServer({ authorizationServer: as });
+    legacy = await startLegacySseMcpServer({ authorizationServer: as });
+    home = await mkdtemp(join(tmpdir(), 'latchkey-call-'));
+    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+  });
+  after(async () => {
+    await legacy.close();
+    await mcp.close();
+    await as.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('without a credential: exit 4, nothing on stdout, and the login command', async () => {
+    const run = await latchkey(['call', mcp.url, 'echo', '{"text":"x"}'], env);
+    assert.equal(run.code, 4);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, new RegExp(`latchkey login ${escape(mcp.url)}`));
+    assert.equal(as.counters.count('authorization'), 0, 'never starts a login');
+  });
+
+  it('lists the tools, as a table and as JSON', async () => {
+    await seed(mcp.url);
+    const table = await latchkey(['tools', mcp.url], env);
+    assert.equal(table.code, 0, table.stderr);
+    assert.deepEqual(
+      table.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(/\s+/)[0]),
+      ['echo', 'whoami'],
+    );
+    const json = await latchkey(['tools', mcp.url, '--json'], env);
+    const parsed = JSON.parse(json.stdout) as { tools: { name: string; inputSchema: unknown }[] };
+    assert.deepEqual(parsed.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+    assert.ok(parsed.tools.every((t) => typeof t.inputSchema === 'object'));
+  });
+
+  it('calls a tool after the access token expired: stdout holds the text only, refreshed silently', async () => {
+    await new Promise((r) => setTimeout(r, 1_500));
+    const refreshes = as.counters.count('refresh_token', 'ok');
+    const run = await latchkey(['call', mcp.url, 'echo', '{"text":"hello there"}'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'hello there\n');
+    assert.equal(as.counters.count('refresh_token', 'ok'), refreshes + 1);
+    const who = await latchkey(['call', mcp.url, 'whoami'], env);
+    assert.equal(who.stdout, 'caller\n');
+  });
+
+  it('reads the arguments from stdin with -, and prints the whole result with --json', async () => {
+    const run = await latchkey(['call', mcp.url, 'echo', '-', '--json'], env, undefined, '{"text":"piped"}');
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), { content: [{ type: 'text', text: 'piped' }] });
+  });
+
+  it('exit 2 for arguments that are not a JSON object, naming the server', async () => {
+    for (const bad of ['[1]', '{text:']) {
+      const run = await latchkey(['call', mcp.url, 'echo', bad], env);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, new RegExp(`${escape(mcp.url)}: the arguments`));
+      assert.equal(run.stdout, '');
+    }
+  });
+
+  it('exit 1 for an unknown tool', async () => {
+    const run = await latchkey(['call', mcp.url, 'no-such-tool'], env);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout + run.stderr, /no-such-tool/);
+  });
+
+  it('falls back to the legacy HTTP+SSE transport', async () => {
+    await seed(legacy.url);
+    const run = await latchkey(['call', legacy.url, 'echo', '{"text":"over sse"}'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'over sse\n');
+    const forced = await latchkey(['call', mcp.url, 'echo', '{"text":"x"}', '--transport', 'sse'], env);
+    assert.equal(forced.code, 1, 'a Streamable-HTTP-only server refuses --transport sse');
+  });
+
+  it('an unreachable server: exit 1, naming that server and the cause', async () => {
+    const dead = 'http://127.0.0.1:9/mcp';
+    const run = await latchkey(['tools', dead], env);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, new RegExp(`${escape(dead)}: `));
+    assert.ok(!run.stderr.includes(mcp.url), 'no other server in the message');
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
