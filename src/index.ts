@@ -77,6 +77,10 @@ export type { Logger, LoggerOptions, LogLevel } from './log.js';
 
 // MCP transports
 export { createAuthFetch } from './mcp/auth-fetch.js';
+export { createSdkAuthProvider } from './mcp/sdk-provider.js';
+export type { SdkAuthProviderOptions } from './mcp/sdk-provider.js';
+export { createSdk2AuthProvider } from './mcp/sdk2-provider.js';
+export type { Sdk2AuthProvider, Sdk2AuthProviderOptions } from './mcp/sdk2-provider.js';
 export type { AuthFetchOptions } from './mcp/auth-fetch.js';
 export { McpConnection } from './mcp/connection.js';
 export type { Authorizer, ConnectionOptions, TransportStrategy } from './mcp/connection.js';
