@@ -5,11 +5,17 @@ export const DEFAULT_SKEW_MS = 60_000;
 
 /**
  * Short-lived tokens would be "expired" at birth under a fixed 60 s margin, so the margin
- * is clamped to a tenth of the token's lifetime.
+ * is clamped to a tenth of the token's lifetime ...
  */
 const MAX_SKEW_FRACTION = 0.1;
+/**
+ * ... but never below the one-second resolution of `expires_in`: an AS that stamps `exp` as
+ * whole seconds (oidc-provider, most JWT issuers) can expire a token up to a second before
+ * requestedAt + expires_in. For tokens shorter than two seconds, half their lifetime.
+ */
+const EXPIRES_IN_RESOLUTION_MS = 1_000;
 
-/** Proactive refresh happens at about three quarters of the lifetime ... */
+/** Proactive refresh happens at about three quarters of the usable lifetime ... */
 export const PROACTIVE_FRACTION = 0.75;
 /** ... plus or minus this fraction, so processes sharing a credential spread out. */
 export const PROACTIVE_JITTER = 0.05;
@@ -29,7 +35,8 @@ export function effectiveSkewMs(
   const lifetime = lifetimeMs(cred);
   if (lifetime === undefined) return 0;
   if (lifetime <= 0) return skewMs;
-  return Math.min(skewMs, lifetime * MAX_SKEW_FRACTION);
+  const floor = Math.min(EXPIRES_IN_RESOLUTION_MS, lifetime / 2);
+  return Math.min(skewMs, Math.max(lifetime * MAX_SKEW_FRACTION, floor));
 }
 
 /**
@@ -45,7 +52,7 @@ export function mandatoryRefreshAt(
 }
 
 /**
- * When a long-running process should refresh ahead of need: about 3/4 of the lifetime,
+ * When a long-running process should refresh ahead of need: about 3/4 of the usable lifetime,
  * jittered by `jitter` in [-1, 1], never later than the mandatory point.
  */
 export function proactiveRefreshAt(
@@ -56,7 +63,11 @@ export function proactiveRefreshAt(
   const lifetime = lifetimeMs(cred);
   if (lifetime === undefined) return Number.POSITIVE_INFINITY;
   const fraction = PROACTIVE_FRACTION + PROACTIVE_JITTER * Math.max(-1, Math.min(1, jitter));
-  return Math.min(cred.obtainedAt + lifetime * fraction, mandatoryRefreshAt(cred, skewMs));
+  // A fraction of the usable life (up to the mandatory point), so that a short token's
+  // refresh still runs well before callers would have to wait for it.
+  const mandatory = mandatoryRefreshAt(cred, skewMs);
+  const usable = Math.max(0, mandatory - cred.obtainedAt);
+  return Math.min(cred.obtainedAt + usable * fraction, mandatory);
 }
 
 /** True while the access token may be handed to a caller. */

@@ -15,9 +15,9 @@ export interface CredentialManagerOptions {
   acquire?: AcquireHook;
   /** The subject (end user) credentials belong to. Default `'local'` (the desktop user). */
   subject?: string;
-  /** Treat tokens as expired this long before expiry; clamped to 10% of lifetime. Default 60 000 ms. */
+  /** Treat tokens as expired this long before expiry; clamped to 10% of lifetime, at least 1 s (half of a sub-2-s lifetime). Default 60 000 ms. */
   skewMs?: number;
-  /** Refresh at ~3/4 of the lifetime in long-running processes. Default true. */
+  /** Refresh at ~3/4 of the usable lifetime in long-running processes. Default true. */
   proactiveRefresh?: boolean;
   /** Timeout of one request to the token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;

@@ -119,16 +119,21 @@ describe('expiry and skew', () => {
     assert.equal(isUsable(hour, 3_600_000 - 60_000), false);
   });
 
-  it('clamps the margin to a tenth of a short lifetime', () => {
-    assert.equal(effectiveSkewMs(short), 300);
-    assert.equal(isUsable(short, 2_699), true);
-    assert.equal(isUsable(short, 2_700), false);
+  it('clamps the margin to a tenth of a short lifetime, but not below the second of expires_in', () => {
+    assert.equal(effectiveSkewMs(short), 1_000);
+    assert.equal(isUsable(short, 1_999), true);
+    assert.equal(isUsable(short, 2_000), false);
+    assert.equal(effectiveSkewMs({ obtainedAt: 0, expiresAt: 20_000 }), 2_000);
+    assert.equal(effectiveSkewMs({ obtainedAt: 0, expiresAt: 1_000 }), 500, 'half of a sub-2-s lifetime');
   });
 
-  it('schedules proactive refresh at 3/4 of the lifetime, jittered, before the mandatory point', () => {
-    assert.equal(proactiveRefreshAt(hour, 60_000, 0), 2_700_000);
-    assert.equal(proactiveRefreshAt(hour, 60_000, 1), 2_880_000);
-    assert.equal(proactiveRefreshAt(hour, 60_000, -1), 2_520_000);
+  it('schedules proactive refresh at 3/4 of the usable lifetime, jittered, before the mandatory point', () => {
+    // Usable: 3,540,000 ms (an hour minus the 60 s margin).
+    assert.equal(proactiveRefreshAt(hour, 60_000, 0), 2_655_000);
+    assert.equal(proactiveRefreshAt(hour, 60_000, 1), 2_832_000);
+    assert.equal(proactiveRefreshAt(hour, 60_000, -1), 2_478_000);
+    // 3-s token: usable 2 s, refreshed at 1.5 s, half a second before callers would wait.
+    assert.equal(proactiveRefreshAt(short, 60_000, 0), 1_500);
     for (const jitter of [-1, 0, 1])
       assert.ok(proactiveRefreshAt(short, 60_000, jitter) <= mandatoryRefreshAt(short));
   });
