@@ -46,3 +46,8 @@ if (only === undefined || only === 'cold') {
     );
   }
 }
+if (only === undefined || only === 'proxy') {
+  // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
+  const { benchProxy } = await import('./proxy.js');
+  for (const [title, figures] of await benchProxy()) print(title, figures);
+}

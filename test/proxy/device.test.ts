@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  type ClientNotification,
+  type ClientRequest,
+  InitializeResultSchema,
+  LATEST_PROTOCOL_VERSION,
+  McpError,
+  type ServerResult,
+} from '@modelcontextprotocol/sdk/types.js';
+
+import { approveDevice } from '../harness/index.js';
+import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
+
+const TSX = fileURLToPath(import.meta.resolve('tsx'));
+const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
+
+interface DeviceData {
+  server: string;
+  code: string;
+  retryable: boolean;
+  nextStep?: string;
+  verificationUri?: string;
+  verificationUriComplete?: string;
+  userCode?: string;
+}
+
+function latchkeyData(error: McpError): DeviceData {
+  const data = (error.data as { latchkey?: DeviceData } | undefined)?.latchkey;
+  assert.ok(data !== undefined, `no data.latchkey in ${JSON.stringify(error.data)}`);
+  return data;
+}
+
+function escape(text: string): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+}
+
+async function pause(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * An SDK Client host that, unlike Client.connect, keeps the proxy when initialize fails and
+ * sends it again: the host a device login in the proxy needs (the process, and with it the
+ * login, must outlive the first refusal).
+ */
+class PatientHost {
+  readonly client = new Client({ name: 'patient-host', version: '1.0.0' });
+  readonly transport: StdioClientTransport;
+  readonly errors: Error[] = [];
+  #stderr = '';
+
+  constructor(args: readonly string[], env: Record<string, string>) {
+    this.transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', TSX, CLI, 'proxy', ...args],
+      env: { ...(process.env as Record<string, string>), LATCHKEY_LOG_LEVEL: 'debug', ...env },
+      stderr: 'pipe',
+    });
+    this.transport.stderr?.on('data', (chunk: Buffer) => (this.#stderr += chunk.toString()));
+    this.client.onerror = (error) => this.errors.push(error);
+  }
+
+  stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Attach without the SDK's own handshake, which closes the transport when it fails. */
+  async attach(): Promise<void> {
+    await Protocol.prototype.connect.call(
+      this.client as unknown as Protocol<ClientRequest, ClientNotification, ServerResult>,
+      this.transport,
+    );
+  }
+
+  async initialize(): Promise<void> {
+    const result = await this.client.request(
+      {
+        method: 'initialize',
+        params: {
+          protocolVersion: LATEST_PROTOCOL_VERSION,
+          capabilities: {},
+          clientInfo: { name: 'patient-host', version: '1.0.0' },
+        },
+      },
+      InitializeResultSchema,
+    );
+    assert.equal(typeof result.protocolVersion, 'string');
+    await this.client.notification({ method: 'notifications/initialized' });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+describe('latchkey proxy --device: a headless login from inside the host', () => {
+  let env: ProxyEnv;
+  before(async () => {
+    env = await proxyEnv({ accessTokenTtl: 300, deviceFlowInterval: 1 });
+  });
+  after(async () => env.close());
+
+  it('the first request fails fast with -32040 and the code; after approval, requests go through', async () => {
+    const host = new PatientHost([env.url, '--device'], env.env);
+    try {
+      await host.attach();
+      const started = Date.now();
+      const refused = await host.initialize().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const tookMs = Date.now() - started;
+      assert.ok(refused instanceof McpError, `not an McpError: ${String(refused)}\n${host.stderr()}`);
+      assert.ok(tookMs < 5000, `the refusal took ${tookMs} ms`);
+      assert.equal(refused.code, -32040);
+      const data = latchkeyData(refused);
+      assert.equal(data.server, env.url);
+      assert.equal(data.code, 'LOGIN_REQUIRED');
+      assert.equal(data.retryable, true);
+      assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+      assert.ok(data.verificationUri.startsWith(env.as.issuer), data.verificationUri);
+      assert.match(data.nextStep ?? '', /approve the login/);
+      assert.match(refused.message, escape(env.url));
+      assert.match(refused.message, escape(data.verificationUri));
+      assert.match(refused.message, escape(data.userCode));
+      // The user reads the same on stderr.
+      assert.match(host.stderr(), escape(data.verificationUri));
+      assert.match(host.stderr(), escape(data.userCode));
+      assert.match(host.stderr(), escape(`To sign in to ${env.url}`));
+
+      // Asking again before approval: the same code, still at once, no second device flow.
+      const again = await host.initialize().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(again instanceof McpError);
+      assert.equal(again.code, -32040);
+      assert.equal(latchkeyData(again).userCode, data.userCode);
+      assert.equal(env.as.counters.count('device_authorization', 'ok'), 1);
+
+      await approveDevice(data.verificationUri, data.userCode, { subject: 'device-user' });
+      const approvedAt = Date.now();
+      let initialized = false;
+      while (!initialized && Date.now() - approvedAt < 20_000) {
+        initialized = await host.initialize().then(
+          () => true,
+          (error: unknown) => {
+            assert.ok(error instanceof McpError && error.code === -32040, String(error));
+            return false;
+          },
+        );
+        if (!initialized) await pause(250);
+      }
+      assert.ok(initialized, `no session within 20 s of approval\n${host.stderr()}`);
+      const result = await host.client.callTool({ name: 'echo', arguments: { text: 'after approval' } });
+      assert.equal(text(result), 'after approval');
+      const who = await host.client.callTool({ name: 'whoami', arguments: {} });
+      assert.equal(text(who), 'device-user');
+      const tools = await host.client.listTools();
+      assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+      assert.equal(env.as.counters.count('device_code', 'ok'), 1);
+      // stdout carried nothing but MCP: the SDK parsed every line.
+      assert.deepEqual(host.errors, []);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('a credential that dies mid-session: the next tools/call fails fast with the code, approval resumes', async () => {
+    await env.seedLogin('first-user');
+    const host = await env.host(['--device']);
+    assert.equal(text(await host.client.callTool({ name: 'echo', arguments: { text: 'before' } })), 'before');
+    const deviceFlows = env.as.counters.count('device_authorization', 'ok');
+    await env.as.revokeAllGrants();
+
+    const started = Date.now();
+    const refused = await host.client.callTool({ name: 'echo', arguments: { text: 'refused' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const tookMs = Date.now() - started;
+    assert.ok(refused instanceof McpError, `not an McpError: ${String(refused)}\n${host.stderr()}`);
+    assert.ok(tookMs < 5000, `the refusal took ${tookMs} ms`);
+    assert.equal(refused.code, -32040);
+    const data = latchkeyData(refused);
+    assert.equal(data.server, env.url);
+    assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+    assert.match(host.stderr(), escape(data.verificationUri));
+    assert.match(host.stderr(), escape(data.userCode));
+    assert.equal(env.as.counters.count('device_authorization', 'ok'), deviceFlows + 1);
+
+    await approveDevice(data.verificationUri, data.userCode, { subject: 'second-user' });
+    const approvedAt = Date.now();
+    let echoed: string | undefined;
+    while (echoed === undefined && Date.now() - approvedAt < 20_000) {
+      echoed = await host.client.callTool({ name: 'echo', arguments: { text: 'resumed' } }).then(
+        (r) => text(r),
+        (error: unknown) => {
+          assert.ok(error instanceof McpError && error.code === -32040, String(error));
+          return undefined;
+        },
+      );
+      if (echoed === undefined) await pause(250);
+    }
+    assert.equal(echoed, 'resumed', `no success within 20 s of approval\n${host.stderr()}`);
+    assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'second-user');
+    // The host stayed connected throughout: stdout carried only MCP messages.
+    const tools = await host.client.listTools();
+    assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+    await host.close();
+  });
+
+  it('an SDK host (Client.connect) with no credential: connect fails fast with -32040 and the code', async () => {
+    const other = await proxyEnv({ accessTokenTtl: 300 });
+    try {
+      const started = Date.now();
+      const refused = await other.host(['--device']).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const tookMs = Date.now() - started;
+      assert.ok(refused instanceof McpError, `not an McpError: ${String(refused)}`);
+      assert.ok(tookMs < 5000, `the refusal took ${tookMs} ms`);
+      assert.equal(refused.code, -32040);
+      const data = latchkeyData(refused);
+      assert.equal(data.server, other.url);
+      assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+      assert.match(refused.message, escape(data.userCode));
+    } finally {
+      await other.close();
+    }
+  });
+
+  it(
+    'an SDK host that hangs up after the refusal: approving the code it showed still logs in',
+    {
+      todo: 'known bug: the proxy exits with its host, and the background device login dies with it',
+    },
+    async () => {
+      const other = await proxyEnv({ accessTokenTtl: 300 });
+      try {
+        // Client.connect closes the transport when initialize fails: the proxy process ends.
+        const refused = await other.host(['--device']).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        assert.ok(refused instanceof McpError);
+        const data = latchkeyData(refused);
+        assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+        await approveDevice(data.verificationUri, data.userCode, { subject: 'late-user' });
+        // The user approved the code the host showed; a restarted proxy must find the login done.
+        const store = await other.openStore();
+        const deadline = Date.now() + 6000;
+        while ((await store.listCredentials({ server: other.url })).length === 0 && Date.now() < deadline)
+          await pause(250);
+        assert.equal(
+          (await store.listCredentials({ server: other.url })).length,
+          1,
+          'the approved device login was stored',
+        );
+        const host = await other.host(['--device']);
+        assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'late-user');
+      } finally {
+        await other.close();
+      }
+    },
+  );
+});
