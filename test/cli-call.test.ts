@@ -47,7 +47,7 @@ describe('latchkey tools and call', () => {
   }
 
   before(async () => {
-    as = await startAuthorizationServer({ accessTokenTtl: 1 });
+    as = await startAuthorizationServer({ accessTokenTtl: 2 });
     mcp = await startMcpServer({ authorizationServer: as });
     legacy = await startLegacySseMcpServer({ authorizationServer: as });
     home = await mkdtemp(join(tmpdir(), 'latchkey-call-'));

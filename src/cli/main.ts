@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
@@ -13,10 +13,6 @@ import { readFileSync } from 'node:fs';
 
 import type { TransportStrategy } from '../mcp/connection.js';
 import type { ProxyLoginPolicy } from '../proxy/authorizer.js';
-import { call } from './commands/call.js';
-import { demo } from './commands/demo.js';
-import { doctor } from './commands/doctor.js';
-import { proxy } from './commands/proxy.js';
 import { reconnect } from './commands/reconnect.js';
 import { reset } from './commands/reset.js';
 import { events } from './commands/events.js';
@@ -24,14 +20,24 @@ import { login } from './commands/login.js';
 import { logout } from './commands/logout.js';
 import { status } from './commands/status.js';
 import { token } from './commands/token.js';
-import { tools } from './commands/tools.js';
-import { connectMcpClient } from '../mcp/client.js';
 import { checkedServer, parseHeaders } from './server-args.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
 import { createSpinner } from './spinner.js';
 import { VERSION } from './version.js';
+
+// The commands that load the MCP SDK, the demo's servers or the discovery chain are
+// imported when they run: every start of the CLI (a host spawning `latchkey proxy`, a
+// script calling `latchkey token`) pays only for what it uses.
+const lazy = {
+  call: async () => (await import('./commands/call.js')).call,
+  demo: async () => (await import('./commands/demo.js')).demo,
+  doctor: async () => (await import('./commands/doctor.js')).doctor,
+  proxy: async () => (await import('./commands/proxy.js')).proxy,
+  tools: async () => (await import('./commands/tools.js')).tools,
+  connectMcpClient: async () => (await import('../mcp/client.js')).connectMcpClient,
+};
 
 /**
  * Parse `argv` and run the command. Returns the exit code; never calls process.exit, so it
@@ -72,7 +78,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--json', 'machine-readable findings', false)
     .addHelpText('after', '\nExample:\n  latchkey doctor https://mcp.example.com/mcp')
     .action(async (server: string, opts: { json: boolean }) => {
-      if (!(await doctor(io, server, opts))) exitCode = ExitCode.ERROR;
+      if (!(await (await lazy.doctor())(io, server, opts))) exitCode = ExitCode.ERROR;
     });
 
   program
@@ -216,7 +222,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --auto',
     )
     .action(async (opts: { auto?: boolean; tokenSeconds: number }) => {
-      await demo(io, {
+      await (
+        await lazy.demo()
+      )(io, {
         auto: opts.auto ?? !process.stdin.isTTY,
         tokenSeconds: Math.round(opts.tokenSeconds),
       });
@@ -274,6 +282,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--debug', 'debug logging on stderr', false)
     .option('--silent', 'log errors only', false)
     .option('--log-file <path>', 'also append log lines to this file (created 0600)')
+    .addOption(new Option('--login-agent', 'internal: run as the detached device-login agent').hideHelp())
     .addHelpText(
       'after',
       '\nExamples:\n  latchkey proxy https://mcp.example.com/mcp\n  latchkey proxy https://mcp.example.com/mcp --device --timeout 120\n  latchkey proxy https://mcp.example.com/mcp --header "X-Tenant: ${TENANT}"\n\nstdout carries MCP messages only; everything else goes to stderr.',
@@ -290,7 +299,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         resource: !opts.disableResourceParameter,
         ...(port === undefined ? {} : { port }),
       });
-      await proxy(io, {
+      await (
+        await lazy.proxy()
+      )(io, {
         server,
         headers: opts.header ?? [],
         transport: opts.transport,
@@ -309,6 +320,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         loginTimeoutMs: opts.authTimeout * 1000,
         logLevel: opts.debug ? 'debug' : opts.silent ? 'error' : proxyLogLevel(io.env),
         ...(opts.logFile === undefined ? {} : { logFile: opts.logFile }),
+        ...(opts.loginAgent === true ? { loginAgent: true } : {}),
       });
     });
 
@@ -330,6 +342,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       "\nNever starts a login: without a credential it exits 4 and names the login command.\n\nExamples:\n  latchkey tools https://mcp.example.com/mcp\n  latchkey tools https://mcp.example.com/mcp --json | jq '.tools[].name'",
     )
     .action(async (server: string, opts: ClientFlags) => {
+      const tools = await lazy.tools();
       await withClient(io, server, opts, (client, url) => tools(client, io, url, opts));
     });
 
@@ -354,6 +367,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     )
     .action(async (server: string, tool: string, args: string, opts: ClientFlags) => {
       const argumentsJson = args === '-' ? await readAll(io.stdin ?? process.stdin) : args;
+      const call = await lazy.call();
       await withClient(io, server, opts, (client, url) =>
         call(client, io, url, { tool, argumentsJson, json: opts.json }),
       );
@@ -399,7 +413,9 @@ async function withClient(
     io,
     () => ({}),
     async (manager) => {
-      const client = await connectMcpClient(url, {
+      const client = await (
+        await lazy.connectMcpClient()
+      )(url, {
         manager,
         transport: opts.transport,
         headers,
@@ -449,6 +465,7 @@ interface ProxyFlags extends Omit<LoginFlags, 'resource'> {
   debug: boolean;
   silent: boolean;
   logFile?: string;
+  loginAgent?: boolean;
 }
 
 function loginOptions(store: CredentialStore, io: CliIO, opts: LoginFlags): LoginOptions {

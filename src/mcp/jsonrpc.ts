@@ -3,7 +3,6 @@
  * so these are shape checks, not schema validation: the host and the server each validate
  * what they receive against their own protocol revision.
  */
-import { ErrorCode as SdkErrorCode } from '@modelcontextprotocol/sdk/types.js';
 
 export type JsonRpcId = string | number;
 
@@ -36,14 +35,15 @@ export interface JsonRpcResponse {
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
 /**
- * Error codes latchkey answers the host with. The first two are the MCP SDK's own, so hosts
+ * Error codes latchkey answers the host with. The first two equal the MCP SDK's own (a unit
+ * test checks; not imported, to keep the SDK's schemas out of the proxy's start), so hosts
  * already treat them as transport trouble; the rest sit in JSON-RPC's implementation range.
  */
 export const RpcErrorCode = {
   /** The connection broke while the request was in flight, and it was not safe to resend. */
-  CONNECTION_CLOSED: SdkErrorCode.ConnectionClosed,
+  CONNECTION_CLOSED: -32000,
   /** No answer within the request timeout. */
-  REQUEST_TIMEOUT: SdkErrorCode.RequestTimeout,
+  REQUEST_TIMEOUT: -32001,
   /** The user must log in (or finish a device login) before the server can be reached. */
   AUTH_REQUIRED: -32040,
   /** The server or the authorization server could not be reached; retrying later may help. */

@@ -23,6 +23,11 @@ export interface ProxyAuthorizerOptions {
   login?: ProxyLoginPolicy;
   scopes?: readonly string[];
   subject?: string;
+  /**
+   * Run the login somewhere else (the device agent) instead of through the manager's hook in
+   * this process. Gets the prompt callback; settles when the credential is stored.
+   */
+  runLogin?: (onPrompt: (prompt: DevicePrompt) => void) => Promise<void>;
 }
 
 export interface ProxyAuthorizer {
@@ -36,18 +41,27 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
   let prompt: DevicePrompt | undefined;
   const promptWaiters = new Set<(prompt: DevicePrompt) => void>();
 
-  function start(): Promise<void> {
-    flight ??= options.manager
+  function showPrompt(shown: DevicePrompt): void {
+    prompt = shown;
+    for (const waiter of promptWaiters) waiter(shown);
+  }
+
+  function login(): Promise<void> {
+    if (options.runLogin !== undefined) return options.runLogin(showPrompt);
+    return options.manager
       .getToken(options.server, {
         interactive: true,
         ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
         ...(options.subject === undefined ? {} : { subject: options.subject }),
       })
-      .then(() => undefined)
-      .finally(() => {
-        flight = undefined;
-        prompt = undefined;
-      });
+      .then(() => undefined);
+  }
+
+  function start(): Promise<void> {
+    flight ??= login().finally(() => {
+      flight = undefined;
+      prompt = undefined;
+    });
     // Observed by whoever awaits it; a background device login may have no waiter left.
     flight.catch(() => undefined);
     return flight;
@@ -82,9 +96,7 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
   return {
     authorize,
     onDevicePrompt(shown, server) {
-      if (server !== options.server) return;
-      prompt = shown;
-      for (const waiter of promptWaiters) waiter(shown);
+      if (server === options.server) showPrompt(shown);
     },
   };
 }

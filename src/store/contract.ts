@@ -149,6 +149,8 @@ export const EventType = {
   REVOKED: 'revoked',
   DELETED: 'deleted',
   RECONNECT: 'reconnect',
+  /** A device login is waiting for the user: its URL, user code and expiry (never the device code). */
+  DEVICE_PROMPT: 'device-prompt',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

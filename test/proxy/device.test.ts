@@ -237,38 +237,42 @@ describe('latchkey proxy --device: a headless login from inside the host', () =>
     }
   });
 
-  it(
-    'an SDK host that hangs up after the refusal: approving the code it showed still logs in',
-    {
-      todo: 'known bug: the proxy exits with its host, and the background device login dies with it',
-    },
-    async () => {
-      const other = await proxyEnv({ accessTokenTtl: 300 });
-      try {
-        // Client.connect closes the transport when initialize fails: the proxy process ends.
-        const refused = await other.host(['--device']).then(
-          () => undefined,
-          (error: unknown) => error,
-        );
-        assert.ok(refused instanceof McpError);
-        const data = latchkeyData(refused);
-        assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
-        await approveDevice(data.verificationUri, data.userCode, { subject: 'late-user' });
-        // The user approved the code the host showed; a restarted proxy must find the login done.
-        const store = await other.openStore();
-        const deadline = Date.now() + 6000;
-        while ((await store.listCredentials({ server: other.url })).length === 0 && Date.now() < deadline)
-          await pause(250);
-        assert.equal(
-          (await store.listCredentials({ server: other.url })).length,
-          1,
-          'the approved device login was stored',
-        );
-        const host = await other.host(['--device']);
-        assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'late-user');
-      } finally {
-        await other.close();
-      }
-    },
-  );
+  it('an SDK host that hangs up after the refusal: the code it showed still logs in, and a new proxy shows the same code', async () => {
+    const other = await proxyEnv({ accessTokenTtl: 300 });
+    try {
+      // Client.connect closes the transport when initialize fails: the proxy process ends
+      // (stdin closed, then SIGTERM, then SIGKILL). The device login lives in its agent.
+      const refused = await other.host(['--device']).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof McpError);
+      const data = latchkeyData(refused);
+      assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+      // The host restarts the server before the user gets round to it: same code, no new one.
+      const again = await other.host(['--device']).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(again instanceof McpError);
+      assert.equal(latchkeyData(again).userCode, data.userCode, 'a restarted proxy shows the pending code');
+      assert.equal(other.as.counters.count('device_authorization'), 1, 'one device authorization');
+      // Well after the SDK would have killed the first proxy.
+      await pause(4_500);
+      await approveDevice(data.verificationUri, data.userCode, { subject: 'late-user' });
+      const store = await other.openStore();
+      const deadline = Date.now() + 15_000;
+      while ((await store.listCredentials({ server: other.url })).length === 0 && Date.now() < deadline)
+        await pause(250);
+      assert.equal(
+        (await store.listCredentials({ server: other.url })).length,
+        1,
+        'the approved login was stored',
+      );
+      const host = await other.host(['--device']);
+      assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'late-user');
+    } finally {
+      await other.close();
+    }
+  });
 });

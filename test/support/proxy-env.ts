@@ -10,7 +10,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import type { CredentialStore } from '../../src/store/contract.js';
+import { EventType, type CredentialStore } from '../../src/store/contract.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
@@ -106,6 +106,16 @@ export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}
     },
     async close() {
       await Promise.all(hosts.map((h) => h.close().catch(() => undefined)));
+      // Device-login agents are detached on purpose (they outlive their proxy); end them here.
+      const events = await (await openStore()).readEvents({ limit: 10_000 }).catch(() => []);
+      for (const event of events) {
+        if (event.type !== EventType.DEVICE_PROMPT) continue;
+        try {
+          process.kill(event.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
       for (const s of stores) await s.close().catch(() => undefined);
       await mcp.close();
       await mcpProxy.close();

@@ -1,9 +1,15 @@
+import { spawn } from 'node:child_process';
+
+import { LOCAL_SUBJECT } from '../../credential/key.js';
 import { openSync, writeSync } from 'node:fs';
 
 import { CredentialManager } from '../../lifecycle/manager.js';
-import { createLogger, type LogLevel } from '../../log.js';
+import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
-import { createLoginHook, type LoginOptions } from '../../oauth/login.js';
+import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
+import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
+import { deviceLoginThroughAgent, devicePromptEvent } from '../../proxy/device-agent.js';
+import type { CredentialStore } from '../../store/contract.js';
 import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
 import { announcePresence } from '../../proxy/presence.js';
 import { runStdioRelay } from '../../proxy/stdio.js';
@@ -26,6 +32,8 @@ export interface ProxyCommandOptions {
   loginTimeoutMs: number;
   logLevel: LogLevel;
   logFile?: string;
+  /** Internal: this process is the detached device-login agent of a proxy (device-agent.ts). */
+  loginAgent?: boolean;
 }
 
 /**
@@ -55,11 +63,30 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
       onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
     }),
   });
+  if (options.loginAgent === true) {
+    await runLoginAgent(manager, store, server, options, (handler) => (onDevicePrompt = handler));
+    return;
+  }
+  // Device logins run in a detached agent that outlives this process (see device-agent.ts).
+  const viaAgent = chooseFlow(options.loginOptions, io.env) === 'device';
+  const showPrompt = stderrDevicePrompt({ server, write: io.err });
   const authorizer = createProxyAuthorizer({
     manager,
     server,
     login: options.login,
     ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
+    ...(viaAgent
+      ? {
+          runLogin: (onPrompt) =>
+            deviceLoginThroughAgent(
+              { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
+              (p) => {
+                showPrompt(p);
+                onPrompt(p);
+              },
+            ),
+        }
+      : {}),
   });
   onDevicePrompt = authorizer.onDevicePrompt;
   const connection = new McpConnection({
@@ -87,6 +114,43 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     manager.close();
     await store.close();
   }
+}
+
+/**
+ * The agent: log in once (publishing the device prompt to the store), then exit. Nobody
+ * reads its stdio; its log goes to --log-file when one was given.
+ */
+async function runLoginAgent(
+  manager: CredentialManager,
+  store: CredentialStore,
+  server: string,
+  options: ProxyCommandOptions,
+  setPromptHandler: (handler: NonNullable<LoginOptions['onDevicePrompt']>) => void,
+): Promise<void> {
+  setPromptHandler((prompt, forServer) => {
+    if (forServer !== server) return;
+    void store.appendEvent(devicePromptEvent(server, LOCAL_SUBJECT, prompt)).catch(() => undefined);
+  });
+  try {
+    await manager.login(server, options.scopes === undefined ? {} : { scopes: options.scopes });
+  } finally {
+    manager.close();
+    await store.close();
+  }
+}
+
+/** Start this same command line again as a detached login agent. */
+function spawnAgent(io: CliIO, logger: Logger): number | undefined {
+  const argv = process.argv.slice(1);
+  const child = spawn(process.execPath, [...process.execArgv, ...argv, '--login-agent'], {
+    detached: true,
+    stdio: 'ignore',
+    env: io.env,
+  });
+  child.on('error', (error) => logger.warn(`could not start the device login: ${error.message}`));
+  child.unref();
+  logger.debug('device login agent started', { pid: child.pid ?? -1 });
+  return child.pid;
 }
 
 /** Log lines go to stderr, and to a 0600 file when asked. */
