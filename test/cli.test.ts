@@ -136,3 +136,29 @@ describe('cli', () => {
     assert.match(io.stdout, /"type":"reconnect"/);
   });
 });
+
+describe('cli help', () => {
+  const commands = ['status', 'doctor', 'events', 'token', 'login', 'logout', 'reset', 'demo', 'proxy'];
+  const more = ['tools', 'call', 'reconnect'];
+
+  it('every command, and the root, documents itself with examples; help exits 0 on stdout', async () => {
+    const root = captureIO({});
+    assert.equal(await main(['--help'], root), ExitCode.OK);
+    for (const name of [...commands, ...more]) {
+      assert.match(root.stdout, new RegExp(`\\n  ${name} `), `${name} listed in the root help`);
+      const io = captureIO({});
+      assert.equal(await main([name, '--help'], io), ExitCode.OK, name);
+      assert.match(io.stdout, /Examples?:\n  latchkey /, `${name} --help has an example`);
+      assert.equal(io.stderr, '');
+    }
+    assert.match(root.stdout, /Examples:\n  latchkey demo/);
+    assert.match(root.stdout, /Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 cancelled\./);
+    assert.doesNotMatch(root.stdout + (await helpOf('proxy')), /login-agent/, 'internal flags stay hidden');
+  });
+});
+
+async function helpOf(command: string): Promise<string> {
+  const io = captureIO({});
+  await main([command, '--help'], io);
+  return io.stdout;
+}

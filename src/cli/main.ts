@@ -48,6 +48,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
   const program = new Command('latchkey')
     .description('OAuth credentials for remote MCP servers: log in once, stay logged in, log out for real.')
     .version(VERSION)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  latchkey demo                                   a one-minute tour, nothing to set up\n  latchkey login https://mcp.example.com/mcp      log in once\n  latchkey status                                 what is stored, and its state\n  latchkey proxy https://mcp.example.com/mcp      in a host config, instead of mcp-remote\n  latchkey logout https://mcp.example.com/mcp     revoke at the server, then forget\n\nExit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 cancelled.\nStore: $LATCHKEY_HOME (default ~/.config/latchkey). Every option: docs/configuration.md.',
+    )
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
@@ -104,7 +108,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .argument('<server>', 'MCP server URL')
     .addHelpText(
       'after',
-      '\nExample:\n  curl -H "Authorization: Bearer $(latchkey token https://mcp.example.com/mcp)" https://mcp.example.com/mcp',
+      '\nExamples:\n  latchkey token https://mcp.example.com/mcp\n  curl -H "Authorization: Bearer $(latchkey token https://mcp.example.com/mcp)" https://mcp.example.com/mcp',
     )
     .action(async (server: string) => {
       await withManager(
