@@ -33,6 +33,7 @@ const StatusSchema = z.object({
       server: z.string().url(),
       issuer: z.string().url(),
       subject: z.string(),
+      account: z.string().optional(),
       state: z.enum(['valid', 'refresh-due', 'retrying', 'needs-login', 'expired']),
       expiresAt: z.number().optional(),
       refreshable: z.boolean(),
@@ -166,16 +167,23 @@ describe('the latchkey binary, end to end', () => {
 
   it('device login: the code on stderr, approved on "another device"', async () => {
     let approving: Promise<void> | undefined;
-    const run = await latchkey(['login', mcp.url, '--device'], env, (stderr) => {
-      const code = /enter the code:\s+(\S+)/.exec(stderr)?.[1];
-      const uri = /open this page on any device:\s+(\S+)/.exec(stderr)?.[1];
-      if (code !== undefined && uri !== undefined)
-        approving ??= approveDevice(uri, code, { subject: 'device-user' });
-    });
+    // With openid, the AS issues an ID token: status can name the account at the AS.
+    const run = await latchkey(
+      ['login', mcp.url, '--device', '--scope', 'mcp:tools openid'],
+      env,
+      (stderr) => {
+        const code = /enter the code:\s+(\S+)/.exec(stderr)?.[1];
+        const uri = /open this page on any device:\s+(\S+)/.exec(stderr)?.[1];
+        if (code !== undefined && uri !== undefined)
+          approving ??= approveDevice(uri, code, { subject: 'device-user' });
+      },
+    );
     await approving;
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stderr, /Logged in to /);
+    assert.match(run.stderr, / as device-user at /);
     const report = StatusSchema.parse(JSON.parse((await latchkey(['status', '--json'], env)).stdout));
+    assert.equal(report.credentials[0]?.account, 'device-user');
+    assert.match((await latchkey(['status'], env)).stdout, / device-user at 127\.0\.0\.1:\d+ /);
     assert.equal(report.credentials[0]?.state, 'valid');
     assert.equal(report.credentials[0]?.refreshable, true);
     assert.ok(

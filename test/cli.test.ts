@@ -148,10 +148,10 @@ describe('cli help', () => {
       assert.match(root.stdout, new RegExp(`\\n  ${name} `), `${name} listed in the root help`);
       const io = captureIO({});
       assert.equal(await main([name, '--help'], io), ExitCode.OK, name);
-      assert.match(io.stdout, /Examples?:\n  latchkey /, `${name} --help has an example`);
+      assert.match(io.stdout, /Examples?:\n {2}latchkey /, `${name} --help has an example`);
       assert.equal(io.stderr, '');
     }
-    assert.match(root.stdout, /Examples:\n  latchkey demo/);
+    assert.match(root.stdout, /Examples:\n {2}latchkey demo/);
     assert.match(root.stdout, /Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 cancelled\./);
     assert.doesNotMatch(root.stdout + (await helpOf('proxy')), /login-agent/, 'internal flags stay hidden');
   });

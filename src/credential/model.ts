@@ -29,6 +29,18 @@ export interface CredentialRecord {
   /** Refresh-token expiry when the AS reported it (`refresh_token_expires_in`). */
   refreshTokenExpiresAt?: number;
   /**
+   * The user at the identity provider (email, username or `sub` from the ID token or a JWT
+   * access token), when the tokens say. For display only; not a secret, stored in clear.
+   */
+  account?: string;
+  /**
+   * The RFC 8707 `resource` sent when the tokens were obtained, sent again on refresh: the
+   * protected-resource metadata's `resource` or a `--resource` override, which may differ
+   * from the server URL. `null`: none was sent (`--no-resource`, Entra v2), so none is sent
+   * on refresh either. Absent (older records): the server URL.
+   */
+  resource?: string | null;
+  /**
    * True when latchkey obtained the tokens itself. Externally supplied tokens are never
    * revoked at the AS on logout, only forgotten.
    */

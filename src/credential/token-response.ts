@@ -1,5 +1,5 @@
 import type { CredentialKey } from './key.js';
-import { jwtExpiry } from './jwt.js';
+import { jwtAccount, jwtExpiry } from './jwt.js';
 import type { CredentialRecord } from './model.js';
 
 /** The token endpoint response fields latchkey uses (RFC 6749 section 5.1). */
@@ -22,6 +22,8 @@ export interface TokenResponseContext {
   requestedScopes?: readonly string[];
   /** The credential being refreshed, whose refresh token survives when the AS omits a new one. */
   previous?: CredentialRecord;
+  /** The `resource` sent with the request (`null`: none); default: the previous credential's. */
+  resource?: string | null;
   owned?: boolean;
 }
 
@@ -50,6 +52,10 @@ export function credentialFromTokenResponse(
   if (expiry.at !== undefined) record.expiresAt = expiry.at;
   const rtExpiry = refreshTokenExpiry(res, ctx);
   if (rtExpiry !== undefined) record.refreshTokenExpiresAt = rtExpiry;
+  const account = jwtAccount(idToken, res.access_token) ?? previous?.account;
+  if (account !== undefined) record.account = account;
+  const resource = ctx.resource === undefined ? previous?.resource : ctx.resource;
+  if (resource !== undefined) record.resource = resource;
   return record;
 }
 

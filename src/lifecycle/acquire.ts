@@ -38,6 +38,8 @@ export interface AcquiredTokens {
   requestedScopes?: readonly string[];
   /** False for externally supplied tokens, which logout must not revoke. Default true. */
   owned?: boolean;
+  /** The RFC 8707 `resource` the grant was sent with (`null`: none); refreshes send the same. */
+  resource?: string | null;
 }
 
 /**
@@ -113,6 +115,7 @@ async function runHook(
     clientId: tokens.clientId,
     requestedAt: tokens.requestedAt,
     ...(tokens.requestedScopes === undefined ? {} : { requestedScopes: tokens.requestedScopes }),
+    ...(tokens.resource === undefined ? {} : { resource: tokens.resource }),
     owned: tokens.owned ?? true,
   });
   secrets.add(record.secrets.accessToken);

@@ -98,7 +98,7 @@ async function sendRefresh(
     ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
     result = await refreshTokenGrant(client, refreshToken, {
       timeoutMs: ctx.requestTimeoutMs,
-      ...(ctx.sendResource ? { resource: key.server } : {}),
+      ...refreshResource(ctx, current),
     });
   } catch (error) {
     if (error instanceof LatchkeyError) throw error;
@@ -258,4 +258,14 @@ function refreshDetail(record: { expiresAt?: number; obtainedAt: number }): Reco
 /** Single-flight key for refreshes of one credential. */
 export function refreshFlightKey(cred: StoredCredential): string {
   return `refresh\u0000${keyId(cred.key)}`;
+}
+
+/**
+ * The `resource` of a refresh: what the login sent (which may be the metadata's `resource` or
+ * an override rather than the server URL), nothing when the login sent none, and nothing when
+ * the manager is told never to send it.
+ */
+function refreshResource(ctx: EngineContext, current: StoredCredential): { resource?: string } {
+  if (!ctx.sendResource || current.resource === null) return {};
+  return { resource: current.resource ?? current.key.server };
 }

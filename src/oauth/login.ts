@@ -108,7 +108,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     offlineAccess: options.quirks?.offlineAccess,
   });
   const flow = chooseFlow(options);
-  let result: { clientId: string; grant: GrantResult };
+  let result: { clientId: string; grant: GrantResult; resource: string | undefined };
   try {
     result = await withRegistrationRetry(
       () => runFlow(options, request, as, flow, scopes, discovery),
@@ -129,7 +129,14 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     response: result.grant.response,
     ...(scopes === undefined ? {} : { requestedScopes: scopes }),
     owned: true,
+    resource: result.resource ?? null,
   };
+}
+
+/** The RFC 8707 resource to send: none (Entra v2), an override, or what the metadata names. */
+function resourceFor(options: LoginOptions, discovery: ServerDiscovery): string | undefined {
+  if (options.quirks?.omitResource === true) return undefined;
+  return options.quirks?.resource ?? discovery.resource;
 }
 
 /** One flow run; an `invalid_client` from a stored registration evicts it and registers once more. */
@@ -154,10 +161,9 @@ async function runFlow(
   flow: LoginFlow,
   scopes: string[] | undefined,
   discovery: ServerDiscovery,
-): Promise<{ clientId: string; grant: GrantResult }> {
+): Promise<{ clientId: string; grant: GrantResult; resource: string | undefined }> {
   const config = options.client ?? {};
-  const resource =
-    options.quirks?.omitResource === true ? undefined : (options.quirks?.resource ?? discovery.resource);
+  const resource = resourceFor(options, discovery);
   const scope = scopes?.join(' ');
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const base = {
@@ -183,7 +189,7 @@ async function runFlow(
       signal: request.signal,
       server: request.server,
     });
-    return { clientId: registration.clientId, grant };
+    return { clientId: registration.clientId, grant, resource };
   }
 
   if (flow === 'device') {
@@ -210,7 +216,7 @@ async function runFlow(
         options.onDevicePrompt?.(prompt, request.server);
       },
     });
-    return { clientId: registration.clientId, grant };
+    return { clientId: registration.clientId, grant, resource };
   }
 
   const receiver = await startRedirectReceiver({
@@ -246,7 +252,7 @@ async function runFlow(
         ? {}
         : { extraParams: options.quirks.extraAuthorizationParams }),
     });
-    return { clientId: registration.clientId, grant };
+    return { clientId: registration.clientId, grant, resource };
   } finally {
     receiver.close();
   }

@@ -9,7 +9,7 @@ import {
   refreshTokenUsable,
 } from '../../src/credential/expiry.js';
 import { canonicalServer, keyId } from '../../src/credential/key.js';
-import { jwtExpiry } from '../../src/credential/jwt.js';
+import { jwtAccount, jwtExpiry } from '../../src/credential/jwt.js';
 import type { CredentialRecord } from '../../src/credential/model.js';
 import { credentialFromTokenResponse } from '../../src/credential/token-response.js';
 import { isLatchkeyError } from '../../src/errors.js';
@@ -179,5 +179,72 @@ describe('server canonicalization', () => {
 
   it('gives distinct key ids for distinct keys', () => {
     assert.notEqual(keyId(key), keyId({ ...key, subject: 'other' }));
+  });
+});
+
+describe('account from the tokens', () => {
+  const key = { server: 'https://mcp.example.com/mcp', issuer: 'https://as.example.com', subject: 'local' };
+
+  it('prefers the ID token, and the most readable claim in it', () => {
+    assert.equal(
+      jwtAccount(jwt({ sub: 'u1', email: 'ann@example.com' }), jwt({ sub: 'x' })),
+      'ann@example.com',
+    );
+    assert.equal(jwtAccount(jwt({ sub: 'u1', preferred_username: 'ann' })), 'ann');
+    assert.equal(jwtAccount(undefined, jwt({ upn: 'ann@corp', sub: 'u1' })), 'ann@corp');
+    assert.equal(jwtAccount('opaque-token', undefined), undefined);
+  });
+
+  it('refuses control characters (it lands in a terminal) and absurd lengths', () => {
+    assert.equal(jwtAccount(jwt({ email: 'a\u001b[2Jb', sub: 'u1' })), 'u1');
+    assert.equal(jwtAccount(jwt({ email: 'x'.repeat(500) })), undefined);
+  });
+
+  it('is kept in the credential, and survives a refresh that brings no ID token', () => {
+    const first = credentialFromTokenResponse(
+      { access_token: 'opaque', id_token: jwt({ sub: 'u1', email: 'ann@example.com' }) },
+      { key, clientId: 'c', requestedAt: 0 },
+    );
+    assert.equal(first.account, 'ann@example.com');
+    const stored = {
+      ...first,
+      generation: 1,
+      status: { state: 'valid' as const, failures: 0 },
+      updatedAt: 0,
+    };
+    const refreshed = credentialFromTokenResponse(
+      { access_token: 'opaque-2' },
+      { key, clientId: 'c', requestedAt: 1, previous: stored },
+    );
+    assert.equal(refreshed.account, 'ann@example.com');
+    assert.equal(
+      credentialFromTokenResponse({ access_token: 'opaque' }, { key, clientId: 'c', requestedAt: 0 }).account,
+      undefined,
+    );
+  });
+});
+
+describe('resource indicator kept with the credential', () => {
+  const key = { server: 'https://mcp.example.com/mcp', issuer: 'https://as.example.com', subject: 'local' };
+  const stored = (record: ReturnType<typeof credentialFromTokenResponse>) => ({
+    ...record,
+    generation: 1,
+    status: { state: 'valid' as const, failures: 0 },
+    updatedAt: 0,
+  });
+
+  it('records what the login sent, including "none", and a refresh keeps it', () => {
+    for (const resource of ['https://api.example.com', null]) {
+      const login = credentialFromTokenResponse(
+        { access_token: 'a' },
+        { key, clientId: 'c', requestedAt: 0, resource },
+      );
+      assert.equal(login.resource, resource);
+      const refreshed = credentialFromTokenResponse(
+        { access_token: 'b' },
+        { key, clientId: 'c', requestedAt: 1, previous: stored(login) },
+      );
+      assert.equal(refreshed.resource, resource);
+    }
   });
 });

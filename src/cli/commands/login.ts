@@ -11,13 +11,14 @@ export async function login(token: AccessToken, store: CredentialStore, io: CliI
   const expiry =
     token.expiresAt === undefined ? 'no expiry given' : `expires ${new Date(token.expiresAt).toISOString()}`;
   const scopes = token.scopes.length === 0 ? '' : `, scopes: ${token.scopes.join(' ')}`;
-  io.err(`Logged in to ${token.server} at ${token.issuer} (${expiry}${scopes}).\n`);
-  io.err(`Credential stored in ${store.security.location} (key: ${store.security.keySource}).\n`);
   const [cred] = await store.listCredentials({
     server: token.server,
     issuer: token.issuer,
     subject: token.subject,
   });
+  const account = cred?.account === undefined ? '' : ` as ${cred.account}`;
+  io.err(`Logged in to ${token.server}${account} at ${token.issuer} (${expiry}${scopes}).\n`);
+  io.err(`Credential stored in ${store.security.location} (key: ${store.security.keySource}).\n`);
   if (cred !== undefined && cred.secrets.refreshToken === undefined) {
     io.err(
       `warning: ${token.issuer} issued no refresh token, so you will have to log in again when the access ` +

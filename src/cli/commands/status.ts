@@ -32,7 +32,7 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
     const s = summary(cred, now);
     return [
       s.server,
-      `${s.subject} at ${hostOf(s.issuer)}`,
+      `${s.account ?? s.subject} at ${hostOf(s.issuer)}`,
       s.state,
       describeExpiry(s.expiresAt, now, 'no expiry (valid until rejected)'),
       s.refreshable ? `yes, ${describeExpiry(s.refreshTokenExpiresAt, now, 'no expiry')}` : 'none',
@@ -90,6 +90,7 @@ function summary(cred: StoredCredential, now: number) {
     server: cred.key.server,
     issuer: cred.key.issuer,
     subject: cred.key.subject,
+    ...(cred.account === undefined ? {} : { account: cred.account }),
     state: state(cred, now),
     expiresAt: cred.expiresAt,
     refreshable: cred.secrets.refreshToken !== undefined,
