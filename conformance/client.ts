@@ -21,12 +21,15 @@ import {
   createMemoryStore,
   CredentialManager,
   type LoginFlow,
+  McpConnection,
 } from '../src/index.js';
 import { StatelessClient, type Tool } from './stateless.js';
 
 /** The Client ID Metadata Document URL the harness's CIMD scenarios expect. */
 const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
 const CLIENT_INFO = { name: 'latchkey-conformance', version: '0.1.0' };
+/** Tools called at most at a stateless revision (a scenario lists a handful). */
+const MAX_TOOL_CALLS = 20;
 /** Revisions with the initialize handshake; later ones are stateless (SEP-2575). */
 const STATEFUL_REVISIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
 
@@ -35,6 +38,8 @@ interface ScenarioContext {
   client_secret?: string;
   private_key_pem?: string;
   signing_algorithm?: string;
+  /** The calls a scenario wants made (http-custom-headers): tool names and their arguments. */
+  toolCalls?: Array<{ name: string; arguments: Record<string, unknown> }>;
 }
 
 async function main(): Promise<void> {
@@ -63,7 +68,7 @@ async function main(): Promise<void> {
   const authFetch = createAuthFetch(serverUrl, { manager });
   try {
     if (revision === undefined || STATEFUL_REVISIONS.has(revision)) await runStateful(serverUrl, authFetch);
-    else await runStateless(serverUrl, revision, authFetch);
+    else await runStateless(serverUrl, revision, { manager, authFetch, context });
   } finally {
     manager.close();
   }
@@ -119,17 +124,37 @@ async function runStateful(serverUrl: string, authFetch: typeof fetch): Promise<
   }
 }
 
-/** 2026-07-28 and later: stateless requests (see stateless.ts). */
-async function runStateless(serverUrl: string, revision: string, authFetch: typeof fetch): Promise<void> {
-  const client = new StatelessClient({
-    url: serverUrl,
-    protocolVersion: revision,
-    clientInfo: CLIENT_INFO,
-    fetch: authFetch,
+/**
+ * 2026-07-28 and later: stateless requests through latchkey's McpConnection (see
+ * stateless.ts). Every tool the connection leaves in the list is called, so a tool it failed
+ * to drop for a bad `x-mcp-header` would be called too; the scenario's own calls take
+ * precedence when it names them.
+ */
+async function runStateless(
+  serverUrl: string,
+  revision: string,
+  deps: { manager: CredentialManager; authFetch: typeof fetch; context: ScenarioContext },
+): Promise<void> {
+  // Authentication is the interactive auth fetch's (it logs in); the connection adds the wire.
+  const connection = new McpConnection({
+    server: serverUrl,
+    manager: deps.manager,
+    transport: 'streamable-http',
+    authenticate: false,
+    fetch: deps.authFetch,
   });
-  await client.discover();
-  const [tool] = await client.listTools();
-  if (tool !== undefined) await client.callTool(tool.name, exampleArguments(tool));
+  const client = new StatelessClient({ connection, protocolVersion: revision, clientInfo: CLIENT_INFO });
+  try {
+    await client.discover();
+    const tools = await client.listTools();
+    const listed = new Set(tools.map((t) => t.name));
+    const calls =
+      deps.context.toolCalls?.filter((c) => listed.has(c.name)) ??
+      tools.slice(0, MAX_TOOL_CALLS).map((tool) => ({ name: tool.name, arguments: exampleArguments(tool) }));
+    for (const call of calls) await client.callTool(call.name, call.arguments);
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Arguments for a tool call: a plain value of the right type for each required property. */

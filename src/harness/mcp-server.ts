@@ -21,6 +21,7 @@ import { z } from 'zod';
 import type { TestAuthorizationServer } from './authorization-server.js';
 import { Counters } from './counters.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
+import { createModernWire, type ModernControl } from './modern-wire.js';
 
 export interface McpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */
@@ -51,9 +52,12 @@ export interface TestMcpServer {
   /**
    * `auth`: missing | invalid_token | insufficient_scope | ok (per request);
    * `rpc`: JSON-RPC method names received; `tool`: tool names called;
-   * `session`: created | closed | not-found | dropped.
+   * `session`: created | closed | not-found | dropped; `modern` and `modern-tool-run`: the
+   * 2026-07-28 face (see modern-wire.ts).
    */
   readonly counters: Counters;
+  /** The 2026-07-28 (sessionless) face: break its streams, push list changes. */
+  readonly modern: ModernControl;
   /** Number of live MCP sessions. */
   readonly sessionCount: number;
   /** Forget every session, as a restarted server would: old session ids then get 404. */
@@ -67,6 +71,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
   const requiredScopes = [...(options.requiredScopes ?? as.scope.split(' ').filter(Boolean))];
   const counters = new Counters();
   const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const modern = createModernWire(counters, 'latchkey-test-server');
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
@@ -111,6 +116,11 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     const body = req.method === 'POST' ? await readJson(req, res) : undefined;
     if (body === INVALID) return;
     for (const message of Array.isArray(body) ? body : [body]) recordRpc(message);
+    if (req.method === 'POST' && modern.accepts(body)) {
+      // 2026-07-28 requests belong to no session: Mcp-Session-Id is ignored (TR-38).
+      modern.handle(req, res, body, auth);
+      return;
+    }
 
     const sessionId = header(req, 'mcp-session-id');
     let transport = sessionId === undefined ? undefined : sessions.get(sessionId);
@@ -212,6 +222,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     resourceMetadataUrl,
     directUrl,
     counters,
+    modern: modern.control,
     get sessionCount() {
       return sessions.size;
     },
@@ -226,6 +237,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     async close() {
       const transports = [...sessions.values()];
       sessions.clear();
+      modern.close();
       await Promise.all(transports.map((t) => t.close().catch(() => undefined)));
       await closeServer(server, sockets);
     },

@@ -38,8 +38,10 @@ import {
 } from './jsonrpc.js';
 import { LegacySseWire } from './legacy-sse.js';
 import { ReplayPolicy } from './replay-policy.js';
+import { ModernErrorCode, modernRevision, requestMetadataHeaders } from './request-metadata.js';
 import * as rpcErrors from './rpc-errors.js';
 import { type StreamProgress, StreamableHttpWire } from './streamable-http.js';
+import { ToolHeaders } from './tool-headers.js';
 import { HttpStatusError, isConnectRefused, StreamBrokenError } from './wire-errors.js';
 
 export type TransportStrategy = 'auto' | 'streamable-http' | 'sse';
@@ -79,13 +81,19 @@ export interface ConnectionOptions {
 
 interface Pending {
   readonly request: JsonRpcRequest;
+  /** The request's 2026-07-28 protocol version, when it is a modern (sessionless) request. */
+  readonly revision: string | undefined;
   readonly abort: AbortController;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: NodeJS.Timeout | undefined;
   settled: boolean;
+  /** A HeaderMismatch was answered by reading tools/list afresh; once per request. */
+  relearned?: boolean;
 }
 
 /** Re-tries of one host request across re-handshakes, logins and backoffs. */
 const MAX_ROUNDS = 6;
+/** tools/list pages read when relearning `x-mcp-header` annotations. */
+const MAX_TOOL_PAGES = 20;
 const INTERNAL_PREFIX = 'latchkey-';
 
 export class McpConnection {
@@ -97,6 +105,7 @@ export class McpConnection {
   readonly #log: Logger;
   readonly #fetch: typeof fetch;
   readonly #replay = new ReplayPolicy();
+  readonly #tools = new ToolHeaders();
   readonly #pending = new Map<string, Pending>();
   readonly #legacyWaiters = new Map<
     string,
@@ -113,6 +122,8 @@ export class McpConnection {
   #listening: AbortController | undefined;
   #loggedOut = false;
   #closed = false;
+  /** The host speaks 2026-07-28: no sessions, and no notifications go over HTTP. */
+  #modernHost = false;
   #nextInternalId = 0;
   /** The store's newest event when the connection started: older ones are history. */
   readonly #eventCursor: Promise<number>;
@@ -191,6 +202,8 @@ export class McpConnection {
 
   #startRequest(request: JsonRpcRequest): void {
     const key = idKey(request.id);
+    const revision = modernRevision(request);
+    if (revision !== undefined) this.#modernHost = true;
     if (request.method === 'initialize') {
       // A host (re)starting the handshake starts a new session.
       this.#init = { request, done: false };
@@ -199,17 +212,21 @@ export class McpConnection {
     }
     const timeoutMs = this.#o.requestTimeoutMs ?? 300_000;
     const abort = new AbortController();
+    const onTimeout = (): void => {
+      this.#answer(
+        pending,
+        errorResponse(request.id, rpcErrors.timedOut(this.server, request.method, timeoutMs)),
+      );
+      // 2026-07-28: closing the response stream (the abort above) is the cancellation.
+      if (revision === undefined) this.#cancelAtServer(request);
+    };
     const pending: Pending = {
       request,
+      revision,
       abort,
       settled: false,
-      timer: setTimeout(() => {
-        this.#answer(
-          pending,
-          errorResponse(request.id, rpcErrors.timedOut(this.server, request.method, timeoutMs)),
-        );
-        this.#cancelAtServer(request);
-      }, timeoutMs),
+      // A subscriptions/listen stream is meant to stay open: the host ends it by cancelling.
+      timer: isListen(request, revision) ? undefined : setTimeout(onTimeout, timeoutMs),
     };
     this.#pending.get(key)?.abort.abort();
     this.#pending.set(key, pending);
@@ -217,19 +234,25 @@ export class McpConnection {
   }
 
   async #dispatch(pending: Pending): Promise<void> {
-    const { request } = pending;
+    const { request, revision } = pending;
+    const endless = isListen(request, revision);
     let lastError: unknown;
-    for (let round = 0; round < MAX_ROUNDS && !pending.settled; round++) {
+    for (let round = 0; (endless || round < MAX_ROUNDS) && !pending.settled; round++) {
       let epoch = this.#epoch;
+      const started = Date.now();
       try {
         epoch = await this.#ready();
-        const response = await this.#exchange(request, pending.abort.signal);
-        this.#observe(request, response);
-        this.#answer(pending, response);
+        const response =
+          revision === undefined
+            ? await this.#exchange(request, pending.abort.signal)
+            : await this.#exchangeModern(request, revision, round, pending.abort.signal);
+        this.#answer(pending, this.#observe(request, response, revision));
         return;
       } catch (error) {
         if (pending.settled) return;
         lastError = error;
+        // A listen stream that lived a while was healthy: its backoff starts afresh.
+        if (endless && Date.now() - started > 10_000) round = 0;
         const next = await this.#recover(pending, error, epoch, round).catch((e: unknown) => e);
         if (next !== 'retry') {
           this.#answer(pending, errorResponse(request.id, this.#toRpcError(request, next)));
@@ -257,6 +280,9 @@ export class McpConnection {
       return 'retry';
     }
     if (error instanceof HttpStatusError) {
+      if (pending.revision !== undefined && error.rpcError !== undefined) {
+        return this.#modernRefusal(pending, error.rpcError);
+      }
       if (error.sessionExpired) {
         this.#log.info('the server forgot the session; re-initializing', { method: request.method });
         if (request.method !== 'initialize') await this.#rehandshake(epoch, 'session expired (HTTP 404)');
@@ -283,6 +309,13 @@ export class McpConnection {
       }
       return error;
     }
+    if (error instanceof StreamBrokenError && pending.revision !== undefined) {
+      // 2026-07-28 (TR-32): a broken stream lost the request, and closing it cancelled it at
+      // the server; the client re-issues it under a new id.
+      this.#log.info('a response stream broke; re-issuing the request', { method: request.method });
+      await sleep(backoffMs(round, error.retryMs), signal);
+      return 'retry';
+    }
     if (error instanceof StreamBrokenError) {
       if (error.garbage) void this.#rehandshake(epoch, 'undecodable data on a stream');
       if (!this.#replay.isRepeatable(request)) return new LostInFlight(error);
@@ -296,7 +329,8 @@ export class McpConnection {
       return 'retry';
     }
     if (signal.aborted) return error;
-    if (error instanceof TypeError && !this.#replay.isRepeatable(request)) return new LostInFlight(error);
+    const reissue = pending.revision !== undefined || this.#replay.isRepeatable(request);
+    if (error instanceof TypeError && !reissue) return new LostInFlight(error);
     if (error instanceof TypeError) {
       await sleep(backoffMs(round), signal);
       return 'retry';
@@ -337,10 +371,22 @@ export class McpConnection {
     this.onmessage?.(response);
   }
 
-  /** Bookkeeping from answers passing through: the handshake, subscriptions, tool hints. */
-  #observe(request: JsonRpcRequest, response: JsonRpcResponse): void {
-    if (response.error !== undefined) return;
+  /**
+   * Bookkeeping from answers passing through: the handshake, subscriptions, tool hints. Returns
+   * the answer for the host, which for a 2026-07-28 tools/list lacks the tools whose
+   * `x-mcp-header` annotations are invalid (the spec says to drop them).
+   */
+  #observe(
+    request: JsonRpcRequest,
+    response: JsonRpcResponse,
+    revision: string | undefined,
+  ): JsonRpcResponse {
+    if (response.error !== undefined) return response;
     const result = response.result as Record<string, unknown> | undefined;
+    if (request.method === 'tools/list') {
+      this.#replay.learnTools(result, request.params?.['cursor'] === undefined);
+      if (revision !== undefined) return { ...response, result: this.#learnToolHeaders(request, result) };
+    }
     if (request.method === 'initialize' && this.#init?.request === request) {
       this.#init.done = true;
       const version = result?.['protocolVersion'];
@@ -351,9 +397,16 @@ export class McpConnection {
     } else if (request.method === 'resources/unsubscribe') {
       const uri = request.params?.['uri'];
       if (typeof uri === 'string') this.#subscriptions.delete(uri);
-    } else if (request.method === 'tools/list') {
-      this.#replay.learnTools(result, request.params?.['cursor'] === undefined);
     }
+    return response;
+  }
+
+  #learnToolHeaders(request: JsonRpcRequest, result: unknown): unknown {
+    const learned = this.#tools.learn(result, request.params?.['cursor'] === undefined);
+    for (const { name, reason } of learned.rejected) {
+      this.#log.warn(`left the tool "${name}" out of the list: ${reason}`);
+    }
+    return learned.result;
   }
 
   #forwardNotification(message: JsonRpcNotification): void {
@@ -371,6 +424,11 @@ export class McpConnection {
         pending.abort.abort();
         this.#pending.delete(idKey(pending.request.id));
       }
+    }
+    if (this.#modernHost && this.#init === undefined) {
+      // 2026-07-28 has no client notifications over HTTP; a cancel is the stream's closing.
+      this.#log.debug('a notification of a 2026-07-28 host stays here', { method: message.method });
+      return;
     }
     void (async () => {
       await this.#ready();
@@ -432,6 +490,66 @@ export class McpConnection {
     if (answer === undefined)
       throw new StreamBrokenError('no answer arrived', progress.lastEventId, progress.retryMs, false);
     return answer;
+  }
+
+  /**
+   * A 2026-07-28 request: one POST with the request-metadata headers, outside any session.
+   * After the first round it goes under a new id (TR-32); the host gets its own id back.
+   */
+  async #exchangeModern(
+    request: JsonRpcRequest,
+    revision: string,
+    round: number,
+    signal: AbortSignal,
+  ): Promise<JsonRpcResponse> {
+    const wire = round === 0 ? request : { ...request, id: `${INTERNAL_PREFIX}${++this.#nextInternalId}` };
+    const key = idKey(wire.id);
+    let answer: JsonRpcResponse | undefined;
+    const deliver = (message: JsonRpcMessage): void => {
+      if (isResponse(message) && idKey(message.id) === key) answer = message;
+      else this.#fromServer(message);
+    };
+    await this.#http.post(wire, deliver, signal, {}, requestMetadataHeaders(wire, revision, this.#tools));
+    if (answer === undefined) throw new StreamBrokenError('no answer arrived', undefined, undefined, false);
+    return { ...answer, id: request.id };
+  }
+
+  /**
+   * A 2026-07-28 server refused a request with a JSON-RPC error. A HeaderMismatch on
+   * tools/call may mean the tool's `x-mcp-header` annotations changed (or were never read):
+   * the spec says to read tools/list and try again. Any other refusal is the host's to see.
+   */
+  async #modernRefusal(pending: Pending, rpc: JsonRpcError): Promise<'retry' | unknown> {
+    const { request, revision } = pending;
+    const mismatch = rpc.code === ModernErrorCode.HEADER_MISMATCH && request.method === 'tools/call';
+    if (!mismatch || pending.relearned === true || revision === undefined)
+      return new rpcErrors.RpcFailure(rpc);
+    pending.relearned = true;
+    this.#log.info('the server refused the request headers; reading tools/list again', {
+      method: request.method,
+    });
+    await this.#relearnTools(request, revision, pending.abort.signal);
+    return 'retry';
+  }
+
+  /** Read every page of tools/list with the host's request metadata, for `x-mcp-header`. */
+  async #relearnTools(like: JsonRpcRequest, revision: string, signal: AbortSignal): Promise<void> {
+    const meta = like.params?.['_meta'];
+    let cursor: unknown;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const params = { _meta: meta, ...(cursor === undefined ? {} : { cursor }) };
+      const request: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id: `${INTERNAL_PREFIX}${++this.#nextInternalId}`,
+        method: 'tools/list',
+        params,
+      };
+      const response = await this.#exchangeModern(request, revision, 0, signal);
+      if (response.error !== undefined) return;
+      this.#learnToolHeaders(request, response.result);
+      cursor = (response.result as { nextCursor?: unknown } | undefined)?.nextCursor;
+      if (typeof cursor !== 'string') return;
+    }
   }
 
   /** Resume a broken response stream with Last-Event-ID, a few times with backoff. */
@@ -671,6 +789,11 @@ export class McpConnection {
   #debugFailure(what: string, error: unknown): void {
     this.#log.debug(`${what} failed`, { error: error instanceof Error ? error.message : String(error) });
   }
+}
+
+/** A 2026-07-28 subscriptions/listen: a stream of notifications, kept open until cancelled. */
+function isListen(request: JsonRpcRequest, revision: string | undefined): boolean {
+  return revision !== undefined && request.method === 'subscriptions/listen';
 }
 
 /** The request's answer was lost after the server got it. */

@@ -6,7 +6,7 @@
  * server may have run it). The SDK transport reports stream trouble through one `onerror`
  * without that link.
  */
-import { type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
+import { type JsonRpcError, type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
 import { readSse, SseGarbageError } from './sse.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
@@ -46,29 +46,30 @@ export class StreamableHttpWire {
    * POST `messages` and deliver what comes back. Resolves once every response to a request in
    * `messages` has been delivered (or at once on 202). Throws HttpStatusError when the server
    * refused the POST (it did not process it) and StreamBrokenError when the answer broke off.
+   * `modern` holds the request-metadata headers of a 2026-07-28 request, which belongs to no
+   * session.
    */
   async post(
     messages: JsonRpcMessage | readonly JsonRpcMessage[],
     deliver: Deliver,
     signal: AbortSignal,
     progress: StreamProgress = {},
+    modern?: Readonly<Record<string, string>>,
   ): Promise<void> {
     const list = Array.isArray(messages) ? messages : [messages];
     const expected = new Set(
       list.filter((m) => 'method' in m && 'id' in m).map((m) => idKey((m as { id: string | number }).id)),
     );
-    const sentSession = this.sessionId !== undefined;
+    const sentSession = this.sessionId !== undefined && modern === undefined;
+    const base = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
     const response = await this.#options.fetch(this.url, {
       method: 'POST',
-      headers: this.#headers({
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-      }),
+      headers: modern === undefined ? this.#headers(base) : { ...this.#options.headers, ...base, ...modern },
       body: JSON.stringify(messages),
       signal,
     });
     const session = response.headers.get('mcp-session-id');
-    if (session !== null && session !== '') this.sessionId = session;
+    if (session !== null && session !== '' && modern === undefined) this.sessionId = session;
     if (!response.ok) throw await statusError(response, sentSession);
     if (response.status === 202 || expected.size === 0) {
       await response.body?.cancel().catch(() => undefined);
@@ -241,7 +242,20 @@ async function statusError(response: Response, sentSession: boolean): Promise<Ht
     response.status === 404 && sentSession,
     retryAfterMs(response.headers.get('retry-after')),
     text.replace(/\s+/g, ' ').trim().slice(0, MAX_ERROR_TEXT),
+    rpcErrorIn(text),
   );
+}
+
+/** The JSON-RPC error an error body holds, if it holds one. */
+function rpcErrorIn(text: string): JsonRpcError | undefined {
+  try {
+    const error = (JSON.parse(text) as { error?: unknown } | null)?.error as
+      Partial<JsonRpcError> | undefined;
+    if (typeof error?.code !== 'number' || typeof error.message !== 'string') return undefined;
+    return { code: error.code, message: error.message, ...('data' in error ? { data: error.data } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 function describe(error: unknown): string {

@@ -3,6 +3,7 @@
  * that matters is "the server never processed this" (safe to resend) versus "the server may
  * have processed this" (resend only what is safe to run twice).
  */
+import type { JsonRpcError } from './jsonrpc.js';
 
 /** The server answered with a non-2xx status. */
 export class HttpStatusError extends Error {
@@ -14,6 +15,8 @@ export class HttpStatusError extends Error {
     /** From Retry-After, when the server sent one. */
     readonly retryAfterMs: number | undefined,
     detail: string,
+    /** The JSON-RPC error the body carried, if it was one (2026-07-28 servers send them). */
+    readonly rpcError?: JsonRpcError,
   ) {
     super(`HTTP ${status}${detail === '' ? '' : `: ${detail}`}`);
   }

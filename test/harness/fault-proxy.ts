@@ -293,6 +293,10 @@ export async function startFaultProxy(targetOrigin?: string): Promise<FaultProxy
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
       res.flushHeaders();
       upRes.on('end', () => fault?.markProcessed());
+      // The target cut its answer short: so does the proxy, as a real gateway would.
+      upRes.on('close', () => {
+        if (!upRes.complete && !res.writableEnded && action?.type !== 'corrupt-stream') res.destroy();
+      });
       if (action?.type === 'corrupt-stream') corruptStream(upRes, res, action);
       else upRes.pipe(res);
     });
