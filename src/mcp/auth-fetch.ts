@@ -76,7 +76,9 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
     const url = new URL(input instanceof Request ? input.url : String(input));
     if (url.origin !== origin) return send(input, init);
     const request = await toReplayable(input, init);
-    const operation = operationKey(request, url);
+    // Parsing the body for its method costs on every request; only step-ups need it.
+    let operation: string | undefined;
+    const op = (): string => (operation ??= operationKey(request, url));
     let token = await currentToken(request.signal);
     let retried401 = false;
     for (;;) {
@@ -99,12 +101,12 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
       } else {
         const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
         if (challenge?.error !== 'insufficient_scope') {
-          stepUps.delete(operation);
+          if (stepUps.size > 0) stepUps.delete(op());
           return response;
         }
-        const done = stepUps.get(operation) ?? 0;
+        const done = stepUps.get(op()) ?? 0;
         if (done >= maxStepUps) return response;
-        remember(stepUps, operation, done + 1);
+        remember(stepUps, op(), done + 1);
         next = await orDiscard(response, () =>
           options.manager.getAccessToken(server, tokenOptions(request.signal, { challenge })),
         );
