@@ -95,6 +95,8 @@ const MAX_ROUNDS = 6;
 /** tools/list pages read when relearning `x-mcp-header` annotations. */
 const MAX_TOOL_PAGES = 20;
 const INTERNAL_PREFIX = 'latchkey-';
+/** Why a settled request's exchange is stopped; one object, not a DOMException per answer. */
+const ANSWERED = new Error('the request was answered');
 
 export class McpConnection {
   /** Messages for the host: responses, server notifications and server requests. */
@@ -362,7 +364,7 @@ export class McpConnection {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
-    pending.abort.abort();
+    pending.abort.abort(ANSWERED);
     const key = idKey(pending.request.id);
     if (this.#pending.get(key) === pending) this.#pending.delete(key);
     if (response.error !== undefined) {
