@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 
 import type { TransportStrategy } from '../mcp/connection.js';
 import type { ProxyLoginPolicy } from '../proxy/authorizer.js';
+import { serversAwaitingDeviceLogin } from '../proxy/device-agent.js';
 import { reconnect } from './commands/reconnect.js';
 import { reset } from './commands/reset.js';
 import { events } from './commands/events.js';
@@ -192,9 +193,14 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
           const servers =
             server !== undefined
               ? [server]
-              : [...new Set((await store.listCredentials()).map((c) => c.key.server))];
+              : [
+                  ...new Set([
+                    ...(await store.listCredentials()).map((c) => c.key.server),
+                    ...(await serversAwaitingDeviceLogin(store)),
+                  ]),
+                ];
           if (servers.length === 0) io.err('No stored credentials; nothing to do.\n');
-          for (const each of servers) await logout(manager, io, each, opts);
+          for (const each of servers) await logout(manager, store, io, each, opts);
         },
       );
     });

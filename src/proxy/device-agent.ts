@@ -30,8 +30,11 @@ export interface DeviceAgentOptions {
   promptTimeoutMs?: number;
 }
 
-/** Newest events read when looking for a pending prompt. */
-const SCAN = 200;
+/**
+ * How far back, in events of all servers, a pending prompt is looked for. A device code lives
+ * minutes; a thousand events in that time would be a storm.
+ */
+const SCAN = 1000;
 
 /**
  * Run (or join) the server's device login through an agent. `onPrompt` gets the prompt as
@@ -60,6 +63,7 @@ export async function deviceLoginThroughAgent(
     const onEvent = (event: LifecycleEvent): void => {
       if (event.server !== server) return;
       if (event.type === EventType.ACQUIRED) finish();
+      if (isLogout(event)) finish(ended(server, 'you logged out, which cancelled it'));
       const prompt = promptOf(event);
       if (prompt !== undefined && pending === undefined) {
         pending = { prompt, pid: event.pid };
@@ -92,13 +96,13 @@ export async function pendingPrompt(
   store: CredentialStore,
   server: string,
 ): Promise<{ prompt: DevicePrompt; pid: number } | undefined> {
-  const events = await store.readEvents({ server, limit: SCAN });
+  const events = await recentEvents(store, server);
   for (let i = events.length - 1; i >= 0; i--) {
     const event = events[i];
     if (event === undefined) continue;
     // A login or logout after the prompt makes it stale.
     if (event.type !== EventType.DEVICE_PROMPT) {
-      if (event.type === EventType.ACQUIRED || event.type === EventType.DELETED) return undefined;
+      if (event.type === EventType.ACQUIRED || isLogout(event)) return undefined;
       continue;
     }
     const prompt = promptOf(event);
@@ -106,6 +110,45 @@ export async function pendingPrompt(
     return { prompt, pid: event.pid };
   }
   return undefined;
+}
+
+/**
+ * `latchkey logout` while a device login waits: an approval that comes later must not log the
+ * user back in. A logout that deleted a credential has already appended its event, which the
+ * agent reacts to; otherwise this appends one. Returns the prompt it cancelled.
+ */
+export async function cancelDeviceLogin(
+  store: CredentialStore,
+  server: string,
+  subject: string,
+  pending: { prompt: DevicePrompt } | undefined,
+  loggedOut: boolean,
+): Promise<DevicePrompt | undefined> {
+  if (pending === undefined) return undefined;
+  if (!loggedOut) {
+    await store.appendEvent({
+      type: EventType.DELETED,
+      server,
+      issuer: '',
+      subject,
+      detail: { reason: 'device-login-cancelled' },
+    });
+  }
+  return pending.prompt;
+}
+
+/** Servers whose device login is waiting for the user (for `latchkey logout --all`). */
+export async function serversAwaitingDeviceLogin(store: CredentialStore): Promise<string[]> {
+  const events = await recentEvents(store);
+  const prompted = new Set(events.filter((e) => e.type === EventType.DEVICE_PROMPT).map((e) => e.server));
+  const waiting: string[] = [];
+  for (const server of prompted) if ((await pendingPrompt(store, server)) !== undefined) waiting.push(server);
+  return waiting;
+}
+
+/** A logout of the server, by `latchkey logout` (revoked at the AS, or only deleted). */
+export function isLogout(event: LifecycleEvent): boolean {
+  return event.type === EventType.DELETED || event.type === EventType.REVOKED;
 }
 
 /** The event the agent appends when the authorization server hands out a code. */
@@ -124,6 +167,12 @@ export function devicePromptEvent(server: string, subject: string, prompt: Devic
         : { verificationUriComplete: prompt.verificationUriComplete }),
     },
   };
+}
+
+/** The newest events (of `server`, if given), oldest first. `readEvents` pages from the oldest. */
+async function recentEvents(store: CredentialStore, server?: string): Promise<LifecycleEvent[]> {
+  const afterId = Math.max(0, (await store.lastEventId()) - SCAN);
+  return store.readEvents({ afterId, ...(server === undefined ? {} : { server }) });
 }
 
 function promptOf(event: LifecycleEvent): DevicePrompt | undefined {

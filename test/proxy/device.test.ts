@@ -16,6 +16,8 @@ import {
 
 import { approveDevice } from '../harness/index.js';
 import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
+import { latchkey } from '../support/spawn-cli.js';
+import { EventType } from '../../src/store/contract.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -275,4 +277,59 @@ describe('latchkey proxy --device: a headless login from inside the host', () =>
       await other.close();
     }
   });
+
+  it('`latchkey logout` while the code waits: the login is cancelled, and a later approval logs nobody in', async () => {
+    const other = await proxyEnv({ accessTokenTtl: 300, deviceFlowInterval: 1 });
+    const host = new PatientHost([other.url, '--device'], other.env);
+    try {
+      await host.attach();
+      const refused = await host.initialize().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof McpError, String(refused));
+      const data = latchkeyData(refused);
+      assert.ok(data.verificationUri !== undefined && data.userCode !== undefined);
+      const store = await other.openStore();
+      const prompt = (await store.readEvents({ server: other.url })).find(
+        (e) => e.type === EventType.DEVICE_PROMPT,
+      );
+      assert.ok(prompt !== undefined, 'the agent published its prompt');
+
+      const out = await latchkey(['logout', other.url], other.env);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stderr, escape(`waiting for code ${data.userCode}`));
+      const deadline = Date.now() + 10_000;
+      while (isAlive(prompt.pid) && Date.now() < deadline) await pause(100);
+      assert.equal(isAlive(prompt.pid), false, 'the device-login agent ended');
+
+      // The user approves anyway (an old tab, a phone): nothing polls for it any more.
+      await approveDevice(data.verificationUri, data.userCode, { subject: 'too-late' });
+      await pause(2_500);
+      assert.equal(other.as.counters.count('device_code', 'ok'), 0, 'no token was collected');
+      assert.deepEqual(await store.listCredentials({ server: other.url }), []);
+
+      // The running proxy took the logout: it tells the host so, and starts no new login.
+      const after = await host.initialize().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(after instanceof McpError, String(after));
+      assert.equal(after.code, -32040);
+      assert.match(after.message, /logged out/);
+      assert.equal(other.as.counters.count('device_authorization'), 1, 'no new device login');
+    } finally {
+      await host.close();
+      await other.close();
+    }
+  });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,16 +1,31 @@
+import { canonicalServer, LOCAL_SUBJECT } from '../../credential/key.js';
 import type { CredentialManager } from '../../lifecycle/manager.js';
+import { cancelDeviceLogin, pendingPrompt } from '../../proxy/device-agent.js';
+import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
-/** Revoke at the AS and forget locally; every caveat in the report is printed. */
+/**
+ * Revoke at the AS and forget locally; every caveat in the report is printed. A device login
+ * still waiting for the user's approval is cancelled too, or approving it later would log
+ * the user back in.
+ */
 export async function logout(
   manager: CredentialManager,
+  store: CredentialStore,
   io: CliIO,
   server: string,
   options: { strict: boolean },
 ): Promise<void> {
+  const canonical = canonicalServer(server);
+  const pending = await pendingPrompt(store, canonical);
   const reports = await manager.logout(server, { strict: options.strict });
+  const deleted = reports.some((r) => r.deleted);
+  const cancelled = await cancelDeviceLogin(store, canonical, LOCAL_SUBJECT, pending, deleted);
+  if (cancelled !== undefined) {
+    io.err(`Cancelled the device login for ${canonical} that was waiting for code ${cancelled.userCode}.\n`);
+  }
   if (reports.length === 0) {
-    io.err(`Not logged in to ${server}; nothing to do.\n`);
+    if (cancelled === undefined) io.err(`Not logged in to ${server}; nothing to do.\n`);
     return;
   }
   for (const report of reports) {

@@ -8,7 +8,7 @@ import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
 import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
 import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
-import { deviceLoginThroughAgent, devicePromptEvent } from '../../proxy/device-agent.js';
+import { deviceLoginThroughAgent, devicePromptEvent, isLogout } from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
 import { announcePresence } from '../../proxy/presence.js';
@@ -131,8 +131,16 @@ async function runLoginAgent(
     if (forServer !== server) return;
     void store.appendEvent(devicePromptEvent(server, LOCAL_SUBJECT, prompt)).catch(() => undefined);
   });
+  // A logout while the user has not approved yet ends the login (see cancelDeviceLogin).
+  const stop = new AbortController();
+  manager.on('event', (event) => {
+    if (event.server === server && isLogout(event)) stop.abort();
+  });
   try {
-    await manager.login(server, options.scopes === undefined ? {} : { scopes: options.scopes });
+    await manager.login(server, {
+      signal: stop.signal,
+      ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
+    });
   } finally {
     manager.close();
     await store.close();
