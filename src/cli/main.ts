@@ -257,6 +257,14 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       parseTransport,
       'auto' as TransportStrategy,
     )
+    .addOption(
+      new Option(
+        '--protocol <mode>',
+        'auto: bridge a 2025-era host to a server that speaks only 2026-07-28; legacy: never',
+      )
+        .choices(['auto', 'legacy'])
+        .default('auto'),
+    )
     .option(
       '--login <policy>',
       'auto: log in when needed; never: tell the host to run `latchkey login`',
@@ -315,6 +323,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         server,
         headers: opts.header ?? [],
         transport: opts.transport,
+        protocol: opts.protocol,
         login: opts.login,
         loginOptions: {
           ...base,
@@ -463,6 +472,7 @@ interface LoginFlags {
 interface ProxyFlags extends Omit<LoginFlags, 'resource'> {
   header?: string[];
   transport: TransportStrategy;
+  protocol: 'auto' | 'legacy';
   login: ProxyLoginPolicy;
   staticOauthClientInfo?: string;
   host?: '127.0.0.1' | 'localhost';

@@ -40,6 +40,11 @@ export interface McpServerOptions {
    * start a new one where it was, as a restart would (same URL, no sessions).
    */
   port?: number;
+  /**
+   * Speak 2026-07-28 only, as a server built for that revision alone: no `initialize`, no
+   * sessions, no GET stream (see modern-wire.ts). Default false (both eras).
+   */
+  modernOnly?: boolean;
 }
 
 export interface TestMcpServer {
@@ -119,6 +124,10 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     if (req.method === 'POST' && modern.accepts(body)) {
       // 2026-07-28 requests belong to no session: Mcp-Session-Id is ignored (TR-38).
       modern.handle(req, res, body, auth);
+      return;
+    }
+    if (options.modernOnly === true) {
+      modern.refuseLegacy(req, res, body);
       return;
     }
 

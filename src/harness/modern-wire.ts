@@ -96,6 +96,12 @@ export interface ModernWire {
   /** Is this body a 2026-07-28 request (version in `_meta`)? */
   accepts(body: unknown): boolean;
   handle(req: IncomingMessage, res: ServerResponse, body: unknown, auth: AuthInfo): void;
+  /**
+   * Answer a 2025-era request as a 2026-only server does (TR-36, TR-38): 405 to GET and
+   * DELETE, 400 -32020 to a POST without a matching MCP-Protocol-Version header, 400 -32022
+   * to one naming another version.
+   */
+  refuseLegacy(req: IncomingMessage, res: ServerResponse, body: unknown): void;
   readonly control: ModernControl;
   close(): void;
 }
@@ -189,9 +195,28 @@ export function createModernWire(counters: Counters, serverName: string): Modern
     });
   }
 
+  function refuseLegacy(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+    counters.record('modern', 'legacy-refused');
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST' }).end();
+      return;
+    }
+    const request = { id: (body as { id?: string | number } | null)?.id } as ModernRequest;
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version !== 'string' || version === MODERN_VERSION) {
+      reject(res, 400, request, ModernCode.HEADER_MISMATCH, 'Missing MCP-Protocol-Version header');
+      return;
+    }
+    reject(res, 400, request, ModernCode.UNSUPPORTED_VERSION, 'Unsupported protocol version', {
+      supported: [MODERN_VERSION],
+      requested: version,
+    });
+  }
+
   return {
     accepts: isModern,
     handle,
+    refuseLegacy,
     control: {
       notifyToolsChanged() {
         for (const res of listeners) {
@@ -265,11 +290,16 @@ export function decodeHeaderValue(value: string): string {
   return match?.[1] === undefined ? value : Buffer.from(match[1], 'base64').toString('utf8');
 }
 
+/** The DiscoverResult of the 2026-07-28 schema; server info in `_meta` (spec PR #3002). */
 function discover(serverName: string): object {
   return {
+    resultType: 'complete',
+    ttlMs: 0,
+    cacheScope: 'private',
     supportedVersions: [MODERN_VERSION],
     capabilities: { tools: { listChanged: true } },
-    serverInfo: { name: serverName, version: '1.0.0' },
+    instructions: 'A latchkey test server speaking 2026-07-28.',
+    _meta: { 'io.modelcontextprotocol/serverInfo': { name: serverName, version: '1.0.0' } },
   };
 }
 

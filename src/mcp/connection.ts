@@ -14,6 +14,9 @@
  * - Credential changes from any process (login, logout, `latchkey reconnect`) arrive through
  *   the manager's store watch and apply without a restart.
  * - Every wait is bounded: each host request has a deadline and a clear error when it passes.
+ * - A request that carries a 2026-07-28 protocol version in `_meta` goes sessionless, with the
+ *   request-metadata headers; a broken stream re-issues it (TR-32). A 2025-era host in front
+ *   of a 2026-only server is bridged to it (era-bridge.ts).
  *
  * Everything it says names its server, and it only ever speaks for that one server.
  */
@@ -36,6 +39,18 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from './jsonrpc.js';
+import {
+  type Bridge,
+  bridged,
+  bridgeFrom,
+  bridgeMeta,
+  discoverRequest,
+  hiddenFromBridgedHost,
+  initializeResult,
+  isModernRefusal,
+  listenRequest,
+  MODERN_REVISION,
+} from './era-bridge.js';
 import { LegacySseWire } from './legacy-sse.js';
 import { ReplayPolicy } from './replay-policy.js';
 import { ModernErrorCode, modernRevision, requestMetadataHeaders } from './request-metadata.js';
@@ -58,6 +73,12 @@ export interface ConnectionOptions {
   manager: CredentialManager;
   /** `auto` (default) tries Streamable HTTP and falls back to HTTP+SSE on 404/405. */
   transport?: TransportStrategy;
+  /**
+   * `auto` (default): when a server refuses a 2025-era host's `initialize` as a 2026-only
+   * server does, bridge the host to 2026-07-28 (era-bridge.ts). `legacy`: never; the host
+   * gets the refusal.
+   */
+  protocol?: 'auto' | 'legacy';
   /** Extra headers on every request to the server. */
   headers?: Readonly<Record<string, string>>;
   /** The fetch under the auth layer. Default: the global fetch. */
@@ -88,6 +109,8 @@ interface Pending {
   settled: boolean;
   /** A HeaderMismatch was answered by reading tools/list afresh; once per request. */
   relearned?: boolean;
+  /** latchkey's own request: its answer is not the host's. */
+  readonly internal: boolean;
 }
 
 /** Re-tries of one host request across re-handshakes, logins and backoffs. */
@@ -126,6 +149,9 @@ export class McpConnection {
   #closed = false;
   /** The host speaks 2026-07-28: no sessions, and no notifications go over HTTP. */
   #modernHost = false;
+  /** A 2025-era host bridged to a 2026-only server (era-bridge.ts). */
+  #bridge: Bridge | undefined;
+  #bridgeListen: Pending | undefined;
   #nextInternalId = 0;
   /** The store's newest event when the connection started: older ones are history. */
   readonly #eventCursor: Promise<number>;
@@ -202,16 +228,21 @@ export class McpConnection {
 
   // ---- host requests ----
 
-  #startRequest(request: JsonRpcRequest): void {
+  #startRequest(hostRequest: JsonRpcRequest, internal = false): Pending {
+    let request = hostRequest;
     const key = idKey(request.id);
-    const revision = modernRevision(request);
-    if (revision !== undefined) this.#modernHost = true;
+    if (modernRevision(request) !== undefined && !internal) this.#modernHost = true;
     if (request.method === 'initialize') {
-      // A host (re)starting the handshake starts a new session.
+      // A host (re)starting the handshake starts a new session, and finds the era anew.
       this.#init = { request, done: false };
       this.#subscriptions.clear();
       this.#http.sessionId = undefined;
+      this.#bridge = undefined;
+      this.#stopBridgeListen();
+    } else if (this.#bridge !== undefined && modernRevision(request) === undefined) {
+      request = bridged(request, this.#bridge);
     }
+    const revision = modernRevision(request);
     const timeoutMs = this.#o.requestTimeoutMs ?? 300_000;
     const abort = new AbortController();
     const onTimeout = (): void => {
@@ -226,6 +257,7 @@ export class McpConnection {
       request,
       revision,
       abort,
+      internal,
       settled: false,
       // A subscriptions/listen stream is meant to stay open: the host ends it by cancelling.
       timer: isListen(request, revision) ? undefined : setTimeout(onTimeout, timeoutMs),
@@ -233,6 +265,7 @@ export class McpConnection {
     this.#pending.get(key)?.abort.abort();
     this.#pending.set(key, pending);
     void this.#dispatch(pending);
+    return pending;
   }
 
   async #dispatch(pending: Pending): Promise<void> {
@@ -256,6 +289,10 @@ export class McpConnection {
         // A listen stream that lived a while was healthy: its backoff starts afresh.
         if (endless && Date.now() - started > 10_000) round = 0;
         const next = await this.#recover(pending, error, epoch, round).catch((e: unknown) => e);
+        if (next instanceof Answered) {
+          this.#answer(pending, { jsonrpc: '2.0', id: request.id, result: next.result });
+          return;
+        }
         if (next !== 'retry') {
           this.#answer(pending, errorResponse(request.id, this.#toRpcError(request, next)));
           return;
@@ -277,11 +314,20 @@ export class McpConnection {
       // A logout elsewhere may be in the store but not yet delivered by the watch; a login
       // must not start on the heels of one.
       await this.#catchUpOnEvents();
-      if (this.#loggedOut || this.#o.authorize === undefined || round > 1) return error;
+      // latchkey's own background requests never start a login; the host's next request may.
+      if (this.#loggedOut || this.#o.authorize === undefined || round > 1 || pending.internal) return error;
       await this.#o.authorize(error, signal);
       return 'retry';
     }
     if (error instanceof HttpStatusError) {
+      if (
+        request.method === 'initialize' &&
+        pending.revision === undefined &&
+        this.#o.protocol !== 'legacy' &&
+        isModernRefusal(error.status, error.rpcError)
+      ) {
+        return this.#bridgeInitialize(pending, error);
+      }
       if (pending.revision !== undefined && error.rpcError !== undefined) {
         return this.#modernRefusal(pending, error.rpcError);
       }
@@ -370,7 +416,7 @@ export class McpConnection {
     if (response.error !== undefined) {
       this.#log.warn(response.error.message, { method: pending.request.method });
     }
-    this.onmessage?.(response);
+    if (!pending.internal) this.onmessage?.(response);
   }
 
   /**
@@ -426,6 +472,11 @@ export class McpConnection {
         pending.abort.abort();
         this.#pending.delete(idKey(pending.request.id));
       }
+    }
+    if (this.#bridge !== undefined) {
+      // The bridged host's `initialized` is the moment a 2025-era session starts listening.
+      if (message.method === 'notifications/initialized') this.#startBridgeListen();
+      return;
     }
     if (this.#modernHost && this.#init === undefined) {
       // 2026-07-28 has no client notifications over HTTP; a cancel is the stream's closing.
@@ -636,6 +687,7 @@ export class McpConnection {
       this.#log.debug('dropped an answer nobody waits for', { id: String(message.id) });
       return;
     }
+    if (this.#bridge !== undefined && 'method' in message && hiddenFromBridgedHost(message.method)) return;
     this.onmessage?.(message);
   }
 
@@ -682,6 +734,12 @@ export class McpConnection {
 
   async #handshakeNow(reason: string): Promise<void> {
     this.#stopListening();
+    if (this.#bridge !== undefined) {
+      // No session to renew: the listen stream is re-opened under the current credential.
+      this.#stopBridgeListen();
+      this.#startBridgeListen();
+      return;
+    }
     const old = this.#http.sessionId;
     if (old !== undefined && reason !== 'session expired (HTTP 404)') void this.#http.terminate();
     this.#http.sessionId = undefined;
@@ -700,6 +758,46 @@ export class McpConnection {
     for (const uri of this.#subscriptions) await this.#internal('resources/subscribe', { uri });
     this.#log.info('session re-established', { reason, ms: Date.now() - started });
     this.#startListening();
+  }
+
+  // ---- the 2026-07-28 bridge ----
+
+  /**
+   * The server refused the host's 2025-era `initialize` as a 2026-only server does. If
+   * `server/discover` offers 2026-07-28, answer the host from it and bridge from now on;
+   * otherwise the host gets the refusal.
+   */
+  async #bridgeInitialize(pending: Pending, refusal: HttpStatusError): Promise<Answered | unknown> {
+    const { request } = pending;
+    const meta = bridgeMeta(request);
+    const probe = discoverRequest(`${INTERNAL_PREFIX}${++this.#nextInternalId}`, meta);
+    const discovered = await this.#exchangeModern(probe, MODERN_REVISION, 0, pending.abort.signal).catch(
+      () => undefined,
+    );
+    const bridge = discovered?.error === undefined ? bridgeFrom(discovered?.result, meta) : undefined;
+    if (bridge === undefined) return refusal;
+    this.#bridge = bridge;
+    if (this.#init?.request === request) this.#init.done = true;
+    this.#log.info('the server speaks only 2026-07-28; bridging the host to it', {
+      hostVersion: String(request.params?.['protocolVersion'] ?? ''),
+    });
+    return new Answered(initializeResult(request, bridge, discovered?.result));
+  }
+
+  /** The listen stream that brings the server's list changes to a bridged host. */
+  #startBridgeListen(): void {
+    if (this.#bridge === undefined || this.#closed || this.#bridgeListen?.settled === false) return;
+    const request = listenRequest(`${INTERNAL_PREFIX}listen-${++this.#nextInternalId}`, this.#bridge);
+    if (request !== undefined) this.#bridgeListen = this.#startRequest(request, true);
+  }
+
+  #stopBridgeListen(): void {
+    const listen = this.#bridgeListen;
+    this.#bridgeListen = undefined;
+    if (listen === undefined || listen.settled) return;
+    listen.settled = true;
+    listen.abort.abort(ANSWERED);
+    this.#pending.delete(idKey(listen.request.id));
   }
 
   /** The GET stream for server-initiated messages, kept open with backoff. */
@@ -770,6 +868,7 @@ export class McpConnection {
     if (event.type === EventType.REVOKED || event.type === EventType.DELETED) {
       this.#loggedOut = true;
       this.#stopListening();
+      this.#stopBridgeListen();
       this.#log.warn(`logged out; requests now fail until \`latchkey login ${this.server}\``);
     } else if (event.type === EventType.ACQUIRED) {
       const wasOut = this.#loggedOut;
@@ -796,6 +895,11 @@ export class McpConnection {
 /** A 2026-07-28 subscriptions/listen: a stream of notifications, kept open until cancelled. */
 function isListen(request: JsonRpcRequest, revision: string | undefined): boolean {
   return revision !== undefined && request.method === 'subscriptions/listen';
+}
+
+/** A request answered by the connection itself (a bridged `initialize`). */
+class Answered {
+  constructor(readonly result: object) {}
 }
 
 /** The request's answer was lost after the server got it. */

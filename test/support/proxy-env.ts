@@ -14,6 +14,7 @@ import { EventType, type CredentialStore } from '../../src/store/contract.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
+  type McpServerOptions,
   obtainTokens,
   startAuthorizationServer,
   startFaultProxy,
@@ -59,11 +60,14 @@ export interface Host {
   close(): Promise<void>;
 }
 
-export async function proxyEnv(options: Partial<AuthorizationServerOptions> = {}): Promise<ProxyEnv> {
+export async function proxyEnv(
+  options: Partial<AuthorizationServerOptions> = {},
+  server: Pick<McpServerOptions, 'modernOnly'> = {},
+): Promise<ProxyEnv> {
   const asProxy = await startFaultProxy();
   const as = await startAuthorizationServer({ ...options, frontedBy: asProxy });
   const mcpProxy = await startFaultProxy();
-  const mcp = await startMcpServer({ authorizationServer: as, frontedBy: mcpProxy });
+  const mcp = await startMcpServer({ ...server, authorizationServer: as, frontedBy: mcpProxy });
   const home = await mkdtemp(join(tmpdir(), 'latchkey-proxy-'));
   const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
   const hosts: Host[] = [];

@@ -23,6 +23,8 @@ export interface ProxyCommandOptions {
   /** Raw `Name: value` pairs; `${VAR}` is expanded from the environment. */
   headers: readonly string[];
   transport: TransportStrategy;
+  /** `auto`: bridge 2025-era hosts to 2026-only servers (era-bridge.ts); `legacy`: never. */
+  protocol?: 'auto' | 'legacy';
   login: ProxyLoginPolicy;
   /** The login hook's settings, minus the store (opened here). */
   loginOptions: Omit<LoginOptions, 'store' | 'onDevicePrompt'>;
@@ -93,6 +95,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     server,
     manager,
     transport: options.transport,
+    ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
     headers,
     authenticate: !staticAuth,
     requestTimeoutMs: options.requestTimeoutMs,
