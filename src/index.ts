@@ -83,6 +83,7 @@ export { createSdk2AuthProvider } from './mcp/sdk2-provider.js';
 export type { Sdk2AuthProvider, Sdk2AuthProviderOptions } from './mcp/sdk2-provider.js';
 export type { AuthFetchOptions } from './mcp/auth-fetch.js';
 export { McpConnection } from './mcp/connection.js';
+export { McpConnectionTransport } from './mcp/connection-transport.js';
 export type { Authorizer, ConnectionOptions, TransportStrategy } from './mcp/connection.js';
 export { connectMcpClient } from './mcp/client.js';
 export type { McpClientOptions } from './mcp/client.js';

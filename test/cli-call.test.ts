@@ -24,6 +24,7 @@ describe('latchkey tools and call', () => {
   let as: TestAuthorizationServer;
   let mcp: TestMcpServer;
   let legacy: TestLegacySseMcpServer;
+  let modern: TestMcpServer;
   let home: string;
   let env: Record<string, string>;
 
@@ -50,11 +51,13 @@ describe('latchkey tools and call', () => {
     as = await startAuthorizationServer({ accessTokenTtl: 2 });
     mcp = await startMcpServer({ authorizationServer: as });
     legacy = await startLegacySseMcpServer({ authorizationServer: as });
+    modern = await startMcpServer({ authorizationServer: as, modernOnly: true, path: '/modern' });
     home = await mkdtemp(join(tmpdir(), 'latchkey-call-'));
     env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
   });
   after(async () => {
     await legacy.close();
+    await modern.close();
     await mcp.close();
     await as.close();
     await rm(home, { recursive: true, force: true });
@@ -124,6 +127,28 @@ describe('latchkey tools and call', () => {
     assert.equal(run.stdout, 'over sse\n');
     const forced = await latchkey(['call', mcp.url, 'echo', '{"text":"x"}', '--transport', 'sse'], env);
     assert.equal(forced.code, 1, 'a Streamable-HTTP-only server refuses --transport sse');
+  });
+
+  it('a server that speaks only 2026-07-28: tools and call work through the bridge', async () => {
+    await seed(modern.url);
+    const list = await latchkey(['tools', modern.url], env);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      list.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(/\s+/)[0]),
+      ['echo', 'whoami', 'route'],
+      'the tool with an invalid x-mcp-header is left out',
+    );
+    const run = await latchkey(['call', modern.url, 'route', '{"region":"Genève","shard":4}'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'region=Genève shard=4\n');
+    // `call` lists no tools first: the first try lacks Mcp-Param-Region, the server refuses it,
+    // and the connection reads tools/list and sends the call again.
+    assert.equal(modern.counters.count('modern', 'header-mismatch'), 1);
+    assert.equal(modern.counters.count('modern-tool-run', 'route'), 1);
+    assert.equal(modern.sessionCount, 0);
   });
 
   it('an unreachable server: exit 1, naming that server and the cause', async () => {

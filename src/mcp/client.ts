@@ -5,7 +5,8 @@
  *
  * `auto` tries Streamable HTTP and falls back to the legacy HTTP+SSE transport when the
  * server answers the initialize POST with 400, 404 or 405, as the spec's backwards
- * compatibility section describes.
+ * compatibility section describes. Before that, a 400 may come from a server that speaks
+ * only 2026-07-28: the client is then bridged to it through an McpConnection.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -14,11 +15,14 @@ import {
   StreamableHTTPError,
 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import { createAuthFetch } from './auth-fetch.js';
-import type { TransportStrategy } from './connection.js';
+import { McpConnection, type TransportStrategy } from './connection.js';
+import { McpConnectionTransport } from './connection-transport.js';
+import type { LatchkeyErrorData } from './rpc-errors.js';
 
 export interface McpClientOptions {
   manager: CredentialManager;
@@ -77,17 +81,47 @@ export async function connectMcpClient(server: string, options: McpClientOptions
       throw authError ?? error;
     }
   };
+  /** Through an McpConnection, kept only if it found a 2026-only server and bridged to it. */
+  const attemptBridge = async (): Promise<Client | undefined> => {
+    const connection = new McpConnection({
+      server,
+      manager: options.manager,
+      transport: 'streamable-http',
+      headers: options.headers ?? {},
+      authenticate: false,
+      fetch: fetchRemembering,
+      requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
+    });
+    const client = new Client(clientInfo);
+    const connected = await client
+      .connect(new McpConnectionTransport(connection), { timeout: options.requestTimeoutMs ?? 60_000 })
+      .then(
+        () => connection.bridged,
+        () => false,
+      );
+    if (connected) return client;
+    await client.close().catch(() => undefined);
+    return undefined;
+  };
   try {
     if (strategy === 'sse') return await attempt('sse');
     try {
       return await attempt('streamable-http');
     } catch (error) {
+      if (isStatus(error, 400)) {
+        const bridged = await attemptBridge();
+        if (bridged !== undefined) return bridged;
+      }
       if (strategy === 'streamable-http' || !shouldFallBack(error)) throw error;
       return await attempt('sse');
     }
   } catch (error) {
     throw asLatchkeyError(server, error);
   }
+}
+
+function isStatus(error: unknown, status: number): boolean {
+  return error instanceof StreamableHTTPError && error.code === status;
 }
 
 function shouldFallBack(error: unknown): boolean {
@@ -99,6 +133,8 @@ function shouldFallBack(error: unknown): boolean {
 /** Anything else (refused connection, HTTP error, timeout) as one error naming the server. */
 export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
   if (isLatchkeyError(error)) return error;
+  const relayed = fromConnectionError(error);
+  if (relayed !== undefined) return relayed;
   const status =
     error instanceof StreamableHTTPError || error instanceof SseError ? ` (HTTP ${error.code})` : '';
   const reason = describe(error);
@@ -108,6 +144,21 @@ export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
     nextStep: `check the URL, or run \`latchkey doctor ${server}\``,
     cause: error,
   });
+}
+
+/**
+ * An error an McpConnection answered with (a bridged client): its `data.latchkey` holds
+ * latchkey's code, and its message already names the server and the next step.
+ */
+function fromConnectionError(error: unknown): LatchkeyError | undefined {
+  if (!(error instanceof McpError)) return undefined;
+  const data = (error.data as { latchkey?: Partial<LatchkeyErrorData> } | undefined)?.latchkey;
+  if (typeof data?.code !== 'string' || typeof data.server !== 'string') return undefined;
+  const code = (Object.values(ErrorCode) as string[]).includes(data.code)
+    ? (data.code as ErrorCode)
+    : ErrorCode.MCP_FAILED;
+  const message = error.message.replace(/^MCP error -?\d+: /, '').replace(/^latchkey: /, '');
+  return new LatchkeyError(code, message, { retryable: data.retryable === true, cause: error });
 }
 
 /** The message, with the network code underneath when fetch only says "fetch failed". */

@@ -186,6 +186,11 @@ export class McpConnection {
     return this.#mode === undefined ? undefined : this.#mode === 'http' ? 'streamable-http' : 'sse';
   }
 
+  /** Is a 2025-era host bridged to a server that speaks only 2026-07-28 (era-bridge.ts)? */
+  get bridged(): boolean {
+    return this.#bridge !== undefined;
+  }
+
   /** How many times the session was re-established (for diagnostics and tests). */
   get sessionEpoch(): number {
     return this.#epoch;
