@@ -75,13 +75,7 @@ describe('latchkey tools and call', () => {
     await seed(mcp.url);
     const table = await latchkey(['tools', mcp.url], env);
     assert.equal(table.code, 0, table.stderr);
-    assert.deepEqual(
-      table.stdout
-        .trimEnd()
-        .split('\n')
-        .map((line) => line.split(/\s+/)[0]),
-      ['echo', 'whoami'],
-    );
+    assert.deepEqual(toolNames(table.stdout), ['echo', 'whoami']);
     const json = await latchkey(['tools', mcp.url, '--json'], env);
     const parsed = JSON.parse(json.stdout) as { tools: { name: string; inputSchema: unknown }[] };
     assert.deepEqual(parsed.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
@@ -134,10 +128,7 @@ describe('latchkey tools and call', () => {
     const list = await latchkey(['tools', modern.url], env);
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(
-      list.stdout
-        .trimEnd()
-        .split('\n')
-        .map((line) => line.split(/\s+/)[0]),
+      toolNames(list.stdout),
       ['echo', 'whoami', 'route'],
       'the tool with an invalid x-mcp-header is left out',
     );
@@ -162,4 +153,12 @@ describe('latchkey tools and call', () => {
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The first column of `latchkey tools`' table. */
+function toolNames(stdout: string): Array<string | undefined> {
+  return stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => line.split(/\s+/)[0]);
 }

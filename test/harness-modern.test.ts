@@ -37,13 +37,13 @@ describe('MCP server, 2026-07-28 face', () => {
     await as.close();
   });
 
-  /** POST one request with the given headers; SSE bodies are read to their end. */
-  async function post(
+  /** POST one JSON-RPC request (id 1 unless the body says otherwise) with `headers`. */
+  function send(
     body: Record<string, unknown>,
     headers: Record<string, string>,
     signal?: AbortSignal,
-  ): Promise<Reply> {
-    const response = await fetch(mcp.url, {
+  ): Promise<Response> {
+    return fetch(mcp.url, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${token}`,
@@ -54,6 +54,11 @@ describe('MCP server, 2026-07-28 face', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, ...body }),
       ...(signal === undefined ? {} : { signal }),
     });
+  }
+
+  /** `send`, with the answer read to its end (every SSE event's data). */
+  async function post(body: Record<string, unknown>, headers: Record<string, string>): Promise<Reply> {
+    const response = await send(body, headers);
     const contentType = response.headers.get('content-type') ?? '';
     const text = await response.text();
     const messages = contentType.startsWith('text/event-stream')
@@ -157,22 +162,11 @@ describe('MCP server, 2026-07-28 face', () => {
 
   it('keeps a listen stream open, pushes list changes on it and counts its closing', async () => {
     const abort = new AbortController();
-    const response = await fetch(mcp.url, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        ...base('subscriptions/listen'),
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 9,
-        method: 'subscriptions/listen',
-        params: { _meta: META },
-      }),
-      signal: abort.signal,
-    });
+    const response = await send(
+      { id: 9, method: 'subscriptions/listen', params: { _meta: META } },
+      base('subscriptions/listen'),
+      abort.signal,
+    );
     assert.equal(response.status, 200);
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
     let seen = '';
