@@ -333,7 +333,9 @@ export class McpConnection {
       ) {
         return this.#bridgeInitialize(pending, error);
       }
-      if (pending.revision !== undefined && error.rpcError !== undefined) {
+      // A refusal in words (4xx); 429 and 5xx are waited out below like any other.
+      const refused = error.status >= 400 && error.status < 500 && error.status !== 429;
+      if (pending.revision !== undefined && error.rpcError !== undefined && refused) {
         return this.#modernRefusal(pending, error.rpcError);
       }
       if (error.sessionExpired) {

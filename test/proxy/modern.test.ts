@@ -86,6 +86,25 @@ describe('proxy: a 2026-07-28 host', () => {
     assert.deepEqual(h.junk, []);
   });
 
+  it('waits out a 503 that carries a JSON-RPC error, instead of handing it to the host', async () => {
+    const h = host();
+    const fault = env.mcpProxy.inject({
+      method: 'POST',
+      path: '/mcp',
+      times: 1,
+      action: {
+        type: 'status',
+        status: 503,
+        body: JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'overloaded' } }),
+        headers: { 'content-type': 'application/json', 'retry-after': '0' },
+      },
+    });
+    const runs = env.mcp.counters.count('modern-tool-run', 'echo');
+    assert.equal(textOf(await h.request('tools/call', call('echo', { text: 'after 503' }))), 'after 503');
+    assert.equal(fault.hits, 1, 'the first try met the 503');
+    assert.equal(env.mcp.counters.count('modern-tool-run', 'echo'), runs + 1);
+  });
+
   it("passes the server's own refusal of an unknown method through to the host", async () => {
     const h = host();
     const answer = await h.request('nope/nothing', { _meta: META });
