@@ -652,6 +652,9 @@ async function withManager(
     try {
       await run(manager, store);
     } finally {
+      // A refresh started by something that outlived the command (an SDK transport's GET
+      // stream) must land in the store before the process exits.
+      await manager.settle();
       manager.close();
     }
   });

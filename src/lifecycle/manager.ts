@@ -179,6 +179,22 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     return reports;
   }
 
+  /**
+   * Wait (up to `timeoutMs`, default 10 s) for the refreshes in flight to finish and store
+   * their result. Call it before a process exits: with refresh-token rotation, a refresh the
+   * AS has answered but this process has not stored spends the refresh token, and with it
+   * the credential. Logins in flight are not waited for (a browser may take minutes).
+   */
+  async settle(timeoutMs = 10_000): Promise<void> {
+    if (this.#refreshes.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([this.#refreshes.settled(), deadline]);
+    clearTimeout(timer);
+  }
+
   /** Stop timers and the store watch. The store itself stays open (the caller owns it). */
   close(): void {
     this.#closed = true;

@@ -22,6 +22,11 @@ export class SingleFlight<T> {
     return promise;
   }
 
+  /** Resolves once every promise running now has settled, however it settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#inflight.values()]);
+  }
+
   get size(): number {
     return this.#inflight.size;
   }

@@ -155,4 +155,34 @@ describe('crash mid-refresh', () => {
     const [after] = await store.listCredentials({ server: env.server });
     assert.equal(after?.status.state, 'needs-login', 'the credential is kept, marked needs-login');
   });
+
+  it('settle(): a process about to exit waits for its refresh to be stored, so nothing is spent', async () => {
+    await expiredLogin();
+    const [before] = await store.listCredentials({ server: env.server });
+    assert.ok(before !== undefined);
+    const slow = env.proxy.inject({
+      method: 'POST',
+      path: '/token',
+      exact: true,
+      action: { type: 'delay', ms: 400 },
+      times: 1,
+    });
+    const manager = env.manager(store, { watch: false, proactiveRefresh: false });
+    // Something the command no longer waits for (an SDK transport's GET stream) refreshes.
+    void manager.getAccessToken(env.server).catch(() => undefined);
+    await slow.arrived;
+    await manager.settle();
+    const [after] = await store.listCredentials({ server: env.server });
+    assert.ok(after !== undefined);
+    assert.ok(
+      after.generation > before.generation,
+      'the refreshed credential was stored before settle() returned',
+    );
+    assert.notEqual(
+      after.secrets.refreshToken,
+      before.secrets.refreshToken,
+      'the rotated refresh token is kept',
+    );
+    assert.equal(env.as.counters.count('refresh_token', 'ok'), 1);
+  });
 });

@@ -114,6 +114,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await leaveStore();
+    await manager.settle();
     manager.close();
     await store.close();
   }
@@ -145,6 +146,7 @@ async function runLoginAgent(
       ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
     });
   } finally {
+    await manager.settle();
     manager.close();
     await store.close();
   }
