@@ -21,6 +21,7 @@ import { z } from 'zod';
 import type { TestAuthorizationServer } from './authorization-server.js';
 import { Counters } from './counters.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
+import { sendJson } from './reply.js';
 import { createModernWire, type ModernControl } from './modern-wire.js';
 
 export interface McpServerOptions {
@@ -290,8 +291,4 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 function rpcError(code: number, message: string): object {
   return { jsonrpc: '2.0', error: { code, message }, id: null };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }

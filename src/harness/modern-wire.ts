@@ -17,6 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 
 import type { Counters } from './counters.js';
+import { sendJson } from './reply.js';
 
 export const MODERN_VERSION = '2026-07-28';
 const VERSION_META = 'io.modelcontextprotocol/protocolVersion';
@@ -326,8 +327,4 @@ function openStream(res: ServerResponse): void {
 
 function writeEvent(res: ServerResponse, message: object): void {
   res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }

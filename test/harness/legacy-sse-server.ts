@@ -23,6 +23,7 @@ import type { TestAuthorizationServer } from '../../src/harness/authorization-se
 import { Counters } from '../../src/harness/counters.js';
 import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
 import { buildServer } from '../../src/harness/mcp-server.js';
+import { sendJson } from '../../src/harness/reply.js';
 
 export interface LegacySseMcpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */
@@ -274,10 +275,6 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unkn
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
 function sendText(res: ServerResponse, status: number, text: string): void {
