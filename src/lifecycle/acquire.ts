@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 import { type CredentialKey, keyId } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
@@ -7,6 +9,7 @@ import type { BearerChallenge } from '../oauth/types.js';
 import { EventType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+import { holdLease, type LoginClaim, loginLeaseKey, shouldReplace, takeOver } from './login-lease.js';
 
 /** Why the manager is asking for an interactive acquisition. */
 export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope';
@@ -23,6 +26,14 @@ export interface AcquireRequest {
   /** The issuer of the current credential, preferred when the server still lists it. */
   issuer?: string;
   reason: AcquireReason;
+  /**
+   * A non-secret id of this login attempt, published in the `login-started` event. A browser
+   * flow puts it in front of its OAuth `state`, so the loopback page can tell a tab from a
+   * replaced login apart from a forged or unknown one.
+   */
+  attempt?: string;
+  /** This login took over another process's pending one (its loopback port may be freeing). */
+  replacing?: boolean;
   signal: AbortSignal;
 }
 
@@ -49,62 +60,122 @@ export interface AcquiredTokens {
  */
 export type AcquireHook = (request: AcquireRequest) => Promise<AcquiredTokens>;
 
-/** Lease key for "someone is logging in to this server as this subject". */
-export function loginLeaseKey(server: string, subject: string): CredentialKey {
-  return { server, issuer: '\u0000login', subject };
+/** What the manager asks `acquireCredential` for. */
+export interface LoginRequest extends Omit<AcquireRequest, 'signal' | 'attempt' | 'replacing'> {
+  /** A login the person started: it replaces any pending login at once. */
+  explicit: boolean;
+  /** Tokens already in hand (`saveAcquired`): no flow runs, so no `login-started` event. */
+  tokensInHand?: boolean;
 }
 
+/** Thrown inside this module when another process took the login lease over. */
+class Replaced extends Error {}
+
 /**
- * Interactive login is single-flight across processes too (design rule 6): one flow per
- * (server, subject) at a time; other processes wait for the credential it writes instead of
- * opening a second browser tab.
+ * Interactive login is single-flight across processes (design rule 6): one flow per
+ * (server, subject) at a time, and other processes wait for the credential it writes
+ * instead of opening a second tab. The exception is a pending login nobody is finishing:
+ * a newer one replaces it (login-lease.ts says when), and this process, if it is the one
+ * replaced, abandons its flow (its loopback listener closes) and adopts what the newer
+ * login writes.
  */
 export async function acquireCredential(
   ctx: EngineContext,
   hook: AcquireHook,
-  request: Omit<AcquireRequest, 'signal'>,
+  request: LoginRequest,
   loginTimeoutMs: number,
   signal?: AbortSignal,
 ): Promise<StoredCredential> {
   const leaseKey = loginLeaseKey(request.server, request.subject);
-  const deadline = Date.now() + loginTimeoutMs;
+  const wantedAt = Date.now();
+  const deadline = wantedAt + loginTimeoutMs;
   const before = await generations(ctx, request);
-  while ((await ctx.store.acquireLease(leaseKey, ctx.holder, ctx.leaseTtlMs)) === undefined) {
-    const written = await writtenSince(ctx, request, before);
-    if (written !== undefined) return written;
-    await breakLeaseIfHolderDead(ctx.store, leaseKey);
-    if (Date.now() > deadline) throw loginWaitTimeout(request.server);
-    await sleep(pollDelay(Math.max(ctx.pollMs, 100)), signal);
+  let replaced = false;
+  for (;;) {
+    const claim = await claimLease(ctx, leaseKey, request, wantedAt, replaced);
+    if (claim === undefined) {
+      const written = await writtenSince(ctx, request, before);
+      if (written !== undefined) return written;
+      await breakLeaseIfHolderDead(ctx.store, leaseKey);
+      if (Date.now() > deadline) throw loginWaitTimeout(request.server);
+      await sleep(pollDelay(Math.max(ctx.pollMs, 100)), signal);
+      continue;
+    }
+    try {
+      // Someone may have finished a login between our first look and taking the lease.
+      const written = await writtenSince(ctx, request, before);
+      if (written !== undefined) return written;
+      if (replaced) throw replacementEnded(request.server);
+      return await runHook(ctx, hook, request, claim, deadline, signal);
+    } catch (error) {
+      if (!(error instanceof Replaced)) throw error;
+      replaced = true;
+      ctx.logger.info(`${request.server}: a newer login replaced this one; waiting for its credential`);
+    } finally {
+      await ctx.store.releaseLease(leaseKey, ctx.holder.owner).catch(() => undefined);
+    }
   }
-  const renew = setInterval(
-    () => {
-      void ctx.store.acquireLease(leaseKey, ctx.holder, ctx.leaseTtlMs).catch(() => undefined);
-    },
-    Math.max(50, ctx.leaseTtlMs / 3),
-  );
-  renew.unref();
-  try {
-    // Someone may have finished a login between our first look and taking the lease.
-    const written = await writtenSince(ctx, request, before);
-    if (written !== undefined) return written;
-    return await runHook(ctx, hook, request, deadline, signal);
-  } finally {
-    clearInterval(renew);
-    await ctx.store.releaseLease(leaseKey, ctx.holder.owner).catch(() => undefined);
-  }
+}
+
+/**
+ * The lease, free or taken over from a pending login this one should replace; undefined
+ * means wait. Once replaced, a process only waits: it never takes the lease back.
+ */
+async function claimLease(
+  ctx: EngineContext,
+  key: CredentialKey,
+  request: LoginRequest,
+  wantedAt: number,
+  replaced: boolean,
+): Promise<LoginClaim | undefined> {
+  if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) !== undefined)
+    return { replaced: false };
+  if (replaced) return undefined;
+  const pending = await ctx.store.getLease(key);
+  if (pending === undefined || pending.owner === ctx.holder.owner) return undefined;
+  if (!(await shouldReplace(ctx, pending, { ...request, wantedAt }))) return undefined;
+  if (!(await takeOver(ctx, key, pending))) return undefined;
+  ctx.logger.info(`${request.server}: replacing a pending login started by process ${pending.pid}`);
+  return { replaced: true };
 }
 
 async function runHook(
   ctx: EngineContext,
   hook: AcquireHook,
-  request: Omit<AcquireRequest, 'signal'>,
+  request: LoginRequest,
+  claim: LoginClaim,
   deadline: number,
   signal?: AbortSignal,
 ): Promise<StoredCredential> {
+  const leaseKey = loginLeaseKey(request.server, request.subject);
+  const lost = new AbortController();
+  const stopHolding = holdLease(ctx, leaseKey, () => lost.abort(new Replaced('replaced')));
   const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-  const combined = signal === undefined ? timeout : AbortSignal.any([timeout, signal]);
+  const combined = AbortSignal.any([timeout, lost.signal, ...(signal === undefined ? [] : [signal])]);
+  const attempt = randomBytes(6).toString('hex');
+  const { explicit, tokensInHand, ...hookRequest } = request;
+  if (tokensInHand !== true) {
+    await ctx.store.appendEvent({
+      type: EventType.LOGIN_STARTED,
+      server: request.server,
+      issuer: '',
+      subject: request.subject,
+      detail: { attempt, explicit, replaced: claim.replaced },
+    });
+  }
   ctx.stats.acquisitions++;
-  const tokens = await hook({ ...request, signal: combined });
+  let tokens: AcquiredTokens;
+  try {
+    tokens = await hook({ ...hookRequest, attempt, replacing: claim.replaced, signal: combined });
+    // Finished at the same moment as a newer login took over: the newer one wins.
+    if (!(await stillHeld(ctx, leaseKey))) lost.abort(new Replaced('replaced'));
+  } catch (error) {
+    if (lost.signal.aborted) throw lost.signal.reason as Error;
+    throw error;
+  } finally {
+    stopHolding();
+  }
+  if (lost.signal.aborted) throw lost.signal.reason as Error;
   const key: CredentialKey = {
     server: request.server,
     issuer: tokens.issuer,
@@ -138,10 +209,7 @@ async function runHook(
 
 type Generations = Map<string, number>;
 
-async function generations(
-  ctx: EngineContext,
-  request: Omit<AcquireRequest, 'signal'>,
-): Promise<Generations> {
+async function generations(ctx: EngineContext, request: LoginRequest): Promise<Generations> {
   const list = await ctx.store.listCredentials({ server: request.server, subject: request.subject });
   return new Map(list.map((c) => [keyId(c.key), c.generation]));
 }
@@ -149,11 +217,24 @@ async function generations(
 /** A credential some other login wrote after we started waiting. */
 async function writtenSince(
   ctx: EngineContext,
-  request: Omit<AcquireRequest, 'signal'>,
+  request: LoginRequest,
   before: Generations,
 ): Promise<StoredCredential | undefined> {
   const list = await ctx.store.listCredentials({ server: request.server, subject: request.subject });
   return list.find((c) => c.status.state !== 'needs-login' && c.generation > (before.get(keyId(c.key)) ?? 0));
+}
+
+async function stillHeld(ctx: EngineContext, key: CredentialKey): Promise<boolean> {
+  const lease = await ctx.store.getLease(key).catch(() => undefined);
+  return lease?.owner === ctx.holder.owner;
+}
+
+function replacementEnded(server: string): LatchkeyError {
+  return new LatchkeyError(
+    ErrorCode.LOGIN_REQUIRED,
+    'a newer login replaced the one this process started, and it ended without signing in.',
+    { server, retryable: false, nextStep: `run \`latchkey login ${server}\`` },
+  );
 }
 
 function loginWaitTimeout(server: string): LatchkeyError {

@@ -32,8 +32,15 @@ export interface EngineContext {
   stats: ManagerStats;
   /** Send RFC 8707 `resource` on refresh (some IdPs, e.g. Entra v1, reject it). */
   sendResource: boolean;
+  /** When a newer login replaces a pending one (see login-lease.ts). */
+  login: LoginPolicy;
   /** Report a problem that is not thrown to any caller (background refresh). */
   warn(error: LatchkeyError): void;
+}
+
+export interface LoginPolicy {
+  supersedeAfterMs: number;
+  maxLoginsPerMinute: number;
 }
 
 export function emptyStats(): ManagerStats {

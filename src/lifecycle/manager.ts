@@ -84,6 +84,10 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       logger: this.#o.logger,
       stats: this.#stats,
       sendResource: this.#o.sendResource,
+      login: {
+        supersedeAfterMs: this.#o.supersedeLoginAfterMs,
+        maxLoginsPerMinute: this.#o.maxLoginsPerMinute,
+      },
       warn: (error) => this.#warn(error),
     };
     if (this.#o.watch) {
@@ -138,7 +142,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const cred = await acquireCredential(
       this.#ctx,
       async () => tokens,
-      { server: canonical, subject, reason: 'no-credential' },
+      // Tokens in hand replace any login still waiting for a browser or a device code.
+      { server: canonical, subject, reason: 'no-credential', explicit: true, tokensInHand: true },
       this.#o.loginTimeoutMs,
     );
     return this.#remember(cred).token;
@@ -155,7 +160,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     this.#assertOpen();
     const canonical = this.#canonicalize(server);
     const subject = options.subject ?? this.#o.subject;
-    return this.#acquire(canonical, subject, options, 'needs-login', await this.#find(canonical, subject));
+    const current = await this.#find(canonical, subject);
+    return this.#acquire(canonical, subject, options, 'needs-login', current, true);
   }
 
   /**
@@ -257,6 +263,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     options: GetTokenOptions,
     reason: AcquireReason,
     current?: StoredCredential,
+    explicit = false,
   ): Promise<AccessToken> {
     const hook = this.#o.acquire;
     if (hook === undefined || options.interactive === false) throw loginRequired(server, describe(reason));
@@ -268,6 +275,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
           server,
           subject,
           reason,
+          explicit,
           ...(options.scopes ? { scopes: options.scopes } : {}),
           ...(current === undefined ? {} : { grantedScopes: current.scopes, issuer: current.key.issuer }),
           ...(options.challenge === undefined ? {} : { challenge: options.challenge }),

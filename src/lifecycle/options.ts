@@ -27,6 +27,17 @@ export interface CredentialManagerOptions {
   waitTimeoutMs?: number;
   /** Longest an interactive acquisition (or waiting for another process's) may take. Default 300 000 ms. */
   loginTimeoutMs?: number;
+  /**
+   * A pending login in another process that began this long before this process wanted one
+   * is replaced by a new flow here (its tab was most likely never seen). A login the person
+   * starts (`manager.login()`, `latchkey login`) replaces a pending one at once. Default 1 000 ms.
+   */
+  supersedeLoginAfterMs?: number;
+  /**
+   * The cross-process storm cap: automatic logins stop replacing pending ones once this many
+   * logins started for a server in the last minute (they wait instead). Default 3.
+   */
+  maxLoginsPerMinute?: number;
   /** How often a waiting caller re-reads the store. Default 25 ms. */
   pollMs?: number;
   /** Watch the store for other processes' changes. Default true. */
@@ -65,6 +76,8 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     leaseTtlMs,
     waitTimeoutMs: options.waitTimeoutMs ?? leaseTtlMs + 5_000,
     loginTimeoutMs: options.loginTimeoutMs ?? 300_000,
+    supersedeLoginAfterMs: options.supersedeLoginAfterMs ?? 1_000,
+    maxLoginsPerMinute: options.maxLoginsPerMinute ?? 3,
     pollMs: options.pollMs ?? 25,
     watch: options.watch ?? true,
     watchPollMs: options.watchPollMs ?? 250,

@@ -6,7 +6,8 @@ import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
 import { isLoopbackUrl } from './loopback.js';
-import type { RedirectReceiver } from './redirect-receiver.js';
+import type { AuthorizationCallback, RedirectReceiver } from './redirect-receiver.js';
+import type { ResultOutcome } from './result-page.js';
 import { classifyTokenFailure } from './token-error.js';
 
 /**
@@ -27,6 +28,15 @@ export interface AuthorizationCodeOptions {
   openBrowser: BrowserOpener;
   /** Told the URL before the browser opens, so the user can open it by hand. */
   onAuthorizationUrl?: (url: string) => void;
+  /**
+   * A non-secret id of this login attempt, put in front of the random `state`, so a later
+   * login's listener can recognize this login's tab once it has been replaced.
+   */
+  attempt?: string;
+  /** Whether `attempt` names a login that a newer one replaced (read from the store's events). */
+  isReplacedAttempt?: (attempt: string) => Promise<boolean>;
+  /** Told of each response ignored because it was not this login's (stale, replaced or forged). */
+  onIgnoredResponse?: (reason: 'replaced' | 'foreign', count: number) => void;
   /** How long the user has to finish in the browser. */
   timeoutMs: number;
   requestTimeoutMs: number;
@@ -50,7 +60,10 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   const verifier = oauth.generateRandomCodeVerifier();
   // The issuer is fixed now, from validated metadata, in the same flow record as the
   // verifier and state (AUTH-50): `ctx.as.issuer` is what the response's iss must equal.
-  const state = oauth.generateRandomState();
+  const state =
+    options.attempt === undefined
+      ? oauth.generateRandomState()
+      : `${options.attempt}.${oauth.generateRandomState()}`;
   const url = new URL(endpoint);
   for (const [name, value] of Object.entries(options.extraParams ?? {})) {
     if (!PROTOCOL_PARAMS.has(name)) url.searchParams.set(name, value);
@@ -69,25 +82,86 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   // driver does), and if it fails the printed URL still works.
   options.openBrowser(url.href).catch(() => undefined);
 
-  let params: URLSearchParams;
-  try {
-    const callback = await withTimeout(receiver.callback, options.timeoutMs, server, options.signal);
-    params = validateCallback(ctx, server, callback, state);
-  } catch (error) {
-    receiver.finish({
-      ok: false,
-      message: isLatchkeyError(error) ? firstSentence(error) : 'the login failed.',
-    });
-    throw error;
-  }
+  const { callback, params } = await awaitOwnResponse(options, state);
   try {
     const result = await redeemCode(ctx, params, receiver.redirectUri, verifier, options);
-    receiver.finish({ ok: true });
+    callback.answer({ ok: true });
     return result;
   } catch (error) {
-    receiver.finish({ ok: false, message: 'the authorization server did not issue tokens.' });
+    callback.answer({ ok: false, message: 'the authorization server did not issue tokens.' });
     throw error;
   }
+}
+
+/**
+ * Wait for this login's authorization response. Responses that are not this login's (wrong
+ * `state`, or the right state with another issuer) get a page saying so, are counted, and
+ * the wait goes on: a stale tab or a forged request must not end a login the user is doing.
+ */
+async function awaitOwnResponse(
+  options: AuthorizationCodeOptions,
+  state: string,
+): Promise<{ callback: AuthorizationCallback; params: URLSearchParams }> {
+  const { ctx, server, receiver } = options;
+  const deadline = Date.now() + options.timeoutMs;
+  let ignored = 0;
+  for (;;) {
+    const callback = await withTimeout(receiver.next(), deadline - Date.now(), options, server);
+    const verdict = await judgeResponse(options, callback.params, state);
+    if (verdict.kind === 'own') {
+      try {
+        return { callback, params: validateCallback(ctx, server, callback.params, state) };
+      } catch (error) {
+        callback.answer({
+          ok: false,
+          message: isLatchkeyError(error) ? firstSentence(error) : 'the login failed.',
+        });
+        throw error;
+      }
+    }
+    ignored++;
+    callback.answer(ignoredPage(server, verdict.kind));
+    options.onIgnoredResponse?.(verdict.kind, ignored);
+  }
+}
+
+type Verdict = { kind: 'own' } | { kind: 'replaced' } | { kind: 'foreign' };
+
+async function judgeResponse(
+  options: AuthorizationCodeOptions,
+  params: URLSearchParams,
+  state: string,
+): Promise<Verdict> {
+  const received = params.get('state');
+  if (received !== state) {
+    const attempt = received?.split('.')[0];
+    const replaced =
+      attempt !== undefined &&
+      /^[0-9a-f]{1,32}$/.test(attempt) &&
+      attempt !== options.attempt &&
+      (await options.isReplacedAttempt?.(attempt).catch(() => false)) === true;
+    return { kind: replaced ? 'replaced' : 'foreign' };
+  }
+  // RFC 9207: with the right state but another issuer, this is a mix-up attempt, not ours.
+  const iss = params.get('iss');
+  if (iss !== null && iss !== options.ctx.as.issuer) return { kind: 'foreign' };
+  return { kind: 'own' };
+}
+
+function ignoredPage(server: string, kind: 'replaced' | 'foreign'): ResultOutcome {
+  return kind === 'replaced'
+    ? {
+        ok: false,
+        ignored: true,
+        title: 'This sign-in was replaced',
+        message: `A newer login to ${server} replaced the one this tab belongs to, so this sign-in was not used. Finish the newest sign-in instead.`,
+      }
+    : {
+        ok: false,
+        ignored: true,
+        title: 'Not this sign-in',
+        message: `This response does not belong to the login to ${server} in progress (an old tab, or a request from elsewhere). It was ignored; the login is still waiting.`,
+      };
 }
 
 function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): string {
@@ -203,7 +277,13 @@ async function redeemCode(
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, server: string, signal?: AbortSignal): Promise<T> {
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  options: Pick<AuthorizationCodeOptions, 'timeoutMs' | 'signal'>,
+  server: string,
+): Promise<T> {
+  const signal = options.signal;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const stop = new Promise<never>((_, reject) => {
@@ -212,7 +292,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, server: string, signal?
         reject(
           new LatchkeyError(
             ErrorCode.CANCELLED,
-            `the browser login did not finish within ${Math.round(ms / 1000)} s.`,
+            `the browser login did not finish within ${Math.round(options.timeoutMs / 1000)} s.`,
             {
               server,
               retryable: true,
@@ -220,7 +300,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, server: string, signal?
             },
           ),
         ),
-      ms,
+      Math.max(0, ms),
     );
     onAbort = () =>
       reject(

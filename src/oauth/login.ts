@@ -2,7 +2,7 @@ import type * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/acquire.js';
-import type { CredentialStore } from '../store/contract.js';
+import { type CredentialStore, EventType } from '../store/contract.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
 import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
@@ -222,6 +222,9 @@ async function runFlow(
   const receiver = await startRedirectReceiver({
     server: request.server,
     signal: request.signal,
+    // The replaced login's process lets go of the stable port within a fraction of a second;
+    // taking it lets its abandoned tab still reach a listener that can say what happened.
+    ...(request.replacing === true ? { portWaitMs: 2_000 } : {}),
     ...(options.redirectPort === undefined ? {} : { port: options.redirectPort }),
     ...(options.redirectHost === undefined ? {} : { host: options.redirectHost }),
     ...(options.redirectPath === undefined ? {} : { path: options.redirectPath }),
@@ -248,6 +251,14 @@ async function runFlow(
       timeoutMs: options.timeoutMs ?? 300_000,
       requestTimeoutMs,
       signal: request.signal,
+      ...(request.attempt === undefined ? {} : { attempt: request.attempt }),
+      isReplacedAttempt: (attempt) => wasLoginAttempt(options.store, request.server, attempt),
+      onIgnoredResponse: (reason, count) =>
+        notify(
+          reason === 'replaced'
+            ? `A sign-in tab of an earlier, replaced login to ${request.server} came back; it was ignored.\n`
+            : `Ignored a sign-in response for ${request.server} that does not belong to this login (${count} so far).\n`,
+        ),
       ...(options.quirks?.extraAuthorizationParams === undefined
         ? {}
         : { extraParams: options.quirks.extraAuthorizationParams }),
@@ -256,6 +267,16 @@ async function runFlow(
   } finally {
     receiver.close();
   }
+}
+
+/** Events scanned for an earlier login's attempt id; logins are rare, a few hundred is days. */
+const ATTEMPT_SCAN = 1000;
+
+/** Whether `attempt` is an earlier login of `server` recorded in the store (so it was replaced or ended). */
+async function wasLoginAttempt(store: CredentialStore, server: string, attempt: string): Promise<boolean> {
+  const afterId = Math.max(0, (await store.lastEventId()) - ATTEMPT_SCAN);
+  const events = await store.readEvents({ afterId, server });
+  return events.some((e) => e.type === EventType.LOGIN_STARTED && e.detail?.['attempt'] === attempt);
 }
 
 function challengeWithWanted(

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 
-import { ErrorCode, LatchkeyError } from '../errors.js';
-import { resultPage } from './result-page.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { resultPage, type ResultOutcome } from './result-page.js';
 
 /**
  * The loopback redirect endpoint of a native app (RFC 8252 §7.3): an HTTP server on
@@ -16,11 +16,19 @@ import { resultPage } from './result-page.js';
  */
 export interface RedirectReceiver {
   readonly redirectUri: string;
-  /** Resolves with the query parameters of the first authorization response that arrives. */
-  readonly callback: Promise<URLSearchParams>;
-  /** Show the final page to the browser that delivered the callback. */
-  finish(outcome: { ok: true } | { ok: false; message: string }): void;
+  /**
+   * The next authorization response to arrive. The flow judges each one: a response with the
+   * wrong `state` (a stale tab, a replaced login, a forged request from any local process or
+   * web page) is answered and ignored, and the login keeps waiting for its own.
+   */
+  next(): Promise<AuthorizationCallback>;
   close(): void;
+}
+
+export interface AuthorizationCallback {
+  readonly params: URLSearchParams;
+  /** Show the final page to the browser that delivered this response. */
+  answer(outcome: ResultOutcome): void;
 }
 
 export interface RedirectReceiverOptions {
@@ -34,39 +42,34 @@ export interface RedirectReceiverOptions {
    * pre-registered with a localhost redirect; the listener still binds 127.0.0.1 only.
    */
   host?: '127.0.0.1' | 'localhost';
+  /**
+   * How long to keep trying the stable port while it is taken before taking any port.
+   * A login that replaced another process's waits for that process to let go of it, so the
+   * replaced login's tab still reaches a listener that can tell its user. Default 0.
+   */
+  portWaitMs?: number;
   signal?: AbortSignal;
 }
 
 const CALLBACK_PATH = '/callback';
+/** Responses waiting to be judged; more than this at once is a flood, not a browser. */
+const MAX_QUEUED = 16;
 
 export async function startRedirectReceiver(options: RedirectReceiverOptions): Promise<RedirectReceiver> {
   const path = options.path ?? CALLBACK_PATH;
-  let deliver!: (params: URLSearchParams) => void;
-  let fail!: (error: unknown) => void;
-  const callback = new Promise<URLSearchParams>((resolve, reject) => {
-    deliver = resolve;
-    fail = reject;
-  });
-  callback.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it never is
-  let pending: ServerResponse | undefined;
-
+  const inbox = new CallbackQueue(options.server);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method !== 'GET' || url.pathname !== path) return plain(res, 404, 'not found');
-    // Only requests that look like an authorization response count; the flow then checks
-    // state and iss and fails the login on a mismatch (a forged or crossed response).
+    // Only requests that look like an authorization response count.
     if (!url.searchParams.has('code') && !url.searchParams.has('error'))
       return plain(res, 400, 'unexpected request');
-    if (pending !== undefined) return plain(res, 409, 'this login was already answered');
-    pending = res;
-    deliver(url.searchParams);
+    if (!inbox.push(url.searchParams, res)) plain(res, 429, 'too many requests');
   });
-  await listen(server, options.port ?? stablePort(options.server), options.port !== undefined);
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const port = await listenWithWait(server, options);
 
   const onAbort = (): void => {
-    fail(
+    inbox.fail(
       new LatchkeyError(ErrorCode.CANCELLED, 'the login was cancelled.', {
         server: options.server,
         retryable: false,
@@ -77,33 +80,93 @@ export async function startRedirectReceiver(options: RedirectReceiverOptions): P
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const close = (): void => {
     options.signal?.removeEventListener('abort', onAbort);
+    inbox.fail(
+      new LatchkeyError(ErrorCode.CANCELLED, 'the login listener was closed.', {
+        server: options.server,
+        retryable: false,
+      }),
+    );
     server.close();
     server.closeAllConnections();
   };
+  if (options.signal?.aborted === true) onAbort();
 
   return {
     redirectUri: `http://${options.host ?? '127.0.0.1'}:${port}${path}`,
-    callback,
-    finish(outcome) {
-      const res = pending;
-      if (res === undefined) return;
-      const page = resultPage(options.server, outcome);
-      res.writeHead(outcome.ok ? 200 : 400, {
-        'content-type': 'text/html; charset=utf-8',
-        'cache-control': 'no-store',
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-        'referrer-policy': 'no-referrer',
-      });
-      res.end(page);
-    },
+    next: () => inbox.next(),
     close,
   };
+}
+
+/** Authorization responses in arrival order, each held open until the flow answers it. */
+class CallbackQueue {
+  readonly #queued: AuthorizationCallback[] = [];
+  readonly #waiters: { resolve(c: AuthorizationCallback): void; reject(e: unknown): void }[] = [];
+  #failure: unknown;
+
+  constructor(private readonly server: string) {}
+
+  push(params: URLSearchParams, res: ServerResponse): boolean {
+    if (this.#failure !== undefined || this.#queued.length >= MAX_QUEUED) return false;
+    const callback: AuthorizationCallback = {
+      params,
+      answer: (outcome) => sendResult(res, this.server, outcome),
+    };
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter.resolve(callback);
+    else this.#queued.push(callback);
+    return true;
+  }
+
+  next(): Promise<AuthorizationCallback> {
+    const queued = this.#queued.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure as Error);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+    for (const callback of this.#queued.splice(0))
+      callback.answer({ ok: false, message: 'this login is no longer waiting.' });
+  }
+}
+
+function sendResult(res: ServerResponse, server: string, outcome: ResultOutcome): void {
+  if (res.headersSent) return;
+  res.writeHead(outcome.ok ? 200 : 400, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(resultPage(server, outcome));
 }
 
 /** A port in the dynamic range, the same for the same server URL on every run. */
 export function stablePort(server: string): number {
   const digest = createHash('sha256').update(server).digest();
   return 49152 + (digest.readUInt16BE(0) % (65535 - 49152));
+}
+
+async function listenWithWait(server: Server, options: RedirectReceiverOptions): Promise<number> {
+  const exact = options.port !== undefined;
+  const port = options.port ?? stablePort(options.server);
+  const until = Date.now() + (options.portWaitMs ?? 0);
+  for (;;) {
+    const waiting = Date.now() < until;
+    try {
+      await listen(server, port, exact || waiting);
+      break;
+    } catch (error) {
+      const busy = isLatchkeyError(error) && error.retryable;
+      if (!waiting || !busy) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.port : 0;
 }
 
 function listen(server: Server, port: number, exact: boolean): Promise<void> {

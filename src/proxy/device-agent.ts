@@ -100,9 +100,10 @@ export async function pendingPrompt(
   for (let i = events.length - 1; i >= 0; i--) {
     const event = events[i];
     if (event === undefined) continue;
-    // A login or logout after the prompt makes it stale.
+    // A login, a newer login replacing this one, or a logout after the prompt makes it stale.
     if (event.type !== EventType.DEVICE_PROMPT) {
-      if (event.type === EventType.ACQUIRED || isLogout(event)) return undefined;
+      if (event.type === EventType.ACQUIRED || event.type === EventType.LOGIN_STARTED || isLogout(event))
+        return undefined;
       continue;
     }
     const prompt = promptOf(event);

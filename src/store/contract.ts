@@ -151,6 +151,12 @@ export const EventType = {
   RECONNECT: 'reconnect',
   /** A device login is waiting for the user: its URL, user code and expiry (never the device code). */
   DEVICE_PROMPT: 'device-prompt',
+  /**
+   * An interactive login took the login lease: its attempt id (which prefixes the OAuth
+   * `state`, so a late tab can be told it was replaced), whether a person started it, and
+   * whether it replaced another process's pending login.
+   */
+  LOGIN_STARTED: 'login-started',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

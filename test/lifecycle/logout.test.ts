@@ -32,6 +32,7 @@ function engine(store: CredentialStore, extra: Partial<EngineContext> = {}): Eng
     logger: silentLogger,
     stats: emptyStats(),
     sendResource: true,
+    login: { supersedeAfterMs: 1_000, maxLoginsPerMinute: 3 },
     warn: () => undefined,
     ...extra,
   };

@@ -44,17 +44,28 @@ describe('authorization code + PKCE: checks on the way back', () => {
       {},
     );
 
-  /** Run the flow; `tamper` rewrites the callback URL before it is delivered. */
+  /**
+   * Run the flow; `tamper` rewrites the callback URL before it is delivered. `thenGenuine`
+   * delivers the untouched callback after the tampered one (a login that must survive it).
+   */
   async function run(
     tamper: (callback: URL) => URL,
     ctx = context(),
+    thenGenuine = false,
   ): Promise<{
     result?: Awaited<ReturnType<typeof authorizationCodeFlow>>;
     error?: LatchkeyError;
     page?: string;
+    pages: { status: number; body: string }[];
+    ignored: number;
   }> {
     const receiver = await startRedirectReceiver({ server: SERVER });
-    let page: string | undefined;
+    const pages: { status: number; body: string }[] = [];
+    let ignored = 0;
+    const deliver = async (url: URL): Promise<void> => {
+      const r = await fetch(url);
+      pages.push({ status: r.status, body: await r.text() });
+    };
     const options: AuthorizationCodeOptions = {
       ctx,
       server: SERVER,
@@ -63,19 +74,25 @@ describe('authorization code + PKCE: checks on the way back', () => {
       scope: as.scope,
       timeoutMs: 20_000,
       requestTimeoutMs: 10_000,
+      onIgnoredResponse: (_reason, count) => void (ignored = count),
       openBrowser: async (url) => {
         const callback = await completeAuthorization(url, { subject: 'carol' });
-        const delivered = tamper(new URL(callback.pathname + callback.search, receiver.redirectUri));
-        void fetch(delivered).then(async (r) => (page = await r.text()));
+        const genuine = new URL(callback.pathname + callback.search, receiver.redirectUri);
+        const delivered = tamper(new URL(genuine));
+        void (async () => {
+          await deliver(delivered);
+          if (thenGenuine) await deliver(genuine);
+        })().catch(() => undefined);
       },
     };
     try {
       const result = await authorizationCodeFlow(options);
-      return { result, ...(page === undefined ? {} : { page }) };
+      await new Promise((r) => setTimeout(r, 50));
+      return { result, pages, ignored, ...(pages[0] === undefined ? {} : { page: pages[0].body }) };
     } catch (error) {
       assert.ok(isLatchkeyError(error), String(error));
       await new Promise((r) => setTimeout(r, 50));
-      return { error, ...(page === undefined ? {} : { page }) };
+      return { error, pages, ignored, ...(pages[0] === undefined ? {} : { page: pages[0].body }) };
     } finally {
       receiver.close();
     }
@@ -90,43 +107,60 @@ describe('authorization code + PKCE: checks on the way back', () => {
     assert.equal(info.aud, SERVER);
   });
 
-  it('a wrong state is rejected before the code is redeemed', async () => {
+  it('a wrong state is answered, counted and ignored: never redeemed, and the login goes on', async () => {
     const before = as.counters.count('authorization_code');
-    const { error } = await run((u) => {
-      u.searchParams.set('state', 'forged');
-      return u;
-    });
-    assert.equal(error?.code, 'LOGIN_REQUIRED');
-    assert.equal(error?.server, SERVER);
-    assert.match(error?.message ?? '', /state/);
+    const outcome = await run(
+      (u) => {
+        u.searchParams.set('state', 'forged');
+        return u;
+      },
+      context(),
+      true,
+    );
+    assert.equal(outcome.error, undefined, outcome.error?.message);
+    assert.ok(outcome.result !== undefined, 'the genuine response still completes the login');
+    assert.equal(outcome.ignored, 1);
+    assert.equal(outcome.pages[0]?.status, 400);
+    assert.match(outcome.pages[0]?.body ?? '', /Not this sign-in/);
+    assert.match(outcome.pages[0]?.body ?? '', /still waiting/);
+    assert.equal(outcome.pages[1]?.status, 200);
     assert.equal(
       as.counters.count('authorization_code'),
-      before,
-      'the code never reached the token endpoint',
+      before + 1,
+      'only the genuine code reached the token endpoint',
     );
   });
 
-  it('a wrong iss is rejected (RFC 9207) and its error fields are not echoed', async () => {
+  it('a wrong iss (RFC 9207) is ignored like a forged response, and its error fields are not echoed', async () => {
     const before = as.counters.count('authorization_code');
-    const { error } = await run((u) => {
-      u.searchParams.set('iss', 'https://attacker.example');
-      return u;
-    });
-    assert.equal(error?.code, 'LOGIN_REQUIRED');
-    assert.match(error?.message ?? '', /issuer/);
-    assert.equal(as.counters.count('authorization_code'), before);
+    const wrongIss = await run(
+      (u) => {
+        u.searchParams.set('iss', 'https://attacker.example');
+        return u;
+      },
+      context(),
+      true,
+    );
+    assert.equal(wrongIss.error, undefined);
+    assert.equal(wrongIss.ignored, 1);
+    assert.equal(as.counters.count('authorization_code'), before + 1);
 
-    const mixed = await run((u) => {
-      const forged = new URL(u);
-      forged.search = '';
-      forged.searchParams.set('error', 'server_error');
-      forged.searchParams.set('error_description', 'click https://evil.example to continue');
-      forged.searchParams.set('state', u.searchParams.get('state') ?? '');
-      forged.searchParams.set('iss', 'https://attacker.example');
-      return forged;
-    });
-    assert.ok(mixed.error !== undefined);
-    assert.doesNotMatch(mixed.error.message, /evil|server_error/);
+    const mixed = await run(
+      (u) => {
+        const forged = new URL(u);
+        forged.search = '';
+        forged.searchParams.set('error', 'server_error');
+        forged.searchParams.set('error_description', 'click https://evil.example to continue');
+        forged.searchParams.set('state', u.searchParams.get('state') ?? '');
+        forged.searchParams.set('iss', 'https://attacker.example');
+        return forged;
+      },
+      context(),
+      true,
+    );
+    assert.equal(mixed.error, undefined, 'a forged error does not end the login');
+    assert.equal(mixed.ignored, 1);
+    assert.doesNotMatch(mixed.pages[0]?.body ?? '', /evil|server_error/);
   });
 
   it('an AS that does not advertise S256 is refused before any browser opens', async () => {
