@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 
 import { EventType } from '../../src/store/contract.js';
+import { approveDevice } from '../harness/index.js';
 import { type Host, proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
@@ -181,4 +182,61 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     await oldHost.close();
     await newHost.close();
   });
+
+  it('latchkey login replaces a device login waiting in a proxy’s agent; the agent adopts and ends', async () => {
+    const other = await proxyEnv({ accessTokenTtl: 300, deviceFlowInterval: 1 });
+    try {
+      const refused = await other.host(['--device']).then(
+        () => undefined,
+        (error: unknown) =>
+          error as { data?: { latchkey?: { verificationUri?: string; userCode?: string } } },
+      );
+      const pending = refused?.data?.latchkey;
+      assert.ok(pending?.verificationUri !== undefined && pending.userCode !== undefined, String(refused));
+      const store = await other.openStore();
+      const prompt = (await store.readEvents({ server: other.url })).find(
+        (e) => e.type === EventType.DEVICE_PROMPT,
+      );
+      assert.ok(prompt !== undefined, 'the agent published its prompt');
+
+      const launches = join(other.home, 'tabs.log');
+      const cli = await promisify(execFile)(
+        process.execPath,
+        ['--import', TSX, CLI, 'login', other.url, '--browser'],
+        {
+          env: {
+            ...process.env,
+            ...other.env,
+            BROWSER: COUNTING,
+            LK_BROWSER_LOG: launches,
+            LK_BROWSER_USER: 'browser-user',
+          },
+        },
+      );
+      assert.match(cli.stderr, /Logged in to/);
+      await waitFor('the agent to end', async () => (isAlive(prompt.pid) ? undefined : true), 10_000);
+      // The code approved late logs nobody in: the agent stopped polling when it was replaced.
+      await approveDevice(pending.verificationUri, pending.userCode, { subject: 'device-user' });
+      await pause(2_500);
+      assert.equal(
+        other.as.counters.count('device_code', 'ok'),
+        0,
+        'no token was collected for the old code',
+      );
+      const host = await other.host(['--device']);
+      assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'browser-user');
+      await host.close();
+    } finally {
+      await other.close();
+    }
+  });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
