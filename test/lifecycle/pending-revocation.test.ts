@@ -11,11 +11,9 @@ import {
 } from '../../src/lifecycle/pending-revocations.js';
 import { retryPendingRevocations } from '../../src/lifecycle/revocation-retrier.js';
 import { silentLogger } from '../../src/log.js';
-import { buildContext } from '../../src/oauth/client-context.js';
-import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
-import { discover } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
 
 /** Short delays so that a retry falls due within the test; the logic is the default's. */
 const FAST: Partial<RevocationRetryPolicy> = { initialMs: 300, maxMs: 5_000, passBudgetMs: 8_000 };
@@ -26,29 +24,6 @@ async function eventually(condition: () => Promise<boolean>, timeoutMs: number):
     if (await condition()) return true;
     if (Date.now() > deadline) return false;
     await sleep(50);
-  }
-}
-
-/** Whether the AS still accepts this refresh token (as the public test client). */
-async function refreshable(env: LifecycleEnv, refreshToken: string | undefined): Promise<boolean> {
-  assert.ok(refreshToken);
-  const metadata = await discover(env.as.issuer);
-  const client = buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId: env.as.clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
-  try {
-    await refreshTokenGrant(client, refreshToken, { resource: env.server, timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -138,7 +113,10 @@ describe('pending revocations (logout while the AS is down)', () => {
 
     assert.equal(env.as.counters.count('revocation', 'ok'), 2);
     assert.equal((await env.as.introspect(cred.secrets.accessToken)).active, false);
-    assert.equal(await refreshable(env, cred.secrets.refreshToken), false);
+    assert.equal(
+      await refreshAccepted(env.as.issuer, env.as.clientId, cred.secrets.refreshToken ?? '', env.server),
+      false,
+    );
     const events = await later.readEvents({ server: env.server });
     const retried = events.filter((e) => e.type === 'revocation-retried');
     assert.deepEqual(
@@ -302,7 +280,10 @@ describe('pending revocations (logout while the AS is down)', () => {
     );
     assert.deepEqual(await running.listPendingRevocations(), []);
     assert.equal((await env.as.introspect(cred.secrets.accessToken)).active, false);
-    assert.equal(await refreshable(env, cred.secrets.refreshToken), false);
+    assert.equal(
+      await refreshAccepted(env.as.issuer, env.as.clientId, cred.secrets.refreshToken ?? '', env.server),
+      false,
+    );
   });
 
   it('retryRevocations: false leaves the queue to other runs', async () => {

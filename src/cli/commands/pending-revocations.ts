@@ -25,7 +25,7 @@ const ERROR_WIDTH = 16;
 export function pendingRevocationsTable(rows: readonly PendingRevocation[], now: number): string {
   if (rows.length === 0) return '';
   const lines = [
-    'pending revocations (deleted locally, not yet revoked at the authorization server):',
+    'pending revocations (tokens deleted here, not yet revoked at the AS):',
     line(['SERVER', 'TOKEN', 'TRIES', 'NEXT TRY', 'LAST ERROR']),
     ...rows.map((r) =>
       line([
