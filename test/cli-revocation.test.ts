@@ -191,7 +191,7 @@ describe('latchkey logout while the authorization server is down', () => {
       await refreshAccepted(env.as.issuer, env.as.clientId, cred.secrets.refreshToken ?? '', other),
       false,
     );
-    assert.match(host.stderr(), /a pending revocation went through/);
+    assert.match(host.stderr(), /a pending revocation went through.*kind="refresh_token"/);
     assertNoTokens(host.stderr(), cred, 'the proxy log');
     // The proxy's own connection is untouched by another server's retried revocation.
     assert.ok((await host.client.listTools()).tools.length > 0);

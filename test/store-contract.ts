@@ -1209,8 +1209,11 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         );
       });
 
-      it('two store handles claiming at once never get the same row', async () => {
-        if (subject.reopen === undefined) return;
+      it('two store handles claiming at once never get the same row', async (t) => {
+        if (subject.reopen === undefined) {
+          t.skip('this store has no second handle onto the same data');
+          return;
+        }
         const other = await subject.reopen();
         const rows = Array.from({ length: 10 }, (_, n) => pendingRevocation(credentialKey(n)));
         await store.addPendingRevocations(rows, pendingEvent(credentialKey(0)));

@@ -128,7 +128,8 @@ async function settle(
   });
   deps.logger.info(
     outcome.status === 'revoked' ? 'a pending revocation went through' : 'a pending revocation was given up',
-    { server: row.key.server, token: row.tokenType, attempts, ...final },
+    // `kind`, not `token`: the logger redacts every field whose name says token.
+    { server: row.key.server, kind: row.tokenType, attempts, ...final },
   );
   return outcome.status === 'revoked' ? 'revoked' : 'dropped';
 }
@@ -145,7 +146,7 @@ async function expire(deps: RetryDeps, row: ClaimedRevocation): Promise<void> {
   });
   deps.logger.warn('a token expired before the authorization server accepted its revocation', {
     server: row.key.server,
-    token: row.tokenType,
+    kind: row.tokenType,
   });
 }
 
