@@ -81,9 +81,10 @@ export async function queueRevocations(
   // the queued token without the client authentication its revocation needs.
   const registration = await ctx.store.getRegistration(cred.key.issuer);
   const client = registration?.clientId === cred.clientId ? registration : undefined;
-  const nextAttemptAt = now + retryDelayMs(1, policy);
-  const entries: NewPendingRevocation[] = due.map(([tokenType, , token, expiry]) => {
+  const entries: NewPendingRevocation[] = due.map(([tokenType, outcome, token, expiry]) => {
     const expiresAt = Math.min(expiry ?? Infinity, now + policy.maxAgeMs);
+    const retryAfterMs = outcome?.status === 'failed' ? (outcome.retryAfterMs ?? 0) : 0;
+    const nextAttemptAt = now + Math.max(retryDelayMs(1, policy), Math.min(retryAfterMs, policy.maxMs));
     return {
       key: cred.key,
       tokenType,
@@ -104,7 +105,7 @@ export async function queueRevocations(
     type: EventType.REVOCATION_PENDING,
     ...cred.key,
     generation: cred.generation,
-    detail: { tokens: types.join(','), nextAttemptAt },
+    detail: { tokens: types.join(','), nextAttemptAt: Math.min(...entries.map((e) => e.nextAttemptAt)) },
   });
   return types;
 }

@@ -109,7 +109,12 @@ async function settle(
   const attempts = row.attempts + 1;
   const base = { ...row.key, detail: { token: row.tokenType, attempts } };
   if (outcome.status === 'failed' && outcome.retryable) {
-    const nextAttemptAt = Math.min(Date.now() + retryDelayMs(attempts + 1, deps.policy), row.expiresAt);
+    // A Retry-After from the AS wins over a shorter backoff (capped like the backoff).
+    const delay = Math.max(
+      retryDelayMs(attempts + 1, deps.policy),
+      Math.min(outcome.retryAfterMs ?? 0, deps.policy.maxMs),
+    );
+    const nextAttemptAt = Math.min(Date.now() + delay, row.expiresAt);
     await deps.store.reschedulePendingRevocation(row.id, deps.owner, {
       attempts,
       nextAttemptAt,

@@ -85,7 +85,10 @@ describe('pending revocations (logout while the AS is down)', () => {
     assert.equal(await store.getCredential(cred.key), undefined, 'deleted locally');
     const queued = await store.listPendingRevocations();
     assert.deepEqual(
-      queued.map((r) => [r.tokenType, r.attempts, r.clientId, r.key.server]),
+      queued
+        .map((r) => [r.tokenType, r.attempts, r.clientId, r.key.server])
+        .sort()
+        .reverse(),
       [
         ['refresh_token', 0, cred.clientId, env.server],
         ['access_token', 0, cred.clientId, env.server],
@@ -168,6 +171,27 @@ describe('pending revocations (logout while the AS is down)', () => {
     );
     noSecrets(JSON.stringify(rows), cred);
     assert.equal((await env.as.introspect(cred.secrets.accessToken)).active, true, 'still valid: kept');
+  });
+
+  it('a Retry-After from the AS postpones the next try beyond the backoff', async () => {
+    env = await lifecycleEnv({ accessTokenTtl: 300 });
+    const store = await env.openStore();
+    await logoutWhileDown(store);
+    env.proxy.clear();
+    env.proxy.inject({ path: '/token/revocation', action: { type: 'rate-limit', retryAfter: 120 } });
+    await sleep(FAST.initialMs! * 1.3);
+
+    const before = Date.now();
+    // Retry-After is honoured up to the backoff cap (maxMs); raise the cap above it.
+    const policy = { ...FAST, maxMs: 300_000 };
+    assert.equal((await retryPendingRevocations(deps(store, 'run', policy))).rescheduled, 2);
+    for (const row of await store.listPendingRevocations()) {
+      assert.equal(row.lastError, 'HTTP 429');
+      assert.ok(
+        row.nextAttemptAt >= before + 119_000 || row.nextAttemptAt === row.expiresAt,
+        `waits out Retry-After (${row.nextAttemptAt - before} ms)`,
+      );
+    }
   });
 
   it('a token that expired unrevoked is dropped with an event, and nothing is sent', async () => {
