@@ -1,5 +1,5 @@
 import { secrets } from '../credential/redact.js';
-import { isLatchkeyError } from '../errors.js';
+import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../oauth/client-context.js';
 import { authorizationServerMetadata } from '../oauth/discovery.js';
@@ -54,7 +54,7 @@ export async function retryPendingRevocations(deps: RetryDeps): Promise<RetryPas
       // Out of time: hand the row back untouched for the next pass (or another process).
       await deps.store.reschedulePendingRevocation(row.id, deps.owner, scheduleOf(row));
     } else {
-      const outcome = await attempt(deps, row, Math.min(deps.requestTimeoutMs, remaining));
+      const outcome = await attempt(deps, row, deadline);
       const kind = await settle(deps, row, outcome);
       result[kind]++;
     }
@@ -62,17 +62,22 @@ export async function retryPendingRevocations(deps: RetryDeps): Promise<RetryPas
   return result;
 }
 
+/** Each request's timeout is what is left of the pass (at least a moment), capped per request. */
+function timeoutBefore(deadline: number, deps: RetryDeps): number {
+  return Math.max(250, Math.min(deps.requestTimeoutMs, deadline - Date.now()));
+}
+
 async function attempt(
   deps: RetryDeps,
   row: ClaimedRevocation,
-  timeoutMs: number,
+  deadline: number,
 ): Promise<RevocationOutcome> {
   const { issuer, server } = row.key;
   try {
     const as = await authorizationServerMetadata(deps.store, issuer, {
       server,
       fetch: deps.fetch,
-      timeoutMs,
+      timeoutMs: timeoutBefore(deadline, deps),
     });
     const client = buildContext(
       as,
@@ -87,17 +92,18 @@ async function attempt(
       { fetch: deps.fetch },
     );
     const field = row.tokenType === 'refresh_token' ? 'refreshToken' : 'accessToken';
-    const report = await revokeTokens(client, { [field]: row.secrets.token }, { timeoutMs });
+    const report = await revokeTokens(
+      client,
+      { [field]: row.secrets.token },
+      { timeoutMs: timeoutBefore(deadline, deps) },
+    );
     return report[field] ?? { status: 'failed', reason: 'no outcome', retryable: true };
   } catch (error) {
-    // No metadata (AS down, discovery timed out) or an unusable client snapshot.
+    // No metadata (AS down, discovery timed out, metadata broken for now) or an unusable
+    // client snapshot. Only the latter is final: metadata an operator may still fix is
+    // waited for, and the token's expiry bounds the wait.
     const code = isLatchkeyError(error) ? error.code : 'unreachable';
-    return {
-      status: 'failed',
-      reason: code,
-      retryable: isLatchkeyError(error) ? error.retryable : true,
-      error: code,
-    };
+    return { status: 'failed', reason: code, retryable: code !== ErrorCode.CLIENT_REJECTED, error: code };
   }
 }
 

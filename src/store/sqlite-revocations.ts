@@ -92,6 +92,15 @@ export function selectRevocations(db: BetterSqlite3.Database, filter: Credential
   return rows.map(publicView);
 }
 
+export function anyRevocationDue(db: BetterSqlite3.Database, now: number): boolean {
+  return (
+    db
+      .prepare(`SELECT EXISTS (SELECT 1 FROM pending_revocations WHERE next_attempt_at <= ?)`)
+      .pluck()
+      .get(now) === 1
+  );
+}
+
 export function claimRevocations(
   db: BetterSqlite3.Database,
   box: SecretBox,

@@ -37,6 +37,7 @@ import {
 } from './data-key.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import {
+  anyRevocationDue,
   claimRevocations,
   deleteClaimedRevocation,
   insertRevocations,
@@ -434,7 +435,10 @@ class SqliteStore implements CredentialStore {
   }
 
   claimPendingRevocations(claim: RevocationClaim): Promise<ClaimedRevocation[]> {
-    return this.write(() => claimRevocations(this.db, this.box, claim));
+    // Every manager start claims; with nothing due, a plain read spares the write lock.
+    return this.run(() => anyRevocationDue(this.db, claim.now ?? Date.now())).then((due) =>
+      due ? this.write(() => claimRevocations(this.db, this.box, claim)) : [],
+    );
   }
 
   reschedulePendingRevocation(id: string, owner: string, next: RevocationSchedule): Promise<boolean> {
