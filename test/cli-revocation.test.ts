@@ -123,9 +123,10 @@ describe('latchkey logout while the authorization server is down', () => {
     const due = Math.max(...before.map((r) => r.nextAttemptAt));
     await sleep(Math.max(0, due - Date.now()) + 100);
     env.as.counters.reset();
-    const later = await latchkey(['status', '--json'], env.env);
+    const later = await latchkey(['status', '--json'], { ...env.env, LATCHKEY_LOG_LEVEL: 'debug' });
     assert.equal(later.code, 0, later.stderr);
     assert.deepEqual(PendingSchema.parse(JSON.parse(later.stdout)).pendingRevocations, []);
+    assert.match(later.stderr, /a pending revocation went through/, 'logged (debug level shows info)');
 
     assert.equal(env.as.counters.count('revocation', 'ok'), 2);
     assert.equal((await env.as.introspect(cred.secrets.accessToken)).active, false);
@@ -152,9 +153,12 @@ describe('latchkey logout while the authorization server is down', () => {
     assertNoTokens(events.stdout + later.stderr, cred, 'events');
   });
 
-  it('two latchkey processes starting together send each revocation once', async () => {
+  it('two `latchkey token` runs for another server, started together, send each revocation once', async () => {
     env = await proxyEnv();
-    const { cred } = await logoutWhileDown(env.url);
+    const other = `${new URL(env.url).origin}/other-mcp`;
+    env.as.addResource(other);
+    await env.seedLogin();
+    const { cred } = await logoutWhileDown(other);
     const due = Math.max(...(await pendingNow()).map((r) => r.nextAttemptAt));
     // Slow answers keep both processes' retry passes in flight at once.
     env.asProxy.inject({ path: '/token/revocation', action: { type: 'delay', ms: 400 } });
@@ -162,11 +166,15 @@ describe('latchkey logout while the authorization server is down', () => {
     env.as.counters.reset();
 
     const runs = await Promise.all([
-      latchkey(['status', '--json'], env.env),
-      latchkey(['status', '--json'], env.env),
+      latchkey(['token', env.url], { ...env.env, LATCHKEY_LOG_LEVEL: 'debug' }),
+      latchkey(['token', env.url], { ...env.env, LATCHKEY_LOG_LEVEL: 'debug' }),
     ]);
 
-    for (const run of runs) assert.equal(run.code, 0, run.stderr);
+    for (const run of runs) {
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(run.stdout.trim().length > 20, 'the command did its own job: a token on stdout');
+      assertNoTokens(run.stdout + run.stderr, cred, 'token runs');
+    }
     assert.equal(env.as.counters.count('revocation'), 2, 'one request per token in all');
     assert.deepEqual(await pendingNow(), []);
     assert.equal((await env.as.introspect(cred.secrets.accessToken)).active, false);
