@@ -202,7 +202,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
    * browser may take minutes).
    */
   async settle(timeoutMs = 10_000): Promise<void> {
-    const pass = this.#revocations?.settled();
+    const pass = this.#revocations?.inFlight();
     if (this.#refreshes.size === 0 && pass === undefined) return;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {

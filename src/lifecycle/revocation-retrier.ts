@@ -210,9 +210,9 @@ export class RevocationRetrier {
     });
   }
 
-  /** Resolves when the pass in flight (if any) has finished. */
-  settled(): Promise<void> {
-    return this.#pass ?? Promise.resolve();
+  /** The pass in flight, if any (it never rejects). */
+  inFlight(): Promise<void> | undefined {
+    return this.#pass;
   }
 
   close(): void {
