@@ -126,6 +126,13 @@ async function settle(
       nextAttemptAt,
       lastError: shortError(outcome),
     });
+    deps.logger.debug('a pending revocation failed again; rescheduled', {
+      server: row.key.server,
+      kind: row.tokenType,
+      attempts,
+      lastError: shortError(outcome),
+      inMs: nextAttemptAt - Date.now(),
+    });
     return 'rescheduled';
   }
   const final =
