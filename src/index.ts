@@ -12,6 +12,8 @@ export type { ManagerStats } from './lifecycle/context.js';
 export type { AcquireHook, AcquireReason, AcquireRequest, AcquiredTokens } from './lifecycle/acquire.js';
 export { DEFAULT_BACKOFF } from './lifecycle/backoff.js';
 export type { BackoffPolicy } from './lifecycle/backoff.js';
+export { DEFAULT_REVOCATION_RETRY } from './lifecycle/pending-revocations.js';
+export type { RevocationRetryPolicy } from './lifecycle/pending-revocations.js';
 
 // Credentials
 export { canonicalServer, LOCAL_SUBJECT } from './credential/key.js';
@@ -51,7 +53,10 @@ export type {
   Lease,
   LeaseHolder,
   LifecycleEvent,
+  PendingRevocation,
+  PendingRevocationStore,
   Registration,
+  RevocationTokenType,
   StoreSecurity,
   WriteCondition,
   WriteResult,

@@ -14,6 +14,7 @@ import type {
   EventType,
   LeaseHolder,
   LifecycleEvent,
+  NewPendingRevocation,
   Registration,
 } from '../src/store/contract.js';
 
@@ -73,6 +74,25 @@ export function latchkeyError(code: ErrorCode, more?: (error: LatchkeyError) => 
     assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
     more?.(error);
     return true;
+  };
+}
+
+/** A queued revocation for `key`, due at `nextAttemptAt` (default: now). */
+export function pendingRevocation(
+  key: CredentialKey,
+  overrides: Partial<NewPendingRevocation> = {},
+): NewPendingRevocation {
+  const now = Date.now();
+  return {
+    key,
+    tokenType: 'refresh_token',
+    clientId: 'client-contract',
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    createdAt: now,
+    expiresAt: now + 86_400_000,
+    nextAttemptAt: now,
+    secrets: { token: secret('rt'), clientSecret: secret('cs') },
+    ...overrides,
   };
 }
 
@@ -1038,6 +1058,172 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         } finally {
           stopKept();
         }
+      });
+    });
+
+    describe('pending revocations', () => {
+      const pendingEvent = (key: CredentialKey) => eventFor(key, 'revocation-pending');
+
+      it('add queues rows and the event atomically; list shows them without secrets, by due time', async () => {
+        const later = pendingRevocation(credentialKey(1), { nextAttemptAt: Date.now() + 60_000 });
+        const sooner = pendingRevocation(credentialKey(2), {
+          tokenType: 'access_token',
+          tokenEndpointAuthMethod: 'none',
+          secrets: { token: secret('at') },
+        });
+        const before = await store.lastEventId();
+        const added = await store.addPendingRevocations([later, sooner], pendingEvent(credentialKey(1)));
+        assert.equal(added.length, 2);
+        assert.notEqual(added[0]?.id, added[1]?.id);
+        const events = await store.readEvents({ afterId: before });
+        assert.deepEqual(
+          events.map((e) => e.type),
+          ['revocation-pending'],
+        );
+
+        const listed = await store.listPendingRevocations();
+        assert.deepEqual(
+          listed.map((r) => r.key.server),
+          [credentialKey(2).server, credentialKey(1).server],
+          'soonest first',
+        );
+        const { secrets: _s, ...publicPart } = sooner;
+        assert.deepEqual(listed[0], { ...publicPart, id: added[1]?.id, attempts: 0 });
+        assert.ok(!JSON.stringify(listed).includes(later.secrets.token), 'no token in a listing');
+        assert.ok(!JSON.stringify(listed).includes(later.secrets.clientSecret ?? '\u0000'));
+        assert.deepEqual(
+          (await store.listPendingRevocations({ server: credentialKey(1).server })).map((r) => r.id),
+          [added[0]?.id],
+        );
+        assert.deepEqual(await store.listPendingRevocations({ issuer: 'https://nobody.example.com' }), []);
+      });
+
+      it('claim returns due rows with their secrets, and no one else gets them while the claim lives', async () => {
+        const due = pendingRevocation(credentialKey(1));
+        const notYet = pendingRevocation(credentialKey(2), { nextAttemptAt: Date.now() + 60_000 });
+        await store.addPendingRevocations([due, notYet], pendingEvent(credentialKey(1)));
+
+        const claimed = await store.claimPendingRevocations({ owner: holderA.owner, ttlMs: 60_000 });
+        assert.equal(claimed.length, 1);
+        assert.deepEqual(claimed[0]?.secrets, due.secrets);
+        assert.equal(claimed[0]?.key.server, due.key.server);
+        assert.deepEqual(await store.claimPendingRevocations({ owner: holderB.owner, ttlMs: 60_000 }), []);
+        // `now` lets a caller look ahead; the live claim still wins.
+        const ahead = await store.claimPendingRevocations({
+          owner: holderB.owner,
+          ttlMs: 60_000,
+          now: Date.now() + 120_000,
+        });
+        assert.deepEqual(
+          ahead.map((r) => r.key.server),
+          [notYet.key.server],
+        );
+        assert.equal(
+          (await store.claimPendingRevocations({ owner: holderA.owner, ttlMs: 60_000 })).length,
+          1,
+          'the holder may claim again (extends)',
+        );
+      });
+
+      it('an expired claim can be taken over, and the old holder can then neither reschedule nor remove', async () => {
+        await store.addPendingRevocations(
+          [pendingRevocation(credentialKey(1))],
+          pendingEvent(credentialKey(1)),
+        );
+        const [first] = await store.claimPendingRevocations({ owner: holderA.owner, ttlMs: 30 });
+        assert.ok(first);
+        await sleep(60);
+        const [taken] = await store.claimPendingRevocations({ owner: holderB.owner, ttlMs: 60_000 });
+        assert.equal(taken?.id, first.id);
+        const lastEvent = await store.lastEventId();
+        assert.equal(
+          await store.reschedulePendingRevocation(first.id, holderA.owner, {
+            attempts: 9,
+            nextAttemptAt: 1,
+          }),
+          false,
+        );
+        assert.equal(
+          await store.removePendingRevocation(
+            first.id,
+            holderA.owner,
+            eventFor(first.key, 'revocation-retried'),
+          ),
+          false,
+        );
+        assert.equal(await store.lastEventId(), lastEvent, 'no event for a refused removal');
+        const [row] = await store.listPendingRevocations();
+        assert.equal(row?.attempts, 0);
+      });
+
+      it('reschedule records the attempt and releases the claim; remove deletes and appends the event', async () => {
+        await store.addPendingRevocations(
+          [pendingRevocation(credentialKey(1)), pendingRevocation(credentialKey(2))],
+          pendingEvent(credentialKey(1)),
+        );
+        const claimed = await store.claimPendingRevocations({
+          owner: holderA.owner,
+          ttlMs: 60_000,
+          limit: 1,
+        });
+        assert.equal(claimed.length, 1, 'limit');
+        const row = claimed[0];
+        assert.ok(row);
+        const nextAttemptAt = Date.now() - 1;
+        assert.equal(
+          await store.reschedulePendingRevocation(row.id, holderA.owner, {
+            attempts: 1,
+            nextAttemptAt,
+            lastError: 'HTTP 503',
+          }),
+          true,
+        );
+        const listed = (await store.listPendingRevocations()).find((r) => r.id === row.id);
+        assert.equal(listed?.attempts, 1);
+        assert.equal(listed?.nextAttemptAt, nextAttemptAt);
+        assert.equal(listed?.lastError, 'HTTP 503');
+        // Released: another owner may take it now that it is due.
+        const byB = await store.claimPendingRevocations({ owner: holderB.owner, ttlMs: 60_000 });
+        assert.ok(byB.some((r) => r.id === row.id));
+        assert.deepEqual(byB.find((r) => r.id === row.id)?.secrets, row.secrets);
+
+        const before = await store.lastEventId();
+        assert.equal(
+          await store.removePendingRevocation(
+            row.id,
+            holderB.owner,
+            eventFor(row.key, 'revocation-retried', { detail: { outcome: 'revoked' } }),
+          ),
+          true,
+        );
+        const events = await store.readEvents({ afterId: before });
+        assert.deepEqual(
+          events.map((e) => [e.type, e.detail?.['outcome']]),
+          [['revocation-retried', 'revoked']],
+        );
+        assert.ok(!(await store.listPendingRevocations()).some((r) => r.id === row.id));
+        assert.equal(
+          await store.removePendingRevocation(row.id, holderB.owner, eventFor(row.key, 'revocation-retried')),
+          false,
+          'already gone',
+        );
+      });
+
+      it('two store handles claiming at once never get the same row', async (t) => {
+        if (subject.reopen === undefined) {
+          t.skip('this store has no second handle onto the same data');
+          return;
+        }
+        const other = await subject.reopen();
+        const rows = Array.from({ length: 10 }, (_, n) => pendingRevocation(credentialKey(n)));
+        await store.addPendingRevocations(rows, pendingEvent(credentialKey(0)));
+        const [a, b] = await Promise.all([
+          store.claimPendingRevocations({ owner: holderA.owner, ttlMs: 60_000, limit: 6 }),
+          other.claimPendingRevocations({ owner: holderB.owner, ttlMs: 60_000, limit: 6 }),
+        ]);
+        const ids = [...a, ...b].map((r) => r.id);
+        assert.equal(new Set(ids).size, ids.length, 'disjoint');
+        assert.equal(ids.length, 10);
       });
     });
 

@@ -19,6 +19,7 @@ import {
   eventFor,
   eventually,
   latchkeyError,
+  pendingRevocation,
   secret,
   storeContract,
 } from './store-contract.js';
@@ -180,6 +181,13 @@ describe('sqlite store', () => {
         { expectedGeneration: 'any' },
         eventFor(credentialKey(2), 'deleted'),
       );
+      // Tokens queued for revocation (a logout while the AS was down) are sealed too.
+      const queued = [
+        pendingRevocation(credentialKey(2), { clientId: marker }),
+        pendingRevocation(credentialKey(2), { clientId: marker, tokenType: 'access_token' }),
+      ];
+      for (const q of queued) secrets.push(q.secrets.token, q.secrets.clientSecret!);
+      await store.addPendingRevocations(queued, eventFor(credentialKey(2), 'revocation-pending'));
 
       const assertClean = (stage: string, mustHoldMarker: string[]): void => {
         for (const file of ['latchkey.db', 'latchkey.db-wal', 'latchkey.db-shm']) {
@@ -266,6 +274,52 @@ describe('sqlite store', () => {
       assert.deepEqual(stored?.secrets, record.secrets);
       assert.equal(stored?.generation, 1);
       assert.deepEqual(await store.getRegistration(registration.issuer), registration);
+    });
+
+    it('binds each sealed revocation token to its row: swapped ciphertexts fail to open', async (t) => {
+      const home = await tempDir();
+      const env = { LATCHKEY_KEY: newKey() };
+      const store = await openStore(t, { home, env });
+      const [a, b] = await store.addPendingRevocations(
+        [pendingRevocation(credentialKey(1)), pendingRevocation(credentialKey(2))],
+        eventFor(credentialKey(1), 'revocation-pending'),
+      );
+      assert.ok(a && b);
+      const raw = new Database(join(home, 'latchkey.db'), { timeout: 5000 });
+      try {
+        const blob = (id: string) =>
+          raw.prepare('SELECT secrets FROM pending_revocations WHERE id = ?').pluck().get(id) as Buffer;
+        const [blobA, blobB] = [blob(a.id), blob(b.id)];
+        const put = raw.prepare('UPDATE pending_revocations SET secrets = ? WHERE id = ?');
+        put.run(blobB, a.id);
+        put.run(blobA, b.id);
+      } finally {
+        raw.close();
+      }
+      await assert.rejects(
+        store.claimPendingRevocations({ owner: 'o', ttlMs: 60_000 }),
+        latchkeyError('STORE_KEY_MISMATCH', (e) => assert.ok(!e.message.includes('rt-'))),
+      );
+      assert.equal((await store.listPendingRevocations()).length, 2, 'nothing lost, nothing claimed');
+    });
+
+    it('refuses a wrong key when the only secret is a token queued for revocation', async () => {
+      const home = await tempDir();
+      const first = await openSqliteStore({ home, env: { LATCHKEY_KEY: newKey() } });
+      await first.addPendingRevocations(
+        [
+          pendingRevocation(credentialKey(1), {
+            tokenEndpointAuthMethod: 'none',
+            secrets: { token: secret('at') },
+          }),
+        ],
+        eventFor(credentialKey(1), 'revocation-pending'),
+      );
+      await first.close();
+      await assert.rejects(
+        openSqliteStore({ home, env: { LATCHKEY_KEY: newKey() } }),
+        latchkeyError('STORE_KEY_MISMATCH'),
+      );
     });
 
     it('refuses a wrong key when the only secret is a client secret', async () => {

@@ -66,11 +66,17 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey status\n  latchkey status https://mcp.example.com/mcp --json',
     )
     .action(async (server: string | undefined, opts: { json: boolean }) => {
-      await withStore(io, (store) =>
-        status(store, io, {
-          ...(server === undefined ? {} : { server: canonicalServer(server) }),
-          json: opts.json,
-        }),
+      // A manager, so that due pending revocations are retried (bounded) before reporting.
+      await withManager(
+        io,
+        () => ({}),
+        async (manager, store) => {
+          await manager.settle();
+          await status(store, io, {
+            ...(server === undefined ? {} : { server: canonicalServer(server) }),
+            json: opts.json,
+          });
+        },
       );
     });
 
@@ -632,6 +638,9 @@ function parsePort(value: string): number {
   return port;
 }
 
+/** How long a CLI command may spend retrying pending revocations (docs/operations.md). */
+const CLI_REVOCATION_BUDGET_MS = 3000;
+
 /**
  * A short-lived manager for one command: no store watch and no proactive timers, which only
  * pay off in long-running processes.
@@ -646,6 +655,8 @@ async function withManager(
       store,
       watch: false,
       proactiveRefresh: false,
+      // Retrying pending revocations must not hold up a command for long.
+      revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
       logger: createLogger(),
       ...extra(store),
     });

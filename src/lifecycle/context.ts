@@ -2,6 +2,7 @@ import type { LatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CredentialStore, LeaseHolder } from '../store/contract.js';
 import type { BackoffPolicy } from './backoff.js';
+import type { RevocationRetryPolicy } from './pending-revocations.js';
 
 /** Counters a manager keeps about its own process, for tests, status and benchmarks. */
 export interface ManagerStats {
@@ -34,6 +35,8 @@ export interface EngineContext {
   sendResource: boolean;
   /** When a newer login replaces a pending one (see login-lease.ts). */
   login: LoginPolicy;
+  /** Schedule of revocations queued by a logout while the AS was down. Default DEFAULT_REVOCATION_RETRY. */
+  revocationRetry?: RevocationRetryPolicy;
   /** Report a problem that is not thrown to any caller (background refresh). */
   warn(error: LatchkeyError): void;
 }

@@ -8,9 +8,10 @@ import {
   revocationFailures,
   revokeTokens,
 } from '../oauth/revocation.js';
-import { EventType } from '../store/contract.js';
+import { EventType, type RevocationTokenType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+import { queueRevocations } from './pending-revocations.js';
 
 /**
  * Logout (design: `logout` → `revoked` → deleted): revoke the tokens at the authorization
@@ -37,6 +38,11 @@ export interface LogoutReport {
   revocation?: RevocationReport;
   /** True when the local credential was deleted. */
   deleted: boolean;
+  /**
+   * Tokens whose revocation failed transiently and that were queued for later latchkey runs
+   * to retry (best-effort logout only). Absent or empty: nothing is pending.
+   */
+  pendingRevocation?: RevocationTokenType[];
   /** One sentence per thing the user should know (failures, unsupported revocation, not owned). */
   notes: string[];
 }
@@ -82,6 +88,16 @@ export async function logout(
       if (options.signal?.aborted === true) throw cancelled(key, options.signal.reason);
       const failures = report.revocation === undefined ? [] : revocationFailures(report.revocation);
       if (options.strict === true && failures.length > 0) throw strictFailure(report, failures);
+      // Queued before the delete: a crash between the two leaves a revocation of tokens
+      // that are still stored (harmless), never deleted tokens that nobody will revoke.
+      const pending =
+        failures.length > 0 && report.revocation !== undefined
+          ? await queueRevocations(ctx, current, report.revocation)
+          : [];
+      if (pending.length > 0) {
+        report.pendingRevocation = pending;
+        report.notes = notesFor(key.server, key.issuer, report.revocation, pending);
+      }
       clearInterval(renew);
       const deleted = await ctx.store.deleteCredential(
         key,
@@ -191,16 +207,24 @@ function unreachable(
   };
 }
 
-function notesFor(server: string, issuer: string, revocation: RevocationReport): string[] {
+function notesFor(
+  server: string,
+  issuer: string,
+  revocation: RevocationReport | undefined,
+  pending: readonly RevocationTokenType[] = [],
+): string[] {
   const notes: string[] = [];
-  for (const [label, outcome] of [
-    ['refresh token', revocation.refreshToken],
-    ['access token', revocation.accessToken],
+  for (const [label, outcome, type] of [
+    ['refresh token', revocation?.refreshToken, 'refresh_token'],
+    ['access token', revocation?.accessToken, 'access_token'],
   ] as const) {
     if (outcome?.status === 'failed') {
-      notes.push(
-        `${server}: revoking the ${label} at ${issuer} failed (${outcome.reason})${outcome.retryable ? '; it may work later' : ''}.`,
-      );
+      const later = pending.includes(type)
+        ? '; revocation is pending: later latchkey runs retry it (see `latchkey status`)'
+        : outcome.retryable
+          ? '; it may work later'
+          : '';
+      notes.push(`${server}: revoking the ${label} at ${issuer} failed (${outcome.reason})${later}.`);
     } else if (outcome?.status === 'unsupported') {
       notes.push(
         `${server}: the ${label} could not be revoked: ${outcome.reason}; it stays valid until it expires.`,

@@ -6,13 +6,14 @@ import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
-import type { LifecycleEvent } from '../store/contract.js';
+import { EventType, type LifecycleEvent } from '../store/contract.js';
 import { type AcquiredTokens, type AcquireReason, acquireCredential } from './acquire.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
 import { newLeaseHolder } from './lease.js';
 import { type CredentialManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { refreshCredential, refreshFlightKey } from './refresh.js';
 import { logout, type LogoutOptions, type LogoutReport } from './logout.js';
+import { RevocationRetrier } from './revocation-retrier.js';
 import { SingleFlight } from './single-flight.js';
 import { type AccessToken, type CacheEntry, cacheSlot, createEntry, hasScopes } from './token-cache.js';
 
@@ -66,6 +67,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
   readonly #logins = new SingleFlight<StoredCredential>();
   readonly #stats: ManagerStats = emptyStats();
   #unwatch: (() => void) | undefined;
+  readonly #revocations: RevocationRetrier | undefined;
   #closed = false;
 
   constructor(options: CredentialManagerOptions) {
@@ -88,8 +90,20 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
         supersedeAfterMs: this.#o.supersedeLoginAfterMs,
         maxLoginsPerMinute: this.#o.maxLoginsPerMinute,
       },
+      revocationRetry: this.#o.revocationRetry,
       warn: (error) => this.#warn(error),
     };
+    if (this.#o.retryRevocations) {
+      this.#revocations = new RevocationRetrier({
+        store: this.#o.store,
+        owner: this.#ctx.holder.owner,
+        fetch: this.#o.fetch,
+        logger: this.#o.logger,
+        requestTimeoutMs: this.#o.requestTimeoutMs,
+        policy: this.#o.revocationRetry,
+      });
+      this.#revocations.wake();
+    }
     if (this.#o.watch) {
       this.#unwatch = this.#o.store.watch((events) => this.#onStoreEvents(events), {
         pollMs: this.#o.watchPollMs,
@@ -189,21 +203,25 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
    * Wait (up to `timeoutMs`, default 10 s) for the refreshes in flight to finish and store
    * their result. Call it before a process exits: with refresh-token rotation, a refresh the
    * AS has answered but this process has not stored spends the refresh token, and with it
-   * the credential. Logins in flight are not waited for (a browser may take minutes).
+   * the credential. A pending-revocation retry pass in flight is waited for too (it is
+   * bounded by `revocationRetry.passBudgetMs`). Logins in flight are not waited for (a
+   * browser may take minutes).
    */
   async settle(timeoutMs = 10_000): Promise<void> {
-    if (this.#refreshes.size === 0) return;
+    const pass = this.#revocations?.inFlight();
+    if (this.#refreshes.size === 0 && pass === undefined) return;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
     });
-    await Promise.race([this.#refreshes.settled(), deadline]);
+    await Promise.race([Promise.all([this.#refreshes.settled(), pass]), deadline]);
     clearTimeout(timer);
   }
 
   /** Stop timers and the store watch. The store itself stays open (the caller owns it). */
   close(): void {
     this.#closed = true;
+    this.#revocations?.close();
     this.#unwatch?.();
     this.#unwatch = undefined;
     for (const entry of this.#cache.values()) clearTimeout(entry.timer);
@@ -375,6 +393,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const touched = new Map<string, CredentialKey>();
     for (const event of events) {
       touched.set(`${event.server}\u0000${event.issuer}\u0000${event.subject}`, event);
+      // A logout elsewhere queued a revocation: look at its due time now, not a minute later.
+      if (event.type === EventType.REVOCATION_PENDING) this.#revocations?.wake();
       this.emit('event', event);
     }
     for (const key of touched.values()) void this.#reload(key);

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
 import type { AcquireHook } from './acquire.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import { DEFAULT_REVOCATION_RETRY, type RevocationRetryPolicy } from './pending-revocations.js';
 
 export interface CredentialManagerOptions {
   /** Where credentials live. Shared by every process that should coordinate. */
@@ -46,6 +47,15 @@ export interface CredentialManagerOptions {
   watchPollMs?: number;
   /** Retry policy after transient failures (see BackoffPolicy for defaults). */
   backoff?: Partial<BackoffPolicy>;
+  /**
+   * Retry the revocations that a logout (in any process sharing the store) could not
+   * complete because the AS was unreachable: once when the manager starts, then in the
+   * background as they fall due. Default true. With false, this manager still queues
+   * revocations on logout, for other latchkey runs to retry.
+   */
+  retryRevocations?: boolean;
+  /** Schedule of those retries (see RevocationRetryPolicy for defaults). */
+  revocationRetry?: Partial<RevocationRetryPolicy>;
   /** fetch used for OAuth requests. Default: the global fetch. */
   fetch?: typeof fetch;
   /** Default: a redacting stderr logger at `LATCHKEY_LOG_LEVEL` (default warn). */
@@ -57,10 +67,13 @@ export interface CredentialManagerOptions {
   sendResource?: boolean;
 }
 
-export type ResolvedOptions = Required<Omit<CredentialManagerOptions, 'acquire' | 'fetch' | 'backoff'>> & {
+export type ResolvedOptions = Required<
+  Omit<CredentialManagerOptions, 'acquire' | 'fetch' | 'backoff' | 'revocationRetry'>
+> & {
   acquire: AcquireHook | undefined;
   fetch: typeof fetch | undefined;
   backoff: BackoffPolicy;
+  revocationRetry: RevocationRetryPolicy;
 };
 
 export function resolveOptions(options: CredentialManagerOptions): ResolvedOptions {
@@ -82,6 +95,8 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     watch: options.watch ?? true,
     watchPollMs: options.watchPollMs ?? 250,
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+    retryRevocations: options.retryRevocations ?? true,
+    revocationRetry: { ...DEFAULT_REVOCATION_RETRY, ...options.revocationRetry },
     fetch: options.fetch,
     logger: options.logger ?? createLogger(),
     sendResource: options.sendResource ?? true,

@@ -23,6 +23,8 @@ export type RevocationOutcome =
       /** The OAuth error code the AS answered with, when it sent one. */
       error?: string;
       httpStatus?: number;
+      /** The AS's Retry-After (429/503), for a retried revocation's schedule. */
+      retryAfterMs?: number;
     };
 
 export interface RevocationReport {
@@ -119,7 +121,14 @@ function failedOutcome(error: unknown, hint: string): RevocationOutcome {
   if (failure.kind === 'transient') {
     // A 4xx without an OAuth error body will not change by itself; everything else may.
     const retryable = status === undefined || status >= 500 || status === 429 || status === 408;
-    return { status: 'failed', reason: secrets.scrub(failure.reason), retryable, ...httpStatus };
+    const retryAfter = failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs };
+    return {
+      status: 'failed',
+      reason: secrets.scrub(failure.reason),
+      retryable,
+      ...httpStatus,
+      ...retryAfter,
+    };
   }
   const code = safeCode(failure.error);
   return {

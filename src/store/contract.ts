@@ -15,7 +15,7 @@ import type { CredentialRecord, CredentialStatus, StoredCredential } from '../cr
  *   events, from this and other processes, which is how processes learn about each other's
  *   writes.
  */
-export interface CredentialStore {
+export interface CredentialStore extends PendingRevocationStore {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;
@@ -73,6 +73,98 @@ export interface CredentialStore {
   watch(listener: (events: LifecycleEvent[]) => void, options?: { pollMs?: number }): () => void;
 
   close(): Promise<void>;
+}
+
+/**
+ * Revocations that failed transiently at logout (the AS was down), kept so that later
+ * latchkey runs retry them until the AS accepts them or the token expires. Its own small
+ * concern: the credential is already gone when these exist.
+ *
+ * Rows are claimed before a retry (a claim is a lease on the row, with its own expiry), so
+ * two processes never send the same revocation at the same time; a crashed claimer's claim
+ * simply expires.
+ */
+export interface PendingRevocationStore {
+  /**
+   * Queue revocations (one row per token) and append `event` in the same transaction. The
+   * store assigns ids; the returned rows carry no secrets.
+   */
+  addPendingRevocations(
+    entries: readonly NewPendingRevocation[],
+    event: EventInput,
+  ): Promise<PendingRevocation[]>;
+  /** Queued revocations without their secrets, by next attempt time. Claimed rows included. */
+  listPendingRevocations(filter?: CredentialFilter): Promise<PendingRevocation[]>;
+  /**
+   * Claim up to `limit` rows (default 20) whose next attempt time has come (`now`, default
+   * the clock) and that nobody else holds a live claim on, for `ttlMs`. Returns them with
+   * their secrets, by next attempt time.
+   */
+  claimPendingRevocations(claim: RevocationClaim): Promise<ClaimedRevocation[]>;
+  /**
+   * Record a failed attempt and release the claim. False (nothing changed) when `owner` no
+   * longer holds the claim.
+   */
+  reschedulePendingRevocation(id: string, owner: string, next: RevocationSchedule): Promise<boolean>;
+  /**
+   * Remove a claimed row and append `event` atomically (revoked, refused or expired). False,
+   * with no event, when `owner` no longer holds the claim.
+   */
+  removePendingRevocation(id: string, owner: string, event: EventInput): Promise<boolean>;
+}
+
+export type RevocationTokenType = 'access_token' | 'refresh_token';
+
+/** A queued revocation as listed: everything but the secrets. */
+export interface PendingRevocation {
+  id: string;
+  /** The credential the token belonged to (already deleted locally). */
+  key: CredentialKey;
+  /** Which token, sent as `token_type_hint`. */
+  tokenType: RevocationTokenType;
+  /**
+   * The client that obtained the token; revocation needs its authentication. A snapshot,
+   * so a later re-registration at the same issuer cannot take it away.
+   */
+  clientId: string;
+  tokenEndpointAuthMethod: string;
+  createdAt: number;
+  /** When the token stops being valid anyway; the row is dropped after it. */
+  expiresAt: number;
+  /** Attempts made since the logout (the logout's own attempt not counted). */
+  attempts: number;
+  nextAttemptAt: number;
+  /** A short, sanitized code of the last failure (`HTTP 503`, `network error`); never token text. */
+  lastError?: string;
+}
+
+/** Secret parts of a queued revocation; sealed at rest like credential secrets. */
+export interface RevocationSecrets {
+  token: string;
+  /** The client's secret at logout time, for confidential clients. */
+  clientSecret?: string;
+}
+
+export type NewPendingRevocation = Omit<PendingRevocation, 'id' | 'attempts' | 'lastError'> & {
+  secrets: RevocationSecrets;
+  lastError?: string;
+};
+
+export interface ClaimedRevocation extends PendingRevocation {
+  secrets: RevocationSecrets;
+}
+
+export interface RevocationClaim {
+  owner: string;
+  ttlMs: number;
+  now?: number;
+  limit?: number;
+}
+
+export interface RevocationSchedule {
+  attempts: number;
+  nextAttemptAt: number;
+  lastError?: string;
 }
 
 export interface CredentialFilter {
@@ -157,6 +249,16 @@ export const EventType = {
    * whether it replaced another process's pending login.
    */
   LOGIN_STARTED: 'login-started',
+  /**
+   * Revocation at logout failed transiently; the tokens are queued for retry. Not `revoked`
+   * or `deleted` (the logout event itself is one of those): by the time a retry ends, the
+   * user may have logged in again, and connections read those two as "logged out".
+   */
+  REVOCATION_PENDING: 'revocation-pending',
+  /** A queued revocation ended at the AS: `outcome` revoked, unsupported or refused. */
+  REVOCATION_RETRIED: 'revocation-retried',
+  /** A queued revocation was dropped because its token expired before the AS accepted it. */
+  REVOCATION_EXPIRED: 'revocation-expired',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
+
 import { keyId, type CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type {
+  ClaimedRevocation,
   CredentialFilter,
   CredentialStore,
   DiscoveryKind,
@@ -11,6 +14,10 @@ import type {
   Lease,
   LeaseHolder,
   LifecycleEvent,
+  NewPendingRevocation,
+  PendingRevocation,
+  RevocationClaim,
+  RevocationSchedule,
   Registration,
   StoreSecurity,
   WriteCondition,
@@ -37,6 +44,7 @@ class MemoryStore implements CredentialStore {
   private readonly discovery = new Map<string, DiscoveryRecord>();
   private readonly leases = new Map<string, Lease>();
   private readonly events: LifecycleEvent[] = [];
+  private readonly revocations = new Map<string, ClaimedRevocation & { claim?: Claim }>();
   private readonly listeners = new Set<(events: LifecycleEvent[]) => void>();
   private nextEventId = 1;
   private closed = false;
@@ -165,6 +173,67 @@ class MemoryStore implements CredentialStore {
     );
   }
 
+  addPendingRevocations(
+    entries: readonly NewPendingRevocation[],
+    event: EventInput,
+  ): Promise<PendingRevocation[]> {
+    return this.run(() => {
+      const added = entries.map((entry) => {
+        const row: ClaimedRevocation = { ...copy(entry), id: randomUUID(), attempts: 0 };
+        this.revocations.set(row.id, row);
+        return publicRevocation(row);
+      });
+      this.insertEvent(event);
+      return added;
+    });
+  }
+
+  listPendingRevocations(filter: CredentialFilter = {}): Promise<PendingRevocation[]> {
+    return this.run(() =>
+      this.sortedRevocations()
+        .filter((r) =>
+          (['server', 'issuer', 'subject'] as const).every(
+            (f) => filter[f] === undefined || filter[f] === r.key[f],
+          ),
+        )
+        .map(publicRevocation),
+    );
+  }
+
+  claimPendingRevocations(claim: RevocationClaim): Promise<ClaimedRevocation[]> {
+    return this.run(() => {
+      const now = claim.now ?? Date.now();
+      const due = this.sortedRevocations()
+        .filter(
+          (r) =>
+            r.nextAttemptAt <= now &&
+            (r.claim === undefined || r.claim.owner === claim.owner || r.claim.expiresAt <= Date.now()),
+        )
+        .slice(0, claim.limit ?? 20);
+      for (const row of due) row.claim = { owner: claim.owner, expiresAt: Date.now() + claim.ttlMs };
+      return due.map(({ claim: _claim, ...row }) => copy(row));
+    });
+  }
+
+  reschedulePendingRevocation(id: string, owner: string, next: RevocationSchedule): Promise<boolean> {
+    return this.run(() => {
+      const row = this.claimedBy(id, owner);
+      if (row === undefined) return false;
+      const { lastError: _old, claim: _claim, ...rest } = row;
+      this.revocations.set(id, { ...rest, ...copy(next) });
+      return true;
+    });
+  }
+
+  removePendingRevocation(id: string, owner: string, event: EventInput): Promise<boolean> {
+    return this.run(() => {
+      if (this.claimedBy(id, owner) === undefined) return false;
+      this.revocations.delete(id);
+      this.insertEvent(event);
+      return true;
+    });
+  }
+
   appendEvent(event: EventInput): Promise<LifecycleEvent> {
     return this.run(() => copy(this.insertEvent(event)));
   }
@@ -203,6 +272,18 @@ class MemoryStore implements CredentialStore {
     );
   }
 
+  private sortedRevocations(): (ClaimedRevocation & { claim?: Claim })[] {
+    return [...this.revocations.values()].sort(
+      (a, b) => a.nextAttemptAt - b.nextAttemptAt || a.createdAt - b.createdAt,
+    );
+  }
+
+  /** A live claim only: an expired one may already have been taken over. */
+  private claimedBy(id: string, owner: string): (ClaimedRevocation & { claim?: Claim }) | undefined {
+    const row = this.revocations.get(id);
+    return row?.claim?.owner === owner && row.claim.expiresAt > Date.now() ? row : undefined;
+  }
+
   private insertEvent(input: EventInput): LifecycleEvent {
     const event: LifecycleEvent = {
       ...copy(input),
@@ -234,6 +315,16 @@ class MemoryStore implements CredentialStore {
       return Promise.reject(error as Error);
     }
   }
+}
+
+interface Claim {
+  owner: string;
+  expiresAt: number;
+}
+
+function publicRevocation(row: ClaimedRevocation & { claim?: Claim }): PendingRevocation {
+  const { secrets: _secrets, claim: _claim, ...rest } = row;
+  return copy(rest);
 }
 
 function copy<T>(value: T): T {

@@ -59,6 +59,27 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_server ON events (server, id);
   `,
+  // 2: revocations that failed at logout, retried by later runs (docs/security.md).
+  `
+  CREATE TABLE pending_revocations (
+    id               TEXT PRIMARY KEY,
+    server           TEXT NOT NULL,
+    issuer           TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    token_type       TEXT NOT NULL,
+    client_id        TEXT NOT NULL,
+    auth_method      TEXT NOT NULL,
+    secrets          BLOB NOT NULL,  -- AES-256-GCM sealed RevocationSecrets JSON, bound to the row
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    claim_owner      TEXT,
+    claim_expires_at INTEGER
+  );
+  CREATE INDEX pending_revocations_due ON pending_revocations (next_attempt_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,6 +7,7 @@ import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type {
+  ClaimedRevocation,
   CredentialFilter,
   CredentialStore,
   DiscoveryKind,
@@ -16,7 +17,11 @@ import type {
   Lease,
   LeaseHolder,
   LifecycleEvent,
+  NewPendingRevocation,
+  PendingRevocation,
   Registration,
+  RevocationClaim,
+  RevocationSchedule,
   StoreSecurity,
   WriteCondition,
   WriteResult,
@@ -31,6 +36,14 @@ import {
   type ResolvedKey,
 } from './data-key.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
+import {
+  anyRevocationDue,
+  claimRevocations,
+  deleteClaimedRevocation,
+  insertRevocations,
+  rescheduleRevocation,
+  selectRevocations,
+} from './sqlite-revocations.js';
 import { migrate } from './sqlite-schema.js';
 import {
   type CredentialRow,
@@ -131,7 +144,8 @@ async function setUpKey(
   const hasSecrets = (): boolean =>
     db
       .prepare(
-        `SELECT EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM registrations WHERE client_secret IS NOT NULL) AS yes`,
+        `SELECT EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM pending_revocations)
+           OR EXISTS (SELECT 1 FROM registrations WHERE client_secret IS NOT NULL) AS yes`,
       )
       .pluck()
       .get() === 1;
@@ -403,6 +417,40 @@ class SqliteStore implements CredentialStore {
           .prepare(`DELETE FROM leases WHERE ${KEY_WHERE} AND owner = @owner`)
           .run({ ...keyParams(key), owner: staleOwner }).changes > 0,
     );
+  }
+
+  addPendingRevocations(
+    entries: readonly NewPendingRevocation[],
+    event: EventInput,
+  ): Promise<PendingRevocation[]> {
+    return this.write(() => {
+      const added = insertRevocations(this.db, this.box, entries);
+      this.insertEvent(event);
+      return added;
+    });
+  }
+
+  listPendingRevocations(filter: CredentialFilter = {}): Promise<PendingRevocation[]> {
+    return this.run(() => selectRevocations(this.db, filter));
+  }
+
+  claimPendingRevocations(claim: RevocationClaim): Promise<ClaimedRevocation[]> {
+    // Every manager start claims; with nothing due, a plain read spares the write lock.
+    return this.run(() => anyRevocationDue(this.db, claim.now ?? Date.now())).then((due) =>
+      due ? this.write(() => claimRevocations(this.db, this.box, claim)) : [],
+    );
+  }
+
+  reschedulePendingRevocation(id: string, owner: string, next: RevocationSchedule): Promise<boolean> {
+    return this.write(() => rescheduleRevocation(this.db, id, owner, next));
+  }
+
+  removePendingRevocation(id: string, owner: string, event: EventInput): Promise<boolean> {
+    return this.write(() => {
+      const removed = deleteClaimedRevocation(this.db, id, owner);
+      if (removed) this.insertEvent(event);
+      return removed;
+    });
   }
 
   appendEvent(event: EventInput): Promise<LifecycleEvent> {

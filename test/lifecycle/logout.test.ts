@@ -158,8 +158,11 @@ describe('logout', () => {
     assert.equal(report.notes.length, 2);
     assert.match(
       report.notes[0] ?? '',
-      /revoking the refresh token at .* failed \(HTTP 503\); it may work later/,
+      /revoking the refresh token at .* failed \(HTTP 503\); revocation is pending: later latchkey runs retry it/,
     );
+    // Issue 13: what failed transiently is queued for later runs, not forgotten.
+    assert.deepEqual(report.pendingRevocation, ['refresh_token', 'access_token']);
+    assert.equal((await store.listPendingRevocations({ server: env.server })).length, 2);
     assert.ok(report.notes[0]?.startsWith(env.server));
     assert.equal(await store.getCredential(key), undefined);
     const last = (await store.readEvents({ server: env.server })).at(-1);

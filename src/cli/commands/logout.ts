@@ -30,10 +30,13 @@ export async function logout(
   }
   for (const report of reports) {
     for (const note of report.notes) io.err(`note: ${note}\n`);
+    const pending = report.deleted && (report.pendingRevocation?.length ?? 0) > 0;
     io.err(
-      report.deleted
-        ? `Logged out of ${report.key.server} (${report.key.issuer}).\n`
-        : `Kept the credential for ${report.key.server}.\n`,
+      pending
+        ? `Logged out of ${report.key.server} locally: the tokens are deleted here, but ${report.key.issuer} could not be reached to revoke them. The revocation is pending; later latchkey runs retry it until it succeeds or the tokens expire (see \`latchkey status\`).\n`
+        : report.deleted
+          ? `Logged out of ${report.key.server} (${report.key.issuer}).\n`
+          : `Kept the credential for ${report.key.server}.\n`,
     );
   }
 }

@@ -3,6 +3,7 @@ import type { CredentialState, StoredCredential } from '../../credential/model.j
 import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
+import { pendingRevocationsJson, pendingRevocationsTable } from './pending-revocations.js';
 
 export interface StatusOptions {
   server?: string;
@@ -11,7 +12,9 @@ export interface StatusOptions {
 
 /** One block per stored credential, plus the store's location and how its key is kept. */
 export async function status(store: CredentialStore, io: CliIO, options: StatusOptions): Promise<void> {
-  const creds = await store.listCredentials(options.server === undefined ? {} : { server: options.server });
+  const filter = options.server === undefined ? {} : { server: options.server };
+  const creds = await store.listCredentials(filter);
+  const pending = await store.listPendingRevocations(filter);
   const now = Date.now();
   const connections = await connectedProcesses(store, options.server).catch(() => []);
   const connected = (server: string) =>
@@ -20,12 +23,17 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
       .map((c) => ({ pid: c.pid, host: c.host, since: c.acquiredAt }));
   if (options.json) {
     const rows = creds.map((c) => ({ ...summary(c, now), connections: connected(c.key.server) }));
-    io.out(JSON.stringify({ store: store.security, credentials: rows }, null, 2) + '\n');
+    const revocations = pendingRevocationsJson(pending);
+    io.out(
+      JSON.stringify({ store: store.security, credentials: rows, pendingRevocations: revocations }, null, 2) +
+        '\n',
+    );
     return;
   }
   io.out(`store: ${store.security.location} (key: ${store.security.keySource})\n`);
   if (creds.length === 0) {
     io.out('no credentials stored. Log in with: latchkey login <server-url>\n');
+    if (pending.length > 0) io.out('\n' + pendingRevocationsTable(pending, now));
     return;
   }
   const rows = creds.map((cred) => {
@@ -64,6 +72,7 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
       io.out(`  ${c.server}  latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}\n`);
     }
   }
+  if (pending.length > 0) io.out('\n' + pendingRevocationsTable(pending, now));
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */

@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+
+import type BetterSqlite3 from 'better-sqlite3';
+
+import { keyId } from '../credential/key.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import type {
+  ClaimedRevocation,
+  CredentialFilter,
+  NewPendingRevocation,
+  PendingRevocation,
+  RevocationClaim,
+  RevocationSchedule,
+  RevocationSecrets,
+  RevocationTokenType,
+} from './contract.js';
+import type { SecretBox } from './crypto.js';
+
+/**
+ * The pending-revocations table of the SQLite store. Functions run inside the store's
+ * transactions (the caller wraps them); secrets are sealed and opened here only.
+ */
+interface RevocationRow {
+  id: string;
+  server: string;
+  issuer: string;
+  subject: string;
+  token_type: string;
+  client_id: string;
+  auth_method: string;
+  secrets: Buffer;
+  created_at: number;
+  expires_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  claim_owner: string | null;
+  claim_expires_at: number | null;
+}
+
+/**
+ * Associated data binding a sealed token to its row: a ciphertext copied onto another row
+ * (another server, or the access-token row of the same logout) fails to open.
+ */
+export function revocationAad(id: string, row: Pick<PendingRevocation, 'key' | 'tokenType'>): string {
+  return `revocation\u0000${id}\u0000${keyId(row.key)}\u0000${row.tokenType}`;
+}
+
+export function insertRevocations(
+  db: BetterSqlite3.Database,
+  box: SecretBox,
+  entries: readonly NewPendingRevocation[],
+): PendingRevocation[] {
+  const insert = db.prepare(
+    `INSERT INTO pending_revocations (id, server, issuer, subject, token_type, client_id, auth_method,
+       secrets, created_at, expires_at, attempts, next_attempt_at, last_error)
+     VALUES (@id, @server, @issuer, @subject, @token_type, @client_id, @auth_method, @secrets,
+       @created_at, @expires_at, 0, @next_attempt_at, @last_error)`,
+  );
+  return entries.map((entry) => {
+    const id = randomUUID();
+    insert.run({
+      id,
+      ...entry.key,
+      token_type: entry.tokenType,
+      client_id: entry.clientId,
+      auth_method: entry.tokenEndpointAuthMethod,
+      secrets: box.seal(JSON.stringify(entry.secrets), revocationAad(id, entry)),
+      created_at: entry.createdAt,
+      expires_at: entry.expiresAt,
+      next_attempt_at: entry.nextAttemptAt,
+      last_error: entry.lastError ?? null,
+    });
+    const { secrets: _secrets, ...rest } = entry;
+    return { ...rest, key: { ...entry.key }, id, attempts: 0 };
+  });
+}
+
+export function selectRevocations(db: BetterSqlite3.Database, filter: CredentialFilter): PendingRevocation[] {
+  const rows = db
+    .prepare(
+      `SELECT * FROM pending_revocations
+       WHERE (@server IS NULL OR server = @server) AND (@issuer IS NULL OR issuer = @issuer)
+         AND (@subject IS NULL OR subject = @subject)
+       ORDER BY next_attempt_at, created_at`,
+    )
+    .all({
+      server: filter.server ?? null,
+      issuer: filter.issuer ?? null,
+      subject: filter.subject ?? null,
+    }) as RevocationRow[];
+  return rows.map(publicView);
+}
+
+export function anyRevocationDue(db: BetterSqlite3.Database, now: number): boolean {
+  return (
+    db
+      .prepare(`SELECT EXISTS (SELECT 1 FROM pending_revocations WHERE next_attempt_at <= ?)`)
+      .pluck()
+      .get(now) === 1
+  );
+}
+
+export function claimRevocations(
+  db: BetterSqlite3.Database,
+  box: SecretBox,
+  claim: RevocationClaim,
+): ClaimedRevocation[] {
+  const clock = Date.now();
+  const rows = db
+    .prepare(
+      `SELECT * FROM pending_revocations
+       WHERE next_attempt_at <= @now
+         AND (claim_owner IS NULL OR claim_owner = @owner OR claim_expires_at <= @clock)
+       ORDER BY next_attempt_at, created_at LIMIT @limit`,
+    )
+    .all({ now: claim.now ?? clock, owner: claim.owner, clock, limit: claim.limit ?? 20 }) as RevocationRow[];
+  const take = db.prepare(
+    `UPDATE pending_revocations SET claim_owner = @owner, claim_expires_at = @until WHERE id = @id`,
+  );
+  return rows.map((row) => {
+    take.run({ id: row.id, owner: claim.owner, until: clock + claim.ttlMs });
+    return { ...publicView(row), secrets: openSecrets(box, row) };
+  });
+}
+
+export function rescheduleRevocation(
+  db: BetterSqlite3.Database,
+  id: string,
+  owner: string,
+  next: RevocationSchedule,
+): boolean {
+  return (
+    db
+      .prepare(
+        `UPDATE pending_revocations SET attempts = @attempts, next_attempt_at = @next, last_error = @error,
+           claim_owner = NULL, claim_expires_at = NULL
+         WHERE id = @id AND claim_owner = @owner AND claim_expires_at > @clock`,
+      )
+      .run({
+        id,
+        owner,
+        clock: Date.now(),
+        attempts: next.attempts,
+        next: next.nextAttemptAt,
+        error: next.lastError ?? null,
+      }).changes > 0
+  );
+}
+
+export function deleteClaimedRevocation(db: BetterSqlite3.Database, id: string, owner: string): boolean {
+  return (
+    db
+      .prepare(`DELETE FROM pending_revocations WHERE id = ? AND claim_owner = ? AND claim_expires_at > ?`)
+      .run(id, owner, Date.now()).changes > 0
+  );
+}
+
+function publicView(row: RevocationRow): PendingRevocation {
+  return {
+    id: row.id,
+    key: { server: row.server, issuer: row.issuer, subject: row.subject },
+    tokenType: row.token_type as RevocationTokenType,
+    clientId: row.client_id,
+    tokenEndpointAuthMethod: row.auth_method,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    ...(row.last_error === null ? {} : { lastError: row.last_error }),
+  };
+}
+
+function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
+  const view = publicView(row);
+  try {
+    return JSON.parse(box.open(row.secrets, revocationAad(row.id, view))) as RevocationSecrets;
+  } catch (cause) {
+    throw new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      'a token queued for revocation cannot be decrypted with the current data key.',
+      {
+        server: row.server,
+        retryable: false,
+        nextStep: 'restore the original data key, or run `latchkey reset`',
+        cause,
+      },
+    );
+  }
+}
