@@ -22,7 +22,12 @@ import Database from 'better-sqlite3';
 import { betterAuth } from 'better-auth';
 import { getMigrations } from 'better-auth/db/migration';
 import { toNodeHandler } from 'better-auth/node';
-import { mcp, oAuthDiscoveryMetadata, oAuthProtectedResourceMetadata, withMcpAuth } from 'better-auth/plugins';
+import {
+  mcp,
+  oAuthDiscoveryMetadata,
+  oAuthProtectedResourceMetadata,
+  withMcpAuth,
+} from 'better-auth/plugins';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 
 import { Counters } from '../../src/harness/counters.js';

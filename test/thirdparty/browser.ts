@@ -15,7 +15,13 @@ if (log !== undefined) appendFileSync(log, `${process.pid} ${new URL(url).origin
 const timeout = Number(process.env['LK_BROWSER_TIMEOUT_MS'] ?? 30_000);
 const browser = await chromium.launch({
   executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-sync',
+  ],
 });
 try {
   const page = await browser.newPage();
