@@ -49,6 +49,8 @@ export interface BetterAuthServer {
   expireAccessTokens(): void;
   /** Token rows (one per login or refresh: better-auth never deletes one). */
   tokenRows(): number;
+  /** The test user's id (the `sub` the MCP server sees). */
+  userId(): string;
   close(): Promise<void>;
 }
 
@@ -149,6 +151,7 @@ export async function startBetterAuthServer(): Promise<BetterAuthServer> {
     expireAccessTokens: () =>
       void db.prepare('UPDATE oauthAccessToken SET accessTokenExpiresAt = ?').run(Date.now() - 60_000),
     tokenRows: () => count('oauthAccessToken'),
+    userId: () => (db.prepare('SELECT id FROM user').get() as { id: string }).id,
     async close() {
       await closeServer(server, sockets);
       db.close();
