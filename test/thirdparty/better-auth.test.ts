@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
 import { spawnHost, text } from '../support/proxy-env.js';
 import { type BetterAuthServer, startBetterAuthServer } from './better-auth-server.js';
 import {
@@ -22,6 +23,12 @@ import {
  * one store: login (default, then with `--scope offline_access`), call, proxy, a refresh
  * across 5 processes, doctor, logout, then a login after the AS forgot its client.
  */
+/**
+ * Every login but the first asks for `offline_access` only: better-auth answers `openid` with an
+ * id_token latchkey rejects until fixes a, and without `offline_access` it issues no refresh token.
+ */
+const login = (url: string): string[] => ['login', url, '--browser', '--scope', 'offline_access'];
+
 describe('third-party: better-auth mcp plugin (default options)', () => {
   let server: BetterAuthServer;
   let home: string;
@@ -54,7 +61,7 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
 
   it('login with --scope offline_access: Chromium fills the sign-in form, a refresh token is stored', async () => {
     const rowsBefore = server.tokenRows();
-    const run = await cli(['login', server.url, '--browser', '--scope', 'offline_access'], env);
+    const run = await cli(login(server.url), env);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
     assert.equal(server.registeredClients(), 1, 'latchkey registered one client (and reuses it)');
@@ -152,14 +159,32 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
     assert.equal(await bearerStatus(server.url, cred.secrets.accessToken), 200);
   });
 
+  it("AS forgets its client, then a refresh: better-auth drops the client's grants with it, latchkey asks for a new login", async () => {
+    assert.equal((await cli(login(server.url), env)).code, 0);
+    server.forgetClients();
+    server.expireAccessTokens();
+    await ageCredential(env);
+    server.counters.reset();
+    const run = await cli(['token', server.url], env);
+    assert.equal(run.code, ExitCode.LOGIN_REQUIRED, run.stderr);
+    assert.match(run.stderr, /latchkey login/);
+    assert.equal(run.stdout, '', 'no token');
+    const cred = await storedCredential(env);
+    assert.equal(cred?.status.state, 'needs-login', 'a permanent failure, not a retry');
+    // Deleting an oauthApplication cascades to its tokens, so better-auth answers
+    // invalid_grant ("invalid refresh token"), not invalid_client.
+    assert.equal(cred.status.lastError?.code, 'LOGIN_REQUIRED');
+    assert.equal(server.counters.count('token', '401'), 1, 'one refresh request, refused');
+  });
+
   it(
-    'AS forgets its client: login registers again and succeeds within seconds',
-    { todo: 'fixes branch: b' },
+    'AS forgets its client: the next login registers again and succeeds within seconds',
+    {
+      todo: 'latchkey defect: better-auth checks client_id only after sign-in, so the authorization preflight (fixes b) sees a redirect to its login page and the login waits out its timeout',
+    },
     async () => {
-      assert.equal(server.registeredClients(), 1);
-      server.forgetClients();
       // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
-      const run = await cli(['login', server.url, '--browser', '--scope', 'offline_access'], env, 30_000);
+      const run = await cli(login(server.url), env, 20_000);
       assert.equal(run.timedOut, false, 'login did not hang');
       assert.equal(run.code, 0, run.stderr);
       assert.equal(server.registeredClients(), 1, 'a new client was registered');

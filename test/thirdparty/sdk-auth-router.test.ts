@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
 import { spawnHost, text } from '../support/proxy-env.js';
 import { startSdkServer, type SdkThirdPartyServer } from './sdk-server.js';
 import { SUBJECT } from './sdk-provider.js';
@@ -136,15 +137,48 @@ describe('third-party: MCP SDK mcpAuthRouter (rotating refresh tokens, revocatio
     assert.equal(await storedCredential(env), undefined, 'nothing is left in the store');
   });
 
+  it('AS forgets its client, then a refresh: latchkey asks for a new login (CLIENT_REJECTED), never a retry', async () => {
+    assert.equal((await cli(['login', server.url, '--browser'], env)).code, 0);
+    server.provider.forgetClients();
+    server.provider.expireAccessTokens();
+    await ageCredential(env);
+    server.provider.counters.reset();
+    const run = await cli(['token', server.url], env);
+    assert.equal(run.code, ExitCode.LOGIN_REQUIRED, run.stderr);
+    assert.match(run.stderr, /latchkey login/);
+    assert.equal(run.stdout, '', 'no token');
+    const cred = await storedCredential(env);
+    assert.equal(cred?.status.state, 'needs-login');
+    assert.equal(cred.status.lastError?.code, 'CLIENT_REJECTED');
+    assert.equal(
+      server.provider.counters.count('refresh_token'),
+      0,
+      'the SDK refused the client before the grant',
+    );
+  });
+
+  it(
+    'after that refused refresh, the next login registers a new client within seconds',
+    { todo: 'fixes branch: b' },
+    async () => {
+      const run = await cli(['login', server.url, '--browser'], env, 20_000);
+      assert.equal(run.timedOut, false, 'login did not hang');
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(server.provider.registeredClients, 1, 'a new client was registered');
+      const cred = await storedCredential(env);
+      assert.ok(cred !== undefined && server.provider.accessTokenActive(cred.secrets.accessToken));
+    },
+  );
+
   it(
     'AS forgets its client: login registers again and succeeds within seconds',
     { todo: 'fixes branch: b' },
     async () => {
-      const before = server.provider.registeredClients;
-      assert.equal(before, 1);
+      // Whatever client latchkey holds now (the previous step's, or none registered if that
+      // step failed), the AS no longer knows it.
       server.provider.forgetClients();
       // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
-      const run = await cli(['login', server.url, '--browser'], env, 30_000);
+      const run = await cli(['login', server.url, '--browser'], env, 20_000);
       assert.equal(run.timedOut, false, 'login did not hang');
       assert.equal(run.code, 0, run.stderr);
       assert.equal(server.provider.registeredClients, 1, 'a new client was registered');

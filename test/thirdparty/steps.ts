@@ -32,6 +32,8 @@ export async function privateHome(extra: Record<string, string> = {}): Promise<{
     LATCHKEY_HOME: home,
     LATCHKEY_KEY: randomBytes(32).toString('base64'),
     BROWSER,
+    // A browser left on an error page gives up before the tests' own login bounds (20 s).
+    LK_BROWSER_TIMEOUT_MS: '15000',
     ...extra,
   };
   return { home, env };
