@@ -53,7 +53,12 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
       const run = await cli(['login', server.url, '--browser'], env);
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
-      assert.ok((await storedCredential(env)) !== undefined);
+      // Staying logged in is part of working with the defaults: better-auth issues refresh
+      // tokens only for offline_access, which it advertises.
+      assert.ok(
+        (await storedCredential(env))?.secrets.refreshToken !== undefined,
+        'a refresh token is stored',
+      );
       const call = await cli(['call', server.url, 'whoami'], env);
       assert.equal(call.stdout.trim(), server.userId(), call.stderr);
     },

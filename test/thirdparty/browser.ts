@@ -3,15 +3,11 @@
 // argv[2] is the authorization URL): headless Chromium (Debian's, driven by playwright-core)
 // opens it and, when the server shows a sign-in form (better-auth's login page), really
 // fills in LK_TP_EMAIL / LK_TP_PASSWORD and submits it, then waits for latchkey's result
-// page on the loopback callback. Each launch appends a line to LK_BROWSER_LOG when set.
-import { appendFileSync } from 'node:fs';
-
+// page on the loopback callback. It gives up after LK_BROWSER_TIMEOUT_MS (default 30 s).
 import { chromium } from 'playwright-core';
 
 const url = process.argv[2];
 if (url === undefined) process.exit(2);
-const log = process.env['LK_BROWSER_LOG'];
-if (log !== undefined) appendFileSync(log, `${process.pid} ${new URL(url).origin}\n`);
 const timeout = Number(process.env['LK_BROWSER_TIMEOUT_MS'] ?? 30_000);
 const browser = await chromium.launch({
   executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
