@@ -90,6 +90,14 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
       const result = await host.client.callTool({ name: 'echo', arguments: { text: 'through the proxy' } });
       assert.equal(text(result), 'through the proxy');
       assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), server.userId());
+
+      // The access token dies under the running proxy: one refresh, and the host sees nothing.
+      server.expireAccessTokens();
+      server.counters.reset();
+      const again = await host.client.callTool({ name: 'echo', arguments: { text: 'after expiry' } });
+      assert.equal(text(again), 'after expiry');
+      assert.equal(server.counters.count('token'), 1, 'one refresh at better-auth');
+      assert.equal(server.counters.count('token', '200'), 1);
     } finally {
       await host.close();
     }
@@ -137,7 +145,12 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
         result.findings.filter((f) => f.verdict === 'fail'),
         [],
       );
-      assert.equal(result.findings.find((f) => f.check === 'protected resource metadata')?.verdict, 'ok');
+      // Login accepts this metadata, so doctor must not fail it (a warning may explain it).
+      assert.notEqual(
+        result.findings.find((f) => f.check === 'protected resource metadata')?.verdict,
+        'fail',
+      );
+      assert.ok(result.findings.some((f) => f.check === 'protected resource metadata'));
       assert.equal(result.findings.find((f) => f.check === 'registration')?.verdict, 'ok');
       // better-auth has no revocation endpoint: a warning, not a failure.
       assert.equal(result.findings.find((f) => f.check === 'revocation')?.verdict, 'warn');

@@ -62,6 +62,14 @@ describe('third-party: MCP SDK mcpAuthRouter (rotating refresh tokens, revocatio
       assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
       const result = await host.client.callTool({ name: 'echo', arguments: { text: 'through the proxy' } });
       assert.equal(text(result), 'through the proxy');
+
+      // The access token dies under the running proxy: one refresh, and the host sees nothing.
+      server.provider.expireAccessTokens();
+      server.provider.counters.reset();
+      const again = await host.client.callTool({ name: 'whoami', arguments: {} });
+      assert.equal(text(again), SUBJECT);
+      assert.equal(server.provider.counters.count('refresh_token', 'ok'), 1, 'one refresh at the AS');
+      assert.equal(server.provider.counters.count('refresh_token', 'invalid_grant'), 0);
     } finally {
       await host.close();
     }
