@@ -17,18 +17,19 @@ import {
 } from './steps.js';
 
 /**
+ * Every login but the first asks for `offline_access` only: better-auth answers `openid` with an
+ * id_token latchkey rejected when this was written (the first test, todo), and without
+ * `offline_access` it issues no refresh token.
+ */
+const login = (url: string): string[] => ['login', url, '--browser', '--scope', 'offline_access'];
+
+/**
  * Third-party server: better-auth 1.6's `mcp` plugin with its default options (SQLite,
  * email and password, its own login page filled in by Chromium). It has no revocation
  * endpoint and issues refresh tokens only for `offline_access`. The steps run in order on
  * one store: login (default, then with `--scope offline_access`), call, proxy, a refresh
  * across 5 processes, doctor, logout, then a login after the AS forgot its client.
  */
-/**
- * Every login but the first asks for `offline_access` only: better-auth answers `openid` with an
- * id_token latchkey rejects until fixes a, and without `offline_access` it issues no refresh token.
- */
-const login = (url: string): string[] => ['login', url, '--browser', '--scope', 'offline_access'];
-
 describe('third-party: better-auth mcp plugin (default options)', () => {
   let server: BetterAuthServer;
   let home: string;
