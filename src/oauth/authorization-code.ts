@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 import { secrets } from '../credential/redact.js';
+import { preflightAuthorization } from './authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
@@ -31,6 +32,13 @@ export interface AuthorizationCodeOptions {
   timeoutMs: number;
   requestTimeoutMs: number;
   signal?: AbortSignal;
+  /** For the preflight of the authorization URL (see authorization-preflight.ts). Default: global fetch. */
+  fetch?: typeof fetch | undefined;
+  /**
+   * Ask the authorization endpoint whether it accepts the client before the browser opens, so
+   * a forgotten registration fails in milliseconds instead of after `timeoutMs`. Default true.
+   */
+  preflight?: boolean;
 }
 
 const PROTOCOL_PARAMS = new Set([
@@ -64,6 +72,7 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   if (options.resource !== undefined) url.searchParams.set('resource', options.resource);
   if (options.scope !== undefined && options.scope !== '') url.searchParams.set('scope', options.scope);
 
+  if (options.preflight !== false) await preflight(url.href, options);
   options.onAuthorizationUrl?.(url.href);
   // Not awaited: an opener may only return once the page is done with (a test's headless
   // driver does), and if it fails the printed URL still works.
@@ -88,6 +97,28 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
     receiver.finish({ ok: false, message: 'the authorization server did not issue tokens.' });
     throw error;
   }
+}
+
+/** Throws CLIENT_REJECTED when the AS refuses the client or redirect URI outright. */
+async function preflight(url: string, options: AuthorizationCodeOptions): Promise<void> {
+  const verdict = await preflightAuthorization(url, {
+    fetch: options.fetch,
+    timeoutMs: Math.min(options.requestTimeoutMs, 10_000),
+    signal: options.signal,
+  });
+  if (verdict.kind !== 'refused') return;
+  const { as, client } = options.ctx;
+  const why =
+    verdict.error === undefined ? `HTTP ${verdict.status}` : `HTTP ${verdict.status}, ${verdict.error}`;
+  throw new LatchkeyError(
+    ErrorCode.CLIENT_REJECTED,
+    `the authorization server ${as.issuer} refuses the client ${JSON.stringify(client.client_id)} or its redirect URI ${options.receiver.redirectUri} (${why}), so the browser login cannot complete.`,
+    {
+      server: options.server,
+      retryable: false,
+      nextStep: `if you configured this client, check its id and registered redirect URIs at ${as.issuer}; otherwise ask the server operator why ${as.issuer} refuses newly registered clients`,
+    },
+  );
 }
 
 function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): string {

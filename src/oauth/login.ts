@@ -248,6 +248,7 @@ async function runFlow(
       timeoutMs: options.timeoutMs ?? 300_000,
       requestTimeoutMs,
       signal: request.signal,
+      fetch: options.fetch,
       ...(options.quirks?.extraAuthorizationParams === undefined
         ? {}
         : { extraParams: options.quirks.extraAuthorizationParams }),
