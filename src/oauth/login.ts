@@ -5,6 +5,7 @@ import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/a
 import type { CredentialStore } from '../store/contract.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
+import { probeChallenge } from './challenge-probe.js';
 import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
 import { type DevicePrompt, deviceAuthorization } from './device-authorization.js';
 import { stderrDevicePrompt } from './device-prompt.js';
@@ -89,10 +90,11 @@ export function createLoginHook(options: LoginOptions): AcquireHook {
 
 async function login(options: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
   const { store } = options;
+  const challenge = request.challenge ?? (await probedChallenge(options, request));
   const discovery = await discoverServer(request.server, {
     store,
     fetch: options.fetch,
-    challenge: request.challenge,
+    challenge,
     preferredIssuer: request.issuer,
     signal: request.signal,
     // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
@@ -101,7 +103,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
   });
   const as = discovery.authorizationServer;
   const scopes = selectScopes({
-    challenge: challengeWithWanted(request.challenge, request.scopes),
+    challenge: challengeWithWanted(challenge, request.scopes),
     scopesSupported: discovery.scopesSupported,
     previouslyGranted: request.reason === 'scope' ? request.grantedScopes : undefined,
     asScopesSupported: as.scopes_supported,
@@ -131,6 +133,27 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     owned: true,
     resource: result.resource ?? null,
   };
+}
+
+/**
+ * Without a server response in hand (`latchkey login`, a proxy starting its own login), ask
+ * the server for its 401 challenge: its `resource_metadata` leads discovery and its `scope`
+ * leads scope selection, as when a request was refused.
+ */
+async function probedChallenge(
+  options: LoginOptions,
+  request: AcquireRequest,
+): Promise<BearerChallenge | undefined> {
+  try {
+    const probe = await probeChallenge(request.server, {
+      fetch: options.fetch,
+      signal: request.signal,
+      timeoutMs: options.requestTimeoutMs,
+    });
+    return probe.status === 401 ? probe.challenge : undefined;
+  } catch {
+    return undefined; // discovery reports an unreachable server, or the cancellation, in its words
+  }
 }
 
 /** The RFC 8707 resource to send: none (Entra v2), an override, or what the metadata names. */
