@@ -94,6 +94,7 @@ async function sendRefresh(
   try {
     const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
       fetch: ctx.fetch,
+      warn: (text) => ctx.logger.warn(text, { server: key.server }),
     });
     ctx.stats.refreshRequests++;
     ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });

@@ -5,7 +5,7 @@ import { secrets } from '../credential/redact.js';
 import { preflightAuthorization } from './authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, requestSignal } from './grants.js';
+import { type GrantResult, grantResult, processTokenResponse, requestSignal } from './grants.js';
 import { isLoopbackUrl } from './loopback.js';
 import type { RedirectReceiver } from './redirect-receiver.js';
 import { classifyTokenFailure } from './token-error.js';
@@ -208,7 +208,9 @@ async function redeemCode(
       },
     );
     return grantResult(
-      await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, response),
+      await processTokenResponse(ctx, response, (r) =>
+        oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, r),
+      ),
       requestedAt,
     );
   } catch (error) {

@@ -204,7 +204,10 @@ async function runFlow(
       redirectUris: [],
       grantTypes: ['client_credentials'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const grant = await clientCredentialsGrant(ctx, {
       resource,
       scope,
@@ -221,7 +224,10 @@ async function runFlow(
       redirectUris: [],
       grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const notify = options.notify;
     const show = stderrDevicePrompt({
       server: request.server,
@@ -255,7 +261,10 @@ async function runFlow(
       redirectUris: [receiver.redirectUri],
       grantTypes: ['authorization_code'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
     const grant = await authorizationCodeFlow({
       ctx,
@@ -280,6 +289,12 @@ async function runFlow(
   } finally {
     receiver.close();
   }
+}
+
+/** Warnings about the AS's answers go where the login's other human-facing lines go. */
+function warner(options: LoginOptions): (text: string) => void {
+  const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
+  return (text) => notify(`warning: ${text}\n`);
 }
 
 function challengeWithWanted(
