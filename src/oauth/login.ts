@@ -137,8 +137,8 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
 
 /**
  * Without a server response in hand (`latchkey login`, a proxy starting its own login), ask
- * the server for its 401 challenge: its `resource_metadata` leads discovery and its `scope`
- * leads scope selection, as when a request was refused.
+ * the server for its 401 challenge: its `resource_metadata` leads discovery and, unless the
+ * caller named scopes, its `scope` leads scope selection, as when a request was refused.
  */
 async function probedChallenge(
   options: LoginOptions,
@@ -150,7 +150,12 @@ async function probedChallenge(
       signal: request.signal,
       timeoutMs: options.requestTimeoutMs,
     });
-    return probe.status === 401 ? probe.challenge : undefined;
+    if (probe.status !== 401 || probe.challenge === undefined) return undefined;
+    // Scopes the caller named (`--scope`) are what this login is for; the probe's request
+    // was a ping, so its scope only stands in when nobody said what is wanted.
+    if (request.scopes === undefined || request.scopes.length === 0) return probe.challenge;
+    const { scope: _probeScope, ...rest } = probe.challenge;
+    return rest;
   } catch {
     return undefined; // discovery reports an unreachable server, or the cancellation, in its words
   }
