@@ -6,7 +6,8 @@
  * - a `resource` that may be its origin instead of its URL (better-auth's MCP plugin);
  * - a `scope` in the challenge that differs from `scopes_supported`;
  * - optionally a 500 instead of a 401 for a token it rejects (the MCP SDK's example verifier).
- * A request with a token the AS says is active gets a JSON-RPC result; nothing more of MCP.
+ * A request with a token the AS says is active gets just enough MCP for a host to connect
+ * and ping (stateless: no sessions, no GET stream).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -96,8 +97,16 @@ export async function startQuirkyResourceServer(
       res.end();
       return;
     }
-    const id = (JSON.parse(body || '{}') as { id?: unknown }).id ?? null;
-    sendJson(res, 200, { jsonrpc: '2.0', id, result: {} });
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST' }).end(); // no GET stream, no sessions to delete
+      return;
+    }
+    const message = JSON.parse(body || '{}') as { id?: unknown; method?: unknown; params?: unknown };
+    if (message.id === undefined) {
+      res.writeHead(202).end(); // a notification
+      return;
+    }
+    sendJson(res, 200, { jsonrpc: '2.0', id: message.id, result: resultFor(message) });
   }
 
   return {
@@ -107,6 +116,17 @@ export async function startQuirkyResourceServer(
     resource,
     requests,
     close: () => closeServer(server, sockets),
+  };
+}
+
+/** Just enough MCP for a host to connect and ping: an initialize answer, else an empty result. */
+function resultFor(message: { method?: unknown; params?: unknown }): Record<string, unknown> {
+  if (message.method !== 'initialize') return {};
+  const requested = (message.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+  return {
+    protocolVersion: typeof requested === 'string' ? requested : '2025-06-18',
+    capabilities: {},
+    serverInfo: { name: 'quirky-resource-server', version: '1.0.0' },
   };
 }
 
