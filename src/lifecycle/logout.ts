@@ -9,7 +9,7 @@ import {
   revokeTokens,
   rejectedClient,
 } from '../oauth/revocation.js';
-import { evictRegistration } from '../oauth/registration.js';
+import { evictRejectedRegistration } from '../oauth/registration.js';
 import { EventType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
@@ -169,7 +169,7 @@ async function revokeIfOwned(
     revocation = await revokeTokens(client, tokens, { timeoutMs: ctx.requestTimeoutMs, signal });
     // The AS forgot this client: the next login registers afresh instead of presenting it.
     if (rejectedClient(revocation))
-      await evictRegistration(ctx.store, issuer, cred.clientId).catch(() => false);
+      await evictRejectedRegistration(ctx.store, issuer, cred.clientId).catch(() => false);
   } catch (error) {
     // No metadata, no client: nothing could be sent. Every token counts as failed.
     revocation = unreachable(tokens, error);

@@ -6,7 +6,7 @@ import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
-import { evictRegistration } from '../oauth/registration.js';
+import { evictRejectedRegistration } from '../oauth/registration.js';
 import { classifyTokenFailure, type TokenFailure } from '../oauth/token-error.js';
 import { EventType } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
@@ -158,10 +158,9 @@ async function handleFailure(
     return latest;
   }
   const code = failure.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED;
-  // The AS forgot this client (restart, purged DCR clients): the next login must register
-  // afresh instead of presenting it again and waiting on an authorization page that never redirects.
+  // The AS forgot a client latchkey registered (restart, purged DCR clients): re-register at the next login.
   if (failure.kind === 'client-rejected') {
-    await evictRegistration(ctx.store, key.issuer, current.clientId).catch(() => false);
+    await evictRejectedRegistration(ctx.store, key.issuer, current.clientId).catch(() => false);
   }
   ctx.logger.warn('the authorization server rejected the refresh; a new login is needed', {
     server: key.server,

@@ -13,6 +13,7 @@ import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { preflightAuthorization } from '../../src/oauth/authorization-preflight.js';
 import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { evictRejectedRegistration } from '../../src/oauth/registration.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
@@ -158,5 +159,17 @@ describe('an authorization server that forgot its registered client', () => {
     const [report] = await m.logout(mcp.url);
     assert.equal(report?.revocation?.refreshToken?.status, 'failed');
     assert.equal(await store.getRegistration(as.issuer), undefined, 'the dead registration is gone');
+  });
+
+  it('outside a login, a client the user configured is kept: only the user can fix it', async () => {
+    const store = createMemoryStore();
+    const base = { issuer: as.issuer, tokenEndpointAuthMethod: 'none' as const, registeredAt: Date.now() };
+    await store.putRegistration({ ...base, clientId: 'configured', method: 'pre-registered' });
+    assert.equal(await evictRejectedRegistration(store, as.issuer, 'configured'), false);
+    assert.equal((await store.getRegistration(as.issuer))?.clientId, 'configured');
+    await store.putRegistration({ ...base, clientId: 'newer', method: 'dynamic' });
+    assert.equal(await evictRejectedRegistration(store, as.issuer, 'older'), false, 'not the refused one');
+    assert.equal(await evictRejectedRegistration(store, as.issuer, 'newer'), true);
+    assert.equal(await store.getRegistration(as.issuer), undefined);
   });
 });
