@@ -103,6 +103,8 @@ describe('discovery from the 401 challenge; doctor and login agree', () => {
     const prm = findings.find((f) => f.check === 'protected resource metadata');
     assert.equal(prm?.verdict, 'ok');
     assert.match(prm?.detail ?? '', /a parent of .* on the same origin/);
+    const scopes = findings.find((f) => f.check === 'scopes');
+    assert.equal(scopes?.detail, 'a login requests offline_access mcp:tools', 'no OpenID scopes');
 
     const store = createMemoryStore();
     await manager(store).login(server.url);

@@ -3,6 +3,7 @@ import { isLatchkeyError } from '../../errors.js';
 import { probeChallenge } from '../../oauth/challenge-probe.js';
 import { discoverServer } from '../../oauth/discovery.js';
 import { describeResource, fetchResourceMetadata } from '../../oauth/resource-metadata.js';
+import { selectScopes } from '../../oauth/scope.js';
 import type { BearerChallenge, ServerDiscovery } from '../../oauth/types.js';
 import { createMemoryStore } from '../../store/memory.js';
 import { openSqliteStore } from '../../store/sqlite.js';
@@ -106,6 +107,16 @@ export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<
   }
   const as = discovered.authorizationServer as unknown as Record<string, unknown>;
   add({ check: 'authorization server metadata', verdict: 'ok', detail: `issuer ${String(as['issuer'])}` });
+  // The scopes a login without --scope would ask for, chosen by the login's own rule.
+  const scopes = selectScopes({ challenge, scopesSupported: discovered.scopesSupported });
+  add({
+    check: 'scopes',
+    verdict: 'ok',
+    detail:
+      scopes === undefined
+        ? "none requested (the authorization server's default applies)"
+        : `a login requests ${scopes.join(' ')}`,
+  });
   add(
     supports(as['code_challenge_methods_supported'], 'S256')
       ? { check: 'PKCE', verdict: 'ok', detail: 'S256 advertised' }
