@@ -9,7 +9,11 @@
  * `redirect: 'manual'` tells the two cases apart in milliseconds.
  *
  * Verdicts:
- * - 3xx: accepted (to a login or consent page, or back to us).
+ * - 3xx: accepted (to a login or consent page, or back to us), except a redirect to the
+ *   AS's own error page whose `error` is a client error code: better-auth and many others
+ *   answer an unknown client with `302 /api/auth/error?error=invalid_client`. That is
+ *   refused. (A redirect back to our redirect URI is always accepted: the loopback listener
+ *   receives whatever error it carries and fails the login at once.)
  * - 2xx: accepted. An AS that renders its login page in place has validated the client first.
  * - 400 and 401: refused. These are what an AS answers for an unknown client or redirect URI.
  * - another 4xx: refused only when the (bounded) body names a client or redirect URI error
@@ -36,7 +40,12 @@ export interface PreflightOptions {
 const MAX_BODY_BYTES = 8 * 1024;
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Error codes an authorization endpoint uses for a client or redirect URI it will not serve. */
-const CLIENT_ERRORS = ['invalid_client', 'unauthorized_client', 'invalid_redirect_uri'] as const;
+const CLIENT_ERRORS = [
+  'invalid_client',
+  'unauthorized_client',
+  'invalid_redirect_uri',
+  'redirect_uri_mismatch',
+] as const;
 
 export async function preflightAuthorization(
   url: string,
@@ -61,7 +70,8 @@ export async function preflightAuthorization(
   const { status } = response;
   if (status < 400) {
     await response.body?.cancel().catch(() => undefined);
-    return { kind: 'accepted', status };
+    const error = status >= 300 ? errorPageCode(response.headers.get('location'), target) : undefined;
+    return error === undefined ? { kind: 'accepted', status } : { kind: 'refused', status, error };
   }
   if (status >= 500 || status === 429 || status === 408) {
     await response.body?.cancel().catch(() => undefined);
@@ -72,6 +82,21 @@ export async function preflightAuthorization(
     return { kind: 'refused', status, ...(error === undefined ? {} : { error }) };
   }
   return { kind: 'unknown', reason: `HTTP ${status}` };
+}
+
+/** The client error code of a redirect to somewhere other than our redirect URI, if any. */
+function errorPageCode(location: string | null, request: URL): string | undefined {
+  if (location === null) return undefined;
+  let to: URL;
+  try {
+    to = new URL(location, request);
+  } catch {
+    return undefined;
+  }
+  const redirectUri = request.searchParams.get('redirect_uri');
+  if (redirectUri !== null && `${to.origin}${to.pathname}` === redirectUri.split('?')[0]) return undefined;
+  const error = to.searchParams.get('error');
+  return CLIENT_ERRORS.find((code) => code === error);
 }
 
 /** The first client error code the body mentions (JSON or an HTML error page alike). */
