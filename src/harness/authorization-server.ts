@@ -121,6 +121,11 @@ export interface TestAuthorizationServer {
   revokeAllGrants(): Promise<number>;
   /** Revoke only the grants of one subject. */
   revokeGrants(subject: string): Promise<number>;
+  /**
+   * Forget every dynamically registered client, as an AS with in-memory storage does on
+   * restart. Returns how many were forgotten.
+   */
+  forgetRegisteredClients(): number;
   close(): Promise<void>;
 }
 
@@ -315,6 +320,7 @@ export async function startAuthorizationServer(
       for (const id of ids) storage.revokeGrant(id);
       return ids.length;
     },
+    forgetRegisteredClients: () => storage.deleteModel('Client'),
     close: () => closeServer(server, sockets),
   };
 }

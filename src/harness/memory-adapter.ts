@@ -63,6 +63,15 @@ export class ProviderStorage {
     return undefined;
   }
 
+  /** Delete every entry of `model` (e.g. 'Client': the AS forgets its dynamically registered clients). */
+  deleteModel(model: string): number {
+    let deleted = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.model === model && this.#entries.delete(key)) deleted++;
+    }
+    return deleted;
+  }
+
   /** Delete the grant's entries of `models` (default: every token kind and the grant itself). */
   revokeGrant(grantId: string, models: ReadonlySet<string> = GRANT_AND_MEMBERS): void {
     for (const [key, entry] of this.#entries) {

@@ -7,7 +7,9 @@ import {
   type RevocationReport,
   revocationFailures,
   revokeTokens,
+  rejectedClient,
 } from '../oauth/revocation.js';
+import { evictRejectedRegistration } from '../oauth/registration.js';
 import { EventType, type RevocationTokenType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
@@ -181,6 +183,9 @@ async function revokeIfOwned(
   try {
     const client = await loadClientContext(ctx.store, server, issuer, cred.clientId, { fetch: ctx.fetch });
     revocation = await revokeTokens(client, tokens, { timeoutMs: ctx.requestTimeoutMs, signal });
+    // The AS forgot this client: the next login registers afresh instead of presenting it.
+    if (rejectedClient(revocation))
+      await evictRejectedRegistration(ctx.store, issuer, cred.clientId).catch(() => false);
   } catch (error) {
     // No metadata, no client: nothing could be sent. Every token counts as failed.
     revocation = unreachable(tokens, error);

@@ -6,6 +6,7 @@ import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
+import { evictRejectedRegistration } from '../oauth/registration.js';
 import { classifyTokenFailure, type TokenFailure } from '../oauth/token-error.js';
 import { EventType } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
@@ -93,6 +94,7 @@ async function sendRefresh(
   try {
     const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
       fetch: ctx.fetch,
+      warn: (text) => ctx.logger.warn(text, { server: key.server }),
     });
     ctx.stats.refreshRequests++;
     ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
@@ -156,6 +158,10 @@ async function handleFailure(
     return latest;
   }
   const code = failure.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED;
+  // The AS forgot a client latchkey registered (restart, purged DCR clients): re-register at the next login.
+  if (failure.kind === 'client-rejected') {
+    await evictRejectedRegistration(ctx.store, key.issuer, current.clientId).catch(() => false);
+  }
   ctx.logger.warn('the authorization server rejected the refresh; a new login is needed', {
     server: key.server,
     error: failure.error,

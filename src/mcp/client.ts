@@ -22,7 +22,7 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import { createAuthFetch } from './auth-fetch.js';
 import { McpConnection, type TransportStrategy } from './connection.js';
 import { McpConnectionTransport } from './connection-transport.js';
-import type { LatchkeyErrorData } from './rpc-errors.js';
+import { type LatchkeyErrorData, serverFailureNote, serverFailureStep } from './rpc-errors.js';
 
 export interface McpClientOptions {
   manager: CredentialManager;
@@ -135,9 +135,16 @@ export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
   if (isLatchkeyError(error)) return error;
   const relayed = fromConnectionError(error);
   if (relayed !== undefined) return relayed;
-  const status =
-    error instanceof StreamableHTTPError || error instanceof SseError ? ` (HTTP ${error.code})` : '';
+  const code = error instanceof StreamableHTTPError || error instanceof SseError ? error.code : undefined;
+  const status = code === undefined ? '' : ` (HTTP ${code})`;
   const reason = describe(error);
+  if (code !== undefined && code >= 500) {
+    return new LatchkeyError(
+      ErrorCode.MCP_FAILED,
+      `the MCP server failed${status}: ${reason}. ${serverFailureNote(code)}`,
+      { server, retryable: true, nextStep: serverFailureStep(server), cause: error },
+    );
+  }
   return new LatchkeyError(ErrorCode.MCP_FAILED, `the MCP server failed${status}: ${reason}`, {
     server,
     retryable: true,

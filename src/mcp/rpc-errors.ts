@@ -113,11 +113,32 @@ export function unavailable(server: string, method: string, cause: unknown): Jso
     );
   }
   const why = cause instanceof HttpStatusError ? cause.message : describe(cause);
+  if (cause instanceof HttpStatusError && cause.status >= 500) {
+    const nextStep = serverFailureStep(server);
+    return rpcError(
+      RpcErrorCode.UNAVAILABLE,
+      `${server}: ${method} failed: ${why}. ${serverFailureNote(cause.status)} Next step: ${nextStep}`,
+      { server, code: `HTTP_${cause.status}`, retryable: true, nextStep },
+    );
+  }
   return rpcError(RpcErrorCode.UNAVAILABLE, `${server}: ${method} failed: ${why}.`, {
     server,
     code: cause instanceof HttpStatusError ? `HTTP_${cause.status}` : 'UNREACHABLE',
     retryable: true,
   });
+}
+
+/**
+ * A 5xx is the MCP server's own failure: neither latchkey nor `doctor` (which checks the
+ * OAuth chain) can find its cause, so the words say whose it is.
+ */
+export function serverFailureNote(status: number): string {
+  return `The server answered HTTP ${status}: this is a failure inside the MCP server itself, not in latchkey or in the login.`;
+}
+
+/** Some servers (the MCP SDK's example verifier) answer 500 rather than 401 to a token they reject. */
+export function serverFailureStep(server: string): string {
+  return `retry later, and if it persists report it to the operator of ${server}; if it began when your credential changed, \`${loginCommand(server)}\` gets a fresh token (some servers answer 500 instead of 401 to a token they reject)`;
 }
 
 function describe(error: unknown): string {

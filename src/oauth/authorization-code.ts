@@ -2,9 +2,10 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 import { secrets } from '../credential/redact.js';
+import { preflightAuthorization } from './authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, requestSignal } from './grants.js';
+import { type GrantResult, grantResult, processTokenResponse, requestSignal } from './grants.js';
 import { isLoopbackUrl } from './loopback.js';
 import type { AuthorizationCallback, RedirectReceiver } from './redirect-receiver.js';
 import type { ResultOutcome } from './result-page.js';
@@ -41,6 +42,13 @@ export interface AuthorizationCodeOptions {
   timeoutMs: number;
   requestTimeoutMs: number;
   signal?: AbortSignal;
+  /** For the preflight of the authorization URL (see authorization-preflight.ts). Default: global fetch. */
+  fetch?: typeof fetch | undefined;
+  /**
+   * Ask the authorization endpoint whether it accepts the client before the browser opens, so
+   * a forgotten registration fails in milliseconds instead of after `timeoutMs`. Default true.
+   */
+  preflight?: boolean;
 }
 
 const PROTOCOL_PARAMS = new Set([
@@ -77,6 +85,7 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   if (options.resource !== undefined) url.searchParams.set('resource', options.resource);
   if (options.scope !== undefined && options.scope !== '') url.searchParams.set('scope', options.scope);
 
+  if (options.preflight !== false) await preflight(url.href, options);
   options.onAuthorizationUrl?.(url.href);
   // Not awaited: an opener may only return once the page is done with (a test's headless
   // driver does), and if it fails the printed URL still works.
@@ -162,6 +171,28 @@ function ignoredPage(server: string, kind: 'replaced' | 'foreign'): ResultOutcom
         title: 'Not this sign-in',
         message: `This response does not belong to the login to ${server} in progress (an old tab, or a request from elsewhere). It was ignored; the login is still waiting.`,
       };
+}
+
+/** Throws CLIENT_REJECTED when the AS refuses the client or redirect URI outright. */
+async function preflight(url: string, options: AuthorizationCodeOptions): Promise<void> {
+  const verdict = await preflightAuthorization(url, {
+    fetch: options.fetch,
+    timeoutMs: Math.min(options.requestTimeoutMs, 10_000),
+    signal: options.signal,
+  });
+  if (verdict.kind !== 'refused') return;
+  const { as, client } = options.ctx;
+  const why =
+    verdict.error === undefined ? `HTTP ${verdict.status}` : `HTTP ${verdict.status}, ${verdict.error}`;
+  throw new LatchkeyError(
+    ErrorCode.CLIENT_REJECTED,
+    `the authorization server ${as.issuer} refuses the client ${JSON.stringify(client.client_id)} or its redirect URI ${options.receiver.redirectUri} (${why}), so the browser login cannot complete.`,
+    {
+      server: options.server,
+      retryable: false,
+      nextStep: `if you configured this client, check its id and registered redirect URIs at ${as.issuer}; otherwise ask the server operator why ${as.issuer} refuses newly registered clients`,
+    },
+  );
 }
 
 function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): string {
@@ -251,7 +282,9 @@ async function redeemCode(
       },
     );
     return grantResult(
-      await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, response),
+      await processTokenResponse(ctx, response, (r) =>
+        oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, r),
+      ),
       requestedAt,
     );
   } catch (error) {

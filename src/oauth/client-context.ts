@@ -12,10 +12,14 @@ export interface ClientContext {
   clientAuth: oauth.ClientAuth;
   /** oauth4webapi request options: timeout signal, custom fetch, loopback http allowance. */
   requestOptions(signal?: AbortSignal): oauth.TokenEndpointRequestOptions;
+  /** Told what was wrong but not fatal in an AS answer (an ID token that was dropped). */
+  warn?: ((text: string) => void) | undefined;
 }
 
 export interface ClientContextOptions {
   fetch?: typeof fetch | undefined;
+  /** Where non-fatal problems with the AS's answers go. Default: nowhere. */
+  warn?: ((text: string) => void) | undefined;
 }
 
 /**
@@ -53,6 +57,7 @@ export function buildContext(
   return {
     as,
     client,
+    warn: options.warn,
     clientAuth: clientAuthentication(reg),
     requestOptions: (signal) => {
       const opts: oauth.TokenEndpointRequestOptions = {};

@@ -179,9 +179,9 @@ export async function clientContextForConfig(
   as: oauth.AuthorizationServer,
   registration: Registration,
   config: ClientConfig,
-  options: { fetch?: typeof fetch | undefined } = {},
+  options: { fetch?: typeof fetch | undefined; warn?: ((text: string) => void) | undefined } = {},
 ): Promise<ClientContext> {
-  const ctx = buildContext(as, registration, { fetch: options.fetch });
+  const ctx = buildContext(as, registration, { fetch: options.fetch, warn: options.warn });
   if (registration.tokenEndpointAuthMethod !== 'private_key_jwt') return ctx;
   if (config.privateKey === undefined) {
     throw new LatchkeyError(

@@ -4,7 +4,7 @@ import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult } from './grants.js';
+import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
 import { classifyTokenFailure } from './token-error.js';
 
 /**
@@ -140,7 +140,12 @@ async function poll(
     });
     return {
       kind: 'tokens',
-      result: grantResult(await oauth.processDeviceCodeResponse(ctx.as, ctx.client, response), requestedAt),
+      result: grantResult(
+        await processTokenResponse(ctx, response, (r) =>
+          oauth.processDeviceCodeResponse(ctx.as, ctx.client, r),
+        ),
+        requestedAt,
+      ),
     };
   } catch (error) {
     if (error instanceof oauth.ResponseBodyError) {

@@ -3,6 +3,7 @@ import * as oauth from 'oauth4webapi';
 import { secrets } from '../credential/redact.js';
 import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { ClientContext } from './client-context.js';
+import { refusalReason } from './token-error.js';
 
 export interface GrantResult {
   response: TokenEndpointResult;
@@ -38,7 +39,65 @@ export async function refreshTokenGrant(
     ...ctx.requestOptions(signal),
     additionalParameters: params,
   });
-  return grantResult(await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response), requestedAt);
+  return grantResult(
+    await processTokenResponse(ctx, response, (r) =>
+      oauth.processRefreshTokenResponse(ctx.as, ctx.client, r),
+    ),
+    requestedAt,
+  );
+}
+
+/**
+ * Process a token endpoint answer with `process` (an oauth4webapi process* function). If it is
+ * refused and the answer carries an ID token, it is processed once more without that ID token:
+ * latchkey asked for access to a server, not for the user's identity, so an ID token that
+ * fails validation (better-auth signs one HS256 without `iss` while advertising RS256) is
+ * dropped with a warning through `ctx.warn` rather than failing the login. Everything else
+ * about the answer is checked as before; if the rest is bad too, that error is thrown.
+ */
+export async function processTokenResponse(
+  ctx: Pick<ClientContext, 'warn'>,
+  response: Response,
+  process: (response: Response) => Promise<oauth.TokenEndpointResponse>,
+): Promise<oauth.TokenEndpointResponse> {
+  const spare = response.ok ? response.clone() : undefined;
+  try {
+    const result = await process(response);
+    await spare?.body?.cancel().catch(() => undefined);
+    return result;
+  } catch (error) {
+    if (spare === undefined || !isResponseRefusal(error)) throw error;
+    const stripped = await withoutIdToken(spare);
+    if (stripped === undefined) throw error;
+    const result = await process(stripped);
+    ctx.warn?.(`the ID token in the token response was ignored: ${refusalReason(error)}.`);
+    return result;
+  }
+}
+
+/** oauth4webapi refused a 2xx answer's content (not an OAuth error body, not a challenge). */
+function isResponseRefusal(error: unknown): boolean {
+  return error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError;
+}
+
+/** The same answer without `id_token`, or undefined when it had none (or is not JSON). */
+async function withoutIdToken(response: Response): Promise<Response | undefined> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await response.text());
+  } catch {
+    return undefined;
+  }
+  if (typeof body !== 'object' || body === null || !('id_token' in body)) return undefined;
+  const { id_token: _dropped, ...rest } = body as Record<string, unknown>;
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(JSON.stringify(rest), {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
 }
 
 /** A signal that fires after `timeoutMs` or when `signal` does. */

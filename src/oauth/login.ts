@@ -5,6 +5,7 @@ import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/a
 import { type CredentialStore, EventType } from '../store/contract.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
+import { probeChallenge } from './challenge-probe.js';
 import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
 import { type DevicePrompt, deviceAuthorization } from './device-authorization.js';
 import { stderrDevicePrompt } from './device-prompt.js';
@@ -89,10 +90,11 @@ export function createLoginHook(options: LoginOptions): AcquireHook {
 
 async function login(options: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
   const { store } = options;
+  const challenge = request.challenge ?? (await probedChallenge(options, request));
   const discovery = await discoverServer(request.server, {
     store,
     fetch: options.fetch,
-    challenge: request.challenge,
+    challenge,
     preferredIssuer: request.issuer,
     signal: request.signal,
     // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
@@ -101,7 +103,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
   });
   const as = discovery.authorizationServer;
   const scopes = selectScopes({
-    challenge: challengeWithWanted(request.challenge, request.scopes),
+    challenge: challengeWithWanted(challenge, request.scopes),
     scopesSupported: discovery.scopesSupported,
     previouslyGranted: request.reason === 'scope' ? request.grantedScopes : undefined,
     asScopesSupported: as.scopes_supported,
@@ -131,6 +133,32 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     owned: true,
     resource: result.resource ?? null,
   };
+}
+
+/**
+ * Without a server response in hand (`latchkey login`, a proxy starting its own login), ask
+ * the server for its 401 challenge: its `resource_metadata` leads discovery and, unless the
+ * caller named scopes, its `scope` leads scope selection, as when a request was refused.
+ */
+async function probedChallenge(
+  options: LoginOptions,
+  request: AcquireRequest,
+): Promise<BearerChallenge | undefined> {
+  try {
+    const probe = await probeChallenge(request.server, {
+      fetch: options.fetch,
+      signal: request.signal,
+      timeoutMs: options.requestTimeoutMs,
+    });
+    if (probe.status !== 401 || probe.challenge === undefined) return undefined;
+    // Scopes the caller named (`--scope`) are what this login is for; the probe's request
+    // was a ping, so its scope only stands in when nobody said what is wanted.
+    if (request.scopes === undefined || request.scopes.length === 0) return probe.challenge;
+    const { scope: _probeScope, ...rest } = probe.challenge;
+    return rest;
+  } catch {
+    return undefined; // discovery reports an unreachable server, or the cancellation, in its words
+  }
 }
 
 /** The RFC 8707 resource to send: none (Entra v2), an override, or what the metadata names. */
@@ -181,7 +209,10 @@ async function runFlow(
       redirectUris: [],
       grantTypes: ['client_credentials'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const grant = await clientCredentialsGrant(ctx, {
       resource,
       scope,
@@ -198,7 +229,10 @@ async function runFlow(
       redirectUris: [],
       grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const notify = options.notify;
     const show = stderrDevicePrompt({
       server: request.server,
@@ -235,7 +269,10 @@ async function runFlow(
       redirectUris: [receiver.redirectUri],
       grantTypes: ['authorization_code'],
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      warn: warner(options),
+    });
     const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
     const grant = await authorizationCodeFlow({
       ctx,
@@ -259,6 +296,7 @@ async function runFlow(
             ? `A sign-in tab of an earlier, replaced login to ${request.server} came back; it was ignored.\n`
             : `Ignored a sign-in response for ${request.server} that does not belong to this login (${count} so far).\n`,
         ),
+      fetch: options.fetch,
       ...(options.quirks?.extraAuthorizationParams === undefined
         ? {}
         : { extraParams: options.quirks.extraAuthorizationParams }),
@@ -277,6 +315,12 @@ async function wasLoginAttempt(store: CredentialStore, server: string, attempt: 
   const afterId = Math.max(0, (await store.lastEventId()) - ATTEMPT_SCAN);
   const events = await store.readEvents({ afterId, server });
   return events.some((e) => e.type === EventType.LOGIN_STARTED && e.detail?.['attempt'] === attempt);
+}
+
+/** Warnings about the AS's answers go where the login's other human-facing lines go. */
+function warner(options: LoginOptions): (text: string) => void {
+  const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
+  return (text) => notify(`warning: ${text}\n`);
 }
 
 function challengeWithWanted(

@@ -145,6 +145,25 @@ export async function evictRegistration(
   return true;
 }
 
+/**
+ * After `invalid_client` outside a login (refresh, revocation): forget `clientId` at `issuer`
+ * if latchkey registered it itself, so the next login registers afresh instead of presenting
+ * a client the AS forgot and waiting on an authorization page that never redirects. A
+ * pre-registered client stays: only the user can fix it, and forgetting it would quietly
+ * replace it with a dynamic registration at the next login.
+ */
+export async function evictRejectedRegistration(
+  store: CredentialStore,
+  issuer: string,
+  clientId: string,
+): Promise<boolean> {
+  const stored = await store.getRegistration(issuer);
+  if (stored === undefined || stored.clientId !== clientId || stored.method === 'pre-registered')
+    return false;
+  await store.deleteRegistration(issuer);
+  return true;
+}
+
 function checkConfig({ as, config, server }: EnsureRegistrationOptions): void {
   if (config.clientId !== undefined && config.issuer !== undefined && config.issuer !== as.issuer) {
     // AUTH-29: the issuer is compared as an exact string, like every issuer comparison.

@@ -12,12 +12,8 @@
  * network error, timeout or 5xx stops it with a retryable one (the more specific document may
  * name another AS than the root one).
  *
- * Which `resource` values are accepted (RFC 9728 §3.3: identical, else MUST NOT be used):
- * - from the challenge URL or the path-inserted URL: exactly the server's canonical URL;
- * - from the root URL: the server's URL (MCP servers commonly publish their own URL there) or
- *   the origin, the identifier the root well-known URL was built from.
- * `sameIdentifier` allows only the empty-path vs `/` spelling of an origin; nothing else (no
- * case folding, no trailing-slash changes on paths, no prefix matching as the MCP SDK does).
+ * Which `resource` values are accepted: see `judgeResource`, the one rule `login`, the proxy
+ * and `doctor` share, wherever the document was found.
  */
 import { canonicalServer } from '../credential/key.js';
 import {
@@ -46,6 +42,8 @@ export interface ResourceMetadataLocation {
 export interface ProtectedResourceMetadata {
   /** `resource`, verbatim: what to send as the RFC 8707 resource. */
   resource: string;
+  /** How `resource` relates to the server URL (see judgeResource). */
+  resourceMatch: 'identical' | 'prefix';
   /** Usable issuer identifiers from `authorization_servers`, in document order. */
   authorizationServers: string[];
   /** `scopes_supported` (string entries only), if present. */
@@ -111,11 +109,11 @@ export function validateResourceMetadata(
   location: ResourceMetadataLocation,
 ): ProtectedResourceMetadata {
   const resource = document['resource'];
-  const accepted = location.position === 'root' ? [server, new URL(server).origin] : [server];
-  if (typeof resource !== 'string' || !accepted.some((a) => sameIdentifier(resource, a))) {
+  const resourceMatch = judgeResource(resource, server);
+  if (typeof resource !== 'string' || resourceMatch === 'mismatch') {
     throw discoveryError(
       server,
-      `the protected resource metadata at ${location.url} is for resource ${quote(resource)}, not for this server, so it is not used (RFC 9728 §3.3).`,
+      `the protected resource metadata at ${location.url} is for resource ${quote(resource)}, which neither is this server's URL nor contains it (same origin, a parent path), so it is not used.`,
       { nextStep: resourceMismatchStep(server, resource) },
     );
   }
@@ -130,10 +128,44 @@ export function validateResourceMetadata(
       { nextStep: 'ask the server operator to list its https authorization server in its metadata' },
     );
   }
-  const metadata: ProtectedResourceMetadata = { resource, authorizationServers, document };
+  const metadata: ProtectedResourceMetadata = { resource, resourceMatch, authorizationServers, document };
   const scopes = document['scopes_supported'];
   if (Array.isArray(scopes)) metadata.scopesSupported = scopes.filter((s) => typeof s === 'string');
   return metadata;
+}
+
+/**
+ * Whether a PRM `resource` may stand for the MCP server at `server` (canonical). The one rule
+ * every caller uses, wherever the document was found (challenge URL, path-inserted, root):
+ *
+ * - `identical`: the server's URL, exactly (an origin may be written with or without `/`);
+ * - `prefix`: a parent of it on the same origin, cut at a path segment: `https://h` and
+ *   `https://h/` contain `https://h/mcp`, `https://h/api` contains `https://h/api/mcp`, but
+ *   `https://h/m` does not contain `https://h/mcp`. Compared as strings, so scheme, host and
+ *   port must be spelled exactly as in the canonical server URL; no query or fragment;
+ * - `mismatch`: anything else, another origin above all.
+ *
+ * RFC 9728 §3.3 asks for identical values. The MCP TypeScript SDK (the reference client)
+ * accepts a same-origin parent, and servers built against it publish one: better-auth names
+ * its origin. A parent on the same origin cannot send a token to another host, and the
+ * server's own origin vouches for it; the `resource` then sent (RFC 8707) is the one the
+ * metadata names, so the token's audience is what the server expects.
+ */
+export function judgeResource(resource: unknown, server: string): 'identical' | 'prefix' | 'mismatch' {
+  if (typeof resource !== 'string') return 'mismatch';
+  if (sameIdentifier(resource, server)) return 'identical';
+  const url = parseUrl(resource);
+  if (url === undefined || resource.includes('?') || resource.includes('#')) return 'mismatch';
+  if (url.origin !== new URL(server).origin) return 'mismatch';
+  const parent = resource.endsWith('/') ? resource : `${resource}/`;
+  return server.startsWith(parent) ? 'prefix' : 'mismatch';
+}
+
+/** Words for an accepted `resource`, shared by `doctor` and the login's notes. */
+export function describeResource(metadata: ProtectedResourceMetadata, server: string): string {
+  return metadata.resourceMatch === 'identical'
+    ? `resource ${metadata.resource}`
+    : `resource ${metadata.resource}, a parent of ${server} on the same origin (accepted, as the MCP SDK does; sent as the RFC 8707 resource)`;
 }
 
 function resourceMismatchStep(server: string, resource: unknown): string {

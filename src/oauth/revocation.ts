@@ -74,6 +74,13 @@ export function revocationFailures(report: RevocationReport): RevocationOutcome[
   );
 }
 
+/** Whether the AS refused the client itself (invalid_client): its registration is dead. */
+export function rejectedClient(report: RevocationReport): boolean {
+  return [report.refreshToken, report.accessToken].some(
+    (o) => o?.status === 'failed' && (o.error === 'invalid_client' || o.error === 'unauthorized_client'),
+  );
+}
+
 async function revokeOne(
   ctx: ClientContext,
   endpoint: string | undefined,

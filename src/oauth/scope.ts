@@ -3,7 +3,12 @@
  *
  * 1. The `scope` of the server's challenge, when it names any: authoritative for the request
  *    that was refused (AUTH-33), with no assumed relation to `scopes_supported` (AUTH-32).
- * 2. Otherwise every scope in the PRM `scopes_supported` (AUTH-31).
+ * 2. Otherwise every scope in the PRM `scopes_supported` (AUTH-31), except the OpenID
+ *    Connect identity scopes (`openid`, `profile`, `email`, `address`, `phone`): latchkey
+ *    needs an access token for the server, not the user's identity, and asking for `openid`
+ *    makes the AS add an ID token whose validation can fail the login (better-auth lists
+ *    them in its PRM and signs that ID token HS256 without `iss`). A challenge that names
+ *    them still gets them: the server asked.
  * 3. Otherwise nothing: the `scope` parameter is omitted and the AS applies its default.
  * Then, for a re-authorization or step-up, the union with the scopes granted before, so the
  * new token does not lose what the old one had (AUTH-34, AUTH-67).
@@ -17,6 +22,8 @@
 import type { BearerChallenge } from './types.js';
 
 export const OFFLINE_ACCESS = 'offline_access';
+/** OpenID Connect Core §5.4 scopes, plus `openid` itself: identity, not access to the server. */
+const OPENID_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone']);
 
 export interface ScopeSelectionInput {
   /** The Bearer challenge of the 401/403 that triggered authorization, if any. */
@@ -34,7 +41,10 @@ export interface ScopeSelectionInput {
 /** The scopes to request, or undefined to omit the `scope` parameter. */
 export function selectScopes(input: ScopeSelectionInput): string[] | undefined {
   const fromChallenge = scopeTokens(input.challenge?.scope);
-  const base = fromChallenge.length > 0 ? fromChallenge : scopeTokens(input.scopesSupported);
+  const base =
+    fromChallenge.length > 0
+      ? fromChallenge
+      : scopeTokens(input.scopesSupported).filter((s) => !OPENID_SCOPES.has(s));
   const selected = union(base, scopeTokens(input.previouslyGranted));
   if (
     selected.length > 0 &&

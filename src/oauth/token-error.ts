@@ -35,9 +35,26 @@ export function classifyTokenFailure(error: unknown): TokenFailure {
   if (error instanceof oauth.OperationProcessingError) {
     const response = error.cause instanceof Response ? error.cause : undefined;
     if (response !== undefined) return transientFromResponse(response, `HTTP ${response.status}`);
-    return { kind: 'transient', reason: `malformed token response (${error.code ?? 'unparseable'})` };
+    return { kind: 'transient', reason: `the token response was refused: ${refusalReason(error)}` };
+  }
+  if (error instanceof oauth.UnsupportedOperationError) {
+    return { kind: 'transient', reason: `the token response was refused: ${refusalReason(error)}` };
   }
   return { kind: 'transient', reason: networkReason(error) };
+}
+
+const MAX_REASON_LENGTH = 200;
+
+/**
+ * Why oauth4webapi refused an answer, for the user at the default log level: its message
+ * (fixed library text such as 'unexpected JWT "iss" (issuer) claim value', never token
+ * content) and its code, bounded and without control characters.
+ */
+export function refusalReason(error: unknown): string {
+  if (!(error instanceof Error)) return 'unparseable';
+  const code = (error as { code?: unknown }).code;
+  const text = error.message.replace(/\p{Cc}+/gu, ' ').slice(0, MAX_REASON_LENGTH);
+  return typeof code === 'string' ? `${text} (${code})` : text;
 }
 
 function fromOAuthError(code: string, description: string | undefined, response: Response): TokenFailure {

@@ -10,7 +10,11 @@ import { type ErrorCode, isLatchkeyError, type LatchkeyError } from '../../src/e
 import { loadClientContext } from '../../src/oauth/client-context.js';
 import { discoverServer, invalidateDiscovery } from '../../src/oauth/discovery.js';
 import { excerpt } from '../../src/oauth/metadata-http.js';
-import { resourceMetadataLocations, validateResourceMetadata } from '../../src/oauth/resource-metadata.js';
+import {
+  judgeResource,
+  resourceMetadataLocations,
+  validateResourceMetadata,
+} from '../../src/oauth/resource-metadata.js';
 import { selectScopes } from '../../src/oauth/scope.js';
 import {
   authorizationServerMetadataUrls,
@@ -556,17 +560,52 @@ describe('discovery against custom metadata documents', () => {
     const location = { url: 'https://mcp.example.com/x', position: 'path' as const };
     for (const resource of [
       'https://MCP.example.com/mcp',
-      'https://mcp.example.com',
       'https://mcp.example.com/mcp?x',
+      'https://mcp.example.com/m',
+      'https://mcp.example.com/mcp/tools',
+      'https://mcp.example.com:443/',
+      'https://mcp.example.com.evil.example/',
+      'https://other.example.com/mcp',
+      'http://mcp.example.com/',
       42,
     ]) {
-      assert.throws(() =>
-        validateResourceMetadata(
-          { resource, authorization_servers: ['https://as.example.com'] },
-          'https://mcp.example.com/mcp',
-          location,
-        ),
+      assert.throws(
+        () =>
+          validateResourceMetadata(
+            { resource, authorization_servers: ['https://as.example.com'] },
+            'https://mcp.example.com/mcp',
+            location,
+          ),
+        /is for resource/,
+        String(resource),
       );
+    }
+  });
+
+  it('one resource rule everywhere: the server URL, or a same-origin parent at a segment boundary', () => {
+    const server = 'https://mcp.example.com/api/mcp';
+    const cases: [string, string][] = [
+      ['https://mcp.example.com/api/mcp', 'identical'],
+      ['https://mcp.example.com', 'prefix'],
+      ['https://mcp.example.com/', 'prefix'],
+      ['https://mcp.example.com/api', 'prefix'],
+      ['https://mcp.example.com/api/', 'prefix'],
+      ['https://mcp.example.com/ap', 'mismatch'],
+      ['https://mcp.example.com/api/mcp/', 'mismatch'],
+      ['https://mcp.example.com/api?x=1', 'mismatch'],
+    ];
+    for (const [resource, expected] of cases) {
+      assert.equal(judgeResource(resource, server), expected, resource);
+      // The position a document was found at does not change the verdict.
+      for (const position of ['challenge', 'path', 'root'] as const) {
+        const run = (): unknown =>
+          validateResourceMetadata({ resource, authorization_servers: ['https://as.example.com'] }, server, {
+            url: 'https://mcp.example.com/x',
+            position,
+          });
+        if (expected === 'mismatch') assert.throws(run, /is for resource/, `${resource} at ${position}`);
+        else assert.doesNotThrow(run, `${resource} at ${position}`);
+      }
     }
   });
 
@@ -742,6 +781,17 @@ describe('selectScopes (AUTH-30..34, AUTH-61, AUTH-67)', () => {
     assert.deepEqual(selectScopes({ challenge: {}, scopesSupported: ['a', 'b'] }), ['a', 'b']);
     assert.equal(selectScopes({}), undefined);
     assert.equal(selectScopes({ challenge: { scope: [] }, scopesSupported: [] }), undefined);
+  });
+
+  it('OpenID identity scopes from scopes_supported are not asked for; a challenge naming them is obeyed', () => {
+    // better-auth's PRM: asking for openid brings an HS256 ID token the login then rejects.
+    const prm = ['openid', 'profile', 'email', 'offline_access', 'mcp:tools'];
+    assert.deepEqual(selectScopes({ scopesSupported: prm }), ['offline_access', 'mcp:tools']);
+    assert.equal(selectScopes({ scopesSupported: ['openid', 'profile', 'email'] }), undefined);
+    assert.deepEqual(selectScopes({ challenge: { scope: ['openid', 'x'] }, scopesSupported: prm }), [
+      'openid',
+      'x',
+    ]);
   });
 
   it('step-up: the union with what was granted before (AUTH-34, AUTH-67)', () => {

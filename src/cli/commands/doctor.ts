@@ -1,8 +1,11 @@
 import { canonicalServer } from '../../credential/key.js';
 import { isLatchkeyError } from '../../errors.js';
-import { fetchResourceMetadata } from '../../oauth/resource-metadata.js';
-import { findAuthorizationServerMetadata } from '../../oauth/server-metadata.js';
-import { bearerChallenge } from '../../oauth/www-authenticate.js';
+import { probeChallenge } from '../../oauth/challenge-probe.js';
+import { discoverServer } from '../../oauth/discovery.js';
+import { describeResource, fetchResourceMetadata } from '../../oauth/resource-metadata.js';
+import { selectScopes } from '../../oauth/scope.js';
+import type { BearerChallenge, ServerDiscovery } from '../../oauth/types.js';
+import { createMemoryStore } from '../../store/memory.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';
 
@@ -35,34 +38,28 @@ export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<
   const findings: Finding[] = [];
   const add = (f: Finding): void => void findings.push(f);
 
-  // 1. The server itself: does it challenge, and does its clock agree with ours?
-  let challengeUrl: string | undefined;
+  // 1. The server itself: does it challenge, and does its clock agree with ours? The same
+  // probe a login starts from, so both follow the same resource_metadata and scope.
+  let challenge: BearerChallenge | undefined;
   try {
-    const sentAt = Date.now();
-    const response = await fetch(server, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'ping' }),
-      signal: AbortSignal.timeout(15_000),
-    });
-    await response.body?.cancel();
-    const challenge = bearerChallenge(response);
-    challengeUrl = challenge?.resourceMetadata;
+    const probe = await probeChallenge(server);
+    if (probe.status === 401) challenge = probe.challenge;
+    const challengeUrl = challenge?.resourceMetadata;
     add(
-      response.status === 401
+      probe.status === 401
         ? {
             check: 'server challenge',
             verdict: 'ok',
-            detail: `401 with ${challengeUrl === undefined ? 'a Bearer challenge without resource_metadata' : `resource_metadata ${challengeUrl}`}`,
+            detail: `401 with ${challengeUrl === undefined ? 'a Bearer challenge without resource_metadata' : `resource_metadata ${challengeUrl}`}${challenge?.scope === undefined ? '' : `, scope ${challenge.scope.join(' ')}`}`,
           }
         : {
             check: 'server challenge',
             verdict: 'warn',
-            detail: `answered ${response.status} without a token (expected 401)`,
+            detail: `answered ${probe.status} without a token (expected 401)`,
             fix: 'the server may not require OAuth at all',
           },
     );
-    add(clockFinding(response.headers.get('date'), sentAt));
+    add(clockFinding(probe.date, probe.sentAt));
   } catch (error) {
     add({
       check: 'server reachable',
@@ -73,49 +70,53 @@ export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<
     return findings;
   }
 
-  // 2. Protected resource metadata (RFC 9728).
-  let issuers: string[];
+  // 2. Protected resource metadata (RFC 9728), judged by the function discovery uses. A
+  // failure's detail is the login's error message, word for word (next step included).
   try {
-    const prm = await fetchResourceMetadata(server, { server, resourceMetadataUrl: challengeUrl });
-    if (prm.kind === 'found') {
-      issuers = prm.metadata.authorizationServers;
-      add({
-        check: 'protected resource metadata',
-        verdict: 'ok',
-        detail: `${prm.url} names ${issuers.join(', ')}`,
-      });
-    } else {
-      issuers = [new URL(server).origin];
-      add({
-        check: 'protected resource metadata',
-        verdict: 'warn',
-        detail: `none at ${prm.tried.join(', ')}`,
-        fix: 'the server predates RFC 9728; latchkey will try its origin as the authorization server',
-      });
-    }
+    const prm = await fetchResourceMetadata(server, {
+      server,
+      resourceMetadataUrl: challenge?.resourceMetadata,
+    });
+    add(
+      prm.kind === 'found'
+        ? {
+            check: 'protected resource metadata',
+            verdict: 'ok',
+            detail: `${prm.url} names ${prm.metadata.authorizationServers.join(', ')} for ${describeResource(prm.metadata, server)}`,
+          }
+        : {
+            check: 'protected resource metadata',
+            verdict: 'warn',
+            detail: `none at ${prm.tried.join(', ')}`,
+            fix: 'the server predates RFC 9728; latchkey will try its origin as the authorization server',
+          },
+    );
   } catch (error) {
     add({ check: 'protected resource metadata', verdict: 'fail', detail: message(error) });
     return findings;
   }
 
-  // 3. The authorization server and what it supports.
-  const issuer = issuers[0];
-  if (issuer === undefined) return findings;
-  const search = await findAuthorizationServerMetadata(issuer, { server }).catch((error: unknown) => error);
-  if (
-    search instanceof Error ||
-    (typeof search === 'object' && search !== null && 'kind' in search && search.kind === 'none')
-  ) {
-    add({
-      check: 'authorization server metadata',
-      verdict: 'fail',
-      detail: search instanceof Error ? message(search) : `none found for ${issuer}`,
-      fix: 'the authorization server must publish RFC 8414 or OpenID metadata',
-    });
+  // 3. The authorization server a login would use: the whole discovery chain a login runs
+  // (issuer choice, metadata validation), against a throwaway store so nothing is kept.
+  let discovered: ServerDiscovery;
+  try {
+    discovered = await discoverServer(server, { store: createMemoryStore(), challenge, maxAgeMs: 0 });
+  } catch (error) {
+    add({ check: 'authorization server metadata', verdict: 'fail', detail: message(error) });
     return findings;
   }
-  const as = (search as { metadata: Record<string, unknown> }).metadata;
+  const as = discovered.authorizationServer as unknown as Record<string, unknown>;
   add({ check: 'authorization server metadata', verdict: 'ok', detail: `issuer ${String(as['issuer'])}` });
+  // The scopes a login without --scope would ask for, chosen by the login's own rule.
+  const scopes = selectScopes({ challenge, scopesSupported: discovered.scopesSupported });
+  add({
+    check: 'scopes',
+    verdict: 'ok',
+    detail:
+      scopes === undefined
+        ? "none requested (the authorization server's default applies)"
+        : `a login requests ${scopes.join(' ')}`,
+  });
   add(
     supports(as['code_challenge_methods_supported'], 'S256')
       ? { check: 'PKCE', verdict: 'ok', detail: 'S256 advertised' }
