@@ -12,7 +12,7 @@ import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
 import { holdLease, type LoginClaim, loginLeaseKey, shouldReplace, takeOver } from './login-lease.js';
 
 /** Why the manager is asking for an interactive acquisition. */
-export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope';
+export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope' | 'requested';
 
 export interface AcquireRequest {
   server: string;

@@ -175,7 +175,10 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const canonical = this.#canonicalize(server);
     const subject = options.subject ?? this.#o.subject;
     const current = await this.#find(canonical, subject);
-    return this.#acquire(canonical, subject, options, 'needs-login', current, true);
+    // A credential the AS already refused is 'needs-login' (the login flow reads that as a
+    // sign the AS may have been reset); any other is replaced because the person asked.
+    const reason = current?.status.state === 'needs-login' ? 'needs-login' : 'requested';
+    return this.#acquire(canonical, subject, options, reason, current, true);
   }
 
   /**
@@ -454,5 +457,7 @@ function describe(reason: AcquireReason): string {
       return 'the access token expired and there is no refresh token';
     case 'scope':
       return 'the stored credential lacks the requested scopes';
+    case 'requested':
+      return 'a new login was requested';
   }
 }

@@ -228,6 +228,7 @@ async function runFlow(
       ...base,
       redirectUris: [],
       grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],
+      renewPublicClient: request.reason === 'needs-login',
     });
     const ctx = await clientContextForConfig(as, registration, config, {
       fetch: options.fetch,
@@ -268,6 +269,7 @@ async function runFlow(
       ...base,
       redirectUris: [receiver.redirectUri],
       grantTypes: ['authorization_code'],
+      renewPublicClient: request.reason === 'needs-login',
     });
     const ctx = await clientContextForConfig(as, registration, config, {
       fetch: options.fetch,

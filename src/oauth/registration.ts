@@ -36,6 +36,16 @@ export interface EnsureRegistrationOptions {
   signal?: AbortSignal | undefined;
   /** Timeout of one registration request. Default 30 000 ms. */
   timeoutMs?: number;
+  /**
+   * Register a new public (secretless) client even when a stored dynamic one would do. A
+   * login after the AS refused the grant sets it: some authorization servers (better-auth)
+   * send a person to their sign-in page before they check the client, so a client the AS
+   * has forgotten (reset, purged) shows up only as an error page after the person signed
+   * in, which latchkey never sees. A dead grant is the one sign latchkey gets. Credentials
+   * issued to the old client keep refreshing with their own client id; confidential clients
+   * are kept, since others need their secret.
+   */
+  renewPublicClient?: boolean;
 }
 
 export type RegistrationMethod = Registration['method'];
@@ -120,7 +130,8 @@ async function reuseOrRegister(
   options: EnsureRegistrationOptions,
   stored: Registration | undefined,
 ): Promise<Registration> {
-  if (stored?.method === 'dynamic' && reusable(stored, options)) {
+  const renew = options.renewPublicClient === true && stored?.tokenEndpointAuthMethod === 'none';
+  if (stored?.method === 'dynamic' && reusable(stored, options) && !renew) {
     secrets.add(stored.clientSecret);
     return stored;
   }

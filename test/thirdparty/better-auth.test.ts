@@ -196,20 +196,14 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
     assert.equal(server.counters.count('token', '401'), 1, 'one refresh request, refused');
   });
 
-  it(
-    'AS forgets its client: the next login registers again and succeeds within seconds',
-    {
-      todo: 'latchkey defect: better-auth checks client_id only after sign-in, so the authorization preflight (fixes b) sees a redirect to its login page and the login waits out its timeout',
-    },
-    async () => {
-      // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
-      const run = await cli(login(server.url), env, 20_000);
-      assert.equal(run.timedOut, false, 'login did not hang');
-      assert.equal(run.code, 0, run.stderr);
-      assert.equal(server.registeredClients(), 1, 'a new client was registered');
-      const cred = await storedCredential(env);
-      assert.ok(cred !== undefined);
-      assert.equal(await bearerStatus(server.url, cred.secrets.accessToken), 200);
-    },
-  );
+  it('AS forgets its client: the next login registers again and succeeds within seconds', async () => {
+    // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
+    const run = await cli(login(server.url), env, 20_000);
+    assert.equal(run.timedOut, false, 'login did not hang');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(server.registeredClients(), 1, 'a new client was registered');
+    const cred = await storedCredential(env);
+    assert.ok(cred !== undefined);
+    assert.equal(await bearerStatus(server.url, cred.secrets.accessToken), 200);
+  });
 });

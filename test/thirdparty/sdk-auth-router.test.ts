@@ -165,34 +165,26 @@ describe('third-party: MCP SDK mcpAuthRouter (rotating refresh tokens, revocatio
     );
   });
 
-  it(
-    'after that refused refresh, the next login registers a new client within seconds',
-    { todo: 'fixes branch: b' },
-    async () => {
-      const run = await cli(['login', server.url, '--browser'], env, 20_000);
-      assert.equal(run.timedOut, false, 'login did not hang');
-      assert.equal(run.code, 0, run.stderr);
-      assert.equal(server.provider.registeredClients, 1, 'a new client was registered');
-      const cred = await storedCredential(env);
-      assert.ok(cred !== undefined && server.provider.accessTokenActive(cred.secrets.accessToken));
-    },
-  );
+  it('after that refused refresh, the next login registers a new client within seconds', async () => {
+    const run = await cli(['login', server.url, '--browser'], env, 20_000);
+    assert.equal(run.timedOut, false, 'login did not hang');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(server.provider.registeredClients, 1, 'a new client was registered');
+    const cred = await storedCredential(env);
+    assert.ok(cred !== undefined && server.provider.accessTokenActive(cred.secrets.accessToken));
+  });
 
-  it(
-    'AS forgets its client: login registers again and succeeds within seconds',
-    { todo: 'fixes branch: b' },
-    async () => {
-      // Whatever client latchkey holds now (the previous step's, or none registered if that
-      // step failed), the AS no longer knows it.
-      server.provider.forgetClients();
-      // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
-      const run = await cli(['login', server.url, '--browser'], env, 20_000);
-      assert.equal(run.timedOut, false, 'login did not hang');
-      assert.equal(run.code, 0, run.stderr);
-      assert.equal(server.provider.registeredClients, 1, 'a new client was registered');
-      const cred = await storedCredential(env);
-      assert.ok(cred !== undefined && server.provider.accessTokenActive(cred.secrets.accessToken));
-      assert.equal((await cli(['call', server.url, 'whoami'], env)).stdout.trim(), SUBJECT);
-    },
-  );
+  it('AS forgets its client: login registers again and succeeds within seconds', async () => {
+    // Whatever client latchkey holds now (the previous step's, or none registered if that
+    // step failed), the AS no longer knows it.
+    server.provider.forgetClients();
+    // Generous bound: the defect is a 300 s hang, a working login takes ~4 s.
+    const run = await cli(['login', server.url, '--browser'], env, 20_000);
+    assert.equal(run.timedOut, false, 'login did not hang');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(server.provider.registeredClients, 1, 'a new client was registered');
+    const cred = await storedCredential(env);
+    assert.ok(cred !== undefined && server.provider.accessTokenActive(cred.secrets.accessToken));
+    assert.equal((await cli(['call', server.url, 'whoami'], env)).stdout.trim(), SUBJECT);
+  });
 });
