@@ -7,6 +7,8 @@ import type { CliIO } from '../io.js';
 export interface StatusOptions {
   server?: string;
   json: boolean;
+  /** The store does not exist yet (nothing was created to answer): where it will be. */
+  missing?: string;
 }
 
 /** One block per stored credential, plus the store's location and how its key is kept. */
@@ -18,14 +20,22 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
     connections
       .filter((c) => c.key.server === server)
       .map((c) => ({ pid: c.pid, host: c.host, since: c.acquiredAt }));
+  const where =
+    options.missing === undefined
+      ? store.security
+      : { keySource: 'none', insecure: false, location: options.missing, exists: false };
   if (options.json) {
     const rows = creds.map((c) => ({ ...summary(c, now), connections: connected(c.key.server) }));
-    io.out(JSON.stringify({ store: store.security, credentials: rows }, null, 2) + '\n');
+    io.out(JSON.stringify({ store: where, credentials: rows }, null, 2) + '\n');
     return;
   }
-  io.out(`store: ${store.security.location} (key: ${store.security.keySource})\n`);
+  io.out(
+    options.missing === undefined
+      ? `store: ${where.location} (key: ${where.keySource})\n`
+      : `store: ${where.location} (not created yet)\n`,
+  );
   if (creds.length === 0) {
-    io.out('no credentials stored. Log in with: latchkey login <server-url>\n');
+    io.out('no credentials yet. Log in with: latchkey login <server-url>\n');
     return;
   }
   const rows = creds.map((cred) => {
