@@ -236,22 +236,22 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .description(
       'a one-minute tour on this machine: login, a tool call, a silent refresh, status, a real logout',
     )
-    .option(
-      '--auto',
-      'approve the login yourself? no: let the demo play the browser (default when stdin is not a terminal)',
-    )
+    .option('--by-hand', 'sign in yourself, in a browser on this machine (default: the demo does it)')
+    .option('--auto', 'the demo signs in for you (the default; kept for scripts that pass it)')
     .option('--token-seconds <n>', 'lifetime of the demo access tokens', parseSeconds, 5)
     .addHelpText(
       'after',
-      '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --auto',
+      '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --by-hand',
     )
-    .action(async (opts: { auto?: boolean; tokenSeconds: number }) => {
+    .action(async (opts: { auto?: boolean; byHand?: boolean; tokenSeconds: number }) => {
+      if (opts.auto === true && opts.byHand === true) {
+        throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'pick one of --auto and --by-hand.', {
+          retryable: false,
+        });
+      }
       await (
         await lazy.demo()
-      )(io, {
-        auto: opts.auto ?? !process.stdin.isTTY,
-        tokenSeconds: Math.round(opts.tokenSeconds),
-      });
+      )(io, { byHand: opts.byHand === true, tokenSeconds: Math.round(opts.tokenSeconds) });
     });
 
   program
