@@ -30,6 +30,16 @@ const BROWSER = fileURLToPath(new URL('./fixtures/recording-browser.ts', import.
 /** A session bus address nobody answers at: the OS keyring is unreachable. */
 const NO_KEYRING = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/latchkey-test-bus', LATCHKEY_KEY: '' };
 
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A JWT-shaped ID token; latchkey reads its claims for display only and never verifies them. */
+function unsignedJwt(claims: Record<string, unknown>): string {
+  const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'none' })}.${part(claims)}.`;
+}
+
 /** Run the built command with its stdout pipe already closed by the reader, as `| head -1` does. */
 function withClosedStdout(args: readonly string[], env: Record<string, string>) {
   return new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
@@ -209,5 +219,100 @@ describe('what a new user tripped over (issue 13, section 4)', () => {
     const other = await freshHome(); // another store warns again
     const again = await latchkey(['login', mcp.url, '--browser'], { ...env, LATCHKEY_HOME: other });
     assert.equal(again.stderr.match(warning)?.length, 1, again.stderr);
+  });
+
+  it('the ACCOUNT column names who signed in (from an ID token), or "-", never "local"', async () => {
+    const home = await freshHome();
+    const env = {
+      LATCHKEY_HOME: home,
+      LATCHKEY_KEY: randomBytes(32).toString('base64'),
+      BROWSER,
+      LK_BROWSER_USER: 'ann.example',
+    };
+    // No openid asked for: an opaque access token and no ID token, so nothing names the account.
+    const opaque = await latchkey(['login', mcp.url, '--browser'], env);
+    assert.equal(opaque.code, ExitCode.OK, opaque.stderr);
+    let table = await latchkey(['status'], env);
+    const row = (out: string) => out.split('\n').find((l) => l.startsWith(mcp.url)) ?? '';
+    assert.match(row(table.stdout), new RegExp(`^${escape(mcp.url)} +- +valid +in \\d+ min +yes$`));
+    assert.doesNotMatch(table.stdout, /\blocal\b/);
+    // With openid the AS sends an ID token, whose sub is the account that signed in.
+    const withId = await latchkey(['login', mcp.url, '--browser', '--scope', 'mcp:tools openid'], env);
+    assert.equal(withId.code, ExitCode.OK, withId.stderr);
+    table = await latchkey(['status'], env);
+    assert.match(row(table.stdout), new RegExp(`^${escape(mcp.url)} +ann\\.example +valid `));
+    const detail = await latchkey(['status', mcp.url], env);
+    assert.match(detail.stdout, /^  account +ann\.example$/m);
+    assert.match(detail.stdout, new RegExp(`^  issuer +${escape(as.issuer)}$`, 'm'));
+  });
+
+  it('status fits 80 columns, long URLs, accounts and errors included', async () => {
+    const home = await freshHome();
+    const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    const servers = [
+      'https://mcp.example.com/mcp',
+      'https://mcp.a-rather-long-company-name.example.com/v1/tenants/acme-prod/mcp',
+      `https://mcp.example.org/${'very-long-path-segment/'.repeat(5)}mcp`,
+    ];
+    const store = await openSqliteStore({ env });
+    const manager = new CredentialManager({
+      store,
+      logger: silentLogger,
+      watch: false,
+      proactiveRefresh: false,
+    });
+    for (const [i, server] of servers.entries()) {
+      await manager.saveAcquired(server, {
+        issuer: 'https://login.a-rather-long-identity-provider.example.com/tenant/0000-1111',
+        clientId: 'ux-test',
+        requestedAt: Date.now(),
+        response: {
+          access_token: randomBytes(24).toString('hex'),
+          token_type: 'Bearer',
+          expires_in: 3600,
+          refresh_token: randomBytes(24).toString('hex'),
+          scope: 'mcp:tools mcp:resources mcp:prompts offline_access openid profile email',
+          id_token: unsignedJwt({
+            sub: `u${i}`,
+            email: `someone.with.a.long.name${i}@a-long-domain.example.com`,
+          }),
+        },
+      });
+    }
+    const [failing] = await store.listCredentials({ server: servers[1] ?? '' });
+    assert.ok(failing !== undefined);
+    await store.updateStatus(failing.key, {
+      state: 'retrying',
+      failures: 3,
+      lastError: {
+        code: 'AS_UNAVAILABLE',
+        message: `the authorization server did not answer the refresh request within 30 s ${'(and more detail) '.repeat(4)}`,
+        at: Date.now(),
+      },
+    });
+    manager.close();
+    await store.close();
+    for (const args of [['status'], ...servers.map((s) => ['status', s])]) {
+      const io = captureIO(env);
+      assert.equal(await main(args, io), ExitCode.OK, io.stderr);
+      const wide = io.stdout.split('\n').filter((l) => l.length > 80);
+      assert.deepEqual(wide, [], `latchkey ${args.join(' ')}:\n${io.stdout}`);
+    }
+    const table = captureIO(env);
+    await main(['status'], table);
+    assert.match(table.stdout, /^SERVER +ACCOUNT +STATE +EXPIRES +REFRESH$/m);
+    assert.ok(table.stdout.includes(`${servers[1]}\n`), 'a URL that fits the terminal is shown whole');
+    assert.match(
+      table.stdout,
+      /^https:\/\/mcp\.example\.com\/mcp +someone/m,
+      'a short one stays in its column',
+    );
+    assert.match(
+      table.stdout,
+      /^https:\/\/mcp\.example\.org\/very-long.*….*\/mcp$/m,
+      'a longer one is cut in the middle',
+    );
+    assert.match(table.stdout, / +someone\.wi…ample\.com +retrying +in \d+ min +yes$/m);
+    assert.match(table.stdout, /did not answer the refresh request/, 'the last error is shown');
   });
 });

@@ -71,8 +71,10 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
         : `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}"\n  (\`latchkey demo --by-hand\` to sign in yourself).`,
     );
     const token = await manager.login(mcp.url);
+    // `token.subject` is the local user the credential is kept for, not the AS account.
+    const account = (await store.listCredentials({ server: mcp.url }))[0]?.account;
     say(
-      `  logged in as "${token.subject}" with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
+      `  logged in${account === undefined ? '' : ` as "${account}"`} with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
     );
 
     step(2, 'Call a tool through latchkey');
