@@ -242,7 +242,7 @@ describe('what a new user tripped over (issue 13, section 4)', () => {
     table = await latchkey(['status'], env);
     assert.match(row(table.stdout), new RegExp(`^${escape(mcp.url)} +ann\\.example +valid `));
     const detail = await latchkey(['status', mcp.url], env);
-    assert.match(detail.stdout, /^  account +ann\.example$/m);
+    assert.match(detail.stdout, /^ {2}account +ann\.example$/m);
     assert.match(detail.stdout, new RegExp(`^  issuer +${escape(as.issuer)}$`, 'm'));
   });
 

@@ -68,10 +68,10 @@ describe('cli', () => {
     assert.match(row ?? '', /^https:\/\/mcp\.example\.com\/mcp +- +valid +in (59|60) min +no$/);
     const detail = captureIO(env);
     assert.equal(await main(['status', server], detail), ExitCode.OK);
-    assert.match(detail.stdout, /^  issuer +https:\/\/as\.example\.com$/m);
-    assert.match(detail.stdout, /^  access token +expires in (59|60) min$/m);
-    assert.match(detail.stdout, /^  refresh token +none$/m);
-    assert.match(detail.stdout, /^  last refresh +never$/m);
+    assert.match(detail.stdout, /^ {2}issuer +https:\/\/as\.example\.com$/m);
+    assert.match(detail.stdout, /^ {2}access token +expires in (59|60) min$/m);
+    assert.match(detail.stdout, /^ {2}refresh token +none$/m);
+    assert.match(detail.stdout, /^ {2}last refresh +never$/m);
     assert.ok(!detail.stdout.includes(accessToken));
     assert.ok(!io.stdout.includes(accessToken) && !io.stderr.includes(accessToken));
     const json = captureIO(env);
