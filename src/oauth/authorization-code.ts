@@ -27,6 +27,8 @@ export interface AuthorizationCodeOptions {
   openBrowser: BrowserOpener;
   /** Told the URL before the browser opens, so the user can open it by hand. */
   onAuthorizationUrl?: (url: string) => void;
+  /** Told when the browser could not be started: the user must open the URL by hand. */
+  onBrowserUnavailable?: (url: string, error: unknown) => void;
   /** How long the user has to finish in the browser. */
   timeoutMs: number;
   requestTimeoutMs: number;
@@ -66,8 +68,8 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
 
   options.onAuthorizationUrl?.(url.href);
   // Not awaited: an opener may only return once the page is done with (a test's headless
-  // driver does), and if it fails the printed URL still works.
-  options.openBrowser(url.href).catch(() => undefined);
+  // driver does). If it fails the printed URL still works, and the caller is told at once.
+  options.openBrowser(url.href).catch((error: unknown) => options.onBrowserUnavailable?.(url.href, error));
 
   let params: URLSearchParams;
   try {
