@@ -400,7 +400,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 60)
     .addHelpText(
       'after',
-      '\nText content goes to stdout; a result flagged isError exits 1. Never starts a login.\n\nExamples:\n  latchkey call https://mcp.example.com/mcp echo \'{"text": "hi"}\'\n  echo \'{"text": "hi"}\' | latchkey call https://mcp.example.com/mcp echo - --json',
+      '\nText content goes to stdout; a result flagged isError exits 1. Never starts a login.\nThe arguments are checked before anything connects: malformed JSON exits 2.\n\nExamples:\n  latchkey call https://mcp.example.com/mcp echo \'{"text": "hi"}\'\n  echo \'{"text": "hi"}\' | latchkey call https://mcp.example.com/mcp echo - --json',
     )
     .action(async (server: string, tool: string, args: string, opts: ClientFlags) => {
       const argumentsJson = args === '-' ? await readAll(io.stdin ?? process.stdin) : args;
