@@ -41,3 +41,13 @@ export function wrap(text: string, width: number, indent: number): string[] {
   if (line !== '' || lines.length === 0) lines.push(line);
   return lines.map((l, i) => (i === 0 ? l : ' '.repeat(indent) + l));
 }
+
+/**
+ * Text from a token or the network made safe for a terminal: C0 and C1 controls (ESC, the
+ * one-byte CSI) and bidi overrides become `?`, so a stored value can never move the cursor,
+ * recolour the screen or reorder what is shown around it.
+ */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
+}

@@ -2,7 +2,7 @@ import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
 import type { CredentialState, StoredCredential } from '../../credential/model.js';
 import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
-import { middleEllipsis, TERMINAL_WIDTH, wrap } from '../fit.js';
+import { middleEllipsis, TERMINAL_WIDTH, terminalSafe, wrap } from '../fit.js';
 import type { CliIO } from '../io.js';
 
 export interface StatusOptions {
@@ -36,7 +36,7 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
       : `store: ${where.location} (not created yet)\n`,
   );
   if (creds.length === 0) {
-    io.out('no credentials yet. Log in with: latchkey login <server-url>\n');
+    io.out(`no credentials yet. Log in with: latchkey login ${options.server ?? '<server-url>'}\n`);
     return;
   }
   const summaries = creds.map((cred) => summary(cred, now));
@@ -73,7 +73,7 @@ function credentialTable(rows: readonly Summary[], now: number): string {
   const header = ['SERVER', 'ACCOUNT', 'STATE', 'EXPIRES', 'REFRESH'];
   const cells = rows.map((s) => [
     s.server,
-    middleEllipsis(s.account ?? '-', ACCOUNT_WIDTH),
+    middleEllipsis(terminalSafe(s.account ?? '-'), ACCOUNT_WIDTH),
     s.state,
     s.expiresAt === undefined
       ? 'unknown'
@@ -101,7 +101,7 @@ function credentialTable(rows: readonly Summary[], now: number): string {
   const failing = rows.filter((s) => s.lastError !== undefined);
   if (failing.length > 0) out += '\n';
   for (const s of failing) {
-    out += wrap(`${s.server}: ${s.lastError ?? ''}`, TERMINAL_WIDTH, 4).join('\n') + '\n';
+    out += wrap(`${s.server}: ${terminalSafe(s.lastError ?? '')}`, TERMINAL_WIDTH, 4).join('\n') + '\n';
   }
   return out;
 }
@@ -109,7 +109,10 @@ function credentialTable(rows: readonly Summary[], now: number): string {
 /** `latchkey status <server>`: every stored fact about each credential, wrapped to 80 columns. */
 function detail(s: Summary, now: number): string {
   const facts: [string, string][] = [
-    ['account', s.account ?? '- (the authorization server did not say)'],
+    [
+      'account',
+      s.account === undefined ? '- (the authorization server did not say)' : terminalSafe(s.account),
+    ],
     ['issuer', s.issuer],
     ['subject', s.subject],
     ['state', s.state],
@@ -121,7 +124,7 @@ function detail(s: Summary, now: number): string {
     ['last refresh', s.lastRefreshAt === undefined ? 'never' : ago(now - s.lastRefreshAt)],
     ['scopes', s.scopes.length === 0 ? '-' : s.scopes.join(' ')],
     ['generation', String(s.generation)],
-    ['last error', s.lastError ?? '-'],
+    ['last error', s.lastError === undefined ? '-' : terminalSafe(s.lastError)],
   ];
   const indent = Math.max(...facts.map(([name]) => name.length)) + 4;
   const fact = ([name, value]: [string, string]): string =>
