@@ -49,6 +49,8 @@ describe('latchkey demo in a real terminal without a display', () => {
     assert.doesNotMatch(final, /enter the code/, 'no device code pointing at 127.0.0.1');
     assert.match(final, /--by-hand/, 'says how to sign in yourself');
     assert.match(final, /whoami -> "demo-user"/);
+    assert.match(final, /logged in as "demo-user"/, 'the account, not the local subject');
+    assert.match(final, /^http:\/\/127\.0\.0\.1:\d+\/mcp +demo-user +valid /m, 'status names the account');
   });
 
   it('--by-hand waits for the person, and says where the page works and how to skip it', async () => {

@@ -70,7 +70,8 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
         ? '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access. The pages are on 127.0.0.1, so use a browser on\n  this machine (over SSH: ssh -L). To let the demo sign in instead: Ctrl-C, then `latchkey demo`.'
         : `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}"\n  (\`latchkey demo --by-hand\` to sign in yourself).`,
     );
-    const token = await manager.login(mcp.url);
+    // `openid` too: the ID token is how the AS says who signed in (status's ACCOUNT column).
+    const token = await manager.login(mcp.url, { scopes: [...as.scope.split(' '), 'openid'] });
     // `token.subject` is the local user the credential is kept for, not the AS account.
     const account = (await store.listCredentials({ server: mcp.url }))[0]?.account;
     say(
