@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -54,6 +55,8 @@ describe('a browser that cannot be started', () => {
     await rm(home, { recursive: true, force: true });
   });
 
+  // The host that passes neither BROWSER nor DISPLAY: xdg-open finds nothing to open with.
+  const xdgOpen = execFileSync('sh', ['-c', 'command -v xdg-open || true'], { encoding: 'utf8' }).trim();
   for (const [what, browser, said] of [
     [
       'a missing program',
@@ -65,28 +68,40 @@ describe('a browser that cannot be started', () => {
       '/bin/false',
       /could not start a browser: \/bin\/false failed with exit code 1\./,
     ],
+    ['xdg-open without a display', '', /could not start a browser: xdg-open failed with exit code \d+\./],
   ] as const) {
-    it(`login says so at once (${what}), prints the URL, and still finishes when it is opened by hand`, async () => {
-      const env = {
-        LATCHKEY_HOME: join(home, what.replace(/\W/g, '-')),
-        LATCHKEY_KEY: randomBytes(32).toString('base64'),
-        BROWSER: browser,
-      };
-      let stderr = '';
-      const run = latchkey(['login', mcp.url, '--browser'], env, (text) => (stderr = text));
-      // The login waits up to 5 minutes for the user; the notice must come long before.
-      const url = await waitFor('the notice and the URL', () => {
-        const match =
-          /could not start a browser.*Open this URL yourself to sign in to \S+:\n\n {2}(\S+)\n/s.exec(stderr);
-        return match?.[1];
-      });
-      assert.match(stderr, said);
-      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/auth\?/);
-      await openByHand(url, 'by-hand-user');
-      const done = await run;
-      assert.equal(done.code, ExitCode.OK, done.stderr);
-      assert.match(done.stderr, /Logged in to /);
-    });
+    const skip = browser === '' && xdgOpen === '' ? 'xdg-open is not installed' : false;
+    it(
+      `login says so at once (${what}), prints the URL, and still finishes when it is opened by hand`,
+      { skip },
+      async () => {
+        const env = {
+          LATCHKEY_HOME: join(home, what.replace(/\W/g, '-')),
+          LATCHKEY_KEY: randomBytes(32).toString('base64'),
+          BROWSER: browser,
+          // No display of any kind, so a missing BROWSER leaves xdg-open nothing to open with.
+          DISPLAY: '',
+          WAYLAND_DISPLAY: '',
+          XDG_CURRENT_DESKTOP: '',
+        };
+        let stderr = '';
+        const run = latchkey(['login', mcp.url, '--browser'], env, (text) => (stderr = text));
+        // The login waits up to 5 minutes for the user; the notice must come long before.
+        const url = await waitFor('the notice and the URL', () => {
+          const match =
+            /could not start a browser.*Open this URL yourself to sign in to \S+:\n\n {2}(\S+)\n/s.exec(
+              stderr,
+            );
+          return match?.[1];
+        });
+        assert.match(stderr, said);
+        assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/auth\?/);
+        await openByHand(url, 'by-hand-user');
+        const done = await run;
+        assert.equal(done.code, ExitCode.OK, done.stderr);
+        assert.match(done.stderr, /Logged in to /);
+      },
+    );
   }
 
   describe('in the proxy', () => {
