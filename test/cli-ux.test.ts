@@ -191,6 +191,7 @@ describe('what a new user tripped over (issue 13, section 4)', () => {
       [['tools', mcp.url], ExitCode.LOGIN_REQUIRED, /latchkey login/],
       [['call', mcp.url, 'echo', '{}'], ExitCode.LOGIN_REQUIRED, /latchkey login/],
       [['logout', '--all'], ExitCode.OK, /nothing to do/],
+      [['reconnect'], ExitCode.OK, /nothing to do/],
       [['login', 'not a url'], ExitCode.USAGE, /not a URL/],
       [['doctor', mcp.url], ExitCode.OK, /store: .*not created yet/],
     ];

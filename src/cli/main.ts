@@ -420,7 +420,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey reconnect\n  latchkey reconnect https://mcp.example.com/mcp',
     )
     .action(async (server: string | undefined) => {
-      await withStore(io, (store) => reconnect(store, io, server));
+      await withStore(io, async (store, missing) => {
+        // No store yet: no proxy can be running against it.
+        if (missing === undefined) await reconnect(store, io, server);
+        else io.err('No credentials yet, so no latchkey proxy to reconnect; nothing to do.\n');
+      });
     });
 
   try {
