@@ -109,10 +109,7 @@ describe('the latchkey binary, end to end', () => {
     assert.equal(human.code, 0);
     assert.match(
       human.stdout,
-      new RegExp(
-        `^${mcp.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +local at 127\\.0\\.0\\.1:\\d+ +valid +expires in `,
-        'm',
-      ),
+      new RegExp(`^${mcp.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +- +valid +in `, 'm'),
     );
 
     const json = await latchkey(['status', '--json'], env);
@@ -183,7 +180,7 @@ describe('the latchkey binary, end to end', () => {
     assert.match(run.stderr, / as device-user at /);
     const report = StatusSchema.parse(JSON.parse((await latchkey(['status', '--json'], env)).stdout));
     assert.equal(report.credentials[0]?.account, 'device-user');
-    assert.match((await latchkey(['status'], env)).stdout, / device-user at 127\.0\.0\.1:\d+ /);
+    assert.match((await latchkey(['status'], env)).stdout, / device-user +valid /);
     assert.equal(report.credentials[0]?.state, 'valid');
     assert.equal(report.credentials[0]?.refreshable, true);
     assert.ok(

@@ -47,6 +47,7 @@ describe('latchkey reset', () => {
     assert.equal(existsSync(join(home, 'latchkey.db')), false);
     const fresh = captureIO(lost);
     assert.equal(await main(['status'], fresh), ExitCode.OK, fresh.stderr);
-    assert.match(fresh.stdout, /no credentials stored/);
+    assert.match(fresh.stdout, /no credentials yet/);
+    assert.equal(existsSync(join(home, 'latchkey.db')), false, 'status after reset creates nothing');
   });
 });

@@ -63,14 +63,16 @@ describe('cli', () => {
     const [header, row] = io.stdout
       .split('\n')
       .filter((l) => l.startsWith('SERVER') || l.startsWith('https://'));
-    assert.match(
-      header ?? '',
-      /^SERVER +ACCOUNT +STATE +ACCESS TOKEN +REFRESH TOKEN +LAST REFRESH +SCOPES +LAST ERROR$/,
-    );
-    assert.match(
-      row ?? '',
-      /^https:\/\/mcp\.example\.com\/mcp +local at as\.example\.com +valid +expires in (59|60) min +none +never +\S.* +-$/,
-    );
+    assert.match(header ?? '', /^SERVER +ACCOUNT +STATE +EXPIRES +REFRESH$/);
+    // No ID token and an opaque access token: nothing names the account, so "-".
+    assert.match(row ?? '', /^https:\/\/mcp\.example\.com\/mcp +- +valid +in (59|60) min +no$/);
+    const detail = captureIO(env);
+    assert.equal(await main(['status', server], detail), ExitCode.OK);
+    assert.match(detail.stdout, /^ {2}issuer +https:\/\/as\.example\.com$/m);
+    assert.match(detail.stdout, /^ {2}access token +expires in (59|60) min$/m);
+    assert.match(detail.stdout, /^ {2}refresh token +none$/m);
+    assert.match(detail.stdout, /^ {2}last refresh +never$/m);
+    assert.ok(!detail.stdout.includes(accessToken));
     assert.ok(!io.stdout.includes(accessToken) && !io.stderr.includes(accessToken));
     const json = captureIO(env);
     assert.equal(await main(['status', '--json'], json), ExitCode.OK);

@@ -21,3 +21,18 @@ export const processIO: CliIO = {
     return process.stderr.isTTY;
   },
 };
+
+/**
+ * `latchkey status | head -1`: the reader has what it wanted and closed the pipe, so the next
+ * write fails with EPIPE. That is not an error worth a stack trace: stop quietly, as other
+ * Unix tools do. The proxy is the exception: its host closing stdout ends the relay through
+ * stdin, and exiting here could cut short a refresh that is being written to the store.
+ */
+export function quietOnBrokenPipe(command: string | undefined): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      if (command !== 'proxy') process.exit(0);
+    });
+  }
+}

@@ -6,7 +6,6 @@ import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
 import { createLogger, type LogLevel } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
-import { openSqliteStore } from '../store/sqlite.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
 import { readFileSync } from 'node:fs';
@@ -22,9 +21,11 @@ import { logout } from './commands/logout.js';
 import { status } from './commands/status.js';
 import { token } from './commands/token.js';
 import { checkedServer, parseHeaders } from './server-args.js';
+import { parseToolArguments } from './tool-arguments.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
+import { openCliStore, type StoreAccess } from './open-store.js';
 import { createSpinner } from './spinner.js';
 import { VERSION } from './version.js';
 
@@ -66,18 +67,16 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey status\n  latchkey status https://mcp.example.com/mcp --json',
     )
     .action(async (server: string | undefined, opts: { json: boolean }) => {
-      // A manager, so that due pending revocations are retried (bounded) before reporting.
-      await withManager(
-        io,
-        () => ({}),
-        async (manager, store) => {
-          await manager.settle();
-          await status(store, io, {
-            ...(server === undefined ? {} : { server: canonicalServer(server) }),
-            json: opts.json,
-          });
-        },
-      );
+      await withStore(io, async (store, missing) => {
+        // Due pending revocations are retried (bounded) before reporting; a store that does
+        // not exist yet has none.
+        if (missing === undefined) await retryPendingRevocations(store);
+        await status(store, io, {
+          ...(server === undefined ? {} : { server: canonicalServer(server) }),
+          ...(missing === undefined ? {} : { missing }),
+          json: opts.json,
+        });
+      });
     });
 
   program
@@ -104,8 +103,15 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey events https://mcp.example.com/mcp\n  latchkey events --follow --json',
     )
     .action(async (server: string | undefined, opts: { json: boolean; follow: boolean; limit: number }) => {
-      await withStore(io, (store) =>
-        events(store, io, { ...opts, ...(server === undefined ? {} : { server: canonicalServer(server) }) }),
+      // --follow waits for events a login may write later, so it needs the real store.
+      await withStore(
+        io,
+        (store) =>
+          events(store, io, {
+            ...opts,
+            ...(server === undefined ? {} : { server: canonicalServer(server) }),
+          }),
+        opts.follow ? 'write' : 'read',
       );
     });
 
@@ -141,11 +147,15 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--auth-param <name=value>', 'extra authorization parameter (IdP quirk), repeatable', collect, [])
     .option('--offline-access', 'ask for offline_access when the authorization server supports it')
     .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
+    .option('--disable-resource-parameter', 'the same as --no-resource (the name `proxy` uses)')
     .addHelpText(
       'after',
       '\nExamples:\n  latchkey login https://mcp.example.com/mcp\n  latchkey login https://mcp.example.com/mcp --device\n  LATCHKEY_CLIENT_SECRET=... latchkey login https://mcp.example.com/mcp --client-credentials --client-id my-service',
     )
     .action(async (server: string, opts: LoginFlags) => {
+      checkedServer(server); // a typo must not create the store on its way to failing
+      // One switch, two spellings: `login` and `proxy` each accept the other's.
+      if (opts.disableResourceParameter === true) opts.resource = false;
       const scopes = opts.scope?.split(/\s+/).filter(Boolean);
       const spinner = createSpinner(io);
       // Each prompt (browser URL, device code) is followed by a wait for the user.
@@ -170,6 +180,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
               .finally(() => spinner.stop());
             await login(done, store, io);
           },
+          'write',
         );
       } finally {
         spinner.stop();
@@ -228,22 +239,22 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .description(
       'a one-minute tour on this machine: login, a tool call, a silent refresh, status, a real logout',
     )
-    .option(
-      '--auto',
-      'approve the login yourself? no: let the demo play the browser (default when stdin is not a terminal)',
-    )
+    .option('--by-hand', 'sign in yourself, in a browser on this machine (default: the demo does it)')
+    .option('--auto', 'the demo signs in for you (the default; kept for scripts that pass it)')
     .option('--token-seconds <n>', 'lifetime of the demo access tokens', parseSeconds, 5)
     .addHelpText(
       'after',
-      '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --auto',
+      '\nRuns a real OAuth authorization server and MCP server on 127.0.0.1 and a throw-away store;\nnothing is left behind.\n\nExamples:\n  latchkey demo\n  latchkey demo --by-hand',
     )
-    .action(async (opts: { auto?: boolean; tokenSeconds: number }) => {
+    .action(async (opts: { auto?: boolean; byHand?: boolean; tokenSeconds: number }) => {
+      if (opts.auto === true && opts.byHand === true) {
+        throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'pick one of --auto and --by-hand.', {
+          retryable: false,
+        });
+      }
       await (
         await lazy.demo()
-      )(io, {
-        auto: opts.auto ?? !process.stdin.isTTY,
-        tokenSeconds: Math.round(opts.tokenSeconds),
-      });
+      )(io, { byHand: opts.byHand === true, tokenSeconds: Math.round(opts.tokenSeconds) });
     });
 
   program
@@ -295,6 +306,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--callback-path <path>', 'redirect URI path (default /callback)')
     .option('--resource <uri>', 'send this RFC 8707 resource instead of the one the server names')
     .option('--disable-resource-parameter', 'do not send RFC 8707 resource (Microsoft Entra v2)', false)
+    .option('--no-resource', 'the same as --disable-resource-parameter (the name `login` uses)')
     .option('--offline-access', 'ask for offline_access when the authorization server supports it')
     .option('--auth-param <name=value>', 'extra authorization parameter (IdP quirk), repeatable', collect, [])
     .option('--auth-timeout <seconds>', 'how long a login may take', parseSeconds, 300)
@@ -312,6 +324,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey proxy https://mcp.example.com/mcp\n  latchkey proxy https://mcp.example.com/mcp --device --timeout 120\n  latchkey proxy https://mcp.example.com/mcp --header "X-Tenant: ${TENANT}"\n\nstdout carries MCP messages only; everything else goes to stderr.',
     )
     .action(async (server: string, callbackPort: number | undefined, opts: ProxyFlags) => {
+      // `--no-resource` sets resource to false; `--resource <uri>` to a string.
+      if (opts.resource === false) opts.disableResourceParameter = true;
+      const resourceUri = typeof opts.resource === 'string' ? opts.resource : undefined;
       const scopes = opts.scope?.split(/\s+/).filter(Boolean);
       const port = opts.port ?? callbackPort;
       const client = {
@@ -337,7 +352,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
           ...(opts.host === undefined ? {} : { redirectHost: opts.host }),
           ...(opts.callbackPath === undefined ? {} : { redirectPath: opts.callbackPath }),
           timeoutMs: opts.authTimeout * 1000,
-          quirks: { ...base.quirks, ...(opts.resource === undefined ? {} : { resource: opts.resource }) },
+          quirks: { ...base.quirks, ...(resourceUri === undefined ? {} : { resource: resourceUri }) },
         },
         ...(scopes === undefined ? {} : { scopes }),
         sendResource: !opts.disableResourceParameter,
@@ -388,13 +403,14 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 60)
     .addHelpText(
       'after',
-      '\nText content goes to stdout; a result flagged isError exits 1. Never starts a login.\n\nExamples:\n  latchkey call https://mcp.example.com/mcp echo \'{"text": "hi"}\'\n  echo \'{"text": "hi"}\' | latchkey call https://mcp.example.com/mcp echo - --json',
+      '\nText content goes to stdout; a result flagged isError exits 1. Never starts a login.\nThe arguments are checked before anything connects: malformed JSON exits 2.\n\nExamples:\n  latchkey call https://mcp.example.com/mcp echo \'{"text": "hi"}\'\n  echo \'{"text": "hi"}\' | latchkey call https://mcp.example.com/mcp echo - --json',
     )
     .action(async (server: string, tool: string, args: string, opts: ClientFlags) => {
       const argumentsJson = args === '-' ? await readAll(io.stdin ?? process.stdin) : args;
+      const toolArguments = parseToolArguments(checkedServer(server), argumentsJson);
       const call = await lazy.call();
       await withClient(io, server, opts, (client, url) =>
-        call(client, io, url, { tool, argumentsJson, json: opts.json }),
+        call(client, io, url, { tool, arguments: toolArguments, json: opts.json }),
       );
     });
 
@@ -407,7 +423,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       '\nExamples:\n  latchkey reconnect\n  latchkey reconnect https://mcp.example.com/mcp',
     )
     .action(async (server: string | undefined) => {
-      await withStore(io, (store) => reconnect(store, io, server));
+      await withStore(io, async (store, missing) => {
+        // No store yet: no proxy can be running against it.
+        if (missing === undefined) await reconnect(store, io, server);
+        else io.err('No credentials yet, so no latchkey proxy to reconnect; nothing to do.\n');
+      });
     });
 
   try {
@@ -473,9 +493,10 @@ interface LoginFlags {
   authParam?: string[];
   offlineAccess?: boolean;
   resource: boolean;
+  disableResourceParameter?: boolean;
 }
 
-interface ProxyFlags extends Omit<LoginFlags, 'resource'> {
+interface ProxyFlags extends Omit<LoginFlags, 'resource' | 'disableResourceParameter'> {
   header?: string[];
   transport: TransportStrategy;
   protocol: 'auto' | 'legacy';
@@ -483,7 +504,7 @@ interface ProxyFlags extends Omit<LoginFlags, 'resource'> {
   staticOauthClientInfo?: string;
   host?: '127.0.0.1' | 'localhost';
   callbackPath?: string;
-  resource?: string;
+  resource?: string | false;
   disableResourceParameter: boolean;
   authTimeout: number;
   timeout: number;
@@ -649,33 +670,54 @@ async function withManager(
   io: CliIO,
   extra: (store: CredentialStore) => Partial<CredentialManagerOptions>,
   run: (manager: CredentialManager, store: CredentialStore) => Promise<void>,
+  access: StoreAccess = 'read',
 ): Promise<void> {
-  await withStore(io, async (store) => {
-    const manager = new CredentialManager({
-      store,
-      watch: false,
-      proactiveRefresh: false,
-      // Retrying pending revocations must not hold up a command for long.
-      revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
-      logger: createLogger(),
-      ...extra(store),
-    });
-    try {
-      await run(manager, store);
-    } finally {
-      // A refresh started by something that outlived the command (an SDK transport's GET
-      // stream) must land in the store before the process exits.
-      await manager.settle();
-      manager.close();
-    }
-  });
+  await withStore(
+    io,
+    async (store) => {
+      const manager = new CredentialManager({
+        store,
+        watch: false,
+        proactiveRefresh: false,
+        // Retrying pending revocations must not hold up a command for long.
+        revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
+        logger: createLogger(),
+        ...extra(store),
+      });
+      try {
+        await run(manager, store);
+      } finally {
+        // A refresh started by something that outlived the command (an SDK transport's GET
+        // stream) must land in the store before the process exits.
+        await manager.settle();
+        manager.close();
+      }
+    },
+    access,
+  );
 }
 
-async function withStore(io: CliIO, run: (store: CredentialStore) => Promise<void>): Promise<void> {
-  const store = await openSqliteStore({ env: io.env });
-  if (store.security.warning !== undefined) io.err(`latchkey: warning: ${store.security.warning}\n`);
+/** A manager's start-up pass over the pending revocations, within the CLI's budget. */
+async function retryPendingRevocations(store: CredentialStore): Promise<void> {
+  const manager = new CredentialManager({
+    store,
+    watch: false,
+    proactiveRefresh: false,
+    revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
+    logger: createLogger(),
+  });
+  await manager.settle();
+  manager.close();
+}
+
+async function withStore(
+  io: CliIO,
+  run: (store: CredentialStore, missing: string | undefined) => Promise<void>,
+  access: StoreAccess = 'read',
+): Promise<void> {
+  const { store, missing } = await openCliStore(io, access);
   try {
-    await run(store);
+    await run(store, missing);
   } finally {
     await store.close();
   }

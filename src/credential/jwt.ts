@@ -9,25 +9,32 @@ export function jwtExpiry(token: string): number | undefined {
   return Math.floor(exp * 1000);
 }
 
-/** Claims naming the user, most readable first. */
-const ACCOUNT_CLAIMS = ['email', 'preferred_username', 'upn', 'sub'] as const;
+/**
+ * Claims naming the user, most readable first: an ID token's are about the user by
+ * definition (`name` is a display name there); an access token's `username` is common in
+ * Keycloak and Cognito. `upn` is Entra's. Nothing here asks the AS for more than it gives.
+ */
+const ID_TOKEN_CLAIMS = ['email', 'preferred_username', 'upn', 'name', 'sub'] as const;
+const ACCESS_TOKEN_CLAIMS = ['email', 'preferred_username', 'upn', 'username', 'sub'] as const;
 const MAX_ACCOUNT_LENGTH = 200;
 
 /**
- * Who the tokens belong to at the identity provider, for `latchkey status`: the first of
- * email, preferred_username, upn and sub found in the ID token, else in a JWT access token.
- * Unverified, and only ever displayed: nothing is decided on it.
+ * Who the tokens belong to at the identity provider, for `latchkey status`: the first
+ * readable claim of the ID token, else of a JWT access token. Unverified, and only ever
+ * displayed: nothing is decided on it.
  */
-export function jwtAccount(...tokens: (string | undefined)[]): string | undefined {
-  for (const token of tokens) {
-    const claims = token === undefined ? undefined : jwtClaims(token);
-    if (claims === undefined) continue;
-    for (const name of ACCOUNT_CLAIMS) {
-      const value = claims[name];
-      // Printable text only: it ends up in a terminal table.
-      if (typeof value === 'string' && value !== '' && value.length <= MAX_ACCOUNT_LENGTH && printable(value))
-        return value;
-    }
+export function jwtAccount(idToken: string | undefined, accessToken?: string): string | undefined {
+  return accountFrom(idToken, ID_TOKEN_CLAIMS) ?? accountFrom(accessToken, ACCESS_TOKEN_CLAIMS);
+}
+
+function accountFrom(token: string | undefined, names: readonly string[]): string | undefined {
+  const claims = token === undefined ? undefined : jwtClaims(token);
+  if (claims === undefined) return undefined;
+  for (const name of names) {
+    const value = claims[name];
+    // Printable text only: it ends up in a terminal table.
+    if (typeof value === 'string' && value !== '' && value.length <= MAX_ACCOUNT_LENGTH && printable(value))
+      return value;
   }
   return undefined;
 }
@@ -45,11 +52,16 @@ function jwtClaims(token: string): Record<string, unknown> | undefined {
   }
 }
 
-/** No control characters: an escape sequence in a claim must not reach the terminal. */
+/**
+ * No control characters: an escape sequence in a claim must not reach the terminal. C1
+ * controls (0x9b is a one-byte CSI) and bidi overrides (which reorder what is shown around
+ * them) count too.
+ */
 function printable(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return false;
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return false;
+    if ((code >= 0x202a && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069)) return false;
   }
   return true;
 }

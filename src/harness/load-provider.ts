@@ -2,8 +2,8 @@
  * oidc-provider announces itself on the console: "Unsupported runtime" at import on Node 20
  * (it wants 22+, but works on 20), and development-only notices (in-memory adapter, dev
  * interactions, generated signing keys, "you SHOULD change" defaults) the first time each is
- * used. In a test run these are noise around real failures, so the harness drops console
- * lines that start with `oidc-provider ` unless LATCHKEY_HARNESS_VERBOSE is set.
+ * used. In a test run (and in `latchkey demo`) these are noise, so the harness drops console
+ * lines that start with `oidc-provider `, coloured or not, unless LATCHKEY_HARNESS_VERBOSE is set.
  *
  * The import is dynamic so that the filter is in place before the module's top level runs.
  */
@@ -31,9 +31,18 @@ function installConsoleFilter(): void {
   for (const method of ['warn', 'info'] as const) {
     const original = console[method].bind(console);
     console[method] = (...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return;
+      if (typeof args[0] === 'string' && isProviderNotice(args[0])) return;
       original(...args);
     };
   }
 }
 /* eslint-enable no-console */
+
+/**
+ * On a terminal oidc-provider colours its lines (`ESC[31;1m` first), so the prefix is looked
+ * for after any leading escape sequences.
+ */
+export function isProviderNotice(line: string): boolean {
+  // eslint-disable-next-line no-control-regex -- removing terminal colour codes on purpose
+  return line.replace(/^(?:\x1b\[[0-9;]*m)+/, '').startsWith('oidc-provider ');
+}

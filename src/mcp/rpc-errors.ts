@@ -17,6 +17,8 @@ export interface LatchkeyErrorData {
   verificationUri?: string;
   verificationUriComplete?: string;
   userCode?: string;
+  /** A browser login whose browser could not be started: the URL to open by hand. */
+  authorizationUrl?: string;
 }
 
 /** A failure that already has the words for the host. */
@@ -71,6 +73,25 @@ export function deviceLoginPending(server: string, prompt: DevicePrompt): JsonRp
         ? {}
         : { verificationUriComplete: prompt.verificationUriComplete }),
       userCode: prompt.userCode,
+    },
+  );
+}
+
+/**
+ * The proxy could not start a browser for a login (hosts often pass no BROWSER or DISPLAY):
+ * the host hears at once, with the URL, instead of a request that hangs until the login
+ * times out. The login keeps waiting for the redirect, so opening the URL and retrying works.
+ */
+export function browserLoginPending(server: string, url: string): JsonRpcError {
+  return rpcError(
+    RpcErrorCode.AUTH_REQUIRED,
+    `${server}: login required, and latchkey could not start a browser. Open ${url} in a browser on this machine, sign in, then retry.`,
+    {
+      server,
+      code: ErrorCode.LOGIN_REQUIRED,
+      retryable: true,
+      nextStep: 'open the authorization URL in a browser on this machine, sign in, then retry',
+      authorizationUrl: url,
     },
   );
 }

@@ -38,6 +38,8 @@ export interface AuthorizationCodeOptions {
   isReplacedAttempt?: (attempt: string) => Promise<boolean>;
   /** Told of each response ignored because it was not this login's (stale, replaced or forged). */
   onIgnoredResponse?: (reason: 'replaced' | 'foreign', count: number) => void;
+  /** Told when the browser could not be started: the user must open the URL by hand. */
+  onBrowserUnavailable?: (url: string, error: unknown) => void;
   /** How long the user has to finish in the browser. */
   timeoutMs: number;
   requestTimeoutMs: number;
@@ -88,8 +90,8 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   if (options.preflight !== false) await preflight(url.href, options);
   options.onAuthorizationUrl?.(url.href);
   // Not awaited: an opener may only return once the page is done with (a test's headless
-  // driver does), and if it fails the printed URL still works.
-  options.openBrowser(url.href).catch(() => undefined);
+  // driver does). If it fails the printed URL still works, and the caller is told at once.
+  options.openBrowser(url.href).catch((error: unknown) => options.onBrowserUnavailable?.(url.href, error));
 
   const { callback, params } = await awaitOwnResponse(options, state);
   try {

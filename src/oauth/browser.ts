@@ -16,23 +16,43 @@ export type BrowserOpener = (url: string) => Promise<void>;
 export const openSystemBrowser: BrowserOpener = async (url) => {
   assertWebUrl(url);
   const [command, args] = browserCommand(url, process.env['BROWSER']);
+  // Settles when the opener exits: xdg-open, open and rundll32 hand the URL over and exit
+  // at once, 0 on success. A non-zero exit (xdg-open with no display to open anything on)
+  // or a program that cannot be started at all rejects, so the caller can say so instead
+  // of waiting in silence. A BROWSER that stays in the foreground keeps it pending, which
+  // is fine: login flows do not await it.
   await new Promise<void>((resolve, reject) => {
     const child = spawn(command, args, { stdio: 'ignore', detached: true, shell: false });
-    child.once('error', (cause) =>
+    child.unref();
+    child.once('error', (cause) => {
+      const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
       reject(
-        new LatchkeyError(ErrorCode.INVALID_INPUT, `could not start a browser (${command}).`, {
-          retryable: false,
-          nextStep: 'open the URL printed above yourself, or use `--device` on a machine without a browser',
+        browserFailure(
+          `could not start a browser: ${missing ? `${command} was not found` : cause.message}.`,
           cause,
-        }),
-      ),
-    );
-    child.once('spawn', () => {
-      child.unref();
-      resolve();
+        ),
+      );
+    });
+    child.once('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          browserFailure(
+            `could not start a browser: ${command} ${code === null ? `was killed (${signal ?? 'signal'})` : `failed with exit code ${code}`}.`,
+          ),
+        );
     });
   });
 };
+
+function browserFailure(message: string, cause?: unknown): LatchkeyError {
+  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
+    retryable: false,
+    nextStep:
+      'open the printed URL yourself, set BROWSER to a browser program, or use `--device` on a machine without a browser',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
 
 export function assertWebUrl(url: string): void {
   let protocol: string;

@@ -52,6 +52,12 @@ export interface LoginOptions {
    * block (the proxy) can hand them to its host.
    */
   onDevicePrompt?: (prompt: DevicePrompt, server: string) => void;
+  /**
+   * Told when the browser could not be started (no BROWSER, no display, a missing program),
+   * after the user has been told on `notify`. The login goes on waiting for the redirect, so
+   * a caller that must not block (the proxy) can hand the URL to its host.
+   */
+  onBrowserUnavailable?: (url: string, server: string) => void;
   /** Fixed loopback redirect port. Default: a stable port per server, else any free one. */
   redirectPort?: number;
   /** Redirect URI host name, for pre-registered clients. Default `127.0.0.1`. */
@@ -276,6 +282,7 @@ async function runFlow(
       warn: warner(options),
     });
     const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
+    let waiting = true; // an opener that fails after the login ended has nothing to say
     const grant = await authorizationCodeFlow({
       ctx,
       server: request.server,
@@ -287,6 +294,12 @@ async function runFlow(
         notify(
           `Opening the browser to sign in to ${request.server}.\nIf it does not open, visit:\n\n  ${url}\n\n`,
         ),
+      onBrowserUnavailable: (url, error) => {
+        if (!waiting) return;
+        const why = error instanceof Error ? error.message : 'could not start a browser.';
+        notify(`latchkey: ${why} Open this URL yourself to sign in to ${request.server}:\n\n  ${url}\n\n`);
+        options.onBrowserUnavailable?.(url, request.server);
+      },
       timeoutMs: options.timeoutMs ?? 300_000,
       requestTimeoutMs,
       signal: request.signal,
@@ -302,7 +315,7 @@ async function runFlow(
       ...(options.quirks?.extraAuthorizationParams === undefined
         ? {}
         : { extraParams: options.quirks.extraAuthorizationParams }),
-    });
+    }).finally(() => (waiting = false));
     return { clientId: registration.clientId, grant, resource };
   } finally {
     receiver.close();

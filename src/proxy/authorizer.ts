@@ -5,13 +5,17 @@
  * the host gets an error carrying the verification URL and code at once, while the login
  * goes on in the background; once approved, the next request goes through.
  *
+ * A browser that cannot be started is treated like a device login: the host gets an error
+ * carrying the URL to open by hand at once, and the login goes on waiting for the redirect.
+ *
  * Logins are single-flight: in this process through one shared promise, across processes
  * through the manager's login lease (duplicate proxies open one browser tab, not four).
  */
 import { ErrorCode, type LatchkeyError } from '../errors.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import type { Authorizer } from '../mcp/connection.js';
-import { deviceLoginPending, RpcFailure } from '../mcp/rpc-errors.js';
+import type { JsonRpcError } from '../mcp/jsonrpc.js';
+import { browserLoginPending, deviceLoginPending, RpcFailure } from '../mcp/rpc-errors.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
 
 export type ProxyLoginPolicy = 'auto' | 'never';
@@ -34,16 +38,26 @@ export interface ProxyAuthorizer {
   authorize: Authorizer;
   /** Wire this to the login hook's `onDevicePrompt`. */
   onDevicePrompt(prompt: DevicePrompt, server: string): void;
+  /** Wire this to the login hook's `onBrowserUnavailable`. */
+  onBrowserUnavailable(url: string, server: string): void;
 }
 
 export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAuthorizer {
   let flight: Promise<void> | undefined;
-  let prompt: DevicePrompt | undefined;
-  const promptWaiters = new Set<(prompt: DevicePrompt) => void>();
+  // What the user must do by hand while the login waits: a device code, or the URL of a
+  // browser login whose browser could not be started. Either answers the host at once.
+  let pending: JsonRpcError | undefined;
+  const pendingWaiters = new Set<(answer: JsonRpcError) => void>();
 
+  function showPending(answer: JsonRpcError): void {
+    pending = answer;
+    for (const waiter of pendingWaiters) waiter(answer);
+  }
+
+  let prompt: DevicePrompt | undefined;
   function showPrompt(shown: DevicePrompt): void {
     prompt = shown;
-    for (const waiter of promptWaiters) waiter(shown);
+    showPending(deviceLoginPending(options.server, shown));
   }
 
   function login(): Promise<void> {
@@ -61,6 +75,7 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
     flight ??= login().finally(() => {
       flight = undefined;
       prompt = undefined;
+      pending = undefined;
     });
     // Observed by whoever awaits it; a background device login may have no waiter left.
     flight.catch(() => undefined);
@@ -71,14 +86,14 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
     if (options.login === 'never' || error.code !== ErrorCode.LOGIN_REQUIRED) throw error;
     const login = start();
     const shown = prompt;
-    if (shown !== undefined && shown.expiresAt > Date.now())
-      throw new RpcFailure(deviceLoginPending(options.server, shown));
-    let onPrompt!: (prompt: DevicePrompt) => void;
-    const promptShown = new Promise<never>((_, reject) => {
-      onPrompt = (p) => reject(new RpcFailure(deviceLoginPending(options.server, p)));
+    if (shown !== undefined ? shown.expiresAt > Date.now() : pending !== undefined)
+      throw new RpcFailure(pending ?? deviceLoginPending(options.server, shown as DevicePrompt));
+    let onPending!: (answer: JsonRpcError) => void;
+    const pendingShown = new Promise<never>((_, reject) => {
+      onPending = (answer) => reject(new RpcFailure(answer));
     });
-    promptShown.catch(() => undefined);
-    promptWaiters.add(onPrompt);
+    pendingShown.catch(() => undefined);
+    pendingWaiters.add(onPending);
     let onAbort!: () => void;
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(signal.reason);
@@ -86,9 +101,9 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
     });
     aborted.catch(() => undefined);
     try {
-      await Promise.race([login, promptShown, aborted]);
+      await Promise.race([login, pendingShown, aborted]);
     } finally {
-      promptWaiters.delete(onPrompt);
+      pendingWaiters.delete(onPending);
       signal.removeEventListener('abort', onAbort);
     }
   }
@@ -97,6 +112,9 @@ export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAut
     authorize,
     onDevicePrompt(shown, server) {
       if (server === options.server) showPrompt(shown);
+    },
+    onBrowserUnavailable(url, server) {
+      if (server === options.server) showPending(browserLoginPending(options.server, url));
     },
   };
 }

@@ -198,6 +198,14 @@ describe('account from the tokens', () => {
   it('refuses control characters (it lands in a terminal) and absurd lengths', () => {
     assert.equal(jwtAccount(jwt({ email: 'a\u001b[2Jb', sub: 'u1' })), 'u1');
     assert.equal(jwtAccount(jwt({ email: 'x'.repeat(500) })), undefined);
+    assert.equal(jwtAccount(jwt({ email: 'a\u009b2Jb', sub: 'u1' })), 'u1', 'C1 CSI');
+    assert.equal(jwtAccount(jwt({ email: 'evil\u202egro.elpmaxe', sub: 'u1' })), 'u1', 'bidi override');
+  });
+
+  it("names the user from an ID token's name, or an access token's username", () => {
+    assert.equal(jwtAccount(jwt({ sub: 'u1', name: 'Ann Smith' })), 'Ann Smith');
+    assert.equal(jwtAccount(undefined, jwt({ sub: 'u1', username: 'ann' })), 'ann');
+    assert.equal(jwtAccount(undefined, jwt({ sub: 'u1' })), 'u1');
   });
 
   it('is kept in the credential, and survives a refresh that brings no ID token', () => {

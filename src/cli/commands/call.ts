@@ -7,8 +7,8 @@ import type { CliIO } from '../io.js';
 
 export interface CallOptions {
   tool: string;
-  /** The arguments as the user typed them (JSON object text); empty means `{}`. */
-  argumentsJson: string;
+  /** The arguments, already checked (see parseToolArguments). */
+  arguments: Record<string, unknown>;
   json: boolean;
 }
 
@@ -18,10 +18,9 @@ export interface CallOptions {
  * `isError` is printed the same way and fails the command, so scripts can test `$?`.
  */
 export async function call(client: Client, io: CliIO, server: string, options: CallOptions): Promise<void> {
-  const args = parseArguments(server, options.argumentsJson);
   let result: CallToolResult;
   try {
-    result = (await client.callTool({ name: options.tool, arguments: args })) as CallToolResult;
+    result = (await client.callTool({ name: options.tool, arguments: options.arguments })) as CallToolResult;
   } catch (error) {
     const failure = asLatchkeyError(server, error);
     throw new LatchkeyError(
@@ -43,28 +42,6 @@ export async function call(client: Client, io: CliIO, server: string, options: C
       retryable: false,
     });
   }
-}
-
-function parseArguments(server: string, text: string): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw badArguments(server, `the arguments are not JSON (${(error as Error).message}).`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw badArguments(server, 'the arguments must be a JSON object.');
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function badArguments(server: string, message: string): LatchkeyError {
-  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
-    server,
-    retryable: false,
-    nextStep: `pass an object such as '{"text": "hi"}' (see \`latchkey tools ${server} --json\` for the schema)`,
-  });
 }
 
 function render(result: CallToolResult): string {

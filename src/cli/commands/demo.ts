@@ -20,11 +20,12 @@ import { status } from './status.js';
 
 export interface DemoOptions {
   /**
-   * Approve the login by driving the demo AS's pages (as a person would in the browser).
-   * Default: when stdin is not a terminal. Otherwise a browser opens, or on a headless
-   * machine a device code is shown, and the demo waits for you.
+   * Sign in yourself: a browser opens, or on a machine without a display a device code is
+   * shown, and the demo waits for you. Default false: the demo's own AS is approved by the
+   * demo itself (it drives the login and consent pages as a browser would), because its
+   * pages live on 127.0.0.1, which a phone or another computer cannot reach.
    */
-  auto: boolean;
+  byHand: boolean;
   /** Lifetime of the demo's access tokens, in seconds. Default 5. */
   tokenSeconds: number;
 }
@@ -59,19 +60,22 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
     acquire: createLoginHook({
       store,
       notify: io.err,
-      ...(options.auto ? { openBrowser: (url: string) => approveInBrowser(harness, url, say) } : {}),
+      ...(options.byHand ? {} : { openBrowser: (url: string) => approveInBrowser(harness, url, say) }),
     }),
   });
   try {
     step(1, 'Log in');
     say(
-      options.auto
-        ? `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}".`
-        : '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access.',
+      options.byHand
+        ? '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access. The pages are on 127.0.0.1, so use a browser on\n  this machine (over SSH: ssh -L). To let the demo sign in instead: Ctrl-C, then `latchkey demo`.'
+        : `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}"\n  (\`latchkey demo --by-hand\` to sign in yourself).`,
     );
-    const token = await manager.login(mcp.url);
+    // `openid` too: the ID token is how the AS says who signed in (status's ACCOUNT column).
+    const token = await manager.login(mcp.url, { scopes: [...as.scope.split(' '), 'openid'] });
+    // `token.subject` is the local user the credential is kept for, not the AS account.
+    const account = (await store.listCredentials({ server: mcp.url }))[0]?.account;
     say(
-      `  logged in as "${token.subject}" with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
+      `  logged in${account === undefined ? '' : ` as "${account}"`} with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
     );
 
     step(2, 'Call a tool through latchkey');

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { canonicalServer } from '../../credential/key.js';
 import { isLatchkeyError } from '../../errors.js';
 import { probeChallenge } from '../../oauth/challenge-probe.js';
@@ -6,7 +9,11 @@ import { describeResource, fetchResourceMetadata } from '../../oauth/resource-me
 import { selectScopes } from '../../oauth/scope.js';
 import type { BearerChallenge, ServerDiscovery } from '../../oauth/types.js';
 import { createMemoryStore } from '../../store/memory.js';
+import { INSECURE_KEY_WARNING, keyringAccount } from '../../store/data-key.js';
+import { keyringSlot } from '../../store/keyring.js';
+import { defaultHome } from '../../store/paths.js';
 import { openSqliteStore } from '../../store/sqlite.js';
+import { DB_FILE_NAME } from '../open-store.js';
 import type { CliIO } from '../io.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -158,32 +165,57 @@ export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<
   );
 
   // 4. Where latchkey would keep the credential.
+  add(await storeFinding(env));
+  return findings;
+}
+
+/** The store, opened only if it exists: doctor is read-only and must not create one. */
+async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
+  const home = defaultHome(env);
+  const path = join(home, DB_FILE_NAME);
+  if (!existsSync(path)) return newStoreFinding(env, path, home);
   try {
     const store = await openSqliteStore({ env });
-    add(
-      store.security.insecure
-        ? {
-            check: 'store',
-            verdict: 'warn',
-            detail: `${store.security.location}, key in a file`,
-            fix: store.security.warning ?? 'install a keyring',
-          }
-        : {
-            check: 'store',
-            verdict: 'ok',
-            detail: `${store.security.location}, key from ${store.security.keySource}`,
-          },
-    );
     await store.close();
+    return store.security.insecure
+      ? {
+          check: 'store',
+          verdict: 'warn',
+          detail: `${store.security.location}, key in a file`,
+          fix: store.security.warning ?? 'install a keyring',
+        }
+      : {
+          check: 'store',
+          verdict: 'ok',
+          detail: `${store.security.location}, key from ${store.security.keySource}`,
+        };
   } catch (error) {
-    add({
+    return {
       check: 'store',
       verdict: 'fail',
       detail: message(error),
-      fix: isLatchkeyError(error) ? error.nextStep : undefined,
-    } as Finding);
+      ...(isLatchkeyError(error) && error.nextStep !== undefined ? { fix: error.nextStep } : {}),
+    };
   }
-  return findings;
+}
+
+/** Where a first login would keep its key, found by reading the keyring only. */
+async function newStoreFinding(env: NodeJS.ProcessEnv, path: string, home: string): Promise<Finding> {
+  const detail = `${path} (not created yet)`;
+  const key = env['LATCHKEY_KEY'];
+  if (key !== undefined && key !== '')
+    return { check: 'store', verdict: 'ok', detail: `${detail}, key from env` };
+  try {
+    await (await keyringSlot(keyringAccount(home))).get();
+    return { check: 'store', verdict: 'ok', detail: `${detail}, key will go in the OS keyring` };
+  } catch {
+    return {
+      check: 'store',
+      verdict: 'warn',
+      detail: `${detail}, key would go in a file`,
+      fix: INSECURE_KEY_WARNING,
+    };
+  }
 }
 
 function registrationFinding(as: Record<string, unknown>): Finding {

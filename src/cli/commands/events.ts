@@ -16,7 +16,12 @@ export interface EventsOptions {
  */
 export async function events(store: CredentialStore, io: CliIO, options: EventsOptions): Promise<void> {
   const all = await store.readEvents(options.server === undefined ? {} : { server: options.server });
-  for (const event of all.slice(-options.limit)) io.out(format(event, options.json));
+  const shown = all.slice(-options.limit);
+  for (const event of shown) io.out(format(event, options.json));
+  // Silence would read as "broken"; the note goes to stderr so `--json` stays pure.
+  if (all.length === 0) {
+    io.err(options.follow ? 'no events yet; waiting for new ones (Ctrl-C to stop)\n' : 'no events yet\n');
+  }
   if (!options.follow) return;
   const stop = store.watch((batch) => {
     for (const event of batch) {

@@ -27,7 +27,7 @@ export interface ProxyCommandOptions {
   protocol?: 'auto' | 'legacy';
   login: ProxyLoginPolicy;
   /** The login hook's settings, minus the store (opened here). */
-  loginOptions: Omit<LoginOptions, 'store' | 'onDevicePrompt'>;
+  loginOptions: Omit<LoginOptions, 'store' | 'onDevicePrompt' | 'onBrowserUnavailable'>;
   scopes?: readonly string[];
   sendResource: boolean;
   requestTimeoutMs: number;
@@ -53,6 +53,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
   if (staticAuth) logger.warn('an Authorization header was given: latchkey sends it as is and does no OAuth');
   // The login hook is built before the authorizer that listens to its device prompts.
   let onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']> = () => undefined;
+  let onBrowserUnavailable: NonNullable<LoginOptions['onBrowserUnavailable']> = () => undefined;
   const manager = new CredentialManager({
     store,
     logger,
@@ -63,6 +64,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
       store,
       notify: io.err,
       onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
+      onBrowserUnavailable: (url, forServer) => onBrowserUnavailable(url, forServer),
     }),
   });
   if (options.loginAgent === true) {
@@ -91,6 +93,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
       : {}),
   });
   onDevicePrompt = authorizer.onDevicePrompt;
+  onBrowserUnavailable = authorizer.onBrowserUnavailable;
   const connection = new McpConnection({
     server,
     manager,

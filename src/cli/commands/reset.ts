@@ -6,6 +6,7 @@ import { KEY_FILE_NAME, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
 import { defaultHome } from '../../store/paths.js';
 import type { CliIO } from '../io.js';
+import { WARNED_FILE_NAME } from '../open-store.js';
 
 export interface ResetOptions {
   /** The user confirmed (`--yes`); without it nothing is deleted. */
@@ -20,8 +21,8 @@ export interface ResetOptions {
  */
 export async function reset(io: CliIO, options: ResetOptions): Promise<void> {
   const home = io.env['LATCHKEY_HOME'] ?? defaultHome(io.env);
-  const files = ['latchkey.db', 'latchkey.db-wal', 'latchkey.db-shm', KEY_FILE_NAME].map((f) =>
-    join(home, f),
+  const files = ['latchkey.db', 'latchkey.db-wal', 'latchkey.db-shm', KEY_FILE_NAME, WARNED_FILE_NAME].map(
+    (f) => join(home, f),
   );
   const present = files.filter((f) => existsSync(f));
   if (!options.yes) {

@@ -2,12 +2,15 @@ import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
 import type { CredentialState, StoredCredential } from '../../credential/model.js';
 import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
+import { middleEllipsis, TERMINAL_WIDTH, terminalSafe, wrap } from '../fit.js';
 import type { CliIO } from '../io.js';
 import { pendingRevocationsJson, pendingRevocationsTable } from './pending-revocations.js';
 
 export interface StatusOptions {
   server?: string;
   json: boolean;
+  /** The store does not exist yet (nothing was created to answer): where it will be. */
+  missing?: string;
 }
 
 /** One block per stored credential, plus the store's location and how its key is kept. */
@@ -21,77 +24,122 @@ export async function status(store: CredentialStore, io: CliIO, options: StatusO
     connections
       .filter((c) => c.key.server === server)
       .map((c) => ({ pid: c.pid, host: c.host, since: c.acquiredAt }));
+  const where =
+    options.missing === undefined
+      ? store.security
+      : { keySource: 'none', insecure: false, location: options.missing, exists: false };
   if (options.json) {
     const rows = creds.map((c) => ({ ...summary(c, now), connections: connected(c.key.server) }));
     const revocations = pendingRevocationsJson(pending);
     io.out(
-      JSON.stringify({ store: store.security, credentials: rows, pendingRevocations: revocations }, null, 2) +
-        '\n',
+      JSON.stringify({ store: where, credentials: rows, pendingRevocations: revocations }, null, 2) + '\n',
     );
     return;
   }
-  io.out(`store: ${store.security.location} (key: ${store.security.keySource})\n`);
+  io.out(
+    options.missing === undefined
+      ? `store: ${where.location} (key: ${where.keySource})\n`
+      : `store: ${where.location} (not created yet)\n`,
+  );
   if (creds.length === 0) {
-    io.out('no credentials stored. Log in with: latchkey login <server-url>\n');
+    io.out(`no credentials yet. Log in with: latchkey login ${options.server ?? '<server-url>'}\n`);
     if (pending.length > 0) io.out('\n' + pendingRevocationsTable(pending, now));
     return;
   }
-  const rows = creds.map((cred) => {
-    const s = summary(cred, now);
-    return [
-      s.server,
-      `${s.account ?? s.subject} at ${hostOf(s.issuer)}`,
-      s.state,
-      describeExpiry(s.expiresAt, now, 'no expiry (valid until rejected)'),
-      s.refreshable ? `yes, ${describeExpiry(s.refreshTokenExpiresAt, now, 'no expiry')}` : 'none',
-      s.lastRefreshAt === undefined ? 'never' : ago(now - s.lastRefreshAt),
-      s.scopes.length === 0 ? '-' : s.scopes.join(' '),
-      s.lastError ?? '-',
-    ];
-  });
+  const summaries = creds.map((cred) => summary(cred, now));
+  // One server asked for: every detail, one per line. All of them: a table that fits 80
+  // columns, with the rest left to `status <server>` and `--json`.
   io.out(
     '\n' +
-      table(
-        [
-          'SERVER',
-          'ACCOUNT',
-          'STATE',
-          'ACCESS TOKEN',
-          'REFRESH TOKEN',
-          'LAST REFRESH',
-          'SCOPES',
-          'LAST ERROR',
-        ],
-        rows,
-      ),
+      (options.server === undefined
+        ? credentialTable(summaries, now)
+        : summaries.map((s) => detail(s, now)).join('\n')),
   );
   const live = creds.flatMap((c) => connected(c.key.server).map((p) => ({ server: c.key.server, ...p })));
   if (live.length > 0) {
     io.out('\nconnected:\n');
     for (const c of live) {
-      io.out(`  ${c.server}  latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}\n`);
+      const who = `latchkey proxy, pid ${c.pid} on ${c.host}, for ${duration(now - c.since)}`;
+      io.out(`  ${middleEllipsis(c.server, Math.max(20, TERMINAL_WIDTH - who.length - 4))}  ${who}\n`);
     }
   }
   if (pending.length > 0) io.out('\n' + pendingRevocationsTable(pending, now));
 }
 
-/** Columns padded to their widest cell; the last column is not padded. */
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+type Summary = ReturnType<typeof summary>;
+
+const ACCOUNT_WIDTH = 20;
+
+/**
+ * SERVER, ACCOUNT, STATE, EXPIRES (the access token) and REFRESH (is there a refresh
+ * token): what tells at a glance whether each server will keep working. A URL too long for
+ * its column goes on a line of its own, whole, so it can still be copied into a command;
+ * only one longer than the terminal is shortened in the middle. Last errors follow the
+ * table, wrapped.
+ */
+function credentialTable(rows: readonly Summary[], now: number): string {
+  const header = ['SERVER', 'ACCOUNT', 'STATE', 'EXPIRES', 'REFRESH'];
+  const cells = rows.map((s) => [
+    s.server,
+    middleEllipsis(terminalSafe(s.account ?? '-'), ACCOUNT_WIDTH),
+    s.state,
+    s.expiresAt === undefined
+      ? 'unknown'
+      : s.expiresAt > now
+        ? `in ${duration(s.expiresAt - now)}`
+        : 'expired',
+    s.refreshable ? 'yes' : 'no',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  const others = widths.slice(1).reduce((sum, w) => sum + w + 2, 0);
+  // The SERVER column is as wide as the longest URL that fits beside the others.
+  const room = TERMINAL_WIDTH - others;
+  widths[0] = Math.max('SERVER'.length, ...rows.map((s) => s.server.length).filter((n) => n <= room));
+  const line = (row: readonly string[]): string =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd() + '\n';
-  return [header, ...rows].map(line).join('');
+  let out = line(header);
+  for (const row of cells) {
+    const [server = '', ...rest] = row;
+    if (server.length <= (widths[0] ?? 0)) out += line(row);
+    else out += `${middleEllipsis(server, TERMINAL_WIDTH)}\n` + line(['', ...rest]);
+  }
+  const failing = rows.filter((s) => s.lastError !== undefined);
+  if (failing.length > 0) out += '\n';
+  for (const s of failing) {
+    out += wrap(`${s.server}: ${terminalSafe(s.lastError ?? '')}`, TERMINAL_WIDTH, 4).join('\n') + '\n';
+  }
+  return out;
 }
 
-function hostOf(issuer: string): string {
-  try {
-    return new URL(issuer).host;
-  } catch {
-    return issuer;
-  }
+/** `latchkey status <server>`: every stored fact about each credential, wrapped to 80 columns. */
+function detail(s: Summary, now: number): string {
+  const facts: [string, string][] = [
+    [
+      'account',
+      s.account === undefined ? '- (the authorization server did not say)' : terminalSafe(s.account),
+    ],
+    ['issuer', s.issuer],
+    ['subject', s.subject],
+    ['state', s.state],
+    ['access token', describeExpiry(s.expiresAt, now, 'no expiry given (valid until rejected)')],
+    [
+      'refresh token',
+      s.refreshable ? `yes, ${describeExpiry(s.refreshTokenExpiresAt, now, 'no expiry')}` : 'none',
+    ],
+    ['last refresh', s.lastRefreshAt === undefined ? 'never' : ago(now - s.lastRefreshAt)],
+    ['scopes', s.scopes.length === 0 ? '-' : s.scopes.join(' ')],
+    ['generation', String(s.generation)],
+    ['last error', s.lastError === undefined ? '-' : terminalSafe(s.lastError)],
+  ];
+  const indent = Math.max(...facts.map(([name]) => name.length)) + 4;
+  const fact = ([name, value]: [string, string]): string =>
+    wrap(value, TERMINAL_WIDTH - indent, 0)
+      .map((text, i) => (i === 0 ? `  ${name}`.padEnd(indent) : ' '.repeat(indent)) + text)
+      .join('\n');
+  return `${middleEllipsis(s.server, TERMINAL_WIDTH)}\n${facts.map(fact).join('\n')}\n`;
 }
 
 function summary(cred: StoredCredential, now: number) {

@@ -1,0 +1,61 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { createMemoryStore } from '../store/memory.js';
+import type { CredentialStore, StoreSecurity } from '../store/contract.js';
+import { defaultHome, PRIVATE_FILE_MODE } from '../store/paths.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { CliIO } from './io.js';
+
+/**
+ * How a command uses the store. `read` commands (status, events, token, tools, call, logout,
+ * reconnect, doctor) never create it: asking what is stored must not leave a directory, a
+ * database and a data key (perhaps a keyring entry) behind. `write` commands (login, and
+ * watchers that must see a store created later) create it on first use.
+ */
+export type StoreAccess = 'read' | 'write';
+
+export const DB_FILE_NAME = 'latchkey.db';
+
+/** Marker beside the database: the insecure-key warning was shown for this store. */
+export const WARNED_FILE_NAME = 'insecure-key-warned';
+
+export interface CliStore {
+  store: CredentialStore;
+  /** Set when the store does not exist yet: where the first login will create it. */
+  missing?: string;
+}
+
+export async function openCliStore(io: CliIO, access: StoreAccess): Promise<CliStore> {
+  const path = join(defaultHome(io.env), DB_FILE_NAME);
+  if (access === 'read' && !existsSync(path)) {
+    // An empty stand-in: every read answers "nothing stored", which is the truth.
+    return { store: createMemoryStore(), missing: path };
+  }
+  const store = await openSqliteStore({ env: io.env });
+  warnOnce(io, store.security);
+  return { store };
+}
+
+/**
+ * The key-in-a-file warning, once per store: said on every command it became noise that
+ * people learn to skip. The first command to see it records that in a 0600 marker file
+ * (created exclusively, so two commands starting together print it once); `latchkey doctor`
+ * keeps reporting it in full, and `latchkey reset` removes the marker with the store.
+ */
+function warnOnce(io: CliIO, security: StoreSecurity): void {
+  if (security.warning === undefined) return;
+  try {
+    writeFileSync(join(dirname(security.location), WARNED_FILE_NAME), `${new Date().toISOString()}\n`, {
+      mode: PRIVATE_FILE_MODE,
+      flag: 'wx',
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
+    // Cannot record it: better said again next time than never.
+  }
+  io.err(
+    `latchkey: warning: ${security.warning}\n` +
+      'latchkey: (shown once for this store; `latchkey doctor <server>` repeats it)\n',
+  );
+}
