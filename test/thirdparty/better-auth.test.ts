@@ -17,9 +17,9 @@ import {
 } from './steps.js';
 
 /**
- * Every login but the first asks for `offline_access` only: better-auth answers `openid` with an
- * id_token latchkey rejected when this was written (the first test, todo), and without
- * `offline_access` it issues no refresh token.
+ * The first login uses no options at all (better-auth must work with the defaults); the
+ * others name `offline_access`, the one scope better-auth needs to issue a refresh token, as
+ * a careful user would.
  */
 const login = (url: string): string[] => ['login', url, '--browser', '--scope', 'offline_access'];
 
@@ -47,23 +47,16 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
     await rm(home, { recursive: true, force: true });
   });
 
-  it(
-    'login with no options: Chromium fills the sign-in form, the credential is stored and works',
-    { todo: 'fixes branch: a' },
-    async () => {
-      const run = await cli(['login', server.url, '--browser'], env);
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
-      // Staying logged in is part of working with the defaults: better-auth issues refresh
-      // tokens only for offline_access, which it advertises.
-      assert.ok(
-        (await storedCredential(env))?.secrets.refreshToken !== undefined,
-        'a refresh token is stored',
-      );
-      const call = await cli(['call', server.url, 'whoami'], env);
-      assert.equal(call.stdout.trim(), server.userId(), call.stderr);
-    },
-  );
+  it('login with no options: Chromium fills the sign-in form, the credential is stored and works', async () => {
+    const run = await cli(['login', server.url, '--browser'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /Logged in to http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    // Staying logged in is part of working with the defaults: better-auth issues refresh
+    // tokens only for offline_access, which it advertises.
+    assert.ok((await storedCredential(env))?.secrets.refreshToken !== undefined, 'a refresh token is stored');
+    const call = await cli(['call', server.url, 'whoami'], env);
+    assert.equal(call.stdout.trim(), server.userId(), call.stderr);
+  });
 
   it('login with --scope offline_access: Chromium fills the sign-in form, a refresh token is stored', async () => {
     const rowsBefore = server.tokenRows();
@@ -136,27 +129,20 @@ describe('third-party: better-auth mcp plugin (default options)', () => {
     );
   });
 
-  it(
-    'doctor: exit 0, no failed check, and the resource verdict login acted on (PRM resource is the origin)',
-    { todo: 'fixes branch: d' },
-    async () => {
-      const result = await doctor(server.url, env);
-      assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(
-        result.findings.filter((f) => f.verdict === 'fail'),
-        [],
-      );
-      // Login accepts this metadata, so doctor must not fail it (a warning may explain it).
-      assert.notEqual(
-        result.findings.find((f) => f.check === 'protected resource metadata')?.verdict,
-        'fail',
-      );
-      assert.ok(result.findings.some((f) => f.check === 'protected resource metadata'));
-      assert.equal(result.findings.find((f) => f.check === 'registration')?.verdict, 'ok');
-      // better-auth has no revocation endpoint: a warning, not a failure.
-      assert.equal(result.findings.find((f) => f.check === 'revocation')?.verdict, 'warn');
-    },
-  );
+  it('doctor: exit 0, no failed check, and the resource verdict login acted on (PRM resource is the origin)', async () => {
+    const result = await doctor(server.url, env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      result.findings.filter((f) => f.verdict === 'fail'),
+      [],
+    );
+    // Login accepts this metadata, so doctor must not fail it (a warning may explain it).
+    assert.notEqual(result.findings.find((f) => f.check === 'protected resource metadata')?.verdict, 'fail');
+    assert.ok(result.findings.some((f) => f.check === 'protected resource metadata'));
+    assert.equal(result.findings.find((f) => f.check === 'registration')?.verdict, 'ok');
+    // better-auth has no revocation endpoint: a warning, not a failure.
+    assert.equal(result.findings.find((f) => f.check === 'revocation')?.verdict, 'warn');
+  });
 
   it('logout without a revocation endpoint: latchkey says the tokens stay valid, and forgets them', async () => {
     const cred = await storedCredential(env);
