@@ -70,7 +70,7 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
   });
   after(async () => env.close());
 
-  it('latchkey login replaces the busy proxy’s ignored tab; the proxy answers again within 2 s', async () => {
+  it('latchkey login replaces the busy proxy’s ignored tab; the proxy answers again within 2 s', async (t) => {
     await env.seedLogin();
     const ignored = join(env.home, 'ignored-tabs.log');
     const host = await env.host(['--browser'], { BROWSER: IGNORING, LK_BROWSER_LOG: ignored });
@@ -110,6 +110,9 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     const resumedAt = await waitFor('the busy proxy to answer again', async () =>
       firstSuccessAfter(load.outcomes, started),
     );
+    t.diagnostic(
+      `login took ${loggedInAt - started} ms; the proxy answered ${resumedAt - loggedInAt} ms after it`,
+    );
     assert.ok(
       resumedAt - loggedInAt < 2000,
       `the proxy answered ${resumedAt - loggedInAt} ms after the login`,
@@ -137,7 +140,7 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     await host.close();
   });
 
-  it('a proxy started 2 s after the revoke opens one new tab, and the old busy proxy recovers too', async () => {
+  it('a proxy started 2 s after the revoke opens one new tab, and the old busy proxy recovers too', async (t) => {
     await env.seedLogin();
     const ignored = join(env.home, 'ignored-tabs-2.log');
     const oldHost = await env.host(['--browser'], { BROWSER: IGNORING, LK_BROWSER_LOG: ignored });
@@ -146,7 +149,10 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     await env.as.revokeAllGrants();
     const revokedAt = Date.now();
     await waitFor('the old proxy’s tab', async () => ((await lines(ignored)).length > 0 ? true : undefined));
-    await pause(Math.max(0, revokedAt + 2000 - Date.now()));
+    // 2 s after the revoke; on a machine so loaded that the tab itself took most of that,
+    // a little later, since what counts is how long the pending login has waited (1 s grace).
+    const tabSeenAt = Date.now();
+    await pause(Math.max(0, revokedAt + 2000 - Date.now(), tabSeenAt + 1500 - Date.now()));
 
     const launches = join(env.home, 'new-tabs.log');
     const newHost = await env.host(['--browser'], {
@@ -156,11 +162,12 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     });
     assert.equal(text(await newHost.client.callTool({ name: 'echo', arguments: { text: 'new' } })), 'new');
     const loggedInAt = Date.now();
-    console.log(`new proxy answered ${loggedInAt - revokedAt} ms after the revoke`);
+    t.diagnostic(`the new proxy answered ${loggedInAt - revokedAt} ms after the revoke`);
     const resumedAt = await waitFor('the old busy proxy to answer again', async () =>
       firstSuccessAfter(load.outcomes, revokedAt),
     );
     await load.stop();
+    t.diagnostic(`the old proxy answered ${resumedAt - loggedInAt} ms after the new login`);
     assert.ok(
       resumedAt - loggedInAt < 2000,
       `old proxy answered ${resumedAt - loggedInAt} ms after the login`,
