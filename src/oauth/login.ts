@@ -271,12 +271,16 @@ async function runFlow(
     ...(options.redirectPath === undefined ? {} : { path: options.redirectPath }),
   });
   try {
+    const registeringFrom = Date.now();
     const registration = await ensureRegistration({
       ...base,
       redirectUris: [receiver.redirectUri],
       grantTypes: ['authorization_code'],
       renewPublicClient: request.reason === 'needs-login',
     });
+    // The preflight looks for a client the AS has forgotten; one registered a moment ago is
+    // known, and the extra authorization request would only be noise at the AS.
+    const fresh = registration.method === 'dynamic' && registration.registeredAt >= registeringFrom;
     const ctx = await clientContextForConfig(as, registration, config, {
       fetch: options.fetch,
       warn: warner(options),
@@ -287,6 +291,7 @@ async function runFlow(
       ctx,
       server: request.server,
       receiver,
+      preflight: !fresh,
       resource,
       scope,
       openBrowser: options.openBrowser ?? openSystemBrowser,
