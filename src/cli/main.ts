@@ -675,15 +675,7 @@ async function withManager(
   await withStore(
     io,
     async (store) => {
-      const manager = new CredentialManager({
-        store,
-        watch: false,
-        proactiveRefresh: false,
-        // Retrying pending revocations must not hold up a command for long.
-        revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
-        logger: createLogger(),
-        ...extra(store),
-      });
+      const manager = cliManager(store, extra(store));
       try {
         await run(manager, store);
       } finally {
@@ -697,15 +689,25 @@ async function withManager(
   );
 }
 
-/** A manager's start-up pass over the pending revocations, within the CLI's budget. */
-async function retryPendingRevocations(store: CredentialStore): Promise<void> {
-  const manager = new CredentialManager({
+/** A manager for one command: no watch, no proactive refresh, a short revocation pass. */
+function cliManager(
+  store: CredentialStore,
+  extra: Partial<CredentialManagerOptions> = {},
+): CredentialManager {
+  return new CredentialManager({
     store,
     watch: false,
     proactiveRefresh: false,
+    // Retrying pending revocations must not hold up a command for long.
     revocationRetry: { passBudgetMs: CLI_REVOCATION_BUDGET_MS },
     logger: createLogger(),
+    ...extra,
   });
+}
+
+/** A manager's start-up pass over the pending revocations, within the CLI's budget. */
+async function retryPendingRevocations(store: CredentialStore): Promise<void> {
+  const manager = cliManager(store);
   await manager.settle();
   manager.close();
 }

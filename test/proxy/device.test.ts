@@ -15,6 +15,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 import { approveDevice } from '../harness/index.js';
+import { isAlive } from '../support/process.js';
 import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 import { latchkey } from '../support/spawn-cli.js';
 import { EventType } from '../../src/store/contract.js';
@@ -324,12 +325,3 @@ describe('latchkey proxy --device: a headless login from inside the host', () =>
     }
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

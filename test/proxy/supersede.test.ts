@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { EventType } from '../../src/store/contract.js';
 import { approveDevice } from '../harness/index.js';
+import { isAlive } from '../support/process.js';
 import { type Host, proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
@@ -238,12 +239,3 @@ describe('latchkey proxy: a login the person starts wins over a tab nobody is lo
     }
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
