@@ -16,6 +16,7 @@
 import { EventType, type CredentialStore, type LifecycleEvent } from '../store/contract.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
 import { ErrorCode, LatchkeyError, loginCommand } from '../errors.js';
 
 export interface DeviceAgentOptions {
@@ -180,6 +181,10 @@ function promptOf(event: LifecycleEvent): DevicePrompt | undefined {
   if (event.type !== EventType.DEVICE_PROMPT || event.detail === undefined) return undefined;
   const { verificationUri, userCode, expiresAt, verificationUriComplete } = event.detail;
   if (typeof verificationUri !== 'string' || typeof userCode !== 'string' || typeof expiresAt !== 'number')
+    return undefined;
+  // Written by a device login that checked it already; a store edited by hand is not trusted.
+  if (!isUserFacingUrl(verificationUri)) return undefined;
+  if (typeof verificationUriComplete === 'string' && !isUserFacingUrl(verificationUriComplete))
     return undefined;
   return {
     verificationUri,
