@@ -22,7 +22,12 @@ export const openSystemBrowser: BrowserOpener = async (url) => {
   // of waiting in silence. A BROWSER that stays in the foreground keeps it pending, which
   // is fine: login flows do not await it.
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: 'ignore', detached: true, shell: false });
+    const child = spawn(command, args, {
+      stdio: 'ignore',
+      detached: true,
+      shell: false,
+      env: browserEnvironment(process.env),
+    });
     child.unref();
     child.once('error', (cause) => {
       const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
@@ -44,6 +49,16 @@ export const openSystemBrowser: BrowserOpener = async (url) => {
     });
   });
 };
+
+/**
+ * The browser's environment: the user's, minus every `LATCHKEY_*` variable. Some are secrets
+ * (LATCHKEY_KEY, LATCHKEY_CLIENT_SECRET) and a browser needs none of them; dropping the whole
+ * prefix also covers secrets added later. The browser outlives latchkey and runs extensions
+ * and helpers that could read and leak its environment.
+ */
+export function browserEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !/^LATCHKEY_/i.test(name)));
+}
 
 function browserFailure(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
