@@ -17,7 +17,7 @@ import { EventType, type CredentialStore, type LifecycleEvent } from '../store/c
 import type { CredentialManager } from '../lifecycle/manager.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
 import { isUserFacingUrl } from '../oauth/loopback.js';
-import { ErrorCode, LatchkeyError, loginCommand } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 
 export interface DeviceAgentOptions {
   manager: CredentialManager;
@@ -65,6 +65,10 @@ export async function deviceLoginThroughAgent(
       if (event.server !== server) return;
       if (event.type === EventType.ACQUIRED) finish();
       if (isLogout(event)) finish(ended(server, 'you logged out, which cancelled it'));
+      if (event.type === EventType.DEVICE_LOGIN_FAILED && event.pid === (pending?.pid ?? pid))
+        finish(
+          ended(server, `the device login failed (${String(event.detail?.['code'] ?? 'unknown error')})`),
+        );
       const prompt = promptOf(event);
       if (prompt !== undefined && pending === undefined) {
         pending = { prompt, pid: event.pid };
@@ -146,6 +150,12 @@ export async function serversAwaitingDeviceLogin(store: CredentialStore): Promis
   const waiting: string[] = [];
   for (const server of prompted) if ((await pendingPrompt(store, server)) !== undefined) waiting.push(server);
   return waiting;
+}
+
+/** The event the agent appends when its login fails: the code only, never a message from the network. */
+export function deviceLoginFailedEvent(server: string, subject: string, error: unknown) {
+  const code = isLatchkeyError(error) ? error.code : 'UNEXPECTED';
+  return { type: EventType.DEVICE_LOGIN_FAILED, server, issuer: '', subject, detail: { code } };
 }
 
 /** A logout of the server, by `latchkey logout` (revoked at the AS, or only deleted). */

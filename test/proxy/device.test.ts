@@ -311,20 +311,17 @@ describe('latchkey proxy --device: a headless login from inside the host', () =>
         );
         assert.ok(refused instanceof McpError, `not an McpError: ${String(refused)}\n${host.stderr()}`);
         data = latchkeyData(refused);
-        if (
-          data.userCode === undefined &&
-          fault.hits > 0 &&
-          /ended without a credential/.test(refused.message)
-        )
+        if (data.userCode === undefined && fault.hits > 0 && /the device login failed/.test(refused.message))
           break;
         assert.equal(data.verificationUri, undefined, 'the hostile URI was handed to the host');
         await pause(250);
       } while (Date.now() < deadline);
       assert.ok(refused instanceof McpError && data !== undefined);
       assert.ok(fault.hits >= 1, 'the AS sent the hostile device authorization');
-      // The agent refused the flow (device-authorization.test.ts shows its error); the proxy
-      // learns only that it ended without a credential.
-      assert.match(refused.message, /the device login ended without a credential/, refused.message);
+      // The agent refused the flow (device-authorization.test.ts shows its full error); the
+      // proxy learns its code from the store and says it, with how to see the rest.
+      assert.match(refused.message, /the device login failed \(DISCOVERY_FAILED\)/, refused.message);
+      assert.match(refused.message, /--device/);
       assert.equal(refused.code, -32040);
       assert.match(refused.message, escape(other.url));
       assert.equal(data.server, other.url);
