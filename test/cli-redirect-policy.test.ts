@@ -4,6 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { ExitCode } from '../src/cli/exit-codes.js';
+import {
+  type FaultProxy,
+  startFaultProxy,
+  startLegacySseMcpServer,
+  type TestLegacySseMcpServer,
+} from './harness/index.js';
 import { proxyEnv, type ProxyEnv } from './support/proxy-env.js';
 import { spawnRawHost } from './support/raw-host.js';
 import { latchkey } from './support/spawn-cli.js';
@@ -120,6 +126,76 @@ describe('cross-origin redirects are refused on every command and the proxy', ()
         assert.deepEqual(host.junk, [], 'stdout carried MCP messages only');
       } finally {
         env.mcpProxy.clear(fault);
+      }
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe('cross-origin redirects are refused over legacy HTTP+SSE too', () => {
+  let env: ProxyEnv;
+  let front: FaultProxy;
+  let sse: TestLegacySseMcpServer;
+  let recorder: Recorder;
+  before(async () => {
+    env = await proxyEnv({ accessTokenTtl: 300 });
+    front = await startFaultProxy();
+    sse = await startLegacySseMcpServer({ authorizationServer: env.as, frontedBy: front });
+    recorder = await startRecorder();
+    await env.seedLogin('sse-user', sse.url);
+  });
+  after(async () => {
+    await recorder.close();
+    await sse.close();
+    await front.close();
+    await env.close();
+  });
+
+  it('tools --transport sse: a 307 on the stream is refused naming the server; nothing reaches the other origin', async () => {
+    const fault = front.inject({
+      path: '/sse',
+      action: { type: 'status', status: 307, headers: { location: `${recorder.origin}/sse` } },
+    });
+    try {
+      const run = await latchkey(['tools', sse.url, '--transport', 'sse'], env.env);
+      assert.equal(run.code, ExitCode.ERROR, run.stderr);
+      assert.ok(fault.hits >= 1);
+      assert.match(run.stderr, /redirected to another origin/);
+      assert.ok(run.stderr.includes(sse.url), run.stderr);
+      assert.deepEqual(recorder.seen, [], 'no request reached the other origin');
+    } finally {
+      front.clear(fault);
+    }
+  });
+
+  it('proxy --transport sse: a 307 on the message endpoint fails the request; nothing reaches the other origin', async () => {
+    const host = spawnRawHost([sse.url, '--transport', 'sse', '--header', 'X-Tenant: ${LK_TENANT}'], {
+      ...env.env,
+      LK_TENANT: TENANT,
+    });
+    try {
+      const init = await host.request('initialize', {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'redirect-host', version: '1' },
+      });
+      assert.equal(init.error, undefined, JSON.stringify(init.error) + host.stderr());
+      host.notify('notifications/initialized');
+      const fault = front.inject({
+        path: '/messages',
+        action: { type: 'status', status: 307, headers: { location: `${recorder.origin}/messages` } },
+      });
+      try {
+        const refused = await host.request('tools/list', {}, 60_000);
+        assert.ok(refused.error !== undefined, `expected an error, got ${JSON.stringify(refused.result)}`);
+        assert.match(refused.error.message, /redirected to another origin/);
+        assert.ok(refused.error.message.includes(sse.url), refused.error.message);
+        assert.ok(fault.hits >= 1);
+        assert.deepEqual(recorder.seen, [], 'no request reached the other origin');
+        assert.deepEqual(host.junk, []);
+      } finally {
+        front.clear(fault);
       }
     } finally {
       await host.close();
