@@ -131,6 +131,33 @@ describe('cross-origin redirects are refused on every command and the proxy', ()
       await host.close();
     }
   });
+  it('proxy with a static Authorization header (no OAuth): the same policy, the header goes nowhere else', async () => {
+    const fault = redirectAway();
+    const host = spawnRawHost([env.url, '--header', 'Authorization: Bearer ${LK_TENANT}'], {
+      ...env.env,
+      LK_TENANT: TENANT,
+    });
+    try {
+      const init = await host.request(
+        'initialize',
+        {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'static-host', version: '1' },
+        },
+        60_000,
+      );
+      assert.ok(init.error !== undefined, `expected an error, got ${JSON.stringify(init.result)}`);
+      assert.match(init.error.message, /redirected to another origin/);
+      assert.ok(init.error.message.includes(env.url), init.error.message);
+      assert.ok(fault.hits >= 1);
+      assert.equal(env.mcpProxy.seen('/mcp').at(-1)?.headers['authorization'], `Bearer ${TENANT}`);
+      assert.deepEqual(recorder.seen, [], 'no request reached the other origin');
+    } finally {
+      env.mcpProxy.clear(fault);
+      await host.close();
+    }
+  });
 });
 
 describe('cross-origin redirects are refused over legacy HTTP+SSE too', () => {
