@@ -40,7 +40,7 @@ export function sameOriginRedirects(server: string, send: typeof fetch = globalT
       const location = isRedirect(response.status) ? response.headers.get('location') : null;
       if (location !== null && new URL(location, target).origin !== origin) {
         await discard(response);
-        throw crossOrigin(server, new URL(location, target).origin);
+        throw crossOrigin(server, new URL(location, target));
       }
       return response;
     }
@@ -53,7 +53,7 @@ export function sameOriginRedirects(server: string, send: typeof fetch = globalT
       const next = new URL(location, target);
       if (next.origin !== origin) {
         await discard(response);
-        throw crossOrigin(server, next.origin);
+        throw crossOrigin(server, next);
       }
       if (hop >= MAX_REDIRECTS) {
         await discard(response);
@@ -112,8 +112,11 @@ async function discard(response: Response): Promise<void> {
   await response.body?.cancel().catch(() => undefined);
 }
 
-function crossOrigin(server: string, to: string): LatchkeyError {
-  const shown = to.length > MAX_ORIGIN_SHOWN ? `${to.slice(0, MAX_ORIGIN_SHOWN)}…` : to;
+function crossOrigin(server: string, to: URL): LatchkeyError {
+  // Only the origin (or, for javascript:, file: and the like, the scheme) is shown: the path
+  // and query of a Location header are the server's to fill with anything.
+  const origin = to.origin === 'null' ? `a ${to.protocol} URL` : to.origin;
+  const shown = origin.length > MAX_ORIGIN_SHOWN ? `${origin.slice(0, MAX_ORIGIN_SHOWN)}…` : origin;
   return new LatchkeyError(
     ErrorCode.MCP_FAILED,
     `the MCP server redirected to another origin (${shown}); latchkey does not follow cross-origin redirects for MCP requests, so nothing was sent there.`,
