@@ -17,6 +17,11 @@ export const ErrorCode = {
   CLIENT_REJECTED: 'CLIENT_REJECTED',
   /** The store could not be opened, read or written. */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /**
+   * A store file is damaged (a data-key file that is not a key, a truncated or foreign
+   * database). Nothing is deleted; the message names the file.
+   */
+  STORE_CORRUPT: 'STORE_CORRUPT',
   /** Stored secrets cannot be decrypted with the data key we hold (keyring reset, wrong LATCHKEY_KEY). */
   STORE_KEY_MISMATCH: 'STORE_KEY_MISMATCH',
   /** The OS keyring did not answer in time or refused the request. */

@@ -466,6 +466,70 @@ describe('sqlite store', () => {
       assert.deepEqual((await store.getCredential(record.key))?.secrets, record.secrets);
     });
 
+    it('a garbage data-key file is STORE_CORRUPT naming the file, not "missing"; nothing is deleted', async (t) => {
+      const home = await tempDir();
+      const first = await openSqliteStore({ home, env: {}, keyStorage: 'insecure-file' });
+      const record = await writeOne(first);
+      await first.close();
+      const keyFile = join(home, KEY_FILE_NAME);
+      const db = join(home, 'latchkey.db');
+      const keyText = readFileSync(keyFile, 'utf8');
+      const dbBytes = readFileSync(db);
+      const garbage = 'this is not a key \u0000\u00ff\n';
+      writeFileSync(keyFile, garbage, { mode: 0o600 });
+      for (const keyStorage of ['insecure-file', 'auto'] as const) {
+        await assert.rejects(
+          openSqliteStore({ home, env: {}, keyStorage }),
+          latchkeyError('STORE_CORRUPT', (error) => {
+            assert.ok(error.message.includes(keyFile), error.message);
+            assert.match(error.message, /corrupt/);
+            assert.doesNotMatch(error.message, /missing/);
+            assert.equal(error.retryable, false);
+          }),
+        );
+      }
+      assert.equal(readFileSync(keyFile, 'utf8'), garbage, 'the damaged key file is left as it was');
+      assert.deepEqual(readFileSync(db), dbBytes, 'the database is untouched');
+      writeFileSync(keyFile, keyText, { mode: 0o600 });
+      const store = await openStore(t, { home, env: {}, keyStorage: 'insecure-file' });
+      assert.deepEqual((await store.getCredential(record.key))?.secrets, record.secrets);
+    });
+
+    it('a 0-byte latchkey.db next to an existing data key is STORE_CORRUPT naming it, not an empty store', async () => {
+      const home = await tempDir();
+      const first = await openSqliteStore({ home, env: {}, keyStorage: 'insecure-file' });
+      await writeOne(first);
+      await first.close();
+      const db = join(home, 'latchkey.db');
+      const keyFile = join(home, KEY_FILE_NAME);
+      const keyText = readFileSync(keyFile, 'utf8');
+      for (const suffix of ['-wal', '-shm']) await rm(db + suffix, { force: true });
+      writeFileSync(db, '');
+      for (const keyStorage of ['insecure-file', 'auto'] as const) {
+        await assert.rejects(
+          openSqliteStore({ home, env: {}, keyStorage }),
+          latchkeyError('STORE_CORRUPT', (error) => {
+            assert.ok(error.message.includes(db), error.message);
+            assert.match(error.message, /empty \(0 bytes\)/);
+          }),
+        );
+      }
+      assert.equal(statSync(db).size, 0, 'the database file is not rewritten');
+      assert.equal(readFileSync(keyFile, 'utf8'), keyText, 'the key file is kept');
+    });
+
+    it('a database file SQLite cannot read is STORE_CORRUPT naming it; nothing is deleted', async () => {
+      const home = await tempDir();
+      const db = join(home, 'latchkey.db');
+      const junk = randomBytes(8192);
+      writeFileSync(db, junk, { mode: 0o600 });
+      await assert.rejects(
+        openSqliteStore({ home, env: { LATCHKEY_KEY: newKey() } }),
+        latchkeyError('STORE_CORRUPT', (error) => assert.ok(error.message.includes(db), error.message)),
+      );
+      assert.deepEqual(readFileSync(db), junk);
+    });
+
     it('detects tampered or transplanted secrets and names the server', async (t) => {
       const home = await tempDir();
       const store = await openStore(t, { home, env: { LATCHKEY_KEY: newKey() } });

@@ -7,7 +7,7 @@ import { ErrorCode, isLatchkeyError } from '../errors.js';
  */
 export const ExitCode = {
   OK: 0,
-  /** A failure: network, AS outage, store or keyring unusable, client rejected, or a bug. */
+  /** A failure: network, AS outage, store corrupt or unusable, keyring unusable, client rejected, or a bug. */
   ERROR: 1,
   /** Bad command line or input. */
   USAGE: 2,

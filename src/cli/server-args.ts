@@ -41,12 +41,49 @@ export function parseHeaders(
       );
     }
     // `${VAR}` keeps secrets out of argv: hosts pass them through the environment instead.
-    headers[name] = pair
-      .slice(at + 1)
-      .trim()
-      .replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => env[v] ?? '');
+    const raw = pair.slice(at + 1).trim();
+    const value = raw.replace(VARIABLE, (_, v: string) => env[v] ?? '');
+    const problem = valueProblem(value);
+    if (problem !== undefined) throw badValue(server, name, raw, env, problem);
+    headers[name] = value;
   }
   return headers;
+}
+
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * What makes a header value unsendable, checked once at start-up instead of failing every
+ * request later. CR and LF would split the header (and undici refuses them, echoing the
+ * value); NUL and other control characters are refused by servers or mangle logs; fetch
+ * sends only Latin-1. A tab is legal inside a field value (RFC 9110 §5.5) and is kept.
+ */
+function valueProblem(value: string): string | undefined {
+  if (/[\r\n]/.test(value)) return 'a line break (CR or LF)';
+  if (value.includes('\u0000')) return 'a NUL character';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0001-\u0008\u000b-\u001f\u007f-\u009f]/.test(value)) return 'a control character';
+  if (/[\u0100-\uffff]/.test(value)) return 'a character outside Latin-1, which HTTP headers cannot carry';
+  return undefined;
+}
+
+/** Names the header, the variable it came from and the problem; never the value (often a secret). */
+function badValue(
+  server: string,
+  name: string,
+  raw: string,
+  env: NodeJS.ProcessEnv,
+  problem: string,
+): LatchkeyError {
+  const culprits = [...raw.matchAll(VARIABLE)]
+    .map((match) => match[1] ?? '')
+    .filter((v) => valueProblem(env[v] ?? '') !== undefined);
+  const source = culprits.length === 0 ? '' : ` (from \${${culprits[0]}})`;
+  return invalid(
+    server,
+    `the value of --header ${name}${source} contains ${problem}, so latchkey will not send it. The value is not shown.`,
+    'remove line breaks and control characters from the value; a trailing newline from `$(cat file)` or a secret manager is the usual cause',
+  );
 }
 
 function invalid(server: string, message: string, nextStep: string): LatchkeyError {

@@ -2,8 +2,8 @@
  * A `fetch` for MCP transports that carries latchkey's bearer token (AUTH-54, AUTH-55) and
  * answers the server's 401 and 403 challenges (AUTH-08, AUTH-63..AUTH-66):
  *
- * - Same origin as the MCP server only: requests to any other origin pass through untouched,
- *   and a redirect that leaves the origin is followed without the token (AUTH-57).
+ * - Same origin as the MCP server only: requests to any other origin go without the token
+ *   (AUTH-57), and no request follows a redirect to another origin (redirect-policy.ts).
  * - The first request is sent with whatever token the manager holds without a login; with
  *   none, it goes out bare so that the server's 401 challenge (resource_metadata, scope) can
  *   drive discovery and scope selection (AUTH-05, AUTH-31).
@@ -26,6 +26,7 @@
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { CredentialManager, GetTokenOptions } from '../lifecycle/manager.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
+import { sameOriginRedirects } from './redirect-policy.js';
 
 export interface AuthFetchOptions {
   /** Where tokens come from; its acquisition hook runs logins and step-ups. */
@@ -44,7 +45,6 @@ export interface AuthFetchOptions {
   interactive?: boolean;
 }
 
-const MAX_REDIRECTS = 20;
 /** Bodies larger than this are not parsed for their JSON-RPC method. */
 const MAX_PARSED_BODY = 1024 * 1024;
 /** Operations remembered for the step-up cap; the oldest are forgotten beyond this. */
@@ -53,7 +53,7 @@ const MAX_TRACKED_OPERATIONS = 1000;
 /** A `fetch` that authenticates requests to `server` with tokens from `options.manager`. */
 export function createAuthFetch(server: string | URL, options: AuthFetchOptions): typeof fetch {
   const origin = new URL(String(server)).origin;
-  const send = options.fetch ?? globalThis.fetch;
+  const send = sameOriginRedirects(String(server), options.fetch ?? globalThis.fetch);
   const maxStepUps = options.maxStepUps ?? 2;
   const stepUps = new Map<string, number>();
   const tokenOptions = (signal: AbortSignal | null | undefined, extra: GetTokenOptions): GetTokenOptions => ({
@@ -82,7 +82,7 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
     let token = await currentToken(request.signal);
     let retried401 = false;
     for (;;) {
-      const response = await sendFollowingRedirects(send, url, request, origin, token);
+      const response = await sendWithToken(send, url, request, token);
       let next: string;
       if (response.status === 401 && !retried401) {
         retried401 = true;
@@ -125,7 +125,7 @@ interface ReplayableRequest {
   method: string;
   headers: Headers;
   signal: AbortSignal | null | undefined;
-  /** The caller's redirect mode; `follow` is done by hand so the token stays on its origin. */
+  /** The caller's redirect mode; `follow` is done by redirect-policy.ts, within the origin only. */
   redirect: NonNullable<RequestInit['redirect']>;
   replayable: boolean;
 }
@@ -178,55 +178,18 @@ function jsonRpcMethod(body: RequestInit['body']): string {
 }
 
 /**
- * Send with the token, following redirects by hand when the caller wants them followed:
- * within the origin with the token, and once the origin is left, without it.
+ * Send with the token. Redirects follow latchkey's one policy (redirect-policy.ts): within
+ * the origin, token included; to another origin, never.
  */
-async function sendFollowingRedirects(
+async function sendWithToken(
   send: typeof fetch,
   url: URL,
   request: ReplayableRequest,
-  origin: string,
   token: string | undefined,
 ): Promise<Response> {
-  const follow = request.redirect === 'follow';
-  let target = url;
-  let init: RequestInit = { ...request.init, redirect: follow ? 'manual' : request.redirect };
   const headers = new Headers(request.headers);
-  for (let hop = 0; ; hop++) {
-    if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
-    const response = await send(target.href, { ...init, headers });
-    const location = response.headers.get('location');
-    if (!follow || !isRedirect(response.status) || location === null || hop >= MAX_REDIRECTS) return response;
-    // A stream body is gone after the first send; only a redirect that drops the body can go on.
-    const next = redirectedInit(init, response.status);
-    if (!request.replayable && next.body !== undefined) return response;
-    await discard(response);
-    init = next;
-    if (init.body === undefined) stripBodyHeaders(headers);
-    target = new URL(location, target);
-    if (target.origin !== origin) {
-      headers.delete('authorization');
-      return send(target.href, { ...init, headers, redirect: 'follow' });
-    }
-  }
-}
-
-function isRedirect(status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
-}
-
-/** Fetch Standard "HTTP-redirect fetch" step 12: 303, and 301/302 after POST, become a bodiless GET. */
-function redirectedInit(init: RequestInit, status: number): RequestInit {
-  const method = init.method ?? 'GET';
-  if (!(status === 303 && method !== 'HEAD') && !((status === 301 || status === 302) && method === 'POST'))
-    return init;
-  const { body: _body, ...rest } = init;
-  return { ...rest, method: 'GET' };
-}
-
-function stripBodyHeaders(headers: Headers): void {
-  for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language'])
-    headers.delete(name);
+  if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
+  return send(url.href, { ...request.init, headers, redirect: request.redirect });
 }
 
 /** Run `action`; if it throws, the response it was about is discarded first. */

@@ -27,6 +27,7 @@ import { sleep } from '../lifecycle/lease.js';
 import { createLogger, type Logger } from '../log.js';
 import { EventType, type LifecycleEvent } from '../store/contract.js';
 import { createAuthFetch } from './auth-fetch.js';
+import { sameOriginRedirects } from './redirect-policy.js';
 import {
   errorResponse,
   idKey,
@@ -163,7 +164,7 @@ export class McpConnection {
     this.#log = (options.logger ?? createLogger()).child({ server: this.server });
     this.#fetch =
       options.authenticate === false
-        ? (options.fetch ?? globalThis.fetch)
+        ? sameOriginRedirects(this.server, options.fetch ?? globalThis.fetch)
         : createAuthFetch(this.server, {
             manager: options.manager,
             interactive: false,

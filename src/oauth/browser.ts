@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { isUserFacingUrl } from './loopback.js';
 
 /** Opens a URL for the user. Replaceable, e.g. by a test driving headless Chromium. */
 export type BrowserOpener = (url: string) => Promise<void>;
 
 /**
  * Open `url` in the user's browser without a shell: the URL is one argv element of a fixed
- * program, so a hostile authorization URL cannot inject commands. Only http(s) URLs are
- * opened at all (no `file:`, `javascript:` or custom schemes from server metadata).
+ * program, so a hostile authorization URL cannot inject commands. Only https URLs (plain
+ * http on loopback) are opened at all: no `file:`, `javascript:` or custom schemes from
+ * server metadata.
  *
  * `BROWSER` (as in many Unix tools) names the program to use; it is run directly, also
  * without a shell.
@@ -22,7 +24,12 @@ export const openSystemBrowser: BrowserOpener = async (url) => {
   // of waiting in silence. A BROWSER that stays in the foreground keeps it pending, which
   // is fine: login flows do not await it.
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: 'ignore', detached: true, shell: false });
+    const child = spawn(command, args, {
+      stdio: 'ignore',
+      detached: true,
+      shell: false,
+      env: browserEnvironment(process.env),
+    });
     child.unref();
     child.once('error', (cause) => {
       const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
@@ -45,6 +52,16 @@ export const openSystemBrowser: BrowserOpener = async (url) => {
   });
 };
 
+/**
+ * The browser's environment: the user's, minus every `LATCHKEY_*` variable. Some are secrets
+ * (LATCHKEY_KEY, LATCHKEY_CLIENT_SECRET) and a browser needs none of them; dropping the whole
+ * prefix also covers secrets added later. The browser outlives latchkey and runs extensions
+ * and helpers that could read and leak its environment.
+ */
+export function browserEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !/^LATCHKEY_/i.test(name)));
+}
+
 function browserFailure(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
     retryable: false,
@@ -54,17 +71,14 @@ function browserFailure(message: string, cause?: unknown): LatchkeyError {
   });
 }
 
+/** The rule for every URL shown to the user (isUserFacingUrl): https, or http on loopback. */
 export function assertWebUrl(url: string): void {
-  let protocol: string;
-  try {
-    protocol = new URL(url).protocol;
-  } catch {
-    protocol = '';
-  }
-  if (protocol !== 'https:' && protocol !== 'http:') {
-    throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'refusing to open a non-http(s) URL in the browser.', {
-      retryable: false,
-    });
+  if (!isUserFacingUrl(url)) {
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      'refusing to open a URL in the browser that is not https (plain http only on loopback).',
+      { retryable: false },
+    );
   }
 }
 

@@ -5,6 +5,7 @@ import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
+import { isUserFacingUrl } from './loopback.js';
 import { classifyTokenFailure } from './token-error.js';
 
 /**
@@ -52,6 +53,7 @@ export async function deviceAuthorization(options: DeviceAuthorizationOptions): 
   const started = Date.now();
   const authorization = await requestDeviceCode(options, server);
   secrets.add(authorization.device_code);
+  assertVerificationUris(authorization, ctx.as.issuer, server);
   const expiresAt = started + authorization.expires_in * 1000;
   // These strings come from the AS and end up on a terminal: no control characters.
   const prompt: DevicePrompt = {
@@ -115,6 +117,35 @@ async function requestDeviceCode(
   } catch (error) {
     throw failure(options, server, error, 'the device login could not be started');
   }
+}
+
+/**
+ * The verification URIs are shown to the user, QR-encoded and handed to MCP hosts, so they
+ * follow the browser login's rule (http(s), https unless loopback). A bad one refuses the
+ * whole flow, including a bad `verification_uri_complete` next to a good `verification_uri`:
+ * an AS that sends either is not one to sign in at. The URI itself is not echoed.
+ */
+function assertVerificationUris(
+  authorization: oauth.DeviceAuthorizationResponse,
+  issuer: string,
+  server: string,
+): void {
+  const complete = authorization.verification_uri_complete;
+  const bad = !isUserFacingUrl(authorization.verification_uri)
+    ? 'verification_uri'
+    : complete !== undefined && !isUserFacingUrl(complete)
+      ? 'verification_uri_complete'
+      : undefined;
+  if (bad === undefined) return;
+  throw new LatchkeyError(
+    ErrorCode.DISCOVERY_FAILED,
+    `the authorization server ${issuer} sent a device login ${bad} that is not an https URL (http only on loopback), so latchkey refused the device login.`,
+    {
+      server,
+      retryable: false,
+      nextStep: `run \`${loginCommand(server)}\` without --device, in a browser, or ask the server operator to fix the device authorization endpoint`,
+    },
+  );
 }
 
 type PollOutcome =

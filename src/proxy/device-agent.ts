@@ -16,7 +16,8 @@
 import { EventType, type CredentialStore, type LifecycleEvent } from '../store/contract.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
-import { ErrorCode, LatchkeyError, loginCommand } from '../errors.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 
 export interface DeviceAgentOptions {
   manager: CredentialManager;
@@ -64,6 +65,10 @@ export async function deviceLoginThroughAgent(
       if (event.server !== server) return;
       if (event.type === EventType.ACQUIRED) finish();
       if (isLogout(event)) finish(ended(server, 'you logged out, which cancelled it'));
+      if (event.type === EventType.DEVICE_LOGIN_FAILED && event.pid === (pending?.pid ?? pid))
+        finish(
+          ended(server, `the device login failed (${String(event.detail?.['code'] ?? 'unknown error')})`),
+        );
       const prompt = promptOf(event);
       if (prompt !== undefined && pending === undefined) {
         pending = { prompt, pid: event.pid };
@@ -147,6 +152,12 @@ export async function serversAwaitingDeviceLogin(store: CredentialStore): Promis
   return waiting;
 }
 
+/** The event the agent appends when its login fails: the code only, never a message from the network. */
+export function deviceLoginFailedEvent(server: string, subject: string, error: unknown) {
+  const code = isLatchkeyError(error) ? error.code : 'UNEXPECTED';
+  return { type: EventType.DEVICE_LOGIN_FAILED, server, issuer: '', subject, detail: { code } };
+}
+
 /** A logout of the server, by `latchkey logout` (revoked at the AS, or only deleted). */
 export function isLogout(event: LifecycleEvent): boolean {
   return event.type === EventType.DELETED || event.type === EventType.REVOKED;
@@ -180,6 +191,10 @@ function promptOf(event: LifecycleEvent): DevicePrompt | undefined {
   if (event.type !== EventType.DEVICE_PROMPT || event.detail === undefined) return undefined;
   const { verificationUri, userCode, expiresAt, verificationUriComplete } = event.detail;
   if (typeof verificationUri !== 'string' || typeof userCode !== 'string' || typeof expiresAt !== 'number')
+    return undefined;
+  // Written by a device login that checked it already; a store edited by hand is not trusted.
+  if (!isUserFacingUrl(verificationUri)) return undefined;
+  if (typeof verificationUriComplete === 'string' && !isUserFacingUrl(verificationUriComplete))
     return undefined;
   return {
     verificationUri,

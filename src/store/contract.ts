@@ -243,6 +243,8 @@ export const EventType = {
   RECONNECT: 'reconnect',
   /** A device login is waiting for the user: its URL, user code and expiry (never the device code). */
   DEVICE_PROMPT: 'device-prompt',
+  /** A proxy's device-login agent gave up: the error `code` only (the proxy tells the host). */
+  DEVICE_LOGIN_FAILED: 'device-login-failed',
   /**
    * An interactive login took the login lease: its attempt id (which prefixes the OAuth
    * `state`, so a late tab can be told it was replaced), whether a person started it, and

@@ -141,22 +141,35 @@ function fileKey(home: string): ResolvedKey {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
   const existing = readKeyFile(home);
-  if (existing === undefined) {
-    throw new LatchkeyError(ErrorCode.STORE_KEY_MISMATCH, `the key file ${path} is not a valid data key.`, {
-      retryable: false,
-      nextStep: `restore the file, or remove it and run \`latchkey reset\` to start over`,
-    });
-  }
+  // Just seen by `wx`, now gone: someone removed it in between; a missing key, not a corrupt one.
+  if (existing === undefined) throw missingKey({ home }, 'file');
   return { key: existing, source: 'file', warning: INSECURE_KEY_WARNING };
 }
 
+/**
+ * The key file's key; undefined only when there is no file. A file that holds anything but
+ * a key is corruption (a disk error, a bad restore, an editor), reported as such and left in
+ * place: the key may still be recovered from it, and deleting it would lose the store.
+ */
 function readKeyFile(home: string): Buffer | undefined {
+  const path = join(home, KEY_FILE_NAME);
+  let text: string;
   try {
-    return parseDataKey(readFileSync(join(home, KEY_FILE_NAME), 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  const key = parseDataKey(text);
+  if (key !== undefined) return key;
+  throw new LatchkeyError(
+    ErrorCode.STORE_CORRUPT,
+    `the key file ${path} is corrupt: it does not hold a 32-byte data key. latchkey deleted nothing.`,
+    {
+      retryable: false,
+      nextStep: `restore ${path} from a backup; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`,
+    },
+  );
 }
 
 function slot(options: DataKeyOptions): ReturnType<typeof keyringSlot> {
@@ -174,7 +187,7 @@ export function keyringAccount(home: string): string {
   return `data-key:${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
 }
 
-function missingKey(options: DataKeyOptions, source: KeySource): LatchkeyError {
+function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): LatchkeyError {
   const where =
     source === 'env'
       ? 'LATCHKEY_KEY, which is not set'

@@ -27,6 +27,7 @@ import type {
   WriteResult,
 } from './contract.js';
 import { type Refusal, refusal } from './condition.js';
+import { assertNotTruncated, corruptDatabase, isCorruptionError } from './corruption.js';
 import { createSecretBox, type SecretBox } from './crypto.js';
 import {
   type KeyRecord,
@@ -86,6 +87,7 @@ export async function openSqliteStore(options: SqliteStoreOptions = {}): Promise
   const home = options.home ?? defaultHome(env);
   const path = options.path ?? join(home, 'latchkey.db');
   ensurePrivateDir(home);
+  await assertNotTruncated(path, home);
   const db = openDatabase(path, options.busyTimeoutMs ?? 5000);
   try {
     migrate(db);
@@ -129,6 +131,7 @@ function openDatabase(path: string, busyTimeoutMs: number): Database.Database {
 
 function storeError(error: unknown, path: string): unknown {
   if (isLatchkeyError(error)) return error;
+  if (isCorruptionError(error)) return corruptDatabase(path, 'SQLite cannot read it as a database', error);
   return new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, `cannot open the credential store ${path}.`, {
     retryable: false,
     nextStep:

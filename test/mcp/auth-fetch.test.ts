@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
+import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
@@ -145,7 +146,8 @@ describe('createAuthFetch against a real AS and MCP server', () => {
     assert.equal(recorder.seen[0]?.authorization, 'Basic b3duOmhlYWRlcg==');
     assert.equal(recorder.seen[1]?.authorization, undefined);
 
-    // A redirect within the origin keeps the token, one that leaves it drops it.
+    // A redirect within the origin keeps the token; one that leaves it is refused (issue 14,
+    // point 8: one policy for every MCP request), so nothing at all goes to the other origin.
     const away = proxy.inject({
       path: '/away',
       action: { type: 'status', status: 307, headers: { location: `${recorder.origin}/landing` } },
@@ -154,12 +156,16 @@ describe('createAuthFetch against a real AS and MCP server', () => {
       path: '/hop',
       action: { type: 'status', status: 302, headers: { location: '/away' } },
     });
-    const response = await authFetch(`${new URL(mcp.url).origin}/hop`);
-    assert.equal(await response.text(), 'recorded');
+    await assert.rejects(authFetch(`${new URL(mcp.url).origin}/hop`), (error: unknown) => {
+      assert.ok(isLatchkeyError(error), String(error));
+      assert.equal(error.code, 'MCP_FAILED');
+      assert.equal(error.server, mcp.url);
+      assert.match(error.message, /redirected to another origin/);
+      return true;
+    });
     assert.equal(bearerOf(proxy.seen('/hop').at(-1)?.headers ?? {}), token);
     assert.equal(bearerOf(proxy.seen('/away').at(-1)?.headers ?? {}), token);
-    assert.equal(recorder.seen.length, 3);
-    assert.equal(recorder.seen[2]?.authorization, undefined, 'the token stayed on its origin');
+    assert.equal(recorder.seen.length, 2, 'nothing reached the other origin');
     proxy.clear(away);
     proxy.clear(hop);
   });

@@ -316,6 +316,58 @@ describe('device authorization (RFC 8628) against a real AS', () => {
     }
   });
 
+  for (const [what, uris] of [
+    ['a javascript: verification_uri', { verification_uri: 'javascript:alert(document.cookie)' }],
+    ['a file: verification_uri', { verification_uri: 'file:///etc/passwd' }],
+    ['a plain-http verification_uri on a remote host', { verification_uri: 'http://as.example.com/device' }],
+    [
+      'a javascript: verification_uri_complete next to a good verification_uri',
+      { verification_uri: 'https://as.example.com/device', verification_uri_complete: 'javascript:alert(1)' },
+    ],
+  ] as const) {
+    it(`${what} refuses the device login: not shown, not polled, not echoed`, async () => {
+      const endpoint = new URL(metadata.device_authorization_endpoint ?? '');
+      const fault = proxy.inject({
+        path: endpoint.pathname,
+        times: 1,
+        action: {
+          type: 'garbage',
+          status: 200,
+          body: JSON.stringify({
+            device_code: 'hostile-device-code',
+            user_code: 'HOST-ILE1',
+            expires_in: 600,
+            interval: 1,
+            ...uris,
+          }),
+        },
+      });
+      const polls = proxy.seen('/token').length;
+      let prompted = false;
+      const error = await rejection(
+        deviceAuthorization({
+          ctx,
+          resource: SERVER,
+          prompt: () => {
+            prompted = true;
+          },
+        }),
+      );
+      assert.equal(fault.hits, 1);
+      assert.equal(prompted, false, 'the user was never shown the URI');
+      assert.equal(error.code, 'DISCOVERY_FAILED');
+      assert.equal(error.server, SERVER);
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /refused the device login/);
+      assert.match(error.message, new RegExp(`^${SERVER.replace(/[.]/g, '\\.')}: `));
+      for (const uri of Object.values(uris)) {
+        if (!uri.startsWith('https:')) assert.ok(!error.message.includes(uri), 'the bad URI is not echoed');
+      }
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.equal(proxy.seen('/token').length, polls, 'no poll was sent');
+    });
+  }
+
   it('the default poll interval is 5 s (RFC 8628 §3.2)', () => {
     assert.equal(DEFAULT_POLL_INTERVAL_MS, 5000);
   });

