@@ -23,6 +23,7 @@ import { token } from './commands/token.js';
 import { checkedServer, parseHeaders } from './server-args.js';
 import { parseToolArguments } from './tool-arguments.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { MESSAGE_MAX, networkText } from '../network-text.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
 import { openCliStore, type StoreAccess } from './open-store.js';
@@ -728,6 +729,9 @@ function report(error: unknown, io: CliIO): number {
     // Commander already printed its message (help and version exit 0).
     return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
-  io.err(`latchkey: ${isLatchkeyError(error) ? error.message : String(error)}\n`);
+  // A LatchkeyError's message is already safe; anything else may quote the network.
+  io.err(
+    `latchkey: ${isLatchkeyError(error) ? error.message : networkText(String(error), { maxLength: MESSAGE_MAX })}\n`,
+  );
   return exitCodeFor(error);
 }
