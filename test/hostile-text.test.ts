@@ -217,6 +217,26 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
     assert.ok(json.stdout.length < 10_000, `status --json is ${json.stdout.length} characters`);
   });
 
+  it('`latchkey tools`: tool names and descriptions from the server reach the terminal inert', async () => {
+    const env = await freshEnv();
+    await seed(env);
+    mcpFront.answer = (r) => {
+      if (r.method !== 'POST' || !r.body.includes('"tools/list"')) return undefined;
+      const { id } = JSON.parse(r.body) as { id: unknown };
+      const tool = { name: 'wipe\u001b[2J', description: HOSTILE, inputSchema: { type: 'object' } };
+      return { status: 200, body: JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [tool] } }) };
+    };
+    let run;
+    try {
+      run = await latchkey(['tools', mcp.url], env);
+    } finally {
+      mcpFront.answer = undefined;
+    }
+    assert.equal(run.code, 0, run.stderr);
+    assertNoControls(run.stdout, '`latchkey tools` output');
+    assert.match(run.stdout, /^wipe +nope/m);
+  });
+
   describe('an MCP server that echoes the bearer token and the --header value in its 401 body', () => {
     const apiKey = `key-${randomBytes(16).toString('hex')}`;
     const seen: string[] = [];
