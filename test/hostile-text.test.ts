@@ -237,6 +237,29 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
     assert.match(run.stdout, /^wipe +nope/m);
   });
 
+  it('`latchkey doctor`: metadata from the server reaches the terminal inert', async () => {
+    const env = await freshEnv();
+    mcpFront.answer = (r) =>
+      r.method === 'GET' && r.path.startsWith('/.well-known/oauth-protected-resource')
+        ? {
+            status: 200,
+            body: JSON.stringify({
+              resource: mcp.url,
+              authorization_servers: [`${as.issuer}/\u001b]52;c;Y3VybA==\u0007\u001b[2J`],
+            }),
+          }
+        : undefined;
+    let run;
+    try {
+      run = await latchkey(['doctor', mcp.url], env);
+    } finally {
+      mcpFront.answer = undefined;
+    }
+    assert.ok(mcpFront.answered > 0, 'the hostile metadata was served');
+    assertNoControls(run.stdout, '`latchkey doctor` output');
+    assertNoControls(run.stderr, '`latchkey doctor` stderr');
+  });
+
   describe('an MCP server that echoes the bearer token and the --header value in its 401 body', () => {
     const apiKey = `key-${randomBytes(16).toString('hex')}`;
     const seen: string[] = [];
