@@ -41,9 +41,11 @@ export interface NetworkTextOptions {
 export function networkText(value: unknown, options: NetworkTextOptions = {}): string {
   const raw = typeof value === 'string' ? value : String(value);
   const max = options.maxLength ?? NETWORK_TEXT_MAX;
-  // Strip before scrubbing: a secret split by an escape sequence is whole again afterwards.
-  const flat = printable(raw.slice(0, SCAN_WINDOW)).replace(/ {2,}/g, ' ');
-  const clean = (options.secrets ?? processSecrets).scrub(flat);
+  const registry = options.secrets ?? processSecrets;
+  // Scrub, strip, scrub: an escape sequence can swallow the first characters of a secret that
+  // was whole (the first pass catches it), or split one that is whole only once stripped.
+  const flat = printable(registry.scrub(raw.slice(0, SCAN_WINDOW))).replace(/ {2,}/g, ' ');
+  const clean = registry.scrub(flat);
   if (clean.length <= max && raw.length <= SCAN_WINDOW) return clean;
   return `${cut(clean, max)}… [${raw.length} characters, cut]`;
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import fc from 'fast-check';
+
 import { SecretRegistry } from '../../src/credential/redact.js';
 import { LatchkeyError } from '../../src/errors.js';
 import {
@@ -73,6 +75,47 @@ describe('network text', () => {
     const long = `https://as.example/device?user_code=${'A'.repeat(600)}`;
     assert.equal(printable(long), long);
     assert.equal(printable('WDJB-\u001b[31mMJHT'), 'WDJB-MJHT');
+  });
+
+  it('property: whatever the text, no control character, no registered secret, bounded length', () => {
+    // Strings built from the characters that matter: controls, ESC, bidi, breaks and plain text.
+    const alphabet = fc.constantFrom(
+      '\u001b',
+      '[',
+      ']',
+      '\u0007',
+      '\u009b',
+      '\u009d',
+      '\\',
+      '\r',
+      '\n',
+      '\u202e',
+      '\u2066',
+      '\u0000',
+      '2',
+      'J',
+      ';',
+      'a',
+      'b',
+      ' ',
+      '😀',
+    );
+    const text = fc.oneof(
+      fc.string({ unit: alphabet, maxLength: 200 }),
+      fc.string({ unit: 'binary', maxLength: 200 }),
+    );
+    fc.assert(
+      fc.property(text, text, fc.integer({ min: 1, max: 120 }), (before, after, max) => {
+        const registry = new SecretRegistry();
+        const secret = 'tok-9f8e7d6c5b4a3210';
+        registry.add(secret);
+        const out = networkText(`${before}${secret}${after}`, { maxLength: max, secrets: registry });
+        assert.doesNotMatch(out, CONTROL);
+        assert.ok(!out.includes('9f8e7d6c'), out);
+        assert.ok(out.length <= max + 40, `${out.length} > ${max} + marker`);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('every LatchkeyError message goes through the policy', () => {
