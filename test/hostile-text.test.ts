@@ -193,6 +193,37 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
     assert.ok(lastError !== undefined && lastError.includes('invalid_grant'), json.stdout);
     assertNoControls(lastError, 'status --json lastError');
     assert.match(lastError, /\[redacted #[0-9a-f]{10}\]/, 'the token is named by its fingerprint');
+
+    const events = await latchkey(['events', mcp.url], env);
+    assertNoControls(events.stdout, 'events');
+    assert.ok(!events.stdout.includes(refreshToken), 'events print the refresh token');
+  });
+
+  it('refresh: an error code carrying escapes is stored, shown and logged as an event inert', async () => {
+    const env = await freshEnv();
+    await seed(env);
+    await expire();
+    asFront.answer = (r) =>
+      isTokenRequest(r, 'refresh_token')
+        ? { status: 400, body: JSON.stringify({ error: `bad_request${HOSTILE}` }) }
+        : undefined;
+    let token;
+    try {
+      token = await latchkey(['token', mcp.url], env);
+    } finally {
+      asFront.answer = undefined;
+    }
+    assert.notEqual(token.code, 0);
+    assertNoControls(token.stderr, 'token stderr');
+    const report = JSON.parse((await latchkey(['status', '--json'], env)).stdout) as {
+      credentials: { state: string; lastError?: string }[];
+    };
+    assert.equal(report.credentials[0]?.state, 'needs-login');
+    assert.match(report.credentials[0]?.lastError ?? '', /bad_request/);
+    assertNoControls(report.credentials[0]?.lastError ?? '', 'status --json lastError');
+    const events = await latchkey(['events', mcp.url], env);
+    assert.match(events.stdout, /needs-login .* error=bad_request/);
+    assertNoControls(events.stdout, 'events');
   });
 
   it('refresh: a 5 MB error_description is stored and shown capped', async () => {
