@@ -23,6 +23,11 @@ export const MESSAGE_MAX = 4000;
  * above are far smaller), and scanning 5 MB of filler for secrets and escapes buys nothing.
  */
 const SCAN_WINDOW = 64 * 1024;
+/**
+ * When the input runs past the window, a secret may straddle its end and escape scrubbing;
+ * this much of the examined text's end is never shown then (longer than any real token).
+ */
+const TAIL_GUARD = 16 * 1024;
 
 export interface NetworkTextOptions {
   /** Longest result, in UTF-16 code units, before the truncation marker. Default NETWORK_TEXT_MAX (500). */
@@ -46,8 +51,11 @@ export function networkText(value: unknown, options: NetworkTextOptions = {}): s
   // was whole (the first pass catches it), or split one that is whole only once stripped.
   const flat = printable(registry.scrub(raw.slice(0, SCAN_WINDOW))).replace(/ {2,}/g, ' ');
   const clean = registry.scrub(flat);
-  if (clean.length <= max && raw.length <= SCAN_WINDOW) return clean;
-  return `${cut(clean, max)}… [${raw.length} characters, cut]`;
+  if (raw.length <= SCAN_WINDOW) {
+    return clean.length <= max ? clean : `${cut(clean, max)}… [${raw.length} characters, cut]`;
+  }
+  const guarded = clean.slice(0, Math.max(0, clean.length - TAIL_GUARD));
+  return `${cut(guarded, max)}… [${raw.length} characters, cut]`;
 }
 
 /** Longest JSON nesting walked by networkJson; deeper values are dropped. */

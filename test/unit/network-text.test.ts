@@ -60,6 +60,16 @@ describe('network text', () => {
     assert.ok(!out.includes('SSSS'), out);
   });
 
+  it('past the scanned window, a secret cut by the window is not shown either', () => {
+    const registry = new SecretRegistry();
+    const token = 'S'.repeat(1000);
+    registry.add(token);
+    // 65,200 characters of escapes, then the token across the 64 KiB window's end.
+    const out = networkText(`${'\u001b[2J'.repeat(16_300)}${token}`, { secrets: registry });
+    assert.ok(!out.includes('SSSS'), out);
+    assert.match(out, /\[66200 characters, cut\]$/);
+  });
+
   it('walks JSON values, keys included, without letting __proto__ through as a prototype', () => {
     const value = JSON.parse(
       '{"__proto__":{"polluted":true},"a":["\\u001b[2Jx"],"k\\u001b]0;t\\u0007":1}',
