@@ -4,6 +4,8 @@
  * on `code`, never on `message`.
  */
 
+import { MESSAGE_MAX, networkText } from './network-text.js';
+
 const BRAND = Symbol.for('latchkey.error');
 
 export const ErrorCode = {
@@ -85,10 +87,15 @@ export class LatchkeyError extends Error {
   }
 }
 
+/**
+ * Messages often carry words from the network (an AS's error description, an MCP server's
+ * error body) and are printed, logged, stored and relayed: every one goes through the
+ * network-text policy, whichever path built it.
+ */
 function withContext(message: string, options: LatchkeyErrorOptions): string {
   let text = options.server === undefined ? message : `${options.server}: ${message}`;
   if (options.nextStep !== undefined) text += ` Next step: ${options.nextStep}`;
-  return text;
+  return networkText(text, { maxLength: MESSAGE_MAX });
 }
 
 /** Works across duplicate copies of the package in one process, unlike `instanceof`. */

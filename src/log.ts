@@ -1,4 +1,5 @@
 import { redactValue, secrets, type SecretRegistry } from './credential/redact.js';
+import { MESSAGE_MAX, networkText } from './network-text.js';
 
 /**
  * The one logger. Everything latchkey prints for humans goes through it, and it redacts:
@@ -38,7 +39,8 @@ export function createLogger(options: LoggerOptions = {}, bindings: Record<strin
   const emit = (at: LogLevel, message: string, fields?: Record<string, unknown>): void => {
     if (RANK[at] < RANK[level]) return;
     const data = redactValue({ ...bindings, ...fields }, registry) as Record<string, unknown>;
-    const text = registry.scrub(message);
+    // Messages may quote a server's words: one line, no escapes, bounded, scrubbed.
+    const text = networkText(message, { maxLength: MESSAGE_MAX, secrets: registry });
     write(format === 'json' ? formatJson(at, text, data) : formatText(at, text, data));
   };
 

@@ -5,6 +5,7 @@ import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
 import { createLogger, type LogLevel } from '../log.js';
+import { MESSAGE_MAX, networkText } from '../network-text.js';
 import type { CredentialStore } from '../store/contract.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
@@ -730,6 +731,9 @@ function report(error: unknown, io: CliIO): number {
     // Commander already printed its message (help and version exit 0).
     return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
-  io.err(`latchkey: ${isLatchkeyError(error) ? error.message : String(error)}\n`);
+  // A LatchkeyError's message is already safe; anything else may quote the network.
+  io.err(
+    `latchkey: ${isLatchkeyError(error) ? error.message : networkText(String(error), { maxLength: MESSAGE_MAX })}\n`,
+  );
   return exitCodeFor(error);
 }

@@ -3,6 +3,7 @@
  * server URL and the extra headers.
  */
 import { canonicalServer } from '../credential/key.js';
+import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 
 /** The server URL: http(s) only, and plain http only for loopback (tokens travel with it). */
@@ -47,6 +48,8 @@ export function parseHeaders(
     if (problem !== undefined) throw badValue(server, name, raw, env, problem);
     headers[name] = value;
   }
+  // A header is often an API key: a server that echoes it must not get it shown or stored.
+  for (const value of Object.values(headers)) secrets.add(value);
   return headers;
 }
 

@@ -4,6 +4,7 @@ import type { StoredCredential } from '../credential/model.js';
 import { fingerprint, secrets } from '../credential/redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
+import { networkText } from '../network-text.js';
 import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
 import { evictRejectedRegistration } from '../oauth/registration.js';
@@ -90,6 +91,9 @@ async function sendRefresh(
   refreshToken: string,
 ): Promise<StoredCredential> {
   const { key } = current;
+  // The AS may echo what we send it; whatever it answers is scrubbed of these.
+  secrets.add(current.secrets.accessToken);
+  secrets.add(refreshToken);
   let result;
   try {
     const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
@@ -171,7 +175,7 @@ async function handleFailure(
   const at = Date.now();
   await ctx.store.updateStatus(
     key,
-    { ...current.status, state: 'needs-login', lastError: { code, message: secrets.scrub(message), at } },
+    { ...current.status, state: 'needs-login', lastError: { code, message: networkText(message), at } },
     { type: EventType.NEEDS_LOGIN, ...key, generation: current.generation, detail: { error: failure.error } },
   );
   throw loginRequired(key.server, `the authorization server rejected the refresh (${failure.error})`, cause);
@@ -203,7 +207,7 @@ async function recordTransient(
       state: 'retrying',
       failures,
       nextAttemptAt: now + delay,
-      lastError: { code, message: failure.reason, at: now },
+      lastError: { code, message: networkText(failure.reason), at: now },
     },
     {
       type: EventType.REFRESH_FAILED,

@@ -21,6 +21,7 @@
  * Everything it says names its server, and it only ever speaks for that one server.
  */
 import { canonicalServer } from '../credential/key.js';
+import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, type LatchkeyError } from '../errors.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import { sleep } from '../lifecycle/lease.js';
@@ -172,6 +173,8 @@ export class McpConnection {
             ...(options.subject === undefined ? {} : { subject: options.subject }),
           });
     const wire = { url: new URL(String(options.server)), fetch: this.#fetch, headers: options.headers ?? {} };
+    // Custom headers often carry API keys; a server echoing one gets it scrubbed (network-text.ts).
+    for (const value of Object.values(wire.headers)) secrets.add(value);
     this.#http = new StreamableHttpWire(wire);
     this.#sse = new LegacySseWire(wire);
     if (options.transport === 'sse') this.#mode = 'sse';

@@ -45,7 +45,7 @@ export class LegacySseWire {
         response.status,
         false,
         retryAfterMs(response.headers.get('retry-after')),
-        text.slice(0, 300),
+        text,
       );
     }
     let resolveEndpoint!: () => void;
@@ -123,7 +123,7 @@ export class LegacySseWire {
         response.status,
         response.status === 404,
         retryAfterMs(response.headers.get('retry-after')),
-        text.slice(0, 300),
+        text,
       );
     }
   }

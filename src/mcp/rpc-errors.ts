@@ -4,6 +4,7 @@
  * hosts that read them.
  */
 import { ErrorCode, isLatchkeyError, loginCommand } from '../errors.js';
+import { MESSAGE_MAX, networkJson, networkText } from '../network-text.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
 import { type JsonRpcError, RpcErrorCode } from './jsonrpc.js';
 import { HttpStatusError, StreamBrokenError } from './wire-errors.js';
@@ -29,8 +30,14 @@ export class RpcFailure extends Error {
   }
 }
 
+/** Every error the host hears is built here: the last gate for words that came from the network. */
 function rpcError(code: number, message: string, data: LatchkeyErrorData): JsonRpcError {
-  return { code, message: `latchkey: ${message}`, data: { latchkey: data } };
+  const safe = networkJson(data, { maxLength: MESSAGE_MAX }) as LatchkeyErrorData;
+  return {
+    code,
+    message: `latchkey: ${networkText(message, { maxLength: MESSAGE_MAX })}`,
+    data: { latchkey: safe },
+  };
 }
 
 /** An error from the credential manager (login required, AS down, ...). */

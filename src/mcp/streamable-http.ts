@@ -27,8 +27,6 @@ export interface StreamProgress {
   retryMs?: number;
 }
 
-const MAX_ERROR_TEXT = 300;
-
 export class StreamableHttpWire {
   sessionId: string | undefined;
   protocolVersion: string | undefined;
@@ -241,7 +239,8 @@ async function statusError(response: Response, sentSession: boolean): Promise<Ht
     response.status,
     response.status === 404 && sentSession,
     retryAfterMs(response.headers.get('retry-after')),
-    text.replace(/\s+/g, ' ').trim().slice(0, MAX_ERROR_TEXT),
+    // Whole: cutting before the secrets are scrubbed could leave half a token behind.
+    text,
     rpcErrorIn(text),
   );
 }

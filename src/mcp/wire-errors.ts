@@ -3,11 +3,14 @@
  * that matters is "the server never processed this" (safe to resend) versus "the server may
  * have processed this" (resend only what is safe to run twice).
  */
+import { networkJson, networkText } from '../network-text.js';
 import type { JsonRpcError } from './jsonrpc.js';
 
 /** The server answered with a non-2xx status. */
 export class HttpStatusError extends Error {
   override readonly name = 'HttpStatusError';
+  /** The JSON-RPC error the body carried, if it was one (2026-07-28 servers send them). */
+  readonly rpcError: JsonRpcError | undefined;
   constructor(
     readonly status: number,
     /** The request carried a session id and the server no longer knows it (404). */
@@ -15,10 +18,12 @@ export class HttpStatusError extends Error {
     /** From Retry-After, when the server sent one. */
     readonly retryAfterMs: number | undefined,
     detail: string,
-    /** The JSON-RPC error the body carried, if it was one (2026-07-28 servers send them). */
-    readonly rpcError?: JsonRpcError,
+    rpcError?: JsonRpcError,
   ) {
-    super(`HTTP ${status}${detail === '' ? '' : `: ${detail}`}`);
+    // The body is the server's words: made safe here, once, for every path that shows it.
+    const text = networkText(detail).trim();
+    super(`HTTP ${status}${text === '' ? '' : `: ${text}`}`);
+    this.rpcError = rpcError === undefined ? undefined : networkRpcError(rpcError);
   }
 }
 
@@ -60,4 +65,11 @@ export function retryAfterMs(value: string | null): number | undefined {
   const seconds = Number(value);
   const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 60_000) : undefined;
+}
+
+/** A JSON-RPC error a server sent in an error body, before it is relayed to the host. */
+function networkRpcError(error: JsonRpcError): JsonRpcError {
+  const safe: JsonRpcError = { code: error.code, message: networkText(error.message) };
+  if ('data' in error) safe.data = networkJson(error.data);
+  return safe;
 }

@@ -2,9 +2,9 @@ import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
 
 import * as oauth from 'oauth4webapi';
 
-import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
+import { networkText } from '../network-text.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
 import { buildContext, type ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
@@ -270,10 +270,9 @@ function invalidKey(message: string, cause?: unknown): LatchkeyError {
   });
 }
 
-/** Server-supplied text, scrubbed of secrets, quoted (neutralizes control characters) and bounded. */
+/** Server-supplied text, made safe (network-text.ts), bounded and quoted. */
 function quote(text: string): string {
-  const scrubbed = secrets.scrub(text);
-  return JSON.stringify(scrubbed.length > 200 ? `${scrubbed.slice(0, 200)}…` : scrubbed);
+  return JSON.stringify(networkText(text, { maxLength: 200 }));
 }
 
 /** OAuth error codes are a restricted charset; anything else is not echoed back. */

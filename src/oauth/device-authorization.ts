@@ -3,6 +3,7 @@ import * as oauth from 'oauth4webapi';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
+import { networkText, printable } from '../network-text.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
 import { isUserFacingUrl } from './loopback.js';
@@ -249,16 +250,9 @@ function requestSignal(options: DeviceAuthorizationOptions): AbortSignal {
   return options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
 }
 
-/** Drops C0/C1 control characters (terminal escape sequences) from server-supplied text. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
-}
-
-/** Server-supplied text, scrubbed of secrets, quoted (neutralizes control characters) and bounded. */
+/** Server-supplied text, made safe (network-text.ts), bounded and quoted. */
 function quote(text: string): string {
-  const scrubbed = secrets.scrub(text);
-  return JSON.stringify(scrubbed.length > 200 ? `${scrubbed.slice(0, 200)}…` : scrubbed);
+  return JSON.stringify(networkText(text, { maxLength: 200 }));
 }
 
 /** OAuth error codes are a restricted charset; anything else is not echoed back. */

@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { networkText } from '../network-text.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
 import { isLoopbackUrl } from './loopback.js';
 import { classifyTokenFailure } from './token-error.js';
@@ -422,8 +423,7 @@ function registrationError(options: EnsureRegistrationOptions, error: unknown, t
     });
   }
   if (error instanceof oauth.ResponseBodyError && error.status < 500 && error.status !== 429) {
-    const description =
-      error.error_description === undefined ? '' : `: ${quote(secrets.scrub(error.error_description))}`;
+    const description = error.error_description === undefined ? '' : `: ${quote(error.error_description)}`;
     const redirect = error.error === 'invalid_redirect_uri' || aboutRedirectUris(error);
     return new LatchkeyError(
       ErrorCode.CLIENT_REJECTED,
@@ -457,7 +457,7 @@ function stringOr(value: unknown, fallback: string): string {
 
 /** Server-supplied text, quoted (neutralizes newlines and control characters) and bounded. */
 function quote(text: string): string {
-  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+  return JSON.stringify(networkText(text, { maxLength: 200 }));
 }
 
 /** OAuth error codes are a restricted charset; anything else is not echoed back. */

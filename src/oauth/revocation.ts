@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
+import { networkText } from '../network-text.js';
 import type { ClientContext } from './client-context.js';
 import { classifyTokenFailure } from './token-error.js';
 
@@ -131,7 +132,7 @@ function failedOutcome(error: unknown, hint: string): RevocationOutcome {
     const retryAfter = failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs };
     return {
       status: 'failed',
-      reason: secrets.scrub(failure.reason),
+      reason: networkText(failure.reason),
       retryable,
       ...httpStatus,
       ...retryAfter,

@@ -1,5 +1,7 @@
 import * as oauth from 'oauth4webapi';
 
+import { networkText } from '../network-text.js';
+
 /**
  * How a failed token-endpoint request should be treated. This is the one place that reads
  * oauth4webapi's and fetch's errors; everything above works with this classification.
@@ -53,20 +55,25 @@ const MAX_REASON_LENGTH = 200;
 export function refusalReason(error: unknown): string {
   if (!(error instanceof Error)) return 'unparseable';
   const code = (error as { code?: unknown }).code;
-  const text = error.message.replace(/\p{Cc}+/gu, ' ').slice(0, MAX_REASON_LENGTH);
+  const text = networkText(error.message, { maxLength: MAX_REASON_LENGTH });
   return typeof code === 'string' ? `${text} (${code})` : text;
 }
 
+/** Longest OAuth error code echoed; real codes are short ASCII words. */
+const MAX_CODE_LENGTH = 64;
+
 function fromOAuthError(code: string, description: string | undefined, response: Response): TokenFailure {
-  const detail = description === undefined ? {} : { description };
-  if (GRANT_DEAD.has(code)) return { kind: 'invalid-grant', error: code, ...detail };
-  if (CLIENT_DEAD.has(code)) return { kind: 'client-rejected', error: code, ...detail };
-  if (NEEDS_USER.has(code)) return { kind: 'interaction-required', error: code, ...detail };
+  // Both come from the AS: they are made safe here, once, for every grant and every caller.
+  const error = networkText(code, { maxLength: MAX_CODE_LENGTH });
+  const detail = description === undefined ? {} : { description: networkText(description) };
+  if (GRANT_DEAD.has(code)) return { kind: 'invalid-grant', error, ...detail };
+  if (CLIENT_DEAD.has(code)) return { kind: 'client-rejected', error, ...detail };
+  if (NEEDS_USER.has(code)) return { kind: 'interaction-required', error, ...detail };
   if (AS_TEMPORARY.has(code) || response.status >= 500 || response.status === 429) {
-    return transientFromResponse(response, `${code} (HTTP ${response.status})`);
+    return transientFromResponse(response, `${error} (HTTP ${response.status})`);
   }
   // An unknown 4xx error code: the request as we send it will not start working by itself.
-  return { kind: 'interaction-required', error: code, ...detail };
+  return { kind: 'interaction-required', error, ...detail };
 }
 
 function transientFromResponse(response: Response, reason: string): TokenFailure {

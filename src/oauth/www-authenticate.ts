@@ -10,6 +10,7 @@
  * parameter repeated within one challenge (forbidden by RFC 9110) the first one wins, so a
  * later duplicate cannot override `resource_metadata`.
  */
+import { networkText } from '../network-text.js';
 import type { BearerChallenge, Challenge } from './types.js';
 
 /** Anything that carries the header: a Response, a Headers object, or its raw value(s). */
@@ -47,7 +48,7 @@ export function bearerChallenge(source: WwwAuthenticateSource): BearerChallenge 
   const error = param(params, 'error');
   if (error !== undefined) result.error = error;
   const errorDescription = param(params, 'error_description');
-  if (errorDescription !== undefined) result.errorDescription = errorDescription;
+  if (errorDescription !== undefined) result.errorDescription = networkText(errorDescription);
   return result;
 }
 

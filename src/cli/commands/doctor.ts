@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import { canonicalServer } from '../../credential/key.js';
 import { isLatchkeyError } from '../../errors.js';
+import { MESSAGE_MAX, networkText } from '../../network-text.js';
 import { probeChallenge } from '../../oauth/challenge-probe.js';
 import { discoverServer } from '../../oauth/discovery.js';
 import { describeResource, fetchResourceMetadata } from '../../oauth/resource-metadata.js';
@@ -43,7 +44,9 @@ export async function doctor(io: CliIO, server: string, options: { json: boolean
 
 export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const add = (f: Finding): void => void findings.push(f);
+  // Details quote the server's metadata and challenges: made safe for the terminal and scripts.
+  const add = (f: Finding): void =>
+    void findings.push({ ...f, detail: networkText(f.detail, { maxLength: MESSAGE_MAX }) });
 
   // 1. The server itself: does it challenge, and does its clock agree with ours? The same
   // probe a login starts from, so both follow the same resource_metadata and scope.

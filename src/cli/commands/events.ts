@@ -1,3 +1,4 @@
+import { MESSAGE_MAX, networkText } from '../../network-text.js';
 import type { CredentialStore, LifecycleEvent } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
 
@@ -39,7 +40,8 @@ export async function events(store: CredentialStore, io: CliIO, options: EventsO
 function format(event: LifecycleEvent, json: boolean): string {
   if (json) return JSON.stringify(event) + '\n';
   const detail = Object.entries(event.detail ?? {})
-    .map(([k, v]) => `${k}=${String(v)}`)
+    // Details may quote a server (a refresh failure's reason), perhaps written by an older latchkey.
+    .map(([k, v]) => `${k}=${networkText(String(v), { maxLength: MESSAGE_MAX })}`)
     .join(' ');
   const generation = event.generation === undefined ? '' : ` gen=${event.generation}`;
   return `${new Date(event.at).toISOString()}  ${event.type.padEnd(14)} ${event.server}  subject=${event.subject}${generation} pid=${event.pid}${detail === '' ? '' : `  ${detail}`}\n`;

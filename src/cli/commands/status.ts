@@ -1,5 +1,7 @@
 import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
 import type { CredentialState, StoredCredential } from '../../credential/model.js';
+import { SecretRegistry, secrets } from '../../credential/redact.js';
+import { networkText } from '../../network-text.js';
 import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { middleEllipsis, TERMINAL_WIDTH, terminalSafe, wrap } from '../fit.js';
@@ -156,8 +158,21 @@ function summary(cred: StoredCredential, now: number) {
     generation: cred.generation,
     lastRefreshAt: cred.status.lastRefreshAt,
     failures: cred.status.failures,
-    lastError: cred.status.lastError?.message,
+    lastError: lastErrorText(cred),
   };
+}
+
+/**
+ * The stored last error, made safe again on the way out: a store written by an older latchkey
+ * may hold an AS's words raw, and this credential's own tokens are the ones an AS would echo.
+ */
+function lastErrorText(cred: StoredCredential): string | undefined {
+  const message = cred.status.lastError?.message;
+  if (message === undefined) return undefined;
+  const own = new SecretRegistry();
+  own.add(cred.secrets.accessToken);
+  own.add(cred.secrets.refreshToken);
+  return networkText(secrets.scrub(message), { secrets: own });
 }
 
 /** The stored state, plus `refresh-due` (past the proactive point) and expired-but-refreshable. */

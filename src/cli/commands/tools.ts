@@ -2,6 +2,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 
 import { asLatchkeyError } from '../../mcp/client.js';
+import { networkText, printable } from '../../network-text.js';
 import type { CliIO } from '../io.js';
 
 /** Pages followed at most; a server that keeps handing out cursors is cut off here. */
@@ -34,9 +35,10 @@ export async function tools(
     return;
   }
   if (all.length === 0) io.err(`${server} offers no tools.\n`);
-  const width = Math.max(0, ...all.map((t) => t.name.length));
+  const width = Math.max(0, ...all.map((t) => printable(t.name).length));
   for (const tool of all) {
-    const summary = (tool.description ?? '').split('\n')[0]?.trim() ?? '';
-    io.out(`${tool.name.padEnd(width)}  ${summary}`.trimEnd() + '\n');
+    // Names and descriptions are the server's words, printed to a terminal.
+    const summary = networkText((tool.description ?? '').split('\n')[0] ?? '').trim();
+    io.out(`${printable(tool.name).padEnd(width)}  ${summary}`.trimEnd() + '\n');
   }
 }
