@@ -87,6 +87,19 @@ describe('--header values are validated at start-up', () => {
     assert.deepEqual(parseHeaders(['X-Api-Key: ${K}'], { K: secret }, url), { 'X-Api-Key': secret });
   });
 
+  it('a header written without its name (a secret pasted alone) is refused without echoing it', () => {
+    for (const pair of [secret, `Authorization=Bearer ${secret}`, `: ${secret}`]) {
+      assert.throws(
+        () => parseHeaders([pair], {}, url),
+        (error: unknown) =>
+          isLatchkeyError(error) &&
+          error.code === 'INVALID_INPUT' &&
+          /has no valid name/.test(error.message) &&
+          !error.message.includes(secret.slice(0, 12)),
+      );
+    }
+  });
+
   it('a literal value with a tab is still accepted (RFC 9110 allows it): the request is sent', async () => {
     const before = requests;
     const run = await latchkey(['tools', url, '--header', 'X-Note: a\tb'], {

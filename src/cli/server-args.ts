@@ -37,7 +37,8 @@ export function parseHeaders(
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
       throw invalid(
         server,
-        `--header wants "Name: value", got ${JSON.stringify(pair.slice(0, 40))}.`,
+        // The text may be a secret written without its name: never echo it.
+        `--header wants "Name: value"; one of them (${pair.length} characters, not shown) has no valid name before a ":".`,
         'write the header as Name:value',
       );
     }
