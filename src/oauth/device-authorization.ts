@@ -3,6 +3,7 @@ import * as oauth from 'oauth4webapi';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
+import { oversizeError } from './bounded-fetch.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
 import { classifyTokenFailure } from './token-error.js';
@@ -180,6 +181,8 @@ function failure(
   what: string,
 ): LatchkeyError {
   if (options.signal?.aborted === true) return cancelled(server, error);
+  const oversize = oversizeError(error, server);
+  if (oversize !== undefined) return oversize;
   const classified = classifyTokenFailure(error);
   if (classified.kind === 'transient') {
     return new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, `${what} (${classified.reason}).`, {
