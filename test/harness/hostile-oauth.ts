@@ -16,7 +16,7 @@ export type HostileMode =
   | 'huge-access-token'
   /** A 200 token answer whose access token is `tokenBytes` long (under the body limit). */
   | 'long-access-token'
-  /** A 200 token answer that never ends. */
+  /** A 200 token answer that does not end (for 1 GiB). */
   | 'endless-token'
   /** A 400 invalid_grant whose error_description is ~100 MB. */
   | 'huge-error-description';
@@ -33,6 +33,7 @@ export interface HostileOAuthServer {
 }
 
 const HUNDRED_MB = 100 * 1024 * 1024;
+const ENDLESS_BYTES = 1024 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 'a');
 
 export async function startHostileOAuthServer(
@@ -137,7 +138,9 @@ async function token(
     case 'long-access-token':
       return stream(200, head, tokenBytes, '","refresh_token":"r"}');
     case 'endless-token':
-      return stream(200, head, Number.POSITIVE_INFINITY, '');
+      // "Endless" up to 1 GiB, ten thousand times every limit: enough to prove the point
+      // without letting a latchkey without caps eat the test machine (it reached 5 GB in 60 s).
+      return stream(200, head, ENDLESS_BYTES, '');
     case 'huge-error-description':
       return stream(400, '{"error":"invalid_grant","error_description":"', HUNDRED_MB, '"}');
     default:

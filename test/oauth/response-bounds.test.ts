@@ -25,7 +25,7 @@ const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
 const MAX_PEAK_RSS_MB = 400;
 
 /** A run that would not end by itself (the endless body, before the caps) is killed here. */
-const RUN_DEADLINE_MS = 60_000;
+const RUN_DEADLINE_MS = 30_000;
 
 /**
  * `latchkey login <server> --device`, killed after RUN_DEADLINE_MS; VmHWM is polled meanwhile
