@@ -65,6 +65,36 @@ export async function boundedResponse(
   return new Response(bytes, { status: response.status, statusText: response.statusText, headers });
 }
 
+/**
+ * `base` with every response body counted as it streams: past `options.limit` bytes in one
+ * response the body fails with RESPONSE_TOO_LARGE. For readers that take a Response and
+ * read it themselves (the MCP SDK's client transports, for `latchkey tools` and `call`),
+ * where pre-reading would break streaming.
+ */
+export function streamCappedFetch(base: typeof fetch, options: BoundedFetchOptions): typeof fetch {
+  return async (input, init) => {
+    const response = await base(input, init);
+    if (response.body === null) return response;
+    const url = requestUrl(input);
+    let size = 0;
+    const counter = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > options.limit) controller.error(tooLarge(url, options, 'went on'));
+        else controller.enqueue(chunk);
+      },
+    });
+    const headers = new Headers(response.headers);
+    headers.delete('content-length');
+    headers.delete('content-encoding');
+    return new Response(response.body.pipeThrough(counter), {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    });
+  };
+}
+
 /** The whole body, or undefined (and the stream cancelled) once it passes `limit` bytes. */
 export async function readAtMost(
   body: ReadableStream<Uint8Array>,

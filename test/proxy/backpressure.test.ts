@@ -16,6 +16,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { type FloodMcpServer, startFloodMcpServer } from '../harness/flood-mcp-server.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
 /** Generous: the proxy idles near 80 MB; the flood took it to 1.4 GB before the fix. */
@@ -177,6 +178,20 @@ describe('the proxy reads no faster than the host, and no message beyond the lim
       assert.equal(small.result?.content?.[0]?.text?.length, 1000);
     });
   }
+
+  it('latchkey call: a JSON answer over 32 MiB is refused with RESPONSE_TOO_LARGE, not buffered', async () => {
+    server = await startFloodMcpServer();
+    const run = await latchkey(
+      ['call', server.url, 'big', JSON.stringify({ bytes: 40 * 1024 * 1024, as: 'json' }), ...staticAuth],
+      env,
+    );
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.stdout, '');
+    assert.match(
+      run.stderr,
+      /the MCP server response from 127\.0\.0\.1:\d+ went on past the 33554432-byte limit/,
+    );
+  });
 
   it('a 20 MB tool result passes under the default limit (big results are legitimate)', async () => {
     server = await startFloodMcpServer();
