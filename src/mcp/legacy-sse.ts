@@ -61,31 +61,28 @@ export class LegacySseWire {
         ),
       timeoutMs,
     );
-    const closed = readSse(
-      response.body,
-      {
-        onEvent: (event) => {
-          if (event.event === 'endpoint') {
-            this.#endpoint = this.#sameOrigin(event.data);
-            resolveEndpoint();
-            return;
-          }
-          if (event.event !== undefined && event.event !== 'message') return;
-          let messages: JsonRpcMessage[];
-          try {
-            messages = parseMessages(event.data);
-          } catch (error) {
-            throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
-          }
-          for (const message of messages) deliver(message);
-        },
-        onRetry: (ms) => {
-          this.retryMs = ms;
-        },
-        ready: () => this.#options.ready?.(),
+    const closed = readSse(response.body, {
+      onEvent: (event) => {
+        if (event.event === 'endpoint') {
+          this.#endpoint = this.#sameOrigin(event.data);
+          resolveEndpoint();
+          return;
+        }
+        if (event.event !== undefined && event.event !== 'message') return;
+        let messages: JsonRpcMessage[];
+        try {
+          messages = parseMessages(event.data);
+        } catch (error) {
+          throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
+        }
+        for (const message of messages) deliver(message);
       },
-      this.#options.maxMessageBytes === undefined ? {} : { maxEventBytes: this.#options.maxMessageBytes },
-    ).then(
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+      ready: () => this.#options.ready?.(),
+      maxEventBytes: this.#options.maxMessageBytes,
+    }).then(
       () => {
         throw new StreamBrokenError('the server closed the SSE stream', undefined, this.retryMs, false);
       },

@@ -19,11 +19,8 @@ export interface SseHandlers {
   onRetry?(ms: number): void;
   /** A promise to wait for before reading on (backpressure), or undefined to read at once. */
   ready?(): Promise<void> | undefined;
-}
-
-export interface SseOptions {
   /** Characters of one event the parser may buffer. Default DEFAULT_MAX_MESSAGE_BYTES. */
-  maxEventBytes?: number;
+  maxEventBytes?: number | undefined;
 }
 
 /** The default limit on one MCP message: big tool results are legitimate, gigabytes are not. */
@@ -45,13 +42,9 @@ export class MessageTooLargeError extends Error {
  * Read `body` to its end, calling `onEvent` per event. Resolves when the server ends the
  * stream; rejects when the network fails, the framing is broken, or a handler throws.
  */
-export async function readSse(
-  body: ReadableStream<Uint8Array>,
-  handlers: SseHandlers,
-  options: SseOptions = {},
-): Promise<void> {
+export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHandlers): Promise<void> {
   let failure: unknown;
-  const limit = options.maxEventBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const limit = handlers.maxEventBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const parser = createParser({
     maxBufferSize: limit,
     onEvent: (event) => {

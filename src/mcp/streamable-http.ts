@@ -182,32 +182,29 @@ export class StreamableHttpWire {
     const done = new AbortController();
     const watching = expected.size > 0;
     try {
-      await readSse(
-        response.body,
-        {
-          onEvent: (event) => {
-            if (event.id !== undefined && event.id !== '') progress.lastEventId = event.id;
-            // Priming events carry an id and no data; other event types are not MCP messages.
-            if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
-            let messages: JsonRpcMessage[];
-            try {
-              messages = parseMessages(event.data);
-            } catch (error) {
-              throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
-            }
-            for (const message of messages) {
-              if (isResponse(message)) expected.delete(idKey(message.id));
-              deliver(message);
-            }
-            if (watching && expected.size === 0) throw done;
-          },
-          onRetry: (ms) => {
-            progress.retryMs = ms;
-          },
-          ready: () => this.#options.ready?.(),
+      await readSse(response.body, {
+        onEvent: (event) => {
+          if (event.id !== undefined && event.id !== '') progress.lastEventId = event.id;
+          // Priming events carry an id and no data; other event types are not MCP messages.
+          if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
+          let messages: JsonRpcMessage[];
+          try {
+            messages = parseMessages(event.data);
+          } catch (error) {
+            throw new SseGarbageError('an SSE event did not hold a JSON-RPC message', { cause: error });
+          }
+          for (const message of messages) {
+            if (isResponse(message)) expected.delete(idKey(message.id));
+            deliver(message);
+          }
+          if (watching && expected.size === 0) throw done;
         },
-        { maxEventBytes: this.#limit },
-      );
+        onRetry: (ms) => {
+          progress.retryMs = ms;
+        },
+        ready: () => this.#options.ready?.(),
+        maxEventBytes: this.#limit,
+      });
     } catch (error) {
       if (error === done) return;
       if (error instanceof MessageTooLargeError) throw error;
