@@ -6,6 +6,8 @@
  *   reading);
  * - `tools/call` with `{ name: 'big', arguments: { bytes, as: 'json' | 'sse' } }` answers with
  *   a text result of `bytes` bytes, as a JSON body or as one SSE event.
+ * It also speaks the legacy HTTP+SSE transport at `legacyUrl`: `GET /sse` names `/messages`
+ * as its endpoint, then floods; answers to POSTed requests go out between flood events.
  * No authorization: the proxy runs with a static Authorization header.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,6 +16,8 @@ import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/l
 
 export interface FloodMcpServer {
   readonly url: string;
+  /** The legacy HTTP+SSE stream URL. */
+  readonly legacyUrl: string;
   /** Bytes written to listen streams so far. */
   readonly sentBytes: number;
   /** GET listen streams opened so far. */
@@ -33,7 +37,21 @@ const FILLER = Buffer.alloc(64 * 1024, 'a');
 export async function startFloodMcpServer(): Promise<FloodMcpServer> {
   let sentBytes = 0;
   let listens = 0;
+  /** Answers waiting to go out on the legacy stream. */
+  const legacyQueue: Buffer[] = [];
   const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method === 'GET' && path === '/sse') {
+      listens++;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.write('event: endpoint\ndata: /messages\n\n');
+      void flood(res, (n) => (sentBytes += n), legacyQueue);
+      return;
+    }
+    if (req.method === 'POST' && path === '/messages') {
+      void answerLegacy(req, res, legacyQueue);
+      return;
+    }
     if (req.method === 'GET') {
       listens++;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
@@ -50,6 +68,7 @@ export async function startFloodMcpServer(): Promise<FloodMcpServer> {
   const origin = await listenOnLoopback(server);
   return {
     url: `${origin}/mcp`,
+    legacyUrl: `${origin}/sse`,
     get sentBytes() {
       return sentBytes;
     },
@@ -103,12 +122,40 @@ async function answerPost(req: IncomingMessage, res: ServerResponse): Promise<vo
   reply({});
 }
 
-/** Events until the client hangs up, waiting for drain whenever the socket is full. */
-async function flood(res: ServerResponse, count: (bytes: number) => void): Promise<void> {
+/**
+ * Events until the client hangs up, waiting for drain whenever the socket is full. Queued
+ * answers (legacy transport) go out first.
+ */
+async function flood(
+  res: ServerResponse,
+  count: (bytes: number) => void,
+  queue: Buffer[] = [],
+): Promise<void> {
   while (!res.destroyed) {
-    count(EVENT.byteLength);
-    if (!res.write(EVENT) && !(await drained(res))) return;
+    const next = queue.shift() ?? EVENT;
+    count(next.byteLength);
+    if (!res.write(next) && !(await drained(res))) return;
   }
+}
+
+/** A legacy POST: accepted at once, answered on the stream. */
+async function answerLegacy(req: IncomingMessage, res: ServerResponse, queue: Buffer[]): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const message = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Request;
+  res.writeHead(202).end();
+  if (message.id === undefined) return;
+  const result =
+    message.method === 'initialize'
+      ? {
+          protocolVersion: message.params?.protocolVersion ?? '2024-11-05',
+          capabilities: { tools: {}, logging: {} },
+          serverInfo: { name: 'flood', version: '1.0.0' },
+        }
+      : {};
+  queue.push(
+    Buffer.from(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`),
+  );
 }
 
 /** True on drain, false once the client has gone. */

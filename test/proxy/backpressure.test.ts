@@ -126,37 +126,40 @@ describe('the proxy reads no faster than the host, and no message beyond the lim
 
   const staticAuth = ['--header', 'Authorization: Bearer static-test-token'];
 
-  it(`an endless SSE flood with a host that does not read: the proxy stops reading, peak RSS under ${MAX_PEAK_RSS_MB} MB`, async () => {
-    server = await startFloodMcpServer();
-    host = new Host([server.url, ...staticAuth], env);
-    await host.initialize();
-    // The host stops reading: the flood now has nowhere to go but the proxy's memory.
-    host.child.stdout.pause();
-    let peak = 0;
-    for (let i = 0; i < 24; i++) {
-      await sleep(250);
-      peak = Math.max(peak, host.peakRssMb());
-    }
-    const sentWhilePaused = server.sentBytes;
-    console.log(
-      `flood, host not reading for 6 s: peak RSS ${peak.toFixed(0)} MB, server sent ${sentWhilePaused} bytes`,
-    );
-    assert.ok(peak < MAX_PEAK_RSS_MB, `peak RSS ${peak.toFixed(0)} MB`);
-    // Socket and pipe buffers hold a few MB; without backpressure the server sends ~100 MB/s.
-    assert.ok(sentWhilePaused < 64 * 1024 * 1024, `the server sent ${sentWhilePaused} bytes`);
-    // The host reads again: the same stream flows again (it was paused, not dropped).
-    const before = host.notifications;
-    host.child.stdout.resume();
-    const deadline = Date.now() + 30_000;
-    while (host.notifications < before + 10_000 && Date.now() < deadline) await sleep(50);
-    assert.ok(
-      host.notifications >= before + 10_000,
-      `only ${host.notifications - before} notifications after resuming`,
-    );
-    assert.ok(server.sentBytes > sentWhilePaused, 'the server could send again');
-    assert.equal(server.listens, 1, 'one listen stream throughout');
-    assert.equal(host.junk, 0, 'stdout carried JSON-RPC messages only');
-  });
+  for (const transport of ['streamable-http', 'sse'] as const) {
+    it(`${transport}: an endless SSE flood with a host that does not read: the proxy stops reading, peak RSS under ${MAX_PEAK_RSS_MB} MB`, async () => {
+      server = await startFloodMcpServer();
+      const url = transport === 'sse' ? server.legacyUrl : server.url;
+      host = new Host([url, ...staticAuth, '--transport', transport], env);
+      await host.initialize();
+      // The host stops reading: the flood now has nowhere to go but the proxy's memory.
+      host.child.stdout.pause();
+      let peak = 0;
+      for (let i = 0; i < 24; i++) {
+        await sleep(250);
+        peak = Math.max(peak, host.peakRssMb());
+      }
+      const sentWhilePaused = server.sentBytes;
+      console.log(
+        `${transport} flood, host not reading for 6 s: peak RSS ${peak.toFixed(0)} MB, server sent ${sentWhilePaused} bytes`,
+      );
+      assert.ok(peak < MAX_PEAK_RSS_MB, `peak RSS ${peak.toFixed(0)} MB`);
+      // Socket and pipe buffers hold a few MB; without backpressure the server sends ~100 MB/s.
+      assert.ok(sentWhilePaused < 64 * 1024 * 1024, `the server sent ${sentWhilePaused} bytes`);
+      // The host reads again: the same stream flows again (it was paused, not dropped).
+      const before = host.notifications;
+      host.child.stdout.resume();
+      const deadline = Date.now() + 30_000;
+      while (host.notifications < before + 10_000 && Date.now() < deadline) await sleep(50);
+      assert.ok(
+        host.notifications >= before + 10_000,
+        `only ${host.notifications - before} notifications after resuming`,
+      );
+      assert.ok(server.sentBytes > sentWhilePaused, 'the server could send again');
+      assert.equal(server.listens, 1, 'one stream throughout');
+      assert.equal(host.junk, 0, 'stdout carried JSON-RPC messages only');
+    });
+  }
 
   for (const as of ['sse', 'json'] as const) {
     it(`an answer over --max-message-size (${as}) gets a clear JSON-RPC error; the proxy keeps serving`, async () => {
