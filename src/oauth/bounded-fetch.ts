@@ -67,20 +67,32 @@ export async function boundedResponse(
 
 /**
  * `base` with every response body counted as it streams: past `options.limit` bytes in one
- * response the body fails with RESPONSE_TOO_LARGE. For readers that take a Response and
- * read it themselves (the MCP SDK's client transports, for `latchkey tools` and `call`),
- * where pre-reading would break streaming.
+ * response (in one event of an event stream, which may rightly run for days) the body fails
+ * with RESPONSE_TOO_LARGE. For readers that take a Response and read it themselves (the MCP
+ * SDK's client transports, for `latchkey tools` and `call`), where pre-reading would break
+ * streaming.
  */
 export function streamCappedFetch(base: typeof fetch, options: BoundedFetchOptions): typeof fetch {
   return async (input, init) => {
     const response = await base(input, init);
     if (response.body === null) return response;
     const url = requestUrl(input);
+    const events = (response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
     let size = 0;
+    let previous = 0;
     const counter = new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
-        size += chunk.byteLength;
-        if (size > options.limit) controller.error(tooLarge(url, options, 'went on'));
+        // The largest stretch without an event boundary, the part from earlier chunks included.
+        let largest = 0;
+        let from = 0;
+        for (const end of events ? eventEnds(chunk, previous) : []) {
+          largest = Math.max(largest, size + end - from);
+          size = 0;
+          from = end;
+        }
+        size += chunk.byteLength - from;
+        previous = chunk.at(-1) ?? previous;
+        if (Math.max(largest, size) > options.limit) controller.error(tooLarge(url, options, 'went on'));
         else controller.enqueue(chunk);
       },
     });
@@ -93,6 +105,22 @@ export function streamCappedFetch(base: typeof fetch, options: BoundedFetchOptio
       headers,
     });
   };
+}
+
+/**
+ * Where SSE events in `chunk` end (the index after each blank line), in order. `previous` is
+ * the last byte of the chunk before, for a blank line split between two chunks.
+ */
+function eventEnds(chunk: Uint8Array, previous: number): number[] {
+  const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const ends: number[] = [];
+  if ((previous === 10 && bytes[0] === 10) || (previous === 13 && bytes[0] === 13)) ends.push(1);
+  for (const blank of ['\n\n', '\r\r', '\r\n\r\n']) {
+    for (let at = bytes.indexOf(blank); at >= 0; at = bytes.indexOf(blank, at + blank.length)) {
+      ends.push(at + blank.length);
+    }
+  }
+  return ends.sort((a, b) => a - b);
 }
 
 /** The whole body, or undefined (and the stream cancelled) once it passes `limit` bytes. */

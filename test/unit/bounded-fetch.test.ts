@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ErrorCode, isLatchkeyError } from '../../src/errors.js';
 import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
-import { boundedFetch } from '../../src/oauth/bounded-fetch.js';
+import { boundedFetch, streamCappedFetch } from '../../src/oauth/bounded-fetch.js';
 
 const LIMIT = 1000;
 
@@ -32,6 +32,15 @@ describe('boundedFetch', () => {
           }
         };
         write();
+        return;
+      }
+      if (url.pathname === '/events') {
+        // `count` events of `size` bytes of data each, in 7-byte writes so that blank lines
+        // fall across chunk boundaries.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const text = `data: ${'e'.repeat(size)}\n\n`.repeat(Number(url.searchParams.get('count') ?? '1'));
+        for (let at = 0; at < text.length; at += 7) res.write(text.slice(at, at + 7));
+        res.end();
         return;
       }
       const chunked = url.pathname === '/chunked';
@@ -76,5 +85,27 @@ describe('boundedFetch', () => {
     await assert.rejects(capped(`${origin}/lying`), /declares 50000000 bytes past the 1000-byte limit/);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.ok(lyingWritten < 50_000_000, `the server wrote ${lyingWritten} bytes`);
+  });
+
+  const streaming = streamCappedFetch(globalThis.fetch, { limit: LIMIT, what: 'MCP answer' });
+
+  it('streamCappedFetch: an event stream may carry any number of events under the limit', async () => {
+    const text = await (await streaming(`${origin}/events?size=${LIMIT - 20}&count=50`)).text();
+    assert.equal(text.length, 50 * (LIMIT - 20 + 8));
+  });
+
+  it('streamCappedFetch: one event over the limit fails the stream with RESPONSE_TOO_LARGE', async () => {
+    const response = await streaming(`${origin}/events?size=${LIMIT + 10}&count=2`);
+    await assert.rejects(response.text(), (error) => {
+      assert.ok(isLatchkeyError(error));
+      assert.equal(error.code, ErrorCode.RESPONSE_TOO_LARGE);
+      return true;
+    });
+  });
+
+  it('streamCappedFetch: a JSON body is limited as a whole', async () => {
+    assert.equal((await (await streaming(`${origin}/chunked?size=${LIMIT}`)).text()).length, LIMIT);
+    const response = await streaming(`${origin}/chunked?size=${LIMIT * 3}`);
+    await assert.rejects(response.text(), /went on past the 1000-byte limit/);
   });
 });
