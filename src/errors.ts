@@ -36,6 +36,8 @@ export const ErrorCode = {
   DISCOVERY_FAILED: 'DISCOVERY_FAILED',
   /** The MCP server could not be reached, refused the request, or answered with an error. */
   MCP_FAILED: 'MCP_FAILED',
+  /** A server's answer (or a token in it) was larger than latchkey accepts; nothing from it was kept. */
+  RESPONSE_TOO_LARGE: 'RESPONSE_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

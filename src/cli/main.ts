@@ -312,6 +312,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     .option('--auth-param <name=value>', 'extra authorization parameter (IdP quirk), repeatable', collect, [])
     .option('--auth-timeout <seconds>', 'how long a login may take', parseSeconds, 300)
     .option('--timeout <seconds>', 'deadline for each MCP request', parseSeconds, 300)
+    .option('--max-message-size <MiB>', 'largest message accepted from the server', parseMebibytes, 32)
     .option(
       '--allow-http',
       'accepted for mcp-remote compatibility; plain http works for loopback servers only',
@@ -358,6 +359,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         ...(scopes === undefined ? {} : { scopes }),
         sendResource: !opts.disableResourceParameter,
         requestTimeoutMs: opts.timeout * 1000,
+        maxMessageBytes: opts.maxMessageSize * 1024 * 1024,
         loginTimeoutMs: opts.authTimeout * 1000,
         logLevel: opts.debug ? 'debug' : opts.silent ? 'error' : proxyLogLevel(io.env),
         ...(opts.logFile === undefined ? {} : { logFile: opts.logFile }),
@@ -509,6 +511,7 @@ interface ProxyFlags extends Omit<LoginFlags, 'resource' | 'disableResourceParam
   disableResourceParameter: boolean;
   authTimeout: number;
   timeout: number;
+  maxMessageSize: number;
   allowHttp?: boolean;
   debug: boolean;
   silent: boolean;
@@ -600,6 +603,14 @@ function parseRedirectHost(value: string): '127.0.0.1' | 'localhost' {
 function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
+  return n;
+}
+
+/** A message size limit in MiB: at least 1 (an MCP handshake alone can near 100 KiB). */
+function parseMebibytes(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 1 || n > 4096)
+    throw new InvalidArgumentError('not a size from 1 to 4096 MiB');
   return n;
 }
 

@@ -22,7 +22,9 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import { createAuthFetch } from './auth-fetch.js';
 import { McpConnection, type TransportStrategy } from './connection.js';
 import { McpConnectionTransport } from './connection-transport.js';
+import { streamCappedFetch } from '../oauth/bounded-fetch.js';
 import { type LatchkeyErrorData, serverFailureNote, serverFailureStep } from './rpc-errors.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './sse.js';
 
 export interface McpClientOptions {
   manager: CredentialManager;
@@ -48,10 +50,11 @@ export async function connectMcpClient(server: string, options: McpClientOptions
   const strategy = options.transport ?? 'auto';
   // The SDK transports wrap what fetch throws; keep the manager's own error to rethrow it.
   let authError: LatchkeyError | undefined;
-  const authFetch = createAuthFetch(server, {
-    manager: options.manager,
-    interactive: options.interactive ?? false,
-  });
+  // One answer may not exceed the proxy's message limit: the SDK would buffer any size.
+  const authFetch = streamCappedFetch(
+    createAuthFetch(server, { manager: options.manager, interactive: options.interactive ?? false }),
+    { limit: DEFAULT_MAX_MESSAGE_BYTES, what: 'MCP server response', server },
+  );
   const fetchRemembering: typeof fetch = async (input, init) => {
     try {
       return await authFetch(input, init);

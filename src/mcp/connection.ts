@@ -57,6 +57,7 @@ import { LegacySseWire } from './legacy-sse.js';
 import { ReplayPolicy } from './replay-policy.js';
 import { ModernErrorCode, modernRevision, requestMetadataHeaders } from './request-metadata.js';
 import * as rpcErrors from './rpc-errors.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError } from './sse.js';
 import { type StreamProgress, StreamableHttpWire } from './streamable-http.js';
 import { ToolHeaders } from './tool-headers.js';
 import { HttpStatusError, isConnectRefused, StreamBrokenError } from './wire-errors.js';
@@ -98,6 +99,11 @@ export interface ConnectionOptions {
   authorize?: Authorizer;
   /** Stream failures in a row before the session is dropped and made anew. Default 3. */
   maxStreamFailures?: number;
+  /**
+   * Bytes one message from the server may have; a bigger answer is dropped and its request
+   * answered with a MESSAGE_TOO_LARGE error. Default 32 MiB (big tool results are legitimate).
+   */
+  maxMessageBytes?: number;
   logger?: Logger;
   subject?: string;
 }
@@ -126,6 +132,11 @@ const ANSWERED = new Error('the request was answered');
 export class McpConnection {
   /** Messages for the host: responses, server notifications and server requests. */
   onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  /**
+   * Backpressure from the host: a promise that settles once the host takes messages again,
+   * or undefined while it does. Nothing more is read from the server while one is pending.
+   */
+  outputReady: (() => Promise<void> | undefined) | undefined;
 
   readonly server: string;
   readonly #o: ConnectionOptions;
@@ -172,7 +183,13 @@ export class McpConnection {
             ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
             ...(options.subject === undefined ? {} : { subject: options.subject }),
           });
-    const wire = { url: new URL(String(options.server)), fetch: this.#fetch, headers: options.headers ?? {} };
+    const wire = {
+      url: new URL(String(options.server)),
+      fetch: this.#fetch,
+      headers: options.headers ?? {},
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      ready: () => this.outputReady?.(),
+    };
     // Custom headers often carry API keys; a server echoing one gets it scrubbed (network-text.ts).
     for (const value of Object.values(wire.headers)) secrets.add(value);
     this.#http = new StreamableHttpWire(wire);
@@ -319,6 +336,10 @@ export class McpConnection {
   async #recover(pending: Pending, error: unknown, epoch: number, round: number): Promise<'retry' | unknown> {
     const { request } = pending;
     const signal = pending.abort.signal;
+    if (error instanceof MessageTooLargeError) {
+      // Sending it again would only bring the same answer.
+      return new rpcErrors.RpcFailure(rpcErrors.messageTooLarge(this.server, request.method, error.limit));
+    }
     if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) {
       // A logout elsewhere may be in the store but not yet delivered by the watch; a login
       // must not start on the heels of one.
@@ -836,6 +857,9 @@ export class McpConnection {
             return;
           }
           if (isLatchkeyError(error)) return; // Requests will surface it to the host.
+          if (error instanceof MessageTooLargeError) {
+            this.#log.warn(`the server's listen stream was dropped: ${error.message}`);
+          }
           failures++;
           if (
             (error instanceof StreamBrokenError && error.garbage) ||

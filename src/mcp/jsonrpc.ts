@@ -48,6 +48,8 @@ export const RpcErrorCode = {
   AUTH_REQUIRED: -32040,
   /** The server or the authorization server could not be reached; retrying later may help. */
   UNAVAILABLE: -32041,
+  /** The server's answer was larger than the proxy's message size limit and was dropped. */
+  MESSAGE_TOO_LARGE: -32042,
 } as const;
 
 export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {

@@ -4,8 +4,8 @@
  * endpoint and answered on the stream. A session lives exactly as long as its stream.
  */
 import { type JsonRpcMessage, parseMessages } from './jsonrpc.js';
-import { readSse, SseGarbageError } from './sse.js';
-import type { Deliver, WireOptions } from './streamable-http.js';
+import { MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
+import { type Deliver, errorText, type WireOptions } from './streamable-http.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
 export class LegacySseWire {
@@ -40,7 +40,7 @@ export class LegacySseWire {
         throw abort.signal.aborted ? new StreamBrokenError('closed', undefined, undefined, false) : error;
       });
     if (!response.ok || response.body === null) {
-      const text = await response.text().catch(() => '');
+      const text = await errorText(response);
       throw new HttpStatusError(
         response.status,
         false,
@@ -80,18 +80,25 @@ export class LegacySseWire {
       onRetry: (ms) => {
         this.retryMs = ms;
       },
+      ready: () => this.#options.ready?.(),
+      maxEventBytes: this.#options.maxMessageBytes,
     }).then(
       () => {
         throw new StreamBrokenError('the server closed the SSE stream', undefined, this.retryMs, false);
       },
       (error: unknown) => {
+        // One stream carries every answer: a message over the size limit cannot be tied to
+        // its request, so the stream is dropped like one carrying garbage.
+        const garbage = error instanceof SseGarbageError || error instanceof MessageTooLargeError;
         throw new StreamBrokenError(
-          error instanceof SseGarbageError
-            ? 'the SSE stream carried undecodable data'
-            : 'the SSE stream broke',
+          error instanceof MessageTooLargeError
+            ? `the SSE stream broke: ${error.message}`
+            : garbage
+              ? 'the SSE stream carried undecodable data'
+              : 'the SSE stream broke',
           undefined,
           this.retryMs,
-          error instanceof SseGarbageError,
+          garbage,
           { cause: error },
         );
       },
@@ -116,7 +123,7 @@ export class LegacySseWire {
       body: JSON.stringify(message),
       signal,
     });
-    const text = await response.text().catch(() => '');
+    const text = await errorText(response);
     // The SDK's SSE server answers an unknown session with 404; older ones with 400.
     if (!response.ok) {
       throw new HttpStatusError(

@@ -130,6 +130,19 @@ export function connectionLost(server: string, method: string, cause: unknown): 
   );
 }
 
+/**
+ * The answer was over the message size limit. The server did run the request; its answer
+ * was dropped unread past the limit rather than held in memory.
+ */
+export function messageTooLarge(server: string, method: string, limit: number): JsonRpcError {
+  const nextStep = `ask for less (a narrower query or a page), or raise the limit with \`latchkey proxy --max-message-size <MiB>\` (now ${limit / (1024 * 1024)} MiB)`;
+  return rpcError(
+    RpcErrorCode.MESSAGE_TOO_LARGE,
+    `${server}: the answer to ${method} was larger than the ${limit}-byte message size limit; it was dropped (the request did run on the server). Next step: ${nextStep}`,
+    { server, code: 'MESSAGE_TOO_LARGE', retryable: false, nextStep },
+  );
+}
+
 /** The server refused the request, or could not be reached at all. */
 export function unavailable(server: string, method: string, cause: unknown): JsonRpcError {
   if (cause instanceof HttpStatusError && (cause.status === 401 || cause.status === 403)) {

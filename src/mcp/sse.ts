@@ -2,6 +2,12 @@
  * Server-Sent Events framing for MCP response and listen streams, on eventsource-parser (the
  * parser the MCP SDK uses). The reader owns the body: it cancels it when the consumer throws
  * (undecodable data) so a poisoned stream is never read further.
+ *
+ * Memory is bounded two ways. One event may hold at most `maxEventBytes` (the proxy's
+ * message size limit); past it the stream fails with MessageTooLargeError. And before each
+ * read the reader waits for `ready()`: while whoever takes the messages is not keeping up
+ * (the host is not reading the proxy's stdout), nothing more is read, so the socket's
+ * receive window fills and TCP stops the server instead of latchkey's heap growing.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
@@ -11,13 +17,25 @@ export interface SseHandlers {
   onEvent(event: SseEvent): void;
   /** The server's `retry:` field, in milliseconds. */
   onRetry?(ms: number): void;
+  /** A promise to wait for before reading on (backpressure), or undefined to read at once. */
+  ready?(): Promise<void> | undefined;
+  /** Characters of one event the parser may buffer. Default DEFAULT_MAX_MESSAGE_BYTES. */
+  maxEventBytes?: number | undefined;
 }
 
-/** Bytes of one event the parser may buffer; a server sending more is not speaking SSE. */
-const MAX_EVENT_BYTES = 16 * 1024 * 1024;
+/** The default limit on one MCP message: big tool results are legitimate, gigabytes are not. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
 export class SseGarbageError extends Error {
   override readonly name = 'SseGarbageError';
+}
+
+/** One message (an SSE event or a JSON body) was larger than the configured limit. */
+export class MessageTooLargeError extends Error {
+  override readonly name = 'MessageTooLargeError';
+  constructor(readonly limit: number) {
+    super(`a message from the server exceeded the ${limit}-byte message size limit`);
+  }
 }
 
 /**
@@ -26,8 +44,9 @@ export class SseGarbageError extends Error {
  */
 export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHandlers): Promise<void> {
   let failure: unknown;
+  const limit = handlers.maxEventBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const parser = createParser({
-    maxBufferSize: MAX_EVENT_BYTES,
+    maxBufferSize: limit,
     onEvent: (event) => {
       if (failure === undefined) handlers.onEvent(event);
     },
@@ -35,7 +54,7 @@ export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHan
     onError: (error) => {
       // Unknown fields and odd retry values are allowed by the SSE spec; an event too large
       // to buffer is not.
-      if (error.type === 'max-buffer-size-exceeded') failure ??= new SseGarbageError(error.message);
+      if (error.type === 'max-buffer-size-exceeded') failure ??= new MessageTooLargeError(limit);
     },
   });
   // A TextDecoder in streaming mode rather than a TextDecoderStream: two fewer web streams
@@ -44,6 +63,8 @@ export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHan
   const reader = body.getReader();
   try {
     for (;;) {
+      const paused = handlers.ready?.();
+      if (paused !== undefined) await paused;
       const { done, value } = await reader.read();
       if (done) {
         parser.feed(decoder.decode());

@@ -6,8 +6,9 @@
  * server may have run it). The SDK transport reports stream trouble through one `onerror`
  * without that link.
  */
+import { readAtMost } from '../oauth/bounded-fetch.js';
 import { type JsonRpcError, type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
-import { readSse, SseGarbageError } from './sse.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
 export interface WireOptions {
@@ -16,6 +17,13 @@ export interface WireOptions {
   fetch: typeof fetch;
   /** Extra headers on every request (`--header`). */
   headers?: Readonly<Record<string, string>>;
+  /** Bytes one message from the server may have. Default DEFAULT_MAX_MESSAGE_BYTES (32 MiB). */
+  maxMessageBytes?: number;
+  /**
+   * Backpressure: a promise to wait for before reading more from the server, or undefined
+   * when whoever takes the messages keeps up. Default: always ready.
+   */
+  ready?: () => Promise<void> | undefined;
 }
 
 export type Deliver = (message: JsonRpcMessage) => void;
@@ -26,6 +34,9 @@ export interface StreamProgress {
   lastEventId?: string;
   retryMs?: number;
 }
+
+/** Bytes of an error body read for its text and JSON-RPC error; the rest is not read. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export class StreamableHttpWire {
   sessionId: string | undefined;
@@ -190,9 +201,12 @@ export class StreamableHttpWire {
         onRetry: (ms) => {
           progress.retryMs = ms;
         },
+        ready: () => this.#options.ready?.(),
+        maxEventBytes: this.#limit,
       });
     } catch (error) {
       if (error === done) return;
+      if (error instanceof MessageTooLargeError) throw error;
       const garbage = error instanceof SseGarbageError;
       throw new StreamBrokenError(
         garbage
@@ -214,11 +228,18 @@ export class StreamableHttpWire {
     }
   }
 
+  get #limit(): number {
+    return this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
   async #consumeJson(response: Response, expected: Set<string>, deliver: Deliver): Promise<void> {
     let messages: JsonRpcMessage[];
     try {
-      messages = parseMessages(await response.text());
+      const bytes = response.body === null ? new Uint8Array() : await readAtMost(response.body, this.#limit);
+      if (bytes === undefined) throw new MessageTooLargeError(this.#limit);
+      messages = parseMessages(new TextDecoder().decode(bytes));
     } catch (error) {
+      if (error instanceof MessageTooLargeError) throw error;
       throw new StreamBrokenError('the JSON response was undecodable', undefined, undefined, true, {
         cause: error,
       });
@@ -234,7 +255,7 @@ export class StreamableHttpWire {
 }
 
 async function statusError(response: Response, sentSession: boolean): Promise<HttpStatusError> {
-  const text = await response.text().catch(() => '');
+  const text = await errorText(response);
   return new HttpStatusError(
     response.status,
     response.status === 404 && sentSession,
@@ -243,6 +264,28 @@ async function statusError(response: Response, sentSession: boolean): Promise<Ht
     text,
     rpcErrorIn(text),
   );
+}
+
+/** The start of an error body, at most MAX_ERROR_BODY_BYTES of it; '' when it cannot be read. */
+export async function errorText(response: Response): Promise<string> {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < MAX_ERROR_BODY_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value.subarray(0, MAX_ERROR_BODY_BYTES - size));
+      size += value.byteLength;
+    }
+    if (size >= MAX_ERROR_BODY_BYTES) await reader.cancel().catch(() => undefined);
+    return new TextDecoder().decode(Buffer.concat(chunks));
+  } catch {
+    return '';
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /** The JSON-RPC error an error body holds, if it holds one. */

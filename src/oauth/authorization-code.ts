@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 import { secrets } from '../credential/redact.js';
+import { oversizeError } from './bounded-fetch.js';
 import { preflightAuthorization } from './authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from './client-context.js';
@@ -290,6 +291,8 @@ async function redeemCode(
       requestedAt,
     );
   } catch (error) {
+    const oversize = oversizeError(error, options.server);
+    if (oversize !== undefined) throw oversize;
     const failure = classifyTokenFailure(error);
     const reason =
       failure.kind === 'transient'

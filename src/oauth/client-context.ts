@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
+import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { authorizationServerMetadata } from './discovery.js';
 import { isLoopbackUrl } from './loopback.js';
 
@@ -10,6 +11,8 @@ export interface ClientContext {
   as: oauth.AuthorizationServer;
   client: oauth.Client;
   clientAuth: oauth.ClientAuth;
+  /** The MCP server the context serves, when known; named by size-limit errors. */
+  server?: string | undefined;
   /** oauth4webapi request options: timeout signal, custom fetch, loopback http allowance. */
   requestOptions(signal?: AbortSignal): oauth.TokenEndpointRequestOptions;
   /** Told what was wrong but not fatal in an AS answer (an ID token that was dropped). */
@@ -18,6 +21,8 @@ export interface ClientContext {
 
 export interface ClientContextOptions {
   fetch?: typeof fetch | undefined;
+  /** The MCP server the requests are for, named by size-limit errors. */
+  server?: string | undefined;
   /** Where non-fatal problems with the AS's answers go. Default: nowhere. */
   warn?: ((text: string) => void) | undefined;
 }
@@ -41,7 +46,7 @@ export async function loadClientContext(
     registration !== undefined && registration.clientId === clientId
       ? registration
       : { issuer, clientId, tokenEndpointAuthMethod: 'none', method: 'pre-registered', registeredAt: 0 };
-  return buildContext(as, reg, options);
+  return buildContext(as, reg, { server, ...options });
 }
 
 export function buildContext(
@@ -54,15 +59,22 @@ export function buildContext(
     token_endpoint_auth_method: reg.tokenEndpointAuthMethod,
   };
   const insecure = isLoopbackUrl(as.issuer);
+  // Token, device authorization and revocation answers (errors too) are read with a cap.
+  const capped = boundedFetch(options.fetch, {
+    limit: ResponseLimits.endpoint,
+    what: 'authorization server response',
+    server: options.server,
+  });
   return {
     as,
     client,
+    server: options.server,
     warn: options.warn,
     clientAuth: clientAuthentication(reg),
     requestOptions: (signal) => {
       const opts: oauth.TokenEndpointRequestOptions = {};
       if (signal !== undefined) opts.signal = signal;
-      if (options.fetch !== undefined) opts[oauth.customFetch] = asCustomFetch(options.fetch);
+      opts[oauth.customFetch] = asCustomFetch(capped);
       if (insecure) opts[oauth.allowInsecureRequests] = true;
       return opts;
     },

@@ -6,6 +6,7 @@ import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
 import { networkText } from '../network-text.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
+import { boundedFetch, oversizeError, ResponseLimits } from './bounded-fetch.js';
 import { buildContext, type ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
 import { ensureRegistration } from './registration.js';
@@ -39,7 +40,13 @@ export async function clientCredentialsGrant(
   if (options.resource !== undefined) params.set('resource', options.resource);
   if (options.scope !== undefined && options.scope !== '') params.set('scope', options.scope);
   const requestOptions = ctx.requestOptions(requestSignal(options.timeoutMs, options.signal));
-  if (options.fetch !== undefined) requestOptions[oauth.customFetch] = options.fetch as never;
+  if (options.fetch !== undefined) {
+    requestOptions[oauth.customFetch] = boundedFetch(options.fetch, {
+      limit: ResponseLimits.endpoint,
+      what: 'token endpoint response',
+      server: options.server,
+    }) as never;
+  }
   const requestedAt = Date.now();
   try {
     const response = await oauth.clientCredentialsGrantRequest(
@@ -71,6 +78,8 @@ function clientCredentialsError(
       cause: error,
     });
   }
+  const oversize = oversizeError(error, server);
+  if (oversize !== undefined) return oversize;
   const failure = classifyTokenFailure(error);
   if (failure.kind === 'transient') {
     return new LatchkeyError(

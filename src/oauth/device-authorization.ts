@@ -4,6 +4,7 @@ import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import { networkText, printable } from '../network-text.js';
+import { oversizeError } from './bounded-fetch.js';
 import type { ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
 import { isUserFacingUrl } from './loopback.js';
@@ -212,6 +213,8 @@ function failure(
   what: string,
 ): LatchkeyError {
   if (options.signal?.aborted === true) return cancelled(server, error);
+  const oversize = oversizeError(error, server);
+  if (oversize !== undefined) return oversize;
   const classified = classifyTokenFailure(error);
   if (classified.kind === 'transient') {
     return new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, `${what} (${classified.reason}).`, {

@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
+import { checkTokenLengths } from './bounded-fetch.js';
 import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { ClientContext } from './client-context.js';
 import { refusalReason } from './token-error.js';
@@ -44,6 +45,7 @@ export async function refreshTokenGrant(
       oauth.processRefreshTokenResponse(ctx.as, ctx.client, r),
     ),
     requestedAt,
+    ctx.server,
   );
 }
 
@@ -107,10 +109,16 @@ export function requestSignal(timeoutMs: number, signal?: AbortSignal): AbortSig
 }
 
 /**
- * Every token endpoint answer passes through here: its secrets join the redaction registry
- * before anything could log them, and the result carries the send time expiry is based on.
+ * Every token endpoint answer passes through here: tokens over the length limit refuse the
+ * whole answer (before any of it is kept), its secrets join the redaction registry before
+ * anything could log them, and the result carries the send time expiry is based on.
  */
-export function grantResult(response: oauth.TokenEndpointResponse, requestedAt: number): GrantResult {
+export function grantResult(
+  response: oauth.TokenEndpointResponse,
+  requestedAt: number,
+  server?: string,
+): GrantResult {
+  checkTokenLengths(response, server, 'the authorization server');
   const result = response as TokenEndpointResult;
   secrets.add(result.access_token);
   secrets.add(result.refresh_token);

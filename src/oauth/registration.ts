@@ -4,6 +4,7 @@ import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { networkText } from '../network-text.js';
 import type { CredentialStore, Registration } from '../store/contract.js';
+import { boundedFetch, oversizeError, ResponseLimits } from './bounded-fetch.js';
 import { isLoopbackUrl } from './loopback.js';
 import { classifyTokenFailure } from './token-error.js';
 import type { ClientConfig } from './types.js';
@@ -401,7 +402,11 @@ function httpOptions(
   const opts: oauth.DynamicClientRegistrationRequestOptions = {
     signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
   };
-  if (options.fetch !== undefined) opts[oauth.customFetch] = options.fetch as never;
+  opts[oauth.customFetch] = boundedFetch(options.fetch, {
+    limit: ResponseLimits.registration,
+    what: 'client registration response',
+    server: options.server,
+  }) as never;
   if (isLoopbackUrl(as.issuer)) opts[oauth.allowInsecureRequests] = true;
   return opts;
 }
@@ -422,6 +427,8 @@ function registrationError(options: EnsureRegistrationOptions, error: unknown, t
       cause: error,
     });
   }
+  const oversize = oversizeError(error, server);
+  if (oversize !== undefined) return oversize;
   if (error instanceof oauth.ResponseBodyError && error.status < 500 && error.status !== 429) {
     const description = error.error_description === undefined ? '' : `: ${quote(error.error_description)}`;
     const redirect = error.error === 'invalid_redirect_uri' || aboutRedirectUris(error);

@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
 import { networkText } from '../network-text.js';
+import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import type { ClientContext } from './client-context.js';
 import { classifyTokenFailure } from './token-error.js';
 
@@ -101,7 +102,12 @@ async function revokeOne(
     ...ctx.requestOptions(signal),
     additionalParameters: { token_type_hint: hint },
   };
-  if (options.fetch !== undefined) requestOptions[oauth.customFetch] = options.fetch as never;
+  if (options.fetch !== undefined) {
+    requestOptions[oauth.customFetch] = boundedFetch(options.fetch, {
+      limit: ResponseLimits.endpoint,
+      what: 'revocation response',
+    }) as never;
+  }
   try {
     const response = await oauth.revocationRequest(ctx.as, ctx.client, ctx.clientAuth, token, requestOptions);
     await oauth.processRevocationResponse(response);

@@ -7,6 +7,11 @@
  * each message through as it is, so it has no use for the SDK's per-message schema check,
  * and loading the SDK's schemas cost about 80 ms at every spawn by a host (a third of the
  * proxy's warm start).
+ *
+ * Backpressure: while stdout's buffer is over its high-water mark (a host that is not
+ * reading), the connection reads nothing more from the server (McpConnection.outputReady),
+ * so what the proxy holds stays bounded by one message plus the buffer whatever the server
+ * sends.
  */
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -36,6 +41,7 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<void> {
       if (error != null) logger.warn(`could not write to the host: ${error.message}`);
     });
   };
+  connection.outputReady = hostReady(stdout);
   const lines = createInterface({ input: stdin, crlfDelay: Infinity });
   lines.on('line', (line) => {
     if (line.trim() === '') return;
@@ -52,8 +58,33 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<void> {
     options.signal?.addEventListener('abort', done, { once: true });
   });
   connection.onmessage = undefined;
+  connection.outputReady = undefined;
   lines.close();
   await connection.close();
+}
+
+/**
+ * undefined while `stdout` takes writes; otherwise one shared promise that settles when it
+ * drains, or when it closes or fails (the relay is ending then and must not hang on it).
+ */
+function hostReady(stdout: Writable): () => Promise<void> | undefined {
+  let waiting: Promise<void> | undefined;
+  return () => {
+    if (!stdout.writableNeedDrain || stdout.destroyed) return undefined;
+    waiting ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        stdout.off('drain', done);
+        stdout.off('close', done);
+        stdout.off('error', done);
+        waiting = undefined;
+        resolve();
+      };
+      stdout.on('drain', done);
+      stdout.on('close', done);
+      stdout.on('error', done);
+    });
+    return waiting;
+  };
 }
 
 function parseMessage(line: string): JsonRpcMessage | undefined {

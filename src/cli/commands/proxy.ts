@@ -36,6 +36,8 @@ export interface ProxyCommandOptions {
   scopes?: readonly string[];
   sendResource: boolean;
   requestTimeoutMs: number;
+  /** Bytes one message from the server may have. Default 32 MiB (McpConnection's default). */
+  maxMessageBytes?: number;
   loginTimeoutMs: number;
   logLevel: LogLevel;
   logFile?: string;
@@ -107,6 +109,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     headers,
     authenticate: !staticAuth,
     requestTimeoutMs: options.requestTimeoutMs,
+    ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
     authorize: authorizer.authorize,
     logger,
   });
