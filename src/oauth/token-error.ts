@@ -58,7 +58,8 @@ export function refusalReason(error: unknown): string {
 }
 
 function fromOAuthError(code: string, description: string | undefined, response: Response): TokenFailure {
-  const detail = description === undefined ? {} : { description };
+  // Typed string by oauth4webapi but copied from the body as sent: {"toString":null} arrives too.
+  const detail = typeof description === 'string' ? { description } : {};
   if (GRANT_DEAD.has(code)) return { kind: 'invalid-grant', error: code, ...detail };
   if (CLIENT_DEAD.has(code)) return { kind: 'client-rejected', error: code, ...detail };
   if (NEEDS_USER.has(code)) return { kind: 'interaction-required', error: code, ...detail };
