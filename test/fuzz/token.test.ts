@@ -18,7 +18,9 @@ import {
   hostileBody,
   hostileHeaders,
   hostileStatus,
+  mutatedObject,
   response,
+  toJsonText,
 } from './hostile.js';
 
 const SERVER = 'https://mcp.example.com/mcp';
@@ -54,11 +56,20 @@ const REGISTERED = {
   registration_access_token: 'rat',
 };
 
+/** An unsigned JWT whose claims are hostile: `exp` of 1e308, accounts with escapes, `__proto__`. */
+const hostileJwt = mutatedObject({ sub: 'user', exp: 4102444800, email: 'u@example.com', name: 'U' }).map(
+  (claims) => `eyJhbGciOiJub25lIn0.${Buffer.from(toJsonText(claims)).toString('base64url')}.`,
+);
+const { expires_in: _omitted, ...TOKEN_WITHOUT_EXPIRY } = TOKEN_OK;
+
 const tokenAnswer = fc.record({
   status: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(200, 400) }, { weight: 1, arbitrary: hostileStatus }),
   body: fc.oneof(
     hostileBody(TOKEN_OK),
     hostileBody({ ...TOKEN_OK, access_token: JWT, id_token: JWT }),
+    fc
+      .tuple(hostileJwt, hostileJwt)
+      .chain(([access, id]) => hostileBody({ ...TOKEN_WITHOUT_EXPIRY, access_token: access, id_token: id })),
     hostileBody(TOKEN_ERROR),
   ),
   headers: hostileHeaders,
