@@ -63,7 +63,13 @@ const CONTROL = fc.constantFrom(
 );
 
 /** Keys that reach for the prototype chain when a parser assigns blindly. */
-export const PROTO_KEY = fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty');
+export const PROTO_KEY = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+);
 
 /** Strings mixing ordinary text with control characters, unicode and prototype names. */
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
@@ -188,7 +194,10 @@ export const hostileHeaders: fc.Arbitrary<Record<string, string>> = fc.record(
       'Basic',
       'Bearer ,,,=="',
     ),
-    'retry-after': fc.oneof(fc.constantFrom('1', '99999999999999999999', 'Wed, 21 Oct 2015 07:28:00 GMT'), fc.string()),
+    'retry-after': fc.oneof(
+      fc.constantFrom('1', '99999999999999999999', 'Wed, 21 Oct 2015 07:28:00 GMT'),
+      fc.string(),
+    ),
     location: fc.constantFrom('/elsewhere', 'https://evil.example/x', 'javascript:alert(1)', '::::'),
   },
   { requiredKeys: ['content-type'] },

@@ -56,57 +56,78 @@ const answer = (template: Record<string, unknown>) =>
   });
 
 describe('fuzz: metadata documents', () => {
-  it('validating a resource metadata document fails only with DISCOVERY_FAILED', { timeout: fuzzTimeoutMs(2) }, async () => {
-    await fc.assert(
-      fc.asyncProperty(mutatedObject(PRM), async (document) => {
-        const location = { url: `https://mcp.example.com/.well-known/oauth-protected-resource/mcp`, position: 'path' as const };
-        await failsOnlyTyped(() => validateResourceMetadata(document, SERVER, location), SERVER);
-      }),
-      fuzzParameters(),
-    );
-  });
-
-  it('validating an authorization server metadata document fails only with DISCOVERY_FAILED', { timeout: fuzzTimeoutMs(2) }, async () => {
-    await fc.assert(
-      fc.asyncProperty(mutatedObject(AS_METADATA), async (document) => {
-        await failsOnlyTyped(() => validateAuthorizationServerMetadata(document, ISSUER, SERVER), SERVER);
-      }),
-      fuzzParameters(),
-    );
-  });
-
-  it('the whole discovery chain fails only with a LatchkeyError naming the server', { timeout: fuzzTimeoutMs(10) }, async () => {
-    const outcomes = { found: 0, refused: 0 };
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(answer(PRM), { minLength: 1, maxLength: 3 }),
-        fc.array(answer(AS_METADATA), { minLength: 1, maxLength: 4 }),
-        async (prms, metadatas) => {
-          let p = 0;
-          let m = 0;
-          const fetch = async (input: string | URL | Request): Promise<Response> => {
-            const url = String(input instanceof Request ? input.url : input);
-            const pick = url.includes('oauth-protected-resource') ? prms[p++ % prms.length] : metadatas[m++ % metadatas.length];
-            assert.ok(pick !== undefined);
-            return response(pick.status, pick.body, pick.headers);
+  it(
+    'validating a resource metadata document fails only with DISCOVERY_FAILED',
+    { timeout: fuzzTimeoutMs(2) },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(mutatedObject(PRM), async (document) => {
+          const location = {
+            url: `https://mcp.example.com/.well-known/oauth-protected-resource/mcp`,
+            position: 'path' as const,
           };
-          const store = createMemoryStore();
-          try {
-            await failsOnlyTyped(async () => {
-              const found = await discoverServer(SERVER, { store, fetch: fetch as typeof globalThis.fetch, timeoutMs: 5000 });
-              // Whatever was accepted is usable: an https issuer with an https token endpoint.
-              assert.ok(found.authorizationServer.issuer.startsWith('https://'));
-              outcomes.found++;
-            }, SERVER);
-          } finally {
-            await store.close();
-          }
-        },
-      ),
-      fuzzParameters(),
-    );
-    // Both ends were reached: hostile documents were refused and usable ones accepted.
-    outcomes.refused = fuzzRuns() - outcomes.found;
-    assert.ok(outcomes.found > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
-  });
+          await failsOnlyTyped(() => validateResourceMetadata(document, SERVER, location), SERVER);
+        }),
+        fuzzParameters(),
+      );
+    },
+  );
+
+  it(
+    'validating an authorization server metadata document fails only with DISCOVERY_FAILED',
+    { timeout: fuzzTimeoutMs(2) },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(mutatedObject(AS_METADATA), async (document) => {
+          await failsOnlyTyped(() => validateAuthorizationServerMetadata(document, ISSUER, SERVER), SERVER);
+        }),
+        fuzzParameters(),
+      );
+    },
+  );
+
+  it(
+    'the whole discovery chain fails only with a LatchkeyError naming the server',
+    { timeout: fuzzTimeoutMs(10) },
+    async () => {
+      const outcomes = { found: 0, refused: 0 };
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(answer(PRM), { minLength: 1, maxLength: 3 }),
+          fc.array(answer(AS_METADATA), { minLength: 1, maxLength: 4 }),
+          async (prms, metadatas) => {
+            let p = 0;
+            let m = 0;
+            const fetch = async (input: string | URL | Request): Promise<Response> => {
+              const url = String(input instanceof Request ? input.url : input);
+              const pick = url.includes('oauth-protected-resource')
+                ? prms[p++ % prms.length]
+                : metadatas[m++ % metadatas.length];
+              assert.ok(pick !== undefined);
+              return response(pick.status, pick.body, pick.headers);
+            };
+            const store = createMemoryStore();
+            try {
+              await failsOnlyTyped(async () => {
+                const found = await discoverServer(SERVER, {
+                  store,
+                  fetch: fetch as typeof globalThis.fetch,
+                  timeoutMs: 5000,
+                });
+                // Whatever was accepted is usable: an https issuer with an https token endpoint.
+                assert.ok(found.authorizationServer.issuer.startsWith('https://'));
+                outcomes.found++;
+              }, SERVER);
+            } finally {
+              await store.close();
+            }
+          },
+        ),
+        fuzzParameters(),
+      );
+      // Both ends were reached: hostile documents were refused and usable ones accepted.
+      outcomes.refused = fuzzRuns() - outcomes.found;
+      assert.ok(outcomes.found > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
+    },
+  );
 });

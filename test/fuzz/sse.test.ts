@@ -32,7 +32,12 @@ function sseLine(data: fc.Arbitrary<string>): fc.Arbitrary<string> {
     { weight: 1, arbitrary: hostileString.map((s) => `data:${s}`) },
     { weight: 1, arbitrary: fc.oneof(fc.constant('message'), hostileString).map((s) => `event: ${s}`) },
     { weight: 1, arbitrary: hostileString.map((s) => `id: ${s}`) },
-    { weight: 1, arbitrary: fc.oneof(fc.constantFrom('1000', '-1', '1e400', 'x', '99999999999999999999')).map((s) => `retry: ${s}`) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .oneof(fc.constantFrom('1000', '-1', '1e400', 'x', '99999999999999999999'))
+        .map((s) => `retry: ${s}`),
+    },
     { weight: 1, arbitrary: hostileString.map((s) => `: ${s}`) },
     { weight: 1, arbitrary: hostileString },
     { weight: 2, arbitrary: fc.constant('') },
@@ -82,95 +87,119 @@ const RESULT = { jsonrpc: '2.0', id: 7, result: { tools: [] } };
 const eventData = fc.oneof(
   { weight: 3, arbitrary: mutatedObject(RESULT).map(toJsonText) },
   { weight: 1, arbitrary: fc.array(mutatedObject(RESULT), { maxLength: 3 }).map(toJsonText) },
-  { weight: 1, arbitrary: mutatedObject({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info' } }).map(toJsonText) },
+  {
+    weight: 1,
+    arbitrary: mutatedObject({
+      jsonrpc: '2.0',
+      method: 'notifications/message',
+      params: { level: 'info' },
+    }).map(toJsonText),
+  },
   { weight: 1, arbitrary: hostileJson.map(toJsonText) },
   { weight: 1, arbitrary: hostileString },
 );
 
 describe('fuzz: SSE framing', () => {
-  it('readSse fails only as garbage, and chunk boundaries never change the events', { timeout: fuzzTimeoutMs(2) }, async () => {
-    await fc.assert(
-      fc.asyncProperty(sseStream(fc.oneof(eventData, hostileString)), async ({ text, cuts }) => {
-        const whole = await events(body(text, []));
-        const split = await events(body(text, cuts));
-        assert.deepEqual(split, whole);
-        if (whole !== 'garbage') for (const e of whole) assert.equal(typeof e.data, 'string');
-      }),
-      fuzzParameters(),
-    );
-  });
+  it(
+    'readSse fails only as garbage, and chunk boundaries never change the events',
+    { timeout: fuzzTimeoutMs(2) },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(sseStream(fc.oneof(eventData, hostileString)), async ({ text, cuts }) => {
+          const whole = await events(body(text, []));
+          const split = await events(body(text, cuts));
+          assert.deepEqual(split, whole);
+          if (whole !== 'garbage') for (const e of whole) assert.equal(typeof e.data, 'string');
+        }),
+        fuzzParameters(),
+      );
+    },
+  );
 
-  it('the Streamable HTTP wire fails only with its typed wire errors and delivers only JSON-RPC', { timeout: fuzzTimeoutMs(3) }, async () => {
-    let answered = 0;
-    await fc.assert(
-      fc.asyncProperty(sseStream(eventData), async ({ text, cuts }) => {
-        const wire = new StreamableHttpWire({ url: new URL(SERVER), fetch: serving(text, cuts) });
-        const delivered: JsonRpcMessage[] = [];
-        try {
-          await wire.post(REQUEST, (m) => delivered.push(m), AbortSignal.timeout(5000));
-          answered++;
-        } catch (error) {
-          // McpConnection turns exactly these into JSON-RPC errors for the host (or a retry).
-          assert.ok(error instanceof StreamBrokenError, `not a wire error: ${String(error)}`);
-        }
-        for (const m of delivered) {
-          assert.equal(typeof m, 'object');
-          assert.equal(m.jsonrpc, '2.0');
-        }
-      }),
-      fuzzParameters(),
-    );
-    assert.ok(answered > 0, 'some streams carried the answer');
-  });
+  it(
+    'the Streamable HTTP wire fails only with its typed wire errors and delivers only JSON-RPC',
+    { timeout: fuzzTimeoutMs(3) },
+    async () => {
+      let answered = 0;
+      await fc.assert(
+        fc.asyncProperty(sseStream(eventData), async ({ text, cuts }) => {
+          const wire = new StreamableHttpWire({ url: new URL(SERVER), fetch: serving(text, cuts) });
+          const delivered: JsonRpcMessage[] = [];
+          try {
+            await wire.post(REQUEST, (m) => delivered.push(m), AbortSignal.timeout(5000));
+            answered++;
+          } catch (error) {
+            // McpConnection turns exactly these into JSON-RPC errors for the host (or a retry).
+            assert.ok(error instanceof StreamBrokenError, `not a wire error: ${String(error)}`);
+          }
+          for (const m of delivered) {
+            assert.equal(typeof m, 'object');
+            assert.equal(m.jsonrpc, '2.0');
+          }
+        }),
+        fuzzParameters(),
+      );
+      assert.ok(answered > 0, 'some streams carried the answer');
+    },
+  );
 
   // Each stream that lacks the answer costs the request timeout here (the connection retries
   // until then), so this end-to-end property runs a hundredth of the cases.
-  it('the proxy answers a host request exactly once from any event stream, never throwing', { timeout: fuzzTimeoutMs(5) }, async () => {
-    const store = createMemoryStore();
-    const manager = new CredentialManager({ store, logger: silentLogger, watch: false, proactiveRefresh: false });
-    try {
-      await fc.assert(
-        fc.asyncProperty(sseStream(eventData), async ({ text, cuts }) => {
-          const connection = new McpConnection({
-            server: SERVER,
-            manager,
-            authenticate: false,
-            transport: 'streamable-http',
-            protocol: 'legacy',
-            fetch: serving(text, cuts),
-            logger: silentLogger,
-            requestTimeoutMs: 300,
-            connectTimeoutMs: 300,
-          });
-          const toHost: JsonRpcMessage[] = [];
-          const answered = new Promise<JsonRpcResponse>((resolve) => {
-            connection.onmessage = (message) => {
-              toHost.push(message);
-              if (isAnswer(message)) resolve(message);
-            };
-          });
-          try {
-            connection.send(REQUEST);
-            const answer = await answered;
-            // What reaches the host is JSON-RPC: a result or a well-formed error.
-            if (answer.error !== undefined) {
-              assert.equal(typeof answer.error.code, 'number');
-              assert.equal(typeof answer.error.message, 'string');
-            } else assert.ok('result' in answer);
-            for (const m of toHost) assert.equal(m.jsonrpc, '2.0');
-            await new Promise((resolve) => setImmediate(resolve));
-            assert.equal(toHost.filter(isAnswer).length, 1, 'exactly one answer');
-          } finally {
-            await connection.close();
-          }
-        }),
-        { ...fuzzParameters(), numRuns: Math.max(20, Math.floor(fuzzRuns() / 100)) },
-      );
-    } finally {
-      manager.close();
-      await store.close();
-    }
-  });
+  it(
+    'the proxy answers a host request exactly once from any event stream, never throwing',
+    { timeout: fuzzTimeoutMs(5) },
+    async () => {
+      const store = createMemoryStore();
+      const manager = new CredentialManager({
+        store,
+        logger: silentLogger,
+        watch: false,
+        proactiveRefresh: false,
+      });
+      try {
+        await fc.assert(
+          fc.asyncProperty(sseStream(eventData), async ({ text, cuts }) => {
+            const connection = new McpConnection({
+              server: SERVER,
+              manager,
+              authenticate: false,
+              transport: 'streamable-http',
+              protocol: 'legacy',
+              fetch: serving(text, cuts),
+              logger: silentLogger,
+              requestTimeoutMs: 300,
+              connectTimeoutMs: 300,
+            });
+            const toHost: JsonRpcMessage[] = [];
+            const answered = new Promise<JsonRpcResponse>((resolve) => {
+              connection.onmessage = (message) => {
+                toHost.push(message);
+                if (isAnswer(message)) resolve(message);
+              };
+            });
+            try {
+              connection.send(REQUEST);
+              const answer = await answered;
+              // What reaches the host is JSON-RPC: a result or a well-formed error.
+              if (answer.error !== undefined) {
+                assert.equal(typeof answer.error.code, 'number');
+                assert.equal(typeof answer.error.message, 'string');
+              } else assert.ok('result' in answer);
+              for (const m of toHost) assert.equal(m.jsonrpc, '2.0');
+              await new Promise((resolve) => setImmediate(resolve));
+              assert.equal(toHost.filter(isAnswer).length, 1, 'exactly one answer');
+            } finally {
+              await connection.close();
+            }
+          }),
+          { ...fuzzParameters(), numRuns: Math.max(20, Math.floor(fuzzRuns() / 100)) },
+        );
+      } finally {
+        manager.close();
+        await store.close();
+      }
+    },
+  );
 });
 
 const SERVER = 'https://mcp.example.com/mcp';

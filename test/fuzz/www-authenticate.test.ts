@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { bearerChallenge, parseWwwAuthenticate } from '../../src/oauth/www-authenticate.js';
 import { fuzzParameters, fuzzTimeoutMs, hostileString, PROTO_KEY } from './hostile.js';
 
-const TOKEN_CHARS = fc.constantFrom(...'abcXYZ019!#$%&\'*+-.^_`|~'.split(''));
+const TOKEN_CHARS = fc.constantFrom(..."abcXYZ019!#$%&'*+-.^_`|~".split(''));
 const token = fc.string({ unit: TOKEN_CHARS, minLength: 1, maxLength: 12 });
 const quoted = hostileString.map((s) => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`);
 const piece = fc.oneof(
@@ -16,7 +16,16 @@ const piece = fc.oneof(
   PROTO_KEY,
   quoted,
   hostileString,
-  fc.constantFrom('Bearer', 'bearer', 'Basic', 'DPoP', 'resource_metadata', 'scope', 'error', 'error_description'),
+  fc.constantFrom(
+    'Bearer',
+    'bearer',
+    'Basic',
+    'DPoP',
+    'resource_metadata',
+    'scope',
+    'error',
+    'error_description',
+  ),
   fc.constantFrom('=', '==', ',', ', ,', ' ', '\t', '"', '\\', '"unterminated', 'abc=='),
 );
 /** Header values assembled from the grammar's pieces, so most of them are nearly valid. */
