@@ -424,9 +424,7 @@ function registrationError(options: EnsureRegistrationOptions, error: unknown, t
   if (error instanceof oauth.ResponseBodyError && error.status < 500 && error.status !== 429) {
     const description =
       // Typed string by oauth4webapi but copied from the body as sent: 0 or {} arrive too.
-      typeof error.error_description !== 'string'
-        ? ''
-        : `: ${quote(secrets.scrub(error.error_description))}`;
+      typeof error.error_description !== 'string' ? '' : `: ${quote(secrets.scrub(error.error_description))}`;
     const redirect = error.error === 'invalid_redirect_uri' || aboutRedirectUris(error);
     return new LatchkeyError(
       ErrorCode.CLIENT_REJECTED,
