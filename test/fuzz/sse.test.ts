@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { McpConnection } from '../../src/mcp/connection.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../src/mcp/jsonrpc.js';
 import { readSse, SseGarbageError, type SseEvent } from '../../src/mcp/sse.js';
+import { LegacySseWire } from '../../src/mcp/legacy-sse.js';
 import { StreamableHttpWire } from '../../src/mcp/streamable-http.js';
 import { StreamBrokenError } from '../../src/mcp/wire-errors.js';
 import { createMemoryStore } from '../../src/store/memory.js';
@@ -203,6 +204,65 @@ describe('fuzz: SSE framing', () => {
 });
 
 const SERVER = 'https://mcp.example.com/mcp';
+
+/** `event: endpoint` data of the 2024-11-05 transport: paths, other origins, not URLs at all. */
+const endpointData = fc.oneof(
+  fc.constantFrom(
+    '/messages?sessionId=1',
+    'https://mcp.example.com/m',
+    'https://evil.example/m',
+    '//evil.example/m',
+    'http://[',
+    'https://:0',
+    ' ',
+  ),
+  hostileString,
+);
+
+describe('fuzz: SSE framing of the 2024-11-05 transport', () => {
+  it(
+    'the legacy wire fails only with its typed wire errors; an unusable endpoint is garbage',
+    { timeout: fuzzTimeoutMs(3) },
+    async () => {
+      let opened = 0;
+      await fc.assert(
+        fc.asyncProperty(endpointData, sseStream(eventData), async (endpoint, { text, cuts }) => {
+          const stream = `event: endpoint\ndata: ${endpoint.replace(/[\r\n]/g, '')}\n\n${text}`;
+          const fetch = (async () =>
+            new Response(
+              body(
+                stream,
+                cuts.map((c) => c + stream.length - text.length),
+              ),
+              {
+                status: 200,
+                headers: { 'content-type': 'text/event-stream' },
+              },
+            )) as typeof globalThis.fetch;
+          const wire = new LegacySseWire({ url: new URL(SERVER), fetch });
+          try {
+            const { closed } = await wire.open(() => undefined, 2000);
+            opened++;
+            await closed.then(
+              () => assert.fail('a stream that ends is reported as broken'),
+              (error: unknown) => assert.ok(error instanceof StreamBrokenError, String(error)),
+            );
+          } catch (error) {
+            assert.ok(error instanceof StreamBrokenError, `not a wire error: ${String(error)}`);
+            // The stream was well formed up to the endpoint: a refusal there is the server's data.
+            const cause = (error as { cause?: unknown }).cause;
+            if (cause !== undefined && !(cause instanceof SseGarbageError))
+              assert.fail(`cause ${String(cause)}`);
+          } finally {
+            wire.close();
+          }
+        }),
+        fuzzParameters(),
+      );
+      assert.ok(opened > 0, 'some endpoints were usable');
+    },
+  );
+});
 
 function isAnswer(message: JsonRpcMessage): message is JsonRpcResponse {
   return 'id' in message && message.id === REQUEST.id && !('method' in message);
