@@ -8,6 +8,9 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import type { AccessToken } from '../../src/lifecycle/token-cache.js';
 import { silentLogger } from '../../src/log.js';
+import { LegacySseWire } from '../../src/mcp/legacy-sse.js';
+import { SseGarbageError } from '../../src/mcp/sse.js';
+import { StreamBrokenError } from '../../src/mcp/wire-errors.js';
 import { ensureRegistration } from '../../src/oauth/registration.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 
@@ -118,5 +121,24 @@ describe('fuzz findings', () => {
     assert.ok(token !== undefined && stored !== undefined);
     assert.equal(stored.expiresAt, undefined);
     assert.equal(stored.expirySource, 'none');
+  });
+
+  it('a legacy SSE endpoint that is not a URL is garbage, not a TypeError', async () => {
+    const fetch = (async () =>
+      new Response('event: endpoint\ndata: https://:0\n\n', {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+      })) as typeof globalThis.fetch;
+    const wire = new LegacySseWire({ url: new URL(SERVER), fetch });
+    const error = await wire
+      .open(() => undefined, 2000)
+      .then(
+        () => assert.fail('no usable endpoint'),
+        (e: unknown) => e,
+      );
+    wire.close();
+    assert.ok(error instanceof StreamBrokenError, String(error));
+    assert.equal(error.garbage, true);
+    assert.ok(error.cause instanceof SseGarbageError, String(error.cause));
   });
 });
