@@ -1,6 +1,7 @@
 // `npm run bench`: prints the figures issue 2 asks for. These are measurements, not tests;
 // nothing here fails on a slow machine.
 import { benchColdStart } from './cold-start.js';
+import { benchCrash } from './crash.js';
 import { benchHotPath } from './hot-path.js';
 import { benchLogin } from './login.js';
 import { benchSdkStorm } from './sdk-storm.js';
@@ -13,6 +14,13 @@ function print(title: string, figures: Record<string, unknown>): void {
 }
 
 const only = process.argv[2];
+/** `npm run bench crash -- --kills 500` (or LATCHKEY_BENCH_KILLS=500) for a tighter figure. */
+function killsOption(): number | undefined {
+  const flag = process.argv.indexOf('--kills');
+  const text = flag >= 0 ? process.argv[flag + 1] : process.env['LATCHKEY_BENCH_KILLS'];
+  const kills = Number(text);
+  return Number.isSafeInteger(kills) && kills > 0 ? kills : undefined;
+}
 
 if (only === undefined || only === 'hot') {
   const hot = await benchHotPath();
@@ -50,4 +58,12 @@ if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
   const { benchProxy } = await import('./proxy.js');
   for (const [title, figures] of await benchProxy()) print(title, figures);
+}
+// Only on request: it kills processes on purpose, and its figure needs many kills to be tight.
+if (only === 'crash') {
+  const kills = killsOption();
+  print(
+    'kill -9 during a refresh (rotation on): kills per lost credential',
+    await benchCrash(kills === undefined ? {} : { kills }),
+  );
 }

@@ -3,9 +3,12 @@
  * audience of the token, so the claim is only a hint for when to refresh, used when the
  * token response carried no `expires_in`.
  */
+const MAX_DATE_S = 8.64e12;
+
 export function jwtExpiry(token: string): number | undefined {
   const exp = jwtClaims(token)?.['exp'];
-  if (typeof exp !== 'number' || !Number.isFinite(exp) || exp <= 0) return undefined;
+  // Beyond the last instant a Date can hold (year 275760) is not a hint, it is garbage.
+  if (typeof exp !== 'number' || !Number.isFinite(exp) || exp <= 0 || exp > MAX_DATE_S) return undefined;
   return Math.floor(exp * 1000);
 }
 

@@ -64,17 +64,27 @@ function accessTokenExpiry(
   requestedAt: number,
 ): { at: number | undefined; source: CredentialRecord['expirySource'] } {
   if (typeof res.expires_in === 'number' && Number.isFinite(res.expires_in) && res.expires_in > 0) {
-    return { at: requestedAt + res.expires_in * 1000, source: 'expires_in' };
+    return { at: requestedAt + lifetimeMs(res.expires_in), source: 'expires_in' };
   }
   const exp = jwtExpiry(res.access_token);
   if (exp !== undefined) return { at: exp, source: 'jwt' };
   return { at: undefined, source: 'none' };
 }
 
+/**
+ * A lifetime longer than a century is read as a century: `expires_in: 1e308` would otherwise
+ * make an expiry of Infinity, which no Date can hold (printing it threw a RangeError).
+ */
+const MAX_LIFETIME_S = 100 * 365 * 24 * 3600;
+
+function lifetimeMs(seconds: number): number {
+  return Math.min(seconds, MAX_LIFETIME_S) * 1000;
+}
+
 function refreshTokenExpiry(res: TokenEndpointResult, ctx: TokenResponseContext): number | undefined {
   const seconds = res.refresh_token_expires_in;
   if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
-    return ctx.requestedAt + seconds * 1000;
+    return ctx.requestedAt + lifetimeMs(seconds);
   }
   // An unrotated refresh token keeps the expiry we already knew for it.
   if (res.refresh_token === undefined) return ctx.previous?.refreshTokenExpiresAt;

@@ -110,14 +110,16 @@ async function sendRefresh(
     if (error instanceof LatchkeyError) throw error;
     return handleFailure(ctx, current, classifyTokenFailure(error), error);
   }
+  // From here to the write is the in-flight window (docs/security.md): the AS has rotated the
+  // refresh token and this process holds the only copy. Nothing but building the row runs
+  // before it is committed: the secrets were registered by grantResult, the event is part of
+  // the same transaction, and logging, the read-back and the caller's cache all come after.
   const record = credentialFromTokenResponse(result.response, {
     key,
     clientId: current.clientId,
     requestedAt: result.requestedAt,
     previous: current,
   });
-  secrets.add(record.secrets.accessToken);
-  secrets.add(record.secrets.refreshToken);
   const written = await ctx.store.writeCredential(
     record,
     { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },

@@ -143,7 +143,13 @@ export class LegacySseWire {
 
   /** The endpoint must stay on the server's origin: the bearer token goes with every POST. */
   #sameOrigin(data: string): URL {
-    const endpoint = new URL(data.trim(), this.url);
+    let endpoint: URL;
+    try {
+      endpoint = new URL(data.trim(), this.url);
+    } catch {
+      // The server's garbage, not a broken network (the TypeError was reported as a break).
+      throw new SseGarbageError('the SSE endpoint is not a URL');
+    }
     if (endpoint.origin !== this.url.origin) {
       throw new SseGarbageError(`the SSE endpoint ${endpoint.origin} is not on the server's origin`);
     }

@@ -65,7 +65,8 @@ export async function processTokenResponse(
   const spare = response.ok ? response.clone() : undefined;
   try {
     const result = await process(response);
-    await spare?.body?.cancel().catch(() => undefined);
+    // Not awaited: a refreshed token is persisted next, and the unused copy can wait.
+    void spare?.body?.cancel().catch(() => undefined);
     return result;
   } catch (error) {
     if (spare === undefined || !isResponseRefusal(error)) throw error;

@@ -430,7 +430,9 @@ function registrationError(options: EnsureRegistrationOptions, error: unknown, t
   const oversize = oversizeError(error, server);
   if (oversize !== undefined) return oversize;
   if (error instanceof oauth.ResponseBodyError && error.status < 500 && error.status !== 429) {
-    const description = error.error_description === undefined ? '' : `: ${quote(error.error_description)}`;
+    const description =
+      // Typed string by oauth4webapi but copied from the body as sent: 0 or {} arrive too.
+      typeof error.error_description !== 'string' ? '' : `: ${quote(error.error_description)}`;
     const redirect = error.error === 'invalid_redirect_uri' || aboutRedirectUris(error);
     return new LatchkeyError(
       ErrorCode.CLIENT_REJECTED,

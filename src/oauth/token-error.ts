@@ -64,8 +64,9 @@ const MAX_CODE_LENGTH = 64;
 
 function fromOAuthError(code: string, description: string | undefined, response: Response): TokenFailure {
   // Both come from the AS: they are made safe here, once, for every grant and every caller.
+  // Typed strings by oauth4webapi, but copied from the body as sent: {"toString":null} arrives too.
   const error = networkText(code, { maxLength: MAX_CODE_LENGTH });
-  const detail = description === undefined ? {} : { description: networkText(description) };
+  const detail = typeof description === 'string' ? { description: networkText(description) } : {};
   if (GRANT_DEAD.has(code)) return { kind: 'invalid-grant', error, ...detail };
   if (CLIENT_DEAD.has(code)) return { kind: 'client-rejected', error, ...detail };
   if (NEEDS_USER.has(code)) return { kind: 'interaction-required', error, ...detail };
