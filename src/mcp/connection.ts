@@ -856,7 +856,9 @@ export class McpConnection {
             );
             return;
           }
-          if (isLatchkeyError(error)) return; // Requests will surface it to the host.
+          // Requests will surface a credential failure to the host; an oversized event only
+          // costs this stream, which is opened again below.
+          if (isLatchkeyError(error) && !(error instanceof MessageTooLargeError)) return;
           if (error instanceof MessageTooLargeError) {
             this.#log.warn(`the server's listen stream was dropped: ${error.message}`);
           }

@@ -11,6 +11,8 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
+import { ErrorCode, LatchkeyError } from '../errors.js';
+
 export type SseEvent = EventSourceMessage;
 
 export interface SseHandlers {
@@ -26,15 +28,29 @@ export interface SseHandlers {
 /** The default limit on one MCP message: big tool results are legitimate, gigabytes are not. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
-export class SseGarbageError extends Error {
+/**
+ * The stream carried something that is not SSE-framed JSON-RPC. A LatchkeyError like every
+ * failure of a parser of network input; the wires turn it into a broken stream to recover from.
+ */
+export class SseGarbageError extends LatchkeyError {
   override readonly name = 'SseGarbageError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCode.MCP_FAILED, message, {
+      retryable: true,
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
+  }
 }
 
 /** One message (an SSE event or a JSON body) was larger than the configured limit. */
-export class MessageTooLargeError extends Error {
+export class MessageTooLargeError extends LatchkeyError {
   override readonly name = 'MessageTooLargeError';
   constructor(readonly limit: number) {
-    super(`a message from the server exceeded the ${limit}-byte message size limit`);
+    super(
+      ErrorCode.RESPONSE_TOO_LARGE,
+      `a message from the server exceeded the ${limit}-byte message size limit`,
+      { retryable: false },
+    );
   }
 }
 

@@ -78,6 +78,7 @@ async function events(stream: ReadableStream<Uint8Array>): Promise<SseEvent[] | 
     return seen;
   } catch (error) {
     assert.ok(error instanceof SseGarbageError, `not an SseGarbageError: ${String(error)}`);
+    assert.ok(isLatchkeyError(error), 'a typed LatchkeyError');
     return 'garbage';
   }
 }
