@@ -9,6 +9,7 @@ import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { McpConnection } from '../../src/mcp/connection.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../src/mcp/jsonrpc.js';
+import { isLatchkeyError } from '../../src/errors.js';
 import { readSse, SseGarbageError, type SseEvent } from '../../src/mcp/sse.js';
 import { LegacySseWire } from '../../src/mcp/legacy-sse.js';
 import { StreamableHttpWire } from '../../src/mcp/streamable-http.js';
