@@ -41,11 +41,16 @@ describe('log hygiene', () => {
       exact: true,
       action: { type: 'status', status: 503 },
     });
-    await manager.getAccessToken(env.server).catch(() => undefined);
+    const duringOutage = await manager.getAccessToken(env.server).catch((e: unknown) => e);
     env.proxy.clear(outage);
+    // Not a pass by accident: the outage was hit and surfaced as the transient failure it is,
+    // and the revoked grant really was refused, so both paths wrote their log lines.
+    assert.ok(outage.hits >= 1, 'the token endpoint answered 503 at least once');
+    assert.equal((duringOutage as { code?: string }).code, 'REFRESH_TRANSIENT', String(duringOutage));
     await env.as.revokeAllGrants();
     await sleep(1100);
-    await manager.getAccessToken(env.server).catch(() => undefined);
+    const afterRevoke = await manager.getAccessToken(env.server).catch((e: unknown) => e);
+    assert.equal((afterRevoke as { code?: string }).code, 'LOGIN_REQUIRED', String(afterRevoke));
     await remember();
 
     assert.ok(tokens.size >= 4, 'several tokens went through the manager');

@@ -98,13 +98,22 @@ describe('latchkey proxy: sessions and streams that die', () => {
   it('garbage in the answer to a read: the read is sent again and the host sees nothing', async () => {
     const host = await env.host();
     await host.client.listTools();
-    env.mcpProxy.inject({
+    const listsBefore = env.mcp.counters.count('rpc', 'tools/list');
+    const rule = env.mcpProxy.inject({
       method: 'POST',
       action: { type: 'corrupt-stream', afterEvents: 0, then: 'destroy' },
       times: 1,
     });
     const tools = await host.client.listTools();
     assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+    // Not a pass by accident: the fault fired on a request the server had processed, and
+    // the answer the host got came from a second tools/list.
+    assert.equal(rule.hits, 1, 'the corrupted answer was served');
+    assert.equal(rule.processedCount, 1, 'the server processed the read whose answer was corrupted');
+    assert.ok(
+      env.mcp.counters.count('rpc', 'tools/list') >= listsBefore + 2,
+      `the read was sent again (${env.mcp.counters.count('rpc', 'tools/list') - listsBefore} tools/list)`,
+    );
     await host.close();
   });
 
