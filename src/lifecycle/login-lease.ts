@@ -1,5 +1,6 @@
 import type { CredentialKey } from '../credential/key.js';
 import { EventType, type CredentialStore, type Lease } from '../store/contract.js';
+import { recentEvents } from '../store/recent-events.js';
 import type { EngineContext } from './context.js';
 
 /**
@@ -101,9 +102,8 @@ function wantedSince(wantedAt: number): number {
 
 /** Automatic logins (each opened a tab or a device prompt) started for `server` within the storm window. */
 async function loginsStartedRecently(store: CredentialStore, server: string): Promise<number> {
-  const afterId = Math.max(0, (await store.lastEventId()) - STORM_SCAN);
   const since = Date.now() - STORM_WINDOW_MS;
-  const events = await store.readEvents({ afterId, server });
+  const events = await recentEvents(store, STORM_SCAN, server);
   return events.filter(
     (e) => e.type === EventType.LOGIN_STARTED && e.detail?.['explicit'] === false && e.at >= since,
   ).length;

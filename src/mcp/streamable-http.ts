@@ -6,6 +6,7 @@
  * server may have run it). The SDK transport reports stream trouble through one `onerror`
  * without that link.
  */
+import { decodeText, readBody } from '../body.js';
 import { readAtMost } from '../oauth/bounded-fetch.js';
 import { type JsonRpcError, type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
@@ -268,24 +269,8 @@ async function statusError(response: Response, sentSession: boolean): Promise<Ht
 
 /** The start of an error body, at most MAX_ERROR_BODY_BYTES of it; '' when it cannot be read. */
 export async function errorText(response: Response): Promise<string> {
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < MAX_ERROR_BODY_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value.subarray(0, MAX_ERROR_BODY_BYTES - size));
-      size += value.byteLength;
-    }
-    if (size >= MAX_ERROR_BODY_BYTES) await reader.cancel().catch(() => undefined);
-    return new TextDecoder().decode(Buffer.concat(chunks));
-  } catch {
-    return '';
-  } finally {
-    reader.releaseLock();
-  }
+  const read = await readBody(response.body, MAX_ERROR_BODY_BYTES);
+  return read.error === undefined ? decodeText(read.bytes) : '';
 }
 
 /** The JSON-RPC error an error body holds, if it holds one. */

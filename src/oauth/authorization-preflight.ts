@@ -22,6 +22,7 @@
  * - 5xx, 429, network error, timeout: unknown. The browser gets its chance; the preflight
  *   must never be the reason a login that would work fails.
  */
+import { decodeText, readBody } from '../body.js';
 import { isAllowedUrl } from './metadata-http.js';
 
 export type PreflightVerdict =
@@ -110,21 +111,6 @@ function clientErrorIn(body: string): string | undefined {
 }
 
 async function boundedText(response: Response): Promise<string> {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < MAX_BODY_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } catch {
-    // A body that breaks off still leaves the status to judge by.
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES));
+  // A body that breaks off still leaves the status, and what came before, to judge by.
+  return decodeText((await readBody(response.body, MAX_BODY_BYTES)).bytes);
 }

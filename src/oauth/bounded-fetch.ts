@@ -12,6 +12,7 @@
  * Tokens have their own limit (`checkTokenLengths`): a token endpoint answer under the body
  * limit may still carry a token no resource server would accept in a header.
  */
+import { readBody } from '../body.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 
 /** Limits in bytes. Documented in docs/security.md; change them there too. */
@@ -123,28 +124,14 @@ function eventEnds(chunk: Uint8Array, previous: number): number[] {
   return ends.sort((a, b) => a - b);
 }
 
-/** The whole body, or undefined (and the stream cancelled) once it passes `limit` bytes. */
+/** The body, or undefined when it goes on past `limit` bytes (the rest is not read). */
 export async function readAtMost(
   body: ReadableStream<Uint8Array>,
   limit: number,
 ): Promise<Uint8Array | undefined> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return Buffer.concat(chunks, size);
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        return undefined;
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
+  const read = await readBody(body, limit);
+  if (read.error !== undefined) throw read.error;
+  return read.over ? undefined : read.bytes;
 }
 
 /**

@@ -3,6 +3,7 @@ import type * as oauth from 'oauth4webapi';
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/acquire.js';
 import { type CredentialStore, EventType } from '../store/contract.js';
+import { recentEvents } from '../store/recent-events.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
 import { probeChallenge } from './challenge-probe.js';
@@ -332,8 +333,7 @@ const ATTEMPT_SCAN = 1000;
 
 /** Whether `attempt` is an earlier login of `server` recorded in the store (so it was replaced or ended). */
 async function wasLoginAttempt(store: CredentialStore, server: string, attempt: string): Promise<boolean> {
-  const afterId = Math.max(0, (await store.lastEventId()) - ATTEMPT_SCAN);
-  const events = await store.readEvents({ afterId, server });
+  const events = await recentEvents(store, ATTEMPT_SCAN, server);
   return events.some((e) => e.type === EventType.LOGIN_STARTED && e.detail?.['attempt'] === attempt);
 }
 

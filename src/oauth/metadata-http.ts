@@ -10,6 +10,7 @@
  * The outcome is a value, not an exception, because the callers decide per position whether
  * a missing document means "try the next URL" or "give up".
  */
+import { decodeText, readBody } from '../body.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { isLoopbackUrl } from './loopback.js';
 
@@ -135,24 +136,10 @@ class BodyTooLarge extends Error {}
 
 /** The body as text; beyond `limit` bytes it throws BodyTooLarge, or with `truncate` stops there. */
 async function readCapped(response: Response, limit: number, truncate = false): Promise<string> {
-  const body = response.body;
-  if (body === null) return '';
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      if (!truncate) throw new BodyTooLarge(`the body exceeds ${limit} bytes`);
-      chunks.push(value.subarray(0, value.byteLength - (size - limit)));
-      break;
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  const read = await readBody(response.body, limit);
+  if (read.error !== undefined) throw read.error;
+  if (read.over && !truncate) throw new BodyTooLarge(`the body exceeds ${limit} bytes`);
+  return decodeText(read.bytes);
 }
 
 async function excerptOf(response: Response, options: MetadataRequestOptions): Promise<string> {

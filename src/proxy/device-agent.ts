@@ -14,6 +14,7 @@
  * shown anyway, never the device code or a token.
  */
 import { EventType, type CredentialStore, type LifecycleEvent } from '../store/contract.js';
+import { recentEvents } from '../store/recent-events.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
 import { isUserFacingUrl } from '../oauth/loopback.js';
@@ -101,7 +102,7 @@ export async function pendingPrompt(
   store: CredentialStore,
   server: string,
 ): Promise<{ prompt: DevicePrompt; pid: number } | undefined> {
-  const events = await recentEvents(store, server);
+  const events = await recentEvents(store, SCAN, server);
   for (let i = events.length - 1; i >= 0; i--) {
     const event = events[i];
     if (event === undefined) continue;
@@ -145,7 +146,7 @@ export async function cancelDeviceLogin(
 
 /** Servers whose device login is waiting for the user (for `latchkey logout --all`). */
 export async function serversAwaitingDeviceLogin(store: CredentialStore): Promise<string[]> {
-  const events = await recentEvents(store);
+  const events = await recentEvents(store, SCAN);
   const prompted = new Set(events.filter((e) => e.type === EventType.DEVICE_PROMPT).map((e) => e.server));
   const waiting: string[] = [];
   for (const server of prompted) if ((await pendingPrompt(store, server)) !== undefined) waiting.push(server);
@@ -179,12 +180,6 @@ export function devicePromptEvent(server: string, subject: string, prompt: Devic
         : { verificationUriComplete: prompt.verificationUriComplete }),
     },
   };
-}
-
-/** The newest events (of `server`, if given), oldest first. `readEvents` pages from the oldest. */
-async function recentEvents(store: CredentialStore, server?: string): Promise<LifecycleEvent[]> {
-  const afterId = Math.max(0, (await store.lastEventId()) - SCAN);
-  return store.readEvents({ afterId, ...(server === undefined ? {} : { server }) });
 }
 
 function promptOf(event: LifecycleEvent): DevicePrompt | undefined {
