@@ -9,7 +9,14 @@ import type { BearerChallenge } from '../oauth/types.js';
 import { EventType } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
-import { holdLease, type LoginClaim, loginLeaseKey, shouldReplace, takeOver } from './login-lease.js';
+import {
+  holdLease,
+  holdsLease,
+  type LoginClaim,
+  loginLeaseKey,
+  shouldReplace,
+  takeOver,
+} from './login-lease.js';
 
 /** Why the manager is asking for an interactive acquisition. */
 export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope' | 'requested';
@@ -106,7 +113,7 @@ export async function acquireCredential(
       const written = await writtenSince(ctx, request, before);
       if (written !== undefined) return written;
       if (replaced) throw replacementEnded(request.server);
-      return await runHook(ctx, hook, request, claim, deadline, signal);
+      return await runHook(ctx, hook, { leaseKey, request, claim, deadline }, signal);
     } catch (error) {
       if (!(error instanceof Replaced)) throw error;
       replaced = true;
@@ -142,12 +149,10 @@ async function claimLease(
 async function runHook(
   ctx: EngineContext,
   hook: AcquireHook,
-  request: LoginRequest,
-  claim: LoginClaim,
-  deadline: number,
+  run: { leaseKey: CredentialKey; request: LoginRequest; claim: LoginClaim; deadline: number },
   signal?: AbortSignal,
 ): Promise<StoredCredential> {
-  const leaseKey = loginLeaseKey(request.server, request.subject);
+  const { leaseKey, request, claim, deadline } = run;
   const lost = new AbortController();
   const stopHolding = holdLease(ctx, leaseKey, () => lost.abort(new Replaced('replaced')));
   const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
@@ -168,7 +173,7 @@ async function runHook(
   try {
     tokens = await hook({ ...hookRequest, attempt, replacing: claim.replaced, signal: combined });
     // Finished at the same moment as a newer login took over: the newer one wins.
-    if (!(await stillHeld(ctx, leaseKey))) lost.abort(new Replaced('replaced'));
+    if (!(await holdsLease(ctx, leaseKey))) lost.abort(new Replaced('replaced'));
   } catch (error) {
     if (lost.signal.aborted) throw lost.signal.reason as Error;
     throw error;
@@ -222,11 +227,6 @@ async function writtenSince(
 ): Promise<StoredCredential | undefined> {
   const list = await ctx.store.listCredentials({ server: request.server, subject: request.subject });
   return list.find((c) => c.status.state !== 'needs-login' && c.generation > (before.get(keyId(c.key)) ?? 0));
-}
-
-async function stillHeld(ctx: EngineContext, key: CredentialKey): Promise<boolean> {
-  const lease = await ctx.store.getLease(key).catch(() => undefined);
-  return lease?.owner === ctx.holder.owner;
 }
 
 function replacementEnded(server: string): LatchkeyError {

@@ -77,9 +77,8 @@ export function holdLease(ctx: EngineContext, key: CredentialKey, onLost: () => 
   let lost = false;
   const check = async (renew: boolean): Promise<void> => {
     if (lost) return;
-    const lease = await ctx.store.getLease(key).catch(() => undefined);
     // Never re-create a lease someone broke: that is how a replaced login would come back.
-    const ours = lease !== undefined && lease.owner === ctx.holder.owner;
+    const ours = await holdsLease(ctx, key);
     if (ours && renew) await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs).catch(() => undefined);
     if (!ours) {
       lost = true;
@@ -98,6 +97,12 @@ export function holdLease(ctx: EngineContext, key: CredentialKey, onLost: () => 
 
 function wantedSince(wantedAt: number): number {
   return wantedAt - performance.timeOrigin < YOUNG_PROCESS_MS ? performance.timeOrigin : wantedAt;
+}
+
+/** Whether this process holds the lease on `key` right now. */
+export async function holdsLease(ctx: EngineContext, key: CredentialKey): Promise<boolean> {
+  const lease = await ctx.store.getLease(key).catch(() => undefined);
+  return lease?.owner === ctx.holder.owner;
 }
 
 /** Automatic logins (each opened a tab or a device prompt) started for `server` within the storm window. */
