@@ -5,6 +5,9 @@
  */
 
 import { MESSAGE_MAX, networkText } from './network-text.js';
+import { describeNextAction, loginAction, type NextAction } from './next-action.js';
+
+export type { NextAction, NextActionKind } from './next-action.js';
 
 const BRAND = Symbol.for('latchkey.error');
 
@@ -46,7 +49,12 @@ export interface LatchkeyErrorOptions {
   server?: string | undefined;
   /** Whether retrying later, without user action, may succeed. */
   retryable: boolean;
-  /** The next step for the user, e.g. `latchkey login https://mcp.example.com/mcp`. */
+  /** What should happen next, as data; each face words it (src/next-action.ts). */
+  next?: NextAction | undefined;
+  /**
+   * @deprecated Transitional free-text next step, appended to the message. Use `next`:
+   * library code must not name CLI commands.
+   */
   nextStep?: string | undefined;
   /** For transient failures: the earliest moment (epoch ms) a retry makes sense. */
   retryAt?: number | undefined;
@@ -57,7 +65,7 @@ export class LatchkeyError extends Error {
   readonly code: ErrorCode;
   readonly server: string | undefined;
   readonly retryable: boolean;
-  readonly nextStep: string | undefined;
+  readonly next: NextAction | undefined;
   readonly retryAt: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: LatchkeyErrorOptions) {
@@ -66,7 +74,7 @@ export class LatchkeyError extends Error {
     this.code = code;
     this.server = options.server;
     this.retryable = options.retryable;
-    this.nextStep = options.nextStep;
+    this.next = options.next ?? (options.nextStep === undefined ? undefined : legacyNext(options.nextStep));
     this.retryAt = options.retryAt;
     // `cause` may hold a Response or a library error that carries request bodies; keep it off
     // enumerable properties so JSON.stringify/console of the error does not dump it.
@@ -76,6 +84,11 @@ export class LatchkeyError extends Error {
     Object.defineProperty(this, BRAND, { value: true });
   }
 
+  /** The next action in the library's own words (no CLI commands). */
+  get nextStep(): string | undefined {
+    return this.next === undefined ? undefined : describeNextAction(this.next);
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       name: this.name,
@@ -83,6 +96,7 @@ export class LatchkeyError extends Error {
       message: this.message,
       server: this.server,
       retryable: this.retryable,
+      next: this.next,
       nextStep: this.nextStep,
       retryAt: this.retryAt,
     };
@@ -93,6 +107,14 @@ export class LatchkeyError extends Error {
  * Messages often carry words from the network (an AS's error description, an MCP server's
  * error body) and are printed, logged, stored and relayed: every one goes through the
  * network-text policy, whichever path built it.
+ */
+function legacyNext(detail: string): NextAction {
+  return { kind: 'configure', detail };
+}
+
+/**
+ * The message says what happened; the next action is not in it, so every face can word it
+ * (the CLI appends its own). Transitional `nextStep` strings are still appended.
  */
 function withContext(message: string, options: LatchkeyErrorOptions): string {
   let text = options.server === undefined ? message : `${options.server}: ${message}`;
@@ -113,7 +135,7 @@ export function loginRequired(server: string, reason: string, cause?: unknown): 
   return new LatchkeyError(ErrorCode.LOGIN_REQUIRED, `login required: ${reason}.`, {
     server,
     retryable: false,
-    nextStep: `run \`${loginCommand(server)}\``,
+    next: loginAction(server),
     cause,
   });
 }
@@ -131,7 +153,11 @@ export function refreshTransient(
       server,
       retryable: true,
       retryAt,
-      nextStep: 'wait and retry; if it persists, check the authorization server or network',
+      next: {
+        kind: 'retry',
+        retryAt,
+        detail: 'wait and retry; if it persists, check the authorization server or network',
+      },
       cause,
     },
   );

@@ -1,11 +1,10 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { canonicalServer } from '../credential/key.js';
-import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
 import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
 import { createLogger, type LogLevel } from '../log.js';
-import { MESSAGE_MAX, networkText } from '../network-text.js';
 import type { CredentialStore } from '../store/contract.js';
 import { createLoginHook, type LoginOptions } from '../oauth/login.js';
 import type { ClientConfig } from '../oauth/types.js';
@@ -26,6 +25,7 @@ import { parseToolArguments } from './tool-arguments.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliIO, processIO } from './io.js';
+import { cliMessage } from './next-step.js';
 import { openCliStore, type StoreAccess } from './open-store.js';
 import { createSpinner } from './spinner.js';
 import { VERSION } from './version.js';
@@ -743,8 +743,6 @@ function report(error: unknown, io: CliIO): number {
     return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
   // A LatchkeyError's message is already safe; anything else may quote the network.
-  io.err(
-    `latchkey: ${isLatchkeyError(error) ? error.message : networkText(String(error), { maxLength: MESSAGE_MAX })}\n`,
-  );
+  io.err(`latchkey: ${cliMessage(error)}\n`);
   return exitCodeFor(error);
 }

@@ -20,6 +20,7 @@
  *
  * Everything it says names its server, and it only ever speaks for that one server.
  */
+import type { NextAction } from '../next-action.js';
 import { canonicalServer } from '../credential/key.js';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, type LatchkeyError } from '../errors.js';
@@ -106,6 +107,11 @@ export interface ConnectionOptions {
   maxMessageBytes?: number;
   logger?: Logger;
   subject?: string;
+  /**
+   * Words for an error's next action in the answers the host reads. Default: the library's
+   * neutral words; the proxy passes the CLI's (`latchkey login …`).
+   */
+  describeNext?: (action: NextAction) => string;
 }
 
 interface Pending {
@@ -426,7 +432,7 @@ export class McpConnection {
       return rpcErrors.loggedOut(this.server);
     }
     return (
-      rpcErrors.fromLatchkeyError(this.server, error) ??
+      rpcErrors.fromLatchkeyError(this.server, error, this.#o.describeNext) ??
       rpcErrors.unavailable(this.server, request.method, error)
     );
   }

@@ -4,6 +4,7 @@
  * hosts that read them.
  */
 import { ErrorCode, isLatchkeyError, loginCommand } from '../errors.js';
+import { describeNextAction, type NextAction } from '../next-action.js';
 import { MESSAGE_MAX, networkJson, networkText } from '../network-text.js';
 import type { DevicePrompt } from '../oauth/device-authorization.js';
 import { type JsonRpcError, RpcErrorCode } from './jsonrpc.js';
@@ -41,19 +42,25 @@ function rpcError(code: number, message: string, data: LatchkeyErrorData): JsonR
 }
 
 /** An error from the credential manager (login required, AS down, ...). */
-export function fromLatchkeyError(server: string, error: unknown): JsonRpcError | undefined {
+export function fromLatchkeyError(
+  server: string,
+  error: unknown,
+  describeNext: (action: NextAction) => string = describeNextAction,
+): JsonRpcError | undefined {
   if (!isLatchkeyError(error)) return undefined;
   const auth =
     error.code === ErrorCode.LOGIN_REQUIRED ||
     error.code === ErrorCode.CLIENT_REJECTED ||
     error.code === ErrorCode.STORE_KEY_MISMATCH;
   // LatchkeyError messages already start with the server.
-  const message = error.server === undefined ? `${server}: ${error.message}` : error.message;
+  const named = error.server === undefined ? `${server}: ${error.message}` : error.message;
+  const nextStep = error.next === undefined ? undefined : describeNext(error.next);
+  const message = nextStep === undefined ? named : `${named} Next step: ${nextStep}`;
   return rpcError(auth ? RpcErrorCode.AUTH_REQUIRED : RpcErrorCode.UNAVAILABLE, message, {
     server,
     code: error.code,
     retryable: error.retryable,
-    ...(error.nextStep === undefined ? {} : { nextStep: error.nextStep }),
+    ...(nextStep === undefined ? {} : { nextStep }),
   });
 }
 

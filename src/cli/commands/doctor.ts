@@ -16,6 +16,7 @@ import { defaultHome } from '../../store/paths.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import { DB_FILE_NAME } from '../open-store.js';
 import type { CliIO } from '../io.js';
+import { cliMessage, renderNextStep } from '../next-step.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -197,7 +198,7 @@ async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
       check: 'store',
       verdict: 'fail',
       detail: message(error),
-      ...(isLatchkeyError(error) && error.nextStep !== undefined ? { fix: error.nextStep } : {}),
+      ...(isLatchkeyError(error) && error.next !== undefined ? { fix: renderNextStep(error.next) } : {}),
     };
   }
 }
@@ -253,6 +254,7 @@ function supports(list: unknown, value: string): boolean {
   return Array.isArray(list) && list.includes(value);
 }
 
+/** Word for word what the failing command would print, next step included. */
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return cliMessage(error);
 }

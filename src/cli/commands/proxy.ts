@@ -21,6 +21,7 @@ import { runStdioRelay } from '../../proxy/stdio.js';
 import { newLeaseHolder } from '../../lifecycle/lease.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';
+import { renderNextStep } from '../next-step.js';
 import { checkedServer, parseHeaders } from '../server-args.js';
 
 export interface ProxyCommandOptions {
@@ -112,6 +113,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
     authorize: authorizer.authorize,
     logger,
+    describeNext: renderNextStep,
   });
   const leaveStore = announcePresence(store, server, newLeaseHolder());
   const stop = new AbortController();

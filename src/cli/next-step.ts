@@ -1,0 +1,54 @@
+/**
+ * The CLI's and the proxy's words for a next action: a command the user can paste. The
+ * library only says what should happen (src/next-action.ts); this is the one place that
+ * turns it into `latchkey …`.
+ */
+import { isLatchkeyError } from '../errors.js';
+import { MESSAGE_MAX, networkText } from '../network-text.js';
+import { describeNextAction, type NextAction } from '../next-action.js';
+
+export function loginCommand(server: string): string {
+  return `latchkey login ${server}`;
+}
+
+export function renderNextStep(action: NextAction): string {
+  const detail = action.detail === undefined ? '' : `; ${action.detail}`;
+  switch (action.kind) {
+    case 'login':
+      return renderLogin(action, detail);
+    case 'logout':
+      return `retry \`latchkey logout${action.server === undefined ? '' : ` ${action.server}`}\`${detail}`;
+    case 'diagnose':
+      return `check the URL, or run \`latchkey doctor${action.server === undefined ? '' : ` ${action.server}`}\`${detail}`;
+    case 'inspect-events':
+      return 'retry; if it keeps happening, `latchkey events` shows what the other process did';
+    case 'repair-store':
+      return `${action.detail ?? 'restore the store from a backup'}; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`;
+    case 'retry':
+    case 'configure':
+    case 'operator':
+      return describeNextAction(action);
+  }
+}
+
+function renderLogin(action: NextAction, detail: string): string {
+  const server = action.server ?? '<server-url>';
+  if (action.needsClientId === true) {
+    return `register a client at the authorization server, then run \`latchkey login ${server} --client-id <client-id>\`${detail}`;
+  }
+  const device = action.device === true ? ' --device' : '';
+  return `run \`${loginCommand(server)}${device}\`${action.again === true ? ' again' : ''}${detail}`;
+}
+
+/** An error as the CLI prints it: what happened, then the command to run. */
+export function describeForCli(error: unknown): string | undefined {
+  if (!isLatchkeyError(error) || error.next === undefined) return undefined;
+  return renderNextStep(error.next);
+}
+
+/** What happened, then the command to run; a LatchkeyError's message is already safe. */
+export function cliMessage(error: unknown): string {
+  if (!isLatchkeyError(error)) return networkText(String(error), { maxLength: MESSAGE_MAX });
+  const next = describeForCli(error);
+  return next === undefined ? error.message : `${error.message} Next step: ${next}`;
+}
