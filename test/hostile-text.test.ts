@@ -142,11 +142,15 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
   it('login: a 5 MB error_description is shown capped', async () => {
     const env = await freshEnv();
     const filler = 'A'.repeat(FIVE_MB);
+    const answered = asFront.answered;
     asFront.answer = (r) => (isTokenRequest(r, 'authorization_code') ? oauthError(filler) : undefined);
     try {
       const run = await latchkey(['login', mcp.url, '--browser'], { ...env, BROWSER: HEADLESS_BROWSER });
       assert.notEqual(run.code, 0, run.stderr.slice(0, 2000));
       assert.ok(run.stderr.length < 10_000, `stderr is ${run.stderr.length} characters`);
+      // Not a pass by accident: the 5 MB answer was given, and it is what was refused.
+      assert.equal(asFront.answered, answered + 1, 'the 5 MB answer was given');
+      assert.match(run.stderr, /past the \d+-byte limit/, run.stderr.slice(0, 2000));
     } finally {
       asFront.answer = undefined;
     }
@@ -231,6 +235,7 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
     await seed(env);
     await expire();
     const filler = 'B'.repeat(FIVE_MB);
+    const answered = asFront.answered;
     asFront.answer = (r) => (isTokenRequest(r, 'refresh_token') ? oauthError(filler) : undefined);
     let token;
     try {
@@ -239,6 +244,8 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
       asFront.answer = undefined;
     }
     assert.notEqual(token.code, 0);
+    assert.equal(asFront.answered, answered + 1, 'the 5 MB answer was given');
+    assert.match(token.stderr, /past the \d+-byte limit/, 'and it is what was refused');
     assert.ok(token.stderr.length < 10_000, `stderr is ${token.stderr.length} characters`);
     assert.ok(
       !(await storeBytes(env)).includes('B'.repeat(10_000)),
@@ -270,6 +277,7 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
 
   it('`latchkey doctor`: metadata from the server reaches the terminal inert', async () => {
     const env = await freshEnv();
+    const answered = mcpFront.answered;
     mcpFront.answer = (r) =>
       r.method === 'GET' && r.path.startsWith('/.well-known/oauth-protected-resource')
         ? {
@@ -286,7 +294,7 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
     } finally {
       mcpFront.answer = undefined;
     }
-    assert.ok(mcpFront.answered > 0, 'the hostile metadata was served');
+    assert.ok(mcpFront.answered > answered, 'the hostile metadata was served');
     assertNoControls(run.stdout, '`latchkey doctor` output');
     assertNoControls(run.stderr, '`latchkey doctor` stderr');
   });

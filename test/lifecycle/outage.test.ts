@@ -42,6 +42,7 @@ describe('authorization server outage', () => {
       }
       await sleep(100);
     }
+    assert.ok(outage.hits >= 1, 'the token endpoint answered 503');
     assert.deepEqual(other, [], 'only transient errors during the outage');
     assert.ok(servedOld.length > 0 && transient.length > 0);
     assert.ok(

@@ -144,6 +144,8 @@ describe('the proxy reads no faster than the host, and no message beyond the lim
         `${transport} flood, host not reading for 6 s: peak RSS ${peak.toFixed(0)} MB, server sent ${sentWhilePaused} bytes`,
       );
       assert.ok(peak < MAX_PEAK_RSS_MB, `peak RSS ${peak.toFixed(0)} MB`);
+      // Not a pass by accident: the flood really ran while the host was not reading.
+      assert.ok(sentWhilePaused > 1024 * 1024, `the server sent only ${sentWhilePaused} bytes`);
       // Socket and pipe buffers hold a few MB; without backpressure the server sends ~100 MB/s.
       assert.ok(sentWhilePaused < 64 * 1024 * 1024, `the server sent ${sentWhilePaused} bytes`);
       // The host reads again: the same stream flows again (it was paused, not dropped).

@@ -62,8 +62,11 @@ describe('proxy: a 2025-era host bridged to a 2026-only server', () => {
 
   it('re-issues a call whose stream broke, and the tool runs once', async () => {
     const runs = env.mcp.counters.count('modern-tool-run', 'echo');
+    const broken = env.mcp.counters.count('modern', 'stream-broken');
     env.mcp.modern.breakNextStreams(1);
     assert.equal(text(await host.client.callTool({ name: 'echo', arguments: { text: 'again' } })), 'again');
+    // Not a pass by accident: the stream really broke, so the answer came from the re-issue.
+    assert.equal(env.mcp.counters.count('modern', 'stream-broken'), broken + 1, 'the stream broke');
     assert.equal(env.mcp.counters.count('modern-tool-run', 'echo'), runs + 1);
   });
 

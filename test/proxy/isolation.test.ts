@@ -134,6 +134,11 @@ describe('latchkey proxy: two servers on two ASes, one store', () => {
       callA('a2'),
     ]);
     errorsB.push(e2);
+    // Not a pass by accident: the refresh met the outage (a transient failure), not yet the
+    // revoked grant, which step 3 is there to reach.
+    assert.ok(asDown.hits >= 1, "b's AS answered 503");
+    const dataE2 = (e2.data as { latchkey?: { code?: string; retryable?: boolean } } | undefined)?.latchkey;
+    assert.equal(dataE2?.retryable, true, JSON.stringify(e2.data));
     await callA('a3');
 
     // 3. b's AS is back and says invalid_grant: b needs a login (and was told not to start one).
