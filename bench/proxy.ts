@@ -24,7 +24,7 @@ import {
   type AuthorizationServerOptions,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from '../src/harness/index.js';
+} from '../test/harness/index.js';
 import { CredentialManager } from '../src/lifecycle/manager.js';
 import { silentLogger } from '../src/log.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
