@@ -234,7 +234,14 @@ async function benchEnv(options: Partial<AuthorizationServerOptions>): Promise<B
         });
         manager.close();
         await store.close();
-        command = [LATCHKEY_BIN, 'proxy', mcp.url];
+        // LATCHKEY_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every latchkey proxy the bench runs.
+        const profileDir = process.env['LATCHKEY_BENCH_CPU_PROF'];
+        command = [
+          ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+          LATCHKEY_BIN,
+          'proxy',
+          mcp.url,
+        ];
       } else {
         if (peerBin === undefined) throw new Error('no peer');
         const configDir = join(dir, 'mcp-auth');

@@ -10,7 +10,7 @@ import { keyringAvailable } from './keyring-probe.js';
 
 function print(title: string, figures: Record<string, unknown>): void {
   console.log(`\n${title}`);
-  for (const [name, value] of Object.entries(figures)) console.log(`  ${name.padEnd(34)} ${String(value)}`);
+  for (const [name, value] of Object.entries(figures)) console.log(`  ${name.padEnd(52)} ${String(value)}`);
 }
 
 const only = process.argv[2];
