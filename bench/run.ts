@@ -10,7 +10,7 @@ import { keyringAvailable } from './keyring-probe.js';
 
 function print(title: string, figures: Record<string, unknown>): void {
   console.log(`\n${title}`);
-  for (const [name, value] of Object.entries(figures)) console.log(`  ${name.padEnd(26)} ${String(value)}`);
+  for (const [name, value] of Object.entries(figures)) console.log(`  ${name.padEnd(52)} ${String(value)}`);
 }
 
 const only = process.argv[2];
@@ -57,7 +57,8 @@ if (only === undefined || only === 'cold') {
 if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
   const { benchProxy } = await import('./proxy.js');
-  for (const [title, figures] of await benchProxy()) print(title, figures);
+  const quick = process.argv.includes('--quick');
+  for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
 }
 // Only on request: it kills processes on purpose, and its figure needs many kills to be tight.
 if (only === 'crash') {

@@ -21,8 +21,8 @@ import {
   createMemoryStore,
   CredentialManager,
   type LoginFlow,
-  McpConnection,
 } from '../src/index.js';
+import { McpConnection } from '../src/subpath/mcp.js';
 import { StatelessClient, type Tool } from './stateless.js';
 
 /** The Client ID Metadata Document URL the harness's CIMD scenarios expect. */

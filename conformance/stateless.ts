@@ -9,7 +9,7 @@
  * A version the server refuses (-32022) is retried once with one it lists: era negotiation is
  * the host's part. No server-to-client requests or multi-round-trip results (SEP-2322).
  */
-import type { JsonRpcMessage, McpConnection } from '../src/index.js';
+import type { JsonRpcMessage, McpConnection } from '../src/subpath/mcp.js';
 
 export interface StatelessClientOptions {
   connection: McpConnection;

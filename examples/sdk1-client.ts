@@ -3,13 +3,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import {
-  createAuthFetch,
-  createLoginHook,
-  createSdkAuthProvider,
-  CredentialManager,
-  openSqliteStore,
-} from 'latchkey';
+import { createAuthFetch, createLoginHook, CredentialManager, openSqliteStore } from 'latchkey';
+import { createSdkAuthProvider } from 'latchkey/mcp';
 
 const server = 'https://mcp.example.com/mcp';
 const store = await openSqliteStore(); // ~/.latchkey, shared with the CLI and other processes

@@ -1,7 +1,8 @@
 // An MCP host on the 2.x client package (@modelcontextprotocol/client) with latchkey keeping
 // its credential. Type-checked in CI (`npm run typecheck`) against the real package types.
 import { Client, StreamableHTTPClientTransport, type AuthProvider } from '@modelcontextprotocol/client';
-import { createLoginHook, createSdk2AuthProvider, CredentialManager, openSqliteStore } from 'latchkey';
+import { createLoginHook, CredentialManager, openSqliteStore } from 'latchkey';
+import { createSdk2AuthProvider } from 'latchkey/mcp';
 
 const server = 'https://mcp.example.com/mcp';
 const store = await openSqliteStore();

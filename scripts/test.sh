@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole suite: type-check, lint and format check, then every test.
+# The whole suite: type-check, lint and format check, build and package checks, then every test.
 # Tests that use the OS keyring need a Secret Service; when none is running and
 # gnome-keyring is installed, run inside a private D-Bus session with an unlocked keyring.
 set -euo pipefail
@@ -8,6 +8,8 @@ npm run --silent typecheck
 npm run --silent lint
 # The end-to-end tests spawn the installed command, bin/latchkey.js, which runs dist/.
 npm run --silent build
+# What npm would publish: publint, attw, and no test-only code in the package.
+npm run --silent check:package
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] && command -v dbus-run-session >/dev/null 2>&1 \
   && command -v gnome-keyring-daemon >/dev/null 2>&1; then
   exec dbus-run-session -- bash scripts/with-keyring.sh node scripts/run-tests.mjs "$@"

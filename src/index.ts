@@ -1,100 +1,122 @@
 /**
- * latchkey's public surface. Named exports only; anything not listed here is internal and
- * may change without notice.
+ * latchkey's main entry: what an embedder needs to keep OAuth credentials for remote MCP
+ * servers. Named exports only; anything not listed here is internal and may change without
+ * notice. Loading it costs neither better-sqlite3, nor the MCP SDK, nor oidc-provider (a test
+ * proves it): the heavy parts are subpaths, `latchkey/sqlite`, `latchkey/mcp` and
+ * `latchkey/proxy`, and `openSqliteStore` here loads SQLite at its first call.
  */
+import type { SqliteStoreOptions } from './store/sqlite.js';
+import type { CredentialStore } from './store/contract.js';
 
 // The lifecycle engine
+
+/** Hands out access tokens and keeps them fresh across processes; one per process. */
 export { CredentialManager } from './lifecycle/manager.js';
-export type { GetTokenOptions, ManagerEvents } from './lifecycle/manager.js';
+/** What `new CredentialManager()` takes: a store, and optionally an acquisition hook. */
 export type { CredentialManagerOptions } from './lifecycle/options.js';
+/** Options of `getToken` / `getAccessToken`: subject, scopes, a rejected token, interactive. */
+export type { GetTokenOptions } from './lifecycle/manager.js';
+/** The events a manager emits (`event`: lifecycle events from every process). */
+export type { ManagerEvents } from './lifecycle/manager.js';
+/** A usable access token with its type, expiry, scopes, identity and generation. */
 export type { AccessToken } from './lifecycle/token-cache.js';
-export type { ManagerStats } from './lifecycle/context.js';
-export type { AcquireHook, AcquireReason, AcquireRequest, AcquiredTokens } from './lifecycle/acquire.js';
-export { DEFAULT_BACKOFF } from './lifecycle/backoff.js';
-export type { BackoffPolicy } from './lifecycle/backoff.js';
-export { DEFAULT_REVOCATION_RETRY } from './lifecycle/pending-revocations.js';
-export type { RevocationRetryPolicy } from './lifecycle/pending-revocations.js';
+/** The hook the manager calls when it needs a new credential (a login). */
+export type { AcquireHook } from './lifecycle/acquire.js';
+/** What an acquisition hook is asked for: server, subject, scopes, why, and an abort signal. */
+export type { AcquireRequest } from './lifecycle/acquire.js';
+/** What an acquisition hook returns: the raw token response, issuer and client id. */
+export type { AcquiredTokens } from './lifecycle/acquire.js';
 
 // Credentials
-export { canonicalServer, LOCAL_SUBJECT } from './credential/key.js';
+
+/** The canonical form of a server URL, the one credentials are keyed by. */
+export { canonicalServer } from './credential/key.js';
+/** The default subject (`local`): the one person using this machine. */
+export { LOCAL_SUBJECT } from './credential/key.js';
+/** Which credential: (server, issuer, subject). */
 export type { CredentialKey } from './credential/key.js';
-export type {
-  CredentialRecord,
-  CredentialState,
-  CredentialStatus,
-  StoredCredential,
-  TokenSecrets,
-} from './credential/model.js';
-export {
-  DEFAULT_SKEW_MS,
-  effectiveSkewMs,
-  isUsable,
-  mandatoryRefreshAt,
-  proactiveRefreshAt,
-} from './credential/expiry.js';
-export { credentialFromTokenResponse } from './credential/token-response.js';
-export type { TokenEndpointResult } from './credential/token-response.js';
-export { fingerprint, redactToken, redactValue } from './credential/redact.js';
+/** A credential as a store returns it, with its generation and status. */
+export type { StoredCredential } from './credential/model.js';
+/** A credential's persisted state: valid, retrying (with backoff) or needs-login. */
+export type { CredentialStatus } from './credential/model.js';
+/** A short, stable, non-reversible name for a secret, safe to log. */
+export { fingerprint } from './credential/redact.js';
+/** A token shortened to something safe to show. */
+export { redactToken } from './credential/redact.js';
 
 // Stores
-export { EventType } from './store/contract.js';
-export { createMemoryStore } from './store/memory.js';
-export { DEFAULT_WATCH_POLL_MS, openSqliteStore } from './store/sqlite.js';
-export type { SqliteStoreOptions } from './store/sqlite.js';
-export type { KeySource, KeyStorage } from './store/data-key.js';
-export { defaultHome } from './store/paths.js';
-export type {
-  CredentialFilter,
-  CredentialStore,
-  DiscoveryKind,
-  DiscoveryRecord,
-  EventInput,
-  EventQuery,
-  Lease,
-  LeaseHolder,
-  LifecycleEvent,
-  PendingRevocation,
-  PendingRevocationStore,
-  Registration,
-  RevocationTokenType,
-  StoreSecurity,
-  WriteCondition,
-  WriteResult,
-} from './store/contract.js';
 
-// OAuth acquisition and logout
+/** Where credentials live; every process sharing one store shares credentials. */
+export type { CredentialStore } from './store/contract.js';
+/** Which credentials `listCredentials` returns. */
+export type { CredentialFilter } from './store/contract.js';
+/** Which lifecycle events `readEvents` returns. */
+export type { EventQuery } from './store/contract.js';
+/** One lifecycle event (login, refresh, failure, logout...); never holds a secret. */
+export type { LifecycleEvent } from './store/contract.js';
+/** The lifecycle event types. */
+export { EventType } from './store/contract.js';
+/** A store in this process's memory: for tests and short-lived embedders. */
+export { createMemoryStore } from './store/memory.js';
+/** The directory the CLI keeps its store in (LATCHKEY_HOME, else the platform default). */
+export { defaultHome } from './store/paths.js';
+/** Options of `openSqliteStore`: home, path, key source, environment. */
+export type { SqliteStoreOptions } from './store/sqlite.js';
+
+/**
+ * Open (creating if needed) the SQLite store the CLI and the proxy share, in
+ * `defaultHome()` unless told otherwise. better-sqlite3 is loaded at the first call, so that
+ * an embedder with its own store never pays for it; `latchkey/sqlite` exports the same
+ * function without the indirection.
+ */
+export async function openSqliteStore(options?: SqliteStoreOptions): Promise<CredentialStore> {
+  const sqlite = await import('./store/sqlite.js');
+  return sqlite.openSqliteStore(options);
+}
+
+// Logging in and out
+
+/** The acquisition hook that logs in: browser (PKCE), device code or client credentials. */
 export { createLoginHook } from './oauth/login.js';
-export type { IdpQuirks, LoginFlow, LoginOptions } from './oauth/login.js';
-export type { BrowserOpener } from './oauth/browser.js';
-export type { BearerChallenge, ClientConfig, ServerDiscovery } from './oauth/types.js';
-export { bearerChallenge, parseWwwAuthenticate } from './oauth/www-authenticate.js';
-export { discoverServer } from './oauth/discovery.js';
+/** Options of `createLoginHook`: store, flow, client, browser opener, notices. */
+export type { LoginOptions } from './oauth/login.js';
+/** `browser`, `device` or `client-credentials`. */
+export type { LoginFlow } from './oauth/login.js';
+/** A client registered ahead of time (id, secret or private key) instead of RFC 7591. */
+export type { ClientConfig } from './oauth/types.js';
+/** An acquisition hook for machine-to-machine access (client_credentials grant). */
 export { clientCredentialsHook } from './oauth/client-credentials.js';
+/** Options of `clientCredentialsHook`. */
+export type { ClientCredentialsHookOptions } from './oauth/client-credentials.js';
+/** Thrown by `manager.logout` when a credential could not be logged out completely. */
 export { LogoutError } from './lifecycle/logout.js';
-export type { LogoutOptions, LogoutReport } from './lifecycle/logout.js';
-export type { RevocationOutcome, RevocationReport } from './oauth/revocation.js';
+/** Options of `manager.logout`. */
+export type { LogoutOptions } from './lifecycle/logout.js';
+/** What a logout did, per credential: revoked at the AS, deleted locally, notes. */
+export type { LogoutReport } from './lifecycle/logout.js';
 
 // Errors and logging
-export { ErrorCode, isLatchkeyError, LatchkeyError } from './errors.js';
-export type { LatchkeyErrorOptions } from './errors.js';
-export { createLogger, silentLogger } from './log.js';
-export type { Logger, LoggerOptions, LogLevel } from './log.js';
 
-// MCP transports
+/** The one error type latchkey throws, with a stable code, retryable flag and next action. */
+export { LatchkeyError } from './errors.js';
+/** The stable error codes. */
+export { ErrorCode } from './errors.js';
+/** Is this a LatchkeyError (also across copies of the package)? */
+export { isLatchkeyError } from './errors.js';
+/** What should happen after a failure, as data, for the embedder to word. */
+export type { NextAction } from './errors.js';
+/** latchkey's redacting logger (JSON lines on stderr by default). */
+export { createLogger } from './log.js';
+/** A logger that drops everything. */
+export { silentLogger } from './log.js';
+/** The logger interface an embedder may implement. */
+export type { Logger } from './log.js';
+/** Options of `createLogger`: level and where lines go. */
+export type { LoggerOptions } from './log.js';
+
+// HTTP
+
+/** A `fetch` that adds the bearer token, retries once on 401 and handles step-up on 403. */
 export { createAuthFetch } from './mcp/auth-fetch.js';
-export { createSdkAuthProvider } from './mcp/sdk-provider.js';
-export type { SdkAuthProviderOptions } from './mcp/sdk-provider.js';
-export { createSdk2AuthProvider } from './mcp/sdk2-provider.js';
-export type { Sdk2AuthProvider, Sdk2AuthProviderOptions } from './mcp/sdk2-provider.js';
+/** Options of `createAuthFetch`. */
 export type { AuthFetchOptions } from './mcp/auth-fetch.js';
-export { McpConnection } from './mcp/connection.js';
-export { McpConnectionTransport } from './mcp/connection-transport.js';
-export type { Authorizer, ConnectionOptions, TransportStrategy } from './mcp/connection.js';
-export { connectMcpClient } from './mcp/client.js';
-export type { McpClientOptions } from './mcp/client.js';
-export { RpcErrorCode } from './mcp/jsonrpc.js';
-export type { JsonRpcMessage } from './mcp/jsonrpc.js';
-export type { LatchkeyErrorData } from './mcp/rpc-errors.js';
-export { runStdioRelay } from './proxy/stdio.js';
-export { createProxyAuthorizer } from './proxy/authorizer.js';
-export type { ProxyAuthorizer, ProxyAuthorizerOptions, ProxyLoginPolicy } from './proxy/authorizer.js';

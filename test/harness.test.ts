@@ -23,7 +23,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from './harness/index.js';
-import { closeServer, listenOnLoopback } from '../src/harness/listen.js';
+import { closeServer, listenOnLoopback } from '../src/demo/listen.js';
 
 const client: oauth.Client = { client_id: 'mcp-test-client' };
 

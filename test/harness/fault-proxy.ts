@@ -11,7 +11,7 @@
 import { createServer, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 
 export type FaultAction =
   /** Answer with this status without forwarding (e.g. 503, 500). */

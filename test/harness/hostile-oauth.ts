@@ -7,7 +7,7 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 
 export type HostileMode =
   /** A 201 registration answer of ~100 MB (a JSON object with a huge extra member). */

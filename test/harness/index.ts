@@ -1,19 +1,22 @@
 // The test harness: a real authorization server, a browser stand-in, a protected MCP
 // server and a fault-injecting proxy, all on 127.0.0.1 with ephemeral ports. The AS, the
-// MCP server and the login driver ship in the package (src/harness/) because `latchkey
-// demo` runs them; the fault proxy, the legacy SSE server and token helpers are test-only.
+// MCP server and the login driver are the demo's (src/demo/), which `latchkey demo` runs;
+// the controls tests add to them, the fault proxy, the legacy SSE server and the token
+// helpers are test-only and live here.
 export {
   type AuthorizationServerFront,
-  type AuthorizationServerOptions,
   type ConfidentialClient,
   type IntrospectionResult,
   LOOPBACK_REDIRECT_URI,
   PUBLIC_CLIENT_ID,
+} from '../../src/demo/authorization-server.js';
+export {
   startAuthorizationServer,
   type TestAuthorizationServer,
-} from '../../src/harness/authorization-server.js';
-export { CookieJar } from '../../src/harness/cookie-jar.js';
-export { Counters } from '../../src/harness/counters.js';
+  type TestAuthorizationServerOptions as AuthorizationServerOptions,
+} from './authorization-server.js';
+export { CookieJar } from '../../src/demo/cookie-jar.js';
+export { Counters } from '../../src/demo/counters.js';
 export {
   type FaultAction,
   type FaultHandle,
@@ -22,18 +25,14 @@ export {
   type SeenRequest,
   startFaultProxy,
 } from './fault-proxy.js';
-export {
-  approveDevice,
-  type AuthorizationDriverOptions,
-  completeAuthorization,
-  type DeviceDriverOptions,
-} from '../../src/harness/login-driver.js';
+export { type AuthorizationDriverOptions, completeAuthorization } from '../../src/demo/login-driver.js';
+export { approveDevice, type DeviceDriverOptions } from './device-driver.js';
 export {
   type LegacySseMcpServerOptions,
   startLegacySseMcpServer,
   type TestLegacySseMcpServer,
 } from './legacy-sse-server.js';
-export { type McpServerOptions, startMcpServer, type TestMcpServer } from '../../src/harness/mcp-server.js';
+export { type McpServerOptions, startMcpServer, type TestMcpServer } from './mcp-server.js';
 export {
   DEFAULT_REDIRECT_URI,
   discover,

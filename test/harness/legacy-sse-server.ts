@@ -19,11 +19,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 
-import type { TestAuthorizationServer } from '../../src/harness/authorization-server.js';
-import { Counters } from '../../src/harness/counters.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
-import { buildServer } from '../../src/harness/mcp-server.js';
-import { sendJson } from '../../src/harness/reply.js';
+import type { TestAuthorizationServer } from './authorization-server.js';
+import { Counters } from '../../src/demo/counters.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
+import { buildServer } from '../../src/demo/mcp-server.js';
+import { sendJson } from '../../src/demo/reply.js';
 
 export interface LegacySseMcpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */

@@ -6,7 +6,7 @@
  */
 import * as oauth from 'oauth4webapi';
 
-import { completeAuthorization } from '../../src/harness/login-driver.js';
+import { completeAuthorization } from '../../src/demo/login-driver.js';
 
 /** The parts of a TestAuthorizationServer the flow needs. */
 export interface TokenIssuer {

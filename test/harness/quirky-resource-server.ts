@@ -11,9 +11,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
-import type { TestAuthorizationServer } from '../../src/harness/authorization-server.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
-import { sendJson } from '../../src/harness/reply.js';
+import type { TestAuthorizationServer } from './authorization-server.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
+import { sendJson } from '../../src/demo/reply.js';
 
 export interface QuirkyResourceServerOptions {
   authorizationServer: Pick<TestAuthorizationServer, 'issuer' | 'introspect' | 'addResource'>;

@@ -6,7 +6,7 @@
  */
 import { createServer, request as httpRequest } from 'node:http';
 
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 
 export type TokenEdit = (body: Record<string, unknown>) => Record<string, unknown>;
 

@@ -21,7 +21,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 
 /** A browser stand-in: the harness driver logs in over HTTP, then delivers the redirect. */
 function headlessBrowser(): NonNullable<LoginOptions['openBrowser']> & { opened: number } {

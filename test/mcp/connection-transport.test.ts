@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
-import { CredentialManager, McpConnection, McpConnectionTransport, silentLogger } from '../../src/index.js';
+import { CredentialManager, silentLogger } from '../../src/index.js';
+import { McpConnection, McpConnectionTransport } from '../../src/subpath/mcp.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
   startAuthorizationServer,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 import { preflightAuthorization } from '../../src/oauth/authorization-preflight.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';

@@ -22,7 +22,7 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
-import { findForm } from '../../src/harness/html-form.js';
+import { findForm } from '../../src/demo/html-form.js';
 
 const SERVER = 'http://127.0.0.1:9/mcp';
 

@@ -32,7 +32,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 
 // ---------------------------------------------------------------------------------------
 // Helpers

@@ -30,9 +30,9 @@ import {
 } from 'better-auth/plugins';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 
-import { Counters } from '../../src/harness/counters.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
-import { buildServer } from '../../src/harness/mcp-server.js';
+import { Counters } from '../../src/demo/counters.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
+import { buildServer } from '../../src/demo/mcp-server.js';
 
 export interface BetterAuthServer {
   /** The MCP endpoint, http://127.0.0.1:PORT/mcp. */

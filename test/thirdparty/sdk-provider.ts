@@ -34,7 +34,7 @@ import type {
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
 
-import { Counters } from '../../src/harness/counters.js';
+import { Counters } from '../../src/demo/counters.js';
 
 /** One authorization: the tokens of a login and of every refresh that followed it. */
 interface Grant {

@@ -16,8 +16,8 @@ import {
 } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
-import { buildServer } from '../../src/harness/mcp-server.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
+import { buildServer } from '../../src/demo/mcp-server.js';
 import { RotatingProvider } from './sdk-provider.js';
 
 export interface SdkThirdPartyServer {

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
 import { ErrorCode, isLatchkeyError } from '../../src/errors.js';
-import { closeServer, listenOnLoopback, trackSockets } from '../../src/harness/listen.js';
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 import { boundedFetch, streamCappedFetch } from '../../src/oauth/bounded-fetch.js';
 
 const LIMIT = 1000;

@@ -7,7 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { fingerprint } from '../../credential/redact.js';
-import type * as Harness from '../../harness/index.js';
+import type * as Demo from '../../demo/index.js';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger } from '../../log.js';
 import { createAuthFetch } from '../../mcp/auth-fetch.js';
@@ -42,7 +42,7 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
   const say = (text: string): void => io.err(`${text}\n`);
   const step = (n: number, title: string): void => say(`\n[${n}/5] ${title}`);
   // Loaded here so that no other command pays for oidc-provider.
-  const harness = await import('../../harness/index.js');
+  const harness = await import('../../demo/index.js');
   const as = await harness.startAuthorizationServer({
     accessTokenTtl: options.tokenSeconds,
     deviceFlowInterval: 1,
@@ -130,7 +130,7 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
 }
 
 async function approveInBrowser(
-  harness: typeof Harness,
+  harness: typeof Demo,
   url: string,
   say: (text: string) => void,
 ): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * A protected MCP server as the spec describes one (2025-06-18 / 2025-11-25 authorization):
+ * The demo's protected MCP server, as the spec describes one (2025-06-18 / 2025-11-25 authorization):
  * built on the official SDK (McpServer + StreamableHTTPServerTransport, stateful sessions),
  * accepting only bearer tokens the test AS issued for *this* resource, checked by RFC 7662
  * introspection, and advertising its AS through RFC 9728 protected-resource metadata.
@@ -18,15 +18,25 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
-import type { TestAuthorizationServer } from './authorization-server.js';
+import type { AuthorizationServer } from './authorization-server.js';
 import { Counters } from './counters.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
 import { sendJson } from './reply.js';
-import { createModernWire, type ModernControl } from './modern-wire.js';
+
+/**
+ * Answers an authenticated request (already parsed, already counted) before the SDK's
+ * session handling sees it; returns false to pass it on. The tests' 2026-07-28 face is one.
+ */
+export type RequestInterceptor = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  auth: AuthInfo,
+) => boolean;
 
 export interface McpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */
-  authorizationServer: Pick<TestAuthorizationServer, 'issuer' | 'scope' | 'introspect' | 'addResource'>;
+  authorizationServer: Pick<AuthorizationServer, 'issuer' | 'scope' | 'introspect' | 'addResource'>;
   /** Endpoint path. Default '/mcp'. */
   path?: string;
   /** Scopes every request needs. Default: the AS's resource scopes. */
@@ -41,14 +51,18 @@ export interface McpServerOptions {
    * start a new one where it was, as a restart would (same URL, no sessions).
    */
   port?: number;
+  /** Where to count what the server saw. Default: a new one. */
+  counters?: Counters;
+  /** Sees each authenticated request first (see RequestInterceptor). */
+  intercept?: RequestInterceptor;
   /**
-   * Speak 2026-07-28 only, as a server built for that revision alone: no `initialize`, no
-   * sessions, no GET stream (see modern-wire.ts). Default false (both eras).
+   * The live sessions by id. Default: a new map. Pass one to count or end sessions from
+   * outside, as a restarted server would forget them.
    */
-  modernOnly?: boolean;
+  sessions?: Map<string, StreamableHTTPServerTransport>;
 }
 
-export interface TestMcpServer {
+export interface McpServerHandle {
   /** Canonical resource URI, e.g. http://127.0.0.1:PORT/mcp: the RFC 8707 resource and token audience. */
   readonly url: string;
   /** Where the protected-resource metadata is served (path-inserted form, RFC 9728 3.1). */
@@ -58,26 +72,18 @@ export interface TestMcpServer {
   /**
    * `auth`: missing | invalid_token | insufficient_scope | ok (per request);
    * `rpc`: JSON-RPC method names received; `tool`: tool names called;
-   * `session`: created | closed | not-found | dropped; `modern` and `modern-tool-run`: the
-   * 2026-07-28 face (see modern-wire.ts).
+   * `session`: created | closed | not-found.
    */
   readonly counters: Counters;
-  /** The 2026-07-28 (sessionless) face: break its streams, push list changes. */
-  readonly modern: ModernControl;
-  /** Number of live MCP sessions. */
-  readonly sessionCount: number;
-  /** Forget every session, as a restarted server would: old session ids then get 404. */
-  dropAllSessions(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startMcpServer(options: McpServerOptions): Promise<TestMcpServer> {
+export async function startMcpServer(options: McpServerOptions): Promise<McpServerHandle> {
   const as = options.authorizationServer;
   const path = options.path ?? '/mcp';
   const requiredScopes = [...(options.requiredScopes ?? as.scope.split(' ').filter(Boolean))];
-  const counters = new Counters();
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
-  const modern = createModernWire(counters, 'latchkey-test-server');
+  const counters = options.counters ?? new Counters();
+  const sessions = options.sessions ?? new Map<string, StreamableHTTPServerTransport>();
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
@@ -122,15 +128,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     const body = req.method === 'POST' ? await readJson(req, res) : undefined;
     if (body === INVALID) return;
     for (const message of Array.isArray(body) ? body : [body]) recordRpc(message);
-    if (req.method === 'POST' && modern.accepts(body)) {
-      // 2026-07-28 requests belong to no session: Mcp-Session-Id is ignored (TR-38).
-      modern.handle(req, res, body, auth);
-      return;
-    }
-    if (options.modernOnly === true) {
-      modern.refuseLegacy(req, res, body);
-      return;
-    }
+    if (options.intercept?.(req, res, body, auth) === true) return;
 
     const sessionId = header(req, 'mcp-session-id');
     let transport = sessionId === undefined ? undefined : sessions.get(sessionId);
@@ -232,22 +230,9 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     resourceMetadataUrl,
     directUrl,
     counters,
-    modern: modern.control,
-    get sessionCount() {
-      return sessions.size;
-    },
-    async dropAllSessions() {
-      const transports = [...sessions.values()];
-      sessions.clear();
-      for (const transport of transports) {
-        counters.record('session', 'dropped');
-        await transport.close();
-      }
-    },
     async close() {
       const transports = [...sessions.values()];
       sessions.clear();
-      modern.close();
       await Promise.all(transports.map((t) => t.close().catch(() => undefined)));
       await closeServer(server, sockets);
     },

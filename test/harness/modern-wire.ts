@@ -7,7 +7,7 @@
  * - a version other than 2026-07-28 → 400, `-32022` listing the supported ones;
  * - an unknown method → 404, `-32601`.
  *
- * No SDK line serves this revision yet, so the harness answers it by hand: `server/discover`,
+ * No SDK line serves this revision yet, so the test harness answers it by hand: `server/discover`,
  * `tools/list`, `tools/call` and `subscriptions/listen`. Tests can break the next response
  * streams (the request is then lost and never runs, as TR-33 says closing a stream cancels
  * it) and push `notifications/tools/list_changed` to open listen streams.
@@ -16,8 +16,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 
-import type { Counters } from './counters.js';
-import { sendJson } from './reply.js';
+import type { Counters } from '../../src/demo/counters.js';
+import { sendJson } from '../../src/demo/reply.js';
 
 export const MODERN_VERSION = '2026-07-28';
 const VERSION_META = 'io.modelcontextprotocol/protocolVersion';

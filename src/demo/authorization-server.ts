@@ -1,9 +1,10 @@
 /**
- * A real OAuth authorization server for tests: oidc-provider 9 in-process on a plain
+ * A real OAuth authorization server for `latchkey demo`: oidc-provider 9 in-process on a plain
  * node:http server on 127.0.0.1. It reproduces what latchkey has to survive (short-lived
  * access tokens, refresh-token rotation with reuse detection that revokes the grant, RFC 7009
  * revocation, RFC 8628 device flow, RFC 7591 registration, RFC 8707 resource indicators)
- * and counts what it actually saw, so tests can assert on the server's side of the story.
+ * and counts what it actually saw. latchkey's tests build on it (test/harness/): they pass
+ * their own `storage` and a changeable `accessTokenTtl` to revoke grants and shorten tokens.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -24,8 +25,11 @@ export interface AuthorizationServerFront {
 }
 
 export interface AuthorizationServerOptions {
-  /** Access-token lifetime in whole seconds (>= 1). Default 10. Change later with setAccessTokenTtl. */
-  accessTokenTtl?: number;
+  /**
+   * Access-token lifetime in whole seconds (>= 1). Default 10. A function is asked at every
+   * issue, so the lifetime can change while the server runs.
+   */
+  accessTokenTtl?: number | (() => number);
   /** Refresh-token lifetime in seconds, renewed on every rotation. Default 3600. */
   refreshTokenTtl?: number;
   /** Rotate the refresh token on every use. Default true. */
@@ -75,6 +79,8 @@ export interface AuthorizationServerOptions {
   frontedBy?: AuthorizationServerFront;
   /** Extra client metadata records (oidc-provider format) to pre-register. */
   clients?: readonly Record<string, unknown>[];
+  /** Where grants, tokens and clients live. Default: a new one. Pass one to inspect or revoke. */
+  storage?: ProviderStorage;
 }
 
 export interface ConfidentialClient {
@@ -95,7 +101,7 @@ export interface IntrospectionResult {
   [claim: string]: unknown;
 }
 
-export interface TestAuthorizationServer {
+export interface AuthorizationServer {
   /** Issuer identifier; the proxy's origin when fronted. */
   readonly issuer: string;
   /** Where the AS really listens (bypasses any proxy; used by introspect()). */
@@ -115,17 +121,6 @@ export interface TestAuthorizationServer {
   addResource(uri: string): void;
   /** RFC 7662 introspection at the AS directly, as the resource server would do it. */
   introspect(token: string): Promise<IntrospectionResult>;
-  /** Lifetime of access tokens issued from now on (whole seconds >= 1). */
-  setAccessTokenTtl(seconds: number): void;
-  /** The user revokes access: every grant's tokens die. Returns the number of grants revoked. */
-  revokeAllGrants(): Promise<number>;
-  /** Revoke only the grants of one subject. */
-  revokeGrants(subject: string): Promise<number>;
-  /**
-   * Forget every dynamically registered client, as an AS with in-memory storage does on
-   * restart. Returns how many were forgotten.
-   */
-  forgetRegisteredClients(): number;
   close(): Promise<void>;
 }
 
@@ -135,9 +130,12 @@ const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 export async function startAuthorizationServer(
   options: AuthorizationServerOptions = {},
-): Promise<TestAuthorizationServer> {
+): Promise<AuthorizationServer> {
   const { Provider, errors } = await loadOidcProvider();
-  let accessTokenTtl = positiveInteger(options.accessTokenTtl ?? 10, 'accessTokenTtl');
+  const ttlOption = options.accessTokenTtl ?? 10;
+  const accessTokenTtl = (): number =>
+    positiveInteger(typeof ttlOption === 'function' ? ttlOption() : ttlOption, 'accessTokenTtl');
+  accessTokenTtl(); // a bad lifetime fails here, not at the first token request
   const refreshTokenTtl = positiveInteger(options.refreshTokenTtl ?? 3600, 'refreshTokenTtl');
   const revokeGrantOnReuse = options.revokeGrantOnReuse ?? true;
   const refreshTokenGrant = options.refreshTokenGrant ?? true;
@@ -146,7 +144,7 @@ export async function startAuthorizationServer(
   const resources = new Set(options.resources ?? []);
   const scope = (options.scopes ?? ['mcp:tools']).join(' ');
   const counters = new Counters();
-  const storage = new ProviderStorage();
+  const storage = options.storage ?? new ProviderStorage();
   const serviceClient = { clientId: 'mcp-test-service', clientSecret: randomBytes(16).toString('hex') };
   const resourceServerClient = {
     clientId: 'mcp-test-resource-server',
@@ -210,8 +208,8 @@ export async function startAuthorizationServer(
       return true;
     },
     ttl: {
-      AccessToken: () => accessTokenTtl,
-      ClientCredentials: () => accessTokenTtl,
+      AccessToken: accessTokenTtl,
+      ClientCredentials: accessTokenTtl,
       RefreshToken: () => refreshTokenTtl,
       Grant: () => Math.max(refreshTokenTtl, 14 * 24 * 3600),
       AuthorizationCode: 60,
@@ -247,7 +245,12 @@ export async function startAuthorizationServer(
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: ProviderContext, indicator: string) => {
           if (!resources.has(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
-          return { scope, audience: indicator, accessTokenTTL: accessTokenTtl, accessTokenFormat: 'opaque' };
+          return {
+            scope,
+            audience: indicator,
+            accessTokenTTL: accessTokenTtl(),
+            accessTokenFormat: 'opaque',
+          };
         },
       },
     },
@@ -307,20 +310,6 @@ export async function startAuthorizationServer(
         throw new Error(`introspection failed: HTTP ${response.status} ${await response.text()}`);
       return (await response.json()) as IntrospectionResult;
     },
-    setAccessTokenTtl(seconds) {
-      accessTokenTtl = positiveInteger(seconds, 'accessTokenTtl');
-    },
-    async revokeAllGrants() {
-      const ids = storage.grantIds();
-      for (const id of ids) storage.revokeGrant(id);
-      return ids.length;
-    },
-    async revokeGrants(subject) {
-      const ids = storage.grantIds(subject);
-      for (const id of ids) storage.revokeGrant(id);
-      return ids.length;
-    },
-    forgetRegisteredClients: () => storage.deleteModel('Client'),
     close: () => closeServer(server, sockets),
   };
 }
@@ -332,7 +321,7 @@ function grantKind(grantType: unknown): string {
 }
 
 /** oidc-provider (and its resource-server info) takes whole seconds. */
-function positiveInteger(value: number, name: string): number {
+export function positiveInteger(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1)
     throw new RangeError(`${name} must be a whole number of seconds >= 1`);
   return value;

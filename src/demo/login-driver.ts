@@ -1,8 +1,8 @@
 /**
- * Plays the user's browser against the test AS over plain HTTP: follows redirects by hand,
+ * Plays the user's browser against the demo AS over plain HTTP: follows redirects by hand,
  * keeps cookies, and submits oidc-provider's login, consent and device pages. Nothing has to
  * listen on the redirect URI: the driver stops at the redirect that leaves the AS and hands
- * that URL (code, state, iss) back to the test, which is exactly what a loopback listener
+ * that URL (code, state, iss) back to the caller, which is exactly what a loopback listener
  * would have received.
  */
 import { CookieJar } from './cookie-jar.js';
@@ -14,11 +14,6 @@ export interface AuthorizationDriverOptions {
   /** Approve the consent prompt (default true). False aborts it: the callback carries access_denied. */
   consent?: boolean;
   /** Reuse a jar to keep the AS session between runs (then login is skipped). Default: a fresh one. */
-  jar?: CookieJar;
-}
-
-export interface DeviceDriverOptions {
-  subject: string;
   jar?: CookieJar;
 }
 
@@ -54,53 +49,22 @@ export async function completeAuthorization(
   return end.url;
 }
 
-/**
- * Approve a device authorization (RFC 8628) as the user would on another device: open the
- * verification URI, enter the user code, confirm, then log in and consent. Resolves once the
- * AS shows its success page; the polling client then receives its tokens.
- */
-export async function approveDevice(
-  verificationUri: string | URL,
-  userCode: string,
-  options: DeviceDriverOptions,
-): Promise<void> {
-  let codeEntered = false;
-  const end = await drive(new URL(verificationUri), options.jar ?? new CookieJar(), (form, _html, url) => {
-    const prompt = hiddenValue(form, 'prompt');
-    if (prompt === 'login') return fill(form, url, { login: options.subject, password: 'test' });
-    if (prompt === 'consent') return fill(form, url, {});
-    if (form.inputs.some((i) => i.name === 'user_code' && i.type !== 'hidden')) {
-      // The input page comes back (with an error message) when the code was not accepted.
-      if (codeEntered) throw new Error(`the AS did not accept user code ${userCode} at ${url.href}`);
-      codeEntered = true;
-      return fill(form, url, { user_code: userCode });
-    }
-    if (hiddenValue(form, 'confirm') !== undefined) return fill(form, url, {});
-    throw new Error(`unexpected device form at ${url.href}`);
-  });
-  if (end.kind !== 'page' || !/success/i.test(end.html)) {
-    throw new Error(
-      `device approval did not end on the success page (${end.url.href}): ${excerpt(end.kind === 'page' ? end.html : '')}`,
-    );
-  }
-}
-
-interface Step {
+export interface Step {
   method: 'GET' | 'POST';
   url: URL;
   body?: URLSearchParams;
 }
 
-type End = { kind: 'redirect'; url: URL } | { kind: 'page'; url: URL; html: string };
+export type End = { kind: 'redirect'; url: URL } | { kind: 'page'; url: URL; html: string };
 
 /** What to do with a page that has a form: the next request. */
-type FormHandler = (form: HtmlForm, html: string, url: URL) => Step;
+export type FormHandler = (form: HtmlForm, html: string, url: URL) => Step;
 
 /**
  * The browser loop: load, follow same-origin redirects, hand forms to `onForm`. Ends at a
  * redirect to another origin or a page without a form.
  */
-async function drive(start: URL, jar: CookieJar, onForm: FormHandler): Promise<End> {
+export async function drive(start: URL, jar: CookieJar, onForm: FormHandler): Promise<End> {
   let step: Step = { method: 'GET', url: start };
   for (let i = 0; i < MAX_STEPS; i++) {
     const headers: Record<string, string> = { accept: 'text/html' };
@@ -133,7 +97,7 @@ async function drive(start: URL, jar: CookieJar, onForm: FormHandler): Promise<E
 }
 
 /** Submit a form found on `page`: hidden inputs as they are, named visible inputs from `values`. */
-function fill(form: HtmlForm, page: URL, values: Record<string, string>): Step {
+export function fill(form: HtmlForm, page: URL, values: Record<string, string>): Step {
   const fields = new URLSearchParams();
   for (const input of form.inputs) fields.append(input.name, values[input.name] ?? input.value);
   const url = new URL(form.action || page.href, page);
@@ -142,11 +106,12 @@ function fill(form: HtmlForm, page: URL, values: Record<string, string>): Step {
   return { method: 'GET', url };
 }
 
-function hiddenValue(form: HtmlForm, name: string): string | undefined {
+export function hiddenValue(form: HtmlForm, name: string): string | undefined {
   return form.inputs.find((i) => i.type === 'hidden' && i.name === name)?.value;
 }
 
-function excerpt(html: string): string {
+/** The page's text, short enough for an error message. */
+export function excerpt(html: string): string {
   return html
     .replace(/<style[\s\S]*?<\/style>/gi, '')
     .replace(/<[^>]+>/g, ' ')

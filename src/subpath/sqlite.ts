@@ -1,0 +1,13 @@
+/**
+ * `latchkey/sqlite`: the SQLite store the CLI and the proxy share. Importing it loads
+ * better-sqlite3; the main entry's `openSqliteStore` is the same function, loaded lazily.
+ */
+
+/** Open (creating if needed) the store: one SQLite file in WAL mode, safe across processes. */
+export { openSqliteStore } from '../store/sqlite.js';
+/** Options of `openSqliteStore`: home, path, key source, environment. */
+export type { SqliteStoreOptions } from '../store/sqlite.js';
+/** How often a store watch polls for other processes' writes, in ms. */
+export { DEFAULT_WATCH_POLL_MS } from '../store/sqlite.js';
+/** Where the data key comes from: the OS keyring, LATCHKEY_KEY, or a key file. */
+export type { KeySource, KeyStorage } from '../store/data-key.js';
