@@ -209,7 +209,7 @@ function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
       {
         server: row.server,
         retryable: false,
-        nextStep: 'restore the original data key, or run `latchkey reset`',
+        next: { kind: 'repair-store', detail: 'restore the original data key' },
         cause,
       },
     );
