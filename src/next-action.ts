@@ -55,11 +55,20 @@ export function describeNextAction(action: NextAction): string {
       return `diagnose the connection${action.server === undefined ? '' : ` to ${action.server}`}${detail}`;
     case 'inspect-events':
       return `retry; if it keeps happening, the recent credential events show what the other process did${detail}`;
+    case 'repair-store':
+      return `${repairWords(action)}, or discard the stored credentials and log in again`;
     case 'configure':
     case 'operator':
-    case 'repair-store':
       return action.detail ?? action.kind;
   }
+}
+
+/** How to repair the store without losing it: the caller's words, else restore `path`. */
+export function repairWords(action: NextAction): string {
+  if (action.detail !== undefined) return action.detail;
+  return action.path === undefined
+    ? 'restore the store from a backup'
+    : `restore ${action.path} from a backup`;
 }
 
 function loginTarget(action: NextAction): string {

@@ -36,6 +36,9 @@ describe('latchkey status on a corrupt store names the file and deletes nothing'
     assert.ok(run.stderr.includes(keyFile), run.stderr);
     assert.match(run.stderr, /is corrupt/);
     assert.doesNotMatch(run.stderr, /missing/);
+    // The store says what (repair it); the CLI says how, as commands.
+    assert.ok(run.stderr.includes(`Next step: restore ${keyFile} from a backup`), run.stderr);
+    assert.match(run.stderr, /latchkey reset --yes/);
     assert.equal(readFileSync(keyFile, 'utf8'), 'garbage\n');
   });
 

@@ -263,11 +263,20 @@ describe('sqlite store', () => {
       for (const text of [wrongKey.toString('base64'), wrongKey.toString('hex')]) {
         await assert.rejects(
           openSqliteStore({ home, env: { LATCHKEY_KEY: text } }),
-          latchkeyError('STORE_KEY_MISMATCH', (e) => assert.equal(e.retryable, false)),
+          latchkeyError('STORE_KEY_MISMATCH', (e) => {
+            assert.equal(e.retryable, false);
+            assert.equal(e.next?.kind, 'repair-store', 'restore the original key, or discard the store');
+          }),
         );
       }
-      // No key at all: the store recorded an env key.
-      await assert.rejects(openSqliteStore({ home, env: {} }), latchkeyError('STORE_KEY_MISMATCH'));
+      // No key at all: the store recorded an env key, so setting it again is the fix.
+      await assert.rejects(
+        openSqliteStore({ home, env: {} }),
+        latchkeyError('STORE_KEY_MISMATCH', (e) => {
+          assert.equal(e.next?.kind, 'configure');
+          assert.match(e.next.detail ?? '', /LATCHKEY_KEY/);
+        }),
+      );
 
       const store = await openStore(t, { home, env: right });
       const stored = await store.getCredential(record.key);
@@ -458,7 +467,9 @@ describe('sqlite store', () => {
       await rm(keyFile);
       await assert.rejects(
         openSqliteStore({ home, env: {}, keyStorage: 'insecure-file' }),
-        latchkeyError('STORE_KEY_MISMATCH'),
+        latchkeyError('STORE_KEY_MISMATCH', (e) =>
+          assert.deepEqual(e.next, { kind: 'repair-store', path: keyFile }, 'restore the key file'),
+        ),
       );
       assert.ok(!existsSync(keyFile), 'no replacement key was written over the lost one');
       writeFileSync(keyFile, keyText, { mode: 0o600 });
@@ -485,6 +496,7 @@ describe('sqlite store', () => {
             assert.match(error.message, /corrupt/);
             assert.doesNotMatch(error.message, /missing/);
             assert.equal(error.retryable, false);
+            assert.deepEqual(error.next, { kind: 'repair-store', path: keyFile }, 'restore that file');
           }),
         );
       }
@@ -511,6 +523,7 @@ describe('sqlite store', () => {
           latchkeyError('STORE_CORRUPT', (error) => {
             assert.ok(error.message.includes(db), error.message);
             assert.match(error.message, /empty \(0 bytes\)/);
+            assert.deepEqual(error.next, { kind: 'repair-store', path: db });
           }),
         );
       }
@@ -560,6 +573,8 @@ describe('sqlite store', () => {
         const mismatch = latchkeyError('STORE_KEY_MISMATCH', (e) => {
           assert.equal(e.server, one.key.server);
           assert.ok(e.message.includes(one.key.server), e.message);
+          assert.equal(e.next?.kind, 'login', 'a new login replaces the unreadable credential');
+          assert.equal(e.next.server, one.key.server);
         });
         await assert.rejects(store.getCredential(one.key), mismatch, `byte ${index}`);
         await assert.rejects(store.listCredentials(), mismatch);
@@ -589,7 +604,10 @@ describe('sqlite store', () => {
       raw.prepare('UPDATE registrations SET client_secret = ? WHERE issuer = ?').run(flipped, issuer);
       await assert.rejects(
         store.getRegistration(issuer),
-        latchkeyError('STORE_KEY_MISMATCH', (e) => assert.ok(e.message.includes(issuer), e.message)),
+        latchkeyError('STORE_KEY_MISMATCH', (e) => {
+          assert.ok(e.message.includes(issuer), e.message);
+          assert.equal(e.next?.kind, 'repair-store');
+        }),
       );
     });
   });

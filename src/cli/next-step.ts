@@ -5,7 +5,7 @@
  */
 import { isLatchkeyError } from '../errors.js';
 import { MESSAGE_MAX, networkText } from '../network-text.js';
-import { describeNextAction, type NextAction } from '../next-action.js';
+import { describeNextAction, type NextAction, repairWords } from '../next-action.js';
 
 export function loginCommand(server: string): string {
   return `latchkey login ${server}`;
@@ -23,7 +23,7 @@ export function renderNextStep(action: NextAction): string {
     case 'inspect-events':
       return 'retry; if it keeps happening, `latchkey events` shows what the other process did';
     case 'repair-store':
-      return `${action.detail ?? 'restore the store from a backup'}; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`;
+      return `${repairWords(action)}; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`;
     case 'retry':
     case 'configure':
     case 'operator':

@@ -6,7 +6,7 @@ import { secrets } from '../credential/redact.js';
 import { credentialFromTokenResponse, type TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
-import { EventType } from '../store/contract.js';
+import { type CredentialTable, type EventLog, EventType, type LeaseTable } from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
 import {
@@ -17,6 +17,9 @@ import {
   shouldReplace,
   takeOver,
 } from './login-lease.js';
+
+/** An acquisition writes the credential under the login lease and announces itself in the event log. */
+export type AcquireStore = CredentialTable & LeaseTable & EventLog;
 
 /** Why the manager is asking for an interactive acquisition. */
 export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope' | 'requested';
@@ -87,7 +90,7 @@ class Replaced extends Error {}
  * login writes.
  */
 export async function acquireCredential(
-  ctx: EngineContext,
+  ctx: EngineContext<AcquireStore>,
   hook: AcquireHook,
   request: LoginRequest,
   loginTimeoutMs: number,
@@ -129,7 +132,7 @@ export async function acquireCredential(
  * means wait. Once replaced, a process only waits: it never takes the lease back.
  */
 async function claimLease(
-  ctx: EngineContext,
+  ctx: EngineContext<AcquireStore>,
   key: CredentialKey,
   request: LoginRequest,
   wantedAt: number,
@@ -147,7 +150,7 @@ async function claimLease(
 }
 
 async function runHook(
-  ctx: EngineContext,
+  ctx: EngineContext<AcquireStore>,
   hook: AcquireHook,
   run: { leaseKey: CredentialKey; request: LoginRequest; claim: LoginClaim; deadline: number },
   signal?: AbortSignal,
@@ -214,14 +217,14 @@ async function runHook(
 
 type Generations = Map<string, number>;
 
-async function generations(ctx: EngineContext, request: LoginRequest): Promise<Generations> {
+async function generations(ctx: EngineContext<AcquireStore>, request: LoginRequest): Promise<Generations> {
   const list = await ctx.store.listCredentials({ server: request.server, subject: request.subject });
   return new Map(list.map((c) => [keyId(c.key), c.generation]));
 }
 
 /** A credential some other login wrote after we started waiting. */
 async function writtenSince(
-  ctx: EngineContext,
+  ctx: EngineContext<AcquireStore>,
   request: LoginRequest,
   before: Generations,
 ): Promise<StoredCredential | undefined> {

@@ -18,9 +18,12 @@ export interface ManagerStats {
   transientFailures: number;
 }
 
-/** What the refresh and login transactions need from the manager. */
-export interface EngineContext {
-  store: CredentialStore;
+/**
+ * What the refresh and login transactions need from the manager. The manager holds the whole
+ * store; each module names the parts it uses as `Store` (e.g. refresh.ts's `RefreshStore`).
+ */
+export interface EngineContext<Store = CredentialStore> {
+  store: Store;
   holder: LeaseHolder;
   skewMs: number;
   requestTimeoutMs: number;

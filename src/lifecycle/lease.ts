@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import type { CredentialKey } from '../credential/key.js';
-import type { CredentialStore, LeaseHolder } from '../store/contract.js';
+import type { LeaseHolder, LeaseTable } from '../store/contract.js';
 
 export function newLeaseHolder(): LeaseHolder {
   const host = hostname();
@@ -24,7 +24,7 @@ export function processAlive(pid: number): boolean {
  * instead of waiting for it to expire: a crashed refresher must not stall everyone for the
  * whole lease TTL. Leases from other hosts (shared Postgres) only expire.
  */
-export async function breakLeaseIfHolderDead(store: CredentialStore, key: CredentialKey): Promise<boolean> {
+export async function breakLeaseIfHolderDead(store: LeaseTable, key: CredentialKey): Promise<boolean> {
   const lease = await store.getLease(key);
   if (lease === undefined) return false;
   if (lease.host !== hostname() || lease.pid === process.pid || processAlive(lease.pid)) return false;

@@ -1,7 +1,10 @@
 import type { CredentialKey } from '../credential/key.js';
-import { EventType, type CredentialStore, type Lease } from '../store/contract.js';
+import { EventType, type EventLog, type Lease, type LeaseTable } from '../store/contract.js';
 import { recentEvents } from '../store/recent-events.js';
 import type { EngineContext } from './context.js';
+
+/** The login lease needs the leases, and the event log to count recent logins. */
+export type LoginLeaseStore = LeaseTable & EventLog;
 
 /**
  * The login lease: "someone is logging in to this server as this subject". It makes
@@ -44,7 +47,7 @@ export interface LoginClaim {
  *   started for the server in the last minute, across processes. Then it waits like before.
  */
 export async function shouldReplace(
-  ctx: EngineContext,
+  ctx: EngineContext<LoginLeaseStore>,
   lease: Lease,
   request: { server: string; explicit: boolean; wantedAt: number },
 ): Promise<boolean> {
@@ -57,7 +60,11 @@ export async function shouldReplace(
  * Take the lease from `lease.owner`. Breaking and taking are two steps, so the old holder's
  * renewal can slip in between; a few rounds settle it.
  */
-export async function takeOver(ctx: EngineContext, key: CredentialKey, lease: Lease): Promise<boolean> {
+export async function takeOver(
+  ctx: EngineContext<LoginLeaseStore>,
+  key: CredentialKey,
+  lease: Lease,
+): Promise<boolean> {
   let stale = lease.owner;
   for (let round = 0; round < 5; round++) {
     await ctx.store.breakLease(key, stale);
@@ -73,7 +80,11 @@ export async function takeOver(ctx: EngineContext, key: CredentialKey, lease: Le
  * Keep holding the lease while a flow runs: renew it, and call `onLost` as soon as another
  * process has taken it over (or it lapsed into someone else's hands). Returns a stop function.
  */
-export function holdLease(ctx: EngineContext, key: CredentialKey, onLost: () => void): () => void {
+export function holdLease(
+  ctx: EngineContext<LoginLeaseStore>,
+  key: CredentialKey,
+  onLost: () => void,
+): () => void {
   let lost = false;
   const check = async (renew: boolean): Promise<void> => {
     if (lost) return;
@@ -100,13 +111,13 @@ function wantedSince(wantedAt: number): number {
 }
 
 /** Whether this process holds the lease on `key` right now. */
-export async function holdsLease(ctx: EngineContext, key: CredentialKey): Promise<boolean> {
+export async function holdsLease(ctx: EngineContext<LoginLeaseStore>, key: CredentialKey): Promise<boolean> {
   const lease = await ctx.store.getLease(key).catch(() => undefined);
   return lease?.owner === ctx.holder.owner;
 }
 
 /** Automatic logins (each opened a tab or a device prompt) started for `server` within the storm window. */
-async function loginsStartedRecently(store: CredentialStore, server: string): Promise<number> {
+async function loginsStartedRecently(store: EventLog, server: string): Promise<number> {
   const since = Date.now() - STORM_WINDOW_MS;
   const events = await recentEvents(store, STORM_SCAN, server);
   return events.filter(

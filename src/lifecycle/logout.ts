@@ -10,10 +10,28 @@ import {
   rejectedClient,
 } from '../oauth/revocation.js';
 import { evictRejectedRegistration } from '../oauth/registration.js';
-import { EventType, type RevocationTokenType } from '../store/contract.js';
+import {
+  type CredentialTable,
+  type DiscoveryCache,
+  EventType,
+  type LeaseTable,
+  type PendingRevocationStore,
+  type RegistrationCache,
+  type RevocationTokenType,
+} from '../store/contract.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
 import { queueRevocations } from './pending-revocations.js';
+
+/**
+ * A logout deletes the credential under its lease, revokes as the client it was issued to
+ * (registration and AS metadata), and queues what the AS could not take.
+ */
+export type LogoutStore = CredentialTable &
+  LeaseTable &
+  RegistrationCache &
+  DiscoveryCache &
+  PendingRevocationStore;
 
 /**
  * Logout (design: `logout` → `revoked` → deleted): revoke the tokens at the authorization
@@ -69,7 +87,7 @@ export class LogoutError extends LatchkeyError {
 const MAX_ROUNDS = 3;
 
 export async function logout(
-  ctx: EngineContext,
+  ctx: EngineContext<LogoutStore>,
   key: CredentialKey,
   options: LogoutOptions = {},
 ): Promise<LogoutReport> {
@@ -131,7 +149,7 @@ export async function logout(
   }
 }
 
-function keepLease(ctx: EngineContext, key: CredentialKey): NodeJS.Timeout {
+function keepLease(ctx: EngineContext<LogoutStore>, key: CredentialKey): NodeJS.Timeout {
   const timer = setInterval(
     () => void ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs).catch(() => undefined),
     Math.max(50, ctx.leaseTtlMs / 3),
@@ -144,7 +162,11 @@ function keepLease(ctx: EngineContext, key: CredentialKey): NodeJS.Timeout {
  * Take the credential's lease, waiting like a refresh does for a live holder and breaking
  * the lease of a holder that died. False when the credential disappeared meanwhile.
  */
-async function takeLease(ctx: EngineContext, key: CredentialKey, signal?: AbortSignal): Promise<boolean> {
+async function takeLease(
+  ctx: EngineContext<LogoutStore>,
+  key: CredentialKey,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const deadline = Date.now() + ctx.waitTimeoutMs;
   for (;;) {
     if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) !== undefined) return true;
@@ -164,7 +186,7 @@ async function takeLease(ctx: EngineContext, key: CredentialKey, signal?: AbortS
 }
 
 async function revokeIfOwned(
-  ctx: EngineContext,
+  ctx: EngineContext<LogoutStore>,
   cred: StoredCredential,
   signal: AbortSignal | undefined,
 ): Promise<LogoutReport> {

@@ -1,7 +1,16 @@
 import type { StoredCredential } from '../credential/model.js';
 import type { RevocationOutcome, RevocationReport } from '../oauth/revocation.js';
-import { EventType, type NewPendingRevocation, type RevocationTokenType } from '../store/contract.js';
+import {
+  EventType,
+  type NewPendingRevocation,
+  type PendingRevocationStore,
+  type RegistrationCache,
+  type RevocationTokenType,
+} from '../store/contract.js';
 import type { EngineContext } from './context.js';
+
+/** Queueing needs the registration (its auth method is snapshotted) and the queue itself. */
+export type RevocationQueueStore = RegistrationCache & PendingRevocationStore;
 
 /**
  * Pending revocations (issue 13): a logout whose revocation failed transiently deletes the
@@ -57,7 +66,7 @@ export function retryDelayMs(attempt: number, policy: RevocationRetryPolicy, ran
  * are not queued: there is nothing left to revoke. Returns the token types queued.
  */
 export async function queueRevocations(
-  ctx: EngineContext,
+  ctx: EngineContext<RevocationQueueStore>,
   cred: StoredCredential,
   revocation: RevocationReport,
 ): Promise<RevocationTokenType[]> {

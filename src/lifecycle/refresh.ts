@@ -9,10 +9,23 @@ import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
 import { evictRejectedRegistration } from '../oauth/registration.js';
 import { classifyTokenFailure, type TokenFailure } from '../oauth/token-error.js';
-import { EventType } from '../store/contract.js';
+import {
+  type CredentialTable,
+  type DiscoveryCache,
+  type EventLog,
+  EventType,
+  type LeaseTable,
+  type RegistrationCache,
+} from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+
+/**
+ * A refresh runs under the credential's lease and writes with an event; the registration and
+ * the AS metadata make up the client it refreshes as.
+ */
+export type RefreshStore = CredentialTable & LeaseTable & EventLog & RegistrationCache & DiscoveryCache;
 
 /**
  * Refresh one credential, at most once per generation across every process sharing the
@@ -25,7 +38,7 @@ import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
  * blocked on the result (the token is unusable), false for proactive refresh.
  */
 export async function refreshCredential(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   seen: StoredCredential,
   demand: boolean,
 ): Promise<StoredCredential> {
@@ -40,7 +53,7 @@ export async function refreshCredential(
 
 /** Returns a credential to adopt, or undefined once this process holds the lease. */
 async function acquireLeaseOrAdopt(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   seen: StoredCredential,
   demand: boolean,
 ): Promise<StoredCredential | undefined> {
@@ -63,7 +76,7 @@ async function acquireLeaseOrAdopt(
 }
 
 async function refreshUnderLease(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   seen: StoredCredential,
   demand: boolean,
 ): Promise<StoredCredential> {
@@ -86,7 +99,7 @@ async function refreshUnderLease(
 }
 
 async function sendRefresh(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   current: StoredCredential,
   refreshToken: string,
 ): Promise<StoredCredential> {
@@ -149,7 +162,7 @@ async function sendRefresh(
 }
 
 async function handleFailure(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   current: StoredCredential,
   failure: TokenFailure,
   cause: unknown,
@@ -184,7 +197,7 @@ async function handleFailure(
 }
 
 async function recordTransient(
-  ctx: EngineContext,
+  ctx: EngineContext<RefreshStore>,
   current: StoredCredential,
   failure: Extract<TokenFailure, { kind: 'transient' }>,
   cause: unknown,
@@ -227,7 +240,11 @@ async function recordTransient(
   throw refreshTransient(key.server, failure.reason, retryAt, cause);
 }
 
-async function recordAdoption(ctx: EngineContext, cred: StoredCredential, reason: string): Promise<void> {
+async function recordAdoption(
+  ctx: EngineContext<RefreshStore>,
+  cred: StoredCredential,
+  reason: string,
+): Promise<void> {
   ctx.stats.adoptions++;
   ctx.logger.debug('adopted a newer credential', {
     server: cred.key.server,
@@ -242,7 +259,7 @@ async function recordAdoption(ctx: EngineContext, cred: StoredCredential, reason
   });
 }
 
-function usableNow(ctx: EngineContext, cred: StoredCredential): boolean {
+function usableNow(ctx: EngineContext<RefreshStore>, cred: StoredCredential): boolean {
   return isUsable(cred, Date.now(), ctx.skewMs);
 }
 
@@ -277,7 +294,7 @@ export function refreshFlightKey(cred: StoredCredential): string {
  * an override rather than the server URL), nothing when the login sent none, and nothing when
  * the manager is told never to send it.
  */
-function refreshResource(ctx: EngineContext, current: StoredCredential): { resource?: string } {
+function refreshResource(ctx: EngineContext<RefreshStore>, current: StoredCredential): { resource?: string } {
   if (!ctx.sendResource || current.resource === null) return {};
   return { resource: current.resource ?? current.key.server };
 }

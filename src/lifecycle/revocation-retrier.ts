@@ -4,7 +4,12 @@ import type { Logger } from '../log.js';
 import { buildContext } from '../oauth/client-context.js';
 import { authorizationServerMetadata } from '../oauth/discovery.js';
 import { type RevocationOutcome, revokeTokens } from '../oauth/revocation.js';
-import { type ClaimedRevocation, type CredentialStore, EventType } from '../store/contract.js';
+import {
+  type ClaimedRevocation,
+  type DiscoveryCache,
+  EventType,
+  type PendingRevocationStore,
+} from '../store/contract.js';
 import { type RevocationRetryPolicy, retryDelayMs } from './pending-revocations.js';
 
 /**
@@ -14,7 +19,8 @@ import { type RevocationRetryPolicy, retryDelayMs } from './pending-revocations.
  * answer or the token's expiry does.
  */
 export interface RetryDeps {
-  store: CredentialStore;
+  /** The queue, and the discovery cache for the AS metadata of each row's issuer. */
+  store: PendingRevocationStore & DiscoveryCache;
   /** Claim owner: the manager's lease holder. */
   owner: string;
   fetch: typeof fetch | undefined;

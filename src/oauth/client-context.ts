@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import type { CredentialStore, Registration } from '../store/contract.js';
+import type { DiscoveryCache, Registration, RegistrationCache } from '../store/contract.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { authorizationServerMetadata } from './discovery.js';
 import { isLoopbackUrl } from './loopback.js';
@@ -34,7 +34,7 @@ export interface ClientContextOptions {
  * stale metadata is still used while a refetch fails transiently (see discovery.ts).
  */
 export async function loadClientContext(
-  store: CredentialStore,
+  store: RegistrationCache & DiscoveryCache,
   server: string,
   issuer: string,
   clientId: string,

@@ -23,7 +23,7 @@ import type * as oauth from 'oauth4webapi';
 
 import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import type { CredentialStore, DiscoveryKind, DiscoveryRecord } from '../store/contract.js';
+import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord } from '../store/contract.js';
 import { isLoopbackUrl } from './loopback.js';
 import { discoveryError, type MetadataRequestOptions } from './metadata-http.js';
 import {
@@ -45,7 +45,7 @@ export const DEFAULT_DISCOVERY_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 60_000;
 
 export interface DiscoverServerOptions {
-  store: CredentialStore;
+  store: DiscoveryCache;
   fetch?: typeof fetch | undefined;
   /** The Bearer challenge of the server's 401/403, if discovery was triggered by one. */
   challenge?: BearerChallenge | undefined;
@@ -105,7 +105,7 @@ export async function discoverServer(
  * For callers whose use of a discovery result failed in a way fresher metadata might fix.
  */
 export async function invalidateDiscovery(
-  store: CredentialStore,
+  store: DiscoveryCache,
   server: string,
   issuer?: string,
 ): Promise<void> {
@@ -128,7 +128,7 @@ export async function invalidateDiscovery(
  * order) and cached. For callers that already know the issuer, such as a token refresh.
  */
 export async function authorizationServerMetadata(
-  store: CredentialStore,
+  store: DiscoveryCache,
   issuer: string,
   options: AuthorizationServerMetadataOptions,
 ): Promise<oauth.AuthorizationServer> {
@@ -142,7 +142,7 @@ export async function authorizationServerMetadata(
 
 interface Context {
   server: string;
-  store: CredentialStore;
+  store: DiscoveryCache;
   request: MetadataRequestOptions;
   maxAgeMs: number;
 }

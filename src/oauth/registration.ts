@@ -2,7 +2,7 @@ import type * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import type { CredentialStore, Registration } from '../store/contract.js';
+import type { Registration, RegistrationCache } from '../store/contract.js';
 import { isLoopbackUrl } from './loopback.js';
 import { registerDynamically, requestedGrantTypes, stringList } from './dynamic-registration.js';
 import type { ClientConfig } from './types.js';
@@ -20,7 +20,7 @@ import type { ClientConfig } from './types.js';
  * (AUTH-29).
  */
 export interface EnsureRegistrationOptions {
-  store: CredentialStore;
+  store: RegistrationCache;
   /** The MCP server being logged in to; named in errors. */
   server: string;
   /** Validated metadata of the server's authorization server. */
@@ -144,7 +144,7 @@ async function reuseOrRegister(
  * forgotten, so a registration another process has just replaced it with survives.
  */
 export async function evictRegistration(
-  store: CredentialStore,
+  store: RegistrationCache,
   issuer: string,
   clientId?: string,
 ): Promise<boolean> {
@@ -162,7 +162,7 @@ export async function evictRegistration(
  * replace it with a dynamic registration at the next login.
  */
 export async function evictRejectedRegistration(
-  store: CredentialStore,
+  store: RegistrationCache,
   issuer: string,
   clientId: string,
 ): Promise<boolean> {

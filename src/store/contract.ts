@@ -2,9 +2,13 @@ import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 
 /**
- * The store contract. Every implementation (memory, SQLite, Postgres) passes the same
- * contract test suite (test/store-contract.ts). All methods are async so that network
- * stores fit; the embedded ones answer synchronously underneath.
+ * The store contract, in six small interfaces that one store object implements: the
+ * credentials, the registration cache, the discovery cache, the leases, the event log (with
+ * watch), and the pending revocations. Each consumer asks for the ones it uses, so a new
+ * store (Postgres) is written against them and a consumer's needs show in its signature.
+ * Every implementation passes the same contract test suite (test/store-contract.ts). All
+ * methods are async so that network stores fit; the embedded ones answer synchronously
+ * underneath.
  *
  * Concurrency model:
  * - Token writes are compare-and-set on `generation` (and, when given, on lease ownership).
@@ -15,11 +19,16 @@ import type { CredentialRecord, CredentialStatus, StoredCredential } from '../cr
  *   events, from this and other processes, which is how processes learn about each other's
  *   writes.
  */
-export interface CredentialStore extends PendingRevocationStore {
-  readonly kind: 'memory' | 'sqlite' | 'postgres';
+export interface CredentialStore
+  extends CredentialTable, RegistrationCache, DiscoveryCache, LeaseTable, EventLog, PendingRevocationStore {
+  readonly kind: 'memory' | 'sqlite';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;
+  close(): Promise<void>;
+}
 
+/** The credentials themselves: tokens, their generation and their shared lifecycle status. */
+export interface CredentialTable {
   getCredential(key: CredentialKey): Promise<StoredCredential | undefined>;
   listCredentials(filter?: CredentialFilter): Promise<StoredCredential[]>;
   /**
@@ -37,16 +46,24 @@ export interface CredentialStore extends PendingRevocationStore {
   updateStatus(key: CredentialKey, status: CredentialStatus, event?: EventInput): Promise<void>;
   /** Delete a credential (and its lease) and append `event`. False if absent or the condition failed. */
   deleteCredential(key: CredentialKey, condition: WriteCondition, event: EventInput): Promise<boolean>;
+}
 
+/** OAuth clients registered (or configured) per authorization server, keyed by issuer. */
+export interface RegistrationCache {
   getRegistration(issuer: string): Promise<Registration | undefined>;
   putRegistration(registration: Registration): Promise<void>;
   deleteRegistration(issuer: string): Promise<void>;
+}
 
-  /** Cached discovery documents: protected-resource metadata by resource, AS metadata by issuer. */
+/** Cached discovery documents: protected-resource metadata by resource, AS metadata by issuer. */
+export interface DiscoveryCache {
   getDiscovery(kind: DiscoveryKind, id: string): Promise<DiscoveryRecord | undefined>;
   putDiscovery(record: DiscoveryRecord): Promise<void>;
   deleteDiscovery(kind: DiscoveryKind, id: string): Promise<void>;
+}
 
+/** Time-bounded claims on a credential key, taken before a refresh, a logout or a login. */
+export interface LeaseTable {
   /**
    * Take the lease on `key` for `ttlMs`. Succeeds when there is no lease, it has expired, or
    * it is already held by `holder.owner` (which extends it). Returns undefined when another
@@ -60,7 +77,10 @@ export interface CredentialStore extends PendingRevocationStore {
   releaseLease(key: CredentialKey, owner: string): Promise<void>;
   /** Remove a lease held by `staleOwner` (e.g. its process is dead). False if it changed hands. */
   breakLease(key: CredentialKey, staleOwner: string): Promise<boolean>;
+}
 
+/** The lifecycle event log: how processes sharing a store learn about each other's writes. */
+export interface EventLog {
   appendEvent(event: EventInput): Promise<LifecycleEvent>;
   /** Events in id order. `afterId` excludes older ones; `server` filters. */
   readEvents(query?: EventQuery): Promise<LifecycleEvent[]>;
@@ -71,8 +91,6 @@ export interface CredentialStore extends PendingRevocationStore {
    * within `pollMs` (default 250 ms for SQLite). Returns an unsubscribe function.
    */
   watch(listener: (events: LifecycleEvent[]) => void, options?: { pollMs?: number }): () => void;
-
-  close(): Promise<void>;
 }
 
 /**

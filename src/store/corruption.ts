@@ -36,7 +36,7 @@ export function corruptDatabase(path: string, reason: string, cause?: unknown): 
     `the credential store ${path} is corrupt: ${reason}. latchkey deleted nothing.`,
     {
       retryable: false,
-      nextStep: `restore ${path} from a backup; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`,
+      next: { kind: 'repair-store', path },
       ...(cause === undefined ? {} : { cause }),
     },
   );

@@ -76,8 +76,11 @@ function envKey(env: NodeJS.ProcessEnv): Buffer | undefined {
   if (key === undefined) {
     throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'LATCHKEY_KEY is not a 32-byte key.', {
       retryable: false,
-      nextStep:
-        'set LATCHKEY_KEY to 64 hex characters or base64 of 32 random bytes (openssl rand -base64 32)',
+      next: {
+        kind: 'configure',
+        detail:
+          'set LATCHKEY_KEY to 64 hex characters or base64 of 32 random bytes (openssl rand -base64 32)',
+      },
     });
   }
   return key;
@@ -95,8 +98,7 @@ function checked(
     `the stored credentials were encrypted with a different data key than the one from ${describe(found.source)}.`,
     {
       retryable: false,
-      nextStep:
-        'restore the original key (LATCHKEY_KEY or the keyring entry), or run `latchkey reset` to discard stored credentials and log in again',
+      next: { kind: 'repair-store', detail: 'restore the original key (LATCHKEY_KEY or the keyring entry)' },
     },
   );
 }
@@ -167,7 +169,7 @@ function readKeyFile(home: string): Buffer | undefined {
     `the key file ${path} is corrupt: it does not hold a 32-byte data key. latchkey deleted nothing.`,
     {
       retryable: false,
-      nextStep: `restore ${path} from a backup; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`,
+      next: { kind: 'repair-store', path },
     },
   );
 }
@@ -188,21 +190,24 @@ export function keyringAccount(home: string): string {
 }
 
 function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): LatchkeyError {
+  const keyFile = join(options.home, KEY_FILE_NAME);
   const where =
     source === 'env'
       ? 'LATCHKEY_KEY, which is not set'
       : source === 'keyring'
         ? 'the OS keyring, which no longer has it'
-        : `the key file ${join(options.home, KEY_FILE_NAME)}, which is missing`;
+        : `the key file ${keyFile}, which is missing`;
   return new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
     `the data key for the stored credentials was kept in ${where}.`,
     {
       retryable: source === 'keyring',
-      nextStep:
+      next:
         source === 'env'
-          ? 'set LATCHKEY_KEY to the key the store was created with'
-          : 'unlock or restore the keyring, or run `latchkey reset` to discard stored credentials and log in again',
+          ? { kind: 'configure', detail: 'set LATCHKEY_KEY to the key the store was created with' }
+          : source === 'keyring'
+            ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
+            : { kind: 'repair-store', path: keyFile },
     },
   );
 }

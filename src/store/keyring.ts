@@ -63,8 +63,11 @@ async function withDeadline<T>(timeoutMs: number, run: (signal: AbortSignal) => 
 function keyringUnavailable(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.KEYRING_UNAVAILABLE, message, {
     retryable: true,
-    nextStep:
-      'unlock the OS keyring (on Linux, start a Secret Service such as gnome-keyring), or set LATCHKEY_KEY on headless machines',
+    next: {
+      kind: 'configure',
+      detail:
+        'unlock the OS keyring (on Linux, start a Secret Service such as gnome-keyring), or set LATCHKEY_KEY on headless machines',
+    },
     cause,
   });
 }

@@ -36,7 +36,10 @@ export function ensurePrivateDir(dir: string): void {
   } catch (cause) {
     throw new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, `cannot create the latchkey directory ${dir}.`, {
       retryable: false,
-      nextStep: 'check the permissions of the directory, or set LATCHKEY_HOME to a writable one',
+      next: {
+        kind: 'configure',
+        detail: 'check the permissions of the directory, or set LATCHKEY_HOME to a writable one',
+      },
       cause,
     });
   }

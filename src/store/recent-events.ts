@@ -1,4 +1,4 @@
-import type { CredentialStore, LifecycleEvent } from './contract.js';
+import type { EventLog, LifecycleEvent } from './contract.js';
 
 /**
  * The newest `scan` events (of `server`, if given), oldest first. `readEvents` pages from the
@@ -6,7 +6,7 @@ import type { CredentialStore, LifecycleEvent } from './contract.js';
  * this minute, an earlier login attempt) start from the newest id instead.
  */
 export async function recentEvents(
-  store: CredentialStore,
+  store: EventLog,
   scan: number,
   server?: string,
 ): Promise<LifecycleEvent[]> {

@@ -9,17 +9,44 @@ import type {
   CredentialFilter,
   NewPendingRevocation,
   PendingRevocation,
+  PendingRevocationStore,
   RevocationClaim,
   RevocationSchedule,
   RevocationSecrets,
   RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
+import type { SqliteConnection } from './sqlite-connection.js';
+import { insertEvent } from './sqlite-events.js';
 
-/**
- * The pending-revocations table of the SQLite store. Functions run inside the store's
- * transactions (the caller wraps them); secrets are sealed and opened here only.
- */
+/** The pending-revocations table of the SQLite store; secrets are sealed and opened here only. */
+export function sqlitePendingRevocations(conn: SqliteConnection): PendingRevocationStore {
+  return {
+    addPendingRevocations: (entries, event) =>
+      conn.write(() => {
+        const added = insertRevocations(conn.db, conn.box, entries);
+        insertEvent(conn, event);
+        return added;
+      }),
+    listPendingRevocations: (filter = {}) => conn.run(() => selectRevocations(conn.db, filter)),
+    claimPendingRevocations: (claim) =>
+      // Every manager start claims; with nothing due, a plain read spares the write lock.
+      conn
+        .run(() => anyRevocationDue(conn.db, claim.now ?? Date.now()))
+        .then((due) => (due ? conn.write(() => claimRevocations(conn.db, conn.box, claim)) : [])),
+    reschedulePendingRevocation: (id, owner, next) =>
+      conn.write(() => rescheduleRevocation(conn.db, id, owner, next)),
+    removePendingRevocation: (id, owner, event) =>
+      conn.write(() => {
+        const removed = deleteClaimedRevocation(conn.db, id, owner);
+        if (removed) insertEvent(conn, event);
+        return removed;
+      }),
+  };
+}
+
+/* The functions below run inside the store's transactions (the caller wraps them). */
+
 interface RevocationRow {
   id: string;
   server: string;
@@ -46,7 +73,7 @@ export function revocationAad(id: string, row: Pick<PendingRevocation, 'key' | '
   return `revocation\u0000${id}\u0000${keyId(row.key)}\u0000${row.tokenType}`;
 }
 
-export function insertRevocations(
+function insertRevocations(
   db: BetterSqlite3.Database,
   box: SecretBox,
   entries: readonly NewPendingRevocation[],
@@ -76,7 +103,7 @@ export function insertRevocations(
   });
 }
 
-export function selectRevocations(db: BetterSqlite3.Database, filter: CredentialFilter): PendingRevocation[] {
+function selectRevocations(db: BetterSqlite3.Database, filter: CredentialFilter): PendingRevocation[] {
   const rows = db
     .prepare(
       `SELECT * FROM pending_revocations
@@ -92,7 +119,7 @@ export function selectRevocations(db: BetterSqlite3.Database, filter: Credential
   return rows.map(publicView);
 }
 
-export function anyRevocationDue(db: BetterSqlite3.Database, now: number): boolean {
+function anyRevocationDue(db: BetterSqlite3.Database, now: number): boolean {
   return (
     db
       .prepare(`SELECT EXISTS (SELECT 1 FROM pending_revocations WHERE next_attempt_at <= ?)`)
@@ -101,7 +128,7 @@ export function anyRevocationDue(db: BetterSqlite3.Database, now: number): boole
   );
 }
 
-export function claimRevocations(
+function claimRevocations(
   db: BetterSqlite3.Database,
   box: SecretBox,
   claim: RevocationClaim,
@@ -124,7 +151,7 @@ export function claimRevocations(
   });
 }
 
-export function rescheduleRevocation(
+function rescheduleRevocation(
   db: BetterSqlite3.Database,
   id: string,
   owner: string,
@@ -148,7 +175,7 @@ export function rescheduleRevocation(
   );
 }
 
-export function deleteClaimedRevocation(db: BetterSqlite3.Database, id: string, owner: string): boolean {
+function deleteClaimedRevocation(db: BetterSqlite3.Database, id: string, owner: string): boolean {
   return (
     db
       .prepare(`DELETE FROM pending_revocations WHERE id = ? AND claim_owner = ? AND claim_expires_at > ?`)
@@ -182,7 +209,7 @@ function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
       {
         server: row.server,
         retryable: false,
-        nextStep: 'restore the original data key, or run `latchkey reset`',
+        next: { kind: 'repair-store', detail: 'restore the original data key' },
         cause,
       },
     );

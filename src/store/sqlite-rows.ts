@@ -1,6 +1,7 @@
 import { keyId, type CredentialKey } from '../credential/key.js';
 import type { CredentialStatus, StoredCredential, TokenSecrets } from '../credential/model.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { loginAction } from '../next-action.js';
 import type { CredentialRecord } from '../credential/model.js';
 import type { LifecycleEvent, Registration } from './contract.js';
 import type { SecretBox } from './crypto.js';
@@ -66,7 +67,9 @@ export function openCredential(box: SecretBox, row: CredentialRow): StoredCreden
       {
         server: key.server,
         retryable: false,
-        nextStep: `restore the original data key, or run \`latchkey login ${key.server}\` to replace the credential`,
+        next: loginAction(key.server, {
+          detail: 'that replaces the credential; restoring the original data key would recover it instead',
+        }),
         cause,
       },
     );
@@ -102,7 +105,7 @@ export function openRegistration(box: SecretBox, row: RegistrationRow): Registra
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       `the stored client secret for ${row.issuer} cannot be decrypted with the current data key.`,
-      { retryable: false, nextStep: 'restore the original data key, or run `latchkey reset`', cause },
+      { retryable: false, next: { kind: 'repair-store', detail: 'restore the original data key' }, cause },
     );
   }
 }

@@ -1,0 +1,81 @@
+import type Database from 'better-sqlite3';
+
+import type { CredentialKey } from '../credential/key.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import type { SecretBox } from './crypto.js';
+
+/**
+ * The one SQLite connection every part of the store (credentials, registrations, leases,
+ * events, pending revocations) runs on, with the rules they all share: nothing runs after
+ * `close()`, every write is one IMMEDIATE transaction, and driver errors become
+ * STORE_UNAVAILABLE.
+ */
+export class SqliteConnection {
+  #closed = false;
+  /** Poll nudges of this connection's watchers; see sqlite-events.ts. */
+  readonly watchers = new Set<() => void>();
+
+  constructor(
+    readonly db: Database.Database,
+    readonly box: SecretBox,
+    /** The database file, for error messages. */
+    readonly location: string,
+  ) {}
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  run<T>(body: () => T): Promise<T> {
+    try {
+      this.assertOpen();
+      return Promise.resolve(body());
+    } catch (error) {
+      return Promise.reject(this.#wrap(error));
+    }
+  }
+
+  /** Writes run in an IMMEDIATE transaction: the lock is taken before the first read. */
+  write<T>(body: () => T): Promise<T> {
+    return this.run(() => this.db.transaction(body).immediate());
+  }
+
+  assertOpen(): void {
+    if (this.#closed)
+      throw new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, 'the credential store is closed.', {
+        retryable: false,
+      });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.watchers.clear();
+      this.db.close();
+    }
+    return Promise.resolve();
+  }
+
+  #wrap(error: unknown): unknown {
+    if (isLatchkeyError(error)) return error;
+    const busy = (error as { code?: string }).code?.startsWith('SQLITE_BUSY') === true;
+    return new LatchkeyError(
+      ErrorCode.STORE_UNAVAILABLE,
+      busy ? 'the credential store stayed locked by another process.' : 'the credential store failed.',
+      {
+        retryable: busy,
+        next: busy ? { kind: 'retry' } : { kind: 'configure', detail: `check ${this.location}` },
+        cause: error,
+      },
+    );
+  }
+}
+
+export const KEY_WHERE = 'server = @server AND issuer = @issuer AND subject = @subject';
+
+export type KeyParams = { server: string; issuer: string; subject: string };
+
+/** Only the key's three columns, whatever else the object carries, as named SQL parameters. */
+export function keyParams(key: CredentialKey): KeyParams {
+  return { server: key.server, issuer: key.issuer, subject: key.subject };
+}
