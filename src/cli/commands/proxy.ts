@@ -3,11 +3,10 @@ import { spawn } from 'node:child_process';
 import { LOCAL_SUBJECT } from '../../credential/key.js';
 import { openSync, writeSync } from 'node:fs';
 
+import type { AcquireHook } from '../../lifecycle/acquire.js';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
-import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
-import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
 import {
   deviceLoginFailedEvent,
   deviceLoginThroughAgent,
@@ -21,6 +20,8 @@ import { runStdioRelay } from '../../proxy/stdio.js';
 import { newLeaseHolder } from '../../lifecycle/lease.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';
+import type * as LoginFlows from '../login-hook.js';
+import type { LoginOptions } from '../login-hook.js';
 import { renderNextStep } from '../next-step.js';
 import { checkedServer, parseHeaders } from '../server-args.js';
 
@@ -67,38 +68,42 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     logger,
     sendResource: options.sendResource,
     loginTimeoutMs: options.loginTimeoutMs,
-    acquire: createLoginHook({
-      ...options.loginOptions,
-      store,
-      notify: io.err,
-      onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
-      onBrowserUnavailable: (url, forServer) => onBrowserUnavailable(url, forServer),
-    }),
+    acquire: deferredHook(async () =>
+      (await loginFlows()).createLoginHook({
+        ...options.loginOptions,
+        store,
+        notify: io.err,
+        onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
+        onBrowserUnavailable: (url, forServer) => onBrowserUnavailable(url, forServer),
+      }),
+    ),
   });
   if (options.loginAgent === true) {
     await runLoginAgent(manager, store, server, options, (handler) => (onDevicePrompt = handler));
     return;
   }
-  // Device logins run in a detached agent that outlives this process (see device-agent.ts).
-  const viaAgent = chooseFlow(options.loginOptions, io.env) === 'device';
-  const showPrompt = stderrDevicePrompt({ server, write: io.err });
+  const scopes = options.scopes === undefined ? {} : { scopes: options.scopes };
   const authorizer = createProxyAuthorizer({
     manager,
     server,
     login: options.login,
-    ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
-    ...(viaAgent
-      ? {
-          runLogin: (onPrompt) =>
-            deviceLoginThroughAgent(
-              { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
-              (p) => {
-                showPrompt(p);
-                onPrompt(p);
-              },
-            ),
-        }
-      : {}),
+    ...scopes,
+    runLogin: async (onPrompt) => {
+      const { chooseFlow, stderrDevicePrompt } = await loginFlows();
+      if (chooseFlow(options.loginOptions, io.env) !== 'device') {
+        await manager.getToken(server, { interactive: true, ...scopes });
+        return;
+      }
+      // Device logins run in a detached agent that outlives this process (see device-agent.ts).
+      const showPrompt = stderrDevicePrompt({ server, write: io.err });
+      await deviceLoginThroughAgent(
+        { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
+        (p) => {
+          showPrompt(p);
+          onPrompt(p);
+        },
+      );
+    },
   });
   onDevicePrompt = authorizer.onDevicePrompt;
   onBrowserUnavailable = authorizer.onBrowserUnavailable;
@@ -169,6 +174,21 @@ async function runLoginAgent(
     manager.close();
     await store.close();
   }
+}
+
+/**
+ * The login flows, loaded the first time this process needs a login: a proxy whose
+ * credential is valid (the usual start) never pays for them.
+ */
+let flows: Promise<typeof LoginFlows> | undefined;
+function loginFlows(): Promise<typeof LoginFlows> {
+  return (flows ??= import('../login-hook.js'));
+}
+
+/** A hook built on its first call, so that building it costs nothing until a login runs. */
+function deferredHook(build: () => Promise<AcquireHook>): AcquireHook {
+  let hook: Promise<AcquireHook> | undefined;
+  return async (request) => (await (hook ??= build()))(request);
 }
 
 /** Start this same command line again as a detached login agent. */
