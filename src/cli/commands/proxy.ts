@@ -14,7 +14,11 @@ import {
   isLogout,
 } from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
-import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
+import {
+  createProxyAuthorizer,
+  type ProxyAuthorizer,
+  type ProxyLoginPolicy,
+} from '../../proxy/authorizer.js';
 import { announcePresence } from '../../proxy/presence.js';
 import { runStdioRelay } from '../../proxy/stdio.js';
 import { newLeaseHolder } from '../../lifecycle/lease.js';
@@ -60,53 +64,16 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
   const store = await openSqliteStore({ env: io.env });
   if (store.security.warning !== undefined) logger.warn(store.security.warning);
   if (staticAuth) logger.warn('an Authorization header was given: latchkey sends it as is and does no OAuth');
-  // The login hook is built before the authorizer that listens to its device prompts.
-  let onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']> = () => undefined;
-  let onBrowserUnavailable: NonNullable<LoginOptions['onBrowserUnavailable']> = () => undefined;
-  const manager = new CredentialManager({
-    store,
-    logger,
-    sendResource: options.sendResource,
-    loginTimeoutMs: options.loginTimeoutMs,
-    acquire: deferredHook(async () =>
-      (await loginFlows()).createLoginHook({
-        ...options.loginOptions,
-        store,
-        notify: io.err,
-        onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
-        onBrowserUnavailable: (url, forServer) => onBrowserUnavailable(url, forServer),
-      }),
-    ),
-  });
+  // The login hook is built before the authorizer that listens to its prompts.
+  const sinks: PromptSinks = { onDevicePrompt: () => undefined, onBrowserUnavailable: () => undefined };
+  const manager = proxyManager(io, store, logger, options, sinks);
   if (options.loginAgent === true) {
-    await runLoginAgent(manager, store, server, options, (handler) => (onDevicePrompt = handler));
+    await runLoginAgent(manager, store, server, options, (handler) => (sinks.onDevicePrompt = handler));
     return;
   }
-  const scopes = options.scopes === undefined ? {} : { scopes: options.scopes };
-  const authorizer = createProxyAuthorizer({
-    manager,
-    server,
-    login: options.login,
-    ...scopes,
-    runLogin: async (onPrompt) => {
-      const { chooseFlow, stderrDevicePrompt } = await loginFlows();
-      if (chooseFlow(options.loginOptions, io.env) !== 'device') {
-        await manager.getToken(server, { interactive: true, ...scopes });
-        return;
-      }
-      // Device logins run in a detached agent that outlives this process (see device-agent.ts).
-      const showPrompt = stderrDevicePrompt({ server, write: io.err });
-      await deviceLoginThroughAgent(
-        { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
-        (p) => {
-          showPrompt(p);
-          onPrompt(p);
-        },
-      );
-    },
-  });
-  onDevicePrompt = authorizer.onDevicePrompt;
-  onBrowserUnavailable = authorizer.onBrowserUnavailable;
+  const authorizer = proxyAuthorizer(io, { manager, store, server, logger }, options);
+  sinks.onDevicePrompt = authorizer.onDevicePrompt;
+  sinks.onBrowserUnavailable = authorizer.onBrowserUnavailable;
   const connection = new McpConnection({
     server,
     manager,
@@ -120,12 +87,91 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     logger,
     describeNext: renderNextStep,
   });
+  await relayUntilHangup(connection, { manager, store, server, logger }, options.transport);
+}
+
+/** Where the login hook's prompts go: set once the authorizer (or the agent) exists. */
+interface PromptSinks {
+  onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']>;
+  onBrowserUnavailable: NonNullable<LoginOptions['onBrowserUnavailable']>;
+}
+
+/** What the proxy's parts share once the store is open. */
+interface ProxyParts {
+  manager: CredentialManager;
+  store: CredentialStore;
+  server: string;
+  logger: Logger;
+}
+
+/** The process's manager, whose login hook is built on the first login this proxy runs. */
+function proxyManager(
+  io: CliIO,
+  store: CredentialStore,
+  logger: Logger,
+  options: ProxyCommandOptions,
+  sinks: PromptSinks,
+): CredentialManager {
+  return new CredentialManager({
+    store,
+    logger,
+    sendResource: options.sendResource,
+    loginTimeoutMs: options.loginTimeoutMs,
+    acquire: deferredHook(async () =>
+      (await loginFlows()).createLoginHook({
+        ...options.loginOptions,
+        store,
+        notify: io.err,
+        onDevicePrompt: (prompt, forServer) => sinks.onDevicePrompt(prompt, forServer),
+        onBrowserUnavailable: (url, forServer) => sinks.onBrowserUnavailable(url, forServer),
+      }),
+    ),
+  });
+}
+
+/**
+ * Logins for the host: in this process through the hook, or, for the device flow, in a
+ * detached agent that outlives this process (see device-agent.ts).
+ */
+function proxyAuthorizer(io: CliIO, parts: ProxyParts, options: ProxyCommandOptions): ProxyAuthorizer {
+  const { manager, store, server, logger } = parts;
+  const scopes = options.scopes === undefined ? {} : { scopes: options.scopes };
+  return createProxyAuthorizer({
+    manager,
+    server,
+    login: options.login,
+    ...scopes,
+    runLogin: async (onPrompt) => {
+      const { chooseFlow, stderrDevicePrompt } = await loginFlows();
+      if (chooseFlow(options.loginOptions, io.env) !== 'device') {
+        await manager.getToken(server, { interactive: true, ...scopes });
+        return;
+      }
+      const showPrompt = stderrDevicePrompt({ server, write: io.err });
+      await deviceLoginThroughAgent(
+        { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
+        (p) => {
+          showPrompt(p);
+          onPrompt(p);
+        },
+      );
+    },
+  });
+}
+
+/** Relay until the host hangs up or a signal arrives, then leave the store as it should be. */
+async function relayUntilHangup(
+  connection: McpConnection,
+  parts: ProxyParts,
+  transport: TransportStrategy,
+): Promise<void> {
+  const { manager, store, server, logger } = parts;
   const leaveStore = announcePresence(store, server, newLeaseHolder());
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  logger.info('proxy ready', { transport: options.transport });
+  logger.info('proxy ready', { transport });
   try {
     await runStdioRelay({ connection, logger, signal: stop.signal });
   } finally {
