@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import { createMemoryStore } from '../store/memory.js';
 import type { CredentialStore, StoreSecurity } from '../store/contract.js';
 import { defaultHome, PRIVATE_FILE_MODE } from '../store/paths.js';
-import { openSqliteStore } from '../store/sqlite.js';
 import type { CliIO } from './io.js';
 
 /**
@@ -32,9 +31,25 @@ export async function openCliStore(io: CliIO, access: StoreAccess): Promise<CliS
     // An empty stand-in: every read answers "nothing stored", which is the truth.
     return { store: createMemoryStore(), missing: path };
   }
+  // Imported here: a command that finds no store (or never opens one) never loads SQLite.
+  const { openSqliteStore } = await import('../store/sqlite.js');
   const store = await openSqliteStore({ env: io.env });
   warnOnce(io, store.security);
   return { store };
+}
+
+/** Open the store for one command, and close it after. */
+export async function withStore(
+  io: CliIO,
+  run: (store: CredentialStore, missing: string | undefined) => Promise<void>,
+  access: StoreAccess = 'read',
+): Promise<void> {
+  const { store, missing } = await openCliStore(io, access);
+  try {
+    await run(store, missing);
+  } finally {
+    await store.close();
+  }
 }
 
 /**

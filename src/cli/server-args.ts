@@ -90,6 +90,10 @@ function badValue(
   );
 }
 
-function invalid(server: string, message: string, nextStep: string): LatchkeyError {
-  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, { server, retryable: false, nextStep });
+function invalid(server: string, message: string, fix: string): LatchkeyError {
+  return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
+    server,
+    retryable: false,
+    next: { kind: 'configure', detail: fix },
+  });
 }

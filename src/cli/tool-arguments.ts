@@ -23,6 +23,9 @@ function badArguments(server: string, message: string): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
     server,
     retryable: false,
-    nextStep: `pass an object such as '{"text": "hi"}' (see \`latchkey tools ${server} --json\` for the schema)`,
+    next: {
+      kind: 'configure',
+      detail: `pass an object such as '{"text": "hi"}' (see \`latchkey tools ${server} --json\` for the schema)`,
+    },
   });
 }

@@ -3,6 +3,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 
 import { ErrorCode, LatchkeyError } from '../../errors.js';
 import { asLatchkeyError } from '../../mcp/client.js';
+import { withClient } from '../client-session.js';
+import type { ConnectionFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 
 export interface CallOptions {
@@ -10,6 +12,15 @@ export interface CallOptions {
   /** The arguments, already checked (see parseToolArguments). */
   arguments: Record<string, unknown>;
   json: boolean;
+}
+
+/** `latchkey call <server> <tool> [arguments]`, the arguments already checked; never starts a login. */
+export async function runCall(
+  io: CliIO,
+  server: string,
+  options: CallOptions & { connection: ConnectionFlags },
+): Promise<void> {
+  await withClient(io, server, options.connection, (client, url) => call(client, io, url, options));
 }
 
 /**
@@ -29,7 +40,10 @@ export async function call(client: Client, io: CliIO, server: string, options: C
       {
         server,
         retryable: failure.retryable,
-        nextStep: `list the tools and their arguments with \`latchkey tools ${server}\``,
+        next: {
+          kind: 'configure',
+          detail: `list the tools and their arguments with \`latchkey tools ${server}\``,
+        },
         cause: error,
       },
     );

@@ -13,7 +13,6 @@ import { createMemoryStore } from '../../store/memory.js';
 import { INSECURE_KEY_WARNING, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
 import { defaultHome } from '../../store/paths.js';
-import { openSqliteStore } from '../../store/sqlite.js';
 import { DB_FILE_NAME } from '../open-store.js';
 import type { CliIO } from '../io.js';
 import { cliMessage, renderNextStep } from '../next-step.js';
@@ -43,134 +42,194 @@ export async function doctor(io: CliIO, server: string, options: { json: boolean
   return findings.every((f) => f.verdict !== 'fail');
 }
 
+/**
+ * What the checks learn as they go: the challenge a login would start from, then the
+ * authorization server the discovery chain picks. Each step reads what earlier ones set.
+ */
+interface Checkup {
+  readonly server: string;
+  readonly env: NodeJS.ProcessEnv;
+  challenge?: BearerChallenge | undefined;
+  discovered?: ServerDiscovery;
+}
+
+/** One check's findings, and whether the checks after it still make sense. */
+interface StepResult {
+  findings: Finding[];
+  stop?: boolean;
+}
+
+type Step = (checkup: Checkup) => Promise<StepResult> | StepResult;
+
+/**
+ * The checks in the order a login meets them: the server, its resource metadata, the
+ * authorization server and what it offers, then where the credential would be kept.
+ */
+const STEPS: readonly Step[] = [
+  serverStep,
+  resourceMetadataStep,
+  authorizationServerStep,
+  (c) => one(scopesFinding(c)),
+  (c) => one(pkceFinding(metadataOf(c))),
+  (c) => one(registrationFinding(metadataOf(c))),
+  (c) => one(revocationFinding(metadataOf(c))),
+  (c) => one(refreshFinding(metadataOf(c))),
+  async (c) => one(await storeFinding(c.env)),
+];
+
+/** A check with one finding, after which the next checks still run. */
+function one(finding: Finding): StepResult {
+  return { findings: [finding] };
+}
+
 export async function diagnose(server: string, env: NodeJS.ProcessEnv): Promise<Finding[]> {
   const findings: Finding[] = [];
-  // Details quote the server's metadata and challenges: made safe for the terminal and scripts.
-  const add = (f: Finding): void =>
-    void findings.push({ ...f, detail: networkText(f.detail, { maxLength: MESSAGE_MAX }) });
-
-  // 1. The server itself: does it challenge, and does its clock agree with ours? The same
-  // probe a login starts from, so both follow the same resource_metadata and scope.
-  let challenge: BearerChallenge | undefined;
-  try {
-    const probe = await probeChallenge(server);
-    if (probe.status === 401) challenge = probe.challenge;
-    const challengeUrl = challenge?.resourceMetadata;
-    add(
-      probe.status === 401
-        ? {
-            check: 'server challenge',
-            verdict: 'ok',
-            detail: `401 with ${challengeUrl === undefined ? 'a Bearer challenge without resource_metadata' : `resource_metadata ${challengeUrl}`}${challenge?.scope === undefined ? '' : `, scope ${challenge.scope.join(' ')}`}`,
-          }
-        : {
-            check: 'server challenge',
-            verdict: 'warn',
-            detail: `answered ${probe.status} without a token (expected 401)`,
-            fix: 'the server may not require OAuth at all',
-          },
-    );
-    add(clockFinding(probe.date, probe.sentAt));
-  } catch (error) {
-    add({
-      check: 'server reachable',
-      verdict: 'fail',
-      detail: message(error),
-      fix: `check the URL and your network`,
-    });
-    return findings;
+  const checkup: Checkup = { server, env };
+  for (const step of STEPS) {
+    const result = await step(checkup);
+    // Details quote the server's metadata and challenges: made safe for the terminal and scripts.
+    for (const f of result.findings)
+      findings.push({ ...f, detail: networkText(f.detail, { maxLength: MESSAGE_MAX }) });
+    if (result.stop === true) break;
   }
+  return findings;
+}
 
-  // 2. Protected resource metadata (RFC 9728), judged by the function discovery uses. A
-  // failure's detail is the login's error message, word for word (next step included).
+/**
+ * The server itself: does it challenge, and does its clock agree with ours? The same probe a
+ * login starts from, so both follow the same resource_metadata and scope.
+ */
+async function serverStep(checkup: Checkup): Promise<StepResult> {
+  let probe: Awaited<ReturnType<typeof probeChallenge>>;
+  try {
+    probe = await probeChallenge(checkup.server);
+  } catch (error) {
+    const fix = 'check the URL and your network';
+    return {
+      findings: [{ check: 'server reachable', verdict: 'fail', detail: message(error), fix }],
+      stop: true,
+    };
+  }
+  if (probe.status !== 401) {
+    const finding: Finding = {
+      check: 'server challenge',
+      verdict: 'warn',
+      detail: `answered ${probe.status} without a token (expected 401)`,
+      fix: 'the server may not require OAuth at all',
+    };
+    return { findings: [finding, clockFinding(probe.date, probe.sentAt)] };
+  }
+  const challenge = probe.challenge;
+  checkup.challenge = challenge;
+  const url = challenge?.resourceMetadata;
+  const named =
+    url === undefined ? 'a Bearer challenge without resource_metadata' : `resource_metadata ${url}`;
+  const scope = challenge?.scope === undefined ? '' : `, scope ${challenge.scope.join(' ')}`;
+  return {
+    findings: [
+      { check: 'server challenge', verdict: 'ok', detail: `401 with ${named}${scope}` },
+      clockFinding(probe.date, probe.sentAt),
+    ],
+  };
+}
+
+/**
+ * Protected resource metadata (RFC 9728), judged by the function discovery uses. A failure's
+ * detail is the login's error message, word for word (next step included).
+ */
+async function resourceMetadataStep({ server, challenge }: Checkup): Promise<StepResult> {
+  const check = 'protected resource metadata';
   try {
     const prm = await fetchResourceMetadata(server, {
       server,
       resourceMetadataUrl: challenge?.resourceMetadata,
     });
-    add(
-      prm.kind === 'found'
-        ? {
-            check: 'protected resource metadata',
-            verdict: 'ok',
-            detail: `${prm.url} names ${prm.metadata.authorizationServers.join(', ')} for ${describeResource(prm.metadata, server)}`,
-          }
-        : {
-            check: 'protected resource metadata',
-            verdict: 'warn',
-            detail: `none at ${prm.tried.join(', ')}`,
-            fix: 'the server predates RFC 9728; latchkey will try its origin as the authorization server',
-          },
-    );
+    if (prm.kind !== 'found') {
+      const fix = 'the server predates RFC 9728; latchkey will try its origin as the authorization server';
+      return { findings: [{ check, verdict: 'warn', detail: `none at ${prm.tried.join(', ')}`, fix }] };
+    }
+    const names = `${prm.metadata.authorizationServers.join(', ')} for ${describeResource(prm.metadata, server)}`;
+    return { findings: [{ check, verdict: 'ok', detail: `${prm.url} names ${names}` }] };
   } catch (error) {
-    add({ check: 'protected resource metadata', verdict: 'fail', detail: message(error) });
-    return findings;
+    return { findings: [{ check, verdict: 'fail', detail: message(error) }], stop: true };
   }
+}
 
-  // 3. The authorization server a login would use: the whole discovery chain a login runs
-  // (issuer choice, metadata validation), against a throwaway store so nothing is kept.
-  let discovered: ServerDiscovery;
+/**
+ * The authorization server a login would use: the whole discovery chain a login runs (issuer
+ * choice, metadata validation), against a throwaway store so nothing is kept.
+ */
+async function authorizationServerStep(checkup: Checkup): Promise<StepResult> {
+  const check = 'authorization server metadata';
   try {
-    discovered = await discoverServer(server, { store: createMemoryStore(), challenge, maxAgeMs: 0 });
+    const store = createMemoryStore();
+    checkup.discovered = await discoverServer(checkup.server, {
+      store,
+      challenge: checkup.challenge,
+      maxAgeMs: 0,
+    });
   } catch (error) {
-    add({ check: 'authorization server metadata', verdict: 'fail', detail: message(error) });
-    return findings;
+    return { findings: [{ check, verdict: 'fail', detail: message(error) }], stop: true };
   }
-  const as = discovered.authorizationServer as unknown as Record<string, unknown>;
-  add({ check: 'authorization server metadata', verdict: 'ok', detail: `issuer ${String(as['issuer'])}` });
-  // The scopes a login without --scope would ask for, chosen by the login's own rule.
-  const scopes = selectScopes({ challenge, scopesSupported: discovered.scopesSupported });
-  add({
-    check: 'scopes',
-    verdict: 'ok',
-    detail:
-      scopes === undefined
-        ? "none requested (the authorization server's default applies)"
-        : `a login requests ${scopes.join(' ')}`,
-  });
-  add(
-    supports(as['code_challenge_methods_supported'], 'S256')
-      ? { check: 'PKCE', verdict: 'ok', detail: 'S256 advertised' }
-      : {
-          check: 'PKCE',
-          verdict: 'fail',
-          detail: 'S256 not advertised',
-          fix: 'latchkey refuses to log in without PKCE S256 (MCP AUTH-45)',
-        },
-  );
-  add(registrationFinding(as));
-  add(
-    as['revocation_endpoint'] !== undefined
-      ? { check: 'revocation', verdict: 'ok', detail: String(as['revocation_endpoint']) }
-      : {
-          check: 'revocation',
-          verdict: 'warn',
-          detail: 'no revocation_endpoint',
-          fix: 'logout can only delete tokens locally; they stay valid at the server until they expire',
-        },
-  );
-  const grants = as['grant_types_supported'];
-  add(
-    grants === undefined || supports(grants, 'refresh_token')
-      ? {
-          check: 'refresh tokens',
-          verdict: 'ok',
-          detail:
-            grants === undefined
-              ? 'grant_types_supported not listed (the default includes refresh_token)'
-              : 'refresh_token grant supported',
-        }
-      : {
-          check: 'refresh tokens',
-          verdict: 'warn',
-          detail: 'refresh_token grant not supported',
-          fix: 'expect a new login every time the access token expires',
-        },
-  );
+  return { findings: [{ check, verdict: 'ok', detail: `issuer ${String(metadataOf(checkup)['issuer'])}` }] };
+}
 
-  // 4. Where latchkey would keep the credential.
-  add(await storeFinding(env));
-  return findings;
+/** The authorization server's metadata, once the discovery step has found it. */
+function metadataOf(checkup: Checkup): Record<string, unknown> {
+  if (checkup.discovered === undefined) throw new Error('doctor: a check ran before discovery');
+  return checkup.discovered.authorizationServer as unknown as Record<string, unknown>;
+}
+
+/** The scopes a login without --scope would ask for, chosen by the login's own rule. */
+function scopesFinding(checkup: Checkup): Finding {
+  const scopes = selectScopes({
+    challenge: checkup.challenge,
+    scopesSupported: checkup.discovered?.scopesSupported,
+  });
+  const detail =
+    scopes === undefined
+      ? "none requested (the authorization server's default applies)"
+      : `a login requests ${scopes.join(' ')}`;
+  return { check: 'scopes', verdict: 'ok', detail };
+}
+
+function pkceFinding(as: Record<string, unknown>): Finding {
+  return supports(as['code_challenge_methods_supported'], 'S256')
+    ? { check: 'PKCE', verdict: 'ok', detail: 'S256 advertised' }
+    : {
+        check: 'PKCE',
+        verdict: 'fail',
+        detail: 'S256 not advertised',
+        fix: 'latchkey refuses to log in without PKCE S256 (MCP AUTH-45)',
+      };
+}
+
+function revocationFinding(as: Record<string, unknown>): Finding {
+  return as['revocation_endpoint'] !== undefined
+    ? { check: 'revocation', verdict: 'ok', detail: String(as['revocation_endpoint']) }
+    : {
+        check: 'revocation',
+        verdict: 'warn',
+        detail: 'no revocation_endpoint',
+        fix: 'logout can only delete tokens locally; they stay valid at the server until they expire',
+      };
+}
+
+function refreshFinding(as: Record<string, unknown>): Finding {
+  const grants = as['grant_types_supported'];
+  if (grants !== undefined && !supports(grants, 'refresh_token')) {
+    return {
+      check: 'refresh tokens',
+      verdict: 'warn',
+      detail: 'refresh_token grant not supported',
+      fix: 'expect a new login every time the access token expires',
+    };
+  }
+  const detail =
+    grants === undefined
+      ? 'grant_types_supported not listed (the default includes refresh_token)'
+      : 'refresh_token grant supported';
+  return { check: 'refresh tokens', verdict: 'ok', detail };
 }
 
 /** The store, opened only if it exists: doctor is read-only and must not create one. */
@@ -179,6 +238,7 @@ async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
   const path = join(home, DB_FILE_NAME);
   if (!existsSync(path)) return newStoreFinding(env, path, home);
   try {
+    const { openSqliteStore } = await import('../../store/sqlite.js');
     const store = await openSqliteStore({ env });
     await store.close();
     return store.security.insecure

@@ -1,6 +1,7 @@
 import { MESSAGE_MAX, networkText } from '../../network-text.js';
 import type { CredentialStore, LifecycleEvent } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
+import { withStore } from '../open-store.js';
 
 export interface EventsOptions {
   server?: string;
@@ -9,6 +10,11 @@ export interface EventsOptions {
   limit: number;
   /** For --follow: resolves when the command should stop (Ctrl-C). */
   until?: Promise<void>;
+}
+
+/** `latchkey events`: --follow waits for events a login may write later, so it needs the real store. */
+export async function runEvents(io: CliIO, options: EventsOptions): Promise<void> {
+  await withStore(io, (store) => events(store, io, options), options.follow ? 'write' : 'read');
 }
 
 /**

@@ -1,6 +1,50 @@
 import type { AccessToken } from '../../lifecycle/token-cache.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
+import { createLoginHook, type LoginOptions } from '../login-hook.js';
+import { withManager } from '../session.js';
+import { createSpinner } from '../spinner.js';
+
+export interface LoginCommandOptions {
+  server: string;
+  scopes?: string[] | undefined;
+  /** Send the RFC 8707 resource parameter (off for Microsoft Entra v2). */
+  sendResource: boolean;
+  /** The login hook's settings, minus the store (opened here) and `notify` (the spinner's). */
+  loginOptions: Omit<LoginOptions, 'store' | 'notify'>;
+}
+
+/** `latchkey login <server>`: always runs a login, replacing any pending one, then reports it. */
+export async function runLogin(io: CliIO, options: LoginCommandOptions): Promise<void> {
+  const spinner = createSpinner(io);
+  // Each prompt (browser URL, device code) is followed by a wait for the user.
+  const notify = (text: string): void => {
+    spinner.print(text);
+    spinner.start(
+      /enter the code/i.test(text)
+        ? 'Waiting for you to approve the code on the other device...'
+        : 'Waiting for you to finish signing in in the browser...',
+    );
+  };
+  try {
+    await withManager(
+      io,
+      (store) => ({
+        sendResource: options.sendResource,
+        acquire: createLoginHook({ ...options.loginOptions, store, notify }),
+      }),
+      async (manager, store) => {
+        const done = await manager
+          .login(options.server, options.scopes === undefined ? {} : { scopes: options.scopes })
+          .finally(() => spinner.stop());
+        await login(done, store, io);
+      },
+      'write',
+    );
+  } finally {
+    spinner.stop();
+  }
+}
 
 /**
  * After a login (run even when a valid credential exists), say which server and account were

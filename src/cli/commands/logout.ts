@@ -1,8 +1,39 @@
 import { canonicalServer, LOCAL_SUBJECT } from '../../credential/key.js';
 import type { CredentialManager } from '../../lifecycle/manager.js';
-import { cancelDeviceLogin, pendingPrompt } from '../../proxy/device-agent.js';
+import { cancelDeviceLogin, pendingPrompt, serversAwaitingDeviceLogin } from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
+import { withManager } from '../session.js';
+
+export interface LogoutOptions {
+  strict: boolean;
+  all: boolean;
+}
+
+/** `latchkey logout <server>`, or `--all`: every stored server and every pending device login. */
+export async function runLogout(
+  io: CliIO,
+  server: string | undefined,
+  options: LogoutOptions,
+): Promise<void> {
+  await withManager(
+    io,
+    () => ({}),
+    async (manager, store) => {
+      const servers =
+        server !== undefined
+          ? [server]
+          : [
+              ...new Set([
+                ...(await store.listCredentials()).map((c) => c.key.server),
+                ...(await serversAwaitingDeviceLogin(store)),
+              ]),
+            ];
+      if (servers.length === 0) io.err('No stored credentials; nothing to do.\n');
+      for (const each of servers) await logout(manager, store, io, each, options);
+    },
+  );
+}
 
 /**
  * Revoke at the AS and forget locally; every caveat in the report is printed. A device login

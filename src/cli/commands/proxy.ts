@@ -3,11 +3,10 @@ import { spawn } from 'node:child_process';
 import { LOCAL_SUBJECT } from '../../credential/key.js';
 import { openSync, writeSync } from 'node:fs';
 
+import type { AcquireHook } from '../../lifecycle/acquire.js';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
-import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
-import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
 import {
   deviceLoginFailedEvent,
   deviceLoginThroughAgent,
@@ -15,12 +14,18 @@ import {
   isLogout,
 } from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
-import { createProxyAuthorizer, type ProxyLoginPolicy } from '../../proxy/authorizer.js';
+import {
+  createProxyAuthorizer,
+  type ProxyAuthorizer,
+  type ProxyLoginPolicy,
+} from '../../proxy/authorizer.js';
 import { announcePresence } from '../../proxy/presence.js';
 import { runStdioRelay } from '../../proxy/stdio.js';
 import { newLeaseHolder } from '../../lifecycle/lease.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';
+import type * as LoginFlows from '../login-hook.js';
+import type { LoginOptions } from '../login-hook.js';
 import { renderNextStep } from '../next-step.js';
 import { checkedServer, parseHeaders } from '../server-args.js';
 
@@ -59,49 +64,16 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
   const store = await openSqliteStore({ env: io.env });
   if (store.security.warning !== undefined) logger.warn(store.security.warning);
   if (staticAuth) logger.warn('an Authorization header was given: latchkey sends it as is and does no OAuth');
-  // The login hook is built before the authorizer that listens to its device prompts.
-  let onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']> = () => undefined;
-  let onBrowserUnavailable: NonNullable<LoginOptions['onBrowserUnavailable']> = () => undefined;
-  const manager = new CredentialManager({
-    store,
-    logger,
-    sendResource: options.sendResource,
-    loginTimeoutMs: options.loginTimeoutMs,
-    acquire: createLoginHook({
-      ...options.loginOptions,
-      store,
-      notify: io.err,
-      onDevicePrompt: (prompt, forServer) => onDevicePrompt(prompt, forServer),
-      onBrowserUnavailable: (url, forServer) => onBrowserUnavailable(url, forServer),
-    }),
-  });
+  // The login hook is built before the authorizer that listens to its prompts.
+  const sinks: PromptSinks = { onDevicePrompt: () => undefined, onBrowserUnavailable: () => undefined };
+  const manager = proxyManager(io, store, logger, options, sinks);
   if (options.loginAgent === true) {
-    await runLoginAgent(manager, store, server, options, (handler) => (onDevicePrompt = handler));
+    await runLoginAgent(manager, store, server, options, (handler) => (sinks.onDevicePrompt = handler));
     return;
   }
-  // Device logins run in a detached agent that outlives this process (see device-agent.ts).
-  const viaAgent = chooseFlow(options.loginOptions, io.env) === 'device';
-  const showPrompt = stderrDevicePrompt({ server, write: io.err });
-  const authorizer = createProxyAuthorizer({
-    manager,
-    server,
-    login: options.login,
-    ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
-    ...(viaAgent
-      ? {
-          runLogin: (onPrompt) =>
-            deviceLoginThroughAgent(
-              { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
-              (p) => {
-                showPrompt(p);
-                onPrompt(p);
-              },
-            ),
-        }
-      : {}),
-  });
-  onDevicePrompt = authorizer.onDevicePrompt;
-  onBrowserUnavailable = authorizer.onBrowserUnavailable;
+  const authorizer = proxyAuthorizer(io, { manager, store, server, logger }, options);
+  sinks.onDevicePrompt = authorizer.onDevicePrompt;
+  sinks.onBrowserUnavailable = authorizer.onBrowserUnavailable;
   const connection = new McpConnection({
     server,
     manager,
@@ -115,12 +87,91 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     logger,
     describeNext: renderNextStep,
   });
+  await relayUntilHangup(connection, { manager, store, server, logger }, options.transport);
+}
+
+/** Where the login hook's prompts go: set once the authorizer (or the agent) exists. */
+interface PromptSinks {
+  onDevicePrompt: NonNullable<LoginOptions['onDevicePrompt']>;
+  onBrowserUnavailable: NonNullable<LoginOptions['onBrowserUnavailable']>;
+}
+
+/** What the proxy's parts share once the store is open. */
+interface ProxyParts {
+  manager: CredentialManager;
+  store: CredentialStore;
+  server: string;
+  logger: Logger;
+}
+
+/** The process's manager, whose login hook is built on the first login this proxy runs. */
+function proxyManager(
+  io: CliIO,
+  store: CredentialStore,
+  logger: Logger,
+  options: ProxyCommandOptions,
+  sinks: PromptSinks,
+): CredentialManager {
+  return new CredentialManager({
+    store,
+    logger,
+    sendResource: options.sendResource,
+    loginTimeoutMs: options.loginTimeoutMs,
+    acquire: deferredHook(async () =>
+      (await loginFlows()).createLoginHook({
+        ...options.loginOptions,
+        store,
+        notify: io.err,
+        onDevicePrompt: (prompt, forServer) => sinks.onDevicePrompt(prompt, forServer),
+        onBrowserUnavailable: (url, forServer) => sinks.onBrowserUnavailable(url, forServer),
+      }),
+    ),
+  });
+}
+
+/**
+ * Logins for the host: in this process through the hook, or, for the device flow, in a
+ * detached agent that outlives this process (see device-agent.ts).
+ */
+function proxyAuthorizer(io: CliIO, parts: ProxyParts, options: ProxyCommandOptions): ProxyAuthorizer {
+  const { manager, store, server, logger } = parts;
+  const scopes = options.scopes === undefined ? {} : { scopes: options.scopes };
+  return createProxyAuthorizer({
+    manager,
+    server,
+    login: options.login,
+    ...scopes,
+    runLogin: async (onPrompt) => {
+      const { chooseFlow, stderrDevicePrompt } = await loginFlows();
+      if (chooseFlow(options.loginOptions, io.env) !== 'device') {
+        await manager.getToken(server, { interactive: true, ...scopes });
+        return;
+      }
+      const showPrompt = stderrDevicePrompt({ server, write: io.err });
+      await deviceLoginThroughAgent(
+        { manager, store, server, spawnAgent: () => spawnAgent(io, logger) },
+        (p) => {
+          showPrompt(p);
+          onPrompt(p);
+        },
+      );
+    },
+  });
+}
+
+/** Relay until the host hangs up or a signal arrives, then leave the store as it should be. */
+async function relayUntilHangup(
+  connection: McpConnection,
+  parts: ProxyParts,
+  transport: TransportStrategy,
+): Promise<void> {
+  const { manager, store, server, logger } = parts;
   const leaveStore = announcePresence(store, server, newLeaseHolder());
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  logger.info('proxy ready', { transport: options.transport });
+  logger.info('proxy ready', { transport });
   try {
     await runStdioRelay({ connection, logger, signal: stop.signal });
   } finally {
@@ -169,6 +220,21 @@ async function runLoginAgent(
     manager.close();
     await store.close();
   }
+}
+
+/**
+ * The login flows, loaded the first time this process needs a login: a proxy whose
+ * credential is valid (the usual start) never pays for them.
+ */
+let flows: Promise<typeof LoginFlows> | undefined;
+function loginFlows(): Promise<typeof LoginFlows> {
+  return (flows ??= import('../login-hook.js'));
+}
+
+/** A hook built on its first call, so that building it costs nothing until a login runs. */
+function deferredHook(build: () => Promise<AcquireHook>): AcquireHook {
+  let hook: Promise<AcquireHook> | undefined;
+  return async (request) => (await (hook ??= build()))(request);
 }
 
 /** Start this same command line again as a detached login agent. */

@@ -1,6 +1,7 @@
 import { canonicalServer } from '../../credential/key.js';
 import { EventType, type CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
+import { withStore } from '../open-store.js';
 
 /**
  * Ask every running proxy (for one server, or all) to drop its session and connect again.
@@ -19,4 +20,12 @@ export async function reconnect(
       ? 'Asked every running latchkey proxy to reconnect.\n'
       : `Asked running latchkey proxies for ${target} to reconnect.\n`,
   );
+}
+
+/** `latchkey reconnect [server]`; with no store yet, no proxy can be running against it. */
+export async function runReconnect(io: CliIO, server: string | undefined): Promise<void> {
+  await withStore(io, async (store, missing) => {
+    if (missing === undefined) await reconnect(store, io, server);
+    else io.err('No credentials yet, so no latchkey proxy to reconnect; nothing to do.\n');
+  });
 }

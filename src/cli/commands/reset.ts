@@ -31,7 +31,10 @@ export async function reset(io: CliIO, options: ResetOptions): Promise<void> {
       `this deletes every stored credential in ${home} without revoking it (${present.length} file(s) there).`,
       {
         retryable: false,
-        nextStep: 'try `latchkey logout --all` first; to discard anyway, run `latchkey reset --yes`',
+        next: {
+          kind: 'configure',
+          detail: 'try `latchkey logout --all` first; to discard anyway, run `latchkey reset --yes`',
+        },
       },
     );
   }

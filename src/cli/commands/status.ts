@@ -6,6 +6,8 @@ import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { middleEllipsis, TERMINAL_WIDTH, terminalSafe, wrap } from '../fit.js';
 import type { CliIO } from '../io.js';
+import { withStore } from '../open-store.js';
+import { retryPendingRevocations } from '../session.js';
 import { pendingRevocationsJson, pendingRevocationsTable } from './pending-revocations.js';
 
 export interface StatusOptions {
@@ -13,6 +15,15 @@ export interface StatusOptions {
   json: boolean;
   /** The store does not exist yet (nothing was created to answer): where it will be. */
   missing?: string;
+}
+
+/** `latchkey status [server]`: due pending revocations are retried (bounded) before reporting. */
+export async function runStatus(io: CliIO, options: { server?: string; json: boolean }): Promise<void> {
+  await withStore(io, async (store, missing) => {
+    // A store that does not exist yet has no pending revocations.
+    if (missing === undefined) await retryPendingRevocations(store);
+    await status(store, io, { ...options, ...(missing === undefined ? {} : { missing }) });
+  });
 }
 
 /** One block per stored credential, plus the store's location and how its key is kept. */

@@ -3,10 +3,21 @@ import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 
 import { asLatchkeyError } from '../../mcp/client.js';
 import { networkText, printable } from '../../network-text.js';
+import { withClient } from '../client-session.js';
+import type { ConnectionFlags } from '../flags.js';
 import type { CliIO } from '../io.js';
 
 /** Pages followed at most; a server that keeps handing out cursors is cut off here. */
 const MAX_PAGES = 100;
+
+/** `latchkey tools <server>`: never starts a login. */
+export async function runTools(
+  io: CliIO,
+  server: string,
+  options: ConnectionFlags & { json: boolean },
+): Promise<void> {
+  await withClient(io, server, options, (client, url) => tools(client, io, url, options));
+}
 
 /**
  * List the server's tools on stdout: one `name  description` line each, or with `--json`
