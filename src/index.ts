@@ -63,13 +63,13 @@ export type {
 } from './store/contract.js';
 
 // OAuth acquisition and logout
-export { createLoginHook } from './oauth/login.js';
-export type { IdpQuirks, LoginFlow, LoginOptions } from './oauth/login.js';
-export type { BrowserOpener } from './oauth/browser.js';
+export { createLoginHook } from './login/login.js';
+export type { IdpQuirks, LoginFlow, LoginOptions } from './login/login.js';
+export type { BrowserOpener } from './login/browser.js';
 export type { BearerChallenge, ClientConfig, ServerDiscovery } from './oauth/types.js';
 export { bearerChallenge, parseWwwAuthenticate } from './oauth/www-authenticate.js';
 export { discoverServer } from './oauth/discovery.js';
-export { clientCredentialsHook } from './oauth/client-credentials.js';
+export { clientCredentialsHook } from './login/client-credentials.js';
 export { LogoutError } from './lifecycle/logout.js';
 export type { LogoutOptions, LogoutReport } from './lifecycle/logout.js';
 export type { RevocationOutcome, RevocationReport } from './oauth/revocation.js';

@@ -6,7 +6,7 @@ import { CredentialManager } from '../lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../lifecycle/options.js';
 import { createLogger, type LogLevel } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
-import { createLoginHook, type LoginOptions } from '../oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../login/login.js';
 import type { ClientConfig } from '../oauth/types.js';
 import { readFileSync } from 'node:fs';
 

@@ -16,7 +16,7 @@
 import { EventType, type CredentialStore, type LifecycleEvent } from '../store/contract.js';
 import { recentEvents } from '../store/recent-events.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
-import type { DevicePrompt } from '../oauth/device-authorization.js';
+import type { DevicePrompt } from '../oauth/types.js';
 import { isUserFacingUrl } from '../oauth/loopback.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 

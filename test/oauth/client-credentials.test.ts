@@ -8,11 +8,8 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { buildContext } from '../../src/oauth/client-context.js';
-import {
-  clientContextForConfig,
-  clientCredentialsGrant,
-  clientCredentialsHook,
-} from '../../src/oauth/client-credentials.js';
+import { clientCredentialsHook } from '../../src/login/client-credentials.js';
+import { clientContextForConfig, clientCredentialsGrant } from '../../src/oauth/client-credentials.js';
 import { ensureRegistration } from '../../src/oauth/registration.js';
 import type { ClientConfig } from '../../src/oauth/types.js';
 import { createMemoryStore } from '../../src/store/memory.js';

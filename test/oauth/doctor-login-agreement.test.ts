@@ -15,7 +15,7 @@ import { diagnose } from '../../src/cli/commands/doctor.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
   completeAuthorization,

@@ -11,7 +11,7 @@ import type * as Harness from '../../harness/index.js';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger } from '../../log.js';
 import { createAuthFetch } from '../../mcp/auth-fetch.js';
-import { createLoginHook } from '../../oauth/login.js';
+import { createLoginHook } from '../../login/login.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { openSqliteStore } from '../../store/sqlite.js';
 import type { CliIO } from '../io.js';

@@ -6,8 +6,8 @@ import { openSync, writeSync } from 'node:fs';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger, type Logger, type LogLevel } from '../../log.js';
 import { McpConnection, type TransportStrategy } from '../../mcp/connection.js';
-import { chooseFlow, createLoginHook, type LoginOptions } from '../../oauth/login.js';
-import { stderrDevicePrompt } from '../../oauth/device-prompt.js';
+import { chooseFlow, createLoginHook, type LoginOptions } from '../../login/login.js';
+import { stderrDevicePrompt } from '../../login/device-prompt.js';
 import {
   deviceLoginFailedEvent,
   deviceLoginThroughAgent,

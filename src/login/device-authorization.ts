@@ -4,27 +4,18 @@ import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import { networkText, printable } from '../network-text.js';
-import { oversizeError } from './bounded-fetch.js';
-import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
-import { isUserFacingUrl } from './loopback.js';
-import { classifyTokenFailure } from './token-error.js';
+import { oversizeError } from '../oauth/bounded-fetch.js';
+import type { ClientContext } from '../oauth/client-context.js';
+import type { DevicePrompt } from '../oauth/types.js';
+import { type GrantResult, grantResult, processTokenResponse } from '../oauth/grants.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
+import { classifyTokenFailure } from '../oauth/token-error.js';
 
 /**
  * The device authorization grant (RFC 8628), latchkey's headless login: the user approves
  * on any other device while this process polls the token endpoint. Not part of the MCP
  * spec (spec §1.12); the same `resource` rules as the browser flow apply.
  */
-export interface DevicePrompt {
-  /** Where the user goes (RFC 8628 `verification_uri`). */
-  verificationUri: string;
-  /** The same page with the code filled in, for QR codes and links. */
-  verificationUriComplete?: string;
-  userCode: string;
-  /** Epoch ms after which the code no longer works. */
-  expiresAt: number;
-}
-
 export interface DeviceAuthorizationOptions {
   ctx: ClientContext;
   /** RFC 8707 resource, sent with both requests; undefined only for IdPs that reject it. */

@@ -6,17 +6,17 @@ import { type CredentialStore, EventType } from '../store/contract.js';
 import { recentEvents } from '../store/recent-events.js';
 import { authorizationCodeFlow } from './authorization-code.js';
 import { type BrowserOpener, openSystemBrowser } from './browser.js';
-import { probeChallenge } from './challenge-probe.js';
-import { clientContextForConfig, clientCredentialsGrant } from './client-credentials.js';
-import { type DevicePrompt, deviceAuthorization } from './device-authorization.js';
+import { probeChallenge } from '../oauth/challenge-probe.js';
+import { clientContextForConfig, clientCredentialsGrant } from '../oauth/client-credentials.js';
+import { deviceAuthorization } from './device-authorization.js';
 import { stderrDevicePrompt } from './device-prompt.js';
-import { discoverServer, invalidateDiscovery } from './discovery.js';
-import type { GrantResult } from './grants.js';
+import { discoverServer, invalidateDiscovery } from '../oauth/discovery.js';
+import type { GrantResult } from '../oauth/grants.js';
 import { LoginBreaker } from './login-breaker.js';
 import { startRedirectReceiver } from './redirect-receiver.js';
-import { ensureRegistration, evictRegistration } from './registration.js';
-import { selectScopes } from './scope.js';
-import type { BearerChallenge, ClientConfig, ServerDiscovery } from './types.js';
+import { ensureRegistration, evictRegistration } from '../oauth/registration.js';
+import { selectScopes } from '../oauth/scope.js';
+import type { BearerChallenge, ClientConfig, DevicePrompt, ServerDiscovery } from '../oauth/types.js';
 
 export type LoginFlow = 'browser' | 'device' | 'client-credentials';
 

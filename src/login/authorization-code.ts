@@ -2,15 +2,15 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
 import { secrets } from '../credential/redact.js';
-import { oversizeError } from './bounded-fetch.js';
-import { preflightAuthorization } from './authorization-preflight.js';
+import { oversizeError } from '../oauth/bounded-fetch.js';
+import { preflightAuthorization } from '../oauth/authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
-import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, processTokenResponse, requestSignal } from './grants.js';
-import { isLoopbackUrl } from './loopback.js';
+import type { ClientContext } from '../oauth/client-context.js';
+import { type GrantResult, grantResult, processTokenResponse, requestSignal } from '../oauth/grants.js';
+import { isLoopbackUrl } from '../oauth/loopback.js';
 import type { AuthorizationCallback, RedirectReceiver } from './redirect-receiver.js';
 import type { ResultOutcome } from './result-page.js';
-import { classifyTokenFailure } from './token-error.js';
+import { classifyTokenFailure } from '../oauth/token-error.js';
 
 /**
  * Authorization code with PKCE (OAuth 2.1 §4.1), the browser login. S256 only; `state` and

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import { isUserFacingUrl } from './loopback.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
 
 /** Opens a URL for the user. Replaceable, e.g. by a test driving headless Chromium. */
 export type BrowserOpener = (url: string) => Promise<void>;
