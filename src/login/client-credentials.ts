@@ -6,6 +6,7 @@ import { clientContextForConfig, clientCredentialsGrant } from '../oauth/client-
 import { ensureRegistration } from '../oauth/registration.js';
 import type { ClientConfig } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
+import { contextFor, type FlowResult, type FlowRun, registerFor } from './strategy.js';
 
 export interface ClientCredentialsHookOptions {
   /** Where the registration for the AS issuer is kept (AUTH-27). */
@@ -75,4 +76,18 @@ export function clientCredentialsHook(options: ClientCredentialsHookOptions): Ac
       owned: true,
     };
   };
+}
+
+/** The client credentials flow as a login strategy: no user, so nothing is shown. */
+export async function clientCredentialsLogin(run: FlowRun): Promise<FlowResult> {
+  const registration = await registerFor(run, { redirectUris: [], grantTypes: ['client_credentials'] });
+  const ctx = await contextFor(run, registration);
+  const grant = await clientCredentialsGrant(ctx, {
+    resource: run.resource,
+    scope: run.scope,
+    timeoutMs: run.requestTimeoutMs,
+    signal: run.request.signal,
+    server: run.request.server,
+  });
+  return { clientId: registration.clientId, grant, resource: run.resource };
 }

@@ -1,79 +1,26 @@
-import type * as oauth from 'oauth4webapi';
-
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/acquire.js';
-import { type CredentialStore, EventType } from '../store/contract.js';
-import { recentEvents } from '../store/recent-events.js';
-import { authorizationCodeFlow } from './authorization-code.js';
-import { type BrowserOpener, openSystemBrowser } from './browser.js';
 import { probeChallenge } from '../oauth/challenge-probe.js';
-import { clientContextForConfig, clientCredentialsGrant } from '../oauth/client-credentials.js';
-import { deviceAuthorization } from './device-authorization.js';
-import { stderrDevicePrompt } from './device-prompt.js';
 import { discoverServer, invalidateDiscovery } from '../oauth/discovery.js';
-import type { GrantResult } from '../oauth/grants.js';
-import { LoginBreaker } from './login-breaker.js';
-import { startRedirectReceiver } from './redirect-receiver.js';
-import { ensureRegistration, evictRegistration } from '../oauth/registration.js';
+import { evictRegistration } from '../oauth/registration.js';
 import { selectScopes } from '../oauth/scope.js';
-import type { BearerChallenge, ClientConfig, DevicePrompt, ServerDiscovery } from '../oauth/types.js';
+import type { BearerChallenge, ServerDiscovery } from '../oauth/types.js';
+import type { CredentialStore } from '../store/contract.js';
+import { browserLogin } from './browser-login.js';
+import { clientCredentialsLogin } from './client-credentials.js';
+import { deviceLogin } from './device-login.js';
+import { LoginBreaker } from './login-breaker.js';
+import type { LoginFlow, LoginOptions } from './options.js';
+import type { FlowResult, FlowRun, LoginStrategy } from './strategy.js';
 
-export type LoginFlow = 'browser' | 'device' | 'client-credentials';
+export type { IdpQuirks, LoginFlow, LoginOptions } from './options.js';
 
-/**
- * Options some identity providers need. Each deviates from the MCP spec for one provider's
- * sake, so all are off by default.
- */
-export interface IdpQuirks {
-  /** Extra authorization request parameters, e.g. `{ access_type: 'offline', prompt: 'consent' }` (Google). */
-  extraAuthorizationParams?: Readonly<Record<string, string>>;
-  /** Do not send RFC 8707 `resource` (Microsoft Entra v2 rejects it with AADSTS9010010). */
-  omitResource?: boolean;
-  /** Ask for `offline_access` when the AS lists it in `scopes_supported` (Okta, Entra, Auth0). */
-  offlineAccess?: boolean;
-  /** Send this RFC 8707 `resource` instead of the one the server's metadata names. */
-  resource?: string;
-}
-
-export interface LoginOptions {
-  store: CredentialStore;
-  /**
-   * How to log in. Default `auto`: the browser where one can be shown, else the device flow
-   * (over SSH, in containers, with no display). `client-credentials` needs a confidential client.
-   */
-  flow?: LoginFlow | 'auto';
-  /** Pre-registered client, CIMD URL, name. Default: register dynamically as `latchkey`. */
-  client?: ClientConfig;
-  /** Default: the system browser, started without a shell. */
-  openBrowser?: BrowserOpener;
-  /** Where human-facing lines go. Default: stderr (never stdout). */
-  notify?: (text: string) => void;
-  /**
-   * Told the device-flow instructions as well as printing them, so a caller that must not
-   * block (the proxy) can hand them to its host.
-   */
-  onDevicePrompt?: (prompt: DevicePrompt, server: string) => void;
-  /**
-   * Told when the browser could not be started (no BROWSER, no display, a missing program),
-   * after the user has been told on `notify`. The login goes on waiting for the redirect, so
-   * a caller that must not block (the proxy) can hand the URL to its host.
-   */
-  onBrowserUnavailable?: (url: string, server: string) => void;
-  /** Fixed loopback redirect port. Default: a stable port per server, else any free one. */
-  redirectPort?: number;
-  /** Redirect URI host name, for pre-registered clients. Default `127.0.0.1`. */
-  redirectHost?: '127.0.0.1' | 'localhost';
-  /** Redirect URI path, for pre-registered clients. Default `/callback`. */
-  redirectPath?: string;
-  quirks?: IdpQuirks;
-  fetch?: typeof fetch;
-  /** How long the user has to finish in the browser or on the other device. Default 300 000 ms. */
-  timeoutMs?: number;
-  /** Timeout of each request to the AS. Default 30 000 ms. */
-  requestTimeoutMs?: number;
-  /** Interactive attempts allowed per server in 10 minutes before the breaker opens. Default 5. */
-  maxAttempts?: number;
-}
+/** One strategy per flow; `chooseFlow` picks the row. */
+const STRATEGIES: Readonly<Record<LoginFlow, LoginStrategy>> = {
+  browser: browserLogin,
+  device: deviceLogin,
+  'client-credentials': clientCredentialsLogin,
+};
 
 /**
  * The acquisition hook that runs a real login: the MCP discovery chain, client
@@ -117,13 +64,18 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     offlineAccess: options.quirks?.offlineAccess,
   });
   const flow = chooseFlow(options);
-  let result: { clientId: string; grant: GrantResult; resource: string | undefined };
+  const run: FlowRun = {
+    options,
+    request,
+    as,
+    scope: scopes?.join(' '),
+    resource: resourceFor(options, discovery),
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
+  };
+  let result: FlowResult;
   try {
-    result = await withRegistrationRetry(
-      () => runFlow(options, request, as, flow, scopes, discovery),
-      store,
-      as.issuer,
-    );
+    result = await withRegistrationRetry(() => STRATEGIES[flow](run), store, as.issuer);
   } catch (error) {
     // Metadata may have changed under a cached copy; the next attempt rediscovers.
     if (isLatchkeyError(error) && error.code === ErrorCode.DISCOVERY_FAILED) {
@@ -187,160 +139,6 @@ async function withRegistrationRetry<T>(
     if (!rejected || !(await evictRegistration(store, issuer))) throw error;
     return run();
   }
-}
-
-async function runFlow(
-  options: LoginOptions,
-  request: AcquireRequest,
-  as: oauth.AuthorizationServer,
-  flow: LoginFlow,
-  scopes: string[] | undefined,
-  discovery: ServerDiscovery,
-): Promise<{ clientId: string; grant: GrantResult; resource: string | undefined }> {
-  const config = options.client ?? {};
-  const resource = resourceFor(options, discovery);
-  const scope = scopes?.join(' ');
-  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  const base = {
-    store: options.store,
-    server: request.server,
-    as,
-    config,
-    fetch: options.fetch,
-    signal: request.signal,
-  };
-
-  if (flow === 'client-credentials') {
-    const registration = await ensureRegistration({
-      ...base,
-      redirectUris: [],
-      grantTypes: ['client_credentials'],
-    });
-    const ctx = await clientContextForConfig(as, registration, config, {
-      fetch: options.fetch,
-      warn: warner(options),
-    });
-    const grant = await clientCredentialsGrant(ctx, {
-      resource,
-      scope,
-      timeoutMs: requestTimeoutMs,
-      signal: request.signal,
-      server: request.server,
-    });
-    return { clientId: registration.clientId, grant, resource };
-  }
-
-  if (flow === 'device') {
-    const registration = await ensureRegistration({
-      ...base,
-      redirectUris: [],
-      grantTypes: ['urn:ietf:params:oauth:grant-type:device_code'],
-      renewPublicClient: request.reason === 'needs-login',
-    });
-    const ctx = await clientContextForConfig(as, registration, config, {
-      fetch: options.fetch,
-      warn: warner(options),
-    });
-    const notify = options.notify;
-    const show = stderrDevicePrompt({
-      server: request.server,
-      ...(notify === undefined ? {} : { write: notify }),
-    });
-    const grant = await deviceAuthorization({
-      ctx,
-      resource,
-      scope,
-      server: request.server,
-      signal: request.signal,
-      requestTimeoutMs,
-      prompt: (prompt) => {
-        show(prompt);
-        options.onDevicePrompt?.(prompt, request.server);
-      },
-    });
-    return { clientId: registration.clientId, grant, resource };
-  }
-
-  const receiver = await startRedirectReceiver({
-    server: request.server,
-    signal: request.signal,
-    // The replaced login's process lets go of the stable port within a fraction of a second;
-    // taking it lets its abandoned tab still reach a listener that can say what happened.
-    ...(request.replacing === true ? { portWaitMs: 2_000 } : {}),
-    ...(options.redirectPort === undefined ? {} : { port: options.redirectPort }),
-    ...(options.redirectHost === undefined ? {} : { host: options.redirectHost }),
-    ...(options.redirectPath === undefined ? {} : { path: options.redirectPath }),
-  });
-  try {
-    const registeringFrom = Date.now();
-    const registration = await ensureRegistration({
-      ...base,
-      redirectUris: [receiver.redirectUri],
-      grantTypes: ['authorization_code'],
-      renewPublicClient: request.reason === 'needs-login',
-    });
-    // The preflight looks for a client the AS has forgotten; one registered a moment ago is
-    // known, and the extra authorization request would only be noise at the AS.
-    const fresh = registration.method === 'dynamic' && registration.registeredAt >= registeringFrom;
-    const ctx = await clientContextForConfig(as, registration, config, {
-      fetch: options.fetch,
-      warn: warner(options),
-    });
-    const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
-    let waiting = true; // an opener that fails after the login ended has nothing to say
-    const grant = await authorizationCodeFlow({
-      ctx,
-      server: request.server,
-      receiver,
-      preflight: !fresh,
-      resource,
-      scope,
-      openBrowser: options.openBrowser ?? openSystemBrowser,
-      onAuthorizationUrl: (url) =>
-        notify(
-          `Opening the browser to sign in to ${request.server}.\nIf it does not open, visit:\n\n  ${url}\n\n`,
-        ),
-      onBrowserUnavailable: (url, error) => {
-        if (!waiting) return;
-        const why = error instanceof Error ? error.message : 'could not start a browser.';
-        notify(`latchkey: ${why} Open this URL yourself to sign in to ${request.server}:\n\n  ${url}\n\n`);
-        options.onBrowserUnavailable?.(url, request.server);
-      },
-      timeoutMs: options.timeoutMs ?? 300_000,
-      requestTimeoutMs,
-      signal: request.signal,
-      ...(request.attempt === undefined ? {} : { attempt: request.attempt }),
-      isReplacedAttempt: (attempt) => wasLoginAttempt(options.store, request.server, attempt),
-      onIgnoredResponse: (reason, count) =>
-        notify(
-          reason === 'replaced'
-            ? `A sign-in tab of an earlier, replaced login to ${request.server} came back; it was ignored.\n`
-            : `Ignored a sign-in response for ${request.server} that does not belong to this login (${count} so far).\n`,
-        ),
-      fetch: options.fetch,
-      ...(options.quirks?.extraAuthorizationParams === undefined
-        ? {}
-        : { extraParams: options.quirks.extraAuthorizationParams }),
-    }).finally(() => (waiting = false));
-    return { clientId: registration.clientId, grant, resource };
-  } finally {
-    receiver.close();
-  }
-}
-
-/** Events scanned for an earlier login's attempt id; logins are rare, a few hundred is days. */
-const ATTEMPT_SCAN = 1000;
-
-/** Whether `attempt` is an earlier login of `server` recorded in the store (so it was replaced or ended). */
-async function wasLoginAttempt(store: CredentialStore, server: string, attempt: string): Promise<boolean> {
-  const events = await recentEvents(store, ATTEMPT_SCAN, server);
-  return events.some((e) => e.type === EventType.LOGIN_STARTED && e.detail?.['attempt'] === attempt);
-}
-
-/** Warnings about the AS's answers go where the login's other human-facing lines go. */
-function warner(options: LoginOptions): (text: string) => void {
-  const notify = options.notify ?? ((text: string) => void process.stderr.write(text));
-  return (text) => notify(`warning: ${text}\n`);
 }
 
 function challengeWithWanted(
