@@ -65,8 +65,11 @@ export function browserEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 function browserFailure(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
     retryable: false,
-    nextStep:
-      'open the printed URL yourself, set BROWSER to a browser program, or use `--device` on a machine without a browser',
+    next: {
+      kind: 'configure',
+      detail:
+        'open the printed URL yourself, set BROWSER to a browser program, or use the device flow on a machine without a browser',
+    },
     ...(cause === undefined ? {} : { cause }),
   });
 }

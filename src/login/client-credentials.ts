@@ -39,7 +39,10 @@ export function clientCredentialsHook(options: ClientCredentialsHookOptions): Ac
     throw new LatchkeyError(
       ErrorCode.INVALID_INPUT,
       'the client credentials grant needs a confidential client: a client id with a client secret or a private key.',
-      { retryable: false, nextStep: 'configure clientId and clientSecret (or privateKey)' },
+      {
+        retryable: false,
+        next: { kind: 'configure', detail: 'configure clientId and clientSecret (or privateKey)' },
+      },
     );
   }
   return async (request): Promise<AcquiredTokens> => {
