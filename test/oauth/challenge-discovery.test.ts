@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { diagnose } from '../../src/cli/commands/doctor.js';
+import { cliMessage } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
@@ -129,7 +130,8 @@ describe('discovery from the 401 challenge; doctor and login agree', () => {
         (e: unknown) => e,
       );
     assert.ok(isLatchkeyError(error) && error.code === 'DISCOVERY_FAILED');
-    assert.equal(prm?.detail, error.message, 'doctor shows the error login raises');
+    // The CLI words both: doctor's finding is what `latchkey login` prints, next step included.
+    assert.equal(prm?.detail, cliMessage(error), 'doctor shows the error login raises');
     assert.match(error.message, /is for resource "http:\/\/127\.0\.0\.1:\d+\/m"/);
   });
 });

@@ -175,7 +175,7 @@ describe('client credentials grant (confidential clients) against a real AS', ()
     );
   });
 
-  it('a 429 from the token endpoint is a retryable REFRESH_TRANSIENT honouring Retry-After', async () => {
+  it('a 429 from the token endpoint is a retryable RATE_LIMITED honouring Retry-After', async () => {
     const ctx = await contextFor({
       clientId: as.serviceClient.clientId,
       clientSecret: as.serviceClient.clientSecret,
@@ -190,7 +190,7 @@ describe('client credentials grant (confidential clients) against a real AS', ()
       clientCredentialsGrant(ctx, { resource: SERVER, timeoutMs: 10_000 }),
       (error: unknown) => {
         assert.ok(isLatchkeyError(error));
-        assert.equal(error.code, 'REFRESH_TRANSIENT');
+        assert.equal(error.code, 'RATE_LIMITED');
         assert.equal(error.retryable, true);
         assert.ok(error.retryAt !== undefined && error.retryAt > Date.now() + 5_000, 'Retry-After honoured');
         return true;
