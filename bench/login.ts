@@ -4,7 +4,7 @@
 // page loads (login and consent forms) are not latchkey's and are not counted.
 import { CredentialManager } from '../src/lifecycle/manager.js';
 import { silentLogger } from '../src/log.js';
-import { createLoginHook, type LoginOptions } from '../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../src/login/login.js';
 import { createMemoryStore } from '../src/store/memory.js';
 import {
   approveDevice,

@@ -14,8 +14,30 @@ const BRAND = Symbol.for('latchkey.error');
 export const ErrorCode = {
   /** No usable credential; an interactive login is needed. Permanent until the user acts. */
   LOGIN_REQUIRED: 'LOGIN_REQUIRED',
-  /** A refresh failed for a reason that may pass (network, 5xx, 429, timeout). */
+  /**
+   * A token refresh failed for a reason that may pass (network, 5xx, timeout); the stored
+   * credential is kept. `retryAt` says when another attempt is allowed.
+   */
   REFRESH_TRANSIENT: 'REFRESH_TRANSIENT',
+  /**
+   * The authorization server asked latchkey to slow down (HTTP 429, or a `Retry-After`), in a
+   * refresh, a login, a registration or a client credentials grant. `retryAt` is when it said
+   * to come back; nothing is retried before then.
+   */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /**
+   * An authorization server (or, during discovery, the MCP server's metadata endpoint) could
+   * not be reached, timed out, or answered with a server error while discovering, registering
+   * or logging in. Nothing was changed; retrying later may succeed.
+   */
+  AS_UNAVAILABLE: 'AS_UNAVAILABLE',
+  /**
+   * A strict logout kept the stored credential because revoking its tokens at the
+   * authorization server failed for a reason that may pass (unreachable, 5xx, 429). Logging
+   * out again later retries it. (A best-effort logout does not throw: it deletes the local
+   * copy and queues the revocation.)
+   */
+  LOGOUT_INCOMPLETE: 'LOGOUT_INCOMPLETE',
   /** Waiting for another process's refresh or login took longer than allowed. */
   WAIT_TIMEOUT: 'WAIT_TIMEOUT',
   /** The authorization server rejected our client (invalid_client, unauthorized_client). */
@@ -127,6 +149,10 @@ export function isLatchkeyError(value: unknown): value is LatchkeyError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
 }
 
+/**
+ * @deprecated Library code must not name CLI commands: give the error `next: loginAction(server)`
+ * and let the face word it (src/cli/next-step.ts has the CLI's `loginCommand`).
+ */
 export function loginCommand(server: string): string {
   return `latchkey login ${server}`;
 }
@@ -140,14 +166,18 @@ export function loginRequired(server: string, reason: string, cause?: unknown): 
   });
 }
 
+/**
+ * A refresh that failed for a reason that may pass. `rateLimited`: the AS asked us to wait
+ * (RATE_LIMITED, `retryAt` is its time); otherwise REFRESH_TRANSIENT.
+ */
 export function refreshTransient(
   server: string,
   reason: string,
   retryAt: number,
-  cause?: unknown,
+  options: { rateLimited?: boolean; cause?: unknown } = {},
 ): LatchkeyError {
   return new LatchkeyError(
-    ErrorCode.REFRESH_TRANSIENT,
+    options.rateLimited === true ? ErrorCode.RATE_LIMITED : ErrorCode.REFRESH_TRANSIENT,
     `token refresh failed temporarily (${reason}); the stored credential is kept and will be retried.`,
     {
       server,
@@ -155,10 +185,11 @@ export function refreshTransient(
       retryAt,
       next: {
         kind: 'retry',
+        server,
         retryAt,
         detail: 'wait and retry; if it persists, check the authorization server or network',
       },
-      cause,
+      cause: options.cause,
     },
   );
 }

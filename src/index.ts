@@ -77,17 +77,17 @@ export async function openSqliteStore(options?: SqliteStoreOptions): Promise<Cre
 // Logging in and out
 
 /** The acquisition hook that logs in: browser (PKCE), device code or client credentials. */
-export { createLoginHook } from './oauth/login.js';
+export { createLoginHook } from './login/login.js';
 /** Options of `createLoginHook`: store, flow, client, browser opener, notices. */
-export type { LoginOptions } from './oauth/login.js';
+export type { LoginOptions } from './login/login.js';
 /** `browser`, `device` or `client-credentials`. */
-export type { LoginFlow } from './oauth/login.js';
+export type { LoginFlow } from './login/login.js';
 /** A client registered ahead of time (id, secret or private key) instead of RFC 7591. */
 export type { ClientConfig } from './oauth/types.js';
 /** An acquisition hook for machine-to-machine access (client_credentials grant). */
-export { clientCredentialsHook } from './oauth/client-credentials.js';
+export { clientCredentialsHook } from './login/client-credentials.js';
 /** Options of `clientCredentialsHook`. */
-export type { ClientCredentialsHookOptions } from './oauth/client-credentials.js';
+export type { ClientCredentialsHookOptions } from './login/client-credentials.js';
 /** Thrown by `manager.logout` when a credential could not be logged out completely. */
 export { LogoutError } from './lifecycle/logout.js';
 /** Options of `manager.logout`. */

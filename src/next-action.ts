@@ -29,10 +29,21 @@ export interface NextAction {
   readonly server?: string | undefined;
   /** Face-neutral words that complete the action ("check its id at https://as…"). */
   readonly detail?: string | undefined;
-  /** `login`: the device flow is the one to use (or the one that failed). */
+  /**
+   * `login`: true, the device flow is the one to use (or the one that failed); false, the
+   * browser flow is (the device flow cannot work at this server).
+   */
   readonly device?: boolean | undefined;
-  /** `login`: a login was just attempted, so this is "log in again". */
+  /**
+   * `login`: a login was just attempted, so this is "log in again". `logout` with `strict`:
+   * the failure may pass, so a later strict logout can succeed.
+   */
   readonly again?: boolean | undefined;
+  /**
+   * `logout`: a strict logout kept the credential because revocation failed; a best-effort
+   * logout deletes the local copy anyway.
+   */
+  readonly strict?: boolean | undefined;
   /** `login`: the AS does not register clients itself; a client id must be supplied. */
   readonly needsClientId?: boolean | undefined;
   /** `repair-store`: the store file concerned. */
@@ -50,7 +61,7 @@ export function describeNextAction(action: NextAction): string {
     case 'retry':
       return action.detail ?? 'wait and retry';
     case 'logout':
-      return `log out again${action.server === undefined ? '' : ` of ${action.server}`}${detail}`;
+      return `log out again${action.server === undefined ? '' : ` of ${action.server}`}${strictNote(action)}${detail}`;
     case 'diagnose':
       return `diagnose the connection${action.server === undefined ? '' : ` to ${action.server}`}${detail}`;
     case 'inspect-events':
@@ -71,11 +82,25 @@ export function repairWords(action: NextAction): string {
     : `restore ${action.path} from a backup`;
 }
 
+function strictNote(action: NextAction): string {
+  if (action.strict !== true) return '';
+  return `${action.again === true ? ' later,' : ''} or without strict mode to delete the local copy anyway`;
+}
+
 function loginTarget(action: NextAction): string {
   const server = action.server === undefined ? '' : ` to ${action.server}`;
-  const how = action.device === true ? ' with the device flow' : '';
+  const how =
+    action.device === true ? ' with the device flow' : action.device === false ? ' in a browser' : '';
   const client = action.needsClientId === true ? ' with a registered client id' : '';
   return `${server}${how}${client}`;
+}
+
+export function configure(detail: string): NextAction {
+  return { kind: 'configure', detail };
+}
+
+export function operator(detail: string): NextAction {
+  return { kind: 'operator', detail };
 }
 
 export function loginAction(server: string, extra: Omit<NextAction, 'kind' | 'server'> = {}): NextAction {

@@ -7,7 +7,10 @@ import { ErrorCode, isLatchkeyError } from '../errors.js';
  */
 export const ExitCode = {
   OK: 0,
-  /** A failure: network, AS outage, store corrupt or unusable, keyring unusable, client rejected, or a bug. */
+  /**
+   * A failure: network, AS outage or rate limit, an unfinished strict logout, store corrupt or
+   * unusable, keyring unusable, client rejected, or a bug.
+   */
   ERROR: 1,
   /** Bad command line or input. */
   USAGE: 2,
@@ -27,6 +30,12 @@ export function exitCodeFor(error: unknown): ExitCode {
       return ExitCode.USAGE;
     case ErrorCode.CANCELLED:
       return ExitCode.CANCELLED;
+    // Retryable failures: a script tells them apart by the `code` in --json output.
+    case ErrorCode.REFRESH_TRANSIENT:
+    case ErrorCode.RATE_LIMITED:
+    case ErrorCode.AS_UNAVAILABLE:
+    case ErrorCode.LOGOUT_INCOMPLETE:
+      return ExitCode.ERROR;
     default:
       return ExitCode.ERROR;
   }

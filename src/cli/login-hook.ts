@@ -4,5 +4,5 @@
  * `import()` where a command can run without one: the flows bring the loopback listener,
  * the browser launcher and the QR renderer, which a proxy with a valid credential never uses.
  */
-export { chooseFlow, createLoginHook, type LoginOptions } from '../oauth/login.js';
-export { stderrDevicePrompt } from '../oauth/device-prompt.js';
+export { chooseFlow, createLoginHook, type LoginOptions } from '../login/login.js';
+export { stderrDevicePrompt } from '../login/device-prompt.js';

@@ -17,7 +17,7 @@ export function renderNextStep(action: NextAction): string {
     case 'login':
       return renderLogin(action, detail);
     case 'logout':
-      return `retry \`latchkey logout${action.server === undefined ? '' : ` ${action.server}`}\`${detail}`;
+      return renderLogout(action, detail);
     case 'diagnose':
       return `check the URL, or run \`latchkey doctor${action.server === undefined ? '' : ` ${action.server}`}\`${detail}`;
     case 'inspect-events':
@@ -31,13 +31,22 @@ export function renderNextStep(action: NextAction): string {
   }
 }
 
+function renderLogout(action: NextAction, detail: string): string {
+  const command = `latchkey logout${action.server === undefined ? '' : ` ${action.server}`}`;
+  if (action.strict !== true) return `retry \`${command}\`${detail}`;
+  return action.again === true
+    ? `retry \`${command}\` later, or run it without --strict to delete the local copy anyway${detail}`
+    : `run \`${command}\` without --strict to delete the local copy anyway${detail}`;
+}
+
 function renderLogin(action: NextAction, detail: string): string {
   const server = action.server ?? '<server-url>';
   if (action.needsClientId === true) {
     return `register a client at the authorization server, then run \`latchkey login ${server} --client-id <client-id>\`${detail}`;
   }
   const device = action.device === true ? ' --device' : '';
-  return `run \`${loginCommand(server)}${device}\`${action.again === true ? ' again' : ''}${detail}`;
+  const browser = action.device === false ? ' without --device, in a browser' : '';
+  return `run \`${loginCommand(server)}${device}\`${action.again === true ? ' again' : ''}${browser}${detail}`;
 }
 
 /** An error as the CLI prints it: what happened, then the command to run. */

@@ -1,4 +1,5 @@
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { NextAction } from '../next-action.js';
 
 /**
  * A credential is the token set for one (server, authorization-server issuer, subject).
@@ -12,6 +13,8 @@ export interface CredentialKey {
 
 /** The subject used on a desktop, where the local OS user is the only user. */
 export const LOCAL_SUBJECT = 'local';
+
+const FULL_URL: NextAction = { kind: 'configure', detail: 'pass the full https:// URL of the MCP server' };
 
 /**
  * Canonical resource URI: lowercase scheme and host, no fragment, default port dropped.
@@ -28,7 +31,7 @@ export function canonicalServer(input: string | URL): string {
       `not a valid server URL: ${JSON.stringify(String(input))}`,
       {
         retryable: false,
-        nextStep: 'pass the full https:// URL of the MCP server',
+        next: FULL_URL,
         cause,
       },
     );
@@ -39,7 +42,7 @@ export function canonicalServer(input: string | URL): string {
       `server URL must be http(s): ${JSON.stringify(url.href)}`,
       {
         retryable: false,
-        nextStep: 'pass the full https:// URL of the MCP server',
+        next: FULL_URL,
       },
     );
   }

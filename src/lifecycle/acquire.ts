@@ -5,6 +5,7 @@ import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { credentialFromTokenResponse, type TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { loginAction } from '../next-action.js';
 import type { BearerChallenge } from '../oauth/types.js';
 import { type CredentialTable, type EventLog, EventType, type LeaseTable } from '../store/contract.js';
 import type { EngineContext } from './context.js';
@@ -209,7 +210,7 @@ async function runHook(
     throw new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, 'the new credential could not be saved.', {
       server: request.server,
       retryable: true,
-      nextStep: `check the store with \`latchkey status\`, then run \`latchkey login ${request.server}\` again`,
+      next: loginAction(request.server, { again: true, detail: 'first check that the store is writable' }),
     });
   }
   return stored;
@@ -236,7 +237,7 @@ function replacementEnded(server: string): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.LOGIN_REQUIRED,
     'a newer login replaced the one this process started, and it ended without signing in.',
-    { server, retryable: false, nextStep: `run \`latchkey login ${server}\`` },
+    { server, retryable: false, next: loginAction(server) },
   );
 }
 
@@ -247,7 +248,7 @@ function loginWaitTimeout(server: string): LatchkeyError {
     {
       server,
       retryable: true,
-      nextStep: `finish the login in the browser window already open, or run \`latchkey login ${server}\``,
+      next: loginAction(server, { detail: 'or finish the login in the browser window already open' }),
     },
   );
 }

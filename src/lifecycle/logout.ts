@@ -75,9 +75,9 @@ export class LogoutError extends LatchkeyError {
     super(code, message, {
       server: report.key.server,
       retryable,
-      nextStep: retryable
-        ? `retry \`latchkey logout ${report.key.server}\` later, or run it without --strict to delete the local copy anyway`
-        : `run \`latchkey logout ${report.key.server}\` without --strict to delete the local copy anyway`,
+      // Strict kept the credential: a later strict logout may get through, a best-effort one
+      // deletes the local copy anyway.
+      next: { kind: 'logout', server: report.key.server, strict: true, again: retryable },
     });
     this.report = report;
   }
@@ -141,7 +141,7 @@ export async function logout(
     throw new LatchkeyError(ErrorCode.WAIT_TIMEOUT, 'the credential kept changing during logout.', {
       server: key.server,
       retryable: true,
-      nextStep: `retry \`latchkey logout ${key.server}\``,
+      next: { kind: 'logout', server: key.server },
     });
   } finally {
     clearInterval(renew);
@@ -176,7 +176,7 @@ async function takeLease(
       throw new LatchkeyError(
         ErrorCode.WAIT_TIMEOUT,
         'timed out waiting for another process to finish with the credential before logging out.',
-        { server: key.server, retryable: true, nextStep: `retry \`latchkey logout ${key.server}\`` },
+        { server: key.server, retryable: true, next: { kind: 'logout', server: key.server } },
       );
     }
     await sleep(pollDelay(ctx.pollMs), signal).catch((cause: unknown) => {
@@ -247,7 +247,7 @@ function notesFor(
   ] as const) {
     if (outcome?.status === 'failed') {
       const later = pending.includes(type)
-        ? '; revocation is pending: later latchkey runs retry it (see `latchkey status`)'
+        ? '; revocation is pending: later latchkey runs retry it (it is listed with the credential status)'
         : outcome.retryable
           ? '; it may work later'
           : '';
@@ -266,7 +266,7 @@ function strictFailure(report: LogoutReport, failures: RevocationOutcome[]): Log
   const reasons = failures.map((f) => (f.status === 'failed' ? f.reason : f.status)).join('; ');
   return new LogoutError(
     report,
-    retryable ? ErrorCode.REFRESH_TRANSIENT : ErrorCode.CLIENT_REJECTED,
+    retryable ? ErrorCode.LOGOUT_INCOMPLETE : ErrorCode.CLIENT_REJECTED,
     `logout kept the stored credential because revocation at ${report.key.issuer} failed (${reasons}).`,
     retryable,
   );

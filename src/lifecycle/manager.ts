@@ -441,7 +441,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     if (this.#closed) {
       throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'this credential manager was closed.', {
         retryable: false,
-        nextStep: 'create a new CredentialManager',
+        next: { kind: 'configure', detail: 'create a new CredentialManager' },
       });
     }
   }

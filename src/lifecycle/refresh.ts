@@ -93,7 +93,9 @@ async function refreshUnderLease(
   }
   const allowedAt = nextAttemptAllowedAt(current.status, demand, ctx.backoff);
   if (Date.now() < allowedAt) {
-    throw refreshTransient(current.key.server, current.status.lastError?.message ?? 'backing off', allowedAt);
+    const throttled = current.status.lastError?.code === THROTTLED;
+    const reason = current.status.lastError?.message ?? 'backing off';
+    throw refreshTransient(current.key.server, reason, allowedAt, { rateLimited: throttled });
   }
   return sendRefresh(ctx, current, refreshToken);
 }
@@ -237,7 +239,7 @@ async function recordTransient(
     },
   );
   const retryAt = failure.retryAfterMs === undefined ? now + ctx.backoff.demandIntervalMs : now + delay;
-  throw refreshTransient(key.server, failure.reason, retryAt, cause);
+  throw refreshTransient(key.server, failure.reason, retryAt, { rateLimited: code === THROTTLED, cause });
 }
 
 async function recordAdoption(
@@ -275,7 +277,7 @@ function waitTimeout(seen: StoredCredential): LatchkeyError {
     {
       server: seen.key.server,
       retryable: true,
-      nextStep: 'retry; if it keeps happening, `latchkey events` shows what the other process did',
+      next: { kind: 'inspect-events', server: seen.key.server },
     },
   );
 }

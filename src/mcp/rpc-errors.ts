@@ -6,7 +6,7 @@
 import { ErrorCode, isLatchkeyError, loginCommand } from '../errors.js';
 import { describeNextAction, type NextAction } from '../next-action.js';
 import { MESSAGE_MAX, networkJson, networkText } from '../network-text.js';
-import type { DevicePrompt } from '../oauth/device-authorization.js';
+import type { DevicePrompt } from '../oauth/types.js';
 import { type JsonRpcError, RpcErrorCode } from './jsonrpc.js';
 import { HttpStatusError, StreamBrokenError } from './wire-errors.js';
 

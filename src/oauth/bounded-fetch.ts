@@ -14,6 +14,7 @@
  */
 import { readBody } from '../body.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { type NextAction, operator } from '../next-action.js';
 
 /** Limits in bytes. Documented in docs/security.md; change them there too. */
 export const ResponseLimits = {
@@ -151,7 +152,7 @@ export function checkTokenLengths(
     throw tooLargeError(
       `the ${name} from ${issuer} is ${length} bytes, over the ${ResponseLimits.token}-byte limit; the answer was refused and nothing from it was kept.`,
       server,
-      `report the oversized token to the operator of ${issuer}`,
+      operator(`report the oversized token to the operator of ${issuer}`),
     );
   }
 }
@@ -159,11 +160,15 @@ export function checkTokenLengths(
 /** The message of each size error without its server prefix, to name the server later. */
 const bareMessages = new WeakMap<LatchkeyError, string>();
 
-function tooLargeError(message: string, server: string | undefined, nextStep: string): LatchkeyError {
+function tooLargeError(
+  message: string,
+  server: string | undefined,
+  next: NextAction | undefined,
+): LatchkeyError {
   const error = new LatchkeyError(ErrorCode.RESPONSE_TOO_LARGE, message, {
     server,
     retryable: false,
-    nextStep,
+    next,
   });
   bareMessages.set(error, message);
   return error;
@@ -174,7 +179,7 @@ function tooLarge(url: string, options: BoundedFetchOptions, how: string): Latch
   return tooLargeError(
     `the ${options.what} from ${host} ${how} past the ${options.limit}-byte limit; it was refused and nothing from it was kept.`,
     options.server,
-    `check that ${host} is the server you meant, and report the oversized answer to its operator`,
+    operator(`check that ${host} is the server you meant, and report the oversized answer to its operator`),
   );
 }
 
@@ -187,7 +192,7 @@ export function oversizeError(error: unknown, server: string | undefined): Latch
   if (!isLatchkeyError(error) || error.code !== ErrorCode.RESPONSE_TOO_LARGE) return undefined;
   const bare = bareMessages.get(error);
   if (error.server !== undefined || server === undefined || bare === undefined) return error;
-  return tooLargeError(bare, server, error.nextStep ?? '');
+  return tooLargeError(bare, server, error.next);
 }
 
 function requestUrl(input: Parameters<typeof fetch>[0]): string {

@@ -118,7 +118,10 @@ function requireSecret(reg: Registration, secret: string | undefined): string {
   throw new LatchkeyError(
     ErrorCode.CLIENT_REJECTED,
     `the registration at ${reg.issuer} uses ${reg.tokenEndpointAuthMethod} but holds no client secret.`,
-    { retryable: false, nextStep: 'register the client again with `latchkey login`' },
+    {
+      retryable: false,
+      next: { kind: 'login', again: true, detail: 'a new login registers the client again' },
+    },
   );
 }
 

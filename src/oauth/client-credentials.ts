@@ -3,14 +3,11 @@ import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
-import { networkText } from '../network-text.js';
-import type { CredentialStore, Registration } from '../store/contract.js';
-import { boundedFetch, oversizeError, ResponseLimits } from './bounded-fetch.js';
+import type { Registration } from '../store/contract.js';
+import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { buildContext, type ClientContext } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
-import { ensureRegistration } from './registration.js';
-import { classifyTokenFailure } from './token-error.js';
+import { asRequestError } from './oauth-errors.js';
 import type { ClientConfig } from './types.js';
 
 /**
@@ -71,112 +68,32 @@ function clientCredentialsError(
   error: unknown,
   options: ClientCredentialsOptions,
 ): LatchkeyError {
-  if (options.signal?.aborted === true) {
-    return new LatchkeyError(ErrorCode.CANCELLED, 'the client credentials request was cancelled.', {
-      server,
-      retryable: false,
-      cause: error,
-    });
-  }
-  const oversize = oversizeError(error, server);
-  if (oversize !== undefined) return oversize;
-  const failure = classifyTokenFailure(error);
-  if (failure.kind === 'transient') {
-    return new LatchkeyError(
-      ErrorCode.REFRESH_TRANSIENT,
-      `the client credentials grant at ${ctx.as.issuer} failed temporarily (${failure.reason}).`,
-      {
-        server,
-        retryable: true,
-        nextStep: 'retry in a moment',
-        ...(failure.retryAfterMs === undefined ? {} : { retryAt: Date.now() + failure.retryAfterMs }),
-        cause: error,
-      },
-    );
-  }
-  // With no user involved, every refusal is about the client's configuration.
-  const description = failure.description === undefined ? '' : `: ${quote(failure.description)}`;
-  return new LatchkeyError(
-    ErrorCode.CLIENT_REJECTED,
-    `the authorization server ${ctx.as.issuer} refused client ${JSON.stringify(ctx.client.client_id)} the client credentials grant (${safeCode(failure.error)}${description}).`,
-    {
-      server,
-      retryable: false,
-      nextStep:
-        'check the client id, its secret or key, and that the client may use the client_credentials grant',
-      cause: error,
-    },
-  );
-}
-
-export interface ClientCredentialsHookOptions {
-  /** Where the registration for the AS issuer is kept (AUTH-27). */
-  store: CredentialStore;
-  /** AS metadata, or how to find it for a server (normally discovery). */
-  authorizationServer:
-    oauth.AuthorizationServer | ((server: string, signal: AbortSignal) => Promise<oauth.AuthorizationServer>);
-  /** A confidential client: `clientId` plus `clientSecret` or `privateKey`. */
-  config: ClientConfig;
-  /** Scope when the caller asks for none. Default: omitted. */
-  scope?: string;
-  /** Send RFC 8707 `resource` (the server URI). Default true. */
-  sendResource?: boolean;
-  /** Timeout of the token request. Default 30 000 ms. */
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-}
-
-/**
- * An AcquireHook that gets tokens with the client credentials grant, for machine-to-machine
- * deployments: the manager calls it whenever there is no usable credential (client
- * credentials responses normally carry no refresh token, so that is at every expiry).
- */
-export function clientCredentialsHook(options: ClientCredentialsHookOptions): AcquireHook {
-  const { config } = options;
-  if (
-    config.clientId === undefined ||
-    (config.clientSecret === undefined && config.privateKey === undefined)
-  ) {
-    throw new LatchkeyError(
-      ErrorCode.INVALID_INPUT,
-      'the client credentials grant needs a confidential client: a client id with a client secret or a private key.',
-      { retryable: false, nextStep: 'configure clientId and clientSecret (or privateKey)' },
-    );
-  }
-  return async (request): Promise<AcquiredTokens> => {
-    const as =
-      typeof options.authorizationServer === 'function'
-        ? await options.authorizationServer(request.server, request.signal)
-        : options.authorizationServer;
-    const registration = await ensureRegistration({
-      store: options.store,
-      server: request.server,
-      as,
-      config,
-      redirectUris: [],
-      grantTypes: ['client_credentials'],
-      fetch: options.fetch,
-      signal: request.signal,
-    });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
-    const scope =
-      request.scopes !== undefined && request.scopes.length > 0 ? request.scopes.join(' ') : options.scope;
-    const result = await clientCredentialsGrant(ctx, {
-      resource: options.sendResource === false ? undefined : request.server,
-      scope,
-      timeoutMs: options.timeoutMs ?? 30_000,
-      signal: request.signal,
-      server: request.server,
-    });
-    return {
-      issuer: as.issuer,
-      clientId: registration.clientId,
-      response: result.response,
-      requestedAt: result.requestedAt,
-      ...(scope === undefined ? {} : { requestedScopes: scope.split(' ').filter((s) => s !== '') }),
-      owned: true,
-    };
+  const request = {
+    server,
+    what: `the client credentials grant at ${ctx.as.issuer} failed temporarily`,
+    cancelled: 'the client credentials request was cancelled.',
+    signal: options.signal,
   };
+  // With no user involved, every refusal is about the client's configuration.
+  return asRequestError(
+    error,
+    request,
+    (refused) =>
+      new LatchkeyError(
+        ErrorCode.CLIENT_REJECTED,
+        `the authorization server ${ctx.as.issuer} refused client ${JSON.stringify(ctx.client.client_id)} the client credentials grant (${refused.code}${refused.description}).`,
+        {
+          server,
+          retryable: false,
+          next: {
+            kind: 'configure',
+            detail:
+              'check the client id, its secret or key, and that the client may use the client_credentials grant',
+          },
+          cause: refused.cause,
+        },
+      ),
+  );
 }
 
 /**
@@ -196,7 +113,10 @@ export async function clientContextForConfig(
     throw new LatchkeyError(
       ErrorCode.INVALID_INPUT,
       `client ${JSON.stringify(registration.clientId)} authenticates with private_key_jwt, but no private key is configured.`,
-      { retryable: false, nextStep: 'configure the private key registered for this client' },
+      {
+        retryable: false,
+        next: { kind: 'configure', detail: 'configure the private key registered for this client' },
+      },
     );
   }
   const key = await importPrivateKey(config.privateKey);
@@ -274,17 +194,10 @@ function webCryptoAlgorithm(
 function invalidKey(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, `${message}.`, {
     retryable: false,
-    nextStep: 'configure a PKCS#8 PEM (RSA, EC P-256/384/521 or Ed25519) private key',
+    next: {
+      kind: 'configure',
+      detail: 'configure a PKCS#8 PEM (RSA, EC P-256/384/521 or Ed25519) private key',
+    },
     cause,
   });
-}
-
-/** Server-supplied text, made safe (network-text.ts), bounded and quoted. */
-function quote(text: string): string {
-  return JSON.stringify(networkText(text, { maxLength: 200 }));
-}
-
-/** OAuth error codes are a restricted charset; anything else is not echoed back. */
-function safeCode(code: string): string {
-  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
 }

@@ -24,7 +24,9 @@ import type * as oauth from 'oauth4webapi';
 import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord } from '../store/contract.js';
+import { configure, operator } from '../next-action.js';
 import { isLoopbackUrl } from './loopback.js';
+import { transientAsError } from './oauth-errors.js';
 import { discoveryError, type MetadataRequestOptions } from './metadata-http.js';
 import {
   fetchResourceMetadata,
@@ -165,7 +167,7 @@ function checkedServer(server: string): string {
     throw new LatchkeyError(ErrorCode.INVALID_INPUT, `plain http is only allowed for loopback hosts.`, {
       server: canonical,
       retryable: false,
-      nextStep: 'use the https:// URL of the MCP server',
+      next: configure('use the https:// URL of the MCP server'),
     });
   }
   return canonical;
@@ -237,17 +239,21 @@ async function chooseAuthorizationServer(
     }
   }
   const [first] = errors;
-  if (first === undefined) throw new Error('the protected resource metadata lists no issuer');
+  if (first === undefined) {
+    throw discoveryError(ctx.server, 'the protected resource metadata lists no authorization server.', {
+      next: operator('ask the server operator to list its https authorization server in its metadata'),
+    });
+  }
   if (errors.length === 1) throw first;
-  throw discoveryError(
-    ctx.server,
-    `none of the ${errors.length} authorization servers the server lists could be used; the first failed: ${first.message}`,
-    {
-      retryable: errors.some((e) => e.retryable),
-      nextStep: first.nextStep ?? 'retry later',
-      cause: first,
-    },
-  );
+  const message = `none of the ${errors.length} authorization servers the server lists could be used; the first failed: ${first.message}`;
+  const next = first.next ?? { kind: 'retry', server: ctx.server };
+  // All of them down is an outage; any permanent failure among them is a discovery problem.
+  if (errors.every(isTransient)) throw transientAsError(ctx.server, message, {}, { next, cause: first });
+  throw discoveryError(ctx.server, message, {
+    retryable: errors.some((e) => e.retryable),
+    next,
+    cause: first,
+  });
 }
 
 /** The 2025-03-26 fallback: the server's origin as its AS, if metadata for it exists there. */
@@ -262,7 +268,7 @@ async function legacyAuthorizationServer(
   throw discoveryError(
     ctx.server,
     `the server publishes no protected resource metadata (tried ${tried.join(', ')}) and ${origin} is not an authorization server either.`,
-    { nextStep: 'check the server URL; the server does not support MCP authorization discovery' },
+    { next: configure('check the server URL; the server does not support MCP authorization discovery') },
   );
 }
 
@@ -343,8 +349,17 @@ function isFresh(record: DiscoveryRecord, maxAgeMs: number): boolean {
   return age >= -CLOCK_SKEW_MS && age < maxAgeMs;
 }
 
+/** A discovery failure that may pass, so a cached document may stand in meanwhile. */
 function isRetryable(error: unknown): boolean {
-  return isLatchkeyError(error) && error.retryable && error.code === ErrorCode.DISCOVERY_FAILED;
+  return (
+    isLatchkeyError(error) &&
+    error.retryable &&
+    (error.code === ErrorCode.DISCOVERY_FAILED || isTransient(error))
+  );
+}
+
+function isTransient(error: LatchkeyError): boolean {
+  return error.code === ErrorCode.AS_UNAVAILABLE || error.code === ErrorCode.RATE_LIMITED;
 }
 
 async function bestEffort<T>(action: () => Promise<T>): Promise<T | undefined> {

@@ -2,12 +2,12 @@ import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import { networkText } from '../network-text.js';
+import { loginAction } from '../next-action.js';
 import type { Registration } from '../store/contract.js';
-import { boundedFetch, oversizeError, ResponseLimits } from './bounded-fetch.js';
+import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { isLoopbackUrl } from './loopback.js';
 import type { EnsureRegistrationOptions } from './registration.js';
-import { classifyTokenFailure } from './token-error.js';
+import { asRequestError } from './oauth-errors.js';
 
 /**
  * RFC 7591 dynamic client registration (AUTH-24..26): the request latchkey sends, the answer
@@ -146,41 +146,30 @@ function aboutRedirectUris(error: unknown): boolean {
 
 function registrationError(options: EnsureRegistrationOptions, error: unknown, tried: string): LatchkeyError {
   const { as, server } = options;
-  const manual = `register a client at ${as.issuer} yourself, then run \`latchkey login ${server} --client-id <client-id>\``;
-  if (options.signal?.aborted === true) {
-    return new LatchkeyError(ErrorCode.CANCELLED, 'the client registration was cancelled.', {
-      server,
-      retryable: false,
-      cause: error,
-    });
-  }
-  const oversize = oversizeError(error, server);
-  if (oversize !== undefined) return oversize;
-  if (error instanceof oauth.ResponseBodyError && error.status < 500 && error.status !== 429) {
-    const description =
-      // Typed string by oauth4webapi but copied from the body as sent: 0 or {} arrive too.
-      typeof error.error_description !== 'string' ? '' : `: ${quote(error.error_description)}`;
-    const redirect = error.error === 'invalid_redirect_uri' || aboutRedirectUris(error);
+  const request = {
+    server,
+    what: `registering latchkey at ${as.issuer} failed temporarily`,
+    cancelled: 'the client registration was cancelled.',
+    signal: options.signal,
+  };
+  return asRequestError(error, request, (refused) => {
+    const next = loginAction(server, { needsClientId: true, detail: `its issuer is ${as.issuer}` });
+    if (refused.cause instanceof oauth.WWWAuthenticateChallengeError) {
+      return new LatchkeyError(
+        ErrorCode.CLIENT_REJECTED,
+        `the authorization server ${as.issuer} requires authorization to register clients (HTTP ${refused.cause.status}).`,
+        { server, retryable: false, next, cause: refused.cause },
+      );
+    }
+    const redirect = aboutRedirectUris(refused.cause)
+      ? `, redirect URIs ${JSON.stringify(options.redirectUris)}`
+      : '';
     return new LatchkeyError(
       ErrorCode.CLIENT_REJECTED,
-      `the authorization server ${as.issuer} refused to register latchkey (${safeCode(error.error)}${description}; application_type ${tried}${redirect ? `, redirect URIs ${JSON.stringify(options.redirectUris)}` : ''}).`,
-      { server, retryable: false, nextStep: manual, cause: error },
+      `the authorization server ${as.issuer} refused to register latchkey (${refused.code}${refused.description}; application_type ${tried}${redirect}).`,
+      { server, retryable: false, next, cause: refused.cause },
     );
-  }
-  if (error instanceof oauth.WWWAuthenticateChallengeError) {
-    return new LatchkeyError(
-      ErrorCode.CLIENT_REJECTED,
-      `the authorization server ${as.issuer} requires authorization to register clients (HTTP ${error.status}).`,
-      { server, retryable: false, nextStep: manual, cause: error },
-    );
-  }
-  const failure = classifyTokenFailure(error);
-  const reason = failure.kind === 'transient' ? failure.reason : failure.error;
-  return new LatchkeyError(
-    ErrorCode.REFRESH_TRANSIENT,
-    `registering latchkey at ${as.issuer} failed temporarily (${reason}).`,
-    { server, retryable: true, nextStep: 'retry in a moment', cause: error },
-  );
+  });
 }
 
 export function stringList(value: unknown): string[] | undefined {
@@ -189,14 +178,4 @@ export function stringList(value: unknown): string[] | undefined {
 
 function stringOr(value: unknown, fallback: string): string {
   return typeof value === 'string' ? value : fallback;
-}
-
-/** Server-supplied text, quoted (neutralizes newlines and control characters) and bounded. */
-function quote(text: string): string {
-  return JSON.stringify(networkText(text, { maxLength: 200 }));
-}
-
-/** OAuth error codes are a restricted charset; anything else is not echoed back. */
-function safeCode(code: string): string {
-  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
 }

@@ -12,7 +12,10 @@
  */
 import { decodeText, readBody } from '../body.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { NextAction } from '../next-action.js';
 import { isLoopbackUrl } from './loopback.js';
+import { transientAsError } from './oauth-errors.js';
+import { parseRetryAfter } from './token-error.js';
 
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 15_000;
 const MAX_BODY_BYTES = 256 * 1024;
@@ -33,7 +36,14 @@ export type MetadataFetchResult =
   /** No metadata document here: 4xx, a cross-origin redirect, or a 200 that is not a JSON object. */
   | { kind: 'absent'; url: string; detail: string }
   /** Might work later: network error, timeout, 5xx, 408, 429. */
-  | { kind: 'transient'; url: string; detail: string; status?: number; cause?: unknown };
+  | {
+      kind: 'transient';
+      url: string;
+      detail: string;
+      status?: number;
+      retryAfterMs?: number;
+      cause?: unknown;
+    };
 
 /** `new URL` without the exception (URL.parse needs Node 22). */
 export function parseUrl(text: string, base?: string | URL): URL | undefined {
@@ -105,8 +115,15 @@ async function classify(
 ): Promise<MetadataFetchResult> {
   const { status } = response;
   if (status >= 500 || status === 408 || status === 429) {
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
     const detail = `HTTP ${status}${await excerptOf(response, options)}`;
-    return { kind: 'transient', url, detail, status };
+    return {
+      kind: 'transient',
+      url,
+      detail,
+      status,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
   }
   if (status !== 200) {
     await discard(response);
@@ -218,25 +235,24 @@ function bareOrigin(value: string): string {
 export function discoveryError(
   server: string,
   message: string,
-  options: { retryable?: boolean; nextStep: string; cause?: unknown },
+  options: { retryable?: boolean; next: NextAction; cause?: unknown },
 ): LatchkeyError {
   return new LatchkeyError(ErrorCode.DISCOVERY_FAILED, message, {
     server,
     retryable: options.retryable ?? false,
-    nextStep: options.nextStep,
+    next: options.next,
     cause: options.cause,
   });
 }
 
-/** The error for a transient fetch outcome. */
+/** The error for a transient fetch outcome: AS_UNAVAILABLE, or RATE_LIMITED after a 429. */
 export function unreachable(
   server: string,
   what: string,
   result: Extract<MetadataFetchResult, { kind: 'transient' }>,
 ): LatchkeyError {
-  return discoveryError(server, `could not fetch ${what} from ${result.url}: ${result.detail}.`, {
-    retryable: true,
-    nextStep: `check the network and that ${new URL(result.url).host} is up, then retry`,
+  return transientAsError(server, `could not fetch ${what} from ${result.url}: ${result.detail}.`, result, {
+    detail: `check the network and that ${new URL(result.url).host} is up, then retry`,
     cause: result.cause,
   });
 }

@@ -2,6 +2,7 @@ import type * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { configure, loginAction } from '../next-action.js';
 import type { Registration, RegistrationCache } from '../store/contract.js';
 import { isLoopbackUrl } from './loopback.js';
 import { registerDynamically, requestedGrantTypes, stringList } from './dynamic-registration.js';
@@ -101,7 +102,10 @@ export async function ensureRegistration(options: EnsureRegistrationOptions): Pr
     {
       server: options.server,
       retryable: false,
-      nextStep: `register a client at ${options.as.issuer}, then run \`latchkey login ${options.server} --client-id <client-id>\``,
+      next: loginAction(options.server, {
+        needsClientId: true,
+        detail: `its issuer is ${options.as.issuer}`,
+      }),
     },
   );
 }
@@ -182,7 +186,10 @@ function checkConfig({ as, config, server }: EnsureRegistrationOptions): void {
       {
         server,
         retryable: false,
-        nextStep: `register a client at ${as.issuer} and run \`latchkey login ${server} --client-id <client-id>\`, or remove the configured client so latchkey registers itself`,
+        next: loginAction(server, {
+          needsClientId: true,
+          detail: `its issuer is ${as.issuer}; or remove the configured client so latchkey registers itself`,
+        }),
       },
     );
   }
@@ -190,7 +197,11 @@ function checkConfig({ as, config, server }: EnsureRegistrationOptions): void {
     throw new LatchkeyError(
       ErrorCode.INVALID_INPUT,
       `the client metadata document URL ${JSON.stringify(config.clientMetadataUrl)} is not an https URL with a path.`,
-      { server, retryable: false, nextStep: 'use an https URL such as https://example.com/client.json' },
+      {
+        server,
+        retryable: false,
+        next: configure('use an https URL such as https://example.com/client.json'),
+      },
     );
   }
   const method = config.tokenEndpointAuthMethod;
@@ -198,14 +209,14 @@ function checkConfig({ as, config, server }: EnsureRegistrationOptions): void {
     throw new LatchkeyError(ErrorCode.INVALID_INPUT, `${method} needs a client secret.`, {
       server,
       retryable: false,
-      nextStep: 'pass the client secret too, or choose token endpoint auth method `none`',
+      next: configure('pass the client secret too, or choose token endpoint auth method `none`'),
     });
   }
   if (method === 'private_key_jwt' && config.privateKey === undefined) {
     throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'private_key_jwt needs a private key.', {
       server,
       retryable: false,
-      nextStep: 'configure the private key registered for this client',
+      next: configure('configure the private key registered for this client'),
     });
   }
 }

@@ -16,6 +16,7 @@
  * and `doctor` share, wherever the document was found.
  */
 import { canonicalServer } from '../credential/key.js';
+import { loginAction, type NextAction, operator } from '../next-action.js';
 import {
   discoveryError,
   fetchMetadataDocument,
@@ -114,7 +115,7 @@ export function validateResourceMetadata(
     throw discoveryError(
       server,
       `the protected resource metadata at ${location.url} is for resource ${quote(resource)}, which neither is this server's URL nor contains it (same origin, a parent path), so it is not used.`,
-      { nextStep: resourceMismatchStep(server, resource) },
+      { next: resourceMismatchNext(server, resource) },
     );
   }
   const listed = document['authorization_servers'];
@@ -125,7 +126,7 @@ export function validateResourceMetadata(
     throw discoveryError(
       server,
       `the protected resource metadata at ${location.url} names no usable authorization server (authorization_servers: ${quote(listed)}).`,
-      { nextStep: 'ask the server operator to list its https authorization server in its metadata' },
+      { next: operator('ask the server operator to list its https authorization server in its metadata') },
     );
   }
   const metadata: ProtectedResourceMetadata = { resource, resourceMatch, authorizationServers, document };
@@ -168,12 +169,17 @@ export function describeResource(metadata: ProtectedResourceMetadata, server: st
     : `resource ${metadata.resource}, a parent of ${server} on the same origin (accepted, as the MCP SDK does; sent as the RFC 8707 resource)`;
 }
 
-function resourceMismatchStep(server: string, resource: unknown): string {
+function resourceMismatchNext(server: string, resource: unknown): NextAction {
   if (typeof resource === 'string') {
     const url = parseUrl(resource);
     if (url !== undefined && url.origin === new URL(server).origin) {
-      return `if ${quote(resource)} is the server's address, use it: \`latchkey login ${canonicalServer(resource)}\``;
+      return loginAction(canonicalServer(resource), {
+        detail: `if ${quote(resource)} is the server's address`,
+      });
     }
   }
-  return "check the server URL; the server's metadata describes a different resource";
+  return {
+    kind: 'configure',
+    detail: "check the server URL; the server's metadata describes a different resource",
+  };
 }

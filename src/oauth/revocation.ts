@@ -4,6 +4,7 @@ import { secrets } from '../credential/redact.js';
 import { networkText } from '../network-text.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import type { ClientContext } from './client-context.js';
+import { safeCode } from './oauth-errors.js';
 import { classifyTokenFailure } from './token-error.js';
 
 /**
@@ -152,9 +153,4 @@ function failedOutcome(error: unknown, hint: string): RevocationOutcome {
     error: code,
     ...httpStatus,
   };
-}
-
-/** OAuth error codes are a restricted charset; anything else is not echoed back. */
-function safeCode(code: string): string {
-  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'invalid error code';
 }

@@ -41,6 +41,7 @@ import {
   sameIdentifier,
   unreachable,
 } from './metadata-http.js';
+import { configure, operator } from '../next-action.js';
 import { isLoopbackUrl } from './loopback.js';
 
 const OAUTH_WELL_KNOWN = '/.well-known/oauth-authorization-server';
@@ -107,7 +108,7 @@ export function noMetadataError(server: string, issuer: string, tried: readonly 
   return discoveryError(
     server,
     `the authorization server ${quote(issuer)} publishes no metadata (tried ${tried.join(', ')}).`,
-    { nextStep: 'check that the authorization server supports RFC 8414 or OpenID Connect Discovery' },
+    { next: configure('check that the authorization server supports RFC 8414 or OpenID Connect Discovery') },
   );
 }
 
@@ -119,7 +120,7 @@ export async function findAuthorizationServerMetadata(
   const { server } = options;
   if (!isIssuerIdentifier(issuer)) {
     throw discoveryError(server, `${quote(issuer)} is not a usable authorization server issuer.`, {
-      nextStep: 'the issuer must be an https URL without query or fragment',
+      next: configure('the issuer must be an https URL without query or fragment'),
     });
   }
   let rejected: unknown;
@@ -160,7 +161,7 @@ export function validateAuthorizationServerMetadata(
     throw discoveryError(
       server,
       `the authorization server metadata at ${url} names issuer ${quote(claimed)}, not ${quote(issuer)}, so it is not used (RFC 8414 §3.3).`,
-      { nextStep: "ask the server operator to fix the authorization server's issuer or metadata" },
+      { next: operator("ask the server operator to fix the authorization server's issuer or metadata") },
     );
   }
   const insecure = insecureEndpoints(document, isLoopbackUrl(issuer));
@@ -168,7 +169,7 @@ export function validateAuthorizationServerMetadata(
     throw discoveryError(
       server,
       `the authorization server ${quote(issuer)} lists endpoints latchkey will not use (${insecure.join(', ')}): endpoints must be https URLs.`,
-      { nextStep: 'ask the server operator to serve every OAuth endpoint over https' },
+      { next: operator('ask the server operator to serve every OAuth endpoint over https') },
     );
   }
   return document as unknown as oauth.AuthorizationServer;

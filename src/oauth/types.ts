@@ -59,3 +59,17 @@ export interface ClientConfig {
   /** Shown on consent screens. Default `latchkey`. */
   clientName?: string;
 }
+
+/**
+ * What the user is shown to approve a device login (RFC 8628): the login flow produces it,
+ * the proxy hands it to its host, the MCP error words name it.
+ */
+export interface DevicePrompt {
+  /** Where the user goes (RFC 8628 `verification_uri`). */
+  verificationUri: string;
+  /** The same page with the code filled in, for QR codes and links. */
+  verificationUriComplete?: string;
+  userCode: string;
+  /** Epoch ms after which the code no longer works. */
+  expiresAt: number;
+}

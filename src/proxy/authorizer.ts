@@ -16,7 +16,7 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import type { Authorizer } from '../mcp/connection.js';
 import type { JsonRpcError } from '../mcp/jsonrpc.js';
 import { browserLoginPending, deviceLoginPending, RpcFailure } from '../mcp/rpc-errors.js';
-import type { DevicePrompt } from '../oauth/device-authorization.js';
+import type { DevicePrompt } from '../oauth/types.js';
 
 export type ProxyLoginPolicy = 'auto' | 'never';
 

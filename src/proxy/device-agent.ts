@@ -16,9 +16,10 @@
 import { EventType, type CredentialStore, type LifecycleEvent } from '../store/contract.js';
 import { recentEvents } from '../store/recent-events.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
-import type { DevicePrompt } from '../oauth/device-authorization.js';
+import type { DevicePrompt } from '../oauth/types.js';
 import { isUserFacingUrl } from '../oauth/loopback.js';
-import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { loginAction } from '../next-action.js';
 
 export interface DeviceAgentOptions {
   manager: CredentialManager;
@@ -222,6 +223,6 @@ function ended(server: string, reason: string): LatchkeyError {
   return new LatchkeyError(ErrorCode.LOGIN_REQUIRED, `login required: ${reason}.`, {
     server,
     retryable: false,
-    nextStep: `send the request again for a new code, or run \`${loginCommand(server)} --device\``,
+    next: loginAction(server, { device: true, detail: 'or send the request again for a new code' }),
   });
 }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { renderNextStep } from '../../src/cli/next-step.js';
+import type { NextAction } from '../../src/next-action.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
 import { startWorker, type Worker } from '../support/worker.js';
@@ -10,7 +12,7 @@ const WORKER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.met
 
 interface Result {
   tokens: string[];
-  errors: { code?: string; server?: string; message: string }[];
+  errors: { code?: string; server?: string; message: string; next?: NextAction }[];
 }
 
 /**
@@ -152,8 +154,10 @@ describe('crash mid-refresh', () => {
     for (const error of result.errors) {
       assert.equal(error.code, 'LOGIN_REQUIRED');
       assert.equal(error.server, env.server);
+      // The next action is data; the CLI words it as the command to run.
+      assert.equal(error.next?.kind, 'login');
       assert.match(
-        error.message,
+        renderNextStep(error.next ?? { kind: 'retry' }),
         new RegExp(`latchkey login ${env.server.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
       );
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 
+import { cliMessage } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
 
@@ -55,7 +56,7 @@ describe('invalid_grant', () => {
       assert.equal(error.code, 'LOGIN_REQUIRED');
       assert.equal(error.retryable, false);
       assert.equal(error.server, env?.server);
-      assert.ok(error.message.includes(`latchkey login ${env?.server}`), error.message);
+      assert.ok(cliMessage(error).includes(`latchkey login ${env?.server}`), cliMessage(error));
       return true;
     });
     assert.equal(env.as.counters.count('refresh_token', 'invalid_grant'), 1);

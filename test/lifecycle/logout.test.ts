@@ -183,7 +183,7 @@ describe('logout', () => {
     await assert.rejects(logout(engine(store), key, { strict: true }), (error: unknown) => {
       assert.ok(isLatchkeyError(error));
       assert.ok(error instanceof LogoutError);
-      assert.equal(error.code, 'REFRESH_TRANSIENT');
+      assert.equal(error.code, 'LOGOUT_INCOMPLETE');
       assert.equal(error.retryable, true);
       assert.equal(error.server, env?.server);
       assert.match(error.message, /kept the stored credential/);

@@ -9,7 +9,7 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {

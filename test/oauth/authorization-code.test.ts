@@ -4,9 +4,9 @@ import { after, before, describe, it } from 'node:test';
 import type * as oauth from 'oauth4webapi';
 
 import { isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
-import { authorizationCodeFlow, type AuthorizationCodeOptions } from '../../src/oauth/authorization-code.js';
+import { authorizationCodeFlow, type AuthorizationCodeOptions } from '../../src/login/authorization-code.js';
 import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
-import { startRedirectReceiver, stablePort } from '../../src/oauth/redirect-receiver.js';
+import { startRedirectReceiver, stablePort } from '../../src/login/redirect-receiver.js';
 import {
   completeAuthorization,
   discover,

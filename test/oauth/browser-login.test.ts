@@ -8,9 +8,9 @@ import type * as oauth from 'oauth4webapi';
 import { chromium, type Browser } from 'playwright-core';
 
 import { isLatchkeyError } from '../../src/errors.js';
-import { authorizationCodeFlow } from '../../src/oauth/authorization-code.js';
+import { authorizationCodeFlow } from '../../src/login/authorization-code.js';
 import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
-import { startRedirectReceiver } from '../../src/oauth/redirect-receiver.js';
+import { startRedirectReceiver } from '../../src/login/redirect-receiver.js';
 import { discover, startAuthorizationServer, type TestAuthorizationServer } from '../harness/index.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';

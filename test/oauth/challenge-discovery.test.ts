@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { diagnose } from '../../src/cli/commands/doctor.js';
+import { cliMessage } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
@@ -129,7 +130,8 @@ describe('discovery from the 401 challenge; doctor and login agree', () => {
         (e: unknown) => e,
       );
     assert.ok(isLatchkeyError(error) && error.code === 'DISCOVERY_FAILED');
-    assert.equal(prm?.detail, error.message, 'doctor shows the error login raises');
+    // The CLI words both: doctor's finding is what `latchkey login` prints, next step included.
+    assert.equal(prm?.detail, cliMessage(error), 'doctor shows the error login raises');
     assert.match(error.message, /is for resource "http:\/\/127\.0\.0\.1:\d+\/m"/);
   });
 });

@@ -8,11 +8,8 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { buildContext } from '../../src/oauth/client-context.js';
-import {
-  clientContextForConfig,
-  clientCredentialsGrant,
-  clientCredentialsHook,
-} from '../../src/oauth/client-credentials.js';
+import { clientCredentialsHook } from '../../src/login/client-credentials.js';
+import { clientContextForConfig, clientCredentialsGrant } from '../../src/oauth/client-credentials.js';
 import { ensureRegistration } from '../../src/oauth/registration.js';
 import type { ClientConfig } from '../../src/oauth/types.js';
 import { createMemoryStore } from '../../src/store/memory.js';
@@ -178,7 +175,7 @@ describe('client credentials grant (confidential clients) against a real AS', ()
     );
   });
 
-  it('a 429 from the token endpoint is a retryable REFRESH_TRANSIENT honouring Retry-After', async () => {
+  it('a 429 from the token endpoint is a retryable RATE_LIMITED honouring Retry-After', async () => {
     const ctx = await contextFor({
       clientId: as.serviceClient.clientId,
       clientSecret: as.serviceClient.clientSecret,
@@ -193,7 +190,7 @@ describe('client credentials grant (confidential clients) against a real AS', ()
       clientCredentialsGrant(ctx, { resource: SERVER, timeoutMs: 10_000 }),
       (error: unknown) => {
         assert.ok(isLatchkeyError(error));
-        assert.equal(error.code, 'REFRESH_TRANSIENT');
+        assert.equal(error.code, 'RATE_LIMITED');
         assert.equal(error.retryable, true);
         assert.ok(error.retryAt !== undefined && error.retryAt > Date.now() + 5_000, 'Retry-After honoured');
         return true;

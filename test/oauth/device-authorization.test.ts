@@ -9,10 +9,10 @@ import {
   DEFAULT_POLL_INTERVAL_MS,
   deviceAuthorization,
   type DeviceAuthorizationOptions,
-  type DevicePrompt,
   SLOW_DOWN_STEP_MS,
-} from '../../src/oauth/device-authorization.js';
-import { renderDevicePrompt, stderrDevicePrompt } from '../../src/oauth/device-prompt.js';
+} from '../../src/login/device-authorization.js';
+import { renderDevicePrompt, stderrDevicePrompt } from '../../src/login/device-prompt.js';
+import type { DevicePrompt } from '../../src/oauth/types.js';
 import {
   approveDevice,
   CookieJar,

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 
+import { renderNextStep } from '../../src/cli/next-step.js';
 import { type ErrorCode, isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
 import { loadClientContext } from '../../src/oauth/client-context.js';
 import { discoverServer, invalidateDiscovery } from '../../src/oauth/discovery.js';
@@ -262,10 +263,10 @@ describe('discovery against the harness AS and MCP server', () => {
     );
   });
 
-  it('503 from the AS: retryable DISCOVERY_FAILED naming the server; nothing cached; works once it is back', async () => {
+  it('503 from the AS: retryable AS_UNAVAILABLE naming the server; nothing cached; works once it is back', async () => {
     const outage = asProxy.inject({ path: '/.well-known/', action: { type: 'status', status: 503 } });
     const error = await rejection(discoverServer(mcp.url, { store }));
-    assertError(error, { code: 'DISCOVERY_FAILED', server: mcp.url, retryable: true, message: /HTTP 503/ });
+    assertError(error, { code: 'AS_UNAVAILABLE', server: mcp.url, retryable: true, message: /HTTP 503/ });
     assert.equal(await discoveryRecords(store, mcp.url, [as.issuer]), 0, 'cache not poisoned');
     asProxy.clear(outage);
     const discovery = await discoverServer(mcp.url, { store });
@@ -279,7 +280,7 @@ describe('discovery against the harness AS and MCP server', () => {
     });
     const from = mcpProxy.seen().length;
     const error = await rejection(discoverServer(mcp.url, { store }));
-    assertError(error, { code: 'DISCOVERY_FAILED', server: mcp.url, retryable: true });
+    assertError(error, { code: 'AS_UNAVAILABLE', server: mcp.url, retryable: true });
     assert.deepEqual(paths(mcpProxy, from), ['GET /.well-known/oauth-protected-resource/mcp']);
     assert.match(error.message, /body starts "x{60}…"/, 'a short excerpt of the body');
     assert.ok(!error.message.includes('x'.repeat(61)), 'and no more');
@@ -290,7 +291,7 @@ describe('discovery against the harness AS and MCP server', () => {
     asProxy.inject({ path: '/.well-known/', action: { type: 'timeout' } });
     const started = Date.now();
     const error = await rejection(discoverServer(mcp.url, { store, timeoutMs: 300 }));
-    assertError(error, { code: 'DISCOVERY_FAILED', retryable: true, message: /no answer within 300 ms/ });
+    assertError(error, { code: 'AS_UNAVAILABLE', retryable: true, message: /no answer within 300 ms/ });
     assert.ok(Date.now() - started < 3000);
   });
 
@@ -553,7 +554,8 @@ describe('discovery against custom metadata documents', () => {
     docs.set(prmPath, { json: { resource: `${docs.origin}/mcp/`, authorization_servers: [docs.origin] } });
     const error = await rejection(discoverServer(server, { store }));
     assertError(error, { code: 'DISCOVERY_FAILED', server, retryable: false, message: /is for resource/ });
-    assert.match(error.nextStep ?? '', /latchkey login .*\/mcp\//);
+    assert.equal(error.next?.kind, 'login');
+    assert.match(renderNextStep(error.next ?? { kind: 'retry' }), /latchkey login .*\/mcp\//);
     assert.deepEqual(docs.requests, [prmPath], 'an invalid document stops the search');
     assert.equal(await discoveryRecords(store, server, [docs.origin]), 0);
 
@@ -749,7 +751,7 @@ describe('discovery against custom metadata documents', () => {
     docs.set(prmPath, { hang: true });
     const started = Date.now();
     const error = await rejection(discoverServer(server, { store, timeoutMs: 200 }));
-    assertError(error, { code: 'DISCOVERY_FAILED', server, retryable: true });
+    assertError(error, { code: 'AS_UNAVAILABLE', server, retryable: true });
     assert.ok(Date.now() - started < 2000);
   });
 

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { diagnose } from '../../src/cli/commands/doctor.js';
+import { cliMessage } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
   completeAuthorization,
@@ -128,7 +129,7 @@ describe('doctor and login agree on every server in the suite', () => {
           assert.ok(isLatchkeyError(login));
           assert.deepEqual(
             failures.map((f) => f.detail),
-            [login.message],
+            [cliMessage(login)],
             "doctor's finding is the login's error message",
           );
         }

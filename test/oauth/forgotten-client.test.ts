@@ -12,7 +12,7 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import { preflightAuthorization } from '../../src/oauth/authorization-preflight.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import { evictRejectedRegistration } from '../../src/oauth/registration.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { createLogger } from '../../src/log.js';
-import { createLoginHook, type LoginOptions } from '../../src/oauth/login.js';
+import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 
 import type * as oauth from 'oauth4webapi';
 
+import { renderNextStep } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import {
   chooseRegistrationMethod,
@@ -170,7 +171,8 @@ describe('registration: RFC 7591 dynamic registration against a real AS', () => 
         assert.equal(error.server, SERVER);
         assert.match(error.message, /invalid_client_metadata/);
         assert.ok(error.message.includes(as.issuer), error.message);
-        assert.match(error.nextStep ?? '', /--client-id/);
+        assert.equal(error.next?.needsClientId, true);
+        assert.match(renderNextStep(error.next), /--client-id/);
         return true;
       },
     );
@@ -279,7 +281,9 @@ describe('registration: pre-registered clients and issuer binding', () => {
           assert.ok(isLatchkeyError(error));
           assert.equal(error.code, 'INVALID_INPUT');
           assert.equal(error.retryable, false);
-          assert.ok(error.nextStep?.includes(`latchkey login ${SERVER} --client-id`), error.nextStep);
+          assert.ok(error.next !== undefined, 'a next action');
+          const words = renderNextStep(error.next);
+          assert.ok(words.includes(`latchkey login ${SERVER} --client-id`), words);
           return true;
         },
       );
@@ -302,13 +306,13 @@ describe('registration: transient failures', () => {
     await proxy.close();
   });
 
-  it('a 503 from the registration endpoint is retryable and stores nothing', async () => {
+  it('a 503 from the registration endpoint is a retryable AS_UNAVAILABLE and stores nothing', async () => {
     const metadata = await discover(as.issuer);
     const fault = proxy.inject({ path: '/reg', action: { type: 'status', status: 503 }, times: 1 });
     const store = createMemoryStore();
     await assert.rejects(ensureRegistration(options(store, metadata)), (error: unknown) => {
       assert.ok(isLatchkeyError(error));
-      assert.equal(error.code, 'REFRESH_TRANSIENT');
+      assert.equal(error.code, 'AS_UNAVAILABLE');
       assert.equal(error.retryable, true);
       assert.match(error.message, /503/);
       return true;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { createLoginHook, type IdpQuirks } from '../../src/oauth/login.js';
+import { createLoginHook, type IdpQuirks } from '../../src/login/login.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import {
   completeAuthorization,

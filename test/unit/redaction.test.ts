@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { cliMessage } from '../../src/cli/next-step.js';
 import { fingerprint, redactToken, redactValue, SecretRegistry } from '../../src/credential/redact.js';
 import { ErrorCode, LatchkeyError, loginRequired } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -83,7 +84,9 @@ describe('errors', () => {
     assert.equal(err.retryable, false);
     assert.equal(err.server, 'https://mcp.example.com/mcp');
     assert.match(err.message, /^https:\/\/mcp\.example\.com\/mcp: /);
-    assert.match(err.message, /latchkey login https:\/\/mcp\.example\.com\/mcp/);
+    assert.deepEqual(err.next, { kind: 'login', server: 'https://mcp.example.com/mcp' });
+    assert.doesNotMatch(err.message, /latchkey /, 'the library names no CLI command');
+    assert.match(cliMessage(err), /latchkey login https:\/\/mcp\.example\.com\/mcp/);
     assert.ok(!JSON.stringify(err).includes('secret'));
     assert.ok(!Object.keys(err).includes('cause'));
     assert.ok(err instanceof LatchkeyError);

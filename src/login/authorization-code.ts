@@ -1,16 +1,16 @@
 import * as oauth from 'oauth4webapi';
 
-import { ErrorCode, isLatchkeyError, LatchkeyError, loginCommand } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import { loginAction } from '../next-action.js';
 import { secrets } from '../credential/redact.js';
-import { oversizeError } from './bounded-fetch.js';
-import { preflightAuthorization } from './authorization-preflight.js';
+import { preflightAuthorization } from '../oauth/authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
-import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, processTokenResponse, requestSignal } from './grants.js';
-import { isLoopbackUrl } from './loopback.js';
+import type { ClientContext } from '../oauth/client-context.js';
+import { type GrantResult, grantResult, processTokenResponse, requestSignal } from '../oauth/grants.js';
+import { isLoopbackUrl } from '../oauth/loopback.js';
 import type { AuthorizationCallback, RedirectReceiver } from './redirect-receiver.js';
 import type { ResultOutcome } from './result-page.js';
-import { classifyTokenFailure } from './token-error.js';
+import { asRequestError, safeCode } from '../oauth/oauth-errors.js';
 
 /**
  * Authorization code with PKCE (OAuth 2.1 §4.1), the browser login. S256 only; `state` and
@@ -193,7 +193,10 @@ async function preflight(url: string, options: AuthorizationCodeOptions): Promis
     {
       server: options.server,
       retryable: false,
-      nextStep: `if you configured this client, check its id and registered redirect URIs at ${as.issuer}; otherwise ask the server operator why ${as.issuer} refuses newly registered clients`,
+      next: {
+        kind: 'configure',
+        detail: `if you configured this client, check its id and registered redirect URIs at ${as.issuer}; otherwise ask the server operator why ${as.issuer} refuses newly registered clients`,
+      },
     },
   );
 }
@@ -205,7 +208,11 @@ function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): s
     throw new LatchkeyError(
       ErrorCode.DISCOVERY_FAILED,
       `the authorization server ${as.issuer} does not advertise PKCE S256 (code_challenge_methods_supported), so latchkey will not log in there.`,
-      { server, retryable: false, nextStep: 'ask the server operator to enable PKCE with S256' },
+      {
+        server,
+        retryable: false,
+        next: { kind: 'operator', detail: 'ask the server operator to enable PKCE with S256' },
+      },
     );
   }
   const endpoint = as.authorization_endpoint;
@@ -225,7 +232,10 @@ function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): s
       {
         server,
         retryable: false,
-        nextStep: 'check the server URL; the authorization server metadata is invalid',
+        next: {
+          kind: 'configure',
+          detail: 'check the server URL; the authorization server metadata is invalid',
+        },
       },
     );
   }
@@ -249,13 +259,13 @@ function validateCallback(
         denied
           ? 'access was denied at the authorization server.'
           : `the authorization server refused the login (${safeCode(error.error)}).`,
-        { server, retryable: false, nextStep: `run \`${loginCommand(server)}\` again`, cause: error },
+        { server, retryable: false, next: loginAction(server, { again: true }), cause: error },
       );
     }
     throw new LatchkeyError(
       ErrorCode.LOGIN_REQUIRED,
       `the authorization response was rejected: ${describeValidation(error)}.`,
-      { server, retryable: false, nextStep: `run \`${loginCommand(server)}\` again`, cause: error },
+      { server, retryable: false, next: loginAction(server, { again: true }), cause: error },
     );
   }
 }
@@ -291,28 +301,32 @@ async function redeemCode(
       requestedAt,
     );
   } catch (error) {
-    const oversize = oversizeError(error, options.server);
-    if (oversize !== undefined) throw oversize;
-    const failure = classifyTokenFailure(error);
-    const reason =
-      failure.kind === 'transient'
-        ? failure.reason
-        : `${failure.error}${failure.description === undefined ? '' : `: ${failure.description}`}`;
-    throw new LatchkeyError(
-      failure.kind === 'transient'
-        ? ErrorCode.REFRESH_TRANSIENT
-        : failure.kind === 'client-rejected'
-          ? ErrorCode.CLIENT_REJECTED
-          : ErrorCode.LOGIN_REQUIRED,
-      `the authorization code could not be redeemed (${secrets.scrub(reason)}).`,
-      {
-        server: options.server,
-        retryable: failure.kind === 'transient',
-        nextStep: `run \`${loginCommand(options.server)}\` again`,
-        cause: error,
-      },
-    );
+    throw redeemError(error, options);
   }
+}
+
+function redeemError(error: unknown, options: AuthorizationCodeOptions): LatchkeyError {
+  const { server } = options;
+  // The code is spent either way: whatever failed, a new login is what gets tokens.
+  const next = loginAction(server, { again: true });
+  const what = 'the authorization code could not be redeemed';
+  const request = {
+    server,
+    what,
+    cancelled: 'the login was cancelled.',
+    signal: options.signal,
+    retryNext: next,
+  };
+  return asRequestError(
+    error,
+    request,
+    (refused) =>
+      new LatchkeyError(
+        refused.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED,
+        `${what} (${secrets.scrub(refused.code + refused.description)}).`,
+        { server, retryable: false, next, cause: refused.cause },
+      ),
+  );
 }
 
 function withTimeout<T>(
@@ -334,7 +348,10 @@ function withTimeout<T>(
             {
               server,
               retryable: true,
-              nextStep: `run \`${loginCommand(server)}\` again, or use --device on a machine without a browser`,
+              next: loginAction(server, {
+                again: true,
+                detail: 'or use the device flow on a machine without a browser',
+              }),
             },
           ),
         ),
@@ -359,11 +376,6 @@ function describeValidation(error: unknown): string {
   if (/state/i.test(message)) return 'its state does not match this login (a stale tab or a forged response)';
   if (/iss/i.test(message)) return 'its issuer (iss) is not the authorization server this login started at';
   return 'it is malformed';
-}
-
-/** OAuth error codes are a restricted charset; anything else is not echoed back. */
-function safeCode(code: string): string {
-  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
 }
 
 function firstSentence(error: LatchkeyError): string {

@@ -1,7 +1,7 @@
 import { renderUnicodeCompact } from 'uqr';
 
 import { printable } from '../network-text.js';
-import type { DevicePrompt } from './device-authorization.js';
+import type { DevicePrompt } from '../oauth/types.js';
 
 /**
  * What the user sees during a device login: where to go, the code to type and a QR code of

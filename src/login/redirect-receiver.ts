@@ -182,7 +182,7 @@ function listen(server: Server, port: number, exact: boolean): Promise<void> {
           `cannot listen for the login redirect on 127.0.0.1:${port}.`,
           {
             retryable: error.code === 'EADDRINUSE',
-            nextStep: 'free the port or choose another redirect port',
+            next: { kind: 'configure', detail: 'free the port or choose another redirect port' },
             cause: error,
           },
         ),

@@ -1,4 +1,5 @@
-import { ErrorCode, LatchkeyError, loginCommand } from '../errors.js';
+import { ErrorCode, LatchkeyError } from '../errors.js';
+import { loginAction } from '../next-action.js';
 
 const WINDOW_MS = 10 * 60_000;
 /** After a failed attempt, automatic retries wait this long (a user-started login does not). */
@@ -8,7 +9,7 @@ const COOLDOWN_MS = 30_000;
  * The storm breaker for interactive logins. A host that retries every failed request must
  * not open a browser tab per retry: after a failure, attempts for that server are refused
  * for a cooldown, and after `maxAttempts` in ten minutes until one succeeds or the user
- * runs `latchkey login`, which uses a fresh breaker.
+ * starts a login explicitly, which uses a fresh breaker.
  */
 export class LoginBreaker {
   readonly #attempts = new Map<string, { at: number[]; lastFailureAt?: number }>();
@@ -42,6 +43,6 @@ function refused(server: string, why: string): LatchkeyError {
   return new LatchkeyError(ErrorCode.LOGIN_REQUIRED, `not starting another login automatically: ${why}.`, {
     server,
     retryable: false,
-    nextStep: `run \`${loginCommand(server)}\``,
+    next: loginAction(server),
   });
 }

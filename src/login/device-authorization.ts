@@ -1,30 +1,21 @@
 import * as oauth from 'oauth4webapi';
 
 import { secrets } from '../credential/redact.js';
-import { ErrorCode, LatchkeyError, loginCommand, loginRequired } from '../errors.js';
+import { ErrorCode, LatchkeyError, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
-import { networkText, printable } from '../network-text.js';
-import { oversizeError } from './bounded-fetch.js';
-import type { ClientContext } from './client-context.js';
-import { type GrantResult, grantResult, processTokenResponse } from './grants.js';
-import { isUserFacingUrl } from './loopback.js';
-import { classifyTokenFailure } from './token-error.js';
+import { printable } from '../network-text.js';
+import type { ClientContext } from '../oauth/client-context.js';
+import type { DevicePrompt } from '../oauth/types.js';
+import { type GrantResult, grantResult, processTokenResponse } from '../oauth/grants.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
+import { asRequestError } from '../oauth/oauth-errors.js';
+import { loginAction } from '../next-action.js';
 
 /**
  * The device authorization grant (RFC 8628), latchkey's headless login: the user approves
  * on any other device while this process polls the token endpoint. Not part of the MCP
  * spec (spec §1.12); the same `resource` rules as the browser flow apply.
  */
-export interface DevicePrompt {
-  /** Where the user goes (RFC 8628 `verification_uri`). */
-  verificationUri: string;
-  /** The same page with the code filled in, for QR codes and links. */
-  verificationUriComplete?: string;
-  userCode: string;
-  /** Epoch ms after which the code no longer works. */
-  expiresAt: number;
-}
-
 export interface DeviceAuthorizationOptions {
   ctx: ClientContext;
   /** RFC 8707 resource, sent with both requests; undefined only for IdPs that reject it. */
@@ -100,7 +91,7 @@ async function requestDeviceCode(
       {
         server,
         retryable: false,
-        nextStep: `run \`${loginCommand(server)}\` without --device, in a browser`,
+        next: loginAction(server, { device: false }),
       },
     );
   }
@@ -145,7 +136,10 @@ function assertVerificationUris(
     {
       server,
       retryable: false,
-      nextStep: `run \`${loginCommand(server)}\` without --device, in a browser, or ask the server operator to fix the device authorization endpoint`,
+      next: loginAction(server, {
+        device: false,
+        detail: 'or ask the server operator to fix the device authorization endpoint',
+      }),
     },
   );
 }
@@ -195,13 +189,13 @@ async function poll(
     }
     const translated = failure(options, server, error, 'the device login failed');
     if (!translated.retryable) throw translated;
-    const classified = classifyTokenFailure(error);
+    // A rate limit names when to come back; the polling interval stretches to it.
     return {
       kind: 'transient',
       error: translated,
-      ...(classified.kind === 'transient' && classified.retryAfterMs !== undefined
-        ? { retryAfterMs: classified.retryAfterMs }
-        : {}),
+      ...(translated.retryAt === undefined
+        ? {}
+        : { retryAfterMs: Math.max(0, translated.retryAt - Date.now()) }),
     };
   }
 }
@@ -212,23 +206,22 @@ function failure(
   error: unknown,
   what: string,
 ): LatchkeyError {
-  if (options.signal?.aborted === true) return cancelled(server, error);
-  const oversize = oversizeError(error, server);
-  if (oversize !== undefined) return oversize;
-  const classified = classifyTokenFailure(error);
-  if (classified.kind === 'transient') {
-    return new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, `${what} (${classified.reason}).`, {
-      server,
-      retryable: true,
-      nextStep: `retry \`${loginCommand(server)} --device\` in a moment`,
-      cause: error,
-    });
-  }
-  const description = classified.description === undefined ? '' : `: ${quote(classified.description)}`;
-  return new LatchkeyError(
-    classified.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED,
-    `${what}: the authorization server ${options.ctx.as.issuer} answered ${safeCode(classified.error)}${description}.`,
-    { server, retryable: false, nextStep: `run \`${loginCommand(server)}\` again`, cause: error },
+  const request = {
+    server,
+    what,
+    cancelled: 'the device login was cancelled.',
+    signal: options.signal,
+    retryNext: loginAction(server, { device: true, again: true }),
+  };
+  return asRequestError(
+    error,
+    request,
+    (refused) =>
+      new LatchkeyError(
+        refused.kind === 'client-rejected' ? ErrorCode.CLIENT_REJECTED : ErrorCode.LOGIN_REQUIRED,
+        `${what}: the authorization server ${options.ctx.as.issuer} answered ${refused.code}${refused.description}.`,
+        { server, retryable: false, next: loginAction(server, { again: true }), cause: refused.cause },
+      ),
   );
 }
 
@@ -251,14 +244,4 @@ function cancelled(server: string, cause: unknown): LatchkeyError {
 function requestSignal(options: DeviceAuthorizationOptions): AbortSignal {
   const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 30_000);
   return options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
-}
-
-/** Server-supplied text, made safe (network-text.ts), bounded and quoted. */
-function quote(text: string): string {
-  return JSON.stringify(networkText(text, { maxLength: 200 }));
-}
-
-/** OAuth error codes are a restricted charset; anything else is not echoed back. */
-function safeCode(code: string): string {
-  return /^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(code) ? code : 'an invalid error code';
 }

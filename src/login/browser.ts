@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import { isUserFacingUrl } from './loopback.js';
+import { isUserFacingUrl } from '../oauth/loopback.js';
 
 /** Opens a URL for the user. Replaceable, e.g. by a test driving headless Chromium. */
 export type BrowserOpener = (url: string) => Promise<void>;
@@ -65,8 +65,11 @@ export function browserEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 function browserFailure(message: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(ErrorCode.INVALID_INPUT, message, {
     retryable: false,
-    nextStep:
-      'open the printed URL yourself, set BROWSER to a browser program, or use `--device` on a machine without a browser',
+    next: {
+      kind: 'configure',
+      detail:
+        'open the printed URL yourself, set BROWSER to a browser program, or use the device flow on a machine without a browser',
+    },
     ...(cause === undefined ? {} : { cause }),
   });
 }
