@@ -117,7 +117,8 @@ export async function acquireCredential(
       const written = await writtenSince(ctx, request, before);
       if (written !== undefined) return written;
       if (replaced) throw replacementEnded(request.server);
-      return await runHook(ctx, hook, { leaseKey, request, claim, deadline }, signal);
+      const tokens = await runFlowUnderLease(ctx, hook, { leaseKey, request, claim, deadline }, signal);
+      return await storeAcquired(ctx, request, tokens);
     } catch (error) {
       if (!(error instanceof Replaced)) throw error;
       replaced = true;
@@ -150,13 +151,24 @@ async function claimLease(
   return { replaced: true };
 }
 
-async function runHook(
+interface HookRun {
+  leaseKey: CredentialKey;
+  request: LoginRequest;
+  claim: LoginClaim;
+  deadline: number;
+}
+
+/**
+ * Announce the login and run the flow while renewing the lease. Losing the lease (a newer
+ * login took it over) aborts the flow and throws `Replaced`, even when the flow finished at
+ * the same moment: the newer login wins.
+ */
+async function runFlowUnderLease(
   ctx: EngineContext<AcquireStore>,
   hook: AcquireHook,
-  run: { leaseKey: CredentialKey; request: LoginRequest; claim: LoginClaim; deadline: number },
+  { leaseKey, request, claim, deadline }: HookRun,
   signal?: AbortSignal,
-): Promise<StoredCredential> {
-  const { leaseKey, request, claim, deadline } = run;
+): Promise<AcquiredTokens> {
   const lost = new AbortController();
   const stopHolding = holdLease(ctx, leaseKey, () => lost.abort(new Replaced('replaced')));
   const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
@@ -176,7 +188,6 @@ async function runHook(
   let tokens: AcquiredTokens;
   try {
     tokens = await hook({ ...hookRequest, attempt, replacing: claim.replaced, signal: combined });
-    // Finished at the same moment as a newer login took over: the newer one wins.
     if (!(await holdsLease(ctx, leaseKey))) lost.abort(new Replaced('replaced'));
   } catch (error) {
     if (lost.signal.aborted) throw lost.signal.reason as Error;
@@ -185,6 +196,15 @@ async function runHook(
     stopHolding();
   }
   if (lost.signal.aborted) throw lost.signal.reason as Error;
+  return tokens;
+}
+
+/** Persist the flow's tokens (any generation: a login replaces what is there) and read them back. */
+async function storeAcquired(
+  ctx: EngineContext<AcquireStore>,
+  request: LoginRequest,
+  tokens: AcquiredTokens,
+): Promise<StoredCredential> {
   const key: CredentialKey = {
     server: request.server,
     issuer: tokens.issuer,
@@ -251,4 +271,20 @@ function loginWaitTimeout(server: string): LatchkeyError {
       next: loginAction(server, { detail: 'or finish the login in the browser window already open' }),
     },
   );
+}
+
+/** Why LOGIN_REQUIRED was thrown, for a caller that may not run the acquisition hook. */
+export function describeReason(reason: AcquireReason): string {
+  switch (reason) {
+    case 'no-credential':
+      return 'no credential is stored for this server';
+    case 'needs-login':
+      return 'the stored credential was rejected by the authorization server';
+    case 'no-refresh-token':
+      return 'the access token expired and there is no refresh token';
+    case 'scope':
+      return 'the stored credential lacks the requested scopes';
+    case 'requested':
+      return 'a new login was requested';
+  }
 }

@@ -102,37 +102,10 @@ export async function logout(
       const current = await ctx.store.getCredential(key);
       // Gone since an earlier round (another logout): what we revoked is still worth reporting.
       if (current === undefined) return previous ?? notFound(key);
-      const report = await revokeIfOwned(ctx, current, options.signal);
+      const report = await revokeForLogout(ctx, current, options);
       previous = report;
-      // Interrupted mid-way: keep everything; a later logout starts over.
-      if (options.signal?.aborted === true) throw cancelled(key, options.signal.reason);
-      const failures = report.revocation === undefined ? [] : revocationFailures(report.revocation);
-      if (options.strict === true && failures.length > 0) throw strictFailure(report, failures);
-      // Queued before the delete: a crash between the two leaves a revocation of tokens
-      // that are still stored (harmless), never deleted tokens that nobody will revoke.
-      const pending =
-        failures.length > 0 && report.revocation !== undefined
-          ? await queueRevocations(ctx, current, report.revocation)
-          : [];
-      if (pending.length > 0) {
-        report.pendingRevocation = pending;
-        report.notes = notesFor(key.server, key.issuer, report.revocation, pending);
-      }
       clearInterval(renew);
-      const deleted = await ctx.store.deleteCredential(
-        key,
-        { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
-        {
-          type: anyRevoked(report.revocation) ? EventType.REVOKED : EventType.DELETED,
-          ...key,
-          generation: current.generation,
-          detail: eventDetail(report),
-        },
-      );
-      if (deleted) {
-        ctx.logger.info('logged out', { server: key.server, ...eventDetail(report) });
-        return { ...report, deleted: true };
-      }
+      if (await deleteLoggedOut(ctx, current, report)) return { ...report, deleted: true };
       // Our lease lapsed during revocation and someone refreshed: revoke the newer tokens too.
       if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) === undefined) {
         if (!(await takeLease(ctx, key, options.signal))) return report;
@@ -147,6 +120,55 @@ export async function logout(
     clearInterval(renew);
     await ctx.store.releaseLease(key, ctx.holder.owner).catch(() => undefined);
   }
+}
+
+/**
+ * Revoke the credential's tokens, then stop (cancelled, or strict with a failure) or queue
+ * what failed for later runs to retry.
+ */
+async function revokeForLogout(
+  ctx: EngineContext<LogoutStore>,
+  current: StoredCredential,
+  options: LogoutOptions,
+): Promise<LogoutReport> {
+  const { key } = current;
+  const report = await revokeIfOwned(ctx, current, options.signal);
+  // Interrupted mid-way: keep everything; a later logout starts over.
+  if (options.signal?.aborted === true) throw cancelled(key, options.signal.reason);
+  const failures = report.revocation === undefined ? [] : revocationFailures(report.revocation);
+  if (options.strict === true && failures.length > 0) throw strictFailure(report, failures);
+  // Queued before the delete: a crash between the two leaves a revocation of tokens
+  // that are still stored (harmless), never deleted tokens that nobody will revoke.
+  const pending =
+    failures.length > 0 && report.revocation !== undefined
+      ? await queueRevocations(ctx, current, report.revocation)
+      : [];
+  if (pending.length > 0) {
+    report.pendingRevocation = pending;
+    report.notes = notesFor(key.server, key.issuer, report.revocation, pending);
+  }
+  return report;
+}
+
+/** Delete the credential if it is still the generation we revoked and our lease holds. */
+async function deleteLoggedOut(
+  ctx: EngineContext<LogoutStore>,
+  current: StoredCredential,
+  report: LogoutReport,
+): Promise<boolean> {
+  const { key } = current;
+  const deleted = await ctx.store.deleteCredential(
+    key,
+    { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
+    {
+      type: anyRevoked(report.revocation) ? EventType.REVOKED : EventType.DELETED,
+      ...key,
+      generation: current.generation,
+      detail: eventDetail(report),
+    },
+  );
+  if (deleted) ctx.logger.info('logged out', { server: key.server, ...eventDetail(report) });
+  return deleted;
 }
 
 function keepLease(ctx: EngineContext<LogoutStore>, key: CredentialKey): NodeJS.Timeout {

@@ -1,21 +1,26 @@
 import { EventEmitter } from 'node:events';
 
 import { isUsable } from '../credential/expiry.js';
-import { canonicalServer, type CredentialKey } from '../credential/key.js';
+import { canonicalServer } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
-import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
-import { EventType, type LifecycleEvent } from '../store/contract.js';
-import { type AcquiredTokens, type AcquireReason, acquireCredential } from './acquire.js';
+import type { LifecycleEvent } from '../store/contract.js';
+import { type AcquiredTokens, type AcquireReason, acquireCredential, describeReason } from './acquire.js';
+import { BackgroundRefresh } from './background-refresh.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
-import { newLeaseHolder } from './lease.js';
-import { type CredentialManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import {
+  type CredentialManagerOptions,
+  engineContext,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.js';
 import { refreshCredential, refreshFlightKey } from './refresh.js';
 import { logout, type LogoutOptions, type LogoutReport } from './logout.js';
 import { RevocationRetrier } from './revocation-retrier.js';
 import { SingleFlight } from './single-flight.js';
-import { type AccessToken, type CacheEntry, cacheSlot, createEntry, hasScopes } from './token-cache.js';
+import { watchStore } from './store-watch.js';
+import { type AccessToken, hasScopes, TokenCache } from './token-cache.js';
 
 export interface GetTokenOptions {
   /** Whose credential. Default: the manager's subject. */
@@ -51,8 +56,6 @@ export interface ManagerEvents {
 
 /** Guard against pathological loops when joining a proactive refresh that could not run. */
 const MAX_DEMAND_ROUNDS = 3;
-/** Spacing of hot-path-triggered background refresh attempts. */
-const BACKGROUND_THROTTLE_MS = 250;
 
 /**
  * The lifecycle engine. `getAccessToken(server)` answers with a token valid right now or
@@ -61,7 +64,8 @@ const BACKGROUND_THROTTLE_MS = 250;
 export class CredentialManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
   readonly #ctx: EngineContext;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache: TokenCache;
+  readonly #background: BackgroundRefresh;
   readonly #canonical = new Map<string, string>();
   readonly #refreshes = new SingleFlight<StoredCredential>();
   readonly #logins = new SingleFlight<StoredCredential>();
@@ -73,26 +77,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
   constructor(options: CredentialManagerOptions) {
     super();
     this.#o = resolveOptions(options);
-    this.#ctx = {
-      store: this.#o.store,
-      holder: newLeaseHolder(),
-      skewMs: this.#o.skewMs,
-      requestTimeoutMs: this.#o.requestTimeoutMs,
-      leaseTtlMs: this.#o.leaseTtlMs,
-      waitTimeoutMs: this.#o.waitTimeoutMs,
-      pollMs: this.#o.pollMs,
-      backoff: this.#o.backoff,
-      fetch: this.#o.fetch,
-      logger: this.#o.logger,
-      stats: this.#stats,
-      sendResource: this.#o.sendResource,
-      login: {
-        supersedeAfterMs: this.#o.supersedeLoginAfterMs,
-        maxLoginsPerMinute: this.#o.maxLoginsPerMinute,
-      },
-      revocationRetry: this.#o.revocationRetry,
-      warn: (error) => this.#warn(error),
-    };
+    this.#ctx = engineContext(this.#o, this.#stats, (error) => this.#warn(error));
     if (this.#o.retryRevocations) {
       this.#revocations = new RevocationRetrier({
         store: this.#o.store,
@@ -104,9 +89,25 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       });
       this.#revocations.wake();
     }
+    this.#cache = new TokenCache(this.#o.skewMs, (entry) =>
+      this.#background.schedule(entry, entry.proactiveAt),
+    );
+    this.#background = new BackgroundRefresh({
+      ctx: this.#ctx,
+      refreshes: this.#refreshes,
+      cache: this.#cache,
+      timers: this.#o.proactiveRefresh,
+      initialBackoffMs: this.#o.backoff.initialMs,
+    });
     if (this.#o.watch) {
-      this.#unwatch = this.#o.store.watch((events) => this.#onStoreEvents(events), {
+      this.#unwatch = watchStore({
+        store: this.#o.store,
+        cache: this.#cache,
+        logger: this.#o.logger,
         pollMs: this.#o.watchPollMs,
+        onEvent: (event) => this.emit('event', event),
+        onRevocationPending: () => this.#revocations?.wake(),
+        isClosed: () => this.#closed,
       });
     }
   }
@@ -131,7 +132,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     if (options.challenge !== undefined) options = withChallengeScopes(options, options.challenge);
     const canonical = this.#canonicalize(server);
     const subject = options.subject ?? this.#o.subject;
-    const entry = this.#cache.get(cacheSlot(canonical, subject));
+    const entry = this.#cache.get(canonical, subject);
     if (
       entry !== undefined &&
       options.rejectedToken !== entry.token.token &&
@@ -139,7 +140,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     ) {
       const now = Date.now();
       if (now < entry.mandatoryAt) {
-        if (now >= entry.proactiveAt && now >= entry.nextBackgroundAt) this.#refreshInBackground(entry);
+        if (now >= entry.proactiveAt && now >= entry.nextBackgroundAt) this.#background.start(entry);
         return entry.token;
       }
     }
@@ -160,7 +161,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       { server: canonical, subject, reason: 'no-credential', explicit: true, tokensInHand: true },
       this.#o.loginTimeoutMs,
     );
-    return this.#remember(cred).token;
+    return this.#cache.remember(cred).token;
   }
 
   /**
@@ -196,7 +197,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const creds = await this.#o.store.listCredentials({ server: canonical, subject });
     const reports: LogoutReport[] = [];
     for (const cred of creds) {
-      this.#forget(cred.key);
+      this.#cache.forget(cred.key);
       reports.push(await logout(this.#ctx, cred.key, options));
     }
     return reports;
@@ -224,10 +225,10 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
   /** Stop timers and the store watch. The store itself stays open (the caller owns it). */
   close(): void {
     this.#closed = true;
+    this.#background.close();
     this.#revocations?.close();
     this.#unwatch?.();
     this.#unwatch = undefined;
-    for (const entry of this.#cache.values()) clearTimeout(entry.timer);
     this.#cache.clear();
   }
 
@@ -245,13 +246,13 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
         cred.status.state !== 'needs-login' &&
         isUsable(cred, Date.now(), this.#o.skewMs)
       ) {
-        return this.#remember(cred).token;
+        return this.#cache.remember(cred).token;
       }
       if (scoped && cred.status.state !== 'needs-login' && cred.secrets.refreshToken !== undefined) {
         const fresh = await this.#refreshOnDemand(cred).catch((error: unknown) =>
           this.#permanentOrThrow(error),
         );
-        if (fresh !== undefined) return this.#remember(fresh).token;
+        if (fresh !== undefined) return this.#cache.remember(fresh).token;
         reason = 'needs-login';
       }
     }
@@ -287,7 +288,8 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     explicit = false,
   ): Promise<AccessToken> {
     const hook = this.#o.acquire;
-    if (hook === undefined || options.interactive === false) throw loginRequired(server, describe(reason));
+    if (hook === undefined || options.interactive === false)
+      throw loginRequired(server, describeReason(reason));
     const cred = await this.#logins.run(`login\u0000${server}\u0000${subject}`, () =>
       acquireCredential(
         this.#ctx,
@@ -305,7 +307,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
         options.signal,
       ),
     );
-    return this.#remember(cred).token;
+    return this.#cache.remember(cred).token;
   }
 
   /** The credential for (server, subject): a healthy one if any, else the newest. */
@@ -314,111 +316,6 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const healthy = list.filter((c) => c.status.state !== 'needs-login');
     const pool = healthy.length > 0 ? healthy : list;
     return pool.sort((a, b) => b.updatedAt - a.updatedAt)[0];
-  }
-
-  #remember(cred: StoredCredential): CacheEntry {
-    secrets.add(cred.secrets.accessToken);
-    secrets.add(cred.secrets.refreshToken);
-    const slot = cacheSlot(cred.key.server, cred.key.subject);
-    const previous = this.#cache.get(slot);
-    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt)
-      return previous;
-    clearTimeout(previous?.timer);
-    const entry = createEntry(cred, this.#o.skewMs);
-    this.#cache.set(slot, entry);
-    this.#schedule(entry, entry.proactiveAt);
-    return entry;
-  }
-
-  #forget(key: CredentialKey): void {
-    const slot = cacheSlot(key.server, key.subject);
-    const entry = this.#cache.get(slot);
-    if (entry === undefined || entry.cred.key.issuer !== key.issuer) return;
-    clearTimeout(entry.timer);
-    this.#cache.delete(slot);
-  }
-
-  #schedule(entry: CacheEntry, at: number): void {
-    if (!this.#o.proactiveRefresh || this.#closed || entry.cred.secrets.refreshToken === undefined) return;
-    if (!Number.isFinite(at)) return;
-    clearTimeout(entry.timer);
-    // Timers must not keep a CLI process alive; long-running hosts have their own handles.
-    entry.timer = setTimeout(() => this.#refreshInBackground(entry), Math.max(0, at - Date.now()));
-    entry.timer.unref();
-  }
-
-  #refreshInBackground(entry: CacheEntry): void {
-    if (this.#closed) return;
-    entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
-    const key = refreshFlightKey(entry.cred);
-    if (this.#refreshes.current(key) !== undefined) return;
-    this.#refreshes
-      .run(key, () => refreshCredential(this.#ctx, entry.cred, false))
-      .then(
-        (fresh) => this.#afterBackground(entry, fresh),
-        (error: unknown) => this.#backgroundFailed(entry, error),
-      );
-  }
-
-  #afterBackground(entry: CacheEntry, fresh: StoredCredential): void {
-    if (fresh.generation !== entry.cred.generation) {
-      this.#remember(fresh);
-      return;
-    }
-    // Another process holds the lease; its result arrives through the watch. Check back soon.
-    if (this.#cache.get(cacheSlot(fresh.key.server, fresh.key.subject)) === entry) {
-      this.#schedule(entry, Date.now() + BACKGROUND_THROTTLE_MS);
-    }
-  }
-
-  #backgroundFailed(entry: CacheEntry, error: unknown): void {
-    const latchkey = isLatchkeyError(error)
-      ? error
-      : new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, 'background refresh failed unexpectedly.', {
-          server: entry.cred.key.server,
-          retryable: true,
-          cause: error,
-        });
-    this.#warn(latchkey);
-    if (!latchkey.retryable) {
-      this.#forget(entry.cred.key);
-      return;
-    }
-    if (this.#cache.get(cacheSlot(entry.cred.key.server, entry.cred.key.subject)) === entry) {
-      // Once the token is unusable, callers drive on-demand refreshes themselves; the timer
-      // only keeps background attempts going at the backoff's pace.
-      const retryAt = latchkey.retryAt ?? Date.now() + this.#o.backoff.initialMs;
-      this.#schedule(entry, Math.max(retryAt, Date.now() + BACKGROUND_THROTTLE_MS));
-    }
-  }
-
-  #onStoreEvents(events: LifecycleEvent[]): void {
-    const touched = new Map<string, CredentialKey>();
-    for (const event of events) {
-      touched.set(`${event.server}\u0000${event.issuer}\u0000${event.subject}`, event);
-      // A logout elsewhere queued a revocation: look at its due time now, not a minute later.
-      if (event.type === EventType.REVOCATION_PENDING) this.#revocations?.wake();
-      this.emit('event', event);
-    }
-    for (const key of touched.values()) void this.#reload(key);
-  }
-
-  /** Bring the cache in line with the store after another process (or we) changed a credential. */
-  async #reload(key: CredentialKey): Promise<void> {
-    const slot = cacheSlot(key.server, key.subject);
-    const entry = this.#cache.get(slot);
-    if (entry === undefined || entry.cred.key.issuer !== key.issuer || this.#closed) return;
-    try {
-      const cred = await this.#o.store.getCredential({
-        server: key.server,
-        issuer: key.issuer,
-        subject: key.subject,
-      });
-      if (cred === undefined || cred.status.state === 'needs-login') this.#forget(key);
-      else if (cred.generation !== entry.cred.generation) this.#remember(cred);
-    } catch (error) {
-      this.#o.logger.debug('store re-read after a change failed', { server: key.server, error });
-    }
   }
 
   #warn(error: LatchkeyError): void {
@@ -444,20 +341,5 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
         next: { kind: 'configure', detail: 'create a new CredentialManager' },
       });
     }
-  }
-}
-
-function describe(reason: AcquireReason): string {
-  switch (reason) {
-    case 'no-credential':
-      return 'no credential is stored for this server';
-    case 'needs-login':
-      return 'the stored credential was rejected by the authorization server';
-    case 'no-refresh-token':
-      return 'the access token expired and there is no refresh token';
-    case 'scope':
-      return 'the stored credential lacks the requested scopes';
-    case 'requested':
-      return 'a new login was requested';
   }
 }

@@ -1,9 +1,12 @@
 import { DEFAULT_SKEW_MS } from '../credential/expiry.js';
 import { LOCAL_SUBJECT } from '../credential/key.js';
+import type { LatchkeyError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import type { CredentialStore } from '../store/contract.js';
 import type { AcquireHook } from './acquire.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import type { EngineContext, ManagerStats } from './context.js';
+import { newLeaseHolder } from './lease.js';
 import { DEFAULT_REVOCATION_RETRY, type RevocationRetryPolicy } from './pending-revocations.js';
 
 export interface CredentialManagerOptions {
@@ -100,5 +103,30 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     fetch: options.fetch,
     logger: options.logger ?? createLogger(),
     sendResource: options.sendResource ?? true,
+  };
+}
+
+/** What the manager hands its refresh, login and logout transactions: one lease holder per manager. */
+export function engineContext(
+  o: ResolvedOptions,
+  stats: ManagerStats,
+  warn: (error: LatchkeyError) => void,
+): EngineContext {
+  return {
+    store: o.store,
+    holder: newLeaseHolder(),
+    skewMs: o.skewMs,
+    requestTimeoutMs: o.requestTimeoutMs,
+    leaseTtlMs: o.leaseTtlMs,
+    waitTimeoutMs: o.waitTimeoutMs,
+    pollMs: o.pollMs,
+    backoff: o.backoff,
+    fetch: o.fetch,
+    logger: o.logger,
+    stats,
+    sendResource: o.sendResource,
+    login: { supersedeAfterMs: o.supersedeLoginAfterMs, maxLoginsPerMinute: o.maxLoginsPerMinute },
+    revocationRetry: o.revocationRetry,
+    warn,
   };
 }

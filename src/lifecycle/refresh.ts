@@ -105,26 +105,46 @@ async function sendRefresh(
   current: StoredCredential,
   refreshToken: string,
 ): Promise<StoredCredential> {
-  const { key } = current;
   // The AS may echo what we send it; whatever it answers is scrubbed of these.
   secrets.add(current.secrets.accessToken);
   secrets.add(refreshToken);
-  let result;
+  let result: RefreshResult;
   try {
-    const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
-      fetch: ctx.fetch,
-      warn: (text) => ctx.logger.warn(text, { server: key.server }),
-    });
-    ctx.stats.refreshRequests++;
-    ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
-    result = await refreshTokenGrant(client, refreshToken, {
-      timeoutMs: ctx.requestTimeoutMs,
-      ...refreshResource(ctx, current),
-    });
+    result = await requestRefresh(ctx, current, refreshToken);
   } catch (error) {
     if (error instanceof LatchkeyError) throw error;
     return handleFailure(ctx, current, classifyTokenFailure(error), error);
   }
+  return storeRefreshed(ctx, current, result);
+}
+
+type RefreshResult = Awaited<ReturnType<typeof refreshTokenGrant>>;
+
+/** The one refresh request of this attempt, sent as the client the credential was issued to. */
+async function requestRefresh(
+  ctx: EngineContext<RefreshStore>,
+  current: StoredCredential,
+  refreshToken: string,
+): Promise<RefreshResult> {
+  const { key } = current;
+  const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
+    fetch: ctx.fetch,
+    warn: (text) => ctx.logger.warn(text, { server: key.server }),
+  });
+  ctx.stats.refreshRequests++;
+  ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
+  return refreshTokenGrant(client, refreshToken, {
+    timeoutMs: ctx.requestTimeoutMs,
+    ...refreshResource(ctx, current),
+  });
+}
+
+async function storeRefreshed(
+  ctx: EngineContext<RefreshStore>,
+  current: StoredCredential,
+  result: RefreshResult,
+): Promise<StoredCredential> {
+  const { key } = current;
   // From here to the write is the in-flight window (docs/security.md): the AS has rotated the
   // refresh token and this process holds the only copy. Nothing but building the row runs
   // before it is committed: the secrets were registered by grantResult, the event is part of
@@ -148,16 +168,13 @@ async function sendRefresh(
       token: fingerprint(record.secrets.accessToken),
       ...refreshDetail(record),
     });
-  }
-  if (!written.ok) {
+  } else {
     // Logged out (or replaced by a login) while we were refreshing: our tokens must not
     // resurrect the credential (design rule 5). Whatever the store holds now wins.
     ctx.logger.info('refreshed tokens discarded: the credential changed during the refresh', {
       server: key.server,
       reason: written.reason,
     });
-    if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
-    return stored;
   }
   if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
   return stored;

@@ -1,0 +1,91 @@
+import type { StoredCredential } from '../credential/model.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import type { EngineContext } from './context.js';
+import { refreshCredential, refreshFlightKey } from './refresh.js';
+import type { SingleFlight } from './single-flight.js';
+import type { CacheEntry, TokenCache } from './token-cache.js';
+
+/** Spacing of background attempts started from the hot path or after a deferred attempt. */
+export const BACKGROUND_THROTTLE_MS = 250;
+
+export interface BackgroundRefreshOptions {
+  ctx: EngineContext;
+  /** Shared with on-demand refreshes, so a caller joins a background attempt in flight. */
+  refreshes: SingleFlight<StoredCredential>;
+  cache: TokenCache;
+  /** Whether timers run at all (`proactiveRefresh`); hot-path starts run regardless. */
+  timers: boolean;
+  /** First backoff step, used when a retryable failure names no retry time. */
+  initialBackoffMs: number;
+}
+
+/**
+ * Proactive refresh (rule 3 in docs/architecture.md): a timer per cached credential at its
+ * proactive point, and attempts that never wait for another process. Results land in the
+ * cache; failures are warnings, because no caller is waiting for them.
+ */
+export class BackgroundRefresh {
+  readonly #o: BackgroundRefreshOptions;
+  #closed = false;
+
+  constructor(options: BackgroundRefreshOptions) {
+    this.#o = options;
+  }
+
+  schedule(entry: CacheEntry, at: number): void {
+    if (!this.#o.timers || this.#closed || entry.cred.secrets.refreshToken === undefined) return;
+    if (!Number.isFinite(at)) return;
+    clearTimeout(entry.timer);
+    // Timers must not keep a CLI process alive; long-running hosts have their own handles.
+    entry.timer = setTimeout(() => this.start(entry), Math.max(0, at - Date.now()));
+    entry.timer.unref();
+  }
+
+  /** Start an attempt for `entry` unless one for its credential is already running. */
+  start(entry: CacheEntry): void {
+    if (this.#closed) return;
+    entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
+    const key = refreshFlightKey(entry.cred);
+    if (this.#o.refreshes.current(key) !== undefined) return;
+    this.#o.refreshes
+      .run(key, () => refreshCredential(this.#o.ctx, entry.cred, false))
+      .then(
+        (fresh) => this.#succeeded(entry, fresh),
+        (error: unknown) => this.#failed(entry, error),
+      );
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  #succeeded(entry: CacheEntry, fresh: StoredCredential): void {
+    if (fresh.generation !== entry.cred.generation) {
+      this.#o.cache.remember(fresh);
+      return;
+    }
+    // Another process holds the lease; its result arrives through the watch. Check back soon.
+    if (this.#o.cache.holds(entry)) this.schedule(entry, Date.now() + BACKGROUND_THROTTLE_MS);
+  }
+
+  #failed(entry: CacheEntry, error: unknown): void {
+    const latchkey = isLatchkeyError(error)
+      ? error
+      : new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, 'background refresh failed unexpectedly.', {
+          server: entry.cred.key.server,
+          retryable: true,
+          cause: error,
+        });
+    this.#o.ctx.warn(latchkey);
+    if (!latchkey.retryable) {
+      this.#o.cache.forget(entry.cred.key);
+      return;
+    }
+    if (this.#o.cache.holds(entry)) {
+      // Once the token is unusable, callers drive on-demand refreshes themselves; the timer
+      // only keeps background attempts going at the backoff's pace.
+      const retryAt = latchkey.retryAt ?? Date.now() + this.#o.initialBackoffMs;
+      this.schedule(entry, Math.max(retryAt, Date.now() + BACKGROUND_THROTTLE_MS));
+    }
+  }
+}
