@@ -6,15 +6,22 @@
  * and counts what it actually saw. latchkey's tests build on it (test/harness/): they pass
  * their own `storage` and a changeable `accessTokenTtl` to revoke grants and shorten tokens.
  */
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
-import type { ProviderContext } from 'oidc-provider';
+import type { ProviderContext, ProviderMiddleware } from 'oidc-provider';
 
 import { Counters } from './counters.js';
 import { loadOidcProvider } from './load-provider.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
 import { ProviderStorage } from './memory-adapter.js';
+import {
+  DEVICE_CODE_GRANT,
+  LOOPBACK_REDIRECT_URI,
+  providerConfiguration,
+  type ProviderSettings,
+  providerSettings,
+  PUBLIC_CLIENT_ID,
+} from './provider-config.js';
 
 /** Anything that can stand in front of the AS; the fault proxy is one. */
 export interface AuthorizationServerFront {
@@ -124,32 +131,15 @@ export interface AuthorizationServer {
   close(): Promise<void>;
 }
 
-export const PUBLIC_CLIENT_ID = 'mcp-test-client';
-export const LOOPBACK_REDIRECT_URI = 'http://127.0.0.1/callback';
-const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+export { LOOPBACK_REDIRECT_URI, positiveInteger, PUBLIC_CLIENT_ID } from './provider-config.js';
 
 export async function startAuthorizationServer(
   options: AuthorizationServerOptions = {},
 ): Promise<AuthorizationServer> {
   const { Provider, errors } = await loadOidcProvider();
-  const ttlOption = options.accessTokenTtl ?? 10;
-  const accessTokenTtl = (): number =>
-    positiveInteger(typeof ttlOption === 'function' ? ttlOption() : ttlOption, 'accessTokenTtl');
-  accessTokenTtl(); // a bad lifetime fails here, not at the first token request
-  const refreshTokenTtl = positiveInteger(options.refreshTokenTtl ?? 3600, 'refreshTokenTtl');
-  const revokeGrantOnReuse = options.revokeGrantOnReuse ?? true;
-  const refreshTokenGrant = options.refreshTokenGrant ?? true;
-  const issueRefreshToken = (options.issueRefreshToken ?? true) && refreshTokenGrant;
-  const deviceFlowInterval = options.deviceFlowInterval ?? 1;
-  const resources = new Set(options.resources ?? []);
-  const scope = (options.scopes ?? ['mcp:tools']).join(' ');
+  const settings = providerSettings(options);
   const counters = new Counters();
   const storage = options.storage ?? new ProviderStorage();
-  const serviceClient = { clientId: 'mcp-test-service', clientSecret: randomBytes(16).toString('hex') };
-  const resourceServerClient = {
-    clientId: 'mcp-test-resource-server',
-    clientSecret: randomBytes(16).toString('hex'),
-  };
 
   // Listen first: without a front, the issuer is derived from the bound port.
   const server = createServer();
@@ -157,134 +147,12 @@ export async function startAuthorizationServer(
   const directUrl = await listenOnLoopback(server);
   const issuer = options.frontedBy?.origin ?? directUrl;
 
-  const provider = new Provider(issuer, {
-    adapter: storage.adapterFactory,
-    clients: [
-      {
-        client_id: PUBLIC_CLIENT_ID,
-        token_endpoint_auth_method: 'none',
-        // native + http://127.0.0.1: oidc-provider ignores the port when matching (RFC 8252).
-        application_type: 'native',
-        redirect_uris: [LOOPBACK_REDIRECT_URI],
-        response_types: ['code'],
-        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
-      },
-      {
-        client_id: serviceClient.clientId,
-        client_secret: serviceClient.clientSecret,
-        token_endpoint_auth_method: 'client_secret_basic',
-        redirect_uris: [],
-        response_types: [],
-        grant_types: ['client_credentials'],
-      },
-      {
-        client_id: resourceServerClient.clientId,
-        client_secret: resourceServerClient.clientSecret,
-        token_endpoint_auth_method: 'client_secret_basic',
-        redirect_uris: [],
-        response_types: [],
-        grant_types: [],
-      },
-      ...(options.clients ?? []),
-    ],
-    cookies: { keys: [randomBytes(16).toString('hex')] },
-    scopes: ['openid', 'offline_access'],
-    // Any login name is a valid account whose subject is that name.
-    findAccount: (_ctx: ProviderContext, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
-    issueRefreshToken: (_ctx: ProviderContext, client: { grantTypeAllowed(type: string): boolean }) =>
-      issueRefreshToken && client.grantTypeAllowed('refresh_token'),
-    // Refresh tokens outlive the AS's browser session, as offline access does.
-    expiresWithSession: () => false,
-    rotateRefreshToken: options.rotateRefreshToken ?? true,
-    revokeGrantPolicy: (ctx: ProviderContext) => {
-      const oidc = ctx.oidc;
-      // oidc-provider's default: revoking an access token alone leaves the grant alone.
-      if (oidc?.route === 'revocation' && oidc.entities['AccessToken'] !== undefined) return false;
-      // The refresh grant calls this only when a consumed refresh token is presented. Failing
-      // here, before any token is revoked, gives invalid_grant while the grant lives on.
-      if (!revokeGrantOnReuse && oidc?.route === 'token' && oidc.params?.['grant_type'] === 'refresh_token') {
-        throw new errors.InvalidGrant('refresh token already used');
-      }
-      return true;
-    },
-    ttl: {
-      AccessToken: accessTokenTtl,
-      ClientCredentials: accessTokenTtl,
-      RefreshToken: () => refreshTokenTtl,
-      Grant: () => Math.max(refreshTokenTtl, 14 * 24 * 3600),
-      AuthorizationCode: 60,
-      DeviceCode: 600,
-      IdToken: 3600,
-      Interaction: 600,
-      Session: 24 * 3600,
-    },
-    features: {
-      devInteractions: { enabled: true },
-      revocation: {
-        enabled: options.revocation ?? true,
-        allowedPolicy: (_ctx: ProviderContext, client: { clientId: string }, token: { clientId?: string }) =>
-          token.clientId === client.clientId,
-      },
-      introspection: { enabled: options.introspection ?? true, allowedPolicy: () => true },
-      deviceFlow: {
-        enabled: options.deviceFlow ?? true,
-        userCodeInputSource: renderPage('Enter code'),
-        userCodeConfirmSource: renderPage('Confirm device'),
-        successSource: (ctx: { body: unknown }) => {
-          ctx.body = '<!DOCTYPE html><html><body><h1>Sign-in Success</h1></body></html>';
-        },
-      },
-      registration: { enabled: options.registration ?? true },
-      clientCredentials: { enabled: options.clientCredentials ?? true },
-      resourceIndicators: {
-        enabled: true,
-        // Without a resource parameter: the only resource, if there is exactly one.
-        defaultResource: (_ctx: ProviderContext, _client: unknown, oneOf?: string[]) =>
-          oneOf ?? (resources.size === 1 ? [...resources][0] : undefined),
-        // Refresh and code redemption without `resource` keep the granted resource.
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx: ProviderContext, indicator: string) => {
-          if (!resources.has(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
-          return {
-            scope,
-            audience: indicator,
-            accessTokenTTL: accessTokenTtl(),
-            accessTokenFormat: 'opaque',
-          };
-        },
-      },
-    },
-  });
-
-  provider.use(async (ctx, next) => {
-    try {
-      await next();
-      if (!refreshTokenGrant) withoutRefreshGrant(ctx.body);
-    } finally {
-      observe(ctx);
-    }
-  });
-
-  /** Count on the way out, after oidc-provider decided, so the outcome is the real one. */
-  function observe(ctx: ProviderContext): void {
-    const oidc = ctx.oidc;
-    const route = oidc?.route;
-    if (route === undefined) return;
-    const kind = route === 'token' ? grantKind(oidc?.params?.['grant_type']) : route;
-    const body = ctx.body;
-    const error =
-      typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string'
-        ? (body as { error: string }).error
-        : undefined;
-    counters.record(kind, ctx.status < 400 ? 'ok' : (error ?? `http_${ctx.status}`));
-    if (route === 'device_authorization' && ctx.status === 200 && typeof body === 'object' && body !== null) {
-      (body as Record<string, unknown>)['interval'] ??= deviceFlowInterval;
-    }
-  }
-
+  const provider = new Provider(issuer, providerConfiguration(settings, storage, errors));
+  provider.use(countingMiddleware(settings, counters));
   server.on('request', provider.callback());
   options.frontedBy?.setTarget(directUrl);
 
+  const { serviceClient, resourceServerClient, resources } = settings;
   return {
     issuer,
     directUrl,
@@ -292,49 +160,70 @@ export async function startAuthorizationServer(
     redirectUri: LOOPBACK_REDIRECT_URI,
     serviceClient,
     resourceServerClient,
-    scope,
+    scope: settings.scope,
     counters,
     addResource(uri) {
       resources.add(uri);
     },
-    async introspect(token) {
-      const basic = Buffer.from(
-        `${encodeURIComponent(resourceServerClient.clientId)}:${encodeURIComponent(resourceServerClient.clientSecret)}`,
-      ).toString('base64');
-      const response = await fetch(`${directUrl}/token/introspection`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token }),
-      });
-      if (!response.ok)
-        throw new Error(`introspection failed: HTTP ${response.status} ${await response.text()}`);
-      return (await response.json()) as IntrospectionResult;
-    },
+    introspect: (token) => introspect(directUrl, resourceServerClient, token),
     close: () => closeServer(server, sockets),
   };
+}
+
+/**
+ * Count every oidc-provider route on the way out, after it decided, so the outcome is the
+ * real one; and patch the two responses the options change (metadata without the refresh
+ * grant, a device `interval`).
+ */
+function countingMiddleware(settings: ProviderSettings, counters: Counters): ProviderMiddleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+      if (!settings.refreshTokenGrant) withoutRefreshGrant(ctx.body);
+    } finally {
+      observe(ctx, settings, counters);
+    }
+  };
+}
+
+function observe(ctx: ProviderContext, settings: ProviderSettings, counters: Counters): void {
+  const oidc = ctx.oidc;
+  const route = oidc?.route;
+  if (route === undefined) return;
+  const kind = route === 'token' ? grantKind(oidc?.params?.['grant_type']) : route;
+  const body = ctx.body;
+  const error =
+    typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string'
+      ? (body as { error: string }).error
+      : undefined;
+  counters.record(kind, ctx.status < 400 ? 'ok' : (error ?? `http_${ctx.status}`));
+  if (route === 'device_authorization' && ctx.status === 200 && typeof body === 'object' && body !== null) {
+    (body as Record<string, unknown>)['interval'] ??= settings.deviceFlowInterval;
+  }
+}
+
+/** RFC 7662 at the AS itself (never through a front), authenticated as the resource server. */
+async function introspect(
+  directUrl: string,
+  client: ConfidentialClient,
+  token: string,
+): Promise<IntrospectionResult> {
+  const basic = Buffer.from(
+    `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`,
+  ).toString('base64');
+  const response = await fetch(`${directUrl}/token/introspection`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
+  if (!response.ok) throw new Error(`introspection failed: HTTP ${response.status} ${await response.text()}`);
+  return (await response.json()) as IntrospectionResult;
 }
 
 /** Grant types as counter kinds; the device grant's URN is shortened to `device_code`. */
 function grantKind(grantType: unknown): string {
   if (typeof grantType !== 'string') return 'token';
   return grantType === DEVICE_CODE_GRANT ? 'device_code' : grantType;
-}
-
-/** oidc-provider (and its resource-server info) takes whole seconds. */
-export function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a whole number of seconds >= 1`);
-  return value;
-}
-
-/**
- * Plain device-flow pages: just oidc-provider's form, no styling, so the login driver reads
- * exactly the fields a browser would submit (the defaults also pull in web fonts).
- */
-function renderPage(title: string) {
-  return (ctx: { body: unknown }, form: string) => {
-    ctx.body = `<!DOCTYPE html><html><head><title>${title}</title></head><body>${form}</body></html>`;
-  };
 }
 
 /** Drop refresh_token from a metadata document's grant_types_supported. */

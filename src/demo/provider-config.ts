@@ -1,0 +1,199 @@
+/**
+ * The oidc-provider configuration behind the demo AS, built from its options in named parts:
+ * the pre-registered clients, the token policy (lifetimes, rotation, reuse) and the feature
+ * switches. Kept apart from the server's start-up so each part reads as one decision.
+ */
+import { randomBytes } from 'node:crypto';
+
+import type { ProviderContext } from 'oidc-provider';
+
+import type { AuthorizationServerOptions, ConfidentialClient } from './authorization-server.js';
+import type { OidcProviderModule } from './load-provider.js';
+import type { ProviderStorage } from './memory-adapter.js';
+
+export const PUBLIC_CLIENT_ID = 'mcp-test-client';
+export const LOOPBACK_REDIRECT_URI = 'http://127.0.0.1/callback';
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+type ProviderErrors = OidcProviderModule['errors'];
+
+/** The options with their defaults applied, validated once at start. */
+export interface ProviderSettings {
+  readonly options: AuthorizationServerOptions;
+  /** Asked at every issue, so a test can change the lifetime while the server runs. */
+  readonly accessTokenTtl: () => number;
+  readonly refreshTokenTtl: number;
+  readonly revokeGrantOnReuse: boolean;
+  readonly refreshTokenGrant: boolean;
+  readonly issueRefreshToken: boolean;
+  readonly deviceFlowInterval: number;
+  /** Grows at run time (addResource): the MCP server's URL is known only once it listens. */
+  readonly resources: Set<string>;
+  readonly scope: string;
+  readonly serviceClient: ConfidentialClient;
+  readonly resourceServerClient: ConfidentialClient;
+}
+
+export function providerSettings(options: AuthorizationServerOptions): ProviderSettings {
+  const ttlOption = options.accessTokenTtl ?? 10;
+  const accessTokenTtl = (): number =>
+    positiveInteger(typeof ttlOption === 'function' ? ttlOption() : ttlOption, 'accessTokenTtl');
+  accessTokenTtl(); // a bad lifetime fails here, not at the first token request
+  const refreshTokenGrant = options.refreshTokenGrant ?? true;
+  return {
+    options,
+    accessTokenTtl,
+    refreshTokenTtl: positiveInteger(options.refreshTokenTtl ?? 3600, 'refreshTokenTtl'),
+    revokeGrantOnReuse: options.revokeGrantOnReuse ?? true,
+    refreshTokenGrant,
+    issueRefreshToken: (options.issueRefreshToken ?? true) && refreshTokenGrant,
+    deviceFlowInterval: options.deviceFlowInterval ?? 1,
+    resources: new Set(options.resources ?? []),
+    scope: (options.scopes ?? ['mcp:tools']).join(' '),
+    serviceClient: { clientId: 'mcp-test-service', clientSecret: randomBytes(16).toString('hex') },
+    resourceServerClient: {
+      clientId: 'mcp-test-resource-server',
+      clientSecret: randomBytes(16).toString('hex'),
+    },
+  };
+}
+
+/** oidc-provider (and its resource-server info) takes whole seconds. */
+export function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a whole number of seconds >= 1`);
+  return value;
+}
+
+export function providerConfiguration(
+  settings: ProviderSettings,
+  storage: ProviderStorage,
+  errors: ProviderErrors,
+): object {
+  return {
+    adapter: storage.adapterFactory,
+    clients: registeredClients(settings),
+    cookies: { keys: [randomBytes(16).toString('hex')] },
+    scopes: ['openid', 'offline_access'],
+    // Any login name is a valid account whose subject is that name.
+    findAccount: (_ctx: ProviderContext, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    ...tokenPolicy(settings, errors),
+    features: providerFeatures(settings, errors),
+  };
+}
+
+function registeredClients(settings: ProviderSettings): Record<string, unknown>[] {
+  const { serviceClient, resourceServerClient } = settings;
+  return [
+    {
+      client_id: PUBLIC_CLIENT_ID,
+      token_endpoint_auth_method: 'none',
+      // native + http://127.0.0.1: oidc-provider ignores the port when matching (RFC 8252).
+      application_type: 'native',
+      redirect_uris: [LOOPBACK_REDIRECT_URI],
+      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+    },
+    {
+      client_id: serviceClient.clientId,
+      client_secret: serviceClient.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: [],
+      response_types: [],
+      grant_types: ['client_credentials'],
+    },
+    {
+      client_id: resourceServerClient.clientId,
+      client_secret: resourceServerClient.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: [],
+      response_types: [],
+      grant_types: [],
+    },
+    ...(settings.options.clients ?? []),
+  ];
+}
+
+/** Which grants get refresh tokens, how long everything lives, and what a reused refresh token costs. */
+function tokenPolicy(settings: ProviderSettings, errors: ProviderErrors): object {
+  const { accessTokenTtl, refreshTokenTtl, revokeGrantOnReuse } = settings;
+  return {
+    issueRefreshToken: (_ctx: ProviderContext, client: { grantTypeAllowed(type: string): boolean }) =>
+      settings.issueRefreshToken && client.grantTypeAllowed('refresh_token'),
+    // Refresh tokens outlive the AS's browser session, as offline access does.
+    expiresWithSession: () => false,
+    rotateRefreshToken: settings.options.rotateRefreshToken ?? true,
+    revokeGrantPolicy: (ctx: ProviderContext) => {
+      const oidc = ctx.oidc;
+      // oidc-provider's default: revoking an access token alone leaves the grant alone.
+      if (oidc?.route === 'revocation' && oidc.entities['AccessToken'] !== undefined) return false;
+      // The refresh grant calls this only when a consumed refresh token is presented. Failing
+      // here, before any token is revoked, gives invalid_grant while the grant lives on.
+      if (!revokeGrantOnReuse && oidc?.route === 'token' && oidc.params?.['grant_type'] === 'refresh_token') {
+        throw new errors.InvalidGrant('refresh token already used');
+      }
+      return true;
+    },
+    ttl: {
+      AccessToken: accessTokenTtl,
+      ClientCredentials: accessTokenTtl,
+      RefreshToken: () => refreshTokenTtl,
+      Grant: () => Math.max(refreshTokenTtl, 14 * 24 * 3600),
+      AuthorizationCode: 60,
+      DeviceCode: 600,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 24 * 3600,
+    },
+  };
+}
+
+function providerFeatures(settings: ProviderSettings, errors: ProviderErrors): object {
+  const { options, resources } = settings;
+  return {
+    devInteractions: { enabled: true },
+    revocation: {
+      enabled: options.revocation ?? true,
+      allowedPolicy: (_ctx: ProviderContext, client: { clientId: string }, token: { clientId?: string }) =>
+        token.clientId === client.clientId,
+    },
+    introspection: { enabled: options.introspection ?? true, allowedPolicy: () => true },
+    deviceFlow: {
+      enabled: options.deviceFlow ?? true,
+      userCodeInputSource: renderPage('Enter code'),
+      userCodeConfirmSource: renderPage('Confirm device'),
+      successSource: (ctx: { body: unknown }) => {
+        ctx.body = '<!DOCTYPE html><html><body><h1>Sign-in Success</h1></body></html>';
+      },
+    },
+    registration: { enabled: options.registration ?? true },
+    clientCredentials: { enabled: options.clientCredentials ?? true },
+    resourceIndicators: {
+      enabled: true,
+      // Without a resource parameter: the only resource, if there is exactly one.
+      defaultResource: (_ctx: ProviderContext, _client: unknown, oneOf?: string[]) =>
+        oneOf ?? (resources.size === 1 ? [...resources][0] : undefined),
+      // Refresh and code redemption without `resource` keep the granted resource.
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx: ProviderContext, indicator: string) => {
+        if (!resources.has(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+        return {
+          scope: settings.scope,
+          audience: indicator,
+          accessTokenTTL: settings.accessTokenTtl(),
+          accessTokenFormat: 'opaque',
+        };
+      },
+    },
+  };
+}
+
+/**
+ * Plain device-flow pages: just oidc-provider's form, no styling, so the login driver reads
+ * exactly the fields a browser would submit (the defaults also pull in web fonts).
+ */
+function renderPage(title: string) {
+  return (ctx: { body: unknown }, form: string) => {
+    ctx.body = `<!DOCTYPE html><html><head><title>${title}</title></head><body>${form}</body></html>`;
+  };
+}
