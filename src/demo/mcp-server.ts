@@ -20,6 +20,7 @@ import { z } from 'zod';
 
 import type { AuthorizationServer } from './authorization-server.js';
 import { Counters } from './counters.js';
+import { authenticate, type BearerCheck, header, protectedResource } from './bearer-check.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
 import { sendJson } from './reply.js';
 
@@ -78,6 +79,14 @@ export interface McpServerHandle {
   close(): Promise<void>;
 }
 
+/** What serving a request needs; one per started server. */
+interface ServerState {
+  readonly path: string;
+  readonly check: BearerCheck;
+  readonly sessions: Map<string, StreamableHTTPServerTransport>;
+  readonly intercept: RequestInterceptor | undefined;
+}
+
 export async function startMcpServer(options: McpServerOptions): Promise<McpServerHandle> {
   const as = options.authorizationServer;
   const path = options.path ?? '/mcp';
@@ -85,149 +94,29 @@ export async function startMcpServer(options: McpServerOptions): Promise<McpServ
   const counters = options.counters ?? new Counters();
   const sessions = options.sessions ?? new Map<string, StreamableHTTPServerTransport>();
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+  // Listen first: the resource URL (and so the token audience) contains the bound port.
+  const server = createServer();
+  const sockets = trackSockets(server);
+  const directUrl = await listenOnLoopback(server, options.port);
+  const resource = protectedResource(options.frontedBy?.origin ?? directUrl, path, as.issuer, requiredScopes);
+  const state: ServerState = {
+    path,
+    check: { resource, introspect: (token) => as.introspect(token), counters },
+    sessions,
+    intercept: options.intercept,
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handle(state, req, res).catch((error: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: String(error) });
       else res.destroy();
     });
   });
-  const sockets = trackSockets(server);
-  const directUrl = await listenOnLoopback(server, options.port);
-  const origin = options.frontedBy?.origin ?? directUrl;
-  const url = `${origin}${path}`;
-  const resourceMetadataUrl = `${origin}/.well-known/oauth-protected-resource${path}`;
-  as.addResource(url);
+  as.addResource(resource.url);
   options.frontedBy?.setTarget(directUrl);
 
-  const metadata = {
-    resource: url,
-    authorization_servers: [as.issuer],
-    scopes_supported: requiredScopes,
-    bearer_methods_supported: ['header'],
-    resource_name: 'latchkey test MCP server',
-  };
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const pathname = new URL(req.url ?? '/', 'http://mcp.invalid').pathname;
-    if (
-      req.method === 'GET' &&
-      (pathname === `/.well-known/oauth-protected-resource${path}` ||
-        pathname === '/.well-known/oauth-protected-resource')
-    ) {
-      sendJson(res, 200, metadata);
-      return;
-    }
-    if (pathname !== path) {
-      sendJson(res, 404, { error: 'not_found' });
-      return;
-    }
-
-    const auth = await authenticate(req, res);
-    if (auth === undefined) return;
-
-    const body = req.method === 'POST' ? await readJson(req, res) : undefined;
-    if (body === INVALID) return;
-    for (const message of Array.isArray(body) ? body : [body]) recordRpc(message);
-    if (options.intercept?.(req, res, body, auth) === true) return;
-
-    const sessionId = header(req, 'mcp-session-id');
-    let transport = sessionId === undefined ? undefined : sessions.get(sessionId);
-    if (sessionId !== undefined && transport === undefined) {
-      counters.record('session', 'not-found');
-      sendJson(res, 404, rpcError(-32001, 'Session not found'));
-      return;
-    }
-    if (transport === undefined) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        sendJson(res, 400, rpcError(-32000, 'Bad Request: no valid session id'));
-        return;
-      }
-      transport = await openSession();
-    }
-    await transport.handleRequest(Object.assign(req, { auth }), res, body);
-  }
-
-  /** A new SDK server and transport per session, as the SDK's stateful examples do. */
-  async function openSession(): Promise<StreamableHTTPServerTransport> {
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
-        sessions.set(id, transport);
-        counters.record('session', 'created');
-      },
-      onsessionclosed: (id) => {
-        if (sessions.delete(id)) counters.record('session', 'closed');
-      },
-    });
-    transport.onclose = () => {
-      const id = transport.sessionId;
-      if (id !== undefined) sessions.delete(id);
-    };
-    await buildServer().connect(transport);
-    return transport;
-  }
-
-  /** Bearer check by introspection. Answers the rejection itself and returns undefined. */
-  async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<AuthInfo | undefined> {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
-    if (match?.[1] === undefined) {
-      counters.record('auth', 'missing');
-      challenge(res, 401, {});
-      return undefined;
-    }
-    const token = match[1];
-    const info = await as.introspect(token);
-    const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
-    if (!info.active || !audiences.includes(url)) {
-      counters.record('auth', 'invalid_token');
-      const description = info.active ? 'token audience is not this server' : 'token is not active';
-      challenge(res, 401, { error: 'invalid_token', error_description: description });
-      return undefined;
-    }
-    const scopes = (info.scope ?? '').split(' ').filter(Boolean);
-    const missing = requiredScopes.filter((s) => !scopes.includes(s));
-    if (missing.length > 0) {
-      counters.record('auth', 'insufficient_scope');
-      challenge(res, 403, {
-        error: 'insufficient_scope',
-        error_description: `missing scope ${missing.join(' ')}`,
-      });
-      return undefined;
-    }
-    counters.record('auth', 'ok');
-    return {
-      token,
-      clientId: info.client_id ?? '',
-      scopes,
-      ...(info.exp === undefined ? {} : { expiresAt: info.exp }),
-      resource: new URL(url),
-      extra: { sub: info.sub },
-    };
-  }
-
-  function challenge(
-    res: ServerResponse,
-    status: 401 | 403,
-    error: { error?: string; error_description?: string },
-  ): void {
-    const params = [`resource_metadata="${resourceMetadataUrl}"`, `scope="${requiredScopes.join(' ')}"`];
-    if (error.error !== undefined) params.unshift(`error="${error.error}"`);
-    if (error.error_description !== undefined) params.push(`error_description="${error.error_description}"`);
-    res.setHeader('www-authenticate', `Bearer ${params.join(', ')}`);
-    sendJson(res, status, error.error === undefined ? { error: 'unauthorized' } : error);
-  }
-
-  function recordRpc(message: unknown): void {
-    if (typeof message !== 'object' || message === null) return;
-    const { method, params } = message as { method?: unknown; params?: { name?: unknown } };
-    if (typeof method !== 'string') return;
-    counters.record('rpc', method);
-    if (method === 'tools/call' && typeof params?.name === 'string') counters.record('tool', params.name);
-  }
-
   return {
-    url,
-    resourceMetadataUrl,
+    url: resource.url,
+    resourceMetadataUrl: resource.metadataUrl,
     directUrl,
     counters,
     async close() {
@@ -237,6 +126,89 @@ export async function startMcpServer(options: McpServerOptions): Promise<McpServ
       await closeServer(server, sockets);
     },
   };
+}
+
+async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { path, check } = state;
+  const pathname = new URL(req.url ?? '/', 'http://mcp.invalid').pathname;
+  if (
+    req.method === 'GET' &&
+    (pathname === `/.well-known/oauth-protected-resource${path}` ||
+      pathname === '/.well-known/oauth-protected-resource')
+  ) {
+    sendJson(res, 200, check.resource.metadata);
+    return;
+  }
+  if (pathname !== path) {
+    sendJson(res, 404, { error: 'not_found' });
+    return;
+  }
+
+  const auth = await authenticate(check, req, res);
+  if (auth === undefined) return;
+
+  const body = req.method === 'POST' ? await readJson(req, res) : undefined;
+  if (body === INVALID) return;
+  for (const message of Array.isArray(body) ? body : [body]) recordRpc(check.counters, message);
+  if (state.intercept?.(req, res, body, auth) === true) return;
+  await handleInSession(state, req, res, body, auth);
+}
+
+/** The SDK's stateful sessions: a known session id, or an initialize that opens one. */
+async function handleInSession(
+  state: ServerState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  auth: AuthInfo,
+): Promise<void> {
+  const { sessions, check } = state;
+  const sessionId = header(req, 'mcp-session-id');
+  let transport = sessionId === undefined ? undefined : sessions.get(sessionId);
+  if (sessionId !== undefined && transport === undefined) {
+    check.counters.record('session', 'not-found');
+    sendJson(res, 404, rpcError(-32001, 'Session not found'));
+    return;
+  }
+  if (transport === undefined) {
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      sendJson(res, 400, rpcError(-32000, 'Bad Request: no valid session id'));
+      return;
+    }
+    transport = await openSession(sessions, check.counters);
+  }
+  await transport.handleRequest(Object.assign(req, { auth }), res, body);
+}
+
+/** A new SDK server and transport per session, as the SDK's stateful examples do. */
+async function openSession(
+  sessions: Map<string, StreamableHTTPServerTransport>,
+  counters: Counters,
+): Promise<StreamableHTTPServerTransport> {
+  const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: () => randomUUID(),
+    onsessioninitialized: (id) => {
+      sessions.set(id, transport);
+      counters.record('session', 'created');
+    },
+    onsessionclosed: (id) => {
+      if (sessions.delete(id)) counters.record('session', 'closed');
+    },
+  });
+  transport.onclose = () => {
+    const id = transport.sessionId;
+    if (id !== undefined) sessions.delete(id);
+  };
+  await buildServer().connect(transport);
+  return transport;
+}
+
+function recordRpc(counters: Counters, message: unknown): void {
+  if (typeof message !== 'object' || message === null) return;
+  const { method, params } = message as { method?: unknown; params?: { name?: unknown } };
+  if (typeof method !== 'string') return;
+  counters.record('rpc', method);
+  if (method === 'tools/call' && typeof params?.name === 'string') counters.record('tool', params.name);
 }
 
 /**
@@ -267,11 +239,6 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unkn
     sendJson(res, 400, rpcError(-32700, 'Parse error'));
     return INVALID;
   }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function rpcError(code: number, message: string): object {

@@ -1,0 +1,115 @@
+/**
+ * The demo MCP server's resource-server half: what it advertises (RFC 9728 metadata) and how
+ * it checks a bearer token (RFC 7662 introspection at the AS), answering every rejection
+ * with the RFC 6750 challenge a client needs to find the AS and the scopes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+
+import type { AuthorizationServer } from './authorization-server.js';
+import type { Counters } from './counters.js';
+import { sendJson } from './reply.js';
+
+/** This server as an OAuth protected resource. */
+export interface ProtectedResource {
+  /** The RFC 8707 resource and token audience. */
+  readonly url: string;
+  /** Path-inserted form (RFC 9728 3.1). */
+  readonly metadataUrl: string;
+  readonly requiredScopes: readonly string[];
+  readonly metadata: object;
+}
+
+export function protectedResource(
+  origin: string,
+  path: string,
+  issuer: string,
+  requiredScopes: readonly string[],
+): ProtectedResource {
+  const url = `${origin}${path}`;
+  return {
+    url,
+    metadataUrl: `${origin}/.well-known/oauth-protected-resource${path}`,
+    requiredScopes,
+    metadata: {
+      resource: url,
+      authorization_servers: [issuer],
+      scopes_supported: requiredScopes,
+      bearer_methods_supported: ['header'],
+      resource_name: 'latchkey test MCP server',
+    },
+  };
+}
+
+export interface BearerCheck {
+  resource: ProtectedResource;
+  introspect: AuthorizationServer['introspect'];
+  /** `auth` is counted per request: missing | invalid_token | insufficient_scope | ok. */
+  counters: Counters;
+}
+
+/** Bearer check by introspection. Answers the rejection itself and returns undefined. */
+export async function authenticate(
+  check: BearerCheck,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<AuthInfo | undefined> {
+  const { resource, counters } = check;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
+  if (match?.[1] === undefined) {
+    counters.record('auth', 'missing');
+    challenge(resource, res, 401, {});
+    return undefined;
+  }
+  const token = match[1];
+  const info = await check.introspect(token);
+  const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
+  if (!info.active || !audiences.includes(resource.url)) {
+    counters.record('auth', 'invalid_token');
+    const description = info.active ? 'token audience is not this server' : 'token is not active';
+    challenge(resource, res, 401, { error: 'invalid_token', error_description: description });
+    return undefined;
+  }
+  const scopes = (info.scope ?? '').split(' ').filter(Boolean);
+  const missing = resource.requiredScopes.filter((s) => !scopes.includes(s));
+  if (missing.length > 0) {
+    counters.record('auth', 'insufficient_scope');
+    challenge(resource, res, 403, {
+      error: 'insufficient_scope',
+      error_description: `missing scope ${missing.join(' ')}`,
+    });
+    return undefined;
+  }
+  counters.record('auth', 'ok');
+  return {
+    token,
+    clientId: info.client_id ?? '',
+    scopes,
+    ...(info.exp === undefined ? {} : { expiresAt: info.exp }),
+    resource: new URL(resource.url),
+    extra: { sub: info.sub },
+  };
+}
+
+function challenge(
+  resource: ProtectedResource,
+  res: ServerResponse,
+  status: 401 | 403,
+  error: { error?: string; error_description?: string },
+): void {
+  const params = [
+    `resource_metadata="${resource.metadataUrl}"`,
+    `scope="${resource.requiredScopes.join(' ')}"`,
+  ];
+  if (error.error !== undefined) params.unshift(`error="${error.error}"`);
+  if (error.error_description !== undefined) params.push(`error_description="${error.error_description}"`);
+  res.setHeader('www-authenticate', `Bearer ${params.join(', ')}`);
+  sendJson(res, status, error.error === undefined ? { error: 'unauthorized' } : error);
+}
+
+/** The first value of a request header (node gives an array for repeated ones). */
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
