@@ -43,78 +43,112 @@ export interface ProxyAuthorizer {
 }
 
 export function createProxyAuthorizer(options: ProxyAuthorizerOptions): ProxyAuthorizer {
-  let flight: Promise<void> | undefined;
-  // What the user must do by hand while the login waits: a device code, or the URL of a
-  // browser login whose browser could not be started. Either answers the host at once.
-  let pending: JsonRpcError | undefined;
-  const pendingWaiters = new Set<(answer: JsonRpcError) => void>();
-
-  function showPending(answer: JsonRpcError): void {
-    pending = answer;
-    for (const waiter of pendingWaiters) waiter(answer);
-  }
-
-  let prompt: DevicePrompt | undefined;
-  function showPrompt(shown: DevicePrompt): void {
-    prompt = shown;
-    showPending(deviceLoginPending(options.server, shown));
-  }
-
-  function login(): Promise<void> {
-    if (options.runLogin !== undefined) return options.runLogin(showPrompt);
-    return options.manager
-      .getToken(options.server, {
-        interactive: true,
-        ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
-        ...(options.subject === undefined ? {} : { subject: options.subject }),
-      })
-      .then(() => undefined);
-  }
-
-  function start(): Promise<void> {
-    flight ??= login().finally(() => {
-      flight = undefined;
-      prompt = undefined;
-      pending = undefined;
-    });
-    // Observed by whoever awaits it; a background device login may have no waiter left.
-    flight.catch(() => undefined);
-    return flight;
-  }
+  const logins = new ProxyLogins(options);
 
   async function authorize(error: LatchkeyError, signal: AbortSignal): Promise<void> {
     if (options.login === 'never' || error.code !== ErrorCode.LOGIN_REQUIRED) throw error;
-    const login = start();
-    const shown = prompt;
-    if (shown !== undefined ? shown.expiresAt > Date.now() : pending !== undefined)
-      throw new RpcFailure(pending ?? deviceLoginPending(options.server, shown as DevicePrompt));
-    let onPending!: (answer: JsonRpcError) => void;
-    const pendingShown = new Promise<never>((_, reject) => {
-      onPending = (answer) => reject(new RpcFailure(answer));
-    });
-    pendingShown.catch(() => undefined);
-    pendingWaiters.add(onPending);
-    let onAbort!: () => void;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    aborted.catch(() => undefined);
-    try {
-      await Promise.race([login, pendingShown, aborted]);
-    } finally {
-      pendingWaiters.delete(onPending);
-      signal.removeEventListener('abort', onAbort);
-    }
+    const login = logins.start();
+    const answer = logins.answerNow();
+    if (answer !== undefined) throw new RpcFailure(answer);
+    await untilDone(login, logins, signal);
   }
 
   return {
     authorize,
     onDevicePrompt(shown, server) {
-      if (server === options.server) showPrompt(shown);
+      if (server === options.server) logins.showPrompt(shown);
     },
     onBrowserUnavailable(url, server) {
-      if (server === options.server) showPending(browserLoginPending(options.server, url));
+      if (server === options.server) logins.showPending(browserLoginPending(options.server, url));
     },
   };
+}
+
+/**
+ * The proxy's one login in flight, and what the user must do by hand while it waits: a
+ * device code, or the URL of a browser login whose browser could not be started. Either
+ * answers the host at once.
+ */
+class ProxyLogins {
+  readonly #options: ProxyAuthorizerOptions;
+  #flight: Promise<void> | undefined;
+  #pending: JsonRpcError | undefined;
+  #prompt: DevicePrompt | undefined;
+  readonly #waiters = new Set<(answer: JsonRpcError) => void>();
+
+  constructor(options: ProxyAuthorizerOptions) {
+    this.#options = options;
+  }
+
+  /** The login in flight, started if there is none. */
+  start(): Promise<void> {
+    this.#flight ??= this.#login().finally(() => {
+      this.#flight = undefined;
+      this.#prompt = undefined;
+      this.#pending = undefined;
+    });
+    // Observed by whoever awaits it; a background device login may have no waiter left.
+    this.#flight.catch(() => undefined);
+    return this.#flight;
+  }
+
+  /** What to tell the host right away, if the user has something to do by hand. */
+  answerNow(): JsonRpcError | undefined {
+    const shown = this.#prompt;
+    // An expired device code is not worth showing: the request waits for the next one.
+    if (shown !== undefined ? shown.expiresAt <= Date.now() : this.#pending === undefined) return undefined;
+    return this.#pending ?? deviceLoginPending(this.#options.server, shown as DevicePrompt);
+  }
+
+  showPending(answer: JsonRpcError): void {
+    this.#pending = answer;
+    for (const waiter of this.#waiters) waiter(answer);
+  }
+
+  showPrompt(shown: DevicePrompt): void {
+    this.#prompt = shown;
+    this.showPending(deviceLoginPending(this.#options.server, shown));
+  }
+
+  /** Call `waiter` when something to do by hand appears; returns the unsubscribe. */
+  onPending(waiter: (answer: JsonRpcError) => void): () => void {
+    this.#waiters.add(waiter);
+    return () => this.#waiters.delete(waiter);
+  }
+
+  #login(): Promise<void> {
+    const { runLogin, manager, server, scopes, subject } = this.#options;
+    if (runLogin !== undefined) return runLogin((shown) => this.showPrompt(shown));
+    return manager
+      .getToken(server, {
+        interactive: true,
+        ...(scopes === undefined ? {} : { scopes }),
+        ...(subject === undefined ? {} : { subject }),
+      })
+      .then(() => undefined);
+  }
+}
+
+/**
+ * A request waits for the login to finish, but fails at once with the by-hand answer if one
+ * appears meanwhile, or with the request's own abort.
+ */
+async function untilDone(login: Promise<void>, logins: ProxyLogins, signal: AbortSignal): Promise<void> {
+  let unsubscribe!: () => void;
+  const pendingShown = new Promise<never>((_, reject) => {
+    unsubscribe = logins.onPending((answer) => reject(new RpcFailure(answer)));
+  });
+  pendingShown.catch(() => undefined);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  try {
+    await Promise.race([login, pendingShown, aborted]);
+  } finally {
+    unsubscribe();
+    signal.removeEventListener('abort', onAbort);
+  }
 }
