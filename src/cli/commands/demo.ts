@@ -33,14 +33,50 @@ export interface DemoOptions {
 /** The login name the automatic approval signs in with. */
 const DEMO_USER = 'demo-user';
 
+/** What the tour runs on, started by `setUp` and stopped by `tearDown`. */
+interface Tour {
+  readonly options: DemoOptions;
+  readonly say: (text: string) => void;
+  readonly as: Demo.AuthorizationServer;
+  readonly mcp: Demo.McpServerHandle;
+  readonly home: string;
+  readonly store: Awaited<ReturnType<typeof openSqliteStore>>;
+  readonly manager: CredentialManager;
+}
+
 /**
  * A tour on this machine only: a real authorization server (oidc-provider) and a real MCP
  * server (the MCP SDK) on 127.0.0.1, the same components latchkey's tests run against, and a
  * throw-away store. Login, a tool call, a silent refresh, status, and a logout that revokes.
  */
 export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
+  const tour = await setUp(io, options);
+  const step = (n: number, title: string): void => tour.say(`\n[${n}/5] ${title}`);
+  try {
+    step(1, 'Log in');
+    await logIn(tour);
+    step(2, 'Call a tool through latchkey');
+    const whoami = await callTool(tour.manager, tour.mcp.url, 'whoami', {});
+    tour.say(
+      `  whoami -> "${whoami}" (the account you signed in as; the server checked the token with the AS)`,
+    );
+    step(3, 'Let the access token expire');
+    const { access } = await outliveToken(tour);
+    step(4, 'latchkey status');
+    // On stderr with the rest of the tour, so the lines stay in order.
+    await status(tour.store, { ...io, out: io.err }, { json: false });
+    step(5, 'Log out, for real');
+    await logOut(tour, access);
+    tour.say(
+      '\nDone. Next: `latchkey login <your server>`, or put `latchkey proxy <url>` in your MCP host config.',
+    );
+  } finally {
+    await tearDown(tour);
+  }
+}
+
+async function setUp(io: CliIO, options: DemoOptions): Promise<Tour> {
   const say = (text: string): void => io.err(`${text}\n`);
-  const step = (n: number, title: string): void => say(`\n[${n}/5] ${title}`);
   // Loaded here so that no other command pays for oidc-provider.
   const harness = await import('../../demo/index.js');
   const as = await harness.startAuthorizationServer({
@@ -63,70 +99,67 @@ export async function demo(io: CliIO, options: DemoOptions): Promise<void> {
       ...(options.byHand ? {} : { openBrowser: (url: string) => approveInBrowser(harness, url, say) }),
     }),
   });
-  try {
-    step(1, 'Log in');
-    say(
-      options.byHand
-        ? '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access. The pages are on 127.0.0.1, so use a browser on\n  this machine (over SSH: ssh -L). To let the demo sign in instead: Ctrl-C, then `latchkey demo`.'
-        : `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}"\n  (\`latchkey demo --by-hand\` to sign in yourself).`,
-    );
-    // `openid` too: the ID token is how the AS says who signed in (status's ACCOUNT column).
-    const token = await manager.login(mcp.url, { scopes: [...as.scope.split(' '), 'openid'] });
-    // `token.subject` is the local user the credential is kept for, not the AS account.
-    const account = (await store.listCredentials({ server: mcp.url }))[0]?.account;
-    say(
-      `  logged in${account === undefined ? '' : ` as "${account}"`} with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
-    );
+  return { options, say, as, mcp, home, store, manager };
+}
 
-    step(2, 'Call a tool through latchkey');
-    const whoami = await callTool(manager, mcp.url, 'whoami', {});
-    say(`  whoami -> "${whoami}" (the account you signed in as; the server checked the token with the AS)`);
+async function tearDown({ manager, store, mcp, as, home }: Tour): Promise<void> {
+  manager.close();
+  await store.close();
+  await mcp.close();
+  await as.close();
+  await rm(home, { recursive: true, force: true });
+}
 
-    step(3, 'Let the access token expire');
-    const before = await storedCredential(store, mcp.url);
-    say(`  waiting ${options.tokenSeconds + 1} s ...`);
-    await new Promise((r) => setTimeout(r, (options.tokenSeconds + 1) * 1000));
-    const echo = await callTool(manager, mcp.url, 'echo', { text: 'still here' });
-    const after = await storedCredential(store, mcp.url);
-    const refreshes = as.counters.count('refresh_token', 'ok');
-    say(
-      `  echo -> "${echo}": no login needed; the AS saw ${refreshes} refresh request${refreshes === 1 ? '' : 's'}` +
-        ' (latchkey refreshes ahead of expiry, once per token across every process).',
-    );
-    say(
-      `  access token #${fingerprint(before.access)} became #${fingerprint(after.access)} (fingerprints, never the tokens),` +
-        `\n  generation ${before.generation} -> ${after.generation}.`,
-    );
+async function logIn({ options, say, as, mcp, store, manager }: Tour): Promise<void> {
+  say(
+    options.byHand
+      ? '  A browser opens (or, with no display, a device code appears): sign in with any name\n  and any password, then allow access. The pages are on 127.0.0.1, so use a browser on\n  this machine (over SSH: ssh -L). To let the demo sign in instead: Ctrl-C, then `latchkey demo`.'
+      : `  latchkey finds the AS from the server's metadata, registers itself (RFC 7591) and starts a\n  PKCE login. The demo plays your browser and signs in as "${DEMO_USER}"\n  (\`latchkey demo --by-hand\` to sign in yourself).`,
+  );
+  // `openid` too: the ID token is how the AS says who signed in (status's ACCOUNT column).
+  const token = await manager.login(mcp.url, { scopes: [...as.scope.split(' '), 'openid'] });
+  // `token.subject` is the local user the credential is kept for, not the AS account.
+  const account = (await store.listCredentials({ server: mcp.url }))[0]?.account;
+  say(
+    `  logged in${account === undefined ? '' : ` as "${account}"`} with scopes "${token.scopes.join(' ')}"; the token lasts ${options.tokenSeconds} s.`,
+  );
+}
 
-    step(4, 'latchkey status');
-    // On stderr with the rest of the tour, so the lines stay in order.
-    await status(store, { ...io, out: io.err }, { json: false });
+/** Wait past the token's expiry, call again, and show that a refresh (not a login) happened. */
+async function outliveToken({ options, say, as, mcp, store, manager }: Tour): Promise<{ access: string }> {
+  const before = await storedCredential(store, mcp.url);
+  say(`  waiting ${options.tokenSeconds + 1} s ...`);
+  await new Promise((r) => setTimeout(r, (options.tokenSeconds + 1) * 1000));
+  const echo = await callTool(manager, mcp.url, 'echo', { text: 'still here' });
+  const after = await storedCredential(store, mcp.url);
+  const refreshes = as.counters.count('refresh_token', 'ok');
+  say(
+    `  echo -> "${echo}": no login needed; the AS saw ${refreshes} refresh request${refreshes === 1 ? '' : 's'}` +
+      ' (latchkey refreshes ahead of expiry, once per token across every process).',
+  );
+  say(
+    `  access token #${fingerprint(before.access)} became #${fingerprint(after.access)} (fingerprints, never the tokens),` +
+      `\n  generation ${before.generation} -> ${after.generation}.`,
+  );
+  return after;
+}
 
-    step(5, 'Log out, for real');
-    const reports = await manager.logout(mcp.url);
-    for (const report of reports) {
-      const revoked = [
-        report.revocation?.refreshToken?.status === 'revoked' ? 'refresh token' : undefined,
-        report.revocation?.accessToken?.status === 'revoked' ? 'access token' : undefined,
-      ].filter((t) => t !== undefined);
-      say(
-        `  revoked at the AS (RFC 7009): ${revoked.join(' and ') || 'nothing'}; ${report.deleted ? 'deleted locally' : 'NOT deleted'}.`,
-      );
-      for (const note of report.notes) say(`  note: ${note}`);
-    }
-    const check = await as.introspect(after.access);
-    say(`  the AS now says the access token is ${check.active ? 'STILL ACTIVE (unexpected)' : 'inactive'}.`);
-    if (check.active) throw new Error('the demo AS still accepts the access token after logout');
+/** Log out, then ask the AS itself whether the last access token still works. */
+async function logOut({ say, as, mcp, manager }: Tour, access: string): Promise<void> {
+  const reports = await manager.logout(mcp.url);
+  for (const report of reports) {
+    const revoked = [
+      report.revocation?.refreshToken?.status === 'revoked' ? 'refresh token' : undefined,
+      report.revocation?.accessToken?.status === 'revoked' ? 'access token' : undefined,
+    ].filter((t) => t !== undefined);
     say(
-      '\nDone. Next: `latchkey login <your server>`, or put `latchkey proxy <url>` in your MCP host config.',
+      `  revoked at the AS (RFC 7009): ${revoked.join(' and ') || 'nothing'}; ${report.deleted ? 'deleted locally' : 'NOT deleted'}.`,
     );
-  } finally {
-    manager.close();
-    await store.close();
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    for (const note of report.notes) say(`  note: ${note}`);
   }
+  const check = await as.introspect(access);
+  say(`  the AS now says the access token is ${check.active ? 'STILL ACTIVE (unexpected)' : 'inactive'}.`);
+  if (check.active) throw new Error('the demo AS still accepts the access token after logout');
 }
 
 async function approveInBrowser(
