@@ -59,7 +59,10 @@ const MAX_DEMAND_ROUNDS = 3;
 
 /**
  * The lifecycle engine. `getAccessToken(server)` answers with a token valid right now or
- * throws a typed error saying what the user must do. See docs/architecture.md.
+ * throws a typed error saying what the user must do. See docs/architecture.md. The class
+ * holds the public API and the ladder behind a cache miss; the cache (token-cache.ts),
+ * proactive refresh (background-refresh.ts) and the store watch (store-watch.ts) are parts
+ * it composes.
  */
 export class CredentialManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
