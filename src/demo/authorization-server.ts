@@ -15,6 +15,8 @@ import { loadOidcProvider } from './load-provider.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
 import { ProviderStorage } from './memory-adapter.js';
 import {
+  type AuthorizationServerOptions,
+  type ConfidentialClient,
   DEVICE_CODE_GRANT,
   LOOPBACK_REDIRECT_URI,
   providerConfiguration,
@@ -23,77 +25,11 @@ import {
   PUBLIC_CLIENT_ID,
 } from './provider-config.js';
 
-/** Anything that can stand in front of the AS; the fault proxy is one. */
-export interface AuthorizationServerFront {
-  /** Becomes the issuer: every URL a client learns from metadata points here. */
-  readonly origin: string;
-  /** Called with the AS's real origin once it listens. */
-  setTarget(origin: string): void;
-}
-
-export interface AuthorizationServerOptions {
-  /**
-   * Access-token lifetime in whole seconds (>= 1). Default 10. A function is asked at every
-   * issue, so the lifetime can change while the server runs.
-   */
-  accessTokenTtl?: number | (() => number);
-  /** Refresh-token lifetime in seconds, renewed on every rotation. Default 3600. */
-  refreshTokenTtl?: number;
-  /** Rotate the refresh token on every use. Default true. */
-  rotateRefreshToken?: boolean;
-  /**
-   * What a reused (already rotated) refresh token does. Default true: invalid_grant and the
-   * whole grant is revoked, successor tokens included (oidc-provider's native behaviour).
-   * False: invalid_grant only, the grant survives, as at an AS without reuse detection
-   * (Entra) or one within its grace window.
-   */
-  revokeGrantOnReuse?: boolean;
-  /**
-   * Issue a refresh token with every code/device grant the client may refresh, without the
-   * offline_access + prompt=consent dance oidc-provider requires by default. Default true.
-   */
-  issueRefreshToken?: boolean;
-  /**
-   * Offer the refresh_token grant at all. Default true. False: no refresh tokens are issued
-   * and the metadata's grant_types_supported leaves it out, as at an AS configured without it.
-   */
-  refreshTokenGrant?: boolean;
-  /** RFC 7009 revocation endpoint. Default true. */
-  revocation?: boolean;
-  /** RFC 7662 introspection endpoint (introspect() and the MCP server need it). Default true. */
-  introspection?: boolean;
-  /** RFC 8628 device authorization grant. Default true. */
-  deviceFlow?: boolean;
-  /**
-   * `interval` (seconds) added to device authorization responses. oidc-provider sends none,
-   * which makes clients poll every 5 s; default 1 keeps device tests short.
-   */
-  deviceFlowInterval?: number;
-  /** RFC 7591 open dynamic client registration at /reg. Default true. */
-  registration?: boolean;
-  /** client_credentials grant (for the confidential client). Default true. */
-  clientCredentials?: boolean;
-  /** RFC 8707 resource indicators accepted from the start; addResource() adds more. Default none. */
-  resources?: readonly string[];
-  /** Scopes of every resource. Default ['mcp:tools']. */
-  scopes?: readonly string[];
-  /**
-   * Put the AS behind a proxy: the issuer and all metadata URLs become the proxy's origin and
-   * the proxy is pointed at the AS. Clients then reach discovery, token and revocation only
-   * through it. (Endpoint URLs are built from the request's Host header, which the proxy
-   * passes through unchanged, and the issuer is configured, so both name the proxy.)
-   */
-  frontedBy?: AuthorizationServerFront;
-  /** Extra client metadata records (oidc-provider format) to pre-register. */
-  clients?: readonly Record<string, unknown>[];
-  /** Where grants, tokens and clients live. Default: a new one. Pass one to inspect or revoke. */
-  storage?: ProviderStorage;
-}
-
-export interface ConfidentialClient {
-  readonly clientId: string;
-  readonly clientSecret: string;
-}
+export type {
+  AuthorizationServerFront,
+  AuthorizationServerOptions,
+  ConfidentialClient,
+} from './provider-config.js';
 
 export interface IntrospectionResult {
   active: boolean;
