@@ -39,6 +39,13 @@ export interface NextAction {
   readonly path?: string | undefined;
   /** `retry`: the earliest moment (epoch ms) a retry makes sense. */
   readonly retryAt?: number | undefined;
+  /** `configure`: the library option to change (`maxMessageBytes`); each face names its own. */
+  readonly option?: string | undefined;
+  /**
+   * `operator`: a new login may help too (some servers answer 500 instead of 401 to a token
+   * they reject).
+   */
+  readonly orLogin?: boolean | undefined;
 }
 
 /** The library's own words for an action, used in `LatchkeyError.nextStep` and logs. */
@@ -56,10 +63,17 @@ export function describeNextAction(action: NextAction): string {
     case 'inspect-events':
       return `retry; if it keeps happening, the recent credential events show what the other process did${detail}`;
     case 'configure':
+      return `${action.detail ?? action.kind}${action.option === undefined ? '' : ` (the \`${action.option}\` option)`}`;
     case 'operator':
+      return `${action.detail ?? action.kind}${action.orLogin === true ? orLoginNote('logging in again') : ''}`;
     case 'repair-store':
       return action.detail ?? action.kind;
   }
+}
+
+/** The `orLogin` clause of an `operator` action; `how` is each face's words for a login. */
+export function orLoginNote(how: string): string {
+  return `; if it began when your credential changed, ${how} gets a fresh token (some servers answer 500 instead of 401 to a token they reject)`;
 }
 
 function loginTarget(action: NextAction): string {

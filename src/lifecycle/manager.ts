@@ -6,7 +6,7 @@ import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../credential/redact.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
-import { EventType, type LifecycleEvent } from '../store/contract.js';
+import { type EventQuery, EventType, type LifecycleEvent } from '../store/contract.js';
 import { type AcquiredTokens, type AcquireReason, acquireCredential } from './acquire.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
 import { newLeaseHolder } from './lease.js';
@@ -113,6 +113,16 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
 
   get store(): ResolvedOptions['store'] {
     return this.#o.store;
+  }
+
+  /** The id of the newest lifecycle event in the store, or 0. */
+  lastEventId(): Promise<number> {
+    return this.#o.store.lastEventId();
+  }
+
+  /** Lifecycle events from the store (every process's), oldest first. */
+  readEvents(query?: EventQuery): Promise<LifecycleEvent[]> {
+    return this.#o.store.readEvents(query);
   }
 
   /** Counters about this process's work (refresh requests sent, adoptions, waits). */

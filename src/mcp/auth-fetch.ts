@@ -24,13 +24,13 @@
  * AS that is down) reject the fetch: they say more than the server's 401 would.
  */
 import { ErrorCode, isLatchkeyError } from '../errors.js';
-import type { CredentialManager, GetTokenOptions } from '../lifecycle/manager.js';
+import type { GetTokenOptions, TokenSource } from './credentials.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
 import { sameOriginRedirects } from './redirect-policy.js';
 
 export interface AuthFetchOptions {
   /** Where tokens come from; its acquisition hook runs logins and step-ups. */
-  manager: CredentialManager;
+  manager: TokenSource;
   /** The fetch that sends the requests. Default: the global fetch. */
   fetch?: typeof fetch;
   /** Step-ups in a row for one operation before a 403 is returned. Default 2. */

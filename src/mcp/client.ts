@@ -18,16 +18,18 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import type { CredentialManager } from '../lifecycle/manager.js';
+import type { NextAction } from '../next-action.js';
 import { createAuthFetch } from './auth-fetch.js';
 import { McpConnection, type TransportStrategy } from './connection.js';
 import { McpConnectionTransport } from './connection-transport.js';
 import { streamCappedFetch } from '../oauth/bounded-fetch.js';
-import { type LatchkeyErrorData, serverFailureNote, serverFailureStep } from './rpc-errors.js';
+import type { McpCredentials } from './credentials.js';
+import { type LatchkeyErrorData, serverFailureAction, serverFailureNote } from './rpc-errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './sse.js';
 
 export interface McpClientOptions {
-  manager: CredentialManager;
+  /** Where tokens come from: a CredentialManager, or anything shaped like one. */
+  manager: McpCredentials;
   /** Default `auto`. */
   transport?: TransportStrategy;
   /** Extra headers on every request. */
@@ -145,13 +147,13 @@ export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
     return new LatchkeyError(
       ErrorCode.MCP_FAILED,
       `the MCP server failed${status}: ${reason}. ${serverFailureNote(code)}`,
-      { server, retryable: true, nextStep: serverFailureStep(server), cause: error },
+      { server, retryable: true, next: serverFailureAction(server), cause: error },
     );
   }
   return new LatchkeyError(ErrorCode.MCP_FAILED, `the MCP server failed${status}: ${reason}`, {
     server,
     retryable: true,
-    nextStep: `check the URL, or run \`latchkey doctor ${server}\``,
+    next: { kind: 'diagnose', server },
     cause: error,
   });
 }
@@ -167,8 +169,16 @@ function fromConnectionError(error: unknown): LatchkeyError | undefined {
   const code = (Object.values(ErrorCode) as string[]).includes(data.code)
     ? (data.code as ErrorCode)
     : ErrorCode.MCP_FAILED;
-  const message = error.message.replace(/^MCP error -?\d+: /, '').replace(/^latchkey: /, '');
-  return new LatchkeyError(code, message, { retryable: data.retryable === true, cause: error });
+  let message = error.message.replace(/^MCP error -?\d+: /, '').replace(/^latchkey: /, '');
+  const next = data.next as NextAction | undefined;
+  // The next step travels as data; each face words it again, so the words leave the message.
+  const words = ` Next step: ${data.nextStep ?? ''}`;
+  if (next !== undefined && message.endsWith(words)) message = message.slice(0, -words.length);
+  return new LatchkeyError(code, message, {
+    retryable: data.retryable === true,
+    ...(next === undefined ? {} : { next }),
+    cause: error,
+  });
 }
 
 /** The message, with the network code underneath when fetch only says "fetch failed". */

@@ -29,10 +29,12 @@ import type {
 
 import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import type { CredentialManager } from '../lifecycle/manager.js';
+import { loginAction } from '../next-action.js';
+import type { TokenSource } from './credentials.js';
 
 export interface SdkAuthProviderOptions {
-  manager: CredentialManager;
+  /** Where tokens come from: a CredentialManager, or anything shaped like one. */
+  manager: TokenSource;
   /** Whose credential. Default: the manager's subject. */
   subject?: string;
   /**
@@ -125,7 +127,10 @@ function unreachable(server: string, method: string): never {
     {
       server,
       retryable: false,
-      nextStep: `log in with \`latchkey login ${server}\` or the manager's login(); do not call the SDK's auth() or finishAuth()`,
+      next: loginAction(server, {
+        detail:
+          "latchkey runs the login (the manager's login()); do not call the SDK's auth() or finishAuth()",
+      }),
     },
   );
 }
