@@ -15,7 +15,7 @@ import {
   DEFAULT_MAX_STREAM_FAILURES,
 } from './connection-options.js';
 import { CredentialEvents } from './credential-events.js';
-import type { JsonRpcMessage, JsonRpcRequest } from './jsonrpc.js';
+import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
 import { ListenLoop } from './listen-loop.js';
 import { type Pending, PendingTable } from './pending.js';
 import { sameOriginRedirects } from './redirect-policy.js';
@@ -164,4 +164,28 @@ function followCredentials(parts: Parts, host: Host): CredentialEvents {
     reconnect: () => parts.renewInBackground('latchkey reconnect'),
     closed: host.closed,
   });
+}
+
+/**
+ * Bookkeeping from answers passing through: the handshake, subscriptions, tool hints. Returns
+ * the answer for the host, which for a 2026-07-28 tools/list lacks the tools whose
+ * `x-mcp-header` annotations are invalid (the spec says to drop them).
+ */
+export function observeAnswer(
+  parts: Parts,
+  request: JsonRpcRequest,
+  response: JsonRpcResponse,
+  revision: string | undefined,
+): JsonRpcResponse {
+  if (response.error !== undefined) return response;
+  const result = response.result as Record<string, unknown> | undefined;
+  if (request.method === 'tools/list') {
+    parts.replay.learnTools(result, request.params?.['cursor'] === undefined);
+    if (revision !== undefined) {
+      return { ...response, result: parts.sessionless.learnToolHeaders(request, result) };
+    }
+  }
+  if (request.method === 'initialize') parts.session.completed(request, result);
+  else parts.session.observe(request);
+  return response;
 }

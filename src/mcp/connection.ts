@@ -20,22 +20,20 @@
  *
  * Everything it says names its server, and it only ever speaks for that one server.
  */
-import { ErrorCode, isLatchkeyError } from '../errors.js';
-import { buildParts, type Parts } from './connection-parts.js';
+import { buildParts, observeAnswer, type Parts } from './connection-parts.js';
 import { type ConnectionOptions, DEFAULT_REQUEST_TIMEOUT_MS, INTERNAL_PREFIX } from './connection-options.js';
 import {
   errorResponse,
   isNotification,
   isRequest,
   isResponse,
-  type JsonRpcError,
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from './jsonrpc.js';
 import type { Pending } from './pending.js';
-import { type Outcome, recover } from './recover.js';
+import { type Outcome, recover, toRpcError } from './recover.js';
 import { modernRevision } from './request-metadata.js';
 import * as rpcErrors from './rpc-errors.js';
 
@@ -153,7 +151,7 @@ export class McpConnection {
           revision === undefined
             ? await this.#p.wires.exchange(request, signal)
             : await this.#p.sessionless.exchange(request, revision, round, signal);
-        this.#answer(pending, this.#observe(request, response, revision));
+        this.#answer(pending, observeAnswer(this.#p, request, response, revision));
         return;
       } catch (error) {
         if (pending.settled) return;
@@ -168,19 +166,7 @@ export class McpConnection {
       pending,
       'result' in outcome
         ? { jsonrpc: '2.0', id, result: outcome.result }
-        : errorResponse(id, this.#toRpcError(request, outcome.error)),
-    );
-  }
-
-  #toRpcError(request: JsonRpcRequest, error: unknown): JsonRpcError {
-    const { server, describe } = this.#p;
-    if (error instanceof rpcErrors.RpcFailure) return error.rpc;
-    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED && this.#p.credentials.loggedOut) {
-      return rpcErrors.loggedOut(server, describe);
-    }
-    return (
-      rpcErrors.fromLatchkeyError(server, error, describe) ??
-      rpcErrors.unavailable(server, request.method, error, describe)
+        : errorResponse(id, toRpcError(this.#p, request, outcome.error)),
     );
   }
 
@@ -207,35 +193,7 @@ export class McpConnection {
       errorResponse(request.id, rpcErrors.timedOut(this.server, request.method, timeoutMs)),
     );
     // 2026-07-28: closing the response stream (the abort above) is the cancellation.
-    if (pending.revision !== undefined || request.method === 'initialize') return;
-    const cancel: JsonRpcNotification = {
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId: request.id, reason: 'timed out in latchkey' },
-    };
-    void this.#p.wires.post(cancel).catch(() => undefined);
-  }
-
-  /**
-   * Bookkeeping from answers passing through: the handshake, subscriptions, tool hints. Returns
-   * the answer for the host, which for a 2026-07-28 tools/list lacks the tools whose
-   * `x-mcp-header` annotations are invalid (the spec says to drop them).
-   */
-  #observe(
-    request: JsonRpcRequest,
-    response: JsonRpcResponse,
-    revision: string | undefined,
-  ): JsonRpcResponse {
-    if (response.error !== undefined) return response;
-    const result = response.result as Record<string, unknown> | undefined;
-    if (request.method === 'tools/list') {
-      this.#p.replay.learnTools(result, request.params?.['cursor'] === undefined);
-      if (revision !== undefined)
-        return { ...response, result: this.#p.sessionless.learnToolHeaders(request, result) };
-    }
-    if (request.method === 'initialize') this.#p.session.completed(request, result);
-    else this.#p.session.observe(request);
-    return response;
+    if (pending.revision === undefined && request.method !== 'initialize') this.#p.wires.cancel(request.id);
   }
 
   #forwardNotification(message: JsonRpcNotification): void {

@@ -3,9 +3,10 @@
  * session, log in, relearn tools or bridge, then say whether to send again or what to
  * answer the host with.
  */
-import type { LatchkeyError } from '../errors.js';
+import { ErrorCode, isLatchkeyError, type LatchkeyError } from '../errors.js';
 import { sleep } from '../lifecycle/lease.js';
 import type { Parts } from './connection-parts.js';
+import type { JsonRpcError, JsonRpcRequest } from './jsonrpc.js';
 import type { Pending } from './pending.js';
 import {
   classifyFailure,
@@ -127,4 +128,17 @@ function note(parts: Parts, pending: Pending, failure: Failure, decision: Decisi
     const what = pending.revision === undefined ? 'sending the request again' : 're-issuing the request';
     parts.log.info(`a response stream broke; ${what}`, { method });
   }
+}
+
+/** The error the host is told, for what a request failed with in the end. */
+export function toRpcError(parts: Parts, request: JsonRpcRequest, error: unknown): JsonRpcError {
+  const { server, describe } = parts;
+  if (error instanceof rpcErrors.RpcFailure) return error.rpc;
+  if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED && parts.credentials.loggedOut) {
+    return rpcErrors.loggedOut(server, describe);
+  }
+  return (
+    rpcErrors.fromLatchkeyError(server, error, describe) ??
+    rpcErrors.unavailable(server, request.method, error, describe)
+  );
 }

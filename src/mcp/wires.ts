@@ -5,7 +5,13 @@
  */
 import type { Logger } from '../log.js';
 import type { TransportStrategy } from './connection-options.js';
-import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
+import type {
+  JsonRpcId,
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from './jsonrpc.js';
 import { LegacySseWire } from './legacy-sse.js';
 import { type Deliver, StreamableHttpWire, type WireOptions } from './streamable-http.js';
 import { HttpStatusError } from './wire-errors.js';
@@ -74,6 +80,16 @@ export class Wires {
       return;
     }
     await this.http.post(message, this.#o.deliver, signal);
+  }
+
+  /** Tell the server a request was given up on (2025-era: a notification). Best effort. */
+  cancel(requestId: JsonRpcId): void {
+    const cancel: JsonRpcNotification = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId, reason: 'timed out in latchkey' },
+    };
+    void this.post(cancel).catch(() => undefined);
   }
 
   connectSignal(): AbortSignal {
