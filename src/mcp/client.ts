@@ -86,35 +86,13 @@ export async function connectMcpClient(server: string, options: McpClientOptions
       throw authError ?? error;
     }
   };
-  /** Through an McpConnection, kept only if it found a 2026-only server and bridged to it. */
-  const attemptBridge = async (): Promise<Client | undefined> => {
-    const connection = new McpConnection({
-      server,
-      manager: options.manager,
-      transport: 'streamable-http',
-      headers: options.headers ?? {},
-      authenticate: false,
-      fetch: fetchRemembering,
-      requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
-    });
-    const client = new Client(clientInfo);
-    const connected = await client
-      .connect(new McpConnectionTransport(connection), { timeout: options.requestTimeoutMs ?? 60_000 })
-      .then(
-        () => connection.bridged,
-        () => false,
-      );
-    if (connected) return client;
-    await client.close().catch(() => undefined);
-    return undefined;
-  };
   try {
     if (strategy === 'sse') return await attempt('sse');
     try {
       return await attempt('streamable-http');
     } catch (error) {
       if (isStatus(error, 400)) {
-        const bridged = await attemptBridge();
+        const bridged = await attemptBridge(server, options, fetchRemembering, clientInfo);
         if (bridged !== undefined) return bridged;
       }
       if (strategy === 'streamable-http' || !shouldFallBack(error)) throw error;
@@ -123,6 +101,34 @@ export async function connectMcpClient(server: string, options: McpClientOptions
   } catch (error) {
     throw asLatchkeyError(server, error);
   }
+}
+
+/** Through an McpConnection, kept only if it found a 2026-only server and bridged to it. */
+async function attemptBridge(
+  server: string,
+  options: McpClientOptions,
+  fetch: typeof globalThis.fetch,
+  clientInfo: { name: string; version: string },
+): Promise<Client | undefined> {
+  const connection = new McpConnection({
+    server,
+    manager: options.manager,
+    transport: 'streamable-http',
+    headers: options.headers ?? {},
+    authenticate: false,
+    fetch,
+    requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
+  });
+  const client = new Client(clientInfo);
+  const connected = await client
+    .connect(new McpConnectionTransport(connection), { timeout: options.requestTimeoutMs ?? 60_000 })
+    .then(
+      () => connection.bridged,
+      () => false,
+    );
+  if (connected) return client;
+  await client.close().catch(() => undefined);
+  return undefined;
 }
 
 function isStatus(error: unknown, status: number): boolean {

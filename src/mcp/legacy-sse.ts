@@ -99,6 +99,32 @@ export class LegacySseWire {
    * stream ends (rejecting with StreamBrokenError when it broke).
    */
   async open(deliver: Deliver, timeoutMs: number): Promise<{ closed: Promise<void> }> {
+    const body = await this.#connect(timeoutMs);
+    let resolveEndpoint!: () => void;
+    let rejectEndpoint!: (error: unknown) => void;
+    const endpointKnown = new Promise<void>((resolve, reject) => {
+      resolveEndpoint = resolve;
+      rejectEndpoint = reject;
+    });
+    const timer = setTimeout(
+      () =>
+        rejectEndpoint(
+          new StreamBrokenError('the SSE stream named no endpoint in time', undefined, undefined, true),
+        ),
+      timeoutMs,
+    );
+    const closed = this.#read(body, deliver, resolveEndpoint);
+    closed.catch((error: unknown) => rejectEndpoint(error));
+    try {
+      await endpointKnown;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { closed };
+  }
+
+  /** The GET that opens the stream, replacing any stream open before. */
+  async #connect(timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
     this.#abort?.abort();
     this.#endpoint = undefined;
     const abort = new AbortController();
@@ -121,24 +147,16 @@ export class LegacySseWire {
         text,
       );
     }
-    let resolveEndpoint!: () => void;
-    let rejectEndpoint!: (error: unknown) => void;
-    const endpointKnown = new Promise<void>((resolve, reject) => {
-      resolveEndpoint = resolve;
-      rejectEndpoint = reject;
-    });
-    const timer = setTimeout(
-      () =>
-        rejectEndpoint(
-          new StreamBrokenError('the SSE stream named no endpoint in time', undefined, undefined, true),
-        ),
-      timeoutMs,
-    );
-    const closed = readSse(response.body, {
+    return response.body;
+  }
+
+  /** Read the stream to its end, which is always a StreamBrokenError: the session is over. */
+  #read(body: ReadableStream<Uint8Array>, deliver: Deliver, endpointKnown: () => void): Promise<void> {
+    return readSse(body, {
       onEvent: (event) => {
         if (event.event === 'endpoint') {
           this.#endpoint = this.#sameOrigin(event.data);
-          resolveEndpoint();
+          endpointKnown();
           return;
         }
         if (event.event !== undefined && event.event !== 'message') return;
@@ -160,29 +178,26 @@ export class LegacySseWire {
         throw new StreamBrokenError('the server closed the SSE stream', undefined, this.retryMs, false);
       },
       (error: unknown) => {
-        // One stream carries every answer: a message over the size limit cannot be tied to
-        // its request, so the stream is dropped like one carrying garbage.
-        const garbage = error instanceof SseGarbageError || error instanceof MessageTooLargeError;
-        throw new StreamBrokenError(
-          error instanceof MessageTooLargeError
-            ? `the SSE stream broke: ${error.message}`
-            : garbage
-              ? 'the SSE stream carried undecodable data'
-              : 'the SSE stream broke',
-          undefined,
-          this.retryMs,
-          garbage,
-          { cause: error },
-        );
+        throw this.#broken(error);
       },
     );
-    closed.catch((error: unknown) => rejectEndpoint(error));
-    try {
-      await endpointKnown;
-    } finally {
-      clearTimeout(timer);
-    }
-    return { closed };
+  }
+
+  #broken(error: unknown): StreamBrokenError {
+    // One stream carries every answer: a message over the size limit cannot be tied to its
+    // request, so the stream is dropped like one carrying garbage.
+    const garbage = error instanceof SseGarbageError || error instanceof MessageTooLargeError;
+    return new StreamBrokenError(
+      error instanceof MessageTooLargeError
+        ? `the SSE stream broke: ${error.message}`
+        : garbage
+          ? 'the SSE stream carried undecodable data'
+          : 'the SSE stream broke',
+      undefined,
+      this.retryMs,
+      garbage,
+      { cause: error },
+    );
   }
 
   /** POST one message; the answer arrives on the stream. */

@@ -263,10 +263,28 @@ export class StreamableHttpWire {
         true,
       );
     }
+    await this.#consumeSse(response.body, expected, deliver, progress);
+    if (expected.size > 0) {
+      throw new StreamBrokenError(
+        'the response stream ended before the answer',
+        progress.lastEventId,
+        progress.retryMs,
+        false,
+      );
+    }
+  }
+
+  /** Read SSE events until every expected answer came (or the stream ends or breaks). */
+  async #consumeSse(
+    body: ReadableStream<Uint8Array>,
+    expected: Set<string>,
+    deliver: Deliver,
+    progress: StreamProgress,
+  ): Promise<void> {
     const done = new AbortController();
     const watching = expected.size > 0;
     try {
-      await readSse(response.body, {
+      await readSse(body, {
         onEvent: (event) => {
           if (event.id !== undefined && event.id !== '') progress.lastEventId = event.id;
           // Priming events carry an id and no data; other event types are not MCP messages.
@@ -301,14 +319,6 @@ export class StreamableHttpWire {
         progress.retryMs,
         garbage,
         { cause: error },
-      );
-    }
-    if (expected.size > 0) {
-      throw new StreamBrokenError(
-        'the response stream ended before the answer',
-        progress.lastEventId,
-        progress.retryMs,
-        false,
       );
     }
   }
