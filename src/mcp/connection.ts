@@ -141,6 +141,7 @@ export class McpConnection {
     const { request, revision } = pending;
     const endless = isListen(request, revision);
     let outcome: Outcome = { error: undefined };
+    let lastError: unknown;
     for (let round = 0; (endless || round < MAX_ROUNDS) && !pending.settled; round++) {
       let epoch = this.#p.session.epoch;
       const started = Date.now();
@@ -155,12 +156,15 @@ export class McpConnection {
         return;
       } catch (error) {
         if (pending.settled) return;
+        lastError = error;
         if (endless && Date.now() - started > HEALTHY_MS) round = 0;
         outcome = await recover(this.#p, pending, error, epoch, round).catch((e: unknown) => ({ error: e }));
         if (outcome !== 'retry') break;
       }
     }
-    if (outcome === 'retry' || pending.settled) return;
+    if (pending.settled) return;
+    // Out of rounds: the last failure is the answer.
+    if (outcome === 'retry') outcome = { error: lastError };
     const { id } = request;
     this.#answer(
       pending,
