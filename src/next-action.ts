@@ -63,7 +63,7 @@ export function describeNextAction(action: NextAction): string {
     case 'inspect-events':
       return `retry; if it keeps happening, the recent credential events show what the other process did${detail}`;
     case 'configure':
-      return `${action.detail ?? action.kind}${action.option === undefined ? '' : ` (the \`${action.option}\` option)`}`;
+      return `${action.detail ?? action.kind}${action.option === undefined ? '' : `; the \`${action.option}\` option sets it`}`;
     case 'operator':
       return `${action.detail ?? action.kind}${action.orLogin === true ? orLoginNote('logging in again') : ''}`;
     case 'repair-store':
