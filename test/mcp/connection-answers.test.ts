@@ -39,6 +39,21 @@ function answering(
   return { fetch: fake, posts: () => posts };
 }
 
+function connectionTo(
+  fetch: typeof globalThis.fetch,
+  describeNext?: (action: NextAction) => string,
+): McpConnection {
+  return new McpConnection({
+    server: SERVER,
+    manager: credentials,
+    authenticate: false,
+    transport: 'streamable-http',
+    fetch,
+    logger: silentLogger,
+    ...(describeNext === undefined ? {} : { describeNext }),
+  });
+}
+
 async function ask(connection: McpConnection, method: string): Promise<JsonRpcResponse> {
   const answered = new Promise<JsonRpcResponse>((resolve) => {
     connection.onmessage = (message: JsonRpcMessage) => {
@@ -58,14 +73,7 @@ function latchkeyData(response: JsonRpcResponse): LatchkeyErrorData {
 describe('McpConnection answers', () => {
   it('a server that stays busy: six attempts, then the host is told', async () => {
     const server = answering(503, { 'retry-after': '0' });
-    const connection = new McpConnection({
-      server: SERVER,
-      manager: credentials,
-      authenticate: false,
-      transport: 'streamable-http',
-      fetch: server.fetch,
-      logger: silentLogger,
-    });
+    const connection = connectionTo(server.fetch);
     const response = await ask(connection, 'tools/list');
     await connection.close();
     assert.equal(server.posts(), 6, 'every round was tried');
@@ -80,15 +88,7 @@ describe('McpConnection answers', () => {
   it('a refused credential: the next action is a login, in the words describeNext gives', async () => {
     const server = answering(401);
     const describeNext = (action: NextAction): string => `go to the portal for ${action.kind}`;
-    const connection = new McpConnection({
-      server: SERVER,
-      manager: credentials,
-      authenticate: false,
-      transport: 'streamable-http',
-      fetch: server.fetch,
-      logger: silentLogger,
-      describeNext,
-    });
+    const connection = connectionTo(server.fetch, describeNext);
     const response = await ask(connection, 'tools/call');
     await connection.close();
     assert.equal(server.posts(), 1, 'a 401 is not sent again');
@@ -100,14 +100,7 @@ describe('McpConnection answers', () => {
   });
 
   it('without describeNext, the library’s neutral words: no CLI command', async () => {
-    const connection = new McpConnection({
-      server: SERVER,
-      manager: credentials,
-      authenticate: false,
-      transport: 'streamable-http',
-      fetch: answering(401).fetch,
-      logger: silentLogger,
-    });
+    const connection = connectionTo(answering(401).fetch);
     const response = await ask(connection, 'tools/call');
     await connection.close();
     assert.match(latchkeyData(response).nextStep ?? '', /^log in to https:\/\/mcp\.example\.com\/mcp/);
