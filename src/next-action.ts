@@ -50,6 +50,13 @@ export interface NextAction {
   readonly path?: string | undefined;
   /** `retry`: the earliest moment (epoch ms) a retry makes sense. */
   readonly retryAt?: number | undefined;
+  /** `configure`: the library option to change (`maxMessageBytes`); each face names its own. */
+  readonly option?: string | undefined;
+  /**
+   * `operator`: a new login may help too (some servers answer 500 instead of 401 to a token
+   * they reject).
+   */
+  readonly orLogin?: boolean | undefined;
 }
 
 /** The library's own words for an action, used in `LatchkeyError.nextStep` and logs. */
@@ -69,8 +76,9 @@ export function describeNextAction(action: NextAction): string {
     case 'repair-store':
       return `${repairWords(action)}, or discard the stored credentials and log in again`;
     case 'configure':
+      return `${action.detail ?? action.kind}${action.option === undefined ? '' : `; the \`${action.option}\` option sets it`}`;
     case 'operator':
-      return action.detail ?? action.kind;
+      return `${action.detail ?? action.kind}${action.orLogin === true ? orLoginNote('logging in again') : ''}`;
   }
 }
 
@@ -85,6 +93,11 @@ export function repairWords(action: NextAction): string {
 function strictNote(action: NextAction): string {
   if (action.strict !== true) return '';
   return `${action.again === true ? ' later,' : ''} or without strict mode to delete the local copy anyway`;
+}
+
+/** The `orLogin` clause of an `operator` action; `how` is each face's words for a login. */
+export function orLoginNote(how: string): string {
+  return `; if it began when your credential changed, ${how} gets a fresh token (some servers answer 500 instead of 401 to a token they reject)`;
 }
 
 function loginTarget(action: NextAction): string {

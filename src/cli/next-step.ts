@@ -5,7 +5,12 @@
  */
 import { isLatchkeyError } from '../errors.js';
 import { MESSAGE_MAX, networkText } from '../network-text.js';
-import { describeNextAction, type NextAction, repairWords } from '../next-action.js';
+import { describeNextAction, type NextAction, orLoginNote, repairWords } from '../next-action.js';
+
+/** The CLI flag for each library option a `configure` action may name. */
+const OPTION_FLAGS: Readonly<Record<string, string>> = {
+  maxMessageBytes: '`latchkey proxy --max-message-size <MiB>`',
+};
 
 export function loginCommand(server: string): string {
   return `latchkey login ${server}`;
@@ -24,9 +29,13 @@ export function renderNextStep(action: NextAction): string {
       return 'retry; if it keeps happening, `latchkey events` shows what the other process did';
     case 'repair-store':
       return `${repairWords(action)}; to give up the stored credentials instead, run \`latchkey reset --yes\` and log in again`;
-    case 'retry':
     case 'configure':
+      return renderConfigure(action);
     case 'operator':
+      return action.orLogin === true && action.server !== undefined
+        ? `${describeNextAction({ ...action, orLogin: false })}${orLoginNote(`\`${loginCommand(action.server)}\``)}`
+        : describeNextAction(action);
+    case 'retry':
       return describeNextAction(action);
   }
 }
@@ -47,6 +56,12 @@ function renderLogin(action: NextAction, detail: string): string {
   const device = action.device === true ? ' --device' : '';
   const browser = action.device === false ? ' without --device, in a browser' : '';
   return `run \`${loginCommand(server)}${device}\`${action.again === true ? ' again' : ''}${browser}${detail}`;
+}
+
+function renderConfigure(action: NextAction): string {
+  const flag = action.option === undefined ? undefined : OPTION_FLAGS[action.option];
+  if (flag === undefined) return describeNextAction(action);
+  return `${action.detail ?? 'change the setting'}; set it with ${flag}`;
 }
 
 /** An error as the CLI prints it: what happened, then the command to run. */

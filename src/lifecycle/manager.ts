@@ -5,7 +5,7 @@ import { canonicalServer } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
-import type { LifecycleEvent } from '../store/contract.js';
+import { type EventQuery, type LifecycleEvent } from '../store/contract.js';
 import { type AcquiredTokens, type AcquireReason, acquireCredential, describeReason } from './acquire.js';
 import { BackgroundRefresh } from './background-refresh.js';
 import { type EngineContext, emptyStats, type ManagerStats } from './context.js';
@@ -117,6 +117,16 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
 
   get store(): ResolvedOptions['store'] {
     return this.#o.store;
+  }
+
+  /** The id of the newest lifecycle event in the store, or 0. */
+  lastEventId(): Promise<number> {
+    return this.#o.store.lastEventId();
+  }
+
+  /** Lifecycle events from the store (every process's), oldest first. */
+  readEvents(query?: EventQuery): Promise<LifecycleEvent[]> {
+    return this.#o.store.readEvents(query);
   }
 
   /** Counters about this process's work (refresh requests sent, adoptions, waits). */

@@ -24,13 +24,13 @@
  * AS that is down) reject the fetch: they say more than the server's 401 would.
  */
 import { ErrorCode, isLatchkeyError } from '../errors.js';
-import type { CredentialManager, GetTokenOptions } from '../lifecycle/manager.js';
+import type { GetTokenOptions, TokenSource } from './credentials.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
 import { sameOriginRedirects } from './redirect-policy.js';
 
 export interface AuthFetchOptions {
   /** Where tokens come from; its acquisition hook runs logins and step-ups. */
-  manager: CredentialManager;
+  manager: TokenSource;
   /** The fetch that sends the requests. Default: the global fetch. */
   fetch?: typeof fetch;
   /** Step-ups in a row for one operation before a 403 is returned. Default 2. */
@@ -56,21 +56,8 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
   const send = sameOriginRedirects(String(server), options.fetch ?? globalThis.fetch);
   const maxStepUps = options.maxStepUps ?? 2;
   const stepUps = new Map<string, number>();
-  const tokenOptions = (signal: AbortSignal | null | undefined, extra: GetTokenOptions): GetTokenOptions => ({
-    ...extra,
-    ...(options.subject === undefined ? {} : { subject: options.subject }),
-    ...(signal == null ? {} : { signal }),
-  });
-
-  async function currentToken(signal: AbortSignal | null | undefined): Promise<string | undefined> {
-    try {
-      return await options.manager.getAccessToken(server, tokenOptions(signal, { interactive: false }));
-    } catch (error) {
-      // No usable credential without a login: go bare and let the server's challenge guide it.
-      if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
-      throw error;
-    }
-  }
+  const tokenOptions = (signal: AbortSignal | null | undefined, extra: GetTokenOptions): GetTokenOptions =>
+    withSignal(options, signal, extra);
 
   return async function authFetch(input, init) {
     const url = new URL(input instanceof Request ? input.url : String(input));
@@ -79,7 +66,7 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
     // Parsing the body for its method costs on every request; only step-ups need it.
     let operation: string | undefined;
     const op = (): string => (operation ??= operationKey(request, url));
-    let token = await currentToken(request.signal);
+    let token = await currentToken(server, options, request.signal);
     let retried401 = false;
     for (;;) {
       const response = await sendWithToken(send, url, request, token);
@@ -117,6 +104,33 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
       token = next;
     }
   };
+}
+
+function withSignal(
+  options: AuthFetchOptions,
+  signal: AbortSignal | null | undefined,
+  extra: GetTokenOptions,
+): GetTokenOptions {
+  return {
+    ...extra,
+    ...(options.subject === undefined ? {} : { subject: options.subject }),
+    ...(signal == null ? {} : { signal }),
+  };
+}
+
+/** The token the source holds without a login, or undefined to go bare. */
+async function currentToken(
+  server: string | URL,
+  options: AuthFetchOptions,
+  signal: AbortSignal | null | undefined,
+): Promise<string | undefined> {
+  try {
+    return await options.manager.getAccessToken(server, withSignal(options, signal, { interactive: false }));
+  } catch (error) {
+    // No usable credential without a login: go bare and let the server's challenge guide it.
+    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
+    throw error;
+  }
 }
 
 /** A request taken apart so that it can be sent more than once. */

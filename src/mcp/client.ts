@@ -18,16 +18,18 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import type { CredentialManager } from '../lifecycle/manager.js';
+import type { NextAction } from '../next-action.js';
 import { createAuthFetch } from './auth-fetch.js';
 import { McpConnection, type TransportStrategy } from './connection.js';
 import { McpConnectionTransport } from './connection-transport.js';
 import { streamCappedFetch } from '../oauth/bounded-fetch.js';
-import { type LatchkeyErrorData, serverFailureNote, serverFailureStep } from './rpc-errors.js';
+import type { McpCredentials } from './credentials.js';
+import { type LatchkeyErrorData, serverFailureAction, serverFailureNote } from './rpc-errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './sse.js';
 
 export interface McpClientOptions {
-  manager: CredentialManager;
+  /** Where tokens come from: a CredentialManager, or anything shaped like one. */
+  manager: McpCredentials;
   /** Default `auto`. */
   transport?: TransportStrategy;
   /** Extra headers on every request. */
@@ -84,35 +86,13 @@ export async function connectMcpClient(server: string, options: McpClientOptions
       throw authError ?? error;
     }
   };
-  /** Through an McpConnection, kept only if it found a 2026-only server and bridged to it. */
-  const attemptBridge = async (): Promise<Client | undefined> => {
-    const connection = new McpConnection({
-      server,
-      manager: options.manager,
-      transport: 'streamable-http',
-      headers: options.headers ?? {},
-      authenticate: false,
-      fetch: fetchRemembering,
-      requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
-    });
-    const client = new Client(clientInfo);
-    const connected = await client
-      .connect(new McpConnectionTransport(connection), { timeout: options.requestTimeoutMs ?? 60_000 })
-      .then(
-        () => connection.bridged,
-        () => false,
-      );
-    if (connected) return client;
-    await client.close().catch(() => undefined);
-    return undefined;
-  };
   try {
     if (strategy === 'sse') return await attempt('sse');
     try {
       return await attempt('streamable-http');
     } catch (error) {
       if (isStatus(error, 400)) {
-        const bridged = await attemptBridge();
+        const bridged = await attemptBridge(server, options, fetchRemembering, clientInfo);
         if (bridged !== undefined) return bridged;
       }
       if (strategy === 'streamable-http' || !shouldFallBack(error)) throw error;
@@ -121,6 +101,34 @@ export async function connectMcpClient(server: string, options: McpClientOptions
   } catch (error) {
     throw asLatchkeyError(server, error);
   }
+}
+
+/** Through an McpConnection, kept only if it found a 2026-only server and bridged to it. */
+async function attemptBridge(
+  server: string,
+  options: McpClientOptions,
+  fetch: typeof globalThis.fetch,
+  clientInfo: { name: string; version: string },
+): Promise<Client | undefined> {
+  const connection = new McpConnection({
+    server,
+    manager: options.manager,
+    transport: 'streamable-http',
+    headers: options.headers ?? {},
+    authenticate: false,
+    fetch,
+    requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
+  });
+  const client = new Client(clientInfo);
+  const connected = await client
+    .connect(new McpConnectionTransport(connection), { timeout: options.requestTimeoutMs ?? 60_000 })
+    .then(
+      () => connection.bridged,
+      () => false,
+    );
+  if (connected) return client;
+  await client.close().catch(() => undefined);
+  return undefined;
 }
 
 function isStatus(error: unknown, status: number): boolean {
@@ -145,13 +153,13 @@ export function asLatchkeyError(server: string, error: unknown): LatchkeyError {
     return new LatchkeyError(
       ErrorCode.MCP_FAILED,
       `the MCP server failed${status}: ${reason}. ${serverFailureNote(code)}`,
-      { server, retryable: true, nextStep: serverFailureStep(server), cause: error },
+      { server, retryable: true, next: serverFailureAction(server), cause: error },
     );
   }
   return new LatchkeyError(ErrorCode.MCP_FAILED, `the MCP server failed${status}: ${reason}`, {
     server,
     retryable: true,
-    nextStep: `check the URL, or run \`latchkey doctor ${server}\``,
+    next: { kind: 'diagnose', server },
     cause: error,
   });
 }
@@ -167,8 +175,16 @@ function fromConnectionError(error: unknown): LatchkeyError | undefined {
   const code = (Object.values(ErrorCode) as string[]).includes(data.code)
     ? (data.code as ErrorCode)
     : ErrorCode.MCP_FAILED;
-  const message = error.message.replace(/^MCP error -?\d+: /, '').replace(/^latchkey: /, '');
-  return new LatchkeyError(code, message, { retryable: data.retryable === true, cause: error });
+  let message = error.message.replace(/^MCP error -?\d+: /, '').replace(/^latchkey: /, '');
+  const next = data.next as NextAction | undefined;
+  // The next step travels as data; each face words it again, so the words leave the message.
+  const words = ` Next step: ${data.nextStep ?? ''}`;
+  if (next !== undefined && message.endsWith(words)) message = message.slice(0, -words.length);
+  return new LatchkeyError(code, message, {
+    retryable: data.retryable === true,
+    ...(next === undefined ? {} : { next }),
+    cause: error,
+  });
 }
 
 /** The message, with the network code underneath when fetch only says "fetch failed". */

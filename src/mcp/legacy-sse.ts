@@ -3,15 +3,40 @@
  * (`event: endpoint`), then carries every server message; requests are POSTed to that
  * endpoint and answered on the stream. A session lives exactly as long as its stream.
  */
-import { type JsonRpcMessage, parseMessages } from './jsonrpc.js';
+import {
+  idKey,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  parseMessages,
+} from './jsonrpc.js';
 import { MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
 import { type Deliver, errorText, type WireOptions } from './streamable-http.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
+
+/** What the session stream needs from its owner. */
+export interface SseStreamHooks {
+  /** Server messages that are not an answer being waited for. */
+  deliver: Deliver;
+  /** Deadline for opening the stream and learning its endpoint, ms. */
+  timeoutMs: number;
+  /** The stream ended without being closed here: the session is gone. */
+  ended(error: unknown): void;
+}
+
+interface Waiter {
+  resolve(response: JsonRpcResponse): void;
+  reject(error: unknown): void;
+}
 
 export class LegacySseWire {
   readonly #options: WireOptions;
   #endpoint: URL | undefined;
   #abort: AbortController | undefined;
+  readonly #waiters = new Map<string, Waiter>();
+  /** The stream being opened or open; undefined once it ended or was closed. */
+  #opening: Promise<void> | undefined;
   retryMs: number | undefined;
 
   constructor(options: WireOptions) {
@@ -22,12 +47,86 @@ export class LegacySseWire {
     return this.#options.url;
   }
 
+  /** POST a request and wait for its answer on the stream, opening the stream if needed. */
+  async exchange(
+    request: JsonRpcRequest,
+    signal: AbortSignal,
+    hooks: SseStreamHooks,
+  ): Promise<JsonRpcResponse> {
+    await this.ensureOpen(hooks);
+    const key = idKey(request.id);
+    const answer = new Promise<JsonRpcResponse>((resolve, reject) => {
+      this.#waiters.set(key, { resolve, reject });
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    answer.catch(() => undefined);
+    try {
+      await this.post(request, signal);
+      return await answer;
+    } finally {
+      this.#waiters.delete(key);
+    }
+  }
+
+  /** The stream is the session: open it when there is none. */
+  ensureOpen(hooks: SseStreamHooks): Promise<void> {
+    this.#opening ??= this.#openSession(hooks).catch((error: unknown) => {
+      this.#opening = undefined;
+      throw error;
+    });
+    return this.#opening;
+  }
+
+  async #openSession(hooks: SseStreamHooks): Promise<void> {
+    const deliver = (message: JsonRpcMessage): void => {
+      const waiter = isResponse(message) ? this.#waiters.get(idKey(message.id)) : undefined;
+      if (waiter !== undefined && isResponse(message)) waiter.resolve(message);
+      else hooks.deliver(message);
+    };
+    const { closed } = await this.open(deliver, hooks.timeoutMs);
+    const opened = this.#abort;
+    void closed.catch((error: unknown) => {
+      const closedHere = opened !== this.#abort;
+      if (!closedHere) this.#opening = undefined;
+      for (const waiter of this.#waiters.values()) waiter.reject(error);
+      this.#waiters.clear();
+      if (!closedHere) hooks.ended(error);
+    });
+  }
+
   /**
    * Open the stream and wait for the endpoint. Resolves with a promise that settles when the
    * stream ends (rejecting with StreamBrokenError when it broke).
    */
   async open(deliver: Deliver, timeoutMs: number): Promise<{ closed: Promise<void> }> {
-    this.close();
+    const body = await this.#connect(timeoutMs);
+    let resolveEndpoint!: () => void;
+    let rejectEndpoint!: (error: unknown) => void;
+    const endpointKnown = new Promise<void>((resolve, reject) => {
+      resolveEndpoint = resolve;
+      rejectEndpoint = reject;
+    });
+    const timer = setTimeout(
+      () =>
+        rejectEndpoint(
+          new StreamBrokenError('the SSE stream named no endpoint in time', undefined, undefined, true),
+        ),
+      timeoutMs,
+    );
+    const closed = this.#read(body, deliver, resolveEndpoint);
+    closed.catch((error: unknown) => rejectEndpoint(error));
+    try {
+      await endpointKnown;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { closed };
+  }
+
+  /** The GET that opens the stream, replacing any stream open before. */
+  async #connect(timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
+    this.#abort?.abort();
+    this.#endpoint = undefined;
     const abort = new AbortController();
     this.#abort = abort;
     const response = await this.#options
@@ -48,24 +147,16 @@ export class LegacySseWire {
         text,
       );
     }
-    let resolveEndpoint!: () => void;
-    let rejectEndpoint!: (error: unknown) => void;
-    const endpointKnown = new Promise<void>((resolve, reject) => {
-      resolveEndpoint = resolve;
-      rejectEndpoint = reject;
-    });
-    const timer = setTimeout(
-      () =>
-        rejectEndpoint(
-          new StreamBrokenError('the SSE stream named no endpoint in time', undefined, undefined, true),
-        ),
-      timeoutMs,
-    );
-    const closed = readSse(response.body, {
+    return response.body;
+  }
+
+  /** Read the stream to its end, which is always a StreamBrokenError: the session is over. */
+  #read(body: ReadableStream<Uint8Array>, deliver: Deliver, endpointKnown: () => void): Promise<void> {
+    return readSse(body, {
       onEvent: (event) => {
         if (event.event === 'endpoint') {
           this.#endpoint = this.#sameOrigin(event.data);
-          resolveEndpoint();
+          endpointKnown();
           return;
         }
         if (event.event !== undefined && event.event !== 'message') return;
@@ -87,29 +178,26 @@ export class LegacySseWire {
         throw new StreamBrokenError('the server closed the SSE stream', undefined, this.retryMs, false);
       },
       (error: unknown) => {
-        // One stream carries every answer: a message over the size limit cannot be tied to
-        // its request, so the stream is dropped like one carrying garbage.
-        const garbage = error instanceof SseGarbageError || error instanceof MessageTooLargeError;
-        throw new StreamBrokenError(
-          error instanceof MessageTooLargeError
-            ? `the SSE stream broke: ${error.message}`
-            : garbage
-              ? 'the SSE stream carried undecodable data'
-              : 'the SSE stream broke',
-          undefined,
-          this.retryMs,
-          garbage,
-          { cause: error },
-        );
+        throw this.#broken(error);
       },
     );
-    closed.catch((error: unknown) => rejectEndpoint(error));
-    try {
-      await endpointKnown;
-    } finally {
-      clearTimeout(timer);
-    }
-    return { closed };
+  }
+
+  #broken(error: unknown): StreamBrokenError {
+    // One stream carries every answer: a message over the size limit cannot be tied to its
+    // request, so the stream is dropped like one carrying garbage.
+    const garbage = error instanceof SseGarbageError || error instanceof MessageTooLargeError;
+    return new StreamBrokenError(
+      error instanceof MessageTooLargeError
+        ? `the SSE stream broke: ${error.message}`
+        : garbage
+          ? 'the SSE stream carried undecodable data'
+          : 'the SSE stream broke',
+      undefined,
+      this.retryMs,
+      garbage,
+      { cause: error },
+    );
   }
 
   /** POST one message; the answer arrives on the stream. */
@@ -139,6 +227,7 @@ export class LegacySseWire {
     this.#abort?.abort();
     this.#abort = undefined;
     this.#endpoint = undefined;
+    this.#opening = undefined;
   }
 
   /** The endpoint must stay on the server's origin: the bearer token goes with every POST. */

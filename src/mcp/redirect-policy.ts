@@ -123,7 +123,11 @@ function crossOrigin(server: string, to: URL): LatchkeyError {
     {
       server,
       retryable: false,
-      nextStep: 'if the server has moved and you trust its new address, use that URL instead',
+      next: {
+        kind: 'configure',
+        server,
+        detail: 'if the server has moved and you trust its new address, use that URL instead',
+      },
     },
   );
 }
@@ -135,7 +139,7 @@ function tooMany(server: string): LatchkeyError {
     {
       server,
       retryable: false,
-      nextStep: `check the URL, or run \`latchkey doctor ${server}\``,
+      next: { kind: 'diagnose', server },
     },
   );
 }

@@ -29,10 +29,13 @@ import type {
 
 import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import type { CredentialManager } from '../lifecycle/manager.js';
+import { loginAction } from '../next-action.js';
+import type { AccessToken } from '../lifecycle/token-cache.js';
+import type { TokenSource } from './credentials.js';
 
 export interface SdkAuthProviderOptions {
-  manager: CredentialManager;
+  /** Where tokens come from: a CredentialManager, or anything shaped like one. */
+  manager: TokenSource;
   /** Whose credential. Default: the manager's subject. */
   subject?: string;
   /**
@@ -59,14 +62,7 @@ export function createSdkAuthProvider(
     try {
       const token = await options.manager.getToken(url, { ...subject, interactive });
       handedOut = token.token;
-      return {
-        access_token: token.token,
-        token_type: token.tokenType,
-        ...(token.expiresAt === undefined
-          ? {}
-          : { expires_in: Math.max(0, Math.floor((token.expiresAt - Date.now()) / 1000)) }),
-        ...(token.scopes.length === 0 ? {} : { scope: token.scopes.join(' ') }),
-      };
+      return asSdkTokens(token);
     } catch (error) {
       // Unauthenticated, the request draws the server's 401, and auth() reports the error.
       if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
@@ -107,6 +103,23 @@ export function createSdkAuthProvider(
     // clientInformation() first in older 1.x releases.
     discoveryState: recover,
     clientInformation: recover as () => Promise<OAuthClientInformationMixed | undefined>,
+    ...sdkFlowRefused(url),
+  };
+}
+
+/** The SDK's own flow, which latchkey never lets start. */
+function sdkFlowRefused(
+  url: string,
+): Pick<
+  OAuthClientProvider,
+  | 'saveTokens'
+  | 'saveClientInformation'
+  | 'redirectToAuthorization'
+  | 'saveCodeVerifier'
+  | 'codeVerifier'
+  | 'invalidateCredentials'
+> {
+  return {
     saveTokens: () => unreachable(url, 'saveTokens'),
     saveClientInformation: () => unreachable(url, 'saveClientInformation'),
     redirectToAuthorization: () => unreachable(url, 'redirectToAuthorization'),
@@ -114,6 +127,18 @@ export function createSdkAuthProvider(
     codeVerifier: () => unreachable(url, 'codeVerifier'),
     // Called by the SDK after errors of its own token requests, which it never sends here.
     invalidateCredentials: () => undefined,
+  };
+}
+
+/** The access token only: without a refresh token, the SDK never refreshes by itself. */
+function asSdkTokens(token: AccessToken): OAuthTokens {
+  return {
+    access_token: token.token,
+    token_type: token.tokenType,
+    ...(token.expiresAt === undefined
+      ? {}
+      : { expires_in: Math.max(0, Math.floor((token.expiresAt - Date.now()) / 1000)) }),
+    ...(token.scopes.length === 0 ? {} : { scope: token.scopes.join(' ') }),
   };
 }
 
@@ -125,7 +150,10 @@ function unreachable(server: string, method: string): never {
     {
       server,
       retryable: false,
-      nextStep: `log in with \`latchkey login ${server}\` or the manager's login(); do not call the SDK's auth() or finishAuth()`,
+      next: loginAction(server, {
+        detail:
+          "latchkey runs the login (the manager's login()); do not call the SDK's auth() or finishAuth()",
+      }),
     },
   );
 }

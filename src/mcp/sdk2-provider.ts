@@ -8,7 +8,7 @@
  * packages; it matches their `AuthProvider` (examples/sdk2-client.ts type-checks that).
  */
 import { canonicalServer } from '../credential/key.js';
-import type { CredentialManager } from '../lifecycle/manager.js';
+import type { TokenSource } from './credentials.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
 
 export interface Sdk2AuthProvider {
@@ -17,7 +17,8 @@ export interface Sdk2AuthProvider {
 }
 
 export interface Sdk2AuthProviderOptions {
-  manager: CredentialManager;
+  /** Where tokens come from: a CredentialManager, or anything shaped like one. */
+  manager: TokenSource;
   /** Whose credential. Default: the manager's subject. */
   subject?: string;
   /** May a login start when no credential is usable? Default true. */

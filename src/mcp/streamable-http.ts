@@ -7,8 +7,19 @@
  * without that link.
  */
 import { decodeText, readBody } from '../body.js';
+import { sleep } from '../lifecycle/lease.js';
+import type { Logger } from '../log.js';
 import { readAtMost } from '../oauth/bounded-fetch.js';
-import { type JsonRpcError, type JsonRpcMessage, idKey, isResponse, parseMessages } from './jsonrpc.js';
+import {
+  type JsonRpcError,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  idKey,
+  isResponse,
+  parseMessages,
+} from './jsonrpc.js';
+import { retryDelayMs } from './recovery.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
@@ -25,6 +36,14 @@ export interface WireOptions {
    * when whoever takes the messages keeps up. Default: always ready.
    */
   ready?: () => Promise<void> | undefined;
+  logger?: Logger;
+}
+
+export interface ExchangeOptions {
+  /** Resumptions (Last-Event-ID) of a broken response stream before it counts as lost. Default 3. */
+  resumeAttempts?: number;
+  /** The request-metadata headers of a 2026-07-28 request: no session, and no resumption. */
+  modern?: Readonly<Record<string, string>>;
 }
 
 export type Deliver = (message: JsonRpcMessage) => void;
@@ -86,6 +105,71 @@ export class StreamableHttpWire {
       return;
     }
     await this.#consume(response, expected, deliver, progress);
+  }
+
+  /**
+   * Send one request and wait for its answer; every other message on the way goes to
+   * `deliver`. A broken stream that had event ids is resumed; one that cannot be throws
+   * StreamBrokenError, since the server may have run the request.
+   */
+  async exchange(
+    request: JsonRpcRequest,
+    deliver: Deliver,
+    signal: AbortSignal,
+    options: ExchangeOptions = {},
+  ): Promise<JsonRpcResponse> {
+    const key = idKey(request.id);
+    let answer: JsonRpcResponse | undefined;
+    const take = (message: JsonRpcMessage): void => {
+      if (isResponse(message) && idKey(message.id) === key) answer = message;
+      else deliver(message);
+    };
+    const progress: StreamProgress = {};
+    try {
+      await this.post(request, take, signal, progress, options.modern);
+    } catch (error) {
+      const resumable =
+        options.modern === undefined &&
+        error instanceof StreamBrokenError &&
+        !error.garbage &&
+        progress.lastEventId !== undefined;
+      if (!resumable) throw error;
+      await this.#resume(key, take, signal, progress, error, options.resumeAttempts ?? 3);
+    }
+    if (answer === undefined)
+      throw new StreamBrokenError('no answer arrived', progress.lastEventId, progress.retryMs, false);
+    return answer;
+  }
+
+  /** Resume a broken response stream with Last-Event-ID, a few times with backoff. */
+  async #resume(
+    key: string,
+    deliver: Deliver,
+    signal: AbortSignal,
+    progress: StreamProgress,
+    first: StreamBrokenError,
+    attempts: number,
+  ): Promise<void> {
+    let last: unknown = first;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      await sleep(retryDelayMs(attempt, progress.retryMs), signal);
+      const lastEventId = progress.lastEventId;
+      if (lastEventId === undefined) break;
+      try {
+        this.#options.logger?.debug('resuming a broken response stream', { attempt: attempt + 1 });
+        await this.resume(new Set([key]), deliver, signal, { ...progress, lastEventId });
+        return;
+      } catch (error) {
+        last = error;
+        if (!(error instanceof StreamBrokenError) || error.garbage) break;
+      }
+    }
+    // The stream cannot be resumed: the request's fate is unknown.
+    throw last instanceof StreamBrokenError
+      ? last
+      : new StreamBrokenError('the response stream could not be resumed', undefined, undefined, false, {
+          cause: last,
+        });
   }
 
   /**
@@ -179,10 +263,28 @@ export class StreamableHttpWire {
         true,
       );
     }
+    await this.#consumeSse(response.body, expected, deliver, progress);
+    if (expected.size > 0) {
+      throw new StreamBrokenError(
+        'the response stream ended before the answer',
+        progress.lastEventId,
+        progress.retryMs,
+        false,
+      );
+    }
+  }
+
+  /** Read SSE events until every expected answer came (or the stream ends or breaks). */
+  async #consumeSse(
+    body: ReadableStream<Uint8Array>,
+    expected: Set<string>,
+    deliver: Deliver,
+    progress: StreamProgress,
+  ): Promise<void> {
     const done = new AbortController();
     const watching = expected.size > 0;
     try {
-      await readSse(response.body, {
+      await readSse(body, {
         onEvent: (event) => {
           if (event.id !== undefined && event.id !== '') progress.lastEventId = event.id;
           // Priming events carry an id and no data; other event types are not MCP messages.
@@ -217,14 +319,6 @@ export class StreamableHttpWire {
         progress.retryMs,
         garbage,
         { cause: error },
-      );
-    }
-    if (expected.size > 0) {
-      throw new StreamBrokenError(
-        'the response stream ended before the answer',
-        progress.lastEventId,
-        progress.retryMs,
-        false,
       );
     }
   }

@@ -6,6 +6,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
 
+import { renderNextStep } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
@@ -176,7 +177,10 @@ describe('MCP SDK adapters', () => {
       assert.ok(isLatchkeyError(error), String(error));
       assert.equal(error.code, 'LOGIN_REQUIRED');
       assert.equal(error.server, mcp.url);
-      assert.match(error.message, /latchkey login/);
+      assert.ok(error.next !== undefined, 'a next action');
+      assert.equal(error.next.kind, 'login');
+      assert.equal(error.next.server, mcp.url);
+      assert.match(renderNextStep(error.next), /latchkey login/);
       return true;
     });
     assert.equal(hook.runs, 0);

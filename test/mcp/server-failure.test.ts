@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import { renderNextStep } from '../../src/cli/next-step.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
@@ -53,7 +54,10 @@ describe("a server's own 5xx", () => {
     assert.match(error.message, /failure inside the MCP server itself/);
     assert.doesNotMatch(error.message, /doctor/);
     assert.match(error.nextStep ?? '', /report it to the operator/);
-    assert.match(error.nextStep ?? '', new RegExp(`latchkey login ${server.url}`));
+    assert.ok(error.next !== undefined, 'a next action');
+    assert.equal(error.next.kind, 'operator');
+    // The CLI words the login that may help as the command for this server.
+    assert.match(renderNextStep(error.next), new RegExp(`latchkey login ${server.url}`));
   });
 
   it('the proxy answers the host with the same words for a 5xx, and keeps 4xx wording as it was', () => {
