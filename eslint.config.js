@@ -3,6 +3,56 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+// Layer order, bottom to top. A file may import its own layer and the layers below it, never
+// one above: the picture in docs/architecture.md stays true because CI fails otherwise.
+// `mcp` and `login` sit side by side above the lifecycle and may not import each other.
+const LAYERS = [
+  ['credential'],
+  ['store'],
+  ['oauth'],
+  ['lifecycle'],
+  ['login', 'mcp'],
+  ['proxy'],
+  ['demo'],
+  ['cli'],
+];
+const ALL = LAYERS.flat();
+
+/** One no-restricted-imports block per src folder, naming the folders it must not reach. */
+function layerRules() {
+  const blocks = LAYERS.flatMap((layer, level) =>
+    layer.map((folder) => {
+      const above = LAYERS.slice(level + 1).flat();
+      const siblings = layer.filter((other) => other !== folder);
+      return restrict([`src/${folder}/**/*.ts`], [...above, ...siblings], folder);
+    }),
+  );
+  // The base modules (errors, log, network-text, next-action, body) sit under everything.
+  blocks.push(restrict(['src/*.ts'], ALL, 'base', ['src/index.ts']));
+  return blocks;
+}
+
+function restrict(files, forbidden, name, ignores = []) {
+  const folders = forbidden.join('|');
+  return {
+    files,
+    ignores,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^(\\./|(\\.\\./)+)(${folders})/`,
+              message: `layer rule: ${name} may not import ${forbidden.join(', ')} (docs/architecture.md, Layers)`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.cache/', 'test-results/', '**/*.cjs'] },
   js.configs.recommended,
@@ -23,4 +73,5 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'scripts/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
+  ...layerRules(),
 );

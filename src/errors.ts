@@ -73,11 +73,6 @@ export interface LatchkeyErrorOptions {
   retryable: boolean;
   /** What should happen next, as data; each face words it (src/next-action.ts). */
   next?: NextAction | undefined;
-  /**
-   * @deprecated Transitional free-text next step, appended to the message. Use `next`:
-   * library code must not name CLI commands.
-   */
-  nextStep?: string | undefined;
   /** For transient failures: the earliest moment (epoch ms) a retry makes sense. */
   retryAt?: number | undefined;
   cause?: unknown;
@@ -96,7 +91,7 @@ export class LatchkeyError extends Error {
     this.code = code;
     this.server = options.server;
     this.retryable = options.retryable;
-    this.next = options.next ?? (options.nextStep === undefined ? undefined : legacyNext(options.nextStep));
+    this.next = options.next;
     this.retryAt = options.retryAt;
     // `cause` may hold a Response or a library error that carries request bodies; keep it off
     // enumerable properties so JSON.stringify/console of the error does not dump it.
@@ -128,33 +123,17 @@ export class LatchkeyError extends Error {
 /**
  * Messages often carry words from the network (an AS's error description, an MCP server's
  * error body) and are printed, logged, stored and relayed: every one goes through the
- * network-text policy, whichever path built it.
- */
-function legacyNext(detail: string): NextAction {
-  return { kind: 'configure', detail };
-}
-
-/**
- * The message says what happened; the next action is not in it, so every face can word it
- * (the CLI appends its own). Transitional `nextStep` strings are still appended.
+ * network-text policy, whichever path built it. The message says what happened; the next
+ * action is not in it, so that each face words it (the CLI appends its own command).
  */
 function withContext(message: string, options: LatchkeyErrorOptions): string {
-  let text = options.server === undefined ? message : `${options.server}: ${message}`;
-  if (options.nextStep !== undefined) text += ` Next step: ${options.nextStep}`;
+  const text = options.server === undefined ? message : `${options.server}: ${message}`;
   return networkText(text, { maxLength: MESSAGE_MAX });
 }
 
 /** Works across duplicate copies of the package in one process, unlike `instanceof`. */
 export function isLatchkeyError(value: unknown): value is LatchkeyError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
-}
-
-/**
- * @deprecated Library code must not name CLI commands: give the error `next: loginAction(server)`
- * and let the face word it (src/cli/next-step.ts has the CLI's `loginCommand`).
- */
-export function loginCommand(server: string): string {
-  return `latchkey login ${server}`;
 }
 
 export function loginRequired(server: string, reason: string, cause?: unknown): LatchkeyError {

@@ -40,9 +40,9 @@ export type { StoredCredential } from './credential/model.js';
 /** A credential's persisted state: valid, retrying (with backoff) or needs-login. */
 export type { CredentialStatus } from './credential/model.js';
 /** A short, stable, non-reversible name for a secret, safe to log. */
-export { fingerprint } from './credential/redact.js';
+export { fingerprint } from './redact.js';
 /** A token shortened to something safe to show. */
-export { redactToken } from './credential/redact.js';
+export { redactToken } from './redact.js';
 
 // Stores
 

@@ -1,4 +1,4 @@
-import { redactValue, secrets, type SecretRegistry } from './credential/redact.js';
+import { redactValue, secrets, type SecretRegistry } from './redact.js';
 import { MESSAGE_MAX, networkText } from './network-text.js';
 
 /**

@@ -7,7 +7,7 @@
  * Every such text passes through `networkText` before latchkey shows, stores, logs or relays
  * it. It is the one place that policy lives (docs/security.md, "Text from the network").
  */
-import { type SecretRegistry, secrets as processSecrets } from './credential/redact.js';
+import { type SecretRegistry, secrets as processSecrets } from './redact.js';
 
 /** Default cap for one fragment of network text (a description, an error body excerpt). */
 export const NETWORK_TEXT_MAX = 500;

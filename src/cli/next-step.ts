@@ -74,8 +74,5 @@ export function describeForCli(error: unknown): string | undefined {
 export function cliMessage(error: unknown): string {
   if (!isLatchkeyError(error)) return networkText(String(error), { maxLength: MESSAGE_MAX });
   const next = describeForCli(error);
-  if (next === undefined) return error.message;
-  const said = ` Next step: ${next}`;
-  // An error built with the deprecated `nextStep` already ends with it: said once is enough.
-  return error.message.endsWith(said) ? error.message : error.message + said;
+  return next === undefined ? error.message : `${error.message} Next step: ${next}`;
 }

@@ -3,7 +3,7 @@
  * server URL and the extra headers.
  */
 import { canonicalServer } from '../credential/key.js';
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 
 /** The server URL: http(s) only, and plain http only for loopback (tokens travel with it). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { type CredentialKey, keyId } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { credentialFromTokenResponse, type TokenEndpointResult } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';

@@ -1,7 +1,7 @@
 import { isUsable, refreshTokenUsable } from '../credential/expiry.js';
 import { keyId } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
-import { fingerprint, secrets } from '../credential/redact.js';
+import { fingerprint, secrets } from '../redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { networkText } from '../network-text.js';

@@ -1,4 +1,4 @@
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../oauth/client-context.js';

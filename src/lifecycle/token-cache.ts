@@ -1,7 +1,7 @@
 import { isUsable, mandatoryRefreshAt, proactiveRefreshAt } from '../credential/expiry.js';
 import type { CredentialKey } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 
 /** What `getToken` hands out: the access token and what a caller may want to know about it. */
 export interface AccessToken {

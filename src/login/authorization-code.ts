@@ -2,7 +2,7 @@ import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { preflightAuthorization } from '../oauth/authorization-preflight.js';
 import type { BrowserOpener } from './browser.js';
 import type { ClientContext } from '../oauth/client-context.js';

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { ErrorCode, LatchkeyError, loginRequired } from '../errors.js';
 import { sleep as defaultSleep } from '../lifecycle/lease.js';
 import { printable } from '../network-text.js';

@@ -4,7 +4,7 @@
  * events. The connection itself only routes host messages through them.
  */
 import { canonicalServer } from '../credential/key.js';
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { createLogger, type Logger } from '../log.js';
 import { describeNextAction, loginAction } from '../next-action.js';
 import { createAuthFetch } from './auth-fetch.js';

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { checkTokenLengths } from './bounded-fetch.js';
 import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { ClientContext } from './client-context.js';

@@ -1,6 +1,6 @@
 import type * as oauth from 'oauth4webapi';
 
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { configure, loginAction } from '../next-action.js';
 import type { Registration, RegistrationCache } from '../store/contract.js';

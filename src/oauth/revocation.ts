@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 
-import { secrets } from '../credential/redact.js';
+import { secrets } from '../redact.js';
 import { networkText } from '../network-text.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import type { ClientContext } from './client-context.js';

@@ -7,6 +7,8 @@
 export { McpConnection } from '../mcp/connection.js';
 /** Options of `McpConnection`; its authorizer; which transports it tries. */
 export type { Authorizer, ConnectionOptions, TransportStrategy } from '../mcp/connection.js';
+/** What mcp needs of a credential source; CredentialManager satisfies both. */
+export type { McpCredentials, TokenSource } from '../mcp/credentials.js';
 /** An McpConnection as an MCP SDK client transport. */
 export { McpConnectionTransport } from '../mcp/connection-transport.js';
 /** Connect an MCP SDK client to a server with latchkey's credential. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { fingerprint } from '../../src/credential/redact.js';
+import { fingerprint } from '../../src/redact.js';
 import { type LifecycleEnv, lifecycleEnv } from '../support/lifecycle-env.js';
 import { startWorker } from '../support/worker.js';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { Finding } from '../../src/cli/commands/doctor.js';
 import type { StoredCredential } from '../../src/credential/model.js';
-import { fingerprint } from '../../src/credential/redact.js';
+import { fingerprint } from '../../src/redact.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Run } from '../support/spawn-cli.js';
 import { startWorker } from '../support/worker.js';

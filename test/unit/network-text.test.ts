@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { SecretRegistry } from '../../src/credential/redact.js';
+import { SecretRegistry } from '../../src/redact.js';
 import { LatchkeyError } from '../../src/errors.js';
 import {
   MESSAGE_MAX,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { fingerprint } from '../../credential/redact.js';
+import { fingerprint } from '../../redact.js';
 import type * as Demo from '../../demo/index.js';
 import { CredentialManager } from '../../lifecycle/manager.js';
 import { createLogger } from '../../log.js';

@@ -1,6 +1,6 @@
 import { isUsable, proactiveRefreshAt } from '../../credential/expiry.js';
 import type { CredentialState, StoredCredential } from '../../credential/model.js';
-import { SecretRegistry, secrets } from '../../credential/redact.js';
+import { SecretRegistry, secrets } from '../../redact.js';
 import { networkText } from '../../network-text.js';
 import { connectedProcesses } from '../../proxy/presence.js';
 import type { CredentialStore } from '../../store/contract.js';
