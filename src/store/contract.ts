@@ -6,7 +6,7 @@ import type { CredentialRecord, CredentialStatus, StoredCredential } from '../cr
  * credentials, the registration cache, the discovery cache, the leases, the event log (with
  * watch), and the pending revocations. Each consumer asks for the ones it uses, so a new
  * store (Postgres) is written against them and a consumer's needs show in its signature.
- * Every implementation passes the same contract test suite (test/store-contract.ts). All
+ * Every implementation passes the same contract test suite (test/store/contract.ts). All
  * methods are async so that network stores fit; the embedded ones answer synchronously
  * underneath.
  *

@@ -9,7 +9,7 @@ import {
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
+} from './index.js';
 
 const VERSION = '2026-07-28';
 const META = {

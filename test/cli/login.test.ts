@@ -6,19 +6,19 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { main } from '../src/cli/main.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { refreshAccepted } from './support/refresh-probe.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
 import {
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { captureIO } from './support/cli-io.js';
+} from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
 
-const BROWSER = fileURLToPath(new URL('./fixtures/headless-browser.ts', import.meta.url));
+const BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
 
 /** `latchkey login`, `token` and `logout` against the real AS and MCP server. */
 describe('cli login / token / logout', () => {

@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
 
-import type { CredentialStore, LifecycleEvent, Registration } from '../src/store/contract.js';
-import { parseDataKey } from '../src/store/crypto.js';
-import { KEY_FILE_NAME } from '../src/store/data-key.js';
-import { openSqliteStore, type SqliteStoreOptions } from '../src/store/sqlite.js';
+import type { CredentialStore, LifecycleEvent, Registration } from '../../src/store/contract.js';
+import { parseDataKey } from '../../src/store/crypto.js';
+import { KEY_FILE_NAME } from '../../src/store/data-key.js';
+import { openSqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite.js';
 import {
   credentialKey,
   credentialRecord,
@@ -22,10 +22,10 @@ import {
   pendingRevocation,
   secret,
   storeContract,
-} from './store-contract.js';
-import { startWorker, type Worker } from './support/worker.js';
+} from './contract.js';
+import { startWorker, type Worker } from '../support/worker.js';
 
-const CHILD = fileURLToPath(new URL('./fixtures/store-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../fixtures/store-child.ts', import.meta.url));
 
 const scratch: string[] = [];
 after(async () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { createMemoryStore } from '../src/store/memory.js';
-import { storeContract } from './store-contract.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { storeContract } from './contract.js';
 
 storeContract('memory', async () => {
   const store = createMemoryStore();

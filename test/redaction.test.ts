@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { cliMessage } from '../../src/cli/next-step.js';
-import { fingerprint, redactToken, redactValue, SecretRegistry } from '../../src/redact.js';
-import { ErrorCode, LatchkeyError, loginRequired } from '../../src/errors.js';
-import { createLogger } from '../../src/log.js';
+import { cliMessage } from '../src/cli/next-step.js';
+import { fingerprint, redactToken, redactValue, SecretRegistry } from '../src/redact.js';
+import { ErrorCode, LatchkeyError, loginRequired } from '../src/errors.js';
+import { createLogger } from '../src/log.js';
 
 describe('redaction', () => {
   it('never shows any part of a token, only a stable fingerprint', () => {

@@ -8,18 +8,18 @@ import { after, before, describe, it } from 'node:test';
 
 import { z } from 'zod';
 
-import { openSqliteStore } from '../src/store/sqlite.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import {
   approveDevice,
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { refreshAccepted } from './support/refresh-probe.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
+import { latchkey } from '../support/spawn-cli.js';
 
-const CHROMIUM_BROWSER = fileURLToPath(new URL('./fixtures/chromium-browser.ts', import.meta.url));
+const CHROMIUM_BROWSER = fileURLToPath(new URL('../fixtures/chromium-browser.ts', import.meta.url));
 
 /** The `status --json` document, as scripts may rely on it. */
 const StatusSchema = z.object({

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { KEY_FILE_NAME } from '../src/store/data-key.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { latchkey } from './support/spawn-cli.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { KEY_FILE_NAME } from '../../src/store/data-key.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 /** No keyring: the store keeps its key in the data-key file, as on a headless machine. */
 const NO_KEYRING = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/latchkey-test-bus', LATCHKEY_KEY: '' };

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it, type TestContext } from 'node:test';
 
-import { type CredentialKey, keyId } from '../src/credential/key.js';
-import type { CredentialRecord, CredentialStatus, StoredCredential } from '../src/credential/model.js';
-import { type ErrorCode, isLatchkeyError, type LatchkeyError } from '../src/errors.js';
+import { type CredentialKey, keyId } from '../../src/credential/key.js';
+import type { CredentialRecord, CredentialStatus, StoredCredential } from '../../src/credential/model.js';
+import { type ErrorCode, isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
 import type {
   CredentialStore,
   DiscoveryRecord,
@@ -16,7 +16,7 @@ import type {
   LifecycleEvent,
   NewPendingRevocation,
   Registration,
-} from '../src/store/contract.js';
+} from '../../src/store/contract.js';
 
 export interface ContractSubject {
   store: CredentialStore;

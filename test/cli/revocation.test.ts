@@ -6,10 +6,10 @@ import { afterEach, describe, it } from 'node:test';
 
 import { z } from 'zod';
 
-import type { StoredCredential } from '../src/credential/model.js';
-import { refreshAccepted } from './support/refresh-probe.js';
-import { type ProxyEnv, proxyEnv } from './support/proxy-env.js';
-import { latchkey } from './support/spawn-cli.js';
+import type { StoredCredential } from '../../src/credential/model.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
+import { type ProxyEnv, proxyEnv } from '../support/proxy-env.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 const PendingSchema = z.object({
   pendingRevocations: z.array(

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { events } from '../src/cli/commands/events.js';
-import { main } from '../src/cli/main.js';
-import { CredentialManager } from '../src/lifecycle/manager.js';
-import { silentLogger } from '../src/log.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { captureIO } from './support/cli-io.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { events } from '../../src/cli/commands/events.js';
+import { main } from '../../src/cli/main.js';
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { captureIO } from '../support/cli-io.js';
 
 describe('cli', () => {
   let home: string;

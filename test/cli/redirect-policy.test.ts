@@ -3,16 +3,16 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
 import {
   type FaultProxy,
   startFaultProxy,
   startLegacySseMcpServer,
   type TestLegacySseMcpServer,
-} from './harness/index.js';
-import { proxyEnv, type ProxyEnv } from './support/proxy-env.js';
-import { spawnRawHost } from './support/raw-host.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { proxyEnv, type ProxyEnv } from '../support/proxy-env.js';
+import { spawnRawHost } from '../support/raw-host.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 /** Another origin that keeps whatever reaches it, and answers like an open MCP server would not. */
 interface Recorder {

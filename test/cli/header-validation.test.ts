@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { parseHeaders } from '../src/cli/server-args.js';
-import { isLatchkeyError } from '../src/errors.js';
-import { latchkey } from './support/spawn-cli.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { parseHeaders } from '../../src/cli/server-args.js';
+import { isLatchkeyError } from '../../src/errors.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 /**
  * Issue 14, point 7: a `--header` value that cannot be sent (after `${VAR}` expansion) is

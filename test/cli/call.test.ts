@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { CredentialManager } from '../src/lifecycle/manager.js';
-import { silentLogger } from '../src/log.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import {
   obtainTokens,
   startAuthorizationServer,
@@ -16,8 +16,8 @@ import {
   type TestAuthorizationServer,
   type TestLegacySseMcpServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 /** `latchkey tools` and `latchkey call`: the built binary against the real AS and servers. */
 describe('latchkey tools and call', () => {

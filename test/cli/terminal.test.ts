@@ -14,10 +14,10 @@ import {
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
+} from '../harness/index.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
-const CLI = fileURLToPath(new URL('./fixtures/latchkey-cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
 const SOCKET = `latchkey-test-${process.pid}`;
 
 function tmux(...args: string[]): string {

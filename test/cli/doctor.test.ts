@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import type { Finding } from '../src/cli/commands/doctor.js';
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { main } from '../src/cli/main.js';
-import { startAuthorizationServer, startMcpServer } from './harness/index.js';
-import { captureIO } from './support/cli-io.js';
+import type { Finding } from '../../src/cli/commands/doctor.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
+import { startAuthorizationServer, startMcpServer } from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
 
 async function doctorOn(
   asOptions: Parameters<typeof startAuthorizationServer>[0],

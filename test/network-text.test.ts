@@ -3,15 +3,9 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { SecretRegistry } from '../../src/redact.js';
-import { LatchkeyError } from '../../src/errors.js';
-import {
-  MESSAGE_MAX,
-  NETWORK_TEXT_MAX,
-  networkJson,
-  networkText,
-  printable,
-} from '../../src/network-text.js';
+import { SecretRegistry } from '../src/redact.js';
+import { LatchkeyError } from '../src/errors.js';
+import { MESSAGE_MAX, NETWORK_TEXT_MAX, networkJson, networkText, printable } from '../src/network-text.js';
 
 /** Any C0/C1 control, DEL, line separator or bidi control: none may survive. */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point

@@ -14,21 +14,21 @@ import { after, before, describe, it } from 'node:test';
 
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 
-import { CredentialManager } from '../src/lifecycle/manager.js';
-import { silentLogger } from '../src/log.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { type EchoFront, type EchoRequest, startEchoFront } from './harness/echo-front.js';
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { type EchoFront, type EchoRequest, startEchoFront } from '../harness/echo-front.js';
 import {
   obtainTokens,
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { spawnRawHost } from './support/raw-host.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { spawnRawHost } from '../support/raw-host.js';
+import { latchkey } from '../support/spawn-cli.js';
 
-const HEADLESS_BROWSER = fileURLToPath(new URL('./fixtures/headless-browser.ts', import.meta.url));
+const HEADLESS_BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
 
 /** OSC 52 (write the clipboard), CSI 2J (clear the screen), a forged success line, a bidi override. */
 const HOSTILE =

@@ -14,15 +14,15 @@ import { fileURLToPath } from 'node:url';
 import { AsyncEntry } from '@napi-rs/keyring';
 import Database from 'better-sqlite3';
 
-import type { CredentialStore } from '../src/store/contract.js';
-import { keyFingerprint, parseDataKey } from '../src/store/crypto.js';
-import { KEY_FILE_NAME, keyringAccount } from '../src/store/data-key.js';
-import { KEYRING_SERVICE } from '../src/store/keyring.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { credentialKey, credentialRecord, eventFor, latchkeyError, secret } from './store-contract.js';
-import { startWorker } from './support/worker.js';
+import type { CredentialStore } from '../../src/store/contract.js';
+import { keyFingerprint, parseDataKey } from '../../src/store/crypto.js';
+import { KEY_FILE_NAME, keyringAccount } from '../../src/store/data-key.js';
+import { KEYRING_SERVICE } from '../../src/store/keyring.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { credentialKey, credentialRecord, eventFor, latchkeyError, secret } from './contract.js';
+import { startWorker } from '../support/worker.js';
 
-const CHILD = fileURLToPath(new URL('./fixtures/store-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../fixtures/store-child.ts', import.meta.url));
 const PROBE_TIMEOUT_MS = 5000;
 
 function entry(account: string, service = KEYRING_SERVICE): AsyncEntry {

@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { main } from '../src/cli/main.js';
-import { startAuthorizationServer, type TestAuthorizationServer } from './harness/index.js';
-import { startQuirkyResourceServer, type QuirkyResourceServer } from './harness/quirky-resource-server.js';
-import { captureIO } from './support/cli-io.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
+import { startAuthorizationServer, type TestAuthorizationServer } from '../harness/index.js';
+import { startQuirkyResourceServer, type QuirkyResourceServer } from '../harness/quirky-resource-server.js';
+import { captureIO } from '../support/cli-io.js';
 
-const BROWSER = fileURLToPath(new URL('./fixtures/headless-browser.ts', import.meta.url));
+const BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
 
 describe('latchkey doctor and latchkey login agree', () => {
   let as: TestAuthorizationServer;

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { main } from '../src/cli/main.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
-import { captureIO } from './support/cli-io.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { captureIO } from '../support/cli-io.js';
 
 describe('latchkey reset', () => {
   let home: string;

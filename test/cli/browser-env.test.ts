@@ -7,16 +7,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
 import {
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { latchkey } from '../support/spawn-cli.js';
 
-const BROWSER = fileURLToPath(new URL('./fixtures/env-dumping-browser.ts', import.meta.url));
+const BROWSER = fileURLToPath(new URL('../fixtures/env-dumping-browser.ts', import.meta.url));
 
 describe('the program BROWSER names gets no latchkey secret (issue 14, point 6)', () => {
   let as: TestAuthorizationServer;

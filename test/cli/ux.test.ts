@@ -10,23 +10,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { main } from '../src/cli/main.js';
-import { CredentialManager } from '../src/lifecycle/manager.js';
-import { silentLogger } from '../src/log.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import {
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { captureIO } from './support/cli-io.js';
-import { proxyEnv } from './support/proxy-env.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
+import { proxyEnv } from '../support/proxy-env.js';
+import { latchkey } from '../support/spawn-cli.js';
 
-const BIN = fileURLToPath(new URL('../bin/latchkey.js', import.meta.url));
-const BROWSER = fileURLToPath(new URL('./fixtures/recording-browser.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BROWSER = fileURLToPath(new URL('../fixtures/recording-browser.ts', import.meta.url));
 /** A session bus address nobody answers at: the OS keyring is unreachable. */
 const NO_KEYRING = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/latchkey-test-bus', LATCHKEY_KEY: '' };
 

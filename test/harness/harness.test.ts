@@ -22,8 +22,8 @@ import {
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { closeServer, listenOnLoopback } from '../src/demo/listen.js';
+} from './index.js';
+import { closeServer, listenOnLoopback } from '../../src/demo/listen.js';
 
 const client: oauth.Client = { client_id: 'mcp-test-client' };
 

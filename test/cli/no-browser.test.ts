@@ -8,18 +8,18 @@ import { after, before, describe, it } from 'node:test';
 
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 
-import { ExitCode } from '../src/cli/exit-codes.js';
-import { RpcErrorCode } from '../src/mcp/jsonrpc.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { RpcErrorCode } from '../../src/mcp/jsonrpc.js';
 import {
   completeAuthorization,
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
-} from './harness/index.js';
-import { proxyEnv, type ProxyEnv } from './support/proxy-env.js';
-import { type RawHost, spawnRawHost } from './support/raw-host.js';
-import { latchkey } from './support/spawn-cli.js';
+} from '../harness/index.js';
+import { proxyEnv, type ProxyEnv } from '../support/proxy-env.js';
+import { type RawHost, spawnRawHost } from '../support/raw-host.js';
+import { latchkey } from '../support/spawn-cli.js';
 
 /** A BROWSER that does not exist, as in a host that passed a stale or foreign environment. */
 const MISSING_BROWSER = '/nonexistent/latchkey-test-browser';
