@@ -54,7 +54,7 @@ function restrict(files, forbidden, name, ignores = []) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '.cache/', 'test-results/', '**/*.cjs'] },
+  { ignores: ['dist/', '.scratch/', 'node_modules/', 'coverage/', '.cache/', 'test-results/', '**/*.cjs'] },
   js.configs.recommended,
   { languageOptions: { globals: { ...globals.node } } },
   ...tseslint.configs.recommended,
