@@ -34,7 +34,7 @@ export interface CredentialManagerOptions {
   /**
    * A pending login in another process that began this long before this process wanted one
    * is replaced by a new flow here (its tab was most likely never seen). A login the person
-   * starts (`manager.login()`, `latchkey login`) replaces a pending one at once. Default 1 000 ms.
+   * starts (`manager.login()`, or the CLI's login command) replaces a pending one at once. Default 1 000 ms.
    */
   supersedeLoginAfterMs?: number;
   /**

@@ -95,7 +95,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
 }
 
 /**
- * Without a server response in hand (`latchkey login`, a proxy starting its own login), ask
+ * Without a server response in hand (an explicit login, a proxy starting its own login), ask
  * the server for its 401 challenge: its `resource_metadata` leads discovery and, unless the
  * caller named scopes, its `scope` leads scope selection, as when a request was refused.
  */

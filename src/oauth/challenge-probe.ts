@@ -1,8 +1,8 @@
 /**
  * Ask the MCP server for its 401 challenge before any token exists (AUTH-04, AUTH-05).
  *
- * A login that starts from the command line (`latchkey login`, the proxy's first request
- * when it runs logins itself) has no server response in hand. Without one, discovery could
+ * A login that starts on its own (an explicit login call, or a proxy's first request when
+ * it runs logins itself) has no server response in hand. Without one, discovery could
  * only guess the well-known PRM locations, and a server that publishes its metadata only at
  * the URL its challenge names (often with the AS on another origin) would fail, while the
  * challenge's `scope` would be missed for scope selection. `doctor` and the login hook both
