@@ -21,7 +21,7 @@ import type { CredentialRecord, CredentialStatus, StoredCredential } from '../cr
  */
 export interface CredentialStore
   extends CredentialTable, RegistrationCache, DiscoveryCache, LeaseTable, EventLog, PendingRevocationStore {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;
   close(): Promise<void>;

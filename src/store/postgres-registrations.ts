@@ -1,0 +1,75 @@
+import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord, RegistrationCache } from './contract.js';
+import type { PgConnection } from './postgres-connection.js';
+import { openRegistration, type RegistrationRow, sealRegistration } from './sqlite-rows.js';
+
+/** Registrations on Postgres, one per issuer; a client secret is sealed with the data key. */
+export function pgRegistrationCache(conn: PgConnection): RegistrationCache {
+  return {
+    getRegistration: (issuer) =>
+      conn.run(async () => {
+        const { rows } = await conn.pool.query<RegistrationRow>(
+          `SELECT * FROM registrations WHERE issuer = $1`,
+          [issuer],
+        );
+        return rows[0] === undefined ? undefined : openRegistration(conn.box, rows[0]);
+      }),
+    putRegistration: (registration) =>
+      conn.run(async () => {
+        const sealed = sealRegistration(conn.box, registration);
+        await conn.pool.query(
+          `INSERT INTO registrations (issuer, record, client_secret) VALUES ($1, $2, $3)
+           ON CONFLICT (issuer) DO UPDATE SET record = excluded.record, client_secret = excluded.client_secret`,
+          [registration.issuer, sealed.record, sealed.client_secret],
+        );
+      }),
+    deleteRegistration: (issuer) =>
+      conn.run(async () => {
+        await conn.pool.query(`DELETE FROM registrations WHERE issuer = $1`, [issuer]);
+      }),
+  };
+}
+
+interface DiscoveryRow {
+  kind: DiscoveryKind;
+  id: string;
+  document: string;
+  source_url: string;
+  fetched_at: number;
+}
+
+/** The discovery cache on Postgres: public documents, stored as fetched. */
+export function pgDiscoveryCache(conn: PgConnection): DiscoveryCache {
+  return {
+    getDiscovery: (kind, id) =>
+      conn.run(async () => {
+        const { rows } = await conn.pool.query<DiscoveryRow>(
+          `SELECT * FROM discovery WHERE kind = $1 AND id = $2`,
+          [kind, id],
+        );
+        return rows[0] === undefined ? undefined : discoveryFromRow(rows[0]);
+      }),
+    putDiscovery: (record) =>
+      conn.run(async () => {
+        await conn.pool.query(
+          `INSERT INTO discovery (kind, id, document, source_url, fetched_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (kind, id) DO UPDATE SET document = excluded.document, source_url = excluded.source_url,
+             fetched_at = excluded.fetched_at`,
+          [record.kind, record.id, JSON.stringify(record.document), record.sourceUrl, record.fetchedAt],
+        );
+      }),
+    deleteDiscovery: (kind, id) =>
+      conn.run(async () => {
+        await conn.pool.query(`DELETE FROM discovery WHERE kind = $1 AND id = $2`, [kind, id]);
+      }),
+  };
+}
+
+function discoveryFromRow(row: DiscoveryRow): DiscoveryRecord {
+  return {
+    kind: row.kind,
+    id: row.id,
+    document: JSON.parse(row.document) as Record<string, unknown>,
+    sourceUrl: row.source_url,
+    fetchedAt: row.fetched_at,
+  };
+}

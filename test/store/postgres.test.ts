@@ -1,0 +1,355 @@
+// The Postgres store on a real PostgreSQL server (test/support/postgres.ts): the shared store
+// contract, then what only a network store shared by several instances has to get right.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it, type TestContext } from 'node:test';
+
+import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
+import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { adminQuery, freshDatabase, type TestDatabase } from '../support/postgres.js';
+import {
+  credentialKey,
+  credentialRecord,
+  eventFor,
+  eventually,
+  latchkeyError,
+  secret,
+  sleep,
+  storeContract,
+} from './contract.js';
+
+function newKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+storeContract('postgres', async () => {
+  const db = await freshDatabase();
+  const env = { LATCHKEY_KEY: newKey() };
+  const opened: CredentialStore[] = [];
+  const open = async (): Promise<CredentialStore> => {
+    const store = await openPostgresStore({ url: db.url, env });
+    opened.push(store);
+    return store;
+  };
+  return {
+    store: await open(),
+    reopen: open,
+    cleanup: async () => {
+      for (const store of opened) await store.close();
+      await db.drop();
+    },
+  };
+});
+
+/** A fresh database for one test, dropped (with every store on it closed) when it ends. */
+async function database(
+  t: TestContext,
+): Promise<TestDatabase & { open: (o?: Partial<PostgresStoreOptions>) => Promise<CredentialStore> }> {
+  const db = await freshDatabase();
+  const env = { LATCHKEY_KEY: newKey() };
+  const opened: CredentialStore[] = [];
+  t.after(async () => {
+    for (const store of opened) await store.close();
+    await db.drop();
+  });
+  return {
+    ...db,
+    open: async (options = {}) => {
+      const store = await openPostgresStore({ url: db.url, env, ...options });
+      opened.push(store);
+      return store;
+    },
+  };
+}
+
+const holder = (name: string) => ({ owner: `${name}:1:x`, pid: 1, host: name });
+
+describe('postgres store', () => {
+  it('two store objects on one database are two instances sharing credentials and leases', async (t) => {
+    const db = await database(t);
+    const a = await db.open();
+    const b = await db.open();
+    const key = credentialKey(1);
+    const record = credentialRecord(key);
+    assert.deepEqual(await a.writeCredential(record, { expectedGeneration: 0 }, eventFor(key)), {
+      ok: true,
+      generation: 1,
+    });
+    assert.deepEqual((await b.getCredential(key))?.secrets, record.secrets, 'b reads what a wrote');
+    assert.ok(await a.acquireLease(key, holder('a'), 60_000));
+    assert.equal(await b.acquireLease(key, holder('b'), 60_000), undefined, 'a holds the lease');
+    const lost = await b.writeCredential(
+      credentialRecord(key),
+      { expectedGeneration: 1, leaseOwner: holder('b').owner },
+      eventFor(key, 'refreshed'),
+    );
+    assert.deepEqual(lost, { ok: false, reason: 'lease-lost', currentGeneration: 1 });
+  });
+
+  it('many instances racing for one lease: exactly one wins', async (t) => {
+    const db = await database(t);
+    const stores = await Promise.all(Array.from({ length: 4 }, () => db.open()));
+    const key = credentialKey('race');
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all(
+        stores.flatMap((store, i) =>
+          [0, 1].map((j) => store.acquireLease(key, holder(`h${round}-${i}-${j}`), 60_000)),
+        ),
+      );
+      assert.equal(results.filter((r) => r !== undefined).length, 1, `round ${round}: one winner`);
+      const winner = results.find((r) => r !== undefined)!;
+      await stores[0]!.releaseLease(key, winner.owner);
+    }
+  });
+
+  it('many instances racing a compare-and-set write: exactly one wins per generation', async (t) => {
+    const db = await database(t);
+    const stores = await Promise.all(Array.from({ length: 4 }, () => db.open()));
+    const key = credentialKey('cas');
+    const creates = await Promise.all(
+      stores.map((store) =>
+        store.writeCredential(credentialRecord(key), { expectedGeneration: 0 }, eventFor(key)),
+      ),
+    );
+    assert.equal(creates.filter((r) => r.ok).length, 1, 'one create');
+    const updates = await Promise.all(
+      stores.map((store) =>
+        store.writeCredential(credentialRecord(key), { expectedGeneration: 1 }, eventFor(key, 'refreshed')),
+      ),
+    );
+    assert.equal(updates.filter((r) => r.ok).length, 1, 'one update of generation 1');
+    assert.equal((await stores[0]!.getCredential(key))?.generation, 2);
+  });
+
+  it('leases are timed by the database clock, not the caller', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const [{ now }] = (
+      await adminQuery(db.url, `SELECT floor(extract(epoch from clock_timestamp()) * 1000)::float8 AS now`)
+    ).rows as [{ now: number }];
+    const lease = await store.acquireLease(credentialKey(1), holder('a'), 10_000);
+    assert.ok(lease !== undefined);
+    assert.ok(Math.abs(lease.acquiredAt - now) < 1000, 'acquiredAt is the database time');
+    // Push the lease into the past on the database's terms: it is then free, whatever our clock says.
+    await adminQuery(db.url, `UPDATE leases SET expires_at = expires_at - 20000`);
+    assert.equal(await store.getLease(credentialKey(1)), undefined);
+    assert.ok(await store.acquireLease(credentialKey(1), holder('b'), 10_000));
+  });
+
+  it('watch delivers another instance’s write in well under a second (LISTEN/NOTIFY)', async (t) => {
+    const db = await database(t);
+    const writer = await db.open();
+    const watcher = await db.open({ watchSafetyPollMs: 60_000 });
+    const key = credentialKey(1);
+    const latencies: number[] = [];
+    let seen: LifecycleEvent[] = [];
+    const stop = watcher.watch((events) => {
+      seen.push(...events);
+    });
+    try {
+      for (let i = 0; i < 10; i++) {
+        seen = [];
+        const started = performance.now();
+        const result = await writer.writeCredential(
+          credentialRecord(key),
+          { expectedGeneration: 'any' },
+          eventFor(key),
+        );
+        assert.ok(result.ok);
+        assert.ok(await eventually(() => seen.some((e) => e.generation === result.generation), 1000));
+        latencies.push(performance.now() - started);
+      }
+    } finally {
+      stop();
+    }
+    latencies.sort((x, y) => x - y);
+    const median = latencies[Math.floor(latencies.length / 2)]!;
+    t.diagnostic(
+      `write-to-watch latency: median ${median.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`,
+    );
+    // The safety poll is a minute away: only the notice can have delivered these.
+    assert.ok(latencies.at(-1)! < 1000);
+  });
+
+  it('no event is lost when the LISTEN connection drops: it reconnects and re-reads', async (t) => {
+    const db = await database(t);
+    const writer = await db.open();
+    const watcher = await db.open({ watchSafetyPollMs: 60_000 });
+    const key = credentialKey(1);
+    const seen: LifecycleEvent[] = [];
+    const stop = watcher.watch((events) => seen.push(...events));
+    t.after(stop);
+    const first = await writer.appendEvent(eventFor(key, 'reconnect'));
+    assert.ok(await eventually(() => seen.length === 1, 1000));
+    const killed = await adminQuery(
+      db.url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND application_name = 'latchkey-listen'`,
+    );
+    assert.equal(killed.rowCount, 2, "both stores' LISTEN connections were terminated");
+    // Written while the watcher is deaf: only the re-read after reconnecting can find these.
+    const during = [];
+    for (let i = 0; i < 5; i++)
+      during.push(await writer.appendEvent(eventFor(key, 'reconnect', { detail: { i } })));
+    assert.ok(await eventually(() => seen.length === 6, 3000), `delivered ${seen.length} of 6`);
+    assert.deepEqual(
+      seen.map((e) => e.id),
+      [first.id, ...during.map((e) => e.id)],
+      'each once, in order',
+    );
+    // And notices work again on the new connection.
+    const after = await writer.appendEvent(eventFor(key, 'reconnect'));
+    assert.ok(await eventually(() => seen.at(-1)?.id === after.id, 1000));
+  });
+
+  it('five instances opening a new database at once migrate it once', async (t) => {
+    const db = await database(t);
+    const stores = await Promise.all(Array.from({ length: 5 }, () => db.open()));
+    const versions = await adminQuery(db.url, 'SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepEqual(
+      versions.rows.map((r: { version: number }) => r.version),
+      [1],
+    );
+    const fingerprints = await adminQuery(db.url, `SELECT value FROM meta WHERE name = 'key_fingerprint'`);
+    assert.equal(fingerprints.rowCount, 1);
+    // All five work on the one schema.
+    await Promise.all(stores.map((store, i) => store.appendEvent(eventFor(credentialKey(i), 'reconnect'))));
+    assert.equal((await stores[0]!.readEvents()).length, 5);
+  });
+
+  it('refuses a schema newer than it knows', async (t) => {
+    const db = await database(t);
+    await (await db.open()).close();
+    await adminQuery(db.url, 'INSERT INTO schema_migrations (version) VALUES (99)');
+    await assert.rejects(
+      db.open(),
+      latchkeyError('STORE_UNAVAILABLE', (e) => assert.match(e.message, /failed/)),
+    );
+  });
+
+  it('seals secrets with the data key, bound to their row, and refuses another key', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const key = credentialKey(1);
+    const record = credentialRecord(key);
+    await store.writeCredential(record, { expectedGeneration: 0 }, eventFor(key));
+    const clientSecret = secret('cs');
+    await store.putRegistration({
+      issuer: key.issuer,
+      clientId: 'c',
+      clientSecret,
+      tokenEndpointAuthMethod: 'client_secret_basic',
+      method: 'dynamic',
+      registeredAt: 1,
+    });
+    const dump = await adminQuery(
+      db.url,
+      `SELECT (SELECT string_agg(encode(secrets, 'escape') || record || status, '') FROM credentials) ||
+              (SELECT string_agg(encode(client_secret, 'escape') || record, '') FROM registrations) AS text`,
+    );
+    const text = (dump.rows[0] as { text: string }).text;
+    for (const plain of [record.secrets.accessToken, record.secrets.refreshToken!, clientSecret]) {
+      assert.ok(!text.includes(plain), 'no secret in plaintext');
+    }
+    // A sealed token copied onto another credential's row does not open there.
+    const other = credentialKey(2);
+    await store.writeCredential(credentialRecord(other), { expectedGeneration: 0 }, eventFor(other));
+    await adminQuery(
+      db.url,
+      `UPDATE credentials SET secrets = (SELECT secrets FROM credentials WHERE server = $1) WHERE server = $2`,
+      [key.server, other.server],
+    );
+    await assert.rejects(store.getCredential(other), latchkeyError('STORE_KEY_MISMATCH'));
+    // Another key is refused at open, even though the store could be read "fine" otherwise.
+    await assert.rejects(db.open({ env: { LATCHKEY_KEY: newKey() } }), latchkeyError('STORE_KEY_MISMATCH'));
+  });
+
+  it('needs LATCHKEY_KEY or a keyring, and says so', async (t) => {
+    const db = await database(t);
+    await assert.rejects(
+      openPostgresStore({
+        url: db.url,
+        env: {},
+        keyringTimeoutMs: 500,
+      }).then(async (store) => {
+        // A keyring is running here (with-keyring.sh): the key comes from it, recorded as such.
+        assert.equal(store.security.keySource, 'keyring');
+        await store.close();
+        throw Object.assign(new Error('keyring'), { keyring: true });
+      }),
+      (error: unknown) => {
+        if ((error as { keyring?: boolean }).keyring === true) return true;
+        return latchkeyError('KEYRING_UNAVAILABLE', (e) => assert.match(e.message, /LATCHKEY_KEY/))(error);
+      },
+    );
+    // With the key recorded as LATCHKEY_KEY's, opening without it names what is missing.
+    const envDb = await database(t);
+    await (await envDb.open()).close();
+    await assert.rejects(
+      openPostgresStore({ url: envDb.url, env: {}, keyringTimeoutMs: 500 }),
+      latchkeyError('STORE_KEY_MISMATCH', (e) => assert.match(e.message, /LATCHKEY_KEY/)),
+    );
+  });
+
+  it('prunes the event log to the newest N on open', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    for (let i = 0; i < 12; i++)
+      await store.appendEvent(eventFor(credentialKey(1), 'reconnect', { detail: { i } }));
+    const last = await store.lastEventId();
+    const pruned = await db.open({ keepEvents: 5 });
+    const kept = await pruned.readEvents();
+    assert.equal(kept.length, 5);
+    assert.equal(kept.at(-1)?.id, last, 'the newest are kept');
+  });
+
+  it('prunes periodically while open', async (t) => {
+    const db = await database(t);
+    const store = await db.open({ keepEvents: 3, pruneIntervalMs: 50 });
+    for (let i = 0; i < 10; i++) await store.appendEvent(eventFor(credentialKey(1), 'reconnect'));
+    let count = Infinity;
+    const deadline = Date.now() + 2000;
+    while (count !== 3 && Date.now() < deadline) {
+      await sleep(20);
+      count = (await store.readEvents()).length;
+    }
+    assert.equal(count, 3, 'pruned to the newest 3 by the timer');
+  });
+
+  it('hides the password of the URL in security.location and in errors', async (t) => {
+    const db = await database(t);
+    const url = new URL(db.url);
+    url.password = 'hunter2-very-secret';
+    const store = await openPostgresStore({ url: url.toString(), env: { LATCHKEY_KEY: newKey() } });
+    t.after(() => store.close());
+    assert.ok(!store.security.location.includes('hunter2'));
+    assert.match(store.security.location, /\*\*\*/);
+    const unreachable = new URL(url);
+    unreachable.port = '1';
+    await assert.rejects(
+      openPostgresStore({
+        url: unreachable.toString(),
+        env: { LATCHKEY_KEY: newKey() },
+        connectTimeoutMs: 1000,
+      }),
+      latchkeyError('STORE_UNAVAILABLE', (e) => {
+        assert.equal(e.retryable, true, 'a refused connection may pass');
+        assert.ok(!e.message.includes('hunter2'));
+        assert.ok(!JSON.stringify(e).includes('hunter2'));
+      }),
+    );
+  });
+
+  it('a missing database is a permanent, configuration error', async (t) => {
+    const db = await database(t);
+    const url = new URL(db.url);
+    url.pathname = '/no_such_database_here';
+    await assert.rejects(
+      openPostgresStore({ url: url.toString(), env: { LATCHKEY_KEY: newKey() } }),
+      latchkeyError('STORE_UNAVAILABLE', (e) => {
+        assert.equal(e.retryable, false);
+        assert.equal(e.next?.kind, 'configure');
+      }),
+    );
+  });
+});
