@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { canonicalServer } from '../../credential/key.js';
 import { isLatchkeyError } from '../../errors.js';
@@ -12,8 +11,7 @@ import type { BearerChallenge, ServerDiscovery } from '../../oauth/types.js';
 import { createMemoryStore } from '../../store/memory.js';
 import { INSECURE_KEY_WARNING, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
-import { defaultHome } from '../../store/paths.js';
-import { DB_FILE_NAME } from '../open-store.js';
+import { openStore, storeTarget } from '../../store/open.js';
 import type { CliIO } from '../io.js';
 import { cliMessage, renderNextStep } from '../next-step.js';
 
@@ -234,12 +232,11 @@ function refreshFinding(as: Record<string, unknown>): Finding {
 
 /** The store, opened only if it exists: doctor is read-only and must not create one. */
 async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
-  const home = defaultHome(env);
-  const path = join(home, DB_FILE_NAME);
-  if (!existsSync(path)) return newStoreFinding(env, path, home);
+  const target = storeTarget(undefined, { env });
+  if (target.kind === 'sqlite' && !existsSync(target.path))
+    return newStoreFinding(env, target.path, target.home);
   try {
-    const { openSqliteStore } = await import('../../store/sqlite.js');
-    const store = await openSqliteStore({ env });
+    const store = await openStore(undefined, { env });
     await store.close();
     return store.security.insecure
       ? {
