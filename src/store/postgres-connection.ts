@@ -21,9 +21,40 @@ export const DB_NOW_MS = `floor(extract(epoch from clock_timestamp()) * 1000)::b
 
 export const KEY_WHERE = 'server = $1 AND issuer = $2 AND subject = $3';
 
+/**
+ * Text as Postgres stores it. A TEXT value cannot hold U+0000, and latchkey's internal keys
+ * use it as a separator (a login lease's issuer is `\0login`), so NUL is written as `\0`
+ * and a backslash as `\\`: injective, and text without either (every URL) is stored as is.
+ */
+export function pgText(text: string): string {
+  if (!text.includes('\\') && !text.includes('\u0000')) return text;
+  return text.replaceAll('\\', '\\\\').replaceAll('\u0000', '\\0');
+}
+
+export function fromPgText(text: string): string {
+  return text.includes('\\')
+    ? text.replace(/\\([\\0])/g, (_, c: string) => (c === '0' ? '\u0000' : '\\'))
+    : text;
+}
+
+/** `pgText` for an optional filter value (null when absent). */
+export function pgFilter(text: string | undefined): string | null {
+  return text === undefined ? null : pgText(text);
+}
+
 /** The key's three columns as the first three parameters ($1..$3). */
 export function keyValues(key: CredentialKey): [string, string, string] {
-  return [key.server, key.issuer, key.subject];
+  return [pgText(key.server), pgText(key.issuer), pgText(key.subject)];
+}
+
+/** A row's key columns as they were written (see pgText). */
+export function decodeKey<R extends { server: string; issuer: string; subject: string }>(row: R): R {
+  return {
+    ...row,
+    server: fromPgText(row.server),
+    issuer: fromPgText(row.issuer),
+    subject: fromPgText(row.subject),
+  };
 }
 
 /**

@@ -8,7 +8,14 @@ import type {
   WriteCondition,
   WriteResult,
 } from './contract.js';
-import { KEY_WHERE, keyValues, type PgConnection, type Queryable } from './postgres-connection.js';
+import {
+  decodeKey,
+  KEY_WHERE,
+  keyValues,
+  pgFilter,
+  type PgConnection,
+  type Queryable,
+} from './postgres-connection.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
 import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './sqlite-rows.js';
@@ -29,7 +36,7 @@ export function pgCredentialTable(conn: PgConnection, feed: PgEventFeed): Creden
           `SELECT * FROM credentials WHERE ${KEY_WHERE}`,
           keyValues(key),
         );
-        return rows[0] === undefined ? undefined : openCredential(conn.box, rows[0]);
+        return rows[0] === undefined ? undefined : openCredential(conn.box, decodeKey(rows[0]));
       }),
     listCredentials: (filter = {}) => conn.run(() => list(conn, filter)),
     writeCredential: async (record, condition, event) => {
@@ -62,9 +69,9 @@ async function list(conn: PgConnection, filter: CredentialFilter): Promise<Store
      WHERE ($1::text IS NULL OR server = $1) AND ($2::text IS NULL OR issuer = $2)
        AND ($3::text IS NULL OR subject = $3)
      ORDER BY server, issuer, subject`,
-    [filter.server ?? null, filter.issuer ?? null, filter.subject ?? null],
+    [pgFilter(filter.server), pgFilter(filter.issuer), pgFilter(filter.subject)],
   );
-  return rows.map((row) => openCredential(conn.box, row));
+  return rows.map((row) => openCredential(conn.box, decodeKey(row)));
 }
 
 async function write(

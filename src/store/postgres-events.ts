@@ -1,5 +1,5 @@
 import type { EventInput, EventLog, EventQuery, LifecycleEvent } from './contract.js';
-import type { PgConnection, Queryable } from './postgres-connection.js';
+import { decodeKey, pgFilter, pgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import type { PgEventFeed } from './postgres-listen.js';
 import { EVENT_ORDER_LOCK } from './postgres-schema.js';
 import { type EventRow, eventFromRow } from './sqlite-rows.js';
@@ -42,9 +42,9 @@ export async function insertEvent(client: Queryable, event: EventInput): Promise
     [
       event.at ?? Date.now(),
       event.type,
-      event.server,
-      event.issuer,
-      event.subject,
+      pgText(event.server),
+      pgText(event.issuer),
+      pgText(event.subject),
       event.generation ?? null,
       event.pid ?? process.pid,
       event.detail === undefined ? null : JSON.stringify(event.detail),
@@ -54,7 +54,7 @@ export async function insertEvent(client: Queryable, event: EventInput): Promise
   if (row === undefined) throw new Error('the event insert returned no row');
   // Delivered to every listener when (and only if) the transaction commits.
   await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(row.id)]);
-  return eventFromRow(row);
+  return eventFromRow(decodeKey(row));
 }
 
 export async function eventsAfter(
@@ -66,9 +66,9 @@ export async function eventsAfter(
   const { rows } = await db.query<EventRow>(
     `SELECT * FROM events WHERE id > $1 AND ($2::text IS NULL OR server = $2)
      ORDER BY id LIMIT $3`,
-    [afterId, server ?? null, limit ?? null],
+    [afterId, pgFilter(server), limit ?? null],
   );
-  return rows.map(eventFromRow);
+  return rows.map((row) => eventFromRow(decodeKey(row)));
 }
 
 export async function maxEventId(db: Queryable): Promise<number> {

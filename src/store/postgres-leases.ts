@@ -1,6 +1,13 @@
 import type { CredentialKey } from '../credential/key.js';
 import type { CredentialFilter, Lease, LeaseHolder, LeaseTable } from './contract.js';
-import { DB_NOW_MS, KEY_WHERE, keyValues, type PgConnection } from './postgres-connection.js';
+import {
+  DB_NOW_MS,
+  decodeKey,
+  KEY_WHERE,
+  keyValues,
+  pgFilter,
+  type PgConnection,
+} from './postgres-connection.js';
 
 interface LeaseRow {
   server: string;
@@ -64,7 +71,7 @@ async function liveLeases(conn: PgConnection, filter: CredentialFilter): Promise
        AND ($1::text IS NULL OR server = $1) AND ($2::text IS NULL OR issuer = $2)
        AND ($3::text IS NULL OR subject = $3)
      ORDER BY acquired_at, server, issuer, subject`,
-    [filter.server ?? null, filter.issuer ?? null, filter.subject ?? null],
+    [pgFilter(filter.server), pgFilter(filter.issuer), pgFilter(filter.subject)],
   );
   return rows.map(leaseFromRow);
 }
@@ -78,7 +85,8 @@ async function deleteLease(conn: PgConnection, key: CredentialKey, owner: string
   return (rowCount ?? 0) > 0;
 }
 
-function leaseFromRow(row: LeaseRow): Lease {
+function leaseFromRow(stored: LeaseRow): Lease {
+  const row = decodeKey(stored);
   return {
     key: { server: row.server, issuer: row.issuer, subject: row.subject },
     owner: row.owner,

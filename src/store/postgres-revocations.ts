@@ -12,7 +12,14 @@ import type {
   RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
-import { DB_NOW_MS, type PgConnection, type Queryable } from './postgres-connection.js';
+import {
+  DB_NOW_MS,
+  decodeKey,
+  pgFilter,
+  pgText,
+  type PgConnection,
+  type Queryable,
+} from './postgres-connection.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
 import { revocationAad } from './sqlite-revocations.js';
@@ -90,9 +97,9 @@ async function insertRevocations(
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)`,
       [
         id,
-        entry.key.server,
-        entry.key.issuer,
-        entry.key.subject,
+        pgText(entry.key.server),
+        pgText(entry.key.issuer),
+        pgText(entry.key.subject),
         entry.tokenType,
         entry.clientId,
         entry.tokenEndpointAuthMethod,
@@ -115,9 +122,9 @@ async function selectRevocations(conn: PgConnection, filter: CredentialFilter): 
      WHERE ($1::text IS NULL OR server = $1) AND ($2::text IS NULL OR issuer = $2)
        AND ($3::text IS NULL OR subject = $3)
      ORDER BY next_attempt_at, created_at`,
-    [filter.server ?? null, filter.issuer ?? null, filter.subject ?? null],
+    [pgFilter(filter.server), pgFilter(filter.issuer), pgFilter(filter.subject)],
   );
-  return rows.map(publicView);
+  return rows.map((row) => publicView(decodeKey(row)));
 }
 
 async function claimRevocations(conn: PgConnection, claim: RevocationClaim): Promise<ClaimedRevocation[]> {
@@ -136,7 +143,7 @@ async function claimRevocations(conn: PgConnection, claim: RevocationClaim): Pro
     [claim.owner, claim.now ?? null, Math.max(0, Math.round(claim.ttlMs)), claim.limit ?? 20],
   );
   rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.created_at - b.created_at);
-  return rows.map((row) => ({ ...publicView(row), secrets: openSecrets(conn.box, row) }));
+  return rows.map(decodeKey).map((row) => ({ ...publicView(row), secrets: openSecrets(conn.box, row) }));
 }
 
 function publicView(row: RevocationRow): PendingRevocation {
