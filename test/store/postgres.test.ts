@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 
+import pg from 'pg';
+
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
 import { adminQuery, freshDatabase, type TestDatabase } from '../support/postgres.js';
@@ -200,6 +202,81 @@ describe('postgres store', () => {
     // And notices work again on the new connection.
     const after = await writer.appendEvent(eventFor(key, 'reconnect'));
     assert.ok(await eventually(() => seen.at(-1)?.id === after.id, 1000));
+  });
+
+  it('concurrent writers on three instances: a watcher gets every event once, in id order', async (t) => {
+    const db = await database(t);
+    const writers = await Promise.all([db.open(), db.open(), db.open()]);
+    const watcher = await db.open({ watchSafetyPollMs: 60_000 });
+    const seen: LifecycleEvent[] = [];
+    const stop = watcher.watch((events) => seen.push(...events));
+    t.after(stop);
+    const written = (
+      await Promise.all(
+        writers.map(async (store, w) => {
+          const mine: LifecycleEvent[] = [];
+          for (let i = 0; i < 40; i++) {
+            const key = credentialKey(`${w}-${i % 4}`);
+            if (i % 2 === 0)
+              mine.push(await store.appendEvent(eventFor(key, 'reconnect', { detail: { w, i } })));
+            else
+              await store.writeCredential(
+                credentialRecord(key),
+                { expectedGeneration: 'any' },
+                eventFor(key),
+              );
+          }
+          return mine;
+        }),
+      )
+    ).flat();
+    const all = await watcher.readEvents();
+    assert.equal(all.length, 120);
+    assert.ok(
+      await eventually(() => seen.length >= all.length, 3000),
+      `delivered ${seen.length} of ${all.length}`,
+    );
+    await sleep(100);
+    assert.deepEqual(
+      seen.map((e) => e.id),
+      all.map((e) => e.id),
+      'every event once, in id order',
+    );
+    for (const event of written) assert.ok(seen.some((e) => e.id === event.id));
+  });
+
+  it('a statement stuck behind a lock times out as a retryable STORE_UNAVAILABLE', async (t) => {
+    const db = await database(t);
+    const store = await db.open({ statementTimeoutMs: 300 });
+    const key = credentialKey(1);
+    await store.writeCredential(credentialRecord(key), { expectedGeneration: 0 }, eventFor(key));
+    const blocker = new pg.Client({ connectionString: db.url });
+    blocker.on('error', () => undefined);
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT * FROM credentials FOR UPDATE');
+    try {
+      await assert.rejects(
+        store.writeCredential(credentialRecord(key), { expectedGeneration: 1 }, eventFor(key, 'refreshed')),
+        latchkeyError('STORE_UNAVAILABLE', (e) => {
+          assert.equal(e.retryable, true);
+          assert.equal(e.next?.kind, 'retry');
+        }),
+      );
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    // Nothing was half-written, and the store works again once the lock is gone.
+    assert.equal((await store.getCredential(key))?.generation, 1);
+    assert.deepEqual(
+      await store.writeCredential(
+        credentialRecord(key),
+        { expectedGeneration: 1 },
+        eventFor(key, 'refreshed'),
+      ),
+      { ok: true, generation: 2 },
+    );
   });
 
   it('five instances opening a new database at once migrate it once', async (t) => {
