@@ -16,18 +16,7 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
-import { freshDatabase } from './postgres.js';
-
-/**
- * Which store the lifecycle tests run on: `options.store`, else LATCHKEY_TEST_STORE, else
- * SQLite. With `postgres`, each environment gets a fresh database on a real server, and
- * worker processes reach it through LATCHKEY_STORE.
- */
-export type TestStoreKind = 'sqlite' | 'postgres';
-
-export function testStoreKind(): TestStoreKind {
-  return process.env['LATCHKEY_TEST_STORE'] === 'postgres' ? 'postgres' : 'sqlite';
-}
+import { freshDatabase, type TestStoreKind, testStoreKind } from './postgres.js';
 
 /**
  * One real authorization server behind a fault proxy, a resource it issues tokens for, and

@@ -25,6 +25,17 @@ export interface TestDatabase {
 
 const PG_USER = 'latchkey';
 
+/**
+ * Which store the lifecycle and proxy environments use (test/support/lifecycle-env.ts,
+ * proxy-env.ts): LATCHKEY_TEST_STORE=postgres gives each environment a fresh database, and
+ * the processes it starts reach it through LATCHKEY_STORE; anything else means SQLite.
+ */
+export type TestStoreKind = 'sqlite' | 'postgres';
+
+export function testStoreKind(): TestStoreKind {
+  return process.env['LATCHKEY_TEST_STORE'] === 'postgres' ? 'postgres' : 'sqlite';
+}
+
 /** The directory holding initdb and pg_ctl: PATH first, then Debian's versioned folder. */
 export function postgresBinDir(): string | undefined {
   const onPath = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' }).stdout.trim();
