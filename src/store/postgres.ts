@@ -59,21 +59,23 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   // An idle connection that dies is the pool's business: it drops it and opens another.
   pool.on('error', () => undefined);
+  let conn: PgConnection | undefined;
   try {
     const key = await setUp(pool, options, location);
-    const conn = new PgConnection(pool, createSecretBox(key.key), location);
+    conn = new PgConnection(pool, createSecretBox(key.key), location);
     const feed = new PgEventFeed(conn, {
       connect: () => listenClient(config),
       safetyPollMs: options.watchSafetyPollMs ?? 5000,
       maxReconnectDelayMs: 5000,
     });
-    await feed.start();
+    // Registered first: a failure after LISTEN began must not leave that connection open.
     conn.onClose(() => feed.stop());
+    await feed.start();
     schedulePruning(conn, options);
     const security: StoreSecurity = { keySource: key.source, insecure: false, location };
     return composeStore(conn, feed, security);
   } catch (error) {
-    await pool.end().catch(() => undefined);
+    await (conn?.close() ?? pool.end()).catch(() => undefined);
     throw storeFailure(error, location);
   }
 }
