@@ -87,16 +87,23 @@ export class PgConnection {
   async tx<T>(body: (client: Queryable) => Promise<T>): Promise<T> {
     return this.run(async () => {
       const client = await this.pool.connect();
+      // A checked-out client whose connection dies emits 'error' besides failing its query;
+      // unheard, that event would crash the process. The failed query reports it instead.
+      const heard = (): void => undefined;
+      client.on('error', heard);
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await body(client);
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await client.query('ROLLBACK').catch((lost: Error) => (broken = lost));
         throw error;
       } finally {
-        client.release();
+        client.removeListener('error', heard);
+        // A client that could not even roll back is discarded, not pooled.
+        client.release(broken);
       }
     });
   }

@@ -106,6 +106,7 @@ async function listenClient(config: pg.ClientConfig): Promise<pg.Client> {
 
 async function setUp(pool: pg.Pool, options: PostgresStoreOptions, location: string) {
   const client = await pool.connect();
+  client.on('error', () => undefined); // a lost connection fails the query below instead
   try {
     await client.query('BEGIN');
     await migrate(client);

@@ -8,7 +8,7 @@ import pg from 'pg';
 
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
-import { adminQuery, freshDatabase, type TestDatabase } from '../support/postgres.js';
+import { adminQuery, freshDatabase, startCluster, type TestDatabase } from '../support/postgres.js';
 import {
   credentialKey,
   credentialRecord,
@@ -277,6 +277,49 @@ describe('postgres store', () => {
       ),
       { ok: true, generation: 2 },
     );
+  });
+
+  it('a server outage: retryable STORE_UNAVAILABLE, then the store and its watch recover on their own', async (t) => {
+    // Its own server, since this one goes down.
+    const cluster = await startCluster();
+    t.after(() => cluster.stop());
+    const env = { LATCHKEY_KEY: newKey() };
+    const writer = await openPostgresStore({ url: cluster.url, env, connectTimeoutMs: 1000 });
+    const watcher = await openPostgresStore({ url: cluster.url, env, watchSafetyPollMs: 60_000 });
+    t.after(async () => {
+      await writer.close();
+      await watcher.close();
+    });
+    const key = credentialKey(1);
+    const seen: LifecycleEvent[] = [];
+    const stop = watcher.watch((events) => seen.push(...events));
+    t.after(stop);
+    await writer.appendEvent(eventFor(key, 'reconnect'));
+    assert.ok(await eventually(() => seen.length === 1, 1000));
+
+    cluster.down();
+    await assert.rejects(
+      writer.appendEvent(eventFor(key, 'reconnect')),
+      latchkeyError('STORE_UNAVAILABLE', (e) => assert.equal(e.retryable, true, e.message)),
+    );
+    cluster.up();
+    // Retryable means it: the same store object works again once the server is back.
+    let after: LifecycleEvent | undefined;
+    const deadline = Date.now() + 5000;
+    while (after === undefined) {
+      try {
+        after = await writer.appendEvent(eventFor(key, 'reconnect', { detail: { back: true } }));
+      } catch (error) {
+        if (Date.now() > deadline || !(error as { retryable?: boolean }).retryable) throw error;
+        await sleep(100);
+      }
+    }
+    // The watcher lost its LISTEN connection with the server; it reconnects and re-reads.
+    assert.ok(
+      await eventually(() => seen.some((e) => e.id === after.id), 8000),
+      'delivered after the outage',
+    );
+    assert.equal(seen.filter((e) => e.id === after.id).length, 1);
   });
 
   it('five instances opening a new database at once migrate it once', async (t) => {

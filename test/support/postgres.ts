@@ -62,9 +62,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface Cluster {
+export interface Cluster {
   url: string;
+  /** Stop the server and remove its files. */
   stop: () => void;
+  /** An outage: the server goes down (`immediate`, like a crash), keeping its data. */
+  down: () => void;
+  /** The server comes back on the same port with the same data. */
+  up: () => void;
 }
 
 /** Start a throwaway cluster; `stop()` is synchronous so it can run in an exit handler. */
@@ -90,10 +95,13 @@ export async function startCluster(): Promise<Cluster> {
   run('initdb', ['-D', data, '-A', 'trust', '-U', PG_USER, '--no-sync', '-E', 'UTF8']);
   const port = await freePort();
   const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${root} -c fsync=off -c max_connections=200`;
-  run('pg_ctl', ['-D', data, '-l', join(root, 'log'), '-o', options, '-w', 'start']);
+  const up = (): void => run('pg_ctl', ['-D', data, '-l', join(root, 'log'), '-o', options, '-w', 'start']);
+  up();
   let stopped = false;
   return {
     url: `postgres://${PG_USER}@127.0.0.1:${port}/postgres`,
+    down: () => run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']),
+    up,
     stop: () => {
       if (stopped) return;
       stopped = true;
