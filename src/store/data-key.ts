@@ -19,7 +19,8 @@ import { DEFAULT_KEYRING_TIMEOUT_MS, keyringSlot } from './keyring.js';
  * servers whose key comes from a secret manager.
  */
 export type KeyStorage = 'auto' | 'keyring' | 'insecure-file';
-export type KeySource = 'env' | 'keyring' | 'file';
+/** `provider`: a caller's KeyProvider (a KMS), given to openSqliteStore. */
+export type KeySource = 'env' | 'keyring' | 'file' | 'provider';
 
 export interface DataKeyOptions {
   home: string;
@@ -58,12 +59,14 @@ export async function resolveDataKey(
   options: DataKeyOptions,
   recorded: KeyRecord | undefined,
   hasSecrets: () => boolean,
+  isKnownKey: (fingerprint: string) => boolean = () => false,
 ): Promise<ResolvedKey> {
+  const accept = (found: ResolvedKey): ResolvedKey => checked(found, recorded, hasSecrets, isKnownKey);
   const fromEnv = envKey(options.env);
-  if (fromEnv !== undefined) return checked({ key: fromEnv, source: 'env' }, recorded, hasSecrets);
+  if (fromEnv !== undefined) return accept({ key: fromEnv, source: 'env' });
   if (recorded !== undefined) {
     const found = await findRecordedKey(options, recorded.source);
-    if (found !== undefined) return checked(found, recorded, hasSecrets);
+    if (found !== undefined) return accept(found);
     if (hasSecrets()) throw missingKey(options, recorded.source);
   }
   return createKey(options);
@@ -90,8 +93,10 @@ function checked(
   found: ResolvedKey,
   recorded: KeyRecord | undefined,
   hasSecrets: () => boolean,
+  isKnownKey: (fingerprint: string) => boolean,
 ): ResolvedKey {
-  if (recorded === undefined || recorded.fingerprint === keyFingerprint(found.key) || !hasSecrets())
+  const fingerprint = keyFingerprint(found.key);
+  if (recorded === undefined || recorded.fingerprint === fingerprint || isKnownKey(fingerprint) || !hasSecrets())
     return found;
   throw new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
@@ -113,7 +118,7 @@ async function findRecordedKey(options: DataKeyOptions, source: KeySource): Prom
     const key = readKeyFile(options.home);
     return key === undefined ? undefined : { key, source, warning: INSECURE_KEY_WARNING };
   }
-  return undefined; // recorded 'env' but LATCHKEY_KEY is unset now
+  return undefined; // recorded 'env' but LATCHKEY_KEY is unset now, or 'provider' but none given
 }
 
 async function createKey(options: DataKeyOptions): Promise<ResolvedKey> {
@@ -194,7 +199,9 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
   const where =
     source === 'env'
       ? 'LATCHKEY_KEY, which is not set'
-      : source === 'keyring'
+      : source === 'provider'
+        ? 'a key provider (KMS), and none was given'
+        : source === 'keyring'
         ? 'the OS keyring, which no longer has it'
         : `the key file ${keyFile}, which is missing`;
   return new LatchkeyError(
@@ -205,6 +212,8 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
       next:
         source === 'env'
           ? { kind: 'configure', detail: 'set LATCHKEY_KEY to the key the store was created with' }
+          : source === 'provider'
+            ? { kind: 'configure', detail: 'open the store with the key provider it was encrypted under' }
           : source === 'keyring'
             ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
             : { kind: 'repair-store', path: keyFile },
@@ -213,5 +222,6 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
 }
 
 function describe(source: KeySource): string {
+  if (source === 'provider') return 'the key provider';
   return source === 'env' ? 'LATCHKEY_KEY' : source === 'keyring' ? 'the OS keyring' : 'the key file';
 }

@@ -90,6 +90,11 @@ export class DataKeyRing implements SecretBox {
   #keys = new Map<string, Buffer>();
   #active: string;
   readonly #legacy: Buffer | undefined;
+  /**
+   * Set while an operation runs again after a reload: a DEK still unknown then is not a
+   * rotation in progress but a damaged or foreign value, reported like any that fails to open.
+   */
+  settled = false;
 
   constructor(keys: ReadonlyMap<string, Buffer>, active: string, legacy?: Buffer) {
     if (!keys.has(active)) throw new Error('the active data key is not loaded');
@@ -132,7 +137,10 @@ export class DataKeyRing implements SecretBox {
     }
     if (by === undefined) throw new Error('sealed secret has an unknown format');
     const key = this.#keys.get(by);
-    if (key === undefined) throw new UnknownDataKeyError(by);
+    if (key === undefined) {
+      if (this.settled) throw new Error(`sealed with data key ${by}, which the store does not have`);
+      throw new UnknownDataKeyError(by);
+    }
     const header = sealed.subarray(0, V2_HEADER_BYTES);
     return gcmOpen(key, sealed.subarray(V2_HEADER_BYTES), aad(header, associatedData)).toString('utf8');
   }

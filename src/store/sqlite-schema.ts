@@ -80,6 +80,17 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX pending_revocations_due ON pending_revocations (next_attempt_at);
   `,
+  // 3: envelope encryption. Each data key (DEK) once per key-encryption key that wraps it;
+  // the active DEK's id is meta 'active_data_key' (docs/security.md).
+  `
+  CREATE TABLE data_keys (
+    id         TEXT NOT NULL,     -- 16 hex characters, also in every value the DEK sealed
+    kek_id     TEXT NOT NULL,     -- KeyProvider id (a local key's fingerprint)
+    wrapped    BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (id, kek_id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
