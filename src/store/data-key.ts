@@ -96,7 +96,12 @@ function checked(
   isKnownKey: (fingerprint: string) => boolean,
 ): ResolvedKey {
   const fingerprint = keyFingerprint(found.key);
-  if (recorded === undefined || recorded.fingerprint === fingerprint || isKnownKey(fingerprint) || !hasSecrets())
+  if (
+    recorded === undefined ||
+    recorded.fingerprint === fingerprint ||
+    isKnownKey(fingerprint) ||
+    !hasSecrets()
+  )
     return found;
   throw new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
@@ -202,8 +207,8 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
       : source === 'provider'
         ? 'a key provider (KMS), and none was given'
         : source === 'keyring'
-        ? 'the OS keyring, which no longer has it'
-        : `the key file ${keyFile}, which is missing`;
+          ? 'the OS keyring, which no longer has it'
+          : `the key file ${keyFile}, which is missing`;
   return new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
     `the data key for the stored credentials was kept in ${where}.`,
@@ -214,9 +219,9 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
           ? { kind: 'configure', detail: 'set LATCHKEY_KEY to the key the store was created with' }
           : source === 'provider'
             ? { kind: 'configure', detail: 'open the store with the key provider it was encrypted under' }
-          : source === 'keyring'
-            ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
-            : { kind: 'repair-store', path: keyFile },
+            : source === 'keyring'
+              ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
+              : { kind: 'repair-store', path: keyFile },
     },
   );
 }

@@ -71,7 +71,10 @@ export function storeKeysOf(store: CredentialStore): StoreKeys {
   throw new LatchkeyError(
     ErrorCode.INVALID_INPUT,
     `the ${store.kind} store keeps no encrypted secrets at rest, so it has no key to rotate.`,
-    { retryable: false, next: { kind: 'configure', detail: 'rotate the keys of a SQLite (or other encrypted) store' } },
+    {
+      retryable: false,
+      next: { kind: 'configure', detail: 'rotate the keys of a SQLite (or other encrypted) store' },
+    },
   );
 }
 

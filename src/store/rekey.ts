@@ -75,7 +75,9 @@ async function startRotation(keys: StoreKeys, target: KeyProvider): Promise<void
   const id = newKeyId();
   const dataKey = newDataKey();
   const createdAt = Date.now();
-  const copies: WrappedKey[] = [{ id, kekId: keys.provider.id, wrapped: await keys.provider.wrap(dataKey), createdAt }];
+  const copies: WrappedKey[] = [
+    { id, kekId: keys.provider.id, wrapped: await keys.provider.wrap(dataKey), createdAt },
+  ];
   if (target.id !== keys.provider.id) {
     copies.push({ id, kekId: target.id, wrapped: await target.wrap(dataKey), createdAt });
     // Old data keys get a copy under the new KEK too: until the last old value is re-sealed,

@@ -45,7 +45,8 @@ interface KeyRow {
 
 export function readKeyTable(db: Database.Database): KeyTableState {
   const rows = db.prepare('SELECT * FROM data_keys ORDER BY created_at, id').all() as KeyRow[];
-  const active = db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get(ACTIVE) as string | undefined;
+  const active = db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get(ACTIVE) as
+    string | undefined;
   return {
     active,
     keys: rows.map((r) => ({ id: r.id, kekId: r.kek_id, wrapped: r.wrapped, createdAt: r.created_at })),
@@ -106,8 +107,10 @@ export function keyUsage(db: Database.Database): Map<string, number> {
 export function hasLegacyValues(db: Database.Database): boolean {
   return SEALED.some(
     ({ table, column }) =>
-      db.prepare(`SELECT EXISTS (SELECT 1 FROM ${table} WHERE substr(${column}, 1, 1) = X'01')`).pluck().get() ===
-      1,
+      db
+        .prepare(`SELECT EXISTS (SELECT 1 FROM ${table} WHERE substr(${column}, 1, 1) = X'01')`)
+        .pluck()
+        .get() === 1,
   );
 }
 

@@ -62,7 +62,12 @@ export async function setUpKeys(db: Database.Database, options: KeySetupOptions)
 async function findKek(db: Database.Database, options: KeySetupOptions): Promise<Kek> {
   if (options.keyProvider !== undefined) return { provider: options.keyProvider, source: 'provider' };
   const known = new Set(readKeyTable(db).keys.map((k) => k.kekId));
-  const found = await resolveDataKey(options, readKeyRecord(db), () => hasSecrets(db), (id) => known.has(id));
+  const found = await resolveDataKey(
+    options,
+    readKeyRecord(db),
+    () => hasSecrets(db),
+    (id) => known.has(id),
+  );
   return {
     provider: localKeyProvider(found.key),
     source: found.source,
@@ -72,14 +77,17 @@ async function findKek(db: Database.Database, options: KeySetupOptions): Promise
 }
 
 function usable(state: KeyTableState, kek: Kek): boolean {
-  return state.active !== undefined && state.keys.some((k) => k.id === state.active && k.kekId === kek.provider.id);
+  return (
+    state.active !== undefined && state.keys.some((k) => k.id === state.active && k.kekId === kek.provider.id)
+  );
 }
 
 /** Under the write lock: make the store's first DEK, or replace keys nothing depends on. */
 async function firstKey(db: Database.Database, kek: Kek): Promise<KeyTableState> {
   const state = readKeyTable(db);
   if (usable(state, kek)) {
-    if (readKeyRecord(db) === undefined) writeKeyRecord(db, { source: kek.source, fingerprint: kek.provider.id });
+    if (readKeyRecord(db) === undefined)
+      writeKeyRecord(db, { source: kek.source, fingerprint: kek.provider.id });
     return state;
   }
   if (state.active !== undefined && hasSecrets(db)) throw kekMismatch(kek, state);
@@ -87,7 +95,12 @@ async function firstKey(db: Database.Database, kek: Kek): Promise<KeyTableState>
   // sealed whose KEK changed: DEKs under another KEK protect nothing, so they go.
   db.prepare('DELETE FROM data_keys').run();
   const id = newKeyId();
-  const key: WrappedKey = { id, kekId: kek.provider.id, wrapped: await kek.provider.wrap(newDataKey()), createdAt: Date.now() };
+  const key: WrappedKey = {
+    id,
+    kekId: kek.provider.id,
+    wrapped: await kek.provider.wrap(newDataKey()),
+    createdAt: Date.now(),
+  };
   insertKeys(db, [key], id);
   writeKeyRecord(db, { source: kek.source, fingerprint: kek.provider.id });
   return readKeyTable(db);
@@ -115,7 +128,11 @@ export function hasSecrets(db: Database.Database): boolean {
   );
 }
 
-function kekMismatch(kek: Pick<Kek, 'provider' | 'source'>, state: KeyTableState, cause?: unknown): LatchkeyError {
+function kekMismatch(
+  kek: Pick<Kek, 'provider' | 'source'>,
+  state: KeyTableState,
+  cause?: unknown,
+): LatchkeyError {
   const under = [...new Set(state.keys.filter((k) => k.id === state.active).map((k) => k.kekId))].join(', ');
   return new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,

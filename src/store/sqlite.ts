@@ -119,7 +119,11 @@ function storeError(error: unknown, path: string): unknown {
  * rekeyStore() finds the key table. A store written before envelope encryption is migrated
  * here, a batch per transaction, so it never holds the write lock for long.
  */
-async function envelopeStore(conn: SqliteConnection, keys: KeySetup, security: StoreSecurity): Promise<CredentialStore> {
+async function envelopeStore(
+  conn: SqliteConnection,
+  keys: KeySetup,
+  security: StoreSecurity,
+): Promise<CredentialStore> {
   let provider = keys.provider;
   let source = keys.source;
   const tracking = keyTracking(conn.db, keys.ring, () => provider);
