@@ -35,12 +35,12 @@ export interface KeyTable {
   /** How many sealed values each DEK seals; `legacy` counts version-1 values. */
   usage(): Promise<Map<string, number>>;
   /**
-   * Drop every DEK other than the active one that seals nothing, and every wrapped copy not
-   * under `kekId`, the latter only when each DEK left has a copy under `kekId`. Checked and
-   * done in one transaction, so a value written meanwhile cannot lose its key. Returns the
-   * ids of the DEKs dropped.
+   * Drop every DEK other than the active one that seals nothing. With `kekId`, also drop every
+   * wrapped copy under another KEK, but only when `kekId` is the KEK the store records and
+   * every DEK left has a copy under it. Checked and done in one transaction, so a value
+   * written meanwhile cannot lose its key. Returns the ids of the DEKs dropped.
    */
-  prune(kekId: string): Promise<string[]>;
+  prune(kekId?: string): Promise<string[]>;
   /** Record which KEK the store is now under, for the next open to look for. */
   recordKek(record: KeyRecord): Promise<void>;
 }

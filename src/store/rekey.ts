@@ -51,8 +51,10 @@ export interface RekeyResult {
  * the old data key is deleted only when no value uses it. Every step is idempotent, so a
  * rotation killed at any point is finished by running this again with `resume`.
  *
- * `resume` adopts the KEK the store was opened with: run it with the new KEK to complete a
- * KEK change, or with the old one to abandon it.
+ * A KEK change takes two runs, so that no process has to stop: the first (with `newKek`)
+ * rotates the data key and adds copies under the new KEK while the old KEK keeps working;
+ * once every process runs with the new KEK, a second run with it (`resume`) deletes the
+ * copies under the old one.
  */
 export async function rekeyStore(store: CredentialStore, options: RekeyOptions = {}): Promise<RekeyResult> {
   const keys = storeKeysOf(store);
@@ -62,10 +64,12 @@ export async function rekeyStore(store: CredentialStore, options: RekeyOptions =
   if (options.newKek !== undefined) {
     await options.commitKek?.();
     keys.useProvider(target.provider, target.source);
+    await keys.table.recordKek({ source: target.source, fingerprint: target.provider.id });
   }
-  await keys.table.recordKek({ source: target.source, fingerprint: target.provider.id });
   const resealed = await resealAll(keys, options);
-  const dropped = await keys.table.prune(target.provider.id);
+  // After a KEK change the old KEK's copies stay, so processes still running with it go on;
+  // the next rekey run with the new KEK (e.g. `resume`, after they restarted) removes them.
+  const dropped = await keys.table.prune(options.newKek === undefined ? target.provider.id : undefined);
   const state = await keys.table.read();
   return { dataKey: state.active ?? '', kek: target.provider.id, resealed, dropped };
 }

@@ -139,7 +139,7 @@ function resealBatch(db: Database.Database, ring: DataKeyRing, limit: number): n
   return done;
 }
 
-function prune(db: Database.Database, active: string | undefined, kekId: string): string[] {
+function prune(db: Database.Database, active: string | undefined, kekId: string | undefined): string[] {
   const usage = keyUsage(db);
   const { keys } = readKeyTable(db);
   const ids = [...new Set(keys.map((k) => k.id))];
@@ -147,7 +147,9 @@ function prune(db: Database.Database, active: string | undefined, kekId: string)
   const remove = db.prepare('DELETE FROM data_keys WHERE id = ?');
   for (const id of dropped) remove.run(id);
   const kept = ids.filter((id) => !dropped.includes(id));
-  // Never strand a DEK: other KEKs' copies go only when every DEK left has one under kekId.
+  // Never strand a DEK: other KEKs' copies go only when every DEK left has one under kekId,
+  // and only for the recorded KEK, so a process still on an old KEK cannot undo a KEK change.
+  if (kekId === undefined || readKeyRecord(db)?.fingerprint !== kekId) return dropped;
   if (kept.every((id) => keys.some((k) => k.id === id && k.kekId === kekId))) {
     db.prepare('DELETE FROM data_keys WHERE kek_id <> ?').run(kekId);
   }
