@@ -4,26 +4,30 @@ import type { CliContext } from '../context.js';
 import { jsonOption, parseCount } from '../flags.js';
 
 const REKEY_HELP = `
-Rotates the data key that encrypts stored tokens, while every other latchkey process keeps
+Rotates the data key that encrypts stored tokens while every other latchkey process keeps
 running: new writes use the new key at once, older values are re-encrypted in small
 batches, and the old data key is deleted when nothing uses it any more.
 
---new-key-from also replaces the key-encryption key (the one in LATCHKEY_KEY, the OS keyring
-or the key file, which wraps the data key):
+--new-key-from also replaces the key-encryption key (LATCHKEY_KEY, the OS keyring entry or
+the key file: the key that wraps the data key):
   env:VAR   the new key is in environment variable VAR (64 hex characters or base64 of
-            32 bytes). Afterwards set LATCHKEY_KEY to it for every process of this store.
-  keyring   a new random key, stored in the OS keyring entry of this store.
+            32 bytes); set LATCHKEY_KEY to it for every process of this store.
+  keyring   a new random key, stored in this store's OS keyring entry.
+The old key-encryption key keeps working until you run \`latchkey store rekey --resume\`
+with the new one, once every process has restarted with it.
 
-Safe to interrupt (even kill -9): run it again with --resume to finish. --resume adopts the
-key-encryption key it runs with: the new one completes a change, the old one abandons it.
+Safe to interrupt, even with kill -9: --resume finishes the rotation.
 
 Examples:
   latchkey store rekey
   NEW_KEY=$(openssl rand -base64 32) latchkey store rekey --new-key-from env:NEW_KEY
-  latchkey store rekey --resume`;
+  LATCHKEY_KEY=$NEW_KEY latchkey store rekey --resume`;
 
 export function register(program: Command, { io }: CliContext): void {
-  const store = program.command('store').description('maintain the credential store');
+  const store = program
+    .command('store')
+    .description('maintain the credential store')
+    .addHelpText('after', '\nExample:\n  latchkey store rekey');
   store
     .command('rekey')
     .description('rotate the data key (and optionally the key-encryption key) without downtime')

@@ -76,18 +76,16 @@ function report(io: CliIO, options: RekeyCliOptions, result: RekeyResult, locati
     `Rekeyed ${location}: data key ${result.dataKey} under key-encryption key ${result.kek}; ` +
       `re-encrypted ${result.resealed} value(s); ${dropped}.\n`,
   );
-  if (options.newKeyFrom?.startsWith('env:') === true) {
-    io.err(
-      `Set LATCHKEY_KEY to the value of ${options.newKeyFrom.slice(4)} for every process of this store; ` +
-        'processes already running keep working until they restart.\n',
-    );
-  } else if (
-    options.newKeyFrom === 'keyring' &&
-    io.env['LATCHKEY_KEY'] !== undefined &&
-    io.env['LATCHKEY_KEY'] !== ''
-  ) {
-    io.err('The new key is in the OS keyring: unset LATCHKEY_KEY, which would override it.\n');
-  }
+  if (options.newKeyFrom === undefined) return;
+  const where =
+    options.newKeyFrom === 'keyring'
+      ? 'The new key-encryption key is in the OS keyring' +
+        (io.env['LATCHKEY_KEY'] ? '; unset LATCHKEY_KEY, which would override it' : '')
+      : `Set LATCHKEY_KEY to the value of ${options.newKeyFrom.slice('env:'.length)} for every process of this store`;
+  io.err(
+    `${where}. The old key-encryption key still works; once every process runs with the new one, ` +
+      'finish with `latchkey store rekey --resume` under the new key.\n',
+  );
 }
 
 function usage(message: string): LatchkeyError {
