@@ -111,7 +111,7 @@ describe('envelope encryption (sqlite store): sealing and rotation', () => {
     assert.deepEqual(new Set(mid.sealedBy), new Set([oldKey, mid.active]), 'half re-sealed');
     assert.equal(new Set(mid.keys.map((k) => k.id)).size, 2);
 
-    await assertReadable(other, records); // old and new values, from a process that never saw the new key
+    // The other connection writes first, before anything made it read the new key.
     const [written] = await writeMany(other, 1, 100);
     const sealedNow = new Database(join(home, 'latchkey.db'), { readonly: true });
     const blob = sealedNow
@@ -120,6 +120,7 @@ describe('envelope encryption (sqlite store): sealing and rotation', () => {
       .get(written!.key.server) as Buffer;
     sealedNow.close();
     assert.equal(sealedBy(blob), mid.active, 'the other process wrote with the new data key');
+    await assertReadable(other, records); // old and new values
     await assertReadable(await openStore(t, { home, env }), [...records, written!]);
 
     const finished = await rekeyStore(other, { resume: true, pauseMs: 0 });
