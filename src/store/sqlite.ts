@@ -8,7 +8,7 @@ import type { CredentialStore, StoreSecurity } from './contract.js';
 import { assertNotTruncated, corruptDatabase, isCorruptionError } from './corruption.js';
 import type { KeyStorage } from './data-key.js';
 import type { KeyProvider } from './envelope.js';
-import { withStoreKeys } from './key-table.js';
+import { type KeyTable, withStoreKeys } from './key-table.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import { SqliteConnection } from './sqlite-connection.js';
 import { sqliteCredentialTable } from './sqlite-credentials.js';
@@ -129,7 +129,7 @@ async function envelopeStore(
   const tracking = keyTracking(conn.db, keys.ring, () => provider);
   conn.keys = tracking;
   const table = sqliteKeyTable(conn, () => keys.ring);
-  if (hasLegacyValues(conn.db)) while ((await table.reseal(LEGACY_BATCH)) > 0);
+  if (hasLegacyValues(conn.db)) await migrateLegacy(table);
   const store = composeStore(conn, security);
   return withStoreKeys(store, {
     table,
@@ -149,6 +149,19 @@ async function envelopeStore(
 
 /** Values re-sealed per transaction when a pre-envelope store is opened. */
 const LEGACY_BATCH = 200;
+
+/**
+ * Re-seal version-1 values. A failure (a damaged value, a lock held too long) does not fail
+ * the open: version-1 values stay readable with the old key, a damaged one reports itself
+ * when it is read, as before, and the next open (or a rekey) tries again.
+ */
+async function migrateLegacy(table: KeyTable): Promise<void> {
+  try {
+    while ((await table.reseal(LEGACY_BATCH)) > 0);
+  } catch {
+    // see above: nothing is lost by leaving the rest for later
+  }
+}
 
 /**
  * One store object out of the six parts, all on one connection so that a change and its

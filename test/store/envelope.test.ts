@@ -10,7 +10,7 @@ import { keyFingerprint } from '../../src/store/crypto.js';
 import { localKeyProvider, sealedBy } from '../../src/store/envelope.js';
 import { rekeyStore } from '../../src/store/rekey.js';
 import { startWorker } from '../support/worker.js';
-import { credentialKey, eventFor, pendingRevocation, secret } from './contract.js';
+import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret } from './contract.js';
 import { assertReadable, envOf, inspect, newKey, openStore, tempDir, writeMany } from './envelope-support.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/rekey-child.ts', import.meta.url));
@@ -196,5 +196,39 @@ describe('envelope encryption (sqlite store): sealing and rotation', () => {
     assert.deepEqual(result.dropped, [oldKey]);
     assert.deepEqual([...inspect(home).sealedBy], [mid.active]);
     await assertReadable(store, records);
+  });
+
+  it('a value that does not open stops the rekey with a typed error naming it; the old key stays', async (t) => {
+    const home = await tempDir();
+    const env = envOf(newKey());
+    const store = await openStore(t, { home, env });
+    const records = await writeMany(store, 4);
+    const oldKey = inspect(home).active;
+    const raw = new Database(join(home, 'latchkey.db'), { timeout: 5000 });
+    t.after(() => void raw.close());
+    const damaged = records[2]!.key.server;
+    const blob = raw
+      .prepare('SELECT secrets FROM credentials WHERE server = ?')
+      .pluck()
+      .get(damaged) as Buffer;
+    const flipped = Buffer.from(blob);
+    flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0x01;
+    raw.prepare('UPDATE credentials SET secrets = ? WHERE server = ?').run(flipped, damaged);
+
+    await assert.rejects(
+      rekeyStore(store, { pauseMs: 0 }),
+      latchkeyError('STORE_KEY_MISMATCH', (e) => assert.ok(e.message.includes(damaged), e.message)),
+    );
+    assert.ok(new Set(inspect(home).keys.map((k) => k.id)).has(oldKey), 'the old data key is kept');
+    await assertReadable(
+      store,
+      records.filter((r) => r.key.server !== damaged),
+    );
+
+    // Replacing the damaged credential (a new login) lets the rotation finish.
+    const [replaced] = await writeMany(store, 1, 2);
+    await rekeyStore(store, { resume: true, pauseMs: 0 });
+    assert.equal(new Set(inspect(home).keys.map((k) => k.id)).size, 1);
+    await assertReadable(store, [...records.filter((r) => r.key.server !== damaged), replaced!]);
   });
 });
