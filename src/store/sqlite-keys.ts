@@ -38,11 +38,14 @@ interface Kek {
  * cannot each make one.
  */
 export async function setUpKeys(db: Database.Database, options: KeySetupOptions): Promise<KeySetup> {
-  const kek = await findKek(db, options);
+  let kek = readKeyRecord(db) === undefined ? undefined : await findKek(db, options);
   let state = readKeyTable(db);
-  if (!usable(state, kek) || readKeyRecord(db) === undefined) {
+  if (kek === undefined || !usable(state, kek)) {
+    // First use, or a KEK change on an empty store: the KEK is found (perhaps created, in the
+    // keyring) under the write lock too, so two processes starting together agree on one.
     db.exec('BEGIN IMMEDIATE');
     try {
+      kek = await findKek(db, options);
       state = await firstKey(db, kek);
       db.exec('COMMIT');
     } catch (error) {
