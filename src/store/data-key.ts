@@ -8,7 +8,9 @@ import { PRIVATE_FILE_MODE } from './paths.js';
 import { DEFAULT_KEYRING_TIMEOUT_MS, keyringSlot } from './keyring.js';
 
 /**
- * Where the data key that encrypts stored secrets comes from.
+ * Where the local key-encryption key (KEK) comes from: the key that wraps the store's data
+ * keys (envelope.ts). Before envelope encryption it sealed secrets itself, hence the names
+ * (`data-key` file, `data-key:` keyring account), kept so existing stores find it.
  * - `auto` (default): the OS keyring; when there is none, a 0600 key file beside the store,
  *   with a warning the user sees (`latchkey status` shows it too).
  * - `keyring`: the OS keyring or fail. For users who would rather not log in than have a key
@@ -54,6 +56,8 @@ export const INSECURE_KEY_WARNING =
  * when the store is new. `hasSecrets` says whether anything is encrypted yet: a store with
  * nothing to lose may switch keys silently; one with secrets fails with STORE_KEY_MISMATCH
  * rather than overwrite what the user might still recover with the right key.
+ * `isKnownKey` accepts a key other than the recorded one that the store still holds data
+ * keys under (the old or the new KEK while a KEK change is under way).
  */
 export async function resolveDataKey(
   options: DataKeyOptions,
