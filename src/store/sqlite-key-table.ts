@@ -115,8 +115,35 @@ export function hasLegacyValues(db: Database.Database): boolean {
   );
 }
 
+/**
+ * Where the last batch stopped, per table, for the DEK it re-sealed to: each batch scans on
+ * from there instead of from the first row, so a rotation reads each row about once. A value
+ * behind the cursor can only have been written with the active DEK, but the final answer
+ * ("nothing left") always comes from a scan of the whole table, so a cursor is only a hint.
+ */
+interface ResealCursor {
+  activeId: string;
+  after: Map<string, number>;
+}
+
 /** Re-seal up to `limit` values not sealed by the active DEK. Runs inside a write transaction. */
-function resealBatch(db: Database.Database, ring: DataKeyRing, limit: number): number {
+function resealBatch(db: Database.Database, ring: DataKeyRing, limit: number, cursor: ResealCursor): number {
+  if (cursor.activeId !== ring.activeId) {
+    cursor.activeId = ring.activeId;
+    cursor.after.clear();
+  }
+  const done = resealFrom(db, ring, limit, cursor.after);
+  if (done > 0 || cursor.after.size === 0) return done;
+  cursor.after.clear(); // looked like the end: make sure with a full scan
+  return resealFrom(db, ring, limit, cursor.after);
+}
+
+function resealFrom(
+  db: Database.Database,
+  ring: DataKeyRing,
+  limit: number,
+  after: Map<string, number>,
+): number {
   const prefix = sealedPrefix(ring.activeId);
   let done = 0;
   for (const column of SEALED) {
@@ -124,9 +151,10 @@ function resealBatch(db: Database.Database, ring: DataKeyRing, limit: number): n
     const rows = db
       .prepare(
         `SELECT rowid AS row_id, * FROM ${column.table}
-         WHERE ${column.column} IS NOT NULL AND substr(${column.column}, 1, 9) <> @prefix LIMIT @limit`,
+         WHERE rowid > @after AND ${column.column} IS NOT NULL AND substr(${column.column}, 1, 9) <> @prefix
+         ORDER BY rowid LIMIT @limit`,
       )
-      .all({ prefix, limit: limit - done }) as Record<string, unknown>[];
+      .all({ prefix, after: after.get(column.table) ?? 0, limit: limit - done }) as Record<string, unknown>[];
     const update = db.prepare(
       `UPDATE ${column.table} SET ${column.column} = @sealed WHERE rowid = @rowId AND ${column.column} = @old`,
     );
@@ -138,6 +166,7 @@ function resealBatch(db: Database.Database, ring: DataKeyRing, limit: number): n
         rowId: row['row_id'],
         old,
       });
+      after.set(column.table, row['row_id'] as number);
       done += 1;
     }
   }
@@ -191,10 +220,11 @@ function prune(db: Database.Database, active: string | undefined, kekId: string 
 
 /** The SQLite store's KeyTable: data_keys, the active id in meta, and three sealed columns. */
 export function sqliteKeyTable(conn: SqliteConnection, ring: () => DataKeyRing): KeyTable {
+  const cursor: ResealCursor = { activeId: '', after: new Map() };
   return {
     read: () => conn.run(() => readKeyTable(conn.db)),
     add: (keys, active) => conn.write(() => insertKeys(conn.db, keys, active)),
-    reseal: (limit) => conn.write(() => resealBatch(conn.db, ring(), limit)),
+    reseal: (limit) => conn.write(() => resealBatch(conn.db, ring(), limit, cursor)),
     usage: () => conn.run(() => keyUsage(conn.db)),
     prune: (kekId) => conn.write(() => prune(conn.db, activeKeyStatement(conn.db)(), kekId)),
     recordKek: (record) => conn.write(() => writeKeyRecord(conn.db, record)),

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 
 import { keyFingerprint } from '../../src/store/crypto.js';
 import { localKeyProvider, sealedBy } from '../../src/store/envelope.js';
+import { createMemoryStore } from '../../src/store/memory.js';
 import { rekeyStore } from '../../src/store/rekey.js';
 import { startWorker } from '../support/worker.js';
 import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret } from './contract.js';
@@ -230,5 +231,9 @@ describe('envelope encryption (sqlite store): sealing and rotation', () => {
     await rekeyStore(store, { resume: true, pauseMs: 0 });
     assert.equal(new Set(inspect(home).keys.map((k) => k.id)).size, 1);
     await assertReadable(store, [...records.filter((r) => r.key.server !== damaged), replaced!]);
+  });
+
+  it('a store without encryption at rest has no key to rotate: INVALID_INPUT', async () => {
+    await assert.rejects(rekeyStore(createMemoryStore()), latchkeyError('INVALID_INPUT'));
   });
 });
