@@ -107,3 +107,22 @@ async function resealAll(keys: StoreKeys, options: RekeyOptions): Promise<number
     if (pause > 0) await delay(pause);
   }
 }
+
+export interface KeyRotationStatus {
+  /** The data key new values are sealed with. */
+  activeDataKey: string;
+  /** Every data key still in the store; more than one while a rotation is unfinished. */
+  dataKeys: string[];
+  /** Every KEK that wraps one; more than one until a KEK change is finished. */
+  keyEncryptionKeys: string[];
+}
+
+/** What `rekeyStore` would still have to finish (for doctor, a service's health check). */
+export async function keyRotationStatus(store: CredentialStore): Promise<KeyRotationStatus> {
+  const state = await storeKeysOf(store).table.read();
+  return {
+    activeDataKey: state.active ?? '',
+    dataKeys: [...new Set(state.keys.map((k) => k.id))],
+    keyEncryptionKeys: [...new Set(state.keys.map((k) => k.kekId))],
+  };
+}

@@ -15,5 +15,7 @@ export type { KeySource, KeyStorage } from '../store/data-key.js';
 export type { KeyProvider } from '../store/envelope.js';
 /** Rotate a store's data key (and optionally its key-encryption key) while it is in use. */
 export { rekeyStore } from '../store/rekey.js';
-/** Options and result of `rekeyStore`. */
-export type { RekeyOptions, RekeyProgress, RekeyResult } from '../store/rekey.js';
+/** Whether a rotation is unfinished: more than one data key or key-encryption key in use. */
+export { keyRotationStatus } from '../store/rekey.js';
+/** Options and results of `rekeyStore` and `keyRotationStatus`. */
+export type { KeyRotationStatus, RekeyOptions, RekeyProgress, RekeyResult } from '../store/rekey.js';

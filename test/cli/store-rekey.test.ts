@@ -12,7 +12,13 @@ import type { CredentialStore } from '../../src/store/contract.js';
 import { keyFingerprint, parseDataKey } from '../../src/store/crypto.js';
 import { keyringAccount } from '../../src/store/data-key.js';
 import { KEYRING_SERVICE } from '../../src/store/keyring.js';
+import type { Finding } from '../../src/cli/commands/doctor.js';
+import { main } from '../../src/cli/main.js';
+import { localKeyProvider } from '../../src/store/envelope.js';
+import { rekeyStore } from '../../src/store/rekey.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { startAuthorizationServer, startMcpServer } from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
 import { latchkey } from '../support/spawn-cli.js';
 import { credentialKey, credentialRecord, eventFor, latchkeyError } from '../store/contract.js';
 
@@ -137,5 +143,39 @@ describe('latchkey store rekey', () => {
     assert.equal(resume.code, 0, resume.stderr);
     assert.deepEqual(keks(home), new Set([keyFingerprint(parseDataKey(second)!)]));
     await assertReadable(await openSqliteStore({ home, env: {} }), records);
+  });
+
+  it('doctor warns about a rotation left unfinished, with the command that finishes it', async (t) => {
+    const home = await tempHome();
+    const oldKey = randomBytes(32).toString('base64');
+    const newKey = randomBytes(32).toString('base64');
+    await seed(home, { LATCHKEY_KEY: oldKey }, 2);
+    const as = await startAuthorizationServer({});
+    const mcp = await startMcpServer({ authorizationServer: as });
+    t.after(async () => {
+      await mcp.close();
+      await as.close();
+    });
+    const storeFinding = async (key: string): Promise<Finding | undefined> => {
+      const io = captureIO({ LATCHKEY_HOME: home, LATCHKEY_KEY: key });
+      await main(['doctor', mcp.url, '--json'], io);
+      return (JSON.parse(io.stdout) as { findings: Finding[] }).findings.find((f) => f.check === 'store');
+    };
+    assert.equal((await storeFinding(oldKey))?.verdict, 'ok');
+
+    const store = await openSqliteStore({ home, env: { LATCHKEY_KEY: oldKey } });
+    await rekeyStore(store, { newKek: { provider: localKeyProvider(parseDataKey(newKey)!), source: 'env' } });
+    await store.close();
+    const unfinished = await storeFinding(newKey);
+    assert.equal(unfinished?.verdict, 'warn');
+    assert.match(unfinished?.detail ?? '', /2 key-encryption keys/);
+    assert.match(unfinished?.fix ?? '', /latchkey store rekey --resume/);
+
+    const finish = await latchkey(['store', 'rekey', '--resume'], {
+      LATCHKEY_HOME: home,
+      LATCHKEY_KEY: newKey,
+    });
+    assert.equal(finish.code, 0, finish.stderr);
+    assert.equal((await storeFinding(newKey))?.verdict, 'ok');
   });
 });
