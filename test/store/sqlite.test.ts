@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
 import type { CredentialStore, LifecycleEvent, Registration } from '../../src/store/contract.js';
+import { refreshPointAt } from '../../src/credential/due.js';
 import { parseDataKey } from '../../src/store/crypto.js';
 import { KEY_FILE_NAME } from '../../src/store/data-key.js';
 import { openSqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite.js';
@@ -743,5 +744,42 @@ describe('sqlite store', () => {
       }
       assert.equal(mode(join(home, KEY_FILE_NAME)), 0o600);
     });
+  });
+});
+
+describe('sqlite due index migration', () => {
+  it('fills in the due times of rows written before migration 3, once the key is at hand', async (t) => {
+    const home = await tempDir();
+    const env = { LATCHKEY_KEY: newKey() };
+    const first = await openSqliteStore({ home, env });
+    const withRt = credentialRecord(credentialKey('rt'));
+    const withoutRt = credentialRecord(credentialKey('no-rt'), { secrets: { accessToken: secret('at') } });
+    for (const record of [withRt, withoutRt]) {
+      await first.writeCredential(record, { expectedGeneration: 0 }, eventFor(record.key));
+    }
+    await first.close();
+    // Put the rows back the way migration 3 leaves a store that had credentials.
+    const raw = new Database(join(home, 'latchkey.db'));
+    raw.exec(`UPDATE credentials SET refresh_at = NULL, due_at = NULL;
+      INSERT INTO meta (name, value) VALUES ('due_backfill', 'pending');`);
+    raw.close();
+
+    const store = await openSqliteStore({ home, env });
+    t.after(() => store.close());
+    assert.equal(await store.nextDueAt(), refreshPointAt(withRt));
+    const claimed = await store.claimDueCredentials({
+      holder: { owner: 'h:1:x', pid: 1, host: 'h' },
+      ttlMs: 60_000,
+      limit: 10,
+      now: 4_000_000_000_000,
+    });
+    assert.deepEqual(
+      claimed.map((c) => c.key.server),
+      [withRt.key.server],
+      'the row without a refresh token stays never-due',
+    );
+    const check = new Database(join(home, 'latchkey.db'), { readonly: true });
+    t.after(() => check.close());
+    assert.equal(check.prepare(`SELECT COUNT(*) FROM meta WHERE name = 'due_backfill'`).pluck().get(), 0);
   });
 });
