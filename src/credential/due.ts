@@ -23,14 +23,20 @@ export const DUE_JITTER = 0.1;
  * every instance (and every store) agrees on the due time without storing the jitter.
  */
 export function keyJitter(key: CredentialKey): number {
-  // FNV-1a over the key's UTF-16 code units; spreads well enough and needs no crypto.
+  // FNV-1a over the key's UTF-16 code units, then a finalizer (MurmurHash3's fmix32) so that
+  // keys differing only in their last character (user-1, user-2) land far apart.
   let hash = 0x811c9dc5;
   const text = keyId(key);
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
+    hash = Math.imul(hash, 0x01000193);
   }
-  return (hash / 0xffffffff) * 2 - 1;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return ((hash >>> 0) / 0xffffffff) * 2 - 1;
 }
 
 type DueFields = Pick<CredentialRecord, 'key' | 'expiresAt' | 'obtainedAt' | 'refreshTokenExpiresAt'> & {

@@ -121,8 +121,10 @@ export interface DueIndex {
    * The earliest moment a claim could return something: the smallest due time, or for a
    * credential someone holds a live lease on, the later of its due time and the lease's
    * expiry. Undefined when nothing is ever due. Lets a scheduler sleep instead of polling.
+   * `excludeIssuers` leaves out the issuers a claim would exclude, so that work the caller
+   * cannot start now does not make it spin.
    */
-  nextDueAt(): Promise<number | undefined>;
+  nextDueAt(options?: { excludeIssuers?: readonly string[] }): Promise<number | undefined>;
 }
 
 export interface DueClaim {

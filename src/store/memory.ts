@@ -199,11 +199,13 @@ class MemoryStore implements CredentialStore {
     return this.run(() => this.dueEntries(now ?? Date.now()).length);
   }
 
-  nextDueAt(): Promise<number | undefined> {
+  nextDueAt(options: { excludeIssuers?: readonly string[] } = {}): Promise<number | undefined> {
     return this.run(() => {
       const clock = Date.now();
+      const excluded = new Set(options.excludeIssuers ?? []);
       let next: number | undefined;
       for (const { cred, at } of this.dueEntries(Number.POSITIVE_INFINITY)) {
+        if (excluded.has(cred.key.issuer)) continue;
         const lease = this.leases.get(keyId(cred.key));
         const free = lease === undefined || lease.expiresAt <= clock ? at : Math.max(at, lease.expiresAt);
         next = next === undefined ? free : Math.min(next, free);

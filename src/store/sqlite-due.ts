@@ -21,7 +21,7 @@ export function sqliteDueIndex(conn: SqliteConnection): DueIndex {
             .pluck()
             .get(now ?? Date.now()) as number,
       ),
-    nextDueAt: () => conn.run(() => nextDue(conn)),
+    nextDueAt: (options = {}) => conn.run(() => nextDue(conn, options.excludeIssuers ?? [])),
   };
 }
 
@@ -63,16 +63,16 @@ function claimDue(conn: SqliteConnection, claim: DueClaim): StoredCredential[] {
   return claimed;
 }
 
-function nextDue(conn: SqliteConnection): number | undefined {
+function nextDue(conn: SqliteConnection, excluded: readonly string[]): number | undefined {
   const next = conn.db
     .prepare(
       `SELECT MIN(CASE WHEN l.expires_at > @clock THEN MAX(c.due_at, l.expires_at) ELSE c.due_at END)
        FROM credentials c LEFT JOIN leases l
          ON l.server = c.server AND l.issuer = c.issuer AND l.subject = c.subject
-       WHERE c.due_at IS NOT NULL`,
+       WHERE c.due_at IS NOT NULL AND c.issuer NOT IN (SELECT value FROM json_each(@excluded))`,
     )
     .pluck()
-    .get({ clock: Date.now() }) as number | null;
+    .get({ clock: Date.now(), excluded: JSON.stringify(excluded) }) as number | null;
   return next ?? undefined;
 }
 
