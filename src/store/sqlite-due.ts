@@ -57,10 +57,29 @@ function claimDue(conn: SqliteConnection, claim: DueClaim): StoredCredential[] {
     }) as CredentialRow[];
   const claimed: StoredCredential[] = [];
   for (const row of rows) {
-    const cred = openCredential(conn.box, row);
+    const cred = openable(conn, row);
+    if (cred === undefined) continue;
     if (acquire(conn, keyParams(cred.key), claim.holder, claim.ttlMs) !== undefined) claimed.push(cred);
   }
   return claimed;
+}
+
+/**
+ * A row sealed under another data key cannot be refreshed by anyone holding this one. It
+ * leaves the due index (a new login rewrites it) instead of failing every claim, or filling
+ * every batch, from now on; reads of it keep reporting STORE_KEY_MISMATCH.
+ */
+function openable(conn: SqliteConnection, row: CredentialRow): StoredCredential | undefined {
+  try {
+    return openCredential(conn.box, row);
+  } catch {
+    conn.db
+      .prepare(
+        'UPDATE credentials SET due_at = NULL WHERE server = @server AND issuer = @issuer AND subject = @subject',
+      )
+      .run({ server: row.server, issuer: row.issuer, subject: row.subject });
+    return undefined;
+  }
 }
 
 function nextDue(conn: SqliteConnection, excluded: readonly string[]): number | undefined {

@@ -44,6 +44,10 @@ describe('fleet refresher', () => {
     const expiry = new Map(creds.map((c) => [keyId(c.key), c.expiresAt ?? 0]));
     e.as.counters.reset();
     const r = start(store);
+    const iterated: string[] = [];
+    const iterating = (async () => {
+      for await (const event of r.refresher.events()) iterated.push(event.type);
+    })();
     const lateRefreshes: string[] = [];
     r.refresher.on('event', (event) => {
       if (event.type !== 'refreshed') return;
@@ -58,6 +62,12 @@ describe('fleet refresher', () => {
       15_000,
     );
     await r.close();
+    await iterating; // the async iterator ends with close()
+    assert.deepEqual(
+      iterated,
+      r.events.map((event) => event.type),
+      'events() saw every event',
+    );
     assert.deepEqual(lateRefreshes, [], 'no token was refreshed after it expired');
     const refreshed = r.events.filter((event) => event.type === 'refreshed');
     const byGeneration = new Set(refreshed.map((event) => `${keyId(event)}#${event.generation}`));

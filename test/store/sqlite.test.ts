@@ -783,3 +783,37 @@ describe('sqlite due index migration', () => {
     assert.equal(check.prepare(`SELECT COUNT(*) FROM meta WHERE name = 'due_backfill'`).pluck().get(), 0);
   });
 });
+
+describe('sqlite due index and unreadable rows', () => {
+  it('a row sealed under another key leaves the due index instead of failing every claim', async (t) => {
+    const home = await tempDir();
+    const env = { LATCHKEY_KEY: newKey() };
+    const store = await openSqliteStore({ home, env });
+    t.after(() => store.close());
+    const good = credentialRecord(credentialKey('good'));
+    const bad = credentialRecord(credentialKey('bad'), { obtainedAt: good.obtainedAt - 100_000 });
+    for (const record of [good, bad]) {
+      await store.writeCredential(record, { expectedGeneration: 0 }, eventFor(record.key));
+    }
+    const raw = new Database(join(home, 'latchkey.db'), { timeout: 5000 });
+    t.after(() => void raw.close());
+    raw
+      .prepare('UPDATE credentials SET secrets = ? WHERE server = ?')
+      .run(Buffer.alloc(64, 7), bad.key.server);
+    const claim = {
+      holder: { owner: 'h:1:x', pid: 1, host: 'h' },
+      ttlMs: 60_000,
+      limit: 1,
+      now: 4_000_000_000_000,
+    };
+    // The bad row is due first; with a batch of one it would block the good one forever.
+    const first = await store.claimDueCredentials(claim);
+    const second = await store.claimDueCredentials(claim);
+    assert.deepEqual(
+      [...first, ...second].map((c) => c.key.server),
+      [good.key.server],
+    );
+    assert.equal(await store.countDue(claim.now), 1);
+    await assert.rejects(store.getCredential(bad.key), latchkeyError('STORE_KEY_MISMATCH'));
+  });
+});
