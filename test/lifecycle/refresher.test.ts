@@ -224,6 +224,7 @@ describe('fleet refresher', () => {
     await sleep(3000);
     assert.ok(outage.hits > 0, 'refreshes were tried during the outage');
     assert.equal((await store.listCredentials()).length, 12, 'nothing deleted during the outage');
+    assert.ok((await r.refresher.backlog()) > 0, 'the outage left a backlog');
     e.proxy.clear(outage);
     const recoveredAt = Date.now();
     await until(

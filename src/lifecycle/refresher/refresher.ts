@@ -59,6 +59,11 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     return { ...this.#stats };
   }
 
+  /** Credentials due now across the store (every instance's backlog, claimed or not): a metric to export. */
+  backlog(): Promise<number> {
+    return this.#o.store.countDue();
+  }
+
   /** Every event from now until `close()`, as an async iterator. */
   async *events(): AsyncGenerator<RefresherEvent> {
     const signal = this.#stopped.signal;
