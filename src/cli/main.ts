@@ -8,6 +8,7 @@ import { register as login } from './commands/login.command.js';
 import { register as logout } from './commands/logout.command.js';
 import { register as proxy } from './commands/proxy.command.js';
 import { register as reconnect } from './commands/reconnect.command.js';
+import { register as refresher } from './commands/refresher.command.js';
 import { register as reset } from './commands/reset.command.js';
 import { register as status } from './commands/status.command.js';
 import { register as token } from './commands/token.command.js';
@@ -24,7 +25,21 @@ import { VERSION } from './version.js';
  * spawning `latchkey proxy`, a script calling `latchkey token`) loads commander, the flag
  * declarations and the one command it runs, nothing else.
  */
-const COMMANDS = [status, doctor, events, token, login, logout, reset, demo, proxy, tools, call, reconnect];
+const COMMANDS = [
+  status,
+  doctor,
+  events,
+  token,
+  login,
+  logout,
+  reset,
+  demo,
+  proxy,
+  tools,
+  call,
+  reconnect,
+  refresher,
+];
 
 const EXAMPLES = `
 Examples:

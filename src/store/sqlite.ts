@@ -17,6 +17,7 @@ import {
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import { SqliteConnection } from './sqlite-connection.js';
 import { sqliteCredentialTable } from './sqlite-credentials.js';
+import { backfillDueIndex, sqliteDueIndex } from './sqlite-due.js';
 import { pruneEvents, sqliteEventLog } from './sqlite-events.js';
 import { sqliteLeaseTable } from './sqlite-leases.js';
 import { sqliteDiscoveryCache, sqliteRegistrationCache } from './sqlite-registrations.js';
@@ -69,7 +70,9 @@ export async function openSqliteStore(options: SqliteStoreOptions = {}): Promise
       ...(key.warning === undefined ? {} : { warning: key.warning }),
       location: path,
     };
-    return composeStore(new SqliteConnection(db, createSecretBox(key.key), path), security);
+    const conn = new SqliteConnection(db, createSecretBox(key.key), path);
+    backfillDueIndex(conn);
+    return composeStore(conn, security);
   } catch (error) {
     db.close();
     throw storeError(error, path);
@@ -161,7 +164,7 @@ function writeKeyRecord(db: Database.Database, record: KeyRecord): void {
 }
 
 /**
- * One store object out of the six parts, all on one connection so that a change and its
+ * One store object out of the seven parts, all on one connection so that a change and its
  * event always share a transaction.
  */
 function composeStore(conn: SqliteConnection, security: StoreSecurity): CredentialStore {
@@ -172,6 +175,7 @@ function composeStore(conn: SqliteConnection, security: StoreSecurity): Credenti
     ...sqliteRegistrationCache(conn),
     ...sqliteDiscoveryCache(conn),
     ...sqliteLeaseTable(conn),
+    ...sqliteDueIndex(conn),
     ...sqliteEventLog(conn),
     ...sqlitePendingRevocations(conn),
     close: () => conn.close(),
