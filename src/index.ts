@@ -27,6 +27,15 @@ export type { AcquireRequest } from './lifecycle/acquire.js';
 /** What an acquisition hook returns: the raw token response, issuer and client id. */
 export type { AcquiredTokens } from './lifecycle/acquire.js';
 
+// The fleet refresher (docs/refresher.md)
+
+/** Keep every credential in a shared store fresh, ahead of expiry, on any number of instances. */
+export { Refresher, startRefresher } from './lifecycle/refresher/refresher.js';
+/** Options of `startRefresher`, with their defaults. */
+export type { RefresherOptions } from './lifecycle/refresher/options.js';
+/** What a refresher reports: refreshed, adopted, retrying, needs-login, issuer-paused, error. */
+export type { RefresherEvent, RefresherStats } from './lifecycle/refresher/events.js';
+
 // Credentials
 
 /** The canonical form of a server URL, the one credentials are keyed by. */

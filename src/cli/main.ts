@@ -8,6 +8,7 @@ import { register as login } from './commands/login.command.js';
 import { register as logout } from './commands/logout.command.js';
 import { register as proxy } from './commands/proxy.command.js';
 import { register as reconnect } from './commands/reconnect.command.js';
+import { register as refresher } from './commands/refresher.command.js';
 import { register as reset } from './commands/reset.command.js';
 import { register as status } from './commands/status.command.js';
 import { register as storeCommand } from './commands/store.command.js';
@@ -39,6 +40,7 @@ const COMMANDS = [
   tools,
   call,
   reconnect,
+  refresher,
 ];
 
 const EXAMPLES = `

@@ -12,6 +12,7 @@ import { type KeyTable, withStoreKeys } from './key-table.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import { SqliteConnection } from './sqlite-connection.js';
 import { sqliteCredentialTable } from './sqlite-credentials.js';
+import { backfillDueIndex, sqliteDueIndex } from './sqlite-due.js';
 import { pruneEvents, sqliteEventLog } from './sqlite-events.js';
 import { sqliteLeaseTable } from './sqlite-leases.js';
 import { hasLegacyValues, sqliteKeyTable } from './sqlite-key-table.js';
@@ -130,6 +131,9 @@ async function envelopeStore(
   conn.keys = tracking;
   const table = sqliteKeyTable(conn, () => keys.ring);
   if (hasLegacyValues(conn.db)) await migrateLegacy(table);
+  // Through the connection, so a row sealed by a data key another process just made is
+  // read after a reload instead of being skipped as unreadable.
+  await conn.run(() => backfillDueIndex(conn));
   const store = composeStore(conn, security);
   return withStoreKeys(store, {
     table,
@@ -164,7 +168,7 @@ async function migrateLegacy(table: KeyTable): Promise<void> {
 }
 
 /**
- * One store object out of the six parts, all on one connection so that a change and its
+ * One store object out of the seven parts, all on one connection so that a change and its
  * event always share a transaction.
  */
 function composeStore(conn: SqliteConnection, security: StoreSecurity): CredentialStore {
@@ -175,6 +179,7 @@ function composeStore(conn: SqliteConnection, security: StoreSecurity): Credenti
     ...sqliteRegistrationCache(conn),
     ...sqliteDiscoveryCache(conn),
     ...sqliteLeaseTable(conn),
+    ...sqliteDueIndex(conn),
     ...sqliteEventLog(conn),
     ...sqlitePendingRevocations(conn),
     close: () => conn.close(),
