@@ -10,9 +10,11 @@ import { sealedBy } from '../../src/store/envelope.js';
 import { rekeyStore } from '../../src/store/rekey.js';
 import { obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
-import { startWorker } from '../support/worker.js';
+import { loginSubjects, runRefresher } from '../support/refresher-env.js';
+import { startWorker, type Worker } from '../support/worker.js';
 
 const WORKER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.meta.url));
+const REFRESHER = fileURLToPath(new URL('../fixtures/refresher-worker.ts', import.meta.url));
 const SUBJECTS = ['local', 'u1', 'u2', 'u3', 'u4', 'u5'];
 
 describe('rekey under load', () => {
@@ -119,4 +121,63 @@ describe('rekey under load', () => {
     assert.deepEqual(new Set(sealed.map((s) => sealedBy(s))), new Set([last.dataKey]));
     assert.deepEqual(db.prepare('SELECT DISTINCT id FROM data_keys').pluck().all(), [last.dataKey]);
   });
+
+  it('the fleet refresher, in another process and in this one, refreshes through rotations and keeps every row due', async (t) => {
+    const store = await env.openStore();
+    const users = await loginSubjects(env, store, 8, 'fleet');
+    const worker = startWorker(REFRESHER, { ...env.env, LK_REFRESHER: '{}' });
+    t.after(() => worker.kill('SIGKILL'));
+    await worker.next((m) => m['type'] === 'ready');
+    const local = runRefresher(await env.openStore());
+    t.after(() => local.close());
+
+    const rotator = await env.openStore();
+    const rotations = [];
+    const startedAt = Date.now();
+    while (rotations.length < 3 || Date.now() - startedAt < 8000) {
+      rotations.push(await rekeyStore(rotator, { batchSize: 1, pauseMs: 30 }));
+    }
+    await local.close();
+    worker.send({ cmd: 'exit' });
+    const closed = await worker.next<{ stats: Record<string, number> }>((m) => m['type'] === 'closed');
+    await worker.exited;
+
+    const workerEvents = (await drain(worker)).map((m) => m['event'] as { type: string });
+    const events = [...workerEvents, ...local.events];
+    const bad = events.filter((e) => e.type === 'needs-login' || e.type === 'error' || e.type === 'retrying');
+    assert.deepEqual(bad, [], 'no refresh failed, in either process');
+    const refreshed = events.filter((e) => e.type === 'refreshed').length;
+    assert.ok(
+      refreshed >= users.length,
+      `${refreshed} refreshes while rekeying (${JSON.stringify(closed.stats)})`,
+    );
+    assert.equal(env.as.counters.count('refresh_token', 'invalid_grant'), 0);
+
+    const last = rotations.at(-1)!;
+    const db = new Database(join(env.home, 'latchkey.db'), { readonly: true });
+    t.after(() => void db.close());
+    const rows = db
+      .prepare(`SELECT subject, due_at, secrets FROM credentials WHERE subject LIKE 'fleet-%'`)
+      .all() as { subject: string; due_at: number | null; secrets: Buffer }[];
+    assert.equal(rows.length, users.length);
+    for (const row of rows) {
+      assert.notEqual(row.due_at, null, `${row.subject} is still in the due index`);
+      assert.equal(sealedBy(row.secrets), last.dataKey);
+    }
+    const fresh = await env.openStore();
+    for (const user of users) {
+      const stored = await fresh.getCredential(user.key);
+      assert.equal(stored?.status.state, 'valid', user.key.subject);
+    }
+  });
 });
+
+/** Every message a worker sent that no `next` took yet, after it exited. */
+async function drain(worker: Worker): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (;;) {
+    const message = await worker.next((m) => m['type'] === 'event', 1).catch(() => undefined);
+    if (message === undefined) return out;
+    out.push(message);
+  }
+}
