@@ -69,8 +69,16 @@ export { EventType } from './store/contract.js';
 export { createMemoryStore } from './store/memory.js';
 /** The directory the CLI keeps its store in (LATCHKEY_HOME, else the platform default). */
 export { defaultHome } from './store/paths.js';
-/** Options of `openSqliteStore`: home, path, key source, environment. */
+/** Options of `openSqliteStore`: home, path, key source or key provider, environment. */
 export type { SqliteStoreOptions } from './store/sqlite.js';
+/** A key-encryption key of your own (a KMS): wraps the store's data keys (docs/security.md). */
+export type { KeyProvider } from './store/envelope.js';
+/** Rotate a store's data key (and optionally its key-encryption key) while it is in use. */
+export { rekeyStore } from './store/rekey.js';
+/** Whether a rotation is unfinished: more than one data key or key-encryption key in use. */
+export { keyRotationStatus } from './store/rekey.js';
+/** Options and results of `rekeyStore` and `keyRotationStatus`. */
+export type { KeyRotationStatus, RekeyOptions, RekeyProgress, RekeyResult } from './store/rekey.js';
 
 /**
  * Open (creating if needed) the SQLite store the CLI and the proxy share, in

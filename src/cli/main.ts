@@ -11,6 +11,7 @@ import { register as reconnect } from './commands/reconnect.command.js';
 import { register as refresher } from './commands/refresher.command.js';
 import { register as reset } from './commands/reset.command.js';
 import { register as status } from './commands/status.command.js';
+import { register as storeCommand } from './commands/store.command.js';
 import { register as token } from './commands/token.command.js';
 import { register as tools } from './commands/tools.command.js';
 import type { CliContext } from './context.js';
@@ -33,6 +34,7 @@ const COMMANDS = [
   login,
   logout,
   reset,
+  storeCommand,
   demo,
   proxy,
   tools,

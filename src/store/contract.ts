@@ -265,8 +265,11 @@ export type WriteResult =
   | { ok: false; reason: 'generation-mismatch' | 'lease-lost' | 'missing'; currentGeneration?: number };
 
 export interface StoreSecurity {
-  /** Where the data key lives. `none`: the store keeps no secrets at rest (memory). */
-  keySource: 'keyring' | 'file' | 'env' | 'none';
+  /**
+   * Where the key-encryption key lives. `provider`: a caller's KeyProvider (a KMS). `none`:
+   * the store keeps no secrets at rest (memory).
+   */
+  keySource: 'keyring' | 'file' | 'env' | 'provider' | 'none';
   /** True when secrets are protected only by file permissions. */
   insecure: boolean;
   /** A user-facing warning to surface when `insecure` is true. */

@@ -1,6 +1,7 @@
 import { dueAt, notBefore, refreshPointAt } from '../credential/due.js';
 import type { CredentialStatus, StoredCredential } from '../credential/model.js';
 import type { DueClaim, DueIndex } from './contract.js';
+import { UnknownDataKeyError } from './envelope.js';
 import { keyParams, type SqliteConnection } from './sqlite-connection.js';
 import { acquire } from './sqlite-leases.js';
 import { type CredentialRow, openCredential } from './sqlite-rows.js';
@@ -72,7 +73,10 @@ function claimDue(conn: SqliteConnection, claim: DueClaim): StoredCredential[] {
 function openable(conn: SqliteConnection, row: CredentialRow): StoredCredential | undefined {
   try {
     return openCredential(conn.box, row);
-  } catch {
+  } catch (error) {
+    // Sealed by a data key this process has not loaded yet (another process rotated): not
+    // unreadable. The connection reloads its keys and runs the claim again.
+    if (error instanceof UnknownDataKeyError) throw error;
     conn.db
       .prepare(
         'UPDATE credentials SET due_at = NULL WHERE server = @server AND issuer = @issuer AND subject = @subject',
@@ -114,7 +118,8 @@ export function backfillDueIndex(conn: SqliteConnection): void {
         let cred: StoredCredential;
         try {
           cred = openCredential(conn.box, row);
-        } catch {
+        } catch (error) {
+          if (error instanceof UnknownDataKeyError) throw error; // a rotation: reload, run again
           continue;
         }
         const refreshAt = refreshPointAt(cred);

@@ -90,6 +90,17 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
   INSERT INTO meta (name, value) SELECT 'due_backfill', 'pending' WHERE EXISTS (SELECT 1 FROM credentials);
   `,
+  // 4: envelope encryption. Each data key (DEK) once per key-encryption key that wraps it;
+  // the active DEK's id is meta 'active_data_key' (docs/security.md).
+  `
+  CREATE TABLE data_keys (
+    id         TEXT NOT NULL,     -- 16 hex characters, also in every value the DEK sealed
+    kek_id     TEXT NOT NULL,     -- KeyProvider id (a local key's fingerprint)
+    wrapped    BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (id, kek_id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
