@@ -29,6 +29,15 @@ export type { AcquireRequest } from './lifecycle/acquire.js';
 /** What an acquisition hook returns: the raw token response, issuer and client id. */
 export type { AcquiredTokens } from './lifecycle/acquire.js';
 
+// The fleet refresher (docs/refresher.md)
+
+/** Keep every credential in a shared store fresh, ahead of expiry, on any number of instances. */
+export { Refresher, startRefresher } from './lifecycle/refresher/refresher.js';
+/** Options of `startRefresher`, with their defaults. */
+export type { RefresherOptions } from './lifecycle/refresher/options.js';
+/** What a refresher reports: refreshed, adopted, retrying, needs-login, issuer-paused, error. */
+export type { RefresherEvent, RefresherStats } from './lifecycle/refresher/events.js';
+
 // Credentials
 
 /** The canonical form of a server URL, the one credentials are keyed by. */
@@ -62,8 +71,16 @@ export { EventType } from './store/contract.js';
 export { createMemoryStore } from './store/memory.js';
 /** The directory the CLI keeps its store in (LATCHKEY_HOME, else the platform default). */
 export { defaultHome } from './store/paths.js';
-/** Options of `openSqliteStore`: home, path, key source, environment. */
+/** Options of `openSqliteStore`: home, path, key source or key provider, environment. */
 export type { SqliteStoreOptions } from './store/sqlite.js';
+/** A key-encryption key of your own (a KMS): wraps the store's data keys (docs/security.md). */
+export type { KeyProvider } from './store/envelope.js';
+/** Rotate a store's data key (and optionally its key-encryption key) while it is in use. */
+export { rekeyStore } from './store/rekey.js';
+/** Whether a rotation is unfinished: more than one data key or key-encryption key in use. */
+export { keyRotationStatus } from './store/rekey.js';
+/** Options and results of `rekeyStore` and `keyRotationStatus`. */
+export type { KeyRotationStatus, RekeyOptions, RekeyProgress, RekeyResult } from './store/rekey.js';
 
 /**
  * Open (creating if needed) the SQLite store the CLI and the proxy share, in

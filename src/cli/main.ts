@@ -8,8 +8,10 @@ import { register as login } from './commands/login.command.js';
 import { register as logout } from './commands/logout.command.js';
 import { register as proxy } from './commands/proxy.command.js';
 import { register as reconnect } from './commands/reconnect.command.js';
+import { register as refresher } from './commands/refresher.command.js';
 import { register as reset } from './commands/reset.command.js';
 import { register as status } from './commands/status.command.js';
+import { register as storeCommand } from './commands/store.command.js';
 import { register as token } from './commands/token.command.js';
 import { register as tools } from './commands/tools.command.js';
 import type { CliContext } from './context.js';
@@ -24,7 +26,22 @@ import { VERSION } from './version.js';
  * spawning `latchkey proxy`, a script calling `latchkey token`) loads commander, the flag
  * declarations and the one command it runs, nothing else.
  */
-const COMMANDS = [status, doctor, events, token, login, logout, reset, demo, proxy, tools, call, reconnect];
+const COMMANDS = [
+  status,
+  doctor,
+  events,
+  token,
+  login,
+  logout,
+  reset,
+  storeCommand,
+  demo,
+  proxy,
+  tools,
+  call,
+  reconnect,
+  refresher,
+];
 
 const EXAMPLES = `
 Examples:

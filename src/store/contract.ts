@@ -2,7 +2,7 @@ import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 
 /**
- * The store contract, in six small interfaces that one store object implements: the
+ * The store contract, in seven small interfaces that one store object implements: the
  * credentials, the registration cache, the discovery cache, the leases, the event log (with
  * watch), and the pending revocations. Each consumer asks for the ones it uses, so a new
  * store (Postgres) is written against them and a consumer's needs show in its signature.
@@ -20,7 +20,14 @@ import type { CredentialRecord, CredentialStatus, StoredCredential } from '../cr
  *   writes.
  */
 export interface CredentialStore
-  extends CredentialTable, RegistrationCache, DiscoveryCache, LeaseTable, EventLog, PendingRevocationStore {
+  extends
+    CredentialTable,
+    RegistrationCache,
+    DiscoveryCache,
+    LeaseTable,
+    DueIndex,
+    EventLog,
+    PendingRevocationStore {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;
@@ -77,6 +84,62 @@ export interface LeaseTable {
   releaseLease(key: CredentialKey, owner: string): Promise<void>;
   /** Remove a lease held by `staleOwner` (e.g. its process is dead). False if it changed hands. */
   breakLease(key: CredentialKey, staleOwner: string): Promise<boolean>;
+}
+
+/**
+ * The due index: when each credential should next be refreshed, kept by the store beside the
+ * row, so a fleet refresher finds its work with one indexed query instead of a timer per
+ * credential (docs/refresher.md). A credential's due time is
+ *   - `refreshPointAt(record)` (src/credential/due.ts): about 3/4 of the usable lifetime with
+ *     a fixed per-key jitter, never later than expiry minus the default skew margin;
+ *   - pushed to `status.nextAttemptAt` while the status is `retrying` (backoff, Retry-After);
+ *   - none (never due) with no refresh token, no known expiry, or status `needs-login`.
+ * Every `writeCredential` and `updateStatus` recomputes it in the same transaction.
+ *
+ * Claims use the lease table: a claimed credential is leased to the claimer exactly as if it
+ * had called `acquireLease`, so an on-demand refresh in a CLI or proxy and a refresher never
+ * refresh the same generation twice, and a crashed claimer's claims are free again once
+ * their leases expire.
+ *
+ * Postgres implements `claimDueCredentials` as one transaction on the database clock:
+ * `SELECT … FROM credentials c WHERE c.due_at <= $now AND c.issuer <> ALL($excluded) AND NOT
+ * EXISTS (a live lease on c's key) ORDER BY c.due_at LIMIT $limit FOR UPDATE OF c SKIP LOCKED`,
+ * then an upsert of those keys' lease rows with `expires_at = now() + ttl`, conditional on the
+ * lease still being free or expired, returning only the keys it took. SKIP LOCKED lets N
+ * instances claim disjoint batches without waiting on each other.
+ */
+export interface DueIndex {
+  /**
+   * Lease up to `limit` credentials whose due time is at or before `now` and on which nobody
+   * (the claimer included) holds a live lease, earliest due first, to `holder` for `ttlMs`.
+   * Returns them with their secrets. Expired leases are taken over.
+   */
+  claimDueCredentials(claim: DueClaim): Promise<StoredCredential[]>;
+  /** How many credentials are due at `now` (default the clock), claimed or not: the backlog. */
+  countDue(now?: number): Promise<number>;
+  /**
+   * The earliest moment a claim could return something: the smallest due time, or for a
+   * credential someone holds a live lease on, the later of its due time and the lease's
+   * expiry. Undefined when nothing is ever due. Lets a scheduler sleep instead of polling.
+   * `excludeIssuers` leaves out the issuers a claim would exclude, so that work the caller
+   * cannot start now does not make it spin.
+   */
+  nextDueAt(options?: { excludeIssuers?: readonly string[] }): Promise<number | undefined>;
+}
+
+export interface DueClaim {
+  holder: LeaseHolder;
+  /** Lease time of each claim; the store's clock decides expiry. */
+  ttlMs: number;
+  /** Most credentials to claim. */
+  limit: number;
+  /**
+   * Due cut-off. Default: the store's clock. Only the cut-off moves; lease liveness always
+   * uses the store's clock.
+   */
+  now?: number;
+  /** Issuers whose credentials must not be claimed now (paused or saturated by the caller). */
+  excludeIssuers?: readonly string[];
 }
 
 /** The lifecycle event log: how processes sharing a store learn about each other's writes. */
@@ -202,8 +265,11 @@ export type WriteResult =
   | { ok: false; reason: 'generation-mismatch' | 'lease-lost' | 'missing'; currentGeneration?: number };
 
 export interface StoreSecurity {
-  /** Where the data key lives. `none`: the store keeps no secrets at rest (memory). */
-  keySource: 'keyring' | 'file' | 'env' | 'none';
+  /**
+   * Where the key-encryption key lives. `provider`: a caller's KeyProvider (a KMS). `none`:
+   * the store keeps no secrets at rest (memory).
+   */
+  keySource: 'keyring' | 'file' | 'env' | 'provider' | 'none';
   /** True when secrets are protected only by file permissions. */
   insecure: boolean;
   /** A user-facing warning to surface when `insecure` is true. */

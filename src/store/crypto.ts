@@ -1,49 +1,15 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
-/**
- * AES-256-GCM sealing of secrets at rest. The associated data binds each ciphertext to the
- * row it belongs to, so a sealed token copied onto another credential's row fails to open
- * instead of silently authenticating as the wrong server.
- *
- * Layout: version (1 byte) | nonce (12) | tag (16) | ciphertext.
- */
-const VERSION = 1;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
+/** Key helpers shared by the sealing (envelope.ts) and the KEK sources (data-key.ts). */
 export const DATA_KEY_BYTES = 32;
 
+/** Seals and opens secrets at rest; envelope.ts's DataKeyRing is the implementation. */
 export interface SecretBox {
   seal(plaintext: string, associatedData: string): Buffer;
   /** Throws when the key is wrong or the bytes or associated data were altered. */
   open(sealed: Buffer, associatedData: string): string;
-  /** A short, non-secret identifier of the key, recorded in the store to detect a key change. */
+  /** A short, non-secret identifier of the key that seals now. */
   readonly fingerprint: string;
-}
-
-export function createSecretBox(key: Buffer): SecretBox {
-  if (key.length !== DATA_KEY_BYTES) throw new Error(`data key must be ${DATA_KEY_BYTES} bytes`);
-  return {
-    fingerprint: keyFingerprint(key),
-    seal(plaintext, associatedData) {
-      const nonce = randomBytes(NONCE_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', key, nonce);
-      cipher.setAAD(Buffer.from(associatedData, 'utf8'));
-      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return Buffer.concat([Buffer.of(VERSION), nonce, cipher.getAuthTag(), body]);
-    },
-    open(sealed, associatedData) {
-      if (sealed.length < 1 + NONCE_BYTES + TAG_BYTES || sealed[0] !== VERSION) {
-        throw new Error('sealed secret has an unknown format');
-      }
-      const nonce = sealed.subarray(1, 1 + NONCE_BYTES);
-      const tag = sealed.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + TAG_BYTES);
-      const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-      decipher.setAAD(Buffer.from(associatedData, 'utf8'));
-      decipher.setAuthTag(tag);
-      const body = sealed.subarray(1 + NONCE_BYTES + TAG_BYTES);
-      return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
-    },
-  };
 }
 
 /** A one-way, domain-separated digest: it identifies the key without helping to guess it. */

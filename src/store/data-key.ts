@@ -8,7 +8,9 @@ import { PRIVATE_FILE_MODE } from './paths.js';
 import { DEFAULT_KEYRING_TIMEOUT_MS, keyringSlot } from './keyring.js';
 
 /**
- * Where the data key that encrypts stored secrets comes from.
+ * Where the local key-encryption key (KEK) comes from: the key that wraps the store's data
+ * keys (envelope.ts). Before envelope encryption it sealed secrets itself, hence the names
+ * (`data-key` file, `data-key:` keyring account), kept so existing stores find it.
  * - `auto` (default): the OS keyring; when there is none, a 0600 key file beside the store,
  *   with a warning the user sees (`latchkey status` shows it too).
  * - `keyring`: the OS keyring or fail. For users who would rather not log in than have a key
@@ -19,7 +21,8 @@ import { DEFAULT_KEYRING_TIMEOUT_MS, keyringSlot } from './keyring.js';
  * servers whose key comes from a secret manager.
  */
 export type KeyStorage = 'auto' | 'keyring' | 'insecure-file';
-export type KeySource = 'env' | 'keyring' | 'file';
+/** `provider`: a caller's KeyProvider (a KMS), given to openSqliteStore. */
+export type KeySource = 'env' | 'keyring' | 'file' | 'provider';
 
 export interface DataKeyOptions {
   home: string;
@@ -53,17 +56,21 @@ export const INSECURE_KEY_WARNING =
  * when the store is new. `hasSecrets` says whether anything is encrypted yet: a store with
  * nothing to lose may switch keys silently; one with secrets fails with STORE_KEY_MISMATCH
  * rather than overwrite what the user might still recover with the right key.
+ * `isKnownKey` accepts a key other than the recorded one that the store still holds data
+ * keys under (the old or the new KEK while a KEK change is under way).
  */
 export async function resolveDataKey(
   options: DataKeyOptions,
   recorded: KeyRecord | undefined,
   hasSecrets: () => boolean,
+  isKnownKey: (fingerprint: string) => boolean = () => false,
 ): Promise<ResolvedKey> {
+  const accept = (found: ResolvedKey): ResolvedKey => checked(found, recorded, hasSecrets, isKnownKey);
   const fromEnv = envKey(options.env);
-  if (fromEnv !== undefined) return checked({ key: fromEnv, source: 'env' }, recorded, hasSecrets);
+  if (fromEnv !== undefined) return accept({ key: fromEnv, source: 'env' });
   if (recorded !== undefined) {
     const found = await findRecordedKey(options, recorded.source);
-    if (found !== undefined) return checked(found, recorded, hasSecrets);
+    if (found !== undefined) return accept(found);
     if (hasSecrets()) throw missingKey(options, recorded.source);
   }
   return createKey(options);
@@ -90,8 +97,15 @@ function checked(
   found: ResolvedKey,
   recorded: KeyRecord | undefined,
   hasSecrets: () => boolean,
+  isKnownKey: (fingerprint: string) => boolean,
 ): ResolvedKey {
-  if (recorded === undefined || recorded.fingerprint === keyFingerprint(found.key) || !hasSecrets())
+  const fingerprint = keyFingerprint(found.key);
+  if (
+    recorded === undefined ||
+    recorded.fingerprint === fingerprint ||
+    isKnownKey(fingerprint) ||
+    !hasSecrets()
+  )
     return found;
   throw new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
@@ -113,7 +127,7 @@ async function findRecordedKey(options: DataKeyOptions, source: KeySource): Prom
     const key = readKeyFile(options.home);
     return key === undefined ? undefined : { key, source, warning: INSECURE_KEY_WARNING };
   }
-  return undefined; // recorded 'env' but LATCHKEY_KEY is unset now
+  return undefined; // recorded 'env' but LATCHKEY_KEY is unset now, or 'provider' but none given
 }
 
 async function createKey(options: DataKeyOptions): Promise<ResolvedKey> {
@@ -194,9 +208,11 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
   const where =
     source === 'env'
       ? 'LATCHKEY_KEY, which is not set'
-      : source === 'keyring'
-        ? 'the OS keyring, which no longer has it'
-        : `the key file ${keyFile}, which is missing`;
+      : source === 'provider'
+        ? 'a key provider (KMS), and none was given'
+        : source === 'keyring'
+          ? 'the OS keyring, which no longer has it'
+          : `the key file ${keyFile}, which is missing`;
   return new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
     `the data key for the stored credentials was kept in ${where}.`,
@@ -205,13 +221,16 @@ function missingKey(options: Pick<DataKeyOptions, 'home'>, source: KeySource): L
       next:
         source === 'env'
           ? { kind: 'configure', detail: 'set LATCHKEY_KEY to the key the store was created with' }
-          : source === 'keyring'
-            ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
-            : { kind: 'repair-store', path: keyFile },
+          : source === 'provider'
+            ? { kind: 'configure', detail: 'open the store with the key provider it was encrypted under' }
+            : source === 'keyring'
+              ? { kind: 'repair-store', detail: 'unlock or restore the keyring' }
+              : { kind: 'repair-store', path: keyFile },
     },
   );
 }
 
 function describe(source: KeySource): string {
+  if (source === 'provider') return 'the key provider';
   return source === 'env' ? 'LATCHKEY_KEY' : source === 'keyring' ? 'the OS keyring' : 'the key file';
 }

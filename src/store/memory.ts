@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
+import { dueAt, refreshPointAt } from '../credential/due.js';
 import { keyId, type CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 import { ErrorCode, LatchkeyError } from '../errors.js';
@@ -9,6 +10,7 @@ import type {
   CredentialStore,
   DiscoveryKind,
   DiscoveryRecord,
+  DueClaim,
   EventInput,
   EventQuery,
   Lease,
@@ -173,6 +175,45 @@ class MemoryStore implements CredentialStore {
     );
   }
 
+  claimDueCredentials(claim: DueClaim): Promise<StoredCredential[]> {
+    return this.run(() => {
+      const clock = Date.now();
+      const excluded = new Set(claim.excludeIssuers ?? []);
+      const due = this.dueEntries(claim.now ?? clock)
+        .filter(({ cred }) => !excluded.has(cred.key.issuer) && !this.leased(cred.key, clock))
+        .slice(0, Math.max(0, claim.limit));
+      for (const { cred } of due) {
+        const lease: Lease = {
+          key: { ...cred.key },
+          ...claim.holder,
+          acquiredAt: clock,
+          expiresAt: clock + claim.ttlMs,
+        };
+        this.leases.set(keyId(cred.key), lease);
+      }
+      return due.map(({ cred }) => copy(cred));
+    });
+  }
+
+  countDue(now?: number): Promise<number> {
+    return this.run(() => this.dueEntries(now ?? Date.now()).length);
+  }
+
+  nextDueAt(options: { excludeIssuers?: readonly string[] } = {}): Promise<number | undefined> {
+    return this.run(() => {
+      const clock = Date.now();
+      const excluded = new Set(options.excludeIssuers ?? []);
+      let next: number | undefined;
+      for (const { cred, at } of this.dueEntries(Number.POSITIVE_INFINITY)) {
+        if (excluded.has(cred.key.issuer)) continue;
+        const lease = this.leases.get(keyId(cred.key));
+        const free = lease === undefined || lease.expiresAt <= clock ? at : Math.max(at, lease.expiresAt);
+        next = next === undefined ? free : Math.min(next, free);
+      }
+      return next;
+    });
+  }
+
   addPendingRevocations(
     entries: readonly NewPendingRevocation[],
     event: EventInput,
@@ -270,6 +311,21 @@ class MemoryStore implements CredentialStore {
       this.leases.get(keyId(key))?.owner,
       condition,
     );
+  }
+
+  /** Credentials due at or before `now`, earliest first (what SQL's due_at index gives). */
+  private dueEntries(now: number): { cred: StoredCredential; at: number }[] {
+    const entries: { cred: StoredCredential; at: number }[] = [];
+    for (const cred of this.credentials.values()) {
+      const at = dueAt(refreshPointAt(cred), cred.status);
+      if (at !== undefined && at <= now) entries.push({ cred, at });
+    }
+    return entries.sort((a, b) => a.at - b.at);
+  }
+
+  private leased(key: CredentialKey, clock: number): boolean {
+    const lease = this.leases.get(keyId(key));
+    return lease !== undefined && lease.expiresAt > clock;
   }
 
   private sortedRevocations(): (ClaimedRevocation & { claim?: Claim })[] {

@@ -1,3 +1,4 @@
+import { dueAt, notBefore, refreshPointAt } from '../credential/due.js';
 import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 import { type Refusal, refusal } from './condition.js';
@@ -47,8 +48,16 @@ export function pgCredentialTable(conn: PgConnection, feed: PgEventFeed): Creden
     updateStatus: async (key, status, event) => {
       const eventId = await conn.tx(async (client) => {
         const { rowCount } = await client.query(
-          `UPDATE credentials SET status = $4, updated_at = $5 WHERE ${KEY_WHERE}`,
-          [...keyValues(key), JSON.stringify(status), Date.now()],
+          `UPDATE credentials SET status = $4, updated_at = $5,
+             due_at = CASE WHEN $6 OR refresh_at IS NULL THEN NULL ELSE GREATEST(refresh_at, $7) END
+           WHERE ${KEY_WHERE}`,
+          [
+            ...keyValues(key),
+            JSON.stringify(status),
+            Date.now(),
+            status.state === 'needs-login',
+            notBefore(status),
+          ],
         );
         if ((rowCount ?? 0) === 0 || event === undefined) return undefined;
         return (await insertEvent(client, event)).id;
@@ -92,7 +101,16 @@ async function write(
   const status: CredentialStatus =
     event.type === 'refreshed' ? { ...VALID_STATUS, lastRefreshAt: now } : VALID_STATUS;
   const sealed = sealCredential(conn.box, record);
-  const values = [...keyValues(key), sealed.secrets, sealed.record, JSON.stringify(status), now];
+  const refreshAt = refreshPointAt(record);
+  const values = [
+    ...keyValues(key),
+    sealed.secrets,
+    sealed.record,
+    JSON.stringify(status),
+    now,
+    refreshAt ?? null,
+    dueAt(refreshAt, status) ?? null,
+  ];
   const generation = await conditionalWrite(client, condition.expectedGeneration, values);
   if (generation === undefined) {
     return { result: refuse(await generationOf(client, key), condition.leaseOwner, condition) };
@@ -101,9 +119,10 @@ async function write(
   return { result: { ok: true, generation }, eventId: appended.id };
 }
 
-const COLUMNS = '(server, issuer, subject, generation, secrets, record, status, updated_at)';
+const COLUMNS =
+  '(server, issuer, subject, generation, secrets, record, status, updated_at, refresh_at, due_at)';
 const SET_ALL = `secrets = excluded.secrets, record = excluded.record, status = excluded.status,
-  updated_at = excluded.updated_at`;
+  updated_at = excluded.updated_at, refresh_at = excluded.refresh_at, due_at = excluded.due_at`;
 
 /** One statement that writes only if the generation matches; the new generation, or undefined. */
 async function conditionalWrite(
@@ -113,15 +132,15 @@ async function conditionalWrite(
 ): Promise<number | undefined> {
   const sql =
     expected === 'any'
-      ? `INSERT INTO credentials AS c ${COLUMNS} VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
+      ? `INSERT INTO credentials AS c ${COLUMNS} VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (server, issuer, subject) DO UPDATE SET generation = c.generation + 1, ${SET_ALL}
          RETURNING generation`
       : expected === 0
-        ? `INSERT INTO credentials ${COLUMNS} VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
+        ? `INSERT INTO credentials ${COLUMNS} VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (server, issuer, subject) DO NOTHING RETURNING generation`
         : `UPDATE credentials SET generation = generation + 1, secrets = $4, record = $5, status = $6,
-             updated_at = $7
-           WHERE ${KEY_WHERE} AND generation = $8 RETURNING generation`;
+             updated_at = $7, refresh_at = $8, due_at = $9
+           WHERE ${KEY_WHERE} AND generation = $10 RETURNING generation`;
   const params = expected === 'any' || expected === 0 ? values : [...values, expected];
   const { rows } = await client.query<{ generation: number }>(sql, params);
   return rows[0]?.generation;

@@ -1,19 +1,21 @@
+import { newDataKey } from './crypto.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
-import { createSecretBox } from './crypto.js';
-import { type KeyRecord, type KeySource, resolveDataKey, type ResolvedKey } from './data-key.js';
+import { type KeyRecord, type KeySource, resolveDataKey } from './data-key.js';
+import { DataKeyRing, localKeyProvider, newKeyId } from './envelope.js';
 import type { Queryable } from './postgres-connection.js';
 import { KEY_SETUP_LOCK } from './postgres-schema.js';
 
 /**
- * The data key of a Postgres store, in one module so it can be swapped for envelope
- * encryption later. The key comes from `LATCHKEY_KEY` or the OS keyring, never a key file:
- * a file beside a shared database protects nothing, and each instance would have its own.
- * A fleet sets `LATCHKEY_KEY` on every instance; the keyring suits one machine.
+ * The keys of a Postgres store, in one module so the full envelope machinery (a key table,
+ * `store rekey`) can replace it. Secrets are sealed exactly as in SQLite (envelope.ts, layout
+ * v2): under one data key (DEK) kept in the `meta` table, wrapped by a key-encryption key
+ * (KEK) from `LATCHKEY_KEY` or the OS keyring, never a key file: a file beside a shared
+ * database protects nothing, and each instance would make its own. A fleet sets
+ * `LATCHKEY_KEY` on every instance; the keyring suits one machine.
  *
- * The key's fingerprint is recorded in the store's `meta` table by the first instance (under
- * an advisory lock, so instances starting together agree on one key). Unlike SQLite, a
- * mismatching key is refused even on an empty store: another instance may be writing with
- * the recorded key right now, and two keys in one store would make rows unreadable.
+ * The first instance (under an advisory lock, so instances starting together agree) records
+ * the KEK's fingerprint and the wrapped DEK. Unlike SQLite, a mismatching KEK is refused even
+ * on an empty store: another instance may be writing with the recorded one right now.
  */
 export type PgKeyStorage = 'auto' | 'keyring';
 
@@ -25,13 +27,47 @@ export interface PgKeyOptions {
   identity: string;
 }
 
-/** Find (or, for a new store, create and record) the key; `client` must be inside a transaction. */
-export async function setUpPgKey(client: Queryable, options: PgKeyOptions): Promise<ResolvedKey> {
+export interface PgKeys {
+  box: DataKeyRing;
+  source: KeySource;
+}
+
+/** Find (or, for a new store, create and record) the keys; `client` must be inside a transaction. */
+export async function setUpPgKey(client: Queryable, options: PgKeyOptions): Promise<PgKeys> {
   await client.query('SELECT pg_advisory_xact_lock($1)', [KEY_SETUP_LOCK.toString()]);
-  const recorded = await readKeyRecord(client);
-  let found: ResolvedKey;
+  const meta = await readMeta(client);
+  const recorded: KeyRecord | undefined =
+    meta.key_source === undefined || meta.key_fingerprint === undefined
+      ? undefined
+      : { source: meta.key_source as KeySource, fingerprint: meta.key_fingerprint };
+  const kek = await findKek(options, recorded);
+  const provider = localKeyProvider(kek.key);
+  if (recorded === undefined) {
+    const id = newKeyId();
+    const dek = newDataKey();
+    const wrapped = (await provider.wrap(dek)).toString('base64');
+    await writeMeta(client, {
+      key_source: kek.source,
+      key_fingerprint: provider.id,
+      dek_id: id,
+      dek_wrapped: wrapped,
+    });
+    return { box: new DataKeyRing(new Map([[id, dek]]), id), source: kek.source };
+  }
+  if (recorded.fingerprint !== provider.id || meta.dek_id === undefined || meta.dek_wrapped === undefined)
+    throw mismatch();
+  let dek: Buffer;
   try {
-    found = await resolveDataKey(
+    dek = await provider.unwrap(Buffer.from(meta.dek_wrapped, 'base64'));
+  } catch (cause) {
+    throw mismatch(cause);
+  }
+  return { box: new DataKeyRing(new Map([[meta.dek_id, dek]]), meta.dek_id), source: kek.source };
+}
+
+async function findKek(options: PgKeyOptions, recorded: KeyRecord | undefined) {
+  try {
+    return await resolveDataKey(
       {
         // The keyring entry is named after `home`; a database's identity plays that part.
         home: `postgres:${options.identity}`,
@@ -45,16 +81,12 @@ export async function setUpPgKey(client: Queryable, options: PgKeyOptions): Prom
   } catch (error) {
     throw isLatchkeyError(error) && error.code === ErrorCode.KEYRING_UNAVAILABLE ? noKey(error) : error;
   }
-  const fingerprint = createSecretBox(found.key).fingerprint;
-  if (recorded === undefined) await writeKeyRecord(client, { source: found.source, fingerprint });
-  else if (recorded.fingerprint !== fingerprint) throw mismatch();
-  return found;
 }
 
 function noKey(cause: LatchkeyError): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.KEYRING_UNAVAILABLE,
-    'a PostgreSQL store needs its data key from LATCHKEY_KEY or the OS keyring, and neither is available ' +
+    'a PostgreSQL store needs its key from LATCHKEY_KEY or the OS keyring, and neither is available ' +
       '(a key file is not offered for a shared database).',
     {
       retryable: cause.retryable,
@@ -67,33 +99,35 @@ function noKey(cause: LatchkeyError): LatchkeyError {
   );
 }
 
-function mismatch(): LatchkeyError {
+function mismatch(cause?: unknown): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.STORE_KEY_MISMATCH,
-    'this PostgreSQL store was set up with a different data key than the one given.',
+    'this PostgreSQL store was set up with a different key than the one given.',
     {
       retryable: false,
       next: {
         kind: 'repair-store',
         detail: 'use the key the store was created with (LATCHKEY_KEY on every instance)',
       },
+      ...(cause === undefined ? {} : { cause }),
     },
   );
 }
 
-async function readKeyRecord(client: Queryable): Promise<KeyRecord | undefined> {
+type Meta = Partial<Record<'key_source' | 'key_fingerprint' | 'dek_id' | 'dek_wrapped', string>>;
+
+async function readMeta(client: Queryable): Promise<Meta> {
   const { rows } = await client.query<{ name: string; value: string }>(
-    `SELECT name, value FROM meta WHERE name IN ('key_source', 'key_fingerprint')`,
+    `SELECT name, value FROM meta WHERE name IN ('key_source', 'key_fingerprint', 'dek_id', 'dek_wrapped')`,
   );
-  const source = rows.find((r) => r.name === 'key_source')?.value as KeySource | undefined;
-  const fingerprint = rows.find((r) => r.name === 'key_fingerprint')?.value;
-  return source === undefined || fingerprint === undefined ? undefined : { source, fingerprint };
+  return Object.fromEntries(rows.map((r) => [r.name, r.value])) as Meta;
 }
 
-async function writeKeyRecord(client: Queryable, record: KeyRecord): Promise<void> {
-  await client.query(
-    `INSERT INTO meta (name, value) VALUES ('key_source', $1), ('key_fingerprint', $2)
-     ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-    [record.source, record.fingerprint],
-  );
+async function writeMeta(client: Queryable, meta: Required<Meta>): Promise<void> {
+  for (const [name, value] of Object.entries(meta)) {
+    await client.query(
+      `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      [name, value],
+    );
+  }
 }

@@ -7,6 +7,7 @@ import {
   keyValues,
   pgFilter,
   type PgConnection,
+  type Queryable,
 } from './postgres-connection.js';
 
 interface LeaseRow {
@@ -27,7 +28,7 @@ interface LeaseRow {
  */
 export function pgLeaseTable(conn: PgConnection): LeaseTable {
   return {
-    acquireLease: (key, holder, ttlMs) => conn.run(() => acquire(conn, key, holder, ttlMs)),
+    acquireLease: (key, holder, ttlMs) => conn.run(() => acquire(conn.pool, key, holder, ttlMs)),
     getLease: (key) =>
       conn.run(async () => {
         const { rows } = await conn.pool.query<LeaseRow>(
@@ -45,13 +46,14 @@ export function pgLeaseTable(conn: PgConnection): LeaseTable {
   };
 }
 
-async function acquire(
-  conn: PgConnection,
+/** Take (or extend) the lease on `key`; undefined while another live holder has it. */
+export async function acquire(
+  db: Queryable,
   key: CredentialKey,
   holder: LeaseHolder,
   ttlMs: number,
 ): Promise<Lease | undefined> {
-  const { rows } = await conn.pool.query<LeaseRow>(
+  const { rows } = await db.query<LeaseRow>(
     `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
      INSERT INTO leases AS l (server, issuer, subject, owner, pid, host, acquired_at, expires_at)
      SELECT $1, $2, $3, $4, $5, $6, clock.now, clock.now + $7 FROM clock

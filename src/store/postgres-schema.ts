@@ -26,8 +26,11 @@ const MIGRATIONS: readonly string[] = [
     record     TEXT NOT NULL,
     status     TEXT NOT NULL,
     updated_at BIGINT NOT NULL,
+    refresh_at BIGINT,            -- the due index (postgres-due.ts): from the tokens alone
+    due_at     BIGINT,            -- refresh_at moved by the status; NULL: never due
     PRIMARY KEY (server, issuer, subject)
   );
+  CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
   CREATE TABLE registrations (
     issuer        TEXT PRIMARY KEY,
     record        TEXT NOT NULL,

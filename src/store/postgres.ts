@@ -2,9 +2,9 @@ import pg from 'pg';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { CredentialStore, StoreSecurity } from './contract.js';
-import { createSecretBox } from './crypto.js';
 import { PgConnection, storeFailure } from './postgres-connection.js';
 import { pgCredentialTable } from './postgres-credentials.js';
+import { pgDueIndex } from './postgres-due.js';
 import { pgEventLog, pruneEvents } from './postgres-events.js';
 import { type PgKeyStorage, setUpPgKey } from './postgres-key.js';
 import { pgLeaseTable } from './postgres-leases.js';
@@ -62,7 +62,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let conn: PgConnection | undefined;
   try {
     const key = await setUp(pool, options, location);
-    conn = new PgConnection(pool, createSecretBox(key.key), location);
+    conn = new PgConnection(pool, key.box, location);
     const feed = new PgEventFeed(conn, {
       connect: () => listenClient(config),
       safetyPollMs: options.watchSafetyPollMs ?? 5000,
@@ -158,6 +158,7 @@ function composeStore(conn: PgConnection, feed: PgEventFeed, security: StoreSecu
     ...pgRegistrationCache(conn),
     ...pgDiscoveryCache(conn),
     ...pgLeaseTable(conn),
+    ...pgDueIndex(conn),
     ...pgEventLog(conn, feed),
     ...pgPendingRevocations(conn, feed),
     close: () => conn.close(),

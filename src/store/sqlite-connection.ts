@@ -3,6 +3,20 @@ import type Database from 'better-sqlite3';
 import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
+
+/**
+ * How the connection keeps up with other processes' key rotations: `checkActive` runs first
+ * in every write transaction and throws UnknownDataKeyError when the database's active DEK
+ * is one this process has not loaded; `reload` loads it. A read that meets such a DEK throws
+ * the same error. Either way the operation runs once more after the reload.
+ */
+export interface KeyTracking {
+  checkActive(): void;
+  reload(): Promise<void>;
+  /** Run `body` after a reload: unknown DEKs are then damage, not news. */
+  settled<T>(body: () => T): T;
+}
 
 /**
  * The one SQLite connection every part of the store (credentials, registrations, leases,
@@ -14,6 +28,7 @@ export class SqliteConnection {
   #closed = false;
   /** Poll nudges of this connection's watchers; see sqlite-events.ts. */
   readonly watchers = new Set<() => void>();
+  keys: KeyTracking | undefined;
 
   constructor(
     readonly db: Database.Database,
@@ -31,13 +46,38 @@ export class SqliteConnection {
       this.assertOpen();
       return Promise.resolve(body());
     } catch (error) {
+      const keys = this.keys;
+      if (error instanceof UnknownDataKeyError && keys !== undefined) {
+        return keys.reload().then(
+          () => this.#runOnce(body),
+          (reloadError: unknown) => {
+            throw this.#wrap(reloadError);
+          },
+        );
+      }
       return Promise.reject(this.#wrap(error));
     }
   }
 
   /** Writes run in an IMMEDIATE transaction: the lock is taken before the first read. */
   write<T>(body: () => T): Promise<T> {
-    return this.run(() => this.db.transaction(body).immediate());
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          this.keys?.checkActive();
+          return body();
+        })
+        .immediate(),
+    );
+  }
+
+  #runOnce<T>(body: () => T): T {
+    try {
+      this.assertOpen();
+      return this.keys === undefined ? body() : this.keys.settled(body);
+    } catch (error) {
+      throw this.#wrap(error);
+    }
   }
 
   assertOpen(): void {
@@ -58,6 +98,17 @@ export class SqliteConnection {
 
   #wrap(error: unknown): unknown {
     if (isLatchkeyError(error)) return error;
+    if (error instanceof UnknownDataKeyError) {
+      return new LatchkeyError(
+        ErrorCode.STORE_KEY_MISMATCH,
+        `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this process cannot unwrap.`,
+        {
+          retryable: false,
+          next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
+          cause: error,
+        },
+      );
+    }
     const busy = (error as { code?: string }).code?.startsWith('SQLITE_BUSY') === true;
     return new LatchkeyError(
       ErrorCode.STORE_UNAVAILABLE,

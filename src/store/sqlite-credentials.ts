@@ -1,3 +1,4 @@
+import { dueAt, refreshPointAt } from '../credential/due.js';
 import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
 import { type Refusal, refusal } from './condition.js';
@@ -10,6 +11,7 @@ import type {
 } from './contract.js';
 import { KEY_WHERE, type KeyParams, keyParams, type SqliteConnection } from './sqlite-connection.js';
 import { insertEvent } from './sqlite-events.js';
+import { DUE_FROM_STATUS, dueParams } from './sqlite-due.js';
 import { dropLease, leaseOf } from './sqlite-leases.js';
 import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './sqlite-rows.js';
 
@@ -30,8 +32,16 @@ export function sqliteCredentialTable(conn: SqliteConnection): CredentialTable {
     updateStatus: (key, status, event) =>
       conn.write(() => {
         const changed = conn.db
-          .prepare(`UPDATE credentials SET status = @status, updated_at = @now WHERE ${KEY_WHERE}`)
-          .run({ ...keyParams(key), status: JSON.stringify(status), now: Date.now() }).changes;
+          .prepare(
+            `UPDATE credentials SET status = @status, updated_at = @now, due_at = ${DUE_FROM_STATUS}
+             WHERE ${KEY_WHERE}`,
+          )
+          .run({
+            ...keyParams(key),
+            status: JSON.stringify(status),
+            now: Date.now(),
+            ...dueParams(status),
+          }).changes;
         if (changed > 0 && event !== undefined) insertEvent(conn, event);
       }),
     deleteCredential: (key, condition, event) => conn.write(() => remove(conn, key, condition, event)),
@@ -60,14 +70,25 @@ function write(
   const now = Date.now();
   const status: CredentialStatus =
     event.type === 'refreshed' ? { ...VALID_STATUS, lastRefreshAt: now } : VALID_STATUS;
+  const refreshAt = refreshPointAt(record) ?? null;
   conn.db
     .prepare(
-      `INSERT INTO credentials (server, issuer, subject, generation, secrets, record, status, updated_at)
-       VALUES (@server, @issuer, @subject, @generation, @secrets, @record, @status, @now)
+      `INSERT INTO credentials (server, issuer, subject, generation, secrets, record, status, updated_at,
+         refresh_at, due_at)
+       VALUES (@server, @issuer, @subject, @generation, @secrets, @record, @status, @now, @refreshAt, @dueAt)
        ON CONFLICT (server, issuer, subject) DO UPDATE SET generation = excluded.generation,
-         secrets = excluded.secrets, record = excluded.record, status = excluded.status, updated_at = excluded.updated_at`,
+         secrets = excluded.secrets, record = excluded.record, status = excluded.status,
+         updated_at = excluded.updated_at, refresh_at = excluded.refresh_at, due_at = excluded.due_at`,
     )
-    .run({ ...params, ...sealCredential(conn.box, record), generation, status: JSON.stringify(status), now });
+    .run({
+      ...params,
+      ...sealCredential(conn.box, record),
+      generation,
+      status: JSON.stringify(status),
+      now,
+      refreshAt,
+      dueAt: dueAt(refreshAt ?? undefined, status) ?? null,
+    });
   insertEvent(conn, { ...event, generation });
   return { ok: true, generation };
 }

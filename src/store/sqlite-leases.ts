@@ -38,7 +38,8 @@ export function leaseOf(conn: SqliteConnection, key: CredentialKey): Lease | und
   return row === undefined ? undefined : leaseFromRow(row);
 }
 
-function acquire(
+/** Take (or extend) the lease inside the caller's transaction; undefined if another live holder has it. */
+export function acquire(
   conn: SqliteConnection,
   key: CredentialKey,
   holder: LeaseHolder,

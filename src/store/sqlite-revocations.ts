@@ -16,6 +16,7 @@ import type {
   RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
 import type { SqliteConnection } from './sqlite-connection.js';
 import { insertEvent } from './sqlite-events.js';
 
@@ -203,6 +204,7 @@ function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
   try {
     return JSON.parse(box.open(row.secrets, revocationAad(row.id, view))) as RevocationSecrets;
   } catch (cause) {
+    if (cause instanceof UnknownDataKeyError) throw cause; // another process rotated: reload, retry
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       'a token queued for revocation cannot be decrypted with the current data key.',

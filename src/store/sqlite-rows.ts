@@ -5,6 +5,7 @@ import { loginAction } from '../next-action.js';
 import type { CredentialRecord } from '../credential/model.js';
 import type { LifecycleEvent, Registration } from './contract.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
 
 /** Row shapes and their mapping to the contract's types. Secrets are sealed and opened here only. */
 export interface CredentialRow {
@@ -61,6 +62,7 @@ export function openCredential(box: SecretBox, row: CredentialRow): StoredCreden
   try {
     secrets = JSON.parse(box.open(row.secrets, credentialAad(key))) as TokenSecrets;
   } catch (cause) {
+    if (cause instanceof UnknownDataKeyError) throw cause; // another process rotated: reload, retry
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       'the stored tokens cannot be decrypted with the current data key.',
@@ -102,6 +104,7 @@ export function openRegistration(box: SecretBox, row: RegistrationRow): Registra
   try {
     return { ...fields, clientSecret: box.open(row.client_secret, registrationAad(row.issuer)) };
   } catch (cause) {
+    if (cause instanceof UnknownDataKeyError) throw cause;
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       `the stored client secret for ${row.issuer} cannot be decrypted with the current data key.`,

@@ -80,6 +80,27 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX pending_revocations_due ON pending_revocations (next_attempt_at);
   `,
+  // 3: the due index (docs/refresher.md). refresh_at comes from the tokens alone, due_at from
+  // refresh_at and the status; NULL means never due. Rows written before this migration are
+  // filled in by backfillDueIndex (sqlite-due.ts) once the data key is at hand, because
+  // whether a row has a refresh token is sealed with its secrets.
+  `
+  ALTER TABLE credentials ADD COLUMN refresh_at INTEGER;
+  ALTER TABLE credentials ADD COLUMN due_at INTEGER;
+  CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
+  INSERT INTO meta (name, value) SELECT 'due_backfill', 'pending' WHERE EXISTS (SELECT 1 FROM credentials);
+  `,
+  // 4: envelope encryption. Each data key (DEK) once per key-encryption key that wraps it;
+  // the active DEK's id is meta 'active_data_key' (docs/security.md).
+  `
+  CREATE TABLE data_keys (
+    id         TEXT NOT NULL,     -- 16 hex characters, also in every value the DEK sealed
+    kek_id     TEXT NOT NULL,     -- KeyProvider id (a local key's fingerprint)
+    wrapped    BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (id, kek_id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,19 +6,17 @@ import Database from 'better-sqlite3';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { CredentialStore, StoreSecurity } from './contract.js';
 import { assertNotTruncated, corruptDatabase, isCorruptionError } from './corruption.js';
-import { createSecretBox } from './crypto.js';
-import {
-  type KeyRecord,
-  type KeySource,
-  type KeyStorage,
-  resolveDataKey,
-  type ResolvedKey,
-} from './data-key.js';
+import type { KeyStorage } from './data-key.js';
+import type { KeyProvider } from './envelope.js';
+import { type KeyTable, withStoreKeys } from './key-table.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import { SqliteConnection } from './sqlite-connection.js';
 import { sqliteCredentialTable } from './sqlite-credentials.js';
+import { backfillDueIndex, sqliteDueIndex } from './sqlite-due.js';
 import { pruneEvents, sqliteEventLog } from './sqlite-events.js';
 import { sqliteLeaseTable } from './sqlite-leases.js';
+import { hasLegacyValues, sqliteKeyTable } from './sqlite-key-table.js';
+import { type KeySetup, keyTracking, setUpKeys } from './sqlite-keys.js';
 import { sqliteDiscoveryCache, sqliteRegistrationCache } from './sqlite-registrations.js';
 import { sqlitePendingRevocations } from './sqlite-revocations.js';
 import { migrate } from './sqlite-schema.js';
@@ -30,8 +28,16 @@ export interface SqliteStoreOptions {
   home?: string;
   /** Database file. Default: `<home>/latchkey.db`. */
   path?: string;
-  /** Where the data key lives. Default `auto` (keyring, else a warned-about key file). */
+  /**
+   * Where the key-encryption key lives. Default `auto` (keyring, else a warned-about key
+   * file). Ignored when `keyProvider` is given or LATCHKEY_KEY is set.
+   */
   keyStorage?: KeyStorage;
+  /**
+   * A key-encryption key of your own (a KMS, an HSM): it wraps the store's data keys instead
+   * of LATCHKEY_KEY, the keyring or the key file. Default: none (the local key above).
+   */
+  keyProvider?: KeyProvider;
   /** Deadline for each OS keyring call. Default 3000 ms. */
   keyringTimeoutMs?: number;
   /** How long to wait for another process's write lock. Default 5000 ms. */
@@ -56,20 +62,21 @@ export async function openSqliteStore(options: SqliteStoreOptions = {}): Promise
   const db = openDatabase(path, options.busyTimeoutMs ?? 5000);
   try {
     migrate(db);
-    const key = await setUpKey(db, {
+    const keys = await setUpKeys(db, {
       home,
       env,
       keyStorage: options.keyStorage ?? 'auto',
       ...(options.keyringTimeoutMs === undefined ? {} : { keyringTimeoutMs: options.keyringTimeoutMs }),
+      ...(options.keyProvider === undefined ? {} : { keyProvider: options.keyProvider }),
     });
     pruneEvents(db, options.keepEvents ?? 10_000);
     const security: StoreSecurity = {
-      keySource: key.source,
-      insecure: key.warning !== undefined,
-      ...(key.warning === undefined ? {} : { warning: key.warning }),
+      keySource: keys.source,
+      insecure: keys.warning !== undefined,
+      ...(keys.warning === undefined ? {} : { warning: keys.warning }),
       location: path,
     };
-    return composeStore(new SqliteConnection(db, createSecretBox(key.key), path), security);
+    return await envelopeStore(new SqliteConnection(db, keys.ring, path), keys, security);
   } catch (error) {
     db.close();
     throw storeError(error, path);
@@ -108,60 +115,60 @@ function storeError(error: unknown, path: string): unknown {
   });
 }
 
-async function setUpKey(
-  db: Database.Database,
-  options: { home: string; env: NodeJS.ProcessEnv; keyStorage: KeyStorage; keyringTimeoutMs?: number },
-): Promise<ResolvedKey> {
-  const hasSecrets = (): boolean =>
-    db
-      .prepare(
-        `SELECT EXISTS (SELECT 1 FROM credentials) OR EXISTS (SELECT 1 FROM pending_revocations)
-           OR EXISTS (SELECT 1 FROM registrations WHERE client_secret IS NOT NULL) AS yes`,
-      )
-      .pluck()
-      .get() === 1;
-  const recorded = readKeyRecord(db);
-  if (recorded !== undefined) {
-    const found = await resolveDataKey(options, recorded, hasSecrets);
-    if (found.source === recorded.source && createSecretBox(found.key).fingerprint === recorded.fingerprint)
-      return found;
-  }
-  // First use (or a key change on an empty store): decide under the write lock, so two
-  // processes starting together cannot each create and record a different key.
-  db.exec('BEGIN IMMEDIATE');
+/**
+ * Wire key rotation into the store: the connection follows other processes' rotations, and
+ * rekeyStore() finds the key table. A store written before envelope encryption is migrated
+ * here, a batch per transaction, so it never holds the write lock for long.
+ */
+async function envelopeStore(
+  conn: SqliteConnection,
+  keys: KeySetup,
+  security: StoreSecurity,
+): Promise<CredentialStore> {
+  let provider = keys.provider;
+  let source = keys.source;
+  const tracking = keyTracking(conn.db, keys.ring, () => provider);
+  conn.keys = tracking;
+  const table = sqliteKeyTable(conn, () => keys.ring);
+  if (hasLegacyValues(conn.db)) await migrateLegacy(table);
+  // Through the connection, so a row sealed by a data key another process just made is
+  // read after a reload instead of being skipped as unreadable.
+  await conn.run(() => backfillDueIndex(conn));
+  const store = composeStore(conn, security);
+  return withStoreKeys(store, {
+    table,
+    get provider() {
+      return provider;
+    },
+    get source() {
+      return source;
+    },
+    reload: () => tracking.reload(),
+    useProvider(next, nextSource) {
+      provider = next;
+      source = nextSource;
+    },
+  });
+}
+
+/** Values re-sealed per transaction when a pre-envelope store is opened. */
+const LEGACY_BATCH = 200;
+
+/**
+ * Re-seal version-1 values. A failure (a damaged value, a lock held too long) does not fail
+ * the open: version-1 values stay readable with the old key, a damaged one reports itself
+ * when it is read, as before, and the next open (or a rekey) tries again.
+ */
+async function migrateLegacy(table: KeyTable): Promise<void> {
   try {
-    const found = await resolveDataKey(options, readKeyRecord(db), hasSecrets);
-    writeKeyRecord(db, { source: found.source, fingerprint: createSecretBox(found.key).fingerprint });
-    db.exec('COMMIT');
-    return found;
-  } catch (error) {
-    db.exec('ROLLBACK');
-    throw error;
+    while ((await table.reseal(LEGACY_BATCH)) > 0);
+  } catch {
+    // see above: nothing is lost by leaving the rest for later
   }
-}
-
-function readKeyRecord(db: Database.Database): KeyRecord | undefined {
-  const rows = db
-    .prepare(`SELECT name, value FROM meta WHERE name IN ('key_source', 'key_fingerprint')`)
-    .all() as {
-    name: string;
-    value: string;
-  }[];
-  const source = rows.find((r) => r.name === 'key_source')?.value as KeySource | undefined;
-  const fingerprint = rows.find((r) => r.name === 'key_fingerprint')?.value;
-  return source === undefined || fingerprint === undefined ? undefined : { source, fingerprint };
-}
-
-function writeKeyRecord(db: Database.Database, record: KeyRecord): void {
-  const put = db.prepare(
-    `INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-  );
-  put.run('key_source', record.source);
-  put.run('key_fingerprint', record.fingerprint);
 }
 
 /**
- * One store object out of the six parts, all on one connection so that a change and its
+ * One store object out of the seven parts, all on one connection so that a change and its
  * event always share a transaction.
  */
 function composeStore(conn: SqliteConnection, security: StoreSecurity): CredentialStore {
@@ -172,6 +179,7 @@ function composeStore(conn: SqliteConnection, security: StoreSecurity): Credenti
     ...sqliteRegistrationCache(conn),
     ...sqliteDiscoveryCache(conn),
     ...sqliteLeaseTable(conn),
+    ...sqliteDueIndex(conn),
     ...sqliteEventLog(conn),
     ...sqlitePendingRevocations(conn),
     close: () => conn.close(),

@@ -1,10 +1,10 @@
 /**
  * `latchkey/store`: the store contract, for writing a store of your own (issue 16's PostgreSQL
  * store is written against it). Types only: importing it loads nothing. One object implements
- * all six parts; each consumer inside latchkey asks only for the part it uses.
+ * all seven parts; each consumer inside latchkey asks only for the part it uses.
  */
 
-/** All six parts, plus `kind`, `security` and `close`: what CredentialManager takes. */
+/** All seven parts, plus `kind`, `security` and `close`: what CredentialManager takes. */
 export type { CredentialStore, StoreSecurity } from '../store/contract.js';
 /** Credentials, keyed by (server, issuer, subject), written compare-and-set. */
 export type { CredentialKey } from '../credential/key.js';
@@ -17,6 +17,8 @@ export type { Registration, RegistrationCache } from '../store/contract.js';
 export type { DiscoveryCache, DiscoveryKind, DiscoveryRecord } from '../store/contract.js';
 /** Leases: at most one refresh or login per credential across processes. */
 export type { Lease, LeaseHolder, LeaseTable } from '../store/contract.js';
+/** When each credential is next due for refresh; claimed in batches by a fleet refresher. */
+export type { DueClaim, DueIndex } from '../store/contract.js';
 /** The lifecycle event log every write appends to, and its watch. */
 export type { EventInput, EventLog, EventQuery, LifecycleEvent } from '../store/contract.js';
 /** Revocations a logout could not finish, retried later. */

@@ -17,6 +17,7 @@ import type {
   NewPendingRevocation,
   Registration,
 } from '../../src/store/contract.js';
+import { dueIndexContract } from './due-contract.js';
 
 export interface ContractSubject {
   store: CredentialStore;
@@ -894,6 +895,8 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         assert.equal(await store.lastEventId(), 0);
       });
     });
+
+    dueIndexContract(() => store);
 
     describe('events', () => {
       it('appends with increasing ids, defaults at/pid and keeps explicit ones', async () => {

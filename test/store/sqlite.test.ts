@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
 import type { CredentialStore, LifecycleEvent, Registration } from '../../src/store/contract.js';
+import { refreshPointAt } from '../../src/credential/due.js';
 import { parseDataKey } from '../../src/store/crypto.js';
 import { KEY_FILE_NAME } from '../../src/store/data-key.js';
 import { openSqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite.js';
@@ -743,5 +744,76 @@ describe('sqlite store', () => {
       }
       assert.equal(mode(join(home, KEY_FILE_NAME)), 0o600);
     });
+  });
+});
+
+describe('sqlite due index migration', () => {
+  it('fills in the due times of rows written before migration 3, once the key is at hand', async (t) => {
+    const home = await tempDir();
+    const env = { LATCHKEY_KEY: newKey() };
+    const first = await openSqliteStore({ home, env });
+    const withRt = credentialRecord(credentialKey('rt'));
+    const withoutRt = credentialRecord(credentialKey('no-rt'), { secrets: { accessToken: secret('at') } });
+    for (const record of [withRt, withoutRt]) {
+      await first.writeCredential(record, { expectedGeneration: 0 }, eventFor(record.key));
+    }
+    await first.close();
+    // Put the rows back the way migration 3 leaves a store that had credentials.
+    const raw = new Database(join(home, 'latchkey.db'));
+    raw.exec(`UPDATE credentials SET refresh_at = NULL, due_at = NULL;
+      INSERT INTO meta (name, value) VALUES ('due_backfill', 'pending');`);
+    raw.close();
+
+    const store = await openSqliteStore({ home, env });
+    t.after(() => store.close());
+    assert.equal(await store.nextDueAt(), refreshPointAt(withRt));
+    const claimed = await store.claimDueCredentials({
+      holder: { owner: 'h:1:x', pid: 1, host: 'h' },
+      ttlMs: 60_000,
+      limit: 10,
+      now: 4_000_000_000_000,
+    });
+    assert.deepEqual(
+      claimed.map((c) => c.key.server),
+      [withRt.key.server],
+      'the row without a refresh token stays never-due',
+    );
+    const check = new Database(join(home, 'latchkey.db'), { readonly: true });
+    t.after(() => check.close());
+    assert.equal(check.prepare(`SELECT COUNT(*) FROM meta WHERE name = 'due_backfill'`).pluck().get(), 0);
+  });
+});
+
+describe('sqlite due index and unreadable rows', () => {
+  it('a row sealed under another key leaves the due index instead of failing every claim', async (t) => {
+    const home = await tempDir();
+    const env = { LATCHKEY_KEY: newKey() };
+    const store = await openSqliteStore({ home, env });
+    t.after(() => store.close());
+    const good = credentialRecord(credentialKey('good'));
+    const bad = credentialRecord(credentialKey('bad'), { obtainedAt: good.obtainedAt - 100_000 });
+    for (const record of [good, bad]) {
+      await store.writeCredential(record, { expectedGeneration: 0 }, eventFor(record.key));
+    }
+    const raw = new Database(join(home, 'latchkey.db'), { timeout: 5000 });
+    t.after(() => void raw.close());
+    raw
+      .prepare('UPDATE credentials SET secrets = ? WHERE server = ?')
+      .run(Buffer.alloc(64, 7), bad.key.server);
+    const claim = {
+      holder: { owner: 'h:1:x', pid: 1, host: 'h' },
+      ttlMs: 60_000,
+      limit: 1,
+      now: 4_000_000_000_000,
+    };
+    // The bad row is due first; with a batch of one it would block the good one forever.
+    const first = await store.claimDueCredentials(claim);
+    const second = await store.claimDueCredentials(claim);
+    assert.deepEqual(
+      [...first, ...second].map((c) => c.key.server),
+      [good.key.server],
+    );
+    assert.equal(await store.countDue(claim.now), 1);
+    await assert.rejects(store.getCredential(bad.key), latchkeyError('STORE_KEY_MISMATCH'));
   });
 });

@@ -8,7 +8,9 @@ import { discoverServer } from '../../oauth/discovery.js';
 import { describeResource, fetchResourceMetadata } from '../../oauth/resource-metadata.js';
 import { selectScopes } from '../../oauth/scope.js';
 import type { BearerChallenge, ServerDiscovery } from '../../oauth/types.js';
+import type { CredentialStore } from '../../store/contract.js';
 import { createMemoryStore } from '../../store/memory.js';
+import { keyRotationStatus } from '../../store/rekey.js';
 import { INSECURE_KEY_WARNING, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
 import { openStore, storeTarget } from '../../store/open.js';
@@ -237,7 +239,11 @@ async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
     return newStoreFinding(env, target.path, target.home);
   try {
     const store = await openStore(undefined, { env });
-    await store.close();
+    // Key rotation (a key table and rekey) exists for SQLite only so far; docs/stores.md.
+    const rotation = await (
+      store.kind === 'sqlite' ? unfinishedRotation(store) : Promise.resolve(undefined)
+    ).finally(() => store.close());
+    if (rotation !== undefined) return rotation;
     return store.security.insecure
       ? {
           check: 'store',
@@ -258,6 +264,20 @@ async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
       ...(isLatchkeyError(error) && error.next !== undefined ? { fix: renderNextStep(error.next) } : {}),
     };
   }
+}
+
+/** A key rotation left half done (killed, or a KEK change waiting for its second run). */
+async function unfinishedRotation(store: CredentialStore): Promise<Finding | undefined> {
+  const status = await keyRotationStatus(store);
+  if (status.dataKeys.length <= 1 && status.keyEncryptionKeys.length <= 1) return undefined;
+  return {
+    check: 'store',
+    verdict: 'warn',
+    detail:
+      `${store.security.location}: a key rotation is unfinished ` +
+      `(${status.dataKeys.length} data keys, ${status.keyEncryptionKeys.length} key-encryption keys)`,
+    fix: 'latchkey store rekey --resume (after a key-encryption key change: once every process has the new key, run with it)',
+  };
 }
 
 /** Where a first login would keep its key, found by reading the keyring only. */
