@@ -90,6 +90,12 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
   INSERT INTO meta (name, value) SELECT 'due_backfill', 'pending' WHERE EXISTS (SELECT 1 FROM credentials);
   `,
+  // 4: a credential is looked up by (server, subject) on every cache miss; the primary key
+  // leads with issuer after server, so without this index a gateway with one server and
+  // 100k subjects scanned every row of that server per lookup (issue 16).
+  `
+  CREATE INDEX credentials_by_subject ON credentials (server, subject, issuer);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
