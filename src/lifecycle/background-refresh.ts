@@ -1,8 +1,8 @@
 import type { StoredCredential } from '../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { EngineContext } from './context.js';
-import { refreshCredential, refreshFlightKey } from './refresh.js';
 import { DueQueue } from './due-queue.js';
+import { refreshCredential, refreshFlightKey } from './refresh.js';
 import type { SingleFlight } from './single-flight.js';
 import type { CacheEntry, TokenCache } from './token-cache.js';
 

@@ -28,10 +28,10 @@ export interface CredentialManagerOptions {
    * Most credentials (one per server and subject) kept decrypted in memory; beyond it the
    * least recently used are dropped from memory (never from the store) and read from the
    * store on their next call. Only cached credentials are refreshed proactively by this
-   * manager. Default 10 000 (about 30 MB; docs/configuration.md).
+   * manager. Default 10 000 (docs/architecture.md, "Many subjects in one process").
    */
   maxCachedCredentials?: number;
-  /** Most proactive refreshes in flight at once; due ones wait their turn. Default 32. */
+  /** Most proactive refreshes in flight at once (at least 1); due ones wait their turn. Default 32. */
   maxBackgroundRefreshes?: number;
   /** Timeout of one request to the token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;
@@ -99,7 +99,7 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     skewMs: options.skewMs ?? DEFAULT_SKEW_MS,
     proactiveRefresh: options.proactiveRefresh ?? true,
     maxCachedCredentials: options.maxCachedCredentials ?? DEFAULT_MAX_CACHED_CREDENTIALS,
-    maxBackgroundRefreshes: options.maxBackgroundRefreshes ?? 32,
+    maxBackgroundRefreshes: Math.max(1, options.maxBackgroundRefreshes ?? 32),
     requestTimeoutMs,
     leaseTtlMs,
     waitTimeoutMs: options.waitTimeoutMs ?? leaseTtlMs + 5_000,
