@@ -5,6 +5,7 @@ import { benchCrash } from './crash.js';
 import { benchHotPath } from './hot-path.js';
 import { benchLogin } from './login.js';
 import { benchPostgres } from './postgres.js';
+import { benchScale } from './scale.js';
 import { benchSdkStorm } from './sdk-storm.js';
 import { benchStorm } from './storm.js';
 import { keyringAvailable } from './keyring-probe.js';
@@ -63,6 +64,13 @@ if (only === undefined || only === 'proxy') {
   const { benchProxy } = await import('./proxy.js');
   const quick = process.argv.includes('--quick');
   for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
+}
+// Only on request (several minutes): memory of one instance with 10k and 100k credentials.
+if (only === 'scale' || only === 'fleet') {
+  print(
+    'one instance, many subjects: SQLite store + one manager (maxCachedCredentials 10 000), target < 200 MB RSS at 100k',
+    await benchScale(),
+  );
 }
 // Only on request: it kills processes on purpose, and its figure needs many kills to be tight.
 if (only === 'crash') {

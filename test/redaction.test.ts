@@ -36,6 +36,50 @@ describe('redaction', () => {
     assert.ok(out.includes('grant_type=refresh_token'));
   });
 
+  it('keeps every pinned secret however many, and only the newest released or added ones', () => {
+    const registry = new SecretRegistry(4);
+    const live = Array.from({ length: 50 }, (_, i) => `live-token-${i}-${'L'.repeat(20)}`);
+    for (const token of live) registry.pin(token);
+    const seen = Array.from({ length: 10 }, (_, i) => `seen-token-${i}-${'S'.repeat(20)}`);
+    for (const token of seen) registry.add(token);
+    // 50 pinned + the 4 newest added: bounded by what is held plus the limit.
+    assert.equal(registry.size, 54);
+    const text = [...live, ...seen].join(' | ');
+    const out = registry.scrub(text);
+    for (const token of live) assert.ok(!out.includes(token), `pinned ${token} leaked`);
+    for (const token of seen.slice(-4)) assert.ok(!out.includes(token), `recent ${token} leaked`);
+    // The oldest added ones were forgotten: that is the bound, and they are not held anywhere.
+    assert.ok(out.includes(seen[0] ?? ''));
+
+    // Pinned twice (two holders): one release keeps it.
+    const shared = `shared-token-${'X'.repeat(20)}`;
+    registry.pin(shared);
+    registry.pin(shared);
+    registry.unpin(shared);
+    for (const token of seen) registry.add(token);
+    assert.ok(!registry.scrub(shared).includes(shared));
+    // The last release makes it recent: still scrubbed until newer secrets push it out.
+    registry.unpin(shared);
+    assert.ok(!registry.scrub(shared).includes(shared));
+    for (const token of seen.slice(0, 4)) registry.add(token);
+    assert.equal(registry.scrub(shared), shared);
+    assert.equal(registry.size, 54);
+  });
+
+  it('scrubs each occurrence, adjacent secrets and secrets sharing a prefix', () => {
+    const registry = new SecretRegistry();
+    const header = 'opaque-shared-prefix-of-one-as.';
+    const a = `${header}payload-a.signature-aaaa`;
+    const b = `${header}payload-b.signature-bbbb`;
+    for (let i = 0; i < 1000; i++) registry.pin(`${header}payload-${i}.signature-${i}-zzzz`);
+    registry.pin(a);
+    registry.add(b);
+    const out = registry.scrub(`x ${a} y ${b}${a} ${a}!`);
+    assert.ok(!out.includes('payload-a') && !out.includes('payload-b'), out);
+    assert.equal(out.split('[redacted #').length - 1, 4, out);
+    assert.ok(out.startsWith('x [redacted #') && out.endsWith(']!'), out);
+  });
+
   it('redacts secret-named fields at any depth', () => {
     const out = redactValue({
       server: 'https://x',

@@ -1,6 +1,7 @@
 import type { StoredCredential } from '../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { EngineContext } from './context.js';
+import { DueQueue } from './due-queue.js';
 import { refreshCredential, refreshFlightKey } from './refresh.js';
 import type { SingleFlight } from './single-flight.js';
 import type { CacheEntry, TokenCache } from './token-cache.js';
@@ -13,32 +14,49 @@ export interface BackgroundRefreshOptions {
   /** Shared with on-demand refreshes, so a caller joins a background attempt in flight. */
   refreshes: SingleFlight<StoredCredential>;
   cache: TokenCache;
-  /** Whether timers run at all (`proactiveRefresh`); hot-path starts run regardless. */
+  /** Whether the schedule runs at all (`proactiveRefresh`); hot-path starts run regardless. */
   timers: boolean;
+  /** Most background attempts in flight at once; due entries wait in the queue beyond it. */
+  maxConcurrent: number;
   /** First backoff step, used when a retryable failure names no retry time. */
   initialBackoffMs: number;
 }
 
 /**
- * Proactive refresh (rule 3 in docs/architecture.md): a timer per cached credential at its
- * proactive point, and attempts that never wait for another process. Results land in the
- * cache; failures are warnings, because no caller is waiting for them.
+ * Proactive refresh (rule 3 in docs/architecture.md): every cached credential waits in one
+ * queue ordered by its proactive point, behind a single timer (no timer per credential),
+ * and attempts never wait for another process. At most `maxConcurrent` run at once, so
+ * credentials that all fell due together (after sleep, or issued together) go out at a
+ * steady pace. Results land in the cache; failures are warnings, because no caller is
+ * waiting for them.
  */
 export class BackgroundRefresh {
   readonly #o: BackgroundRefreshOptions;
+  readonly #queue: DueQueue<CacheEntry>;
+  #running = 0;
   #closed = false;
 
   constructor(options: BackgroundRefreshOptions) {
     this.#o = options;
+    this.#queue = new DueQueue<CacheEntry>({
+      fire: (entry) => this.start(entry),
+      ready: () => this.#running < this.#o.maxConcurrent,
+    });
+  }
+
+  /** Entries waiting for their proactive point. */
+  get scheduled(): number {
+    return this.#queue.size;
   }
 
   schedule(entry: CacheEntry, at: number): void {
     if (!this.#o.timers || this.#closed || entry.cred.secrets.refreshToken === undefined) return;
-    if (!Number.isFinite(at)) return;
-    clearTimeout(entry.timer);
-    // Timers must not keep a CLI process alive; long-running hosts have their own handles.
-    entry.timer = setTimeout(() => this.start(entry), Math.max(0, at - Date.now()));
-    entry.timer.unref();
+    this.#queue.schedule(entry, at);
+  }
+
+  /** The entry left the cache: it must never fire. */
+  unschedule(entry: CacheEntry): void {
+    this.#queue.remove(entry);
   }
 
   /** Start an attempt for `entry` unless one for its credential is already running. */
@@ -47,21 +65,28 @@ export class BackgroundRefresh {
     entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
     const key = refreshFlightKey(entry.cred);
     if (this.#o.refreshes.current(key) !== undefined) return;
+    this.#running++;
     this.#o.refreshes
       .run(key, () => refreshCredential(this.#o.ctx, entry.cred, false))
       .then(
         (fresh) => this.#succeeded(entry, fresh),
         (error: unknown) => this.#failed(entry, error),
-      );
+      )
+      .finally(() => {
+        this.#running--;
+        this.#queue.wake();
+      });
   }
 
   close(): void {
     this.#closed = true;
+    this.#queue.close();
   }
 
   #succeeded(entry: CacheEntry, fresh: StoredCredential): void {
     if (fresh.generation !== entry.cred.generation) {
-      this.#o.cache.remember(fresh);
+      // An entry evicted or forgotten meanwhile stays out: the store has the new tokens.
+      if (this.#o.cache.holds(entry)) this.#o.cache.remember(fresh);
       return;
     }
     // Another process holds the lease; its result arrives through the watch. Check back soon.

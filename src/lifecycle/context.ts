@@ -16,6 +16,8 @@ export interface ManagerStats {
   acquisitions: number;
   /** Transient refresh failures seen by this process. */
   transientFailures: number;
+  /** Cached credentials dropped to stay within `maxCachedCredentials` (they stay in the store). */
+  cacheEvictions: number;
 }
 
 /**
@@ -56,5 +58,6 @@ export function emptyStats(): ManagerStats {
     callersWaitedOnRefresh: 0,
     acquisitions: 0,
     transientFailures: 0,
+    cacheEvictions: 0,
   };
 }

@@ -92,14 +92,18 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       });
       this.#revocations.wake();
     }
-    this.#cache = new TokenCache(this.#o.skewMs, (entry) =>
-      this.#background.schedule(entry, entry.proactiveAt),
-    );
+    this.#cache = new TokenCache({
+      skewMs: this.#o.skewMs,
+      maxEntries: this.#o.maxCachedCredentials,
+      onEntry: (entry) => this.#background.schedule(entry, entry.proactiveAt),
+      onDrop: (entry) => this.#background.unschedule(entry),
+    });
     this.#background = new BackgroundRefresh({
       ctx: this.#ctx,
       refreshes: this.#refreshes,
       cache: this.#cache,
       timers: this.#o.proactiveRefresh,
+      maxConcurrent: this.#o.maxBackgroundRefreshes,
       initialBackoffMs: this.#o.backoff.initialMs,
     });
     if (this.#o.watch) {
@@ -129,9 +133,14 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     return this.#o.store.readEvents(query);
   }
 
-  /** Counters about this process's work (refresh requests sent, adoptions, waits). */
+  /** Counters about this process's work (refresh requests sent, adoptions, waits, evictions). */
   get stats(): Readonly<ManagerStats> {
-    return { ...this.#stats };
+    return { ...this.#stats, cacheEvictions: this.#cache.evictions };
+  }
+
+  /** What this manager holds in memory now: cached credentials, and those awaiting proactive refresh. */
+  get cacheSize(): { cached: number; scheduled: number } {
+    return { cached: this.#cache.size, scheduled: this.#background.scheduled };
   }
 
   /** A bearer token for `server`, valid right now. */

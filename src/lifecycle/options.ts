@@ -7,6 +7,7 @@ import type { AcquireHook } from './acquire.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import type { EngineContext, ManagerStats } from './context.js';
 import { newLeaseHolder } from './lease.js';
+import { DEFAULT_MAX_CACHED_CREDENTIALS } from './token-cache.js';
 import { DEFAULT_REVOCATION_RETRY, type RevocationRetryPolicy } from './pending-revocations.js';
 
 export interface CredentialManagerOptions {
@@ -23,6 +24,15 @@ export interface CredentialManagerOptions {
   skewMs?: number;
   /** Refresh at ~3/4 of the usable lifetime in long-running processes. Default true. */
   proactiveRefresh?: boolean;
+  /**
+   * Most credentials (one per server and subject) kept decrypted in memory; beyond it the
+   * least recently used are dropped from memory (never from the store) and read from the
+   * store on their next call. Only cached credentials are refreshed proactively by this
+   * manager. Default 10 000 (docs/architecture.md, "Many subjects in one process").
+   */
+  maxCachedCredentials?: number;
+  /** Most proactive refreshes in flight at once (at least 1); due ones wait their turn. Default 32. */
+  maxBackgroundRefreshes?: number;
   /** Timeout of one request to the token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;
   /** How long a refresh lease lasts before others may take it. Default requestTimeoutMs + 15 000 ms. */
@@ -88,6 +98,8 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     subject: options.subject ?? LOCAL_SUBJECT,
     skewMs: options.skewMs ?? DEFAULT_SKEW_MS,
     proactiveRefresh: options.proactiveRefresh ?? true,
+    maxCachedCredentials: options.maxCachedCredentials ?? DEFAULT_MAX_CACHED_CREDENTIALS,
+    maxBackgroundRefreshes: Math.max(1, options.maxBackgroundRefreshes ?? 32),
     requestTimeoutMs,
     leaseTtlMs,
     waitTimeoutMs: options.waitTimeoutMs ?? leaseTtlMs + 5_000,

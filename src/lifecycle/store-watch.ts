@@ -37,7 +37,7 @@ function onEvents(options: StoreWatchOptions, events: LifecycleEvent[]): void {
 
 /** Only credentials this process has cached are re-read; others are read when asked for. */
 async function reload(options: StoreWatchOptions, key: CredentialKey): Promise<void> {
-  const entry = options.cache.get(key.server, key.subject);
+  const entry = options.cache.peek(key.server, key.subject);
   if (entry === undefined || entry.cred.key.issuer !== key.issuer || options.isClosed()) return;
   try {
     const cred = await options.store.getCredential({

@@ -2,6 +2,7 @@ import { isUsable, mandatoryRefreshAt, proactiveRefreshAt } from '../credential/
 import type { CredentialKey } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../redact.js';
+import type { Schedulable } from './due-queue.js';
 
 /** What `getToken` hands out: the access token and what a caller may want to know about it. */
 export interface AccessToken {
@@ -21,7 +22,7 @@ export interface AccessToken {
  * One cached credential with its precomputed deadlines, so the hot path is a map lookup and
  * two comparisons.
  */
-export interface CacheEntry {
+export interface CacheEntry extends Schedulable {
   readonly cred: StoredCredential;
   readonly token: AccessToken;
   /** After this, callers must not get the token (expiry minus skew). */
@@ -30,7 +31,8 @@ export interface CacheEntry {
   readonly proactiveAt: number;
   /** Throttle for starting background refreshes from the hot path. */
   nextBackgroundAt: number;
-  timer: NodeJS.Timeout | undefined;
+  /** Read since the eviction sweep last passed it (see TokenCache). */
+  used: boolean;
 }
 
 export function cacheSlot(server: string, subject: string): string {
@@ -55,7 +57,10 @@ export function createEntry(cred: StoredCredential, skewMs: number): CacheEntry 
     mandatoryAt: usable ? mandatoryRefreshAt(cred, skewMs) : 0,
     proactiveAt: proactiveRefreshAt(cred, skewMs, Math.random() * 2 - 1),
     nextBackgroundAt: 0,
-    timer: undefined,
+    // A new entry survives one sweep, so it is never the one its own insertion evicts.
+    used: true,
+    dueAt: Number.POSITIVE_INFINITY,
+    queueIndex: -1,
   };
 }
 
@@ -63,56 +68,119 @@ export function hasScopes(granted: readonly string[], wanted: readonly string[] 
   return wanted === undefined || wanted.every((s) => granted.includes(s));
 }
 
+/** Default bound of the manager's cache (`maxCachedCredentials`). */
+export const DEFAULT_MAX_CACHED_CREDENTIALS = 10_000;
+
+export interface TokenCacheOptions {
+  skewMs: number;
+  /** Most entries held; beyond it the least recently used are dropped. At least 1. */
+  maxEntries: number;
+  /** A new entry, to schedule its proactive refresh. */
+  onEntry(entry: CacheEntry): void;
+  /** An entry replaced, forgotten or evicted, to unschedule it. */
+  onDrop(entry: CacheEntry): void;
+}
+
 /**
  * The manager's in-memory view of the credentials it handed out, one entry per (server,
- * subject). Each new entry is passed to `onEntry` so its proactive refresh can be scheduled;
- * a replaced or forgotten entry's timer is cleared here, so no stale timer ever fires.
+ * subject), at most `maxEntries` of them. The store stays the source of truth: an entry
+ * dropped here is read from the store again on its next call, and nothing is deleted there.
+ *
+ * Eviction is CLOCK (second chance) over the map's insertion order: a hit only sets
+ * `used`, so the hot path never reorders the map; the sweep moves used entries to the back
+ * and drops the first unused one. Tokens of held entries are pinned in the redaction
+ * registry, and unpinned when the entry goes.
  */
 export class TokenCache {
   readonly #entries = new Map<string, CacheEntry>();
-  readonly #skewMs: number;
-  readonly #onEntry: (entry: CacheEntry) => void;
+  readonly #o: TokenCacheOptions;
+  #evictions = 0;
 
-  constructor(skewMs: number, onEntry: (entry: CacheEntry) => void) {
-    this.#skewMs = skewMs;
-    this.#onEntry = onEntry;
+  constructor(options: TokenCacheOptions) {
+    this.#o = { ...options, maxEntries: Math.max(1, Math.floor(options.maxEntries)) };
   }
 
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Entries dropped to stay within `maxEntries` since the cache was made. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
+  /** The entry a caller is about to use (marks it recently used). */
   get(server: string, subject: string): CacheEntry | undefined {
+    const entry = this.#entries.get(cacheSlot(server, subject));
+    if (entry !== undefined) entry.used = true;
+    return entry;
+  }
+
+  /** The entry, without counting it as a use (the store watch looking). */
+  peek(server: string, subject: string): CacheEntry | undefined {
     return this.#entries.get(cacheSlot(server, subject));
   }
 
-  /** Whether `entry` is still the one cached for its credential (not replaced or forgotten). */
+  /** Whether `entry` is still the one cached for its credential (not replaced or dropped). */
   holds(entry: CacheEntry): boolean {
-    return this.get(entry.cred.key.server, entry.cred.key.subject) === entry;
+    return this.peek(entry.cred.key.server, entry.cred.key.subject) === entry;
   }
 
   /** Cache `cred` (unless the same generation is cached already) and return its entry. */
   remember(cred: StoredCredential): CacheEntry {
-    // From now on the redacting logger masks these wherever they turn up.
-    secrets.add(cred.secrets.accessToken);
-    secrets.add(cred.secrets.refreshToken);
     const slot = cacheSlot(cred.key.server, cred.key.subject);
     const previous = this.#entries.get(slot);
-    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt)
+    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt) {
+      previous.used = true;
       return previous;
-    clearTimeout(previous?.timer);
-    const entry = createEntry(cred, this.#skewMs);
+    }
+    const entry = createEntry(cred, this.#o.skewMs);
+    // From now on the redacting logger masks these wherever they turn up.
+    secrets.pin(cred.secrets.accessToken);
+    secrets.pin(cred.secrets.refreshToken);
+    if (previous !== undefined) {
+      this.#entries.delete(slot); // re-inserted at the back: it is the newest now
+      this.#drop(previous);
+    }
     this.#entries.set(slot, entry);
-    this.#onEntry(entry);
+    this.#o.onEntry(entry);
+    this.#evict();
     return entry;
   }
 
   /** Drop the entry for `key`; an entry of another issuer in the same slot stays. */
   forget(key: CredentialKey): void {
-    const entry = this.#entries.get(cacheSlot(key.server, key.subject));
+    const slot = cacheSlot(key.server, key.subject);
+    const entry = this.#entries.get(slot);
     if (entry === undefined || entry.cred.key.issuer !== key.issuer) return;
-    clearTimeout(entry.timer);
-    this.#entries.delete(cacheSlot(key.server, key.subject));
+    this.#entries.delete(slot);
+    this.#drop(entry);
   }
 
   clear(): void {
-    for (const entry of this.#entries.values()) clearTimeout(entry.timer);
+    for (const entry of this.#entries.values()) this.#drop(entry);
     this.#entries.clear();
+  }
+
+  #evict(): void {
+    while (this.#entries.size > this.#o.maxEntries) {
+      const oldest = this.#entries.entries().next();
+      if (oldest.done === true) return;
+      const [slot, entry] = oldest.value;
+      this.#entries.delete(slot);
+      if (entry.used) {
+        entry.used = false;
+        this.#entries.set(slot, entry);
+        continue;
+      }
+      this.#drop(entry);
+      this.#evictions++;
+    }
+  }
+
+  #drop(entry: CacheEntry): void {
+    this.#o.onDrop(entry);
+    secrets.unpin(entry.cred.secrets.accessToken);
+    secrets.unpin(entry.cred.secrets.refreshToken);
   }
 }

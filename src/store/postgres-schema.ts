@@ -31,6 +31,8 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (server, issuer, subject)
   );
   CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
+  -- a credential is looked up by (server, subject) on every cache miss of a manager
+  CREATE INDEX credentials_by_subject ON credentials (server, subject, issuer);
   CREATE TABLE registrations (
     issuer        TEXT PRIMARY KEY,
     record        TEXT NOT NULL,
