@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test run of `npm test`: every test file (or those matching the arguments), then, for a
 # whole-suite run, the lifecycle tests that must hold on both stores (issue 16; the fleet
-# refresher's included) once more on
-# PostgreSQL (LATCHKEY_TEST_STORE=postgres: test/support/lifecycle-env.ts gives each test a
-# fresh database on the run's server, see scripts/with-postgres.sh).
+# refresher's included) once more on PostgreSQL (LATCHKEY_TEST_STORE=postgres:
+# test/support/lifecycle-env.ts gives each test a fresh database on the run's server, see
+# scripts/with-postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BOTH_STORES=(lifecycle/restart lifecycle/storm lifecycle/crash lifecycle/outage lifecycle/invalid-grant
