@@ -8,6 +8,7 @@ import pg from 'pg';
 
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { rekeyStore } from '../../src/store/rekey.js';
 import { adminQuery, freshDatabase, startCluster, type TestDatabase } from '../support/postgres.js';
 import {
   credentialKey,
@@ -382,6 +383,22 @@ describe('postgres store', () => {
     await assert.rejects(store.getCredential(other), latchkeyError('STORE_KEY_MISMATCH'));
     // Another key is refused at open, even though the store could be read "fine" otherwise.
     await assert.rejects(db.open({ env: { LATCHKEY_KEY: newKey() } }), latchkeyError('STORE_KEY_MISMATCH'));
+  });
+
+  it('keeps its data key in meta only wrapped (nonce, tag, 32 sealed bytes); rekey says it is not there yet', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const meta = await adminQuery(db.url, `SELECT name, value FROM meta ORDER BY name`);
+    assert.deepEqual(
+      meta.rows.map((r: { name: string }) => r.name),
+      ['dek_id', 'dek_wrapped', 'key_fingerprint', 'key_source'],
+    );
+    const wrapped = (meta.rows as { name: string; value: string }[]).find((r) => r.name === 'dek_wrapped')!;
+    assert.equal(Buffer.from(wrapped.value, 'base64').length, 12 + 16 + 32);
+    await assert.rejects(
+      rekeyStore(store),
+      latchkeyError('INVALID_INPUT', (e) => assert.match(e.message, /not available for a PostgreSQL store/)),
+    );
   });
 
   it('needs LATCHKEY_KEY or a keyring, and says so', async (t) => {
