@@ -4,6 +4,7 @@ import { benchColdStart } from './cold-start.js';
 import { benchCrash } from './crash.js';
 import { benchHotPath } from './hot-path.js';
 import { benchLogin } from './login.js';
+import { benchPostgres } from './postgres.js';
 import { benchScale } from './scale.js';
 import { benchSdkStorm } from './sdk-storm.js';
 import { benchStorm } from './storm.js';
@@ -54,6 +55,9 @@ if (only === undefined || only === 'cold') {
       '\ncold process (OS keyring): skipped, no Secret Service in this session (run under `npm test`-style dbus session)',
     );
   }
+}
+if (only === undefined || only === 'postgres') {
+  print('PostgreSQL store: two instances on one database   target: watch < 100 ms', await benchPostgres());
 }
 if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.

@@ -4,7 +4,7 @@
 // command, so a command still loads only what it runs. The library entry points (dist/index.js
 // and the subpaths) stay unbundled: an embedder's bundler does its own work.
 //
-// Native and heavy packages stay external, loaded from node_modules as before: better-sqlite3
+// Native and heavy packages stay external, loaded from node_modules as before: better-sqlite3, pg
 // and @napi-rs/keyring (native), the MCP SDK, oidc-provider, zod and uqr (loaded only by the
 // commands that need them, and large).
 import { build } from 'esbuild';
@@ -20,6 +20,7 @@ await build({
   logLevel: 'warning',
   external: [
     'better-sqlite3',
+    'pg',
     '@napi-rs/keyring',
     '@modelcontextprotocol/sdk',
     'oidc-provider',

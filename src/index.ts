@@ -3,8 +3,10 @@
  * servers. Named exports only; anything not listed here is internal and may change without
  * notice. Loading it costs neither better-sqlite3, nor the MCP SDK, nor oidc-provider (a test
  * proves it): the heavy parts are subpaths, `latchkey/sqlite`, `latchkey/mcp` and
- * `latchkey/proxy`, and `openSqliteStore` here loads SQLite at its first call.
+ * `latchkey/proxy`, and `openSqliteStore` / `openPostgresStore` / `openStore` here load SQLite
+ * or pg at their first call.
  */
+import type { PostgresStoreOptions } from './store/postgres.js';
 import type { SqliteStoreOptions } from './store/sqlite.js';
 import type { CredentialStore } from './store/contract.js';
 
@@ -90,6 +92,26 @@ export async function openSqliteStore(options?: SqliteStoreOptions): Promise<Cre
   const sqlite = await import('./store/sqlite.js');
   return sqlite.openSqliteStore(options);
 }
+
+/** Options of `openPostgresStore`: URL, pool size, timeouts, key source, event pruning. */
+export type { PostgresStoreOptions } from './store/postgres.js';
+
+/**
+ * Open (creating or upgrading its schema if needed) a PostgreSQL store, shared by any number
+ * of instances. pg is loaded at the first call; `latchkey/postgres` exports the same function.
+ */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<CredentialStore> {
+  const postgres = await import('./store/postgres.js');
+  return postgres.openPostgresStore(options);
+}
+
+/**
+ * Open the store one URL names: a SQLite path or `postgres://…`; without one,
+ * `LATCHKEY_STORE`, else the embedded SQLite store. The CLI's `--store` takes the same URLs.
+ */
+export { openStore } from './store/open.js';
+/** Options of `openStore`: the environment, and per-kind options for SQLite and Postgres. */
+export type { OpenStoreOptions } from './store/open.js';
 
 // Logging in and out
 

@@ -52,7 +52,8 @@ Examples:
   latchkey logout https://mcp.example.com/mcp     revoke at the server, then forget
 
 Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 cancelled.
-Store: $LATCHKEY_HOME (default ~/.config/latchkey). Every option: docs/configuration.md.`;
+Store: --store or $LATCHKEY_STORE (a SQLite path or postgres://… URL; docs/stores.md), default
+$LATCHKEY_HOME/latchkey.db (~/.config/latchkey). Every option: docs/configuration.md.`;
 
 /**
  * Parse `argv` and run the command. Returns the exit code; never calls process.exit, so it
@@ -60,13 +61,27 @@ Store: $LATCHKEY_HOME (default ~/.config/latchkey). Every option: docs/configura
  */
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
   let exitCode: number = ExitCode.OK;
-  const context: CliContext = { io, setExitCode: (code) => (exitCode = code) };
+  // The commands' io: the caller's, with `--store` folded into its environment as
+  // LATCHKEY_STORE, so every command (and any process the proxy starts) opens the same store.
+  const commandIO: CliIO = {
+    out: (text) => io.out(text),
+    err: (text) => io.err(text),
+    env: io.env,
+    ...(io.stdin === undefined ? {} : { stdin: io.stdin }),
+  };
+  Object.defineProperty(commandIO, 'isTTY', { get: () => io.isTTY, enumerable: true });
+  const context: CliContext = { io: commandIO, setExitCode: (code) => (exitCode = code) };
   const program = new Command('latchkey')
     .description('OAuth credentials for remote MCP servers: log in once, stay logged in, log out for real.')
     .version(VERSION)
+    .option('--store <url>', 'the store: a SQLite file path or a postgres://… URL (default: $LATCHKEY_STORE)')
     .addHelpText('after', EXAMPLES)
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err });
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .hook('preAction', () => {
+      const store = program.opts<{ store?: string }>().store;
+      if (store !== undefined) commandIO.env = { ...io.env, LATCHKEY_STORE: store };
+    });
   for (const register of COMMANDS) register(program, context);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 
 import { createMemoryStore } from '../store/memory.js';
 import type { CredentialStore, StoreSecurity } from '../store/contract.js';
-import { defaultHome, PRIVATE_FILE_MODE } from '../store/paths.js';
+import { openStore, storeTarget } from '../store/open.js';
+import { PRIVATE_FILE_MODE } from '../store/paths.js';
 import type { CliIO } from './io.js';
 
 /**
@@ -14,8 +15,6 @@ import type { CliIO } from './io.js';
  */
 export type StoreAccess = 'read' | 'write';
 
-export const DB_FILE_NAME = 'latchkey.db';
-
 /** Marker beside the database: the insecure-key warning was shown for this store. */
 export const WARNED_FILE_NAME = 'insecure-key-warned';
 
@@ -25,15 +24,18 @@ export interface CliStore {
   missing?: string;
 }
 
+/**
+ * The store of `--store` / `LATCHKEY_STORE` (main.ts puts the flag into `io.env`), else the
+ * SQLite file in the latchkey home. A Postgres store is a server's: it is always opened.
+ */
 export async function openCliStore(io: CliIO, access: StoreAccess): Promise<CliStore> {
-  const path = join(defaultHome(io.env), DB_FILE_NAME);
-  if (access === 'read' && !existsSync(path)) {
+  const target = storeTarget(undefined, { env: io.env });
+  if (target.kind === 'sqlite' && access === 'read' && !existsSync(target.path)) {
     // An empty stand-in: every read answers "nothing stored", which is the truth.
-    return { store: createMemoryStore(), missing: path };
+    return { store: createMemoryStore(), missing: target.path };
   }
-  // Imported here: a command that finds no store (or never opens one) never loads SQLite.
-  const { openSqliteStore } = await import('../store/sqlite.js');
-  const store = await openSqliteStore({ env: io.env });
+  // openStore loads the driver: a command that finds no store never loads SQLite (or pg).
+  const store = await openStore(undefined, { env: io.env });
   warnOnce(io, store.security);
   return { store };
 }

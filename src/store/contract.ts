@@ -28,7 +28,7 @@ export interface CredentialStore
     DueIndex,
     EventLog,
     PendingRevocationStore {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;
   close(): Promise<void>;

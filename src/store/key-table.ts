@@ -68,6 +68,17 @@ export function withStoreKeys<S extends CredentialStore>(store: S, keys: StoreKe
 export function storeKeysOf(store: CredentialStore): StoreKeys {
   const keys = (store as unknown as Record<symbol, StoreKeys | undefined>)[KEYS];
   if (keys !== undefined) return keys;
+  if (store.kind === 'postgres') {
+    // Its data key is wrapped like SQLite's, but it has no key table to rotate through yet.
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      'key rotation is not available for a PostgreSQL store yet.',
+      {
+        retryable: false,
+        next: { kind: 'configure', detail: 'see docs/stores.md, "The data key"' },
+      },
+    );
+  }
   throw new LatchkeyError(
     ErrorCode.INVALID_INPUT,
     `the ${store.kind} store keeps no encrypted secrets at rest, so it has no key to rotate.`,

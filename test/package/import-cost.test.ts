@@ -19,6 +19,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 const HEAVY = {
   'better-sqlite3': '/node_modules/better-sqlite3/',
+  pg: '/node_modules/pg/',
   'the MCP SDK': '/node_modules/@modelcontextprotocol/sdk/',
   'oidc-provider': '/node_modules/oidc-provider/',
 } as const;
@@ -51,7 +52,7 @@ describe('what importing latchkey loads', () => {
     assert.ok(existsSync(join(root, 'dist/index.js')), 'run `npm run build` before this test');
   });
 
-  test("import 'latchkey' loads none of better-sqlite3, the MCP SDK, oidc-provider", async () => {
+  test("import 'latchkey' loads none of better-sqlite3, pg, the MCP SDK, oidc-provider", async () => {
     const urls = await resolvedBy('latchkey');
     const main = `file://${join(root, 'dist/index.js')}`;
     assert.ok(urls.includes(main), `the self-reference resolves to dist/index.js (got ${urls.length} URLs)`);
@@ -64,12 +65,14 @@ describe('what importing latchkey loads', () => {
   test("the recorder sees them: 'latchkey/sqlite' loads better-sqlite3, 'latchkey/mcp' the SDK", async () => {
     assert.notDeepEqual(loaded(await resolvedBy('latchkey/sqlite'), 'better-sqlite3'), []);
     assert.notDeepEqual(loaded(await resolvedBy('latchkey/mcp'), 'the MCP SDK'), []);
+    assert.notDeepEqual(loaded(await resolvedBy('latchkey/postgres'), 'pg'), []);
   });
 
   test('the main entry loads better-sqlite3 when a SQLite store is first opened', async () => {
     const urls = await resolvedBy('latchkey', 'open-sqlite');
     assert.notDeepEqual(loaded(urls, 'better-sqlite3'), []);
     assert.deepEqual(loaded(urls, 'the MCP SDK'), []);
+    assert.deepEqual(loaded(urls, 'pg'), [], 'a SQLite store never loads pg');
   });
 
   test("'latchkey/proxy' does not load oidc-provider (only `latchkey demo` does)", async () => {

@@ -199,6 +199,26 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         for (const field of ['refreshToken', 'idToken'] as const) assert.ok(!(field in stored.secrets));
       });
 
+      it('keys may hold any text: NUL (login leases use it) and backslashes round-trip', async () => {
+        const login = credentialKey(1, { issuer: '\u0000login', subject: 'a\\0b' });
+        const near = credentialKey(1, { issuer: '\\0login', subject: 'a\u0000b' });
+        const lease = await store.acquireLease(login, holderA, 60_000);
+        assert.deepEqual(lease?.key, login);
+        assert.deepEqual(await store.getLease(login), lease);
+        assert.equal(await store.getLease(near), undefined, 'an escaped look-alike is another key');
+        assert.deepEqual(
+          (await store.listLeases({ issuer: '\u0000login' })).map((l) => l.key),
+          [login],
+        );
+        await create(near);
+        assert.deepEqual((await store.getCredential(near))?.key, near);
+        assert.equal(await store.getCredential(login), undefined);
+        const [event] = await store.readEvents();
+        assert.deepEqual([event?.issuer, event?.subject], [near.issuer, near.subject]);
+        const [listed] = await store.listCredentials({ subject: 'a\u0000b' });
+        assert.deepEqual(listed?.key, near);
+      });
+
       it('tells credentials apart by server, issuer and subject', async () => {
         const keys: CredentialKey[] = [];
         for (const server of ['https://a.example.com/mcp', 'https://b.example.com/mcp'])

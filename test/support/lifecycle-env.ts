@@ -7,7 +7,7 @@ import { CredentialManager } from '../../src/lifecycle/manager.js';
 import type { CredentialManagerOptions } from '../../src/lifecycle/options.js';
 import { silentLogger } from '../../src/log.js';
 import type { CredentialStore } from '../../src/store/contract.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
+import { openStore } from '../../src/store/open.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
@@ -16,6 +16,7 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
+import { freshDatabase, type TestStoreKind, testStoreKind } from './postgres.js';
 
 /**
  * One real authorization server behind a fault proxy, a resource it issues tokens for, and
@@ -27,8 +28,9 @@ export interface LifecycleEnv {
   /** The resource (MCP server URI) tokens are issued for. */
   server: string;
   home: string;
-  /** Environment for worker processes sharing the store. */
+  /** Environment for worker processes sharing the store (LATCHKEY_STORE names it). */
   env: Record<string, string>;
+  storeKind: TestStoreKind;
   openStore(): Promise<CredentialStore>;
   manager(store: CredentialStore, options?: Partial<CredentialManagerOptions>): CredentialManager;
   /** Log in through the AS's real login and consent pages and store the result. */
@@ -36,14 +38,23 @@ export interface LifecycleEnv {
   close(): Promise<void>;
 }
 
-export async function lifecycleEnv(options: Partial<AuthorizationServerOptions> = {}): Promise<LifecycleEnv> {
+export async function lifecycleEnv(
+  options: Partial<AuthorizationServerOptions> & { store?: TestStoreKind } = {},
+): Promise<LifecycleEnv> {
+  const { store: storeKind = testStoreKind(), ...asOptions } = options;
   const proxy = await startFaultProxy();
-  const as = await startAuthorizationServer({ ...options, frontedBy: proxy });
+  const as = await startAuthorizationServer({ ...asOptions, frontedBy: proxy });
   const server = 'http://127.0.0.1:9/mcp';
   as.addResource(server);
   const home = await mkdtemp(join(tmpdir(), 'latchkey-test-'));
   // A fixed data key keeps these tests independent of the keyring (covered elsewhere).
-  const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64'), LK_SERVER: server };
+  const database = storeKind === 'postgres' ? await freshDatabase() : undefined;
+  const env: Record<string, string> = {
+    LATCHKEY_HOME: home,
+    LATCHKEY_KEY: randomBytes(32).toString('base64'),
+    LK_SERVER: server,
+    LATCHKEY_STORE: database?.url ?? join(home, 'latchkey.db'),
+  };
   const stores: CredentialStore[] = [];
   const managers: CredentialManager[] = [];
   return {
@@ -52,8 +63,9 @@ export async function lifecycleEnv(options: Partial<AuthorizationServerOptions> 
     server,
     home,
     env,
+    storeKind,
     async openStore() {
-      const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
+      const store = await openStore(undefined, { env: { ...process.env, ...env } });
       stores.push(store);
       return store;
     },
@@ -84,6 +96,7 @@ export async function lifecycleEnv(options: Partial<AuthorizationServerOptions> 
       await as.close();
       await proxy.close();
       await rm(home, { recursive: true, force: true });
+      await database?.drop();
     },
   };
 }

@@ -9,7 +9,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
+import { openStore as openStoreAt } from '../../src/store/open.js';
 import { EventType, type CredentialStore } from '../../src/store/contract.js';
 import {
   type AuthorizationServerOptions,
@@ -22,6 +22,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { freshDatabase, testStoreKind } from './postgres.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -69,11 +70,17 @@ export async function proxyEnv(
   const mcpProxy = await startFaultProxy();
   const mcp = await startMcpServer({ ...server, authorizationServer: as, frontedBy: mcpProxy });
   const home = await mkdtemp(join(tmpdir(), 'latchkey-proxy-'));
-  const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+  // LATCHKEY_TEST_STORE=postgres: the same tests on a fresh Postgres database (postgres.ts).
+  const database = testStoreKind() === 'postgres' ? await freshDatabase() : undefined;
+  const env: Record<string, string> = {
+    LATCHKEY_HOME: home,
+    LATCHKEY_KEY: randomBytes(32).toString('base64'),
+    ...(database === undefined ? {} : { LATCHKEY_STORE: database.url }),
+  };
   const hosts: Host[] = [];
   const stores: CredentialStore[] = [];
   const openStore = async (): Promise<CredentialStore> => {
-    const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
+    const store = await openStoreAt(undefined, { env: { ...process.env, ...env } });
     stores.push(store);
     return store;
   };
@@ -126,6 +133,7 @@ export async function proxyEnv(
       await as.close();
       await asProxy.close();
       await rm(home, { recursive: true, force: true });
+      await database?.drop();
     },
   };
 }

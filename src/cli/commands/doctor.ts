@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { canonicalServer } from '../../credential/key.js';
 import { isLatchkeyError } from '../../errors.js';
@@ -14,8 +13,7 @@ import { createMemoryStore } from '../../store/memory.js';
 import { keyRotationStatus } from '../../store/rekey.js';
 import { INSECURE_KEY_WARNING, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
-import { defaultHome } from '../../store/paths.js';
-import { DB_FILE_NAME } from '../open-store.js';
+import { openStore, storeTarget } from '../../store/open.js';
 import type { CliIO } from '../io.js';
 import { cliMessage, renderNextStep } from '../next-step.js';
 
@@ -236,13 +234,15 @@ function refreshFinding(as: Record<string, unknown>): Finding {
 
 /** The store, opened only if it exists: doctor is read-only and must not create one. */
 async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
-  const home = defaultHome(env);
-  const path = join(home, DB_FILE_NAME);
-  if (!existsSync(path)) return newStoreFinding(env, path, home);
+  const target = storeTarget(undefined, { env });
+  if (target.kind === 'sqlite' && !existsSync(target.path))
+    return newStoreFinding(env, target.path, target.home);
   try {
-    const { openSqliteStore } = await import('../../store/sqlite.js');
-    const store = await openSqliteStore({ env });
-    const rotation = await unfinishedRotation(store).finally(() => store.close());
+    const store = await openStore(undefined, { env });
+    // Key rotation (a key table and rekey) exists for SQLite only so far; docs/stores.md.
+    const rotation = await (
+      store.kind === 'sqlite' ? unfinishedRotation(store) : Promise.resolve(undefined)
+    ).finally(() => store.close());
     if (rotation !== undefined) return rotation;
     return store.security.insecure
       ? {

@@ -22,7 +22,7 @@ import {
 import { announcePresence } from '../../proxy/presence.js';
 import { runStdioRelay } from '../../proxy/stdio.js';
 import { newLeaseHolder } from '../../lifecycle/lease.js';
-import { openSqliteStore } from '../../store/sqlite.js';
+import { openStore } from '../../store/open.js';
 import type { CliIO } from '../io.js';
 import type * as LoginFlows from '../login-hook.js';
 import type { LoginOptions } from '../login-hook.js';
@@ -61,7 +61,7 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
   const headers = parseHeaders(options.headers, io.env, server);
   const staticAuth = Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
   const logger = createLogger({ level: options.logLevel, write: logWriter(io, options.logFile) }, { server });
-  const store = await openSqliteStore({ env: io.env });
+  const store = await openStore(undefined, { env: io.env });
   if (store.security.warning !== undefined) logger.warn(store.security.warning);
   if (staticAuth) logger.warn('an Authorization header was given: latchkey sends it as is and does no OAuth');
   // The login hook is built before the authorizer that listens to its prompts.

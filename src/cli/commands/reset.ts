@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ErrorCode, LatchkeyError } from '../../errors.js';
 import { KEY_FILE_NAME, keyringAccount } from '../../store/data-key.js';
 import { keyringSlot } from '../../store/keyring.js';
+import { storeTarget } from '../../store/open.js';
 import { defaultHome } from '../../store/paths.js';
 import type { CliIO } from '../io.js';
 import { WARNED_FILE_NAME } from '../open-store.js';
@@ -20,6 +21,22 @@ export interface ResetOptions {
  * --all` first is the better choice whenever it still works.
  */
 export async function reset(io: CliIO, options: ResetOptions): Promise<void> {
+  const target = storeTarget(undefined, { env: io.env });
+  if (target.kind === 'postgres' || target.explicit) {
+    // A store named by URL may be shared (a fleet's database) or the user's own file:
+    // discarding it is theirs to do, with the tools that made it.
+    throw new LatchkeyError(
+      ErrorCode.INVALID_INPUT,
+      'reset discards only the default store in the latchkey home, not one named by --store or LATCHKEY_STORE.',
+      {
+        retryable: false,
+        next: {
+          kind: 'configure',
+          detail: 'remove that store yourself (drop the database, or delete the file)',
+        },
+      },
+    );
+  }
   const home = io.env['LATCHKEY_HOME'] ?? defaultHome(io.env);
   const files = ['latchkey.db', 'latchkey.db-wal', 'latchkey.db-shm', KEY_FILE_NAME, WARNED_FILE_NAME].map(
     (f) => join(home, f),

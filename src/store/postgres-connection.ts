@@ -1,0 +1,178 @@
+import type pg from 'pg';
+
+import type { CredentialKey } from '../credential/key.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
+import type { SecretBox } from './crypto.js';
+
+/** Anything that runs a query: the pool, or one client inside a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * The database clock in epoch milliseconds. Leases and claims are timed by it and never by a
+ * caller's clock, so instances whose clocks disagree still agree on who holds what.
+ * `clock_timestamp()`, not `now()`: `now()` is frozen at the start of the transaction.
+ */
+export const DB_NOW_MS = `floor(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+export const KEY_WHERE = 'server = $1 AND issuer = $2 AND subject = $3';
+
+/**
+ * Text as Postgres stores it. A TEXT value cannot hold U+0000, and latchkey's internal keys
+ * use it as a separator (a login lease's issuer is `\0login`), so NUL is written as `\0`
+ * and a backslash as `\\`: injective, and text without either (every URL) is stored as is.
+ */
+export function pgText(text: string): string {
+  if (!text.includes('\\') && !text.includes('\u0000')) return text;
+  return text.replaceAll('\\', '\\\\').replaceAll('\u0000', '\\0');
+}
+
+export function fromPgText(text: string): string {
+  return text.includes('\\')
+    ? text.replace(/\\([\\0])/g, (_, c: string) => (c === '0' ? '\u0000' : '\\'))
+    : text;
+}
+
+/** `pgText` for an optional filter value (null when absent). */
+export function pgFilter(text: string | undefined): string | null {
+  return text === undefined ? null : pgText(text);
+}
+
+/** The key's three columns as the first three parameters ($1..$3). */
+export function keyValues(key: CredentialKey): [string, string, string] {
+  return [pgText(key.server), pgText(key.issuer), pgText(key.subject)];
+}
+
+/** A row's key columns as they were written (see pgText). */
+export function decodeKey<R extends { server: string; issuer: string; subject: string }>(row: R): R {
+  return {
+    ...row,
+    server: fromPgText(row.server),
+    issuer: fromPgText(row.issuer),
+    subject: fromPgText(row.subject),
+  };
+}
+
+/**
+ * The pool every part of the Postgres store runs on, with the rules they share: nothing runs
+ * after `close()`, a write is one transaction (or one statement), and driver errors become
+ * STORE_UNAVAILABLE, retryable when the failure is the kind that passes (a lost connection,
+ * a timeout, a server restarting, a serialization failure).
+ */
+export class PgConnection {
+  #closed = false;
+  readonly #onClose: (() => Promise<void>)[] = [];
+
+  constructor(
+    readonly pool: pg.Pool,
+    readonly box: SecretBox,
+    /** The redacted URL, for error messages. */
+    readonly location: string,
+  ) {}
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** One statement on any pooled connection. */
+  async query<R extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
+    return this.run(async () => (await this.pool.query<R>(sql, values)).rows);
+  }
+
+  /** `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. */
+  async tx<T>(body: (client: Queryable) => Promise<T>): Promise<T> {
+    return this.run(async () => {
+      const client = await this.pool.connect();
+      // A checked-out client whose connection dies emits 'error' besides failing its query;
+      // unheard, that event would crash the process. The failed query reports it instead.
+      const heard = (): void => undefined;
+      client.on('error', heard);
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await body(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((lost: Error) => (broken = lost));
+        throw error;
+      } finally {
+        client.removeListener('error', heard);
+        // A client that could not even roll back is discarded, not pooled.
+        client.release(broken);
+      }
+    });
+  }
+
+  async run<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      this.assertOpen();
+      return await body();
+    } catch (error) {
+      throw storeFailure(error, this.location);
+    }
+  }
+
+  assertOpen(): void {
+    if (this.#closed)
+      throw new LatchkeyError(ErrorCode.STORE_UNAVAILABLE, 'the credential store is closed.', {
+        retryable: false,
+      });
+  }
+
+  /** Run `stop` at close, before the pool ends (the watcher's LISTEN client, timers). */
+  onClose(stop: () => Promise<void>): void {
+    this.#onClose.push(stop);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stop of this.#onClose.splice(0)) await stop().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+/** SQLSTATE classes and codes that pass on their own: retry later. */
+const TRANSIENT_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|57014|55P03)/;
+const TRANSIENT_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/** Whether a driver error is transient (connection, timeout, restart) rather than permanent. */
+export function isTransientPgError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return TRANSIENT_SQLSTATE.test(code) || TRANSIENT_ERRNO.has(code);
+  const message = error instanceof Error ? error.message : '';
+  // pg's own connection-loss and pool-timeout errors carry no code.
+  return /Connection terminated|timeout exceeded|Connection ended|connection timeout/i.test(message);
+}
+
+/** A driver error as a LatchkeyError that never quotes the connection URL. */
+export function storeFailure(error: unknown, location: string): unknown {
+  if (isLatchkeyError(error)) return error;
+  const transient = isTransientPgError(error);
+  return new LatchkeyError(
+    ErrorCode.STORE_UNAVAILABLE,
+    transient
+      ? `the credential store ${location} is unreachable or busy.`
+      : `the credential store ${location} failed.`,
+    {
+      retryable: transient,
+      next: transient
+        ? { kind: 'retry' }
+        : { kind: 'configure', detail: `check the PostgreSQL server, database and role of ${location}` },
+      cause: error,
+    },
+  );
+}

@@ -1,0 +1,90 @@
+import type { StoredCredential } from '../credential/model.js';
+import type { DueClaim, DueIndex } from './contract.js';
+import {
+  DB_NOW_MS,
+  decodeKey,
+  KEY_WHERE,
+  keyValues,
+  pgText,
+  type PgConnection,
+  type Queryable,
+} from './postgres-connection.js';
+import { acquire } from './postgres-leases.js';
+import { type CredentialRow, openCredential } from './sqlite-rows.js';
+
+const LIVE_LEASE = `EXISTS (SELECT 1 FROM leases l WHERE l.server = c.server AND l.issuer = c.issuer
+  AND l.subject = c.subject AND l.expires_at > clock.now)`;
+
+/**
+ * The due index on Postgres: `refresh_at` / `due_at` kept by every credential write
+ * (postgres-credentials.ts) with a partial index on `due_at`. A claim is one transaction on
+ * the database clock: due rows with no live lease, earliest first, picked `FOR UPDATE SKIP
+ * LOCKED` so N instances take disjoint batches without waiting on each other, then leased
+ * with the same conditional upsert as `acquireLease`.
+ */
+export function pgDueIndex(conn: PgConnection): DueIndex {
+  return {
+    claimDueCredentials: (claim) => conn.tx((client) => claimDue(conn, client, claim)),
+    countDue: (now) =>
+      conn.run(async () => {
+        const { rows } = await conn.pool.query<{ n: number }>(
+          `SELECT count(*)::bigint AS n FROM credentials
+           WHERE due_at IS NOT NULL AND due_at <= COALESCE($1::bigint, ${DB_NOW_MS})`,
+          [now ?? null],
+        );
+        return Number(rows[0]?.n ?? 0);
+      }),
+    nextDueAt: (options = {}) =>
+      conn.run(async () => {
+        const { rows } = await conn.pool.query<{ next: number | null }>(
+          `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
+           SELECT MIN(CASE WHEN l.expires_at > clock.now THEN GREATEST(c.due_at, l.expires_at)
+                      ELSE c.due_at END) AS next
+           FROM clock, credentials c LEFT JOIN leases l
+             ON l.server = c.server AND l.issuer = c.issuer AND l.subject = c.subject
+           WHERE c.due_at IS NOT NULL AND NOT (c.issuer = ANY($1::text[]))`,
+          [(options.excludeIssuers ?? []).map(pgText)],
+        );
+        return rows[0]?.next ?? undefined;
+      }),
+  };
+}
+
+async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim): Promise<StoredCredential[]> {
+  const { rows } = await client.query<CredentialRow>(
+    `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
+     SELECT c.* FROM credentials c, clock
+     WHERE c.due_at IS NOT NULL AND c.due_at <= COALESCE($1::bigint, clock.now)
+       AND NOT (c.issuer = ANY($2::text[]))
+       AND NOT ${LIVE_LEASE}
+     ORDER BY c.due_at LIMIT $3
+     FOR UPDATE OF c SKIP LOCKED`,
+    [claim.now ?? null, (claim.excludeIssuers ?? []).map(pgText), Math.max(0, Math.floor(claim.limit))],
+  );
+  const claimed: StoredCredential[] = [];
+  for (const row of rows) {
+    const cred = await openable(conn, client, row);
+    if (cred === undefined) continue;
+    if ((await acquire(client, cred.key, claim.holder, claim.ttlMs)) !== undefined) claimed.push(cred);
+  }
+  return claimed;
+}
+
+/**
+ * A row sealed under another key cannot be refreshed by anyone holding this one. It leaves
+ * the due index (a new login rewrites it) instead of failing every claim from now on; reads
+ * of it keep reporting STORE_KEY_MISMATCH.
+ */
+async function openable(
+  conn: PgConnection,
+  client: Queryable,
+  row: CredentialRow,
+): Promise<StoredCredential | undefined> {
+  const decoded = decodeKey(row);
+  try {
+    return openCredential(conn.box, decoded);
+  } catch {
+    await client.query(`UPDATE credentials SET due_at = NULL WHERE ${KEY_WHERE}`, keyValues(decoded));
+    return undefined;
+  }
+}

@@ -1,0 +1,125 @@
+import type { Queryable } from './postgres-connection.js';
+
+/**
+ * Schema migrations for the Postgres store, applied in order in one transaction that holds
+ * a transaction-scoped advisory lock, so N instances starting at once on a new database
+ * migrate exactly once: the first takes the lock and migrates, the others wait on the lock
+ * and then find nothing left to do. `schema_migrations` records each version applied.
+ * Never edit a shipped migration; append a new one.
+ *
+ * Times are epoch milliseconds in BIGINT (read back as numbers by the store's type parser),
+ * secrets are BYTEA sealed exactly as in SQLite, JSON columns are TEXT so both stores share
+ * their row mapping.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE credentials (
+    server     TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    secrets    BYTEA NOT NULL,
+    record     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    refresh_at BIGINT,            -- the due index (postgres-due.ts): from the tokens alone
+    due_at     BIGINT,            -- refresh_at moved by the status; NULL: never due
+    PRIMARY KEY (server, issuer, subject)
+  );
+  CREATE INDEX credentials_due ON credentials (due_at) WHERE due_at IS NOT NULL;
+  -- a credential is looked up by (server, subject) on every cache miss of a manager
+  CREATE INDEX credentials_by_subject ON credentials (server, subject, issuer);
+  CREATE TABLE registrations (
+    issuer        TEXT PRIMARY KEY,
+    record        TEXT NOT NULL,
+    client_secret BYTEA
+  );
+  CREATE TABLE discovery (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    document   TEXT NOT NULL,
+    source_url TEXT NOT NULL,
+    fetched_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+  );
+  CREATE TABLE leases (
+    server      TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    PRIMARY KEY (server, issuer, subject)
+  );
+  CREATE TABLE events (
+    id         BIGSERIAL PRIMARY KEY,
+    at         BIGINT NOT NULL,
+    type       TEXT NOT NULL,
+    server     TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    generation BIGINT,
+    pid        INTEGER NOT NULL,
+    detail     TEXT
+  );
+  CREATE INDEX events_by_server ON events (server, id);
+  CREATE TABLE pending_revocations (
+    id               TEXT PRIMARY KEY,
+    server           TEXT NOT NULL,
+    issuer           TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    token_type       TEXT NOT NULL,
+    client_id        TEXT NOT NULL,
+    auth_method      TEXT NOT NULL,
+    secrets          BYTEA NOT NULL,
+    created_at       BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  BIGINT NOT NULL,
+    last_error       TEXT,
+    claim_owner      TEXT,
+    claim_expires_at BIGINT
+  );
+  CREATE INDEX pending_revocations_due ON pending_revocations (next_attempt_at);
+  `,
+];
+
+export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Advisory lock ids (arbitrary constants, "latchkey" in ASCII, plus a purpose). Distinct per
+ * purpose so that the event-order lock never waits on a migration.
+ */
+export const MIGRATION_LOCK = 0x6c61_7463_6800_01n;
+export const EVENT_ORDER_LOCK = 0x6c61_7463_6800_02n;
+export const KEY_SETUP_LOCK = 0x6c61_7463_6800_03n;
+
+/** Bring the schema to PG_SCHEMA_VERSION; `client` must be inside a transaction. */
+export async function migrate(client: Queryable): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+       version    INTEGER PRIMARY KEY,
+       applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     )`,
+  );
+  const { rows } = await client.query<{ version: number | null }>(
+    'SELECT max(version) AS version FROM schema_migrations',
+  );
+  const current = Number(rows[0]?.version ?? 0);
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `the store was written by a newer latchkey (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade latchkey`,
+    );
+  }
+  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+    await client.query(MIGRATIONS[version - 1] ?? '');
+    await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
+  }
+}
