@@ -102,7 +102,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       ctx: this.#ctx,
       refreshes: this.#refreshes,
       cache: this.#cache,
-      timers: this.#o.proactiveRefresh,
+      timers: this.#o.proactiveRefresh === true,
       maxConcurrent: this.#o.maxBackgroundRefreshes,
       initialBackoffMs: this.#o.backoff.initialMs,
     });
@@ -162,7 +162,12 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     ) {
       const now = Date.now();
       if (now < entry.mandatoryAt) {
-        if (now >= entry.proactiveAt && now >= entry.nextBackgroundAt) this.#background.start(entry);
+        if (
+          now >= entry.proactiveAt &&
+          now >= entry.nextBackgroundAt &&
+          this.#o.proactiveRefresh !== 'refresher'
+        )
+          this.#background.start(entry);
         return entry.token;
       }
     }

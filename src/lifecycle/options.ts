@@ -22,8 +22,15 @@ export interface CredentialManagerOptions {
   subject?: string;
   /** Treat tokens as expired this long before expiry; clamped to 10% of lifetime, at least 1 s (half of a sub-2-s lifetime). Default 60 000 ms. */
   skewMs?: number;
-  /** Refresh at ~3/4 of the usable lifetime in long-running processes. Default true. */
-  proactiveRefresh?: boolean;
+  /**
+   * Refresh ahead of need, at ~3/4 of the usable lifetime. Default true: on a timer for every
+   * cached credential, and from the hot path when a call finds its token past that point.
+   * `false`: no timers (one-shot CLI processes), hot-path starts only. `'refresher'`: a fleet
+   * refresher (docs/refresher.md) keeps the store fresh, so this manager never refreshes ahead
+   * at all and refreshes only what a caller cannot use; two schedulers would otherwise race to
+   * the same credentials and the one with the earlier jitter would win half the time.
+   */
+  proactiveRefresh?: boolean | 'refresher';
   /**
    * Most credentials (one per server and subject) kept decrypted in memory; beyond it the
    * least recently used are dropped from memory (never from the store) and read from the

@@ -43,3 +43,32 @@ describe('proactive refresh in a long-running process', () => {
     assert.ok(last !== undefined && (await env.as.introspect(last)).active);
   });
 });
+
+describe("proactiveRefresh 'refresher': a fleet refresher keeps the store fresh", () => {
+  let env: LifecycleEnv;
+  before(async () => {
+    env = await lifecycleEnv({ accessTokenTtl: 3, rotateRefreshToken: true });
+  });
+  after(() => env.close());
+
+  it("proactiveRefresh 'refresher': calls past the refresh-ahead point do not refresh; a caller refreshes only an unusable token", async () => {
+    const store = await env.openStore();
+    await env.login(store);
+    env.as.counters.reset();
+    const manager = env.manager(store, { proactiveRefresh: 'refresher' });
+    const first = await manager.getToken(env.server);
+    const mandatory = (first.expiresAt ?? 0) - 1000; // 3-s tokens: the skew is clamped to 1 s
+    // Past ~3/4 of the lifetime and up to the mandatory point: the cached token, no refresh.
+    while (Date.now() < mandatory - 150) {
+      assert.equal((await manager.getToken(env.server)).token, first.token);
+      await sleep(50);
+    }
+    await sleep(300);
+    assert.equal(env.as.counters.count('refresh_token'), 0, 'nothing refreshed ahead of need');
+    // Past the mandatory point with no refresher around: the caller refreshes, once.
+    const next = await manager.getToken(env.server);
+    assert.notEqual(next.token, first.token);
+    assert.equal(env.as.counters.count('refresh_token', 'ok'), 1);
+    assert.equal(manager.stats.callersWaitedOnRefresh, 1);
+  });
+});
