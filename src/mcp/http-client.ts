@@ -1,0 +1,209 @@
+/**
+ * The HTTP the MCP wires speak: a small request/answer shape that a fetch Response satisfies
+ * as it is, and a client on node:http with a keep-alive agent that the proxy uses by default.
+ *
+ * Why not the global fetch: every MCP request of the proxy went through undici's fetch, and a
+ * CPU profile of 2 000 tools/call round trips put most of the proxy's own time there (request
+ * and header objects, web streams for each body, an AbortSignal.any per request, a
+ * DOMException per cancelled body). node:http does the same exchange with a fraction of that
+ * work, and loading undici on the first request was ~40 ms of every proxy start. A caller
+ * that passes its own `fetch` (ConnectionOptions.fetch) keeps it: the wires take either.
+ *
+ * What fetch did that is kept: a network failure rejects with a TypeError whose `cause`
+ * holds the system error (recovery.ts tells "maybe sent" from "refused" by it); an abort
+ * rejects with the signal's reason; redirects are never followed here (redirect-policy.ts
+ * decides). What is added: an answer read to its end, or released once the wire has what it
+ * needs (release()), leaves its connection for the next request instead of closing it.
+ */
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import * as http from 'node:http';
+
+/** A response body: its chunks in order, once. */
+export interface WireBody extends AsyncIterable<Uint8Array> {
+  /** Stop now and close the stream (a fetch body's cancel()). */
+  cancel(): Promise<void> | void;
+  /**
+   * The reader needs nothing more: the rest is read and dropped, so that the connection can
+   * carry the next request. Absent on a fetch body; cancel() stands in.
+   */
+  release?(): void;
+}
+
+export interface WireResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  readonly body: WireBody | null;
+}
+
+export interface WireInit {
+  method: string;
+  headers: Readonly<Record<string, string>>;
+  body?: string;
+  signal?: AbortSignal;
+  /** For a fetch underneath: redirects are redirect-policy.ts's to follow. */
+  redirect?: 'manual';
+}
+
+/** What the wires send with; `typeof fetch` is one. */
+export type WireFetch = (url: URL, init: WireInit) => Promise<WireResponse>;
+
+/** Let a released answer's rest drain for this long before its connection is closed instead. */
+const DRAIN_MS = 1000;
+
+/**
+ * A WireFetch on node:http(s), one keep-alive agent per client: the proxy's one server is
+ * reached over the same connection request after request.
+ */
+export function createHttpClient(): WireFetch {
+  const clients = new Map<string, Promise<Client>>();
+  const clientFor = (protocol: string): Promise<Client> => {
+    let client = clients.get(protocol);
+    // https (and TLS with it) is loaded only for an https server.
+    client ??=
+      protocol === 'https:'
+        ? import('node:https').then((https) => ({
+            agent: new https.Agent({ keepAlive: true }),
+            request: https.request,
+          }))
+        : Promise.resolve({ agent: new http.Agent({ keepAlive: true }), request: http.request });
+    clients.set(protocol, client);
+    return client;
+  };
+  return async (url, init) => {
+    init.signal?.throwIfAborted();
+    const client = await clientFor(url.protocol);
+    try {
+      return await send(url, init, client);
+    } catch (error) {
+      // A kept-alive connection the server closed while it sat idle fails before any answer:
+      // the server never read the request, so it is sent once more on a new connection.
+      if (!(error instanceof StaleConnection)) throw error;
+      return send(url, init, client);
+    }
+  };
+}
+
+interface Client {
+  agent: Agent;
+  request: (url: URL, options: RequestOptions) => ClientRequest;
+}
+
+class StaleConnection extends Error {}
+
+function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
+  const { signal } = init;
+  const headers: Record<string, string | number> = { ...init.headers };
+  if (init.body !== undefined) headers['content-length'] = Buffer.byteLength(init.body);
+  const request = client.request(url, { method: init.method, headers, agent: client.agent });
+  return new Promise<WireResponse>((resolve, reject) => {
+    const onAbort = (): void => {
+      request.destroy();
+      reject(signal?.reason);
+    };
+    const detach = (): void => signal?.removeEventListener('abort', onAbort);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      detach();
+      if (signal?.aborted === true) return;
+      if (request.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE'))
+        reject(new StaleConnection('stale connection', { cause: error }));
+      // fetch's shape: a TypeError with the system error as its cause.
+      else reject(new TypeError('fetch failed', { cause: error }));
+    });
+    request.once('response', (response: IncomingMessage) => {
+      resolve(wireResponse(response, detach));
+    });
+    request.end(init.body);
+  });
+}
+
+function wireResponse(response: IncomingMessage, detach: () => void): WireResponse {
+  const status = response.statusCode ?? 0;
+  const raw = response.headers;
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers: {
+      get(name: string): string | null {
+        const value = raw[name.toLowerCase()];
+        if (value === undefined) return null;
+        return Array.isArray(value) ? value.join(', ') : value;
+      },
+    },
+    body: nodeBody(response, detach),
+  };
+}
+
+/**
+ * The body as chunks pulled one at a time: the socket is paused while the reader holds a
+ * chunk, so a reader that waits (backpressure) stops the server through TCP.
+ */
+function nodeBody(response: IncomingMessage, detach: () => void): WireBody {
+  const chunks: Buffer[] = [];
+  let ended = false;
+  let draining = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    const waiting = wake;
+    wake = undefined;
+    waiting?.();
+  };
+  response.on('data', (chunk: Buffer) => {
+    if (draining) return;
+    chunks.push(chunk);
+    response.pause();
+    notify();
+  });
+  response.once('end', () => {
+    ended = true;
+    detach();
+    notify();
+  });
+  response.on('error', (error) => {
+    failure ??= error;
+    notify();
+  });
+  response.once('close', () => {
+    if (!ended) failure ??= new TypeError('terminated: the response was cut off');
+    detach();
+    notify();
+  });
+  const cancel = (): void => {
+    detach();
+    if (!ended) response.destroy();
+  };
+  const next = async (): Promise<IteratorResult<Uint8Array>> => {
+    for (;;) {
+      const chunk = chunks.shift();
+      if (chunk !== undefined) {
+        if (chunks.length === 0 && !ended) response.resume();
+        return { done: false, value: chunk };
+      }
+      if (failure !== undefined) throw failure;
+      if (ended) return { done: true, value: undefined };
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next,
+      return: () => {
+        cancel();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    }),
+    cancel,
+    release() {
+      detach();
+      if (ended || draining) return;
+      draining = true;
+      chunks.length = 0;
+      const timer = setTimeout(() => response.destroy(), DRAIN_MS);
+      timer.unref();
+      response.once('close', () => clearTimeout(timer));
+      response.resume();
+    },
+  };
+}
