@@ -87,7 +87,12 @@ export function createAuthWire(
       replayable: true,
       operation: () => operationKey(init.method, url, init.body),
       send: (token) =>
-        send(url, token === undefined ? init : { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } }),
+        send(
+          url,
+          token === undefined
+            ? init
+            : { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } },
+        ),
     });
   };
 }

@@ -48,12 +48,35 @@ export interface WireInit {
 /** What the wires send with; `typeof fetch` is one. */
 export type WireFetch = (url: URL, init: WireInit) => Promise<WireResponse>;
 
+/** Done with an answer: its connection may carry the next request. */
+export async function releaseBody(body: WireBody | null): Promise<void> {
+  if (body === null) return;
+  if (body.release !== undefined) body.release();
+  else await cancelBody(body);
+}
+
+export async function cancelBody(body: WireBody): Promise<void> {
+  try {
+    await body.cancel();
+  } catch {
+    // A body that cannot be cancelled is gone already.
+  }
+}
+
 /** Let a released answer's rest drain for this long before its connection is closed instead. */
 const DRAIN_MS = 1000;
 
 /**
+ * An idle connection is closed after 4 s, or 1 s before the server's `Keep-Alive: timeout`
+ * when that is sooner (Node's agent applies the hint only under a timeout of its own), so a
+ * request is rarely sent on a connection the server is closing. undici's defaults, the same.
+ */
+const AGENT_OPTIONS = { keepAlive: true, timeout: 4000 };
+
+/**
  * A WireFetch on node:http(s), one keep-alive agent per client: the proxy's one server is
- * reached over the same connection request after request.
+ * reached over the same connection request after request. Requests carry no timeout of
+ * their own: the caller's signal (a request's deadline, pending.ts) ends them.
  */
 export function createHttpClient(): WireFetch {
   const clients = new Map<string, Promise<Client>>();
@@ -63,24 +86,16 @@ export function createHttpClient(): WireFetch {
     client ??=
       protocol === 'https:'
         ? import('node:https').then((https) => ({
-            agent: new https.Agent({ keepAlive: true }),
+            agent: new https.Agent(AGENT_OPTIONS),
             request: https.request,
           }))
-        : Promise.resolve({ agent: new http.Agent({ keepAlive: true }), request: http.request });
+        : Promise.resolve({ agent: new http.Agent(AGENT_OPTIONS), request: http.request });
     clients.set(protocol, client);
     return client;
   };
   return async (url, init) => {
     init.signal?.throwIfAborted();
-    const client = await clientFor(url.protocol);
-    try {
-      return await send(url, init, client);
-    } catch (error) {
-      // A kept-alive connection the server closed while it sat idle fails before any answer:
-      // the server never read the request, so it is sent once more on a new connection.
-      if (!(error instanceof StaleConnection)) throw error;
-      return send(url, init, client);
-    }
+    return send(url, init, await clientFor(url.protocol));
   };
 }
 
@@ -88,8 +103,6 @@ interface Client {
   agent: Agent;
   request: (url: URL, options: RequestOptions) => ClientRequest;
 }
-
-class StaleConnection extends Error {}
 
 function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
   const { signal } = init;
@@ -106,10 +119,10 @@ function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
     request.on('error', (error: NodeJS.ErrnoException) => {
       detach();
       if (signal?.aborted === true) return;
-      if (request.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE'))
-        reject(new StaleConnection('stale connection', { cause: error }));
-      // fetch's shape: a TypeError with the system error as its cause.
-      else reject(new TypeError('fetch failed', { cause: error }));
+      // fetch's shape: a TypeError with the system error as its cause. Not sent again here,
+      // even on a kept-alive connection the server just closed: the server may have read it,
+      // and recovery.ts decides what may run twice.
+      reject(new TypeError('fetch failed', { cause: error }));
     });
     request.once('response', (response: IncomingMessage) => {
       resolve(wireResponse(response, detach));

@@ -10,7 +10,7 @@ import { decodeText, readBody } from '../body.js';
 import { sleep } from '../lifecycle/lease.js';
 import type { Logger } from '../log.js';
 import { readAtMost } from '../oauth/bounded-fetch.js';
-import type { WireBody, WireFetch, WireResponse } from './http-client.js';
+import { cancelBody, releaseBody, type WireBody, type WireFetch, type WireResponse } from './http-client.js';
 import {
   type JsonRpcError,
   type JsonRpcMessage,
@@ -375,21 +375,6 @@ function rpcErrorIn(text: string): JsonRpcError | undefined {
     return { code: error.code, message: error.message, ...('data' in error ? { data: error.data } : {}) };
   } catch {
     return undefined;
-  }
-}
-
-/** Done with an answer: its connection may carry the next request (http-client.ts). */
-export async function releaseBody(body: WireBody | null): Promise<void> {
-  if (body === null) return;
-  if (body.release !== undefined) body.release();
-  else await cancelBody(body);
-}
-
-export async function cancelBody(body: WireBody): Promise<void> {
-  try {
-    await body.cancel();
-  } catch {
-    // A body that cannot be cancelled is gone already.
   }
 }
 

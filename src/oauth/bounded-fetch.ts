@@ -126,10 +126,7 @@ function eventEnds(chunk: Uint8Array, previous: number): number[] {
 }
 
 /** The body, or undefined when it goes on past `limit` bytes (the rest is not read). */
-export async function readAtMost(
-  body: BodySource,
-  limit: number,
-): Promise<Uint8Array | undefined> {
+export async function readAtMost(body: BodySource, limit: number): Promise<Uint8Array | undefined> {
   const read = await readBody(body, limit);
   if (read.error !== undefined) throw read.error;
   return read.over ? undefined : read.bytes;

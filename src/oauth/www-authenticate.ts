@@ -20,12 +20,7 @@ interface HeaderLookup {
 
 /** Anything that carries the header: a Response, a Headers object, or its raw value(s). */
 export type WwwAuthenticateSource =
-  | { readonly headers: HeaderLookup }
-  | HeaderLookup
-  | string
-  | readonly string[]
-  | null
-  | undefined;
+  { readonly headers: HeaderLookup } | HeaderLookup | string | readonly string[] | null | undefined;
 
 /** Longer header values are parsed up to this many characters. */
 const MAX_VALUE_LENGTH = 16 * 1024;
