@@ -114,7 +114,12 @@ function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
       request.destroy();
       reject(signal?.reason);
     };
-    const detach = (): void => signal?.removeEventListener('abort', onAbort);
+    // Once: the end, the close and a release each call it, and removing a listener is not free.
+    let attached = signal !== undefined;
+    const detach = (): void => {
+      if (attached) signal?.removeEventListener('abort', onAbort);
+      attached = false;
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     request.on('error', (error: NodeJS.ErrnoException) => {
       detach();
