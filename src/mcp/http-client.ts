@@ -108,6 +108,9 @@ function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
   const { signal } = init;
   const headers: Record<string, string | number> = { ...init.headers };
   if (init.body !== undefined) headers['content-length'] = Buffer.byteLength(init.body);
+  // What Node's fetch sent: some front ends refuse a request without a User-Agent.
+  if (!Object.keys(headers).some((name) => name.toLowerCase() === 'user-agent'))
+    headers['user-agent'] = 'node';
   const request = client.request(url, { method: init.method, headers, agent: client.agent });
   return new Promise<WireResponse>((resolve, reject) => {
     const onAbort = (): void => {

@@ -76,6 +76,7 @@ describe('the proxy HTTP client (node:http)', () => {
         res.writeHead(200, { 'content-type': 'text/plain', 'x-twice': ['a', 'b'] });
         res.end(`${req.method} ${body}`);
       },
+      '/ua': (req, res) => res.end(req.headers['user-agent'] ?? '(none)'),
       '/unauthorized': (_req, res) => {
         res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
       },
@@ -108,6 +109,19 @@ describe('the proxy HTTP client (node:http)', () => {
     assert.equal(refused.ok, false);
     assert.equal(refused.status, 401);
     assert.equal(refused.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
+  });
+
+  it('sends Node fetch’s User-Agent unless the caller gives one', async () => {
+    const client = createHttpClient();
+    assert.equal(
+      await text(await client(new URL('/ua', env.origin), { method: 'GET', headers: {} })),
+      'node',
+    );
+    const own = await client(new URL('/ua', env.origin), {
+      method: 'GET',
+      headers: { 'User-Agent': 'host/1' },
+    });
+    assert.equal(await text(own), 'host/1');
   });
 
   it('carries request after request over one kept-alive connection', async () => {
