@@ -152,7 +152,7 @@ function wireResponse(response: IncomingMessage, detach: () => void): WireRespon
         return Array.isArray(value) ? value.join(', ') : value;
       },
     },
-    body: nodeBody(response, detach),
+    body: new NodeBody(response, detach),
   };
 }
 
@@ -160,71 +160,85 @@ function wireResponse(response: IncomingMessage, detach: () => void): WireRespon
  * The body as chunks pulled one at a time: the socket is paused while the reader holds a
  * chunk, so a reader that waits (backpressure) stops the server through TCP.
  */
-function nodeBody(response: IncomingMessage, detach: () => void): WireBody {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let draining = false;
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const notify = (): void => {
-    const waiting = wake;
-    wake = undefined;
-    waiting?.();
-  };
-  response.on('data', (chunk: Buffer) => {
-    if (draining) return;
-    chunks.push(chunk);
-    response.pause();
-    notify();
-  });
-  response.once('end', () => {
-    ended = true;
-    detach();
-    notify();
-  });
-  response.on('error', (error) => {
-    failure ??= error;
-    notify();
-  });
-  response.once('close', () => {
-    if (!ended) failure ??= new TypeError('terminated: the response was cut off');
-    detach();
-    notify();
-  });
-  const cancel = (): void => {
-    detach();
-    if (!ended) response.destroy();
-  };
-  const next = async (): Promise<IteratorResult<Uint8Array>> => {
-    for (;;) {
-      const chunk = chunks.shift();
-      if (chunk !== undefined) {
-        if (chunks.length === 0 && !ended) response.resume();
-        return { done: false, value: chunk };
-      }
-      if (failure !== undefined) throw failure;
-      if (ended) return { done: true, value: undefined };
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  };
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next,
+class NodeBody implements WireBody {
+  readonly #response: IncomingMessage;
+  readonly #detach: () => void;
+  readonly #chunks: Buffer[] = [];
+  #ended = false;
+  #draining = false;
+  #failure: unknown;
+  #wake: (() => void) | undefined;
+
+  constructor(response: IncomingMessage, detach: () => void) {
+    this.#response = response;
+    this.#detach = detach;
+    response.on('data', (chunk: Buffer) => {
+      if (this.#draining) return;
+      this.#chunks.push(chunk);
+      response.pause();
+      this.#notify();
+    });
+    response.once('end', () => {
+      this.#ended = true;
+      this.#finish();
+    });
+    response.on('error', (error) => {
+      this.#failure ??= error;
+      this.#notify();
+    });
+    response.once('close', () => {
+      if (!this.#ended) this.#failure ??= new TypeError('terminated: the response was cut off');
+      this.#finish();
+    });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return {
+      next: () => this.#next(),
       return: () => {
-        cancel();
+        this.cancel();
         return Promise.resolve({ done: true, value: undefined });
       },
-    }),
-    cancel,
-    release() {
-      detach();
-      if (ended || draining) return;
-      draining = true;
-      chunks.length = 0;
-      const timer = setTimeout(() => response.destroy(), DRAIN_MS);
-      timer.unref();
-      response.once('close', () => clearTimeout(timer));
-      response.resume();
-    },
-  };
+    };
+  }
+
+  cancel(): void {
+    this.#detach();
+    if (!this.#ended) this.#response.destroy();
+  }
+
+  release(): void {
+    this.#detach();
+    if (this.#ended || this.#draining) return;
+    this.#draining = true;
+    this.#chunks.length = 0;
+    const timer = setTimeout(() => this.#response.destroy(), DRAIN_MS);
+    timer.unref();
+    this.#response.once('close', () => clearTimeout(timer));
+    this.#response.resume();
+  }
+
+  async #next(): Promise<IteratorResult<Uint8Array>> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) {
+        if (this.#chunks.length === 0 && !this.#ended) this.#response.resume();
+        return { done: false, value: chunk };
+      }
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#ended) return { done: true, value: undefined };
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #finish(): void {
+    this.#detach();
+    this.#notify();
+  }
+
+  #notify(): void {
+    const waiting = this.#wake;
+    this.#wake = undefined;
+    waiting?.();
+  }
 }
