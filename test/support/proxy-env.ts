@@ -138,12 +138,25 @@ export async function proxyEnv(
   };
 }
 
-/** `latchkey proxy <args>` as a real process, with the MCP SDK Client as its host. */
+/**
+ * `latchkey proxy <args>` as a real process, with the MCP SDK Client as its host. Without a
+ * LATCHKEY_HOME in `env` it gets a fresh one: a test never opens the real user's store, whose
+ * key another keyring session may hold.
+ */
 export async function spawnHost(args: readonly string[], env: Record<string, string>): Promise<Host> {
+  const home =
+    env['LATCHKEY_HOME'] === undefined ? await mkdtemp(join(tmpdir(), 'latchkey-host-')) : undefined;
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: ['--import', TSX, CLI, 'proxy', ...args],
-    env: { ...(process.env as Record<string, string>), LATCHKEY_LOG_LEVEL: 'debug', ...env },
+    env: {
+      ...(process.env as Record<string, string>),
+      LATCHKEY_LOG_LEVEL: 'debug',
+      ...(home === undefined
+        ? {}
+        : { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') }),
+      ...env,
+    },
     stderr: 'pipe',
   });
   let stderr = '';
@@ -158,6 +171,7 @@ export async function spawnHost(args: readonly string[], env: Record<string, str
     },
     async close() {
       await client.close();
+      if (home !== undefined) await rm(home, { recursive: true, force: true });
     },
   };
 }
