@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
 
 /** Anything that runs a query: the pool, or one client inside a transaction. */
 export interface Queryable {
@@ -58,6 +59,24 @@ export function decodeKey<R extends { server: string; issuer: string; subject: s
 }
 
 /**
+ * How the connection keeps up with other instances' key rotations (postgres-key-table.ts):
+ * every write transaction begins by reading the active data key's id with a share lock on its
+ * row, held to the commit, and hands it to `observe`, which throws UnknownDataKeyError when it
+ * is a key this instance has not loaded. A rotation changes that row, so it waits for every
+ * write in flight, and every write after it sees the new id: no value sealed with an old key
+ * is committed once a rotation has begun, so the old key's last value is found by the re-seal.
+ * A read that meets an unknown key throws the same error. Either way the operation is rolled
+ * back, `reload` loads the new keys, and it runs once more.
+ */
+export interface PgKeyTracking {
+  observe(activeId: string | undefined): void;
+  reload(): Promise<void>;
+}
+
+/** The first statement of a write transaction (see PgKeyTracking). */
+export const ACTIVE_KEY_SHARE = `SELECT value FROM meta WHERE name = 'active_data_key' FOR SHARE`;
+
+/**
  * The pool every part of the Postgres store runs on, with the rules they share: nothing runs
  * after `close()`, a write is one transaction (or one statement), and driver errors become
  * STORE_UNAVAILABLE, retryable when the failure is the kind that passes (a lost connection,
@@ -66,6 +85,8 @@ export function decodeKey<R extends { server: string; issuer: string; subject: s
 export class PgConnection {
   #closed = false;
   readonly #onClose: (() => Promise<void>)[] = [];
+  /** Set once the keys are set up (postgres.ts); undefined only while the store opens. */
+  keys: PgKeyTracking | undefined;
 
   constructor(
     readonly pool: pg.Pool,
@@ -83,8 +104,13 @@ export class PgConnection {
     return this.run(async () => (await this.pool.query<R>(sql, values)).rows);
   }
 
-  /** `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. */
-  async tx<T>(body: (client: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. The
+   * active-key check is sent with BEGIN, in the same round trip. `checkKeys: false` is for
+   * the key table's own transactions, which lock that row themselves.
+   */
+  async tx<T>(body: (client: Queryable) => Promise<T>, options: { checkKeys?: boolean } = {}): Promise<T> {
+    const keys = options.checkKeys === false ? undefined : this.keys;
     return this.run(async () => {
       const client = await this.pool.connect();
       // A checked-out client whose connection dies emits 'error' besides failing its query;
@@ -93,7 +119,8 @@ export class PgConnection {
       client.on('error', heard);
       let broken: Error | undefined;
       try {
-        await client.query('BEGIN');
+        if (keys === undefined) await client.query('BEGIN');
+        else keys.observe(activeKeyOf(await client.query(`BEGIN; ${ACTIVE_KEY_SHARE}`)));
         const result = await body(client);
         await client.query('COMMIT');
         return result;
@@ -108,9 +135,23 @@ export class PgConnection {
     });
   }
 
+  /** `body`, run once more after a reload when it met a data key this instance had not loaded. */
   async run<T>(body: () => Promise<T>): Promise<T> {
     try {
       this.assertOpen();
+      return await body();
+    } catch (error) {
+      const keys = this.keys;
+      if (error instanceof UnknownDataKeyError && keys !== undefined) return this.#again(keys, body);
+      throw storeFailure(error, this.location);
+    }
+  }
+
+  async #again<T>(keys: PgKeyTracking, body: () => Promise<T>): Promise<T> {
+    try {
+      await keys.reload();
+      this.assertOpen();
+      // A key still unknown now is not a rotation in progress: storeFailure reports it.
       return await body();
     } catch (error) {
       throw storeFailure(error, this.location);
@@ -158,9 +199,26 @@ export function isTransientPgError(error: unknown): boolean {
   return /Connection terminated|timeout exceeded|Connection ended|connection timeout/i.test(message);
 }
 
+/** The active key's id from the results of `BEGIN; ACTIVE_KEY_SHARE`. */
+function activeKeyOf(results: pg.QueryResult | pg.QueryResult[]): string | undefined {
+  const select = Array.isArray(results) ? results[1] : undefined;
+  return (select?.rows[0] as { value?: string } | undefined)?.value;
+}
+
 /** A driver error as a LatchkeyError that never quotes the connection URL. */
 export function storeFailure(error: unknown, location: string): unknown {
   if (isLatchkeyError(error)) return error;
+  if (error instanceof UnknownDataKeyError) {
+    return new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this instance cannot unwrap.`,
+      {
+        retryable: false,
+        next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
+        cause: error,
+      },
+    );
+  }
   const transient = isTransientPgError(error);
   return new LatchkeyError(
     ErrorCode.STORE_UNAVAILABLE,
