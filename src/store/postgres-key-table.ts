@@ -196,7 +196,8 @@ function openForReseal(
     return ring.open(sealed, aad);
   } catch (cause) {
     if (cause instanceof UnknownDataKeyError) throw cause; // reload, then once more
-    const which = column.table === 'registrations' ? `issuer ${t(row['issuer'])}` : `server ${t(row['server'])}`;
+    const which =
+      column.table === 'registrations' ? `issuer ${t(row['issuer'])}` : `server ${t(row['server'])}`;
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       `a secret in ${column.table} (${which}) does not open, so it cannot be re-encrypted; the old data key is kept and nothing was deleted.`,

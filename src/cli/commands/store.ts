@@ -24,7 +24,8 @@ export async function runRekey(io: CliIO, options: RekeyCliOptions): Promise<voi
   const target = storeTarget(undefined, { env: io.env });
   // The keyring entry a store's KEK lives in: per home for SQLite, per database for Postgres
   // (named as postgres-key.ts names it: the URL without its password).
-  const keyringHome = target.kind === 'postgres' ? `postgres:${redactStoreUrl(target.url)}` : defaultHome(io.env);
+  const keyringHome =
+    target.kind === 'postgres' ? `postgres:${redactStoreUrl(target.url)}` : defaultHome(io.env);
   const newKek =
     options.newKeyFrom === undefined ? undefined : newKeyFrom(io, options.newKeyFrom, keyringHome);
   if (newKek !== undefined && options.resume) {
@@ -48,11 +49,7 @@ export async function runRekey(io: CliIO, options: RekeyCliOptions): Promise<voi
   }
 }
 
-function newKeyFrom(
-  io: CliIO,
-  from: string,
-  home: string,
-): Pick<RekeyOptions, 'newKek' | 'commitKek'> {
+function newKeyFrom(io: CliIO, from: string, home: string): Pick<RekeyOptions, 'newKek' | 'commitKek'> {
   if (from.startsWith('env:')) {
     const name = from.slice('env:'.length);
     const key = parseDataKey(io.env[name] ?? '');
