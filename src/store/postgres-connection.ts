@@ -4,6 +4,7 @@ import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
+import { KEY_ROTATION_LOCK } from './postgres-schema.js';
 
 /** Anything that runs a query: the pool, or one client inside a transaction. */
 export interface Queryable {
@@ -60,21 +61,28 @@ export function decodeKey<R extends { server: string; issuer: string; subject: s
 
 /**
  * How the connection keeps up with other instances' key rotations (postgres-key-table.ts):
- * every write transaction begins by reading the active data key's id with a share lock on its
- * row, held to the commit, and hands it to `observe`, which throws UnknownDataKeyError when it
- * is a key this instance has not loaded. A rotation changes that row, so it waits for every
- * write in flight, and every write after it sees the new id: no value sealed with an old key
- * is committed once a rotation has begun, so the old key's last value is found by the re-seal.
- * A read that meets an unknown key throws the same error. Either way the operation is rolled
- * back, `reload` loads the new keys, and it runs once more.
+ * every write transaction begins by taking KEY_ROTATION_LOCK shared (held to its commit) and
+ * then reading the active data key's id, which it hands to `observe`; that throws
+ * UnknownDataKeyError when it is a key this instance has not loaded. Making a key active (and
+ * deleting an old one) takes the lock exclusively, so it waits for every write in flight, and
+ * every write after it reads the new id: no value sealed with an old key commits once a
+ * rotation has begun, so the re-seal finds the old key's every value. (An advisory lock, not
+ * a row lock on `meta`: a shared row lock held by many writers at once is a write to that row
+ * each time.) A read that meets an unknown key throws the same error. Either way the
+ * operation is rolled back, `reload` loads the new keys, and it runs once more.
  */
 export interface PgKeyTracking {
   observe(activeId: string | undefined): void;
   reload(): Promise<void>;
 }
 
-/** The first statement of a write transaction (see PgKeyTracking). */
-export const ACTIVE_KEY_SHARE = `SELECT value FROM meta WHERE name = 'active_data_key' FOR SHARE`;
+/**
+ * What a write transaction sends with BEGIN (see PgKeyTracking): two statements, so that the
+ * read takes its snapshot after the lock is granted.
+ */
+const BEGIN_CHECKING_KEYS =
+  `BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_ROTATION_LOCK}); ` +
+  `SELECT value FROM meta WHERE name = 'active_data_key'`;
 
 /**
  * The pool every part of the Postgres store runs on, with the rules they share: nothing runs
@@ -107,7 +115,7 @@ export class PgConnection {
   /**
    * `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. The
    * active-key check is sent with BEGIN, in the same round trip. `checkKeys: false` is for
-   * the key table's own transactions, which lock that row themselves.
+   * the key table's own transactions, which take the rotation lock themselves.
    */
   async tx<T>(body: (client: Queryable) => Promise<T>, options: { checkKeys?: boolean } = {}): Promise<T> {
     const keys = options.checkKeys === false ? undefined : this.keys;
@@ -120,7 +128,7 @@ export class PgConnection {
       let broken: Error | undefined;
       try {
         if (keys === undefined) await client.query('BEGIN');
-        else keys.observe(activeKeyOf(await client.query(`BEGIN; ${ACTIVE_KEY_SHARE}`)));
+        else keys.observe(activeKeyOf(await client.query(BEGIN_CHECKING_KEYS)));
         const result = await body(client);
         await client.query('COMMIT');
         return result;
@@ -199,9 +207,9 @@ export function isTransientPgError(error: unknown): boolean {
   return /Connection terminated|timeout exceeded|Connection ended|connection timeout/i.test(message);
 }
 
-/** The active key's id from the results of `BEGIN; ACTIVE_KEY_SHARE`. */
+/** The active key's id from the results of BEGIN_CHECKING_KEYS. */
 function activeKeyOf(results: pg.QueryResult | pg.QueryResult[]): string | undefined {
-  const select = Array.isArray(results) ? results[1] : undefined;
+  const select = Array.isArray(results) ? results[2] : undefined;
   return (select?.rows[0] as { value?: string } | undefined)?.value;
 }
 

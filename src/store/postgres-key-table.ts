@@ -3,6 +3,7 @@ import type { KeyRecord, KeySource } from './data-key.js';
 import { type DataKeyRing, sealedBy, sealedPrefix, UnknownDataKeyError } from './envelope.js';
 import type { KeyTable, KeyTableState, WrappedKey } from './key-table.js';
 import { fromPgText, type PgConnection, type Queryable } from './postgres-connection.js';
+import { KEY_ROTATION_LOCK } from './postgres-schema.js';
 import { revocationAad } from './sqlite-revocations.js';
 import { credentialAad, registrationAad } from './sqlite-rows.js';
 
@@ -97,14 +98,13 @@ async function putMeta(db: Queryable, name: string, value: string): Promise<void
 }
 
 /**
- * The active key's row, locked exclusively until the transaction ends: every write in flight
- * (each holds it shared, see PgKeyTracking) has committed, and none starts meanwhile.
+ * The rotation lock, exclusively until the transaction ends: every write in flight (each
+ * holds it shared, see PgKeyTracking) has committed, and none starts meanwhile. Returns the
+ * active key's id, read after the lock was granted.
  */
 async function lockActive(db: Queryable): Promise<string | undefined> {
-  const { rows } = await db.query<{ value: string }>(
-    `SELECT value FROM meta WHERE name = '${ACTIVE}' FOR UPDATE`,
-  );
-  return rows[0]?.value;
+  await db.query('SELECT pg_advisory_xact_lock($1)', [KEY_ROTATION_LOCK.toString()]);
+  return getMeta(db, ACTIVE);
 }
 
 /** How many values each DEK seals, across every sealed column. */

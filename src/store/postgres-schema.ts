@@ -118,6 +118,8 @@ export const PG_SCHEMA_VERSION = MIGRATIONS.length;
 export const MIGRATION_LOCK = 0x6c61_7463_6800_01n;
 export const EVENT_ORDER_LOCK = 0x6c61_7463_6800_02n;
 export const KEY_SETUP_LOCK = 0x6c61_7463_6800_03n;
+/** Held shared by every write transaction, exclusively by a key rotation (PgKeyTracking). */
+export const KEY_ROTATION_LOCK = 0x6c61_7463_6800_04n;
 
 /** Bring the schema to PG_SCHEMA_VERSION; `client` must be inside a transaction. */
 export async function migrate(client: Queryable): Promise<void> {

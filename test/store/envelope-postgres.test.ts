@@ -6,14 +6,17 @@ import { readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import pg from 'pg';
+
 import type { CredentialStore } from '../../src/store/contract.js';
 import { keyFingerprint } from '../../src/store/crypto.js';
 import { localKeyProvider, sealedBy } from '../../src/store/envelope.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { KEY_ROTATION_LOCK } from '../../src/store/postgres-schema.js';
 import { keyRotationStatus, rekeyStore } from '../../src/store/rekey.js';
 import { adminQuery, freshDatabase } from '../support/postgres.js';
 import { startWorker } from '../support/worker.js';
-import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret } from './contract.js';
+import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret, sleep } from './contract.js';
 import { AesKeyWrapProvider, assertReadable, envOf, newKey, writeMany } from './envelope-support.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/rekey-child.ts', import.meta.url));
@@ -205,6 +208,38 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     assert.deepEqual(finished.dropped, [oldKey]);
     assert.deepEqual([...(await db.inspect()).sealedBy], [mid.active]);
     await assertReadable(rotating, [...records, written!]);
+  });
+
+  it('a rotation waits for the write transactions in flight before it makes a new key active', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 3);
+    const oldKey = (await db.inspect()).active;
+    // A write in flight, as every write transaction begins (postgres-connection.ts): it holds
+    // the rotation lock shared until it commits, having read the old key as the active one.
+    const inFlight = new pg.Client({ connectionString: db.url });
+    inFlight.on('error', () => undefined); // dropping the database at the end cuts it off
+    await inFlight.connect();
+    await inFlight.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_ROTATION_LOCK})`);
+
+    const rotation = rekeyStore(store, { pauseMs: 0 });
+    let waiting = false;
+    for (let tries = 0; !waiting && tries < 250; tries++) {
+      const blocked = await adminQuery(
+        db.url,
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+      );
+      waiting = (blocked.rowCount ?? 0) > 0;
+      if (!waiting) await sleep(20);
+    }
+    assert.ok(waiting, 'the rotation waits on the lock');
+    assert.equal((await db.inspect()).active, oldKey, 'no new key is active while the write is open');
+    await inFlight.query('COMMIT');
+    await inFlight.end();
+    const result = await rotation;
+    assert.notEqual(result.dataKey, oldKey);
+    assert.deepEqual(result.dropped, [oldKey]);
+    await assertReadable(store, records);
   });
 
   it('another instance (a separate process) writing all through a rekey loses nothing', async (t) => {
