@@ -20,8 +20,8 @@ export interface KeyTableState {
 /**
  * What a store backend provides for envelope encryption and rotation: its table of wrapped
  * DEKs and its sealed columns. Each call that changes something is one transaction. The
- * SQLite store implements it in sqlite-key-table.ts; another backend needs the same seven
- * calls over its own tables, and rekeyStore() then works on it unchanged.
+ * SQLite store implements it in sqlite-key-table.ts, the Postgres store in
+ * postgres-key-table.ts; rekeyStore() works on either unchanged.
  */
 export interface KeyTable {
   read(): Promise<KeyTableState>;
@@ -68,23 +68,12 @@ export function withStoreKeys<S extends CredentialStore>(store: S, keys: StoreKe
 export function storeKeysOf(store: CredentialStore): StoreKeys {
   const keys = (store as unknown as Record<symbol, StoreKeys | undefined>)[KEYS];
   if (keys !== undefined) return keys;
-  if (store.kind === 'postgres') {
-    // Its data key is wrapped like SQLite's, but it has no key table to rotate through yet.
-    throw new LatchkeyError(
-      ErrorCode.INVALID_INPUT,
-      'key rotation is not available for a PostgreSQL store yet.',
-      {
-        retryable: false,
-        next: { kind: 'configure', detail: 'see docs/stores.md, "The data key"' },
-      },
-    );
-  }
   throw new LatchkeyError(
     ErrorCode.INVALID_INPUT,
     `the ${store.kind} store keeps no encrypted secrets at rest, so it has no key to rotate.`,
     {
       retryable: false,
-      next: { kind: 'configure', detail: 'rotate the keys of a SQLite (or other encrypted) store' },
+      next: { kind: 'configure', detail: 'rotate the keys of a SQLite or PostgreSQL store' },
     },
   );
 }

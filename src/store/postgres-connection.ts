@@ -3,6 +3,8 @@ import type pg from 'pg';
 import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
+import { KEY_ROTATION_LOCK } from './postgres-schema.js';
 
 /** Anything that runs a query: the pool, or one client inside a transaction. */
 export interface Queryable {
@@ -58,6 +60,31 @@ export function decodeKey<R extends { server: string; issuer: string; subject: s
 }
 
 /**
+ * How the connection keeps up with other instances' key rotations (postgres-key-table.ts):
+ * every write transaction begins by taking KEY_ROTATION_LOCK shared (held to its commit) and
+ * then reading the active data key's id, which it hands to `observe`; that throws
+ * UnknownDataKeyError when it is a key this instance has not loaded. Making a key active (and
+ * deleting an old one) takes the lock exclusively, so it waits for every write in flight, and
+ * every write after it reads the new id: no value sealed with an old key commits once a
+ * rotation has begun, so the re-seal finds the old key's every value. (An advisory lock, not
+ * a row lock on `meta`: a shared row lock held by many writers at once is a write to that row
+ * each time.) A read that meets an unknown key throws the same error. Either way the
+ * operation is rolled back, `reload` loads the new keys, and it runs once more.
+ */
+export interface PgKeyTracking {
+  observe(activeId: string | undefined): void;
+  reload(): Promise<void>;
+}
+
+/**
+ * What a write transaction sends with BEGIN (see PgKeyTracking): two statements, so that the
+ * read takes its snapshot after the lock is granted.
+ */
+const BEGIN_CHECKING_KEYS =
+  `BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_ROTATION_LOCK}); ` +
+  `SELECT value FROM meta WHERE name = 'active_data_key'`;
+
+/**
  * The pool every part of the Postgres store runs on, with the rules they share: nothing runs
  * after `close()`, a write is one transaction (or one statement), and driver errors become
  * STORE_UNAVAILABLE, retryable when the failure is the kind that passes (a lost connection,
@@ -66,6 +93,8 @@ export function decodeKey<R extends { server: string; issuer: string; subject: s
 export class PgConnection {
   #closed = false;
   readonly #onClose: (() => Promise<void>)[] = [];
+  /** Set once the keys are set up (postgres.ts); undefined only while the store opens. */
+  keys: PgKeyTracking | undefined;
 
   constructor(
     readonly pool: pg.Pool,
@@ -83,8 +112,13 @@ export class PgConnection {
     return this.run(async () => (await this.pool.query<R>(sql, values)).rows);
   }
 
-  /** `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. */
-  async tx<T>(body: (client: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * `body` inside BEGIN … COMMIT on one pooled connection; rolled back when it throws. The
+   * active-key check is sent with BEGIN, in the same round trip. `checkKeys: false` is for
+   * the key table's own transactions, which take the rotation lock themselves.
+   */
+  async tx<T>(body: (client: Queryable) => Promise<T>, options: { checkKeys?: boolean } = {}): Promise<T> {
+    const keys = options.checkKeys === false ? undefined : this.keys;
     return this.run(async () => {
       const client = await this.pool.connect();
       // A checked-out client whose connection dies emits 'error' besides failing its query;
@@ -93,7 +127,8 @@ export class PgConnection {
       client.on('error', heard);
       let broken: Error | undefined;
       try {
-        await client.query('BEGIN');
+        if (keys === undefined) await client.query('BEGIN');
+        else keys.observe(activeKeyOf(await client.query(BEGIN_CHECKING_KEYS)));
         const result = await body(client);
         await client.query('COMMIT');
         return result;
@@ -108,9 +143,23 @@ export class PgConnection {
     });
   }
 
+  /** `body`, run once more after a reload when it met a data key this instance had not loaded. */
   async run<T>(body: () => Promise<T>): Promise<T> {
     try {
       this.assertOpen();
+      return await body();
+    } catch (error) {
+      const keys = this.keys;
+      if (error instanceof UnknownDataKeyError && keys !== undefined) return this.#again(keys, body);
+      throw storeFailure(error, this.location);
+    }
+  }
+
+  async #again<T>(keys: PgKeyTracking, body: () => Promise<T>): Promise<T> {
+    try {
+      await keys.reload();
+      this.assertOpen();
+      // A key still unknown now is not a rotation in progress: storeFailure reports it.
       return await body();
     } catch (error) {
       throw storeFailure(error, this.location);
@@ -158,9 +207,26 @@ export function isTransientPgError(error: unknown): boolean {
   return /Connection terminated|timeout exceeded|Connection ended|connection timeout/i.test(message);
 }
 
+/** The active key's id from the results of BEGIN_CHECKING_KEYS. */
+function activeKeyOf(results: pg.QueryResult | pg.QueryResult[]): string | undefined {
+  const select = Array.isArray(results) ? results[2] : undefined;
+  return (select?.rows[0] as { value?: string } | undefined)?.value;
+}
+
 /** A driver error as a LatchkeyError that never quotes the connection URL. */
 export function storeFailure(error: unknown, location: string): unknown {
   if (isLatchkeyError(error)) return error;
+  if (error instanceof UnknownDataKeyError) {
+    return new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this instance cannot unwrap.`,
+      {
+        retryable: false,
+        next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
+        cause: error,
+      },
+    );
+  }
   const transient = isTransientPgError(error);
   return new LatchkeyError(
     ErrorCode.STORE_UNAVAILABLE,

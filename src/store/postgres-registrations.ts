@@ -16,10 +16,11 @@ export function pgRegistrationCache(conn: PgConnection): RegistrationCache {
           ? undefined
           : openRegistration(conn.box, { ...row, issuer: fromPgText(row.issuer) });
       }),
+    // A transaction, though one statement: it must check the active data key first.
     putRegistration: (registration) =>
-      conn.run(async () => {
+      conn.tx(async (client) => {
         const sealed = sealRegistration(conn.box, registration);
-        await conn.pool.query(
+        await client.query(
           `INSERT INTO registrations (issuer, record, client_secret) VALUES ($1, $2, $3)
            ON CONFLICT (issuer) DO UPDATE SET record = excluded.record, client_secret = excluded.client_secret`,
           [pgText(registration.issuer), sealed.record, sealed.client_secret],

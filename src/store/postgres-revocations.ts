@@ -12,6 +12,7 @@ import type {
   RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
+import { UnknownDataKeyError } from './envelope.js';
 import {
   DB_NOW_MS,
   decodeKey,
@@ -165,6 +166,7 @@ function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
   try {
     return JSON.parse(box.open(row.secrets, revocationAad(row.id, publicView(row)))) as RevocationSecrets;
   } catch (cause) {
+    if (cause instanceof UnknownDataKeyError) throw cause; // another instance rotated: reload, retry
     throw new LatchkeyError(
       ErrorCode.STORE_KEY_MISMATCH,
       'a token queued for revocation cannot be decrypted with the current data key.',

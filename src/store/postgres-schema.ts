@@ -88,6 +88,25 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX pending_revocations_due ON pending_revocations (next_attempt_at);
   `,
+  // 2: the key table (postgres-key-table.ts), so the data key can rotate. A store of schema 1
+  // kept its one wrapped data key in meta (dek_id, dek_wrapped, wrapped by the KEK named by
+  // key_fingerprint); it becomes the key table's first row and the active key, in the same
+  // transaction as the schema change, so no instance ever sees one without the other.
+  `
+  CREATE TABLE data_keys (
+    id         TEXT NOT NULL,
+    kek_id     TEXT NOT NULL,
+    wrapped    BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (id, kek_id)
+  );
+  INSERT INTO data_keys (id, kek_id, wrapped, created_at)
+    SELECT d.value, f.value, decode(w.value, 'base64'), floor(extract(epoch from now()) * 1000)::bigint
+    FROM meta d, meta w, meta f
+    WHERE d.name = 'dek_id' AND w.name = 'dek_wrapped' AND f.name = 'key_fingerprint';
+  INSERT INTO meta (name, value) SELECT 'active_data_key', value FROM meta WHERE name = 'dek_id';
+  DELETE FROM meta WHERE name IN ('dek_id', 'dek_wrapped');
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -99,6 +118,8 @@ export const PG_SCHEMA_VERSION = MIGRATIONS.length;
 export const MIGRATION_LOCK = 0x6c61_7463_6800_01n;
 export const EVENT_ORDER_LOCK = 0x6c61_7463_6800_02n;
 export const KEY_SETUP_LOCK = 0x6c61_7463_6800_03n;
+/** Held shared by every write transaction, exclusively by a key rotation (PgKeyTracking). */
+export const KEY_ROTATION_LOCK = 0x6c61_7463_6800_04n;
 
 /** Bring the schema to PG_SCHEMA_VERSION; `client` must be inside a transaction. */
 export async function migrate(client: Queryable): Promise<void> {

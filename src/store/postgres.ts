@@ -6,7 +6,10 @@ import { PgConnection, storeFailure } from './postgres-connection.js';
 import { pgCredentialTable } from './postgres-credentials.js';
 import { pgDueIndex } from './postgres-due.js';
 import { pgEventLog, pruneEvents } from './postgres-events.js';
-import { type PgKeyStorage, setUpPgKey } from './postgres-key.js';
+import type { KeyProvider } from './envelope.js';
+import { withStoreKeys } from './key-table.js';
+import { type PgKeys, type PgKeyStorage, pgKeyTracking, setUpPgKey } from './postgres-key.js';
+import { pgKeyTable } from './postgres-key-table.js';
 import { pgLeaseTable } from './postgres-leases.js';
 import { PgEventFeed } from './postgres-listen.js';
 import { pgDiscoveryCache, pgRegistrationCache } from './postgres-registrations.js';
@@ -24,6 +27,11 @@ export interface PostgresStoreOptions {
    * mean the OS keyring (no key file for a shared database). Default `auto`.
    */
   keyStorage?: PgKeyStorage;
+  /**
+   * A key-encryption key of your own (a KMS, an HSM): it wraps the store's data keys instead
+   * of LATCHKEY_KEY or the keyring. Every instance of the store needs it. Default: none.
+   */
+  keyProvider?: KeyProvider;
   /** Deadline for each OS keyring call. Default 3000 ms. */
   keyringTimeoutMs?: number;
   /** Environment to read LATCHKEY_KEY from. Default `process.env`. */
@@ -62,7 +70,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let conn: PgConnection | undefined;
   try {
     const key = await setUp(pool, options, location);
-    conn = new PgConnection(pool, key.box, location);
+    conn = new PgConnection(pool, key.ring, location);
     const feed = new PgEventFeed(conn, {
       connect: () => listenClient(config),
       safetyPollMs: options.watchSafetyPollMs ?? 5000,
@@ -73,7 +81,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await feed.start();
     schedulePruning(conn, options);
     const security: StoreSecurity = { keySource: key.source, insecure: false, location };
-    return composeStore(conn, feed, security);
+    return envelopeStore(conn, composeStore(conn, feed, security), key);
   } catch (error) {
     await (conn?.close() ?? pool.end()).catch(() => undefined);
     throw storeFailure(error, location);
@@ -114,6 +122,7 @@ async function setUp(pool: pg.Pool, options: PostgresStoreOptions, location: str
       env: options.env ?? process.env,
       keyStorage: options.keyStorage ?? 'auto',
       identity: location,
+      ...(options.keyProvider === undefined ? {} : { keyProvider: options.keyProvider }),
       ...(options.keyringTimeoutMs === undefined ? {} : { keyringTimeoutMs: options.keyringTimeoutMs }),
     });
     await client.query('COMMIT');
@@ -147,6 +156,31 @@ function schedulePruning(conn: PgConnection, options: PostgresStoreOptions): voi
   conn.onClose(() => {
     clearInterval(timer);
     return Promise.resolve();
+  });
+}
+
+/**
+ * Wire key rotation into the store: the connection follows other instances' rotations (each
+ * write transaction checks the active data key), and rekeyStore() finds the key table.
+ */
+function envelopeStore(conn: PgConnection, store: CredentialStore, keys: PgKeys): CredentialStore {
+  let provider = keys.provider;
+  let source = keys.source;
+  const tracking = pgKeyTracking(conn.pool, keys.ring, () => provider);
+  conn.keys = tracking;
+  return withStoreKeys(store, {
+    table: pgKeyTable(conn, () => keys.ring),
+    get provider() {
+      return provider;
+    },
+    get source() {
+      return source;
+    },
+    reload: () => tracking.reload(),
+    useProvider(next, nextSource) {
+      provider = next;
+      source = nextSource;
+    },
   });
 }
 

@@ -10,6 +10,7 @@ import { sealedBy } from '../../src/store/envelope.js';
 import { rekeyStore } from '../../src/store/rekey.js';
 import { obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
+import { adminQuery } from '../support/postgres.js';
 import { loginSubjects, runRefresher } from '../support/refresher-env.js';
 import { startWorker, type Worker } from '../support/worker.js';
 
@@ -17,6 +18,7 @@ const WORKER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.met
 const REFRESHER = fileURLToPath(new URL('../fixtures/refresher-worker.ts', import.meta.url));
 const SUBJECTS = ['local', 'u1', 'u2', 'u3', 'u4', 'u5'];
 
+// Runs on SQLite, and on PostgreSQL with LATCHKEY_TEST_STORE=postgres (scripts/run-suite.sh).
 describe('rekey under load', () => {
   let env: LifecycleEnv;
   before(async () => {
@@ -115,11 +117,9 @@ describe('rekey under load', () => {
         `${credential.key.subject}: ${JSON.stringify(credential.status)}`,
       );
     }
-    const db = new Database(join(env.home, 'latchkey.db'), { readonly: true });
-    t.after(() => void db.close());
-    const sealed = db.prepare('SELECT secrets FROM credentials').pluck().all() as Buffer[];
-    assert.deepEqual(new Set(sealed.map((s) => sealedBy(s))), new Set([last.dataKey]));
-    assert.deepEqual(db.prepare('SELECT DISTINCT id FROM data_keys').pluck().all(), [last.dataKey]);
+    const raw = await rawTables(env);
+    assert.deepEqual(new Set(raw.credentials.map((row) => sealedBy(row.secrets))), new Set([last.dataKey]));
+    assert.deepEqual(raw.dataKeys, [last.dataKey]);
   });
 
   it('the fleet refresher, in another process and in this one, refreshes through rotations and keeps every row due', async (t) => {
@@ -154,11 +154,7 @@ describe('rekey under load', () => {
     assert.equal(env.as.counters.count('refresh_token', 'invalid_grant'), 0);
 
     const last = rotations.at(-1)!;
-    const db = new Database(join(env.home, 'latchkey.db'), { readonly: true });
-    t.after(() => void db.close());
-    const rows = db
-      .prepare(`SELECT subject, due_at, secrets FROM credentials WHERE subject LIKE 'fleet-%'`)
-      .all() as { subject: string; due_at: number | null; secrets: Buffer }[];
+    const rows = (await rawTables(env)).credentials.filter((row) => row.subject.startsWith('fleet-'));
     assert.equal(rows.length, users.length);
     for (const row of rows) {
       assert.notEqual(row.due_at, null, `${row.subject} is still in the due index`);
@@ -171,6 +167,36 @@ describe('rekey under load', () => {
     }
   });
 });
+
+interface RawTables {
+  credentials: { subject: string; due_at: number | null; secrets: Buffer }[];
+  dataKeys: string[];
+}
+
+/** The store's tables as another program sees them, on either store (LATCHKEY_TEST_STORE). */
+async function rawTables(env: LifecycleEnv): Promise<RawTables> {
+  const credentials = 'SELECT subject, due_at, secrets FROM credentials';
+  const dataKeys = 'SELECT DISTINCT id FROM data_keys';
+  if (env.storeKind === 'postgres') {
+    const url = env.env['LATCHKEY_STORE']!;
+    return {
+      credentials: (await adminQuery(url, credentials)).rows.map((row: RawTables['credentials'][number]) => ({
+        ...row,
+        due_at: row.due_at === null ? null : Number(row.due_at),
+      })),
+      dataKeys: (await adminQuery(url, dataKeys)).rows.map((row: { id: string }) => row.id),
+    };
+  }
+  const db = new Database(join(env.home, 'latchkey.db'), { readonly: true });
+  try {
+    return {
+      credentials: db.prepare(credentials).all() as RawTables['credentials'],
+      dataKeys: db.prepare(dataKeys).pluck().all() as string[],
+    };
+  } finally {
+    db.close();
+  }
+}
 
 /** Every message a worker sent that no `next` took yet, after it exited. */
 async function drain(worker: Worker): Promise<Record<string, unknown>[]> {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -8,42 +7,22 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
 import { keyFingerprint } from '../../src/store/crypto.js';
-import { type KeyProvider, localKeyProvider } from '../../src/store/envelope.js';
+import { localKeyProvider } from '../../src/store/envelope.js';
 import { rekeyStore } from '../../src/store/rekey.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { latchkeyError } from './contract.js';
-import { assertReadable, envOf, inspect, newKey, openStore, tempDir, writeMany } from './envelope-support.js';
+import {
+  AesKeyWrapProvider,
+  assertReadable,
+  envOf,
+  inspect,
+  newKey,
+  openStore,
+  tempDir,
+  writeMany,
+} from './envelope-support.js';
 
 const LEGACY_FIXTURE = fileURLToPath(new URL('../fixtures/legacy-v1-store.db', import.meta.url));
-
-/**
- * A KEK of the test's own, as a KMS would hold it: RFC 3394 AES key wrap (not latchkey's
- * AES-GCM wrapping), with the key kept inside this object. It counts its calls, so the test
- * can show latchkey does not call a (slow, metered) KMS per token.
- */
-class AesKeyWrapProvider implements KeyProvider {
-  readonly id: string;
-  wraps = 0;
-  unwraps = 0;
-  readonly #kek = randomBytes(32);
-  static readonly #IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
-
-  constructor(label: string) {
-    this.id = `test-kms:${label}`;
-  }
-
-  wrap(dataKey: Buffer): Promise<Buffer> {
-    this.wraps += 1;
-    const cipher = createCipheriv('id-aes256-wrap', this.#kek, AesKeyWrapProvider.#IV);
-    return Promise.resolve(Buffer.concat([cipher.update(dataKey), cipher.final()]));
-  }
-
-  unwrap(wrapped: Buffer): Promise<Buffer> {
-    this.unwraps += 1;
-    const decipher = createDecipheriv('id-aes256-wrap', this.#kek, AesKeyWrapProvider.#IV);
-    return Promise.resolve(Buffer.concat([decipher.update(wrapped), decipher.final()]));
-  }
-}
 
 describe('envelope encryption (sqlite store): key-encryption keys', () => {
   it('opens a store written by latchkey before envelope encryption and migrates it', async (t) => {

@@ -1,7 +1,7 @@
 // Shared by the envelope-encryption tests: scratch directories, stores of N credentials,
 // and a look at the database file as another program sees it.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { after } from 'node:test';
 import Database from 'better-sqlite3';
 
 import type { CredentialStore } from '../../src/store/contract.js';
-import { sealedBy } from '../../src/store/envelope.js';
+import { type KeyProvider, sealedBy } from '../../src/store/envelope.js';
 import { openSqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite.js';
 import { credentialKey, credentialRecord, eventFor } from './contract.js';
 
@@ -80,5 +80,34 @@ export function inspect(home: string) {
     return { sealedBy: new Set(values.map((v) => sealedBy(v))), keys, active, count: values.length };
   } finally {
     db.close();
+  }
+}
+
+/**
+ * A KEK of the test's own, as a KMS would hold it: RFC 3394 AES key wrap (not latchkey's
+ * AES-GCM wrapping), with the key kept inside this object. It counts its calls, so the test
+ * can show latchkey does not call a (slow, metered) KMS per token.
+ */
+export class AesKeyWrapProvider implements KeyProvider {
+  readonly id: string;
+  wraps = 0;
+  unwraps = 0;
+  readonly #kek = randomBytes(32);
+  static readonly #IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
+
+  constructor(label: string) {
+    this.id = `test-kms:${label}`;
+  }
+
+  wrap(dataKey: Buffer): Promise<Buffer> {
+    this.wraps += 1;
+    const cipher = createCipheriv('id-aes256-wrap', this.#kek, AesKeyWrapProvider.#IV);
+    return Promise.resolve(Buffer.concat([cipher.update(dataKey), cipher.final()]));
+  }
+
+  unwrap(wrapped: Buffer): Promise<Buffer> {
+    this.unwraps += 1;
+    const decipher = createDecipheriv('id-aes256-wrap', this.#kek, AesKeyWrapProvider.#IV);
+    return Promise.resolve(Buffer.concat([decipher.update(wrapped), decipher.final()]));
   }
 }

@@ -8,7 +8,6 @@ import pg from 'pg';
 
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
-import { rekeyStore } from '../../src/store/rekey.js';
 import { adminQuery, freshDatabase, startCluster, type TestDatabase } from '../support/postgres.js';
 import {
   credentialKey,
@@ -329,7 +328,7 @@ describe('postgres store', () => {
     const versions = await adminQuery(db.url, 'SELECT version FROM schema_migrations ORDER BY version');
     assert.deepEqual(
       versions.rows.map((r: { version: number }) => r.version),
-      [1],
+      [1, 2],
     );
     const fingerprints = await adminQuery(db.url, `SELECT value FROM meta WHERE name = 'key_fingerprint'`);
     assert.equal(fingerprints.rowCount, 1);
@@ -385,20 +384,22 @@ describe('postgres store', () => {
     await assert.rejects(db.open({ env: { LATCHKEY_KEY: newKey() } }), latchkeyError('STORE_KEY_MISMATCH'));
   });
 
-  it('keeps its data key in meta only wrapped (nonce, tag, 32 sealed bytes); rekey says it is not there yet', async (t) => {
+  it('keeps its data key only wrapped (nonce, tag, 32 sealed bytes), in data_keys, named active in meta', async (t) => {
     const db = await database(t);
-    const store = await db.open();
+    await db.open();
     const meta = await adminQuery(db.url, `SELECT name, value FROM meta ORDER BY name`);
     assert.deepEqual(
       meta.rows.map((r: { name: string }) => r.name),
-      ['dek_id', 'dek_wrapped', 'key_fingerprint', 'key_source'],
+      ['active_data_key', 'key_fingerprint', 'key_source'],
     );
-    const wrapped = (meta.rows as { name: string; value: string }[]).find((r) => r.name === 'dek_wrapped')!;
-    assert.equal(Buffer.from(wrapped.value, 'base64').length, 12 + 16 + 32);
-    await assert.rejects(
-      rekeyStore(store),
-      latchkeyError('INVALID_INPUT', (e) => assert.match(e.message, /not available for a PostgreSQL store/)),
-    );
+    const keys = await adminQuery(db.url, `SELECT id, kek_id, wrapped FROM data_keys`);
+    assert.equal(keys.rowCount, 1);
+    const [row] = keys.rows as { id: string; kek_id: string; wrapped: Buffer }[];
+    const value = (name: string): string =>
+      (meta.rows as { name: string; value: string }[]).find((r) => r.name === name)!.value;
+    assert.equal(row!.id, value('active_data_key'));
+    assert.equal(row!.kek_id, value('key_fingerprint'));
+    assert.equal(row!.wrapped.length, 12 + 16 + 32);
   });
 
   it('needs LATCHKEY_KEY or a keyring, and says so', async (t) => {

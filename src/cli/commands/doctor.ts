@@ -239,10 +239,7 @@ async function storeFinding(env: NodeJS.ProcessEnv): Promise<Finding> {
     return newStoreFinding(env, target.path, target.home);
   try {
     const store = await openStore(undefined, { env });
-    // Key rotation (a key table and rekey) exists for SQLite only so far; docs/stores.md.
-    const rotation = await (
-      store.kind === 'sqlite' ? unfinishedRotation(store) : Promise.resolve(undefined)
-    ).finally(() => store.close());
+    const rotation = await unfinishedRotation(store).finally(() => store.close());
     if (rotation !== undefined) return rotation;
     return store.security.insecure
       ? {

@@ -3,8 +3,10 @@ import { newDataKey, parseDataKey } from '../../store/crypto.js';
 import { keyringAccount } from '../../store/data-key.js';
 import { localKeyProvider } from '../../store/envelope.js';
 import { keyringSlot } from '../../store/keyring.js';
+import { storeTarget } from '../../store/open.js';
 import { defaultHome } from '../../store/paths.js';
 import { rekeyStore, type RekeyOptions, type RekeyResult } from '../../store/rekey.js';
+import { redactStoreUrl } from '../../store/store-url.js';
 import type { CliIO } from '../io.js';
 import { openCliStore } from '../open-store.js';
 
@@ -19,7 +21,13 @@ export interface RekeyCliOptions {
 
 /** `latchkey store rekey`: rekeyStore() on the user's store, with the new KEK taken from where the flag says. */
 export async function runRekey(io: CliIO, options: RekeyCliOptions): Promise<void> {
-  const newKek = options.newKeyFrom === undefined ? undefined : newKeyFrom(io, options.newKeyFrom);
+  const target = storeTarget(undefined, { env: io.env });
+  // The keyring entry a store's KEK lives in: per home for SQLite, per database for Postgres
+  // (named as postgres-key.ts names it: the URL without its password).
+  const keyringHome =
+    target.kind === 'postgres' ? `postgres:${redactStoreUrl(target.url)}` : defaultHome(io.env);
+  const newKek =
+    options.newKeyFrom === undefined ? undefined : newKeyFrom(io, options.newKeyFrom, keyringHome);
   if (newKek !== undefined && options.resume) {
     throw usage(
       '--resume finishes a rotation with the key this process opens the store with; it takes no --new-key-from',
@@ -41,7 +49,7 @@ export async function runRekey(io: CliIO, options: RekeyCliOptions): Promise<voi
   }
 }
 
-function newKeyFrom(io: CliIO, from: string): Pick<RekeyOptions, 'newKek' | 'commitKek'> {
+function newKeyFrom(io: CliIO, from: string, home: string): Pick<RekeyOptions, 'newKek' | 'commitKek'> {
   if (from.startsWith('env:')) {
     const name = from.slice('env:'.length);
     const key = parseDataKey(io.env[name] ?? '');
@@ -52,7 +60,6 @@ function newKeyFrom(io: CliIO, from: string): Pick<RekeyOptions, 'newKek' | 'com
   }
   if (from === 'keyring') {
     const key = newDataKey();
-    const home = defaultHome(io.env);
     return {
       newKek: { provider: localKeyProvider(key), source: 'keyring' },
       // Only after the store holds every data key wrapped by the new key: a crash before this

@@ -1,0 +1,468 @@
+// Envelope encryption and online rekey on the PostgreSQL store, on a real server
+// (test/support/postgres.ts): the envelope.test.ts cases that hold for a shared database, with
+// store objects standing for instances and child processes for other machines.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import pg from 'pg';
+
+import type { CredentialStore } from '../../src/store/contract.js';
+import { keyFingerprint } from '../../src/store/crypto.js';
+import { localKeyProvider, sealedBy } from '../../src/store/envelope.js';
+import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { KEY_ROTATION_LOCK } from '../../src/store/postgres-schema.js';
+import { keyRotationStatus, rekeyStore } from '../../src/store/rekey.js';
+import { adminQuery, freshDatabase } from '../support/postgres.js';
+import { startWorker } from '../support/worker.js';
+import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret, sleep } from './contract.js';
+import { AesKeyWrapProvider, assertReadable, envOf, newKey, writeMany } from './envelope-support.js';
+
+const CHILD = fileURLToPath(new URL('../fixtures/rekey-child.ts', import.meta.url));
+const MAIN_LAYOUT = fileURLToPath(new URL('../fixtures/pg-main-layout-store.sql', import.meta.url));
+
+interface Db {
+  url: string;
+  env: NodeJS.ProcessEnv;
+  /** Another instance of the store (its own pool and LISTEN connection), closed when the test ends. */
+  open(options?: Partial<PostgresStoreOptions>): Promise<CredentialStore>;
+  /** The tables as another program sees them. */
+  inspect(): Promise<Inspection>;
+}
+
+interface Inspection {
+  sealedBy: Set<string | undefined>;
+  keys: { id: string; kek_id: string; wrapped: Buffer }[];
+  active: string;
+  count: number;
+}
+
+async function database(t: TestContext, env: NodeJS.ProcessEnv = envOf(newKey())): Promise<Db> {
+  const db = await freshDatabase();
+  const opened: CredentialStore[] = [];
+  t.after(async () => {
+    for (const store of opened) await store.close();
+    await db.drop();
+  });
+  return {
+    url: db.url,
+    env,
+    open: async (options = {}) => {
+      const store = await openPostgresStore({ url: db.url, env, ...options });
+      opened.push(store);
+      return store;
+    },
+    inspect: () => inspect(db.url),
+  };
+}
+
+async function inspect(url: string): Promise<Inspection> {
+  const values = (
+    await adminQuery(
+      url,
+      `SELECT secrets AS v FROM credentials UNION ALL
+       SELECT client_secret FROM registrations WHERE client_secret IS NOT NULL UNION ALL
+       SELECT secrets FROM pending_revocations`,
+    )
+  ).rows.map((r: { v: Buffer }) => r.v);
+  const keys = (await adminQuery(url, 'SELECT id, kek_id, wrapped FROM data_keys'))
+    .rows as Inspection['keys'];
+  const active = (await adminQuery(url, `SELECT value FROM meta WHERE name = 'active_data_key'`)).rows as {
+    value: string;
+  }[];
+  return {
+    sealedBy: new Set(values.map((v) => sealedBy(v))),
+    keys,
+    active: active[0]?.value ?? '',
+    count: values.length,
+  };
+}
+
+/** Every row of every table of the database, as text (bytea shows as \x and hex). */
+async function dumpAll(url: string): Promise<string> {
+  const tables = (
+    await adminQuery(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+  ).rows.map((r: { table_name: string }) => r.table_name);
+  let text = '';
+  for (const table of tables) {
+    const rows = await adminQuery(url, `SELECT t::text AS row FROM "${table}" t`);
+    text += rows.rows.map((r: { row: string }) => r.row).join('\n');
+  }
+  return text;
+}
+
+describe('envelope encryption (postgres store): sealing and rotation', () => {
+  it('seals every secret under a wrapped data key; no key or secret is in any table in clear', async (t) => {
+    const kek = newKey();
+    const db = await database(t, envOf(kek));
+    const store = await db.open();
+    const records = await writeMany(store, 3);
+    const clientSecret = secret('cs');
+    await store.putRegistration({
+      issuer: 'https://as.example.com',
+      clientId: 'c',
+      clientSecret,
+      tokenEndpointAuthMethod: 'client_secret_basic',
+      method: 'dynamic',
+      registeredAt: 1,
+    });
+    const queued = pendingRevocation(credentialKey(9));
+    await store.addPendingRevocations([queued], eventFor(queued.key, 'revocation-pending'));
+    const first = await db.inspect();
+    await rekeyStore(store, { pauseMs: 0, batchSize: 2 }); // a second data key has existed too
+
+    const after = await db.inspect();
+    assert.equal(after.count, 5);
+    assert.deepEqual([...after.sealedBy], [after.active], 'every value names the active data key');
+    assert.equal(after.keys.length, 1);
+    assert.equal(after.keys[0]?.kek_id, keyFingerprint(kek));
+    const provider = localKeyProvider(kek);
+    const deks = [
+      await provider.unwrap(first.keys[0]!.wrapped),
+      await provider.unwrap(after.keys[0]!.wrapped),
+    ];
+
+    const dump = (await dumpAll(db.url)).toLowerCase();
+    const forms = (b: Buffer): string[] => [b.toString('hex'), b.toString('base64'), b.toString('base64url')];
+    const secrets = [
+      clientSecret,
+      queued.secrets.token,
+      ...records.flatMap((r) => [
+        r.secrets.accessToken,
+        r.secrets.refreshToken ?? '',
+        r.secrets.idToken ?? '',
+      ]),
+    ];
+    const needles = [
+      ...[kek, ...deks].flatMap(forms),
+      ...secrets.flatMap((s) => [s, Buffer.from(s).toString('hex')]),
+    ];
+    for (const needle of needles) {
+      assert.equal(dump.indexOf(needle.toLowerCase()), -1, 'key material or a secret in a table');
+    }
+  });
+
+  it('rekey: a new data key seals everything, every value reads back, the old key is deleted', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 25);
+    const before = await db.inspect();
+    assert.deepEqual((await keyRotationStatus(store)).dataKeys, [before.active]);
+
+    const result = await rekeyStore(store, { batchSize: 4, pauseMs: 0 });
+    const after = await db.inspect();
+    assert.notEqual(result.dataKey, before.active);
+    assert.equal(after.active, result.dataKey);
+    assert.deepEqual([...after.sealedBy], [result.dataKey]);
+    assert.deepEqual(
+      after.keys.map((k) => k.id),
+      [result.dataKey],
+    );
+    assert.deepEqual(result.dropped, [before.active]);
+    assert.equal(result.resealed, 25);
+    assert.deepEqual(await keyRotationStatus(store), {
+      activeDataKey: result.dataKey,
+      dataKeys: [result.dataKey],
+      keyEncryptionKeys: [keyFingerprint(Buffer.from(db.env['LATCHKEY_KEY']!, 'base64'))],
+    });
+    await assertReadable(store, records);
+    await assertReadable(await db.open(), records);
+  });
+
+  it('during a rotation both data keys read, and another instance writes with the new one at once', async (t) => {
+    const db = await database(t);
+    const rotating = await db.open();
+    const other = await db.open(); // opened before the rotation: holds only the old key
+    const records = await writeMany(rotating, 20);
+    const oldKey = (await db.inspect()).active;
+
+    const stop = new AbortController();
+    await assert.rejects(
+      rekeyStore(rotating, {
+        batchSize: 3,
+        pauseMs: 0,
+        signal: stop.signal,
+        onProgress: ({ resealed }) => resealed >= 6 && stop.abort(),
+      }),
+      { name: 'AbortError' },
+    );
+    const mid = await db.inspect();
+    assert.notEqual(mid.active, oldKey);
+    assert.deepEqual(new Set(mid.sealedBy), new Set([oldKey, mid.active]), 'half re-sealed');
+    assert.equal(new Set(mid.keys.map((k) => k.id)).size, 2);
+    const status = await keyRotationStatus(other);
+    assert.equal(status.dataKeys.length, 2, 'the status shows the unfinished rotation');
+
+    // The other instance writes first, before anything made it read the new key.
+    const [written] = await writeMany(other, 1, 100);
+    const blob = (
+      await adminQuery(db.url, 'SELECT secrets FROM credentials WHERE server = $1', [written!.key.server])
+    ).rows[0] as { secrets: Buffer };
+    assert.equal(sealedBy(blob.secrets), mid.active, 'the other instance wrote with the new data key');
+    await assertReadable(other, records); // old and new values
+    await assertReadable(await db.open(), [...records, written!]);
+
+    const finished = await rekeyStore(other, { resume: true, pauseMs: 0 });
+    assert.equal(finished.dataKey, mid.active, 'resume starts no new rotation');
+    assert.deepEqual(finished.dropped, [oldKey]);
+    assert.deepEqual([...(await db.inspect()).sealedBy], [mid.active]);
+    await assertReadable(rotating, [...records, written!]);
+  });
+
+  it('a rotation waits for the write transactions in flight before it makes a new key active', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 3);
+    const oldKey = (await db.inspect()).active;
+    // A write in flight, as every write transaction begins (postgres-connection.ts): it holds
+    // the rotation lock shared until it commits, having read the old key as the active one.
+    const inFlight = new pg.Client({ connectionString: db.url });
+    inFlight.on('error', () => undefined); // dropping the database at the end cuts it off
+    await inFlight.connect();
+    await inFlight.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_ROTATION_LOCK})`);
+
+    const rotation = rekeyStore(store, { pauseMs: 0 });
+    let waiting = false;
+    for (let tries = 0; !waiting && tries < 250; tries++) {
+      const blocked = await adminQuery(
+        db.url,
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+      );
+      waiting = (blocked.rowCount ?? 0) > 0;
+      if (!waiting) await sleep(20);
+    }
+    assert.ok(waiting, 'the rotation waits on the lock');
+    assert.equal((await db.inspect()).active, oldKey, 'no new key is active while the write is open');
+    await inFlight.query('COMMIT');
+    await inFlight.end();
+    const result = await rotation;
+    assert.notEqual(result.dataKey, oldKey);
+    assert.deepEqual(result.dropped, [oldKey]);
+    await assertReadable(store, records);
+  });
+
+  it('another instance (a separate process) writing all through a rekey loses nothing', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 30);
+    const servers = [0, 1, 2, 3].map((n) => credentialKey(`w${n}`).server);
+    const writer = startWorker(CHILD, {
+      ...db.env,
+      LATCHKEY_STORE: db.url,
+      LK_MODE: 'write',
+      LK_SERVERS: servers.join(','),
+    } as Record<string, string>);
+    t.after(() => writer.kill('SIGKILL'));
+    await writer.next((m) => m['type'] === 'started');
+
+    const result = await rekeyStore(store, { batchSize: 1, pauseMs: 5 });
+    writer.send({ stop: true });
+    const done = await writer.next<{ tokens: Record<string, string> }>((m) => m['type'] === 'done');
+    assert.deepEqual(await writer.exited, { code: 0, signal: null }, writer.stderr());
+
+    // Only what existed when the rotation began needed re-sealing: from then on the writer's
+    // every write used the new key (without the active-key check it would re-seal forever).
+    assert.ok(result.resealed <= records.length + servers.length, `re-sealed ${result.resealed}`);
+    const tables = await db.inspect();
+    assert.deepEqual(
+      [...tables.sealedBy],
+      [result.dataKey],
+      'the writer used the new key once the rotation began',
+    );
+    assert.deepEqual([...new Set(tables.keys.map((k) => k.id))], [result.dataKey]);
+    await assertReadable(store, records);
+    const fresh = await db.open();
+    for (const server of servers) {
+      const stored = await fresh.getCredential({
+        server,
+        issuer: 'https://as.example.com',
+        subject: 'local',
+      });
+      assert.equal(stored?.secrets.accessToken, done.tokens[server], `${server}: the writer's last write`);
+    }
+  });
+
+  it('a rekey process killed with SIGKILL mid-way leaves every value readable, and --resume finishes it', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 40);
+    const oldKey = (await db.inspect()).active;
+    const child = startWorker(CHILD, {
+      ...db.env,
+      LATCHKEY_STORE: db.url,
+      LK_MODE: 'rekey',
+      LK_PAUSE_MS: '25',
+    } as Record<string, string>);
+    t.after(() => child.kill('SIGKILL'));
+    await child.next((m) => m['type'] === 'progress' && Number(m['resealed']) >= 8);
+    child.kill('SIGKILL');
+    assert.equal((await child.exited).signal, 'SIGKILL');
+
+    const mid = await db.inspect();
+    assert.deepEqual(new Set(mid.sealedBy), new Set([oldKey, mid.active]), 'killed half way');
+    await assertReadable(store, records); // this instance follows the rotation it did not run
+    await assertReadable(await db.open(), records);
+
+    const result = await rekeyStore(store, { resume: true, pauseMs: 0 });
+    assert.equal(result.dataKey, mid.active);
+    assert.deepEqual(result.dropped, [oldKey]);
+    assert.deepEqual([...(await db.inspect()).sealedBy], [mid.active]);
+    await assertReadable(store, records);
+  });
+
+  it('a value that does not open stops the rekey with a typed error naming it; the old key stays', async (t) => {
+    const db = await database(t);
+    const store = await db.open();
+    const records = await writeMany(store, 4);
+    const oldKey = (await db.inspect()).active;
+    const damaged = records[2]!.key.server;
+    // Flip the last bit of its sealed value (the GCM tag no longer matches).
+    await adminQuery(
+      db.url,
+      `UPDATE credentials SET secrets = set_byte(secrets, length(secrets) - 1,
+         get_byte(secrets, length(secrets) - 1) # 1) WHERE server = $1`,
+      [damaged],
+    );
+    await assert.rejects(
+      rekeyStore(store, { pauseMs: 0 }),
+      latchkeyError('STORE_KEY_MISMATCH', (e) => assert.ok(e.message.includes(damaged), e.message)),
+    );
+    assert.ok(new Set((await db.inspect()).keys.map((k) => k.id)).has(oldKey), 'the old data key is kept');
+    await assertReadable(
+      store,
+      records.filter((r) => r.key.server !== damaged),
+    );
+    const [replaced] = await writeMany(store, 1, 2); // a new login replaces the damaged value
+    await rekeyStore(store, { resume: true, pauseMs: 0 });
+    assert.equal(new Set((await db.inspect()).keys.map((k) => k.id)).size, 1);
+    await assertReadable(store, [...records.filter((r) => r.key.server !== damaged), replaced!]);
+  });
+});
+
+describe('envelope encryption (postgres store): key-encryption keys', () => {
+  it('a wrong key-encryption key is STORE_KEY_MISMATCH and loses nothing, before and after a KEK change', async (t) => {
+    const first = newKey();
+    const second = newKey();
+    const db = await database(t, envOf(first));
+    const store = await db.open();
+    const records = await writeMany(store, 5);
+    const untouched = await dumpAll(db.url);
+
+    await assert.rejects(db.open({ env: envOf(second) }), latchkeyError('STORE_KEY_MISMATCH'));
+    assert.equal(await dumpAll(db.url), untouched, 'a wrong key changes nothing in the database');
+    await assertReadable(store, records);
+
+    // Step 1: the new KEK is added; the old one keeps working for instances not restarted yet.
+    const result = await rekeyStore(store, {
+      newKek: { provider: localKeyProvider(second), source: 'env' },
+      pauseMs: 0,
+    });
+    assert.equal(result.kek, keyFingerprint(second));
+    const stillOld = await db.open({ env: envOf(first) });
+    await assertReadable(stillOld, records);
+    assert.equal((await keyRotationStatus(store)).keyEncryptionKeys.length, 2, 'a KEK change is unfinished');
+    // Step 2, run with the new KEK once every instance has it: the old KEK's copies go.
+    const withSecond = await db.open({ env: envOf(second) });
+    await rekeyStore(withSecond, { resume: true, pauseMs: 0 });
+    assert.deepEqual(
+      new Set((await db.inspect()).keys.map((k) => k.kek_id)),
+      new Set([keyFingerprint(second)]),
+    );
+    await assertReadable(store, records); // the instances already running go on
+    await assertReadable(stillOld, records);
+    await assert.rejects(db.open({ env: envOf(first) }), latchkeyError('STORE_KEY_MISMATCH'));
+    await assertReadable(await db.open({ env: envOf(second) }), records);
+  });
+
+  it('takes a KeyProvider of the caller, calls it per data key (not per token), and rekeys to another', async (t) => {
+    const db = await database(t, {});
+    const kms = new AesKeyWrapProvider('pg-one');
+    const store = await db.open({ keyProvider: kms });
+    assert.equal(store.security.keySource, 'provider');
+    const records = await writeMany(store, 10);
+    assert.equal((await db.inspect()).keys[0]?.kek_id, kms.id);
+
+    await assert.rejects(
+      db.open({ keyProvider: new AesKeyWrapProvider('pg-one-again') }),
+      latchkeyError('STORE_KEY_MISMATCH'),
+    );
+    await assert.rejects(db.open({ env: envOf(newKey()) }), latchkeyError('STORE_KEY_MISMATCH'));
+    await assert.rejects(db.open(), latchkeyError('STORE_KEY_MISMATCH')); // no provider given at all
+
+    const unwrapsBefore = kms.unwraps;
+    const reader = await db.open({ keyProvider: kms });
+    await assertReadable(reader, records);
+    await assertReadable(reader, records);
+    assert.equal(kms.unwraps - unwrapsBefore, 1, 'one unwrap when the store opened, none per read');
+
+    const next = new AesKeyWrapProvider('pg-two');
+    await rekeyStore(store, { newKek: { provider: next, source: 'provider' }, pauseMs: 0 });
+    await assertReadable(reader, records); // opened under the old KEK, still reading the new data key
+    const withNext = await db.open({ keyProvider: next });
+    await rekeyStore(withNext, { resume: true, pauseMs: 0 });
+    assert.deepEqual(new Set((await db.inspect()).keys.map((k) => k.kek_id)), new Set([next.id]));
+    await assertReadable(reader, records);
+    await assert.rejects(db.open({ keyProvider: kms }), latchkeyError('STORE_KEY_MISMATCH'));
+    await assertReadable(withNext, records);
+  });
+
+  it('opens a store made before the key table (one wrapped key in meta), and rekeys it', async (t) => {
+    const legacyKey = Buffer.alloc(32, 0x2a); // the LATCHKEY_KEY the fixture was written with
+    const db = await database(t, envOf(legacyKey));
+    await adminQuery(db.url, readFileSync(MAIN_LAYOUT, 'utf8'));
+    const versions = async (): Promise<number[]> =>
+      (await adminQuery(db.url, 'SELECT version FROM schema_migrations ORDER BY version')).rows.map(
+        (r: { version: number }) => r.version,
+      );
+    assert.deepEqual(await versions(), [1]);
+    const untouched = await dumpAll(db.url);
+    const meta = (await adminQuery(db.url, `SELECT value FROM meta WHERE name = 'dek_id'`)).rows as {
+      value: string;
+    }[];
+    const oldDek = meta[0]!.value;
+
+    // A wrong key is refused, and the migration that ran in the same transaction is undone.
+    await assert.rejects(db.open({ env: envOf(newKey()) }), latchkeyError('STORE_KEY_MISMATCH'));
+    assert.deepEqual(await versions(), [1]);
+    assert.equal(await dumpAll(db.url), untouched, 'nothing changed');
+
+    const store = await db.open();
+    assert.deepEqual(await versions(), [1, 2]);
+    const key = {
+      server: 'https://main-layout.example.com/mcp',
+      issuer: 'https://as.example.com',
+      subject: 'alice',
+    };
+    const secrets = {
+      accessToken: 'pg-main-access-token-3b7e19d2',
+      refreshToken: 'pg-main-refresh-token-8c41f0a6',
+    };
+    assert.deepEqual((await store.getCredential(key))?.secrets, secrets);
+    assert.equal((await store.getRegistration(key.issuer))?.clientSecret, 'pg-main-client-secret-5d9a');
+    const tables = await db.inspect();
+    assert.equal(tables.active, oldDek, 'the key in meta became the active row of data_keys');
+    assert.deepEqual(
+      tables.keys.map((k) => [k.id, k.kek_id]),
+      [[oldDek, keyFingerprint(legacyKey)]],
+    );
+    const leftover = await adminQuery(
+      db.url,
+      `SELECT name FROM meta WHERE name IN ('dek_id', 'dek_wrapped')`,
+    );
+    assert.equal(leftover.rowCount, 0, 'the old meta rows are gone');
+
+    const result = await rekeyStore(store, { pauseMs: 0 });
+    assert.equal(result.resealed, 3);
+    assert.deepEqual(result.dropped, [oldDek]);
+    const fresh = await db.open();
+    assert.deepEqual((await fresh.getCredential(key))?.secrets, secrets);
+    assert.equal((await fresh.getRegistration(key.issuer))?.clientSecret, 'pg-main-client-secret-5d9a');
+    const [claimed] = await fresh.claimPendingRevocations({
+      owner: 't',
+      ttlMs: 1000,
+      now: 1_900_000_000_000,
+    });
+    assert.equal(claimed?.secrets.token, 'pg-main-revoked-token-e7c2a4b9');
+  });
+});
