@@ -31,6 +31,36 @@ export async function breakLeaseIfHolderDead(store: LeaseTable, key: CredentialK
   return store.breakLease(key, lease.owner);
 }
 
+/**
+ * Keep extending a lease while its work runs; returns the function that stops. A lease is
+ * short so that a killed holder's claim is taken over soon, but a token request to a slow AS
+ * may outlast it: if it lapsed mid-request, another process would send the same refresh
+ * token, and an AS with reuse detection revokes the whole grant. Extensions every third of
+ * the TTL keep a live holder's lease alive whatever the request takes; a dead holder stops
+ * extending, so the takeover time stays the TTL. A failed extension is left to the write,
+ * whose lease condition then refuses it.
+ */
+export function keepLease(
+  store: LeaseTable,
+  key: CredentialKey,
+  holder: LeaseHolder,
+  ttlMs: number,
+): () => Promise<void> {
+  let pending: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(
+    () => {
+      pending = store.acquireLease(key, holder, ttlMs).catch(() => undefined);
+    },
+    Math.max(50, Math.floor(ttlMs / 3)),
+  );
+  timer.unref();
+  // Stopping waits for an extension in flight, so that none lands after the release.
+  return async () => {
+    clearInterval(timer);
+    await pending;
+  };
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {

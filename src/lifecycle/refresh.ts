@@ -19,7 +19,7 @@ import {
 } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
 import type { EngineContext } from './context.js';
-import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+import { breakLeaseIfHolderDead, keepLease, pollDelay, sleep } from './lease.js';
 
 /**
  * A refresh runs under the credential's lease and writes with an event; the registration and
@@ -44,9 +44,11 @@ export async function refreshCredential(
 ): Promise<StoredCredential> {
   const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
   if (adopted !== undefined) return adopted;
+  const stopKeeping = keepLease(ctx.store, seen.key, ctx.holder, ctx.leaseTtlMs);
   try {
     return await refreshUnderLease(ctx, seen, demand);
   } finally {
+    await stopKeeping();
     await ctx.store.releaseLease(seen.key, ctx.holder.owner).catch(() => undefined);
   }
 }

@@ -82,6 +82,34 @@ describe('fleet refresher', () => {
     assert.deepEqual(await store.listLeases(), [], 'close() handed every claim back');
   });
 
+  it('a token request slower than the lease: the holder keeps its lease, so no second instance sends the same refresh token', async () => {
+    const e = await env(3);
+    const store = await e.openStore();
+    await loginSubjects(e, store, 2);
+    const before = await generations(store);
+    e.as.counters.reset();
+    // Every refresh takes 2.5 s at the AS's front door; the leases last 1 s.
+    e.proxy.inject({ method: 'POST', path: '/token', exact: true, action: { type: 'delay', ms: 2500 } });
+    const options = { leaseTtlMs: 1000, requestTimeoutMs: 10_000 };
+    const a = start(store, options);
+    const b = start(store, options);
+    await until(
+      'two refreshes per credential',
+      async () => [...(await generations(store))].every(([id, g]) => g >= (before.get(id) ?? 0) + 2),
+      30_000,
+    );
+    await a.close();
+    await b.close();
+    const after = await generations(store);
+    const stored = [...after].reduce((sum, [id, g]) => sum + g - (before.get(id) ?? 0), 0);
+    assert.equal(e.as.counters.count('refresh_token', 'invalid_grant'), 0, 'no refresh token was sent twice');
+    assert.equal(
+      e.as.counters.count('refresh_token', 'ok'),
+      stored,
+      'every refresh that reached the AS was kept',
+    );
+  });
+
   it('spreads credentials issued together over the refresh window, by key', async () => {
     const e = await env(8);
     const store = await e.openStore();
