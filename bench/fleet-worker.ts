@@ -18,12 +18,19 @@ import { silentLogger } from '../src/log.js';
 import { openStore } from '../src/store/open.js';
 
 let statements = 0;
+/** With LK_BENCH_SQL_BREAKDOWN=1, statements counted by their first words too. */
+const bySql = process.env['LK_BENCH_SQL_BREAKDOWN'] === '1' ? new Map<string, number>() : undefined;
 const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (
   this: pg.Client,
   ...args: unknown[]
 ) {
   statements++;
+  if (bySql !== undefined) {
+    const arg = args[0] as string | { text?: string };
+    const text = (typeof arg === 'string' ? arg : (arg.text ?? '')).replace(/\s+/g, ' ').slice(0, 70);
+    bySql.set(text, (bySql.get(text) ?? 0) + 1);
+  }
   return query.apply(this, args);
 };
 
@@ -68,7 +75,13 @@ async function exit(): Promise<void> {
   // Counted before the store's own shutdown statements: what the refreshing cost.
   const counted = statements - atStart;
   await store.close();
-  say({ type: 'closed', stats: refresher?.stats(), statements: counted, errors: errors.slice(0, 5) });
+  say({
+    type: 'closed',
+    stats: refresher?.stats(),
+    statements: counted,
+    errors: errors.slice(0, 5),
+    ...(bySql === undefined ? {} : { bySql: Object.fromEntries(bySql) }),
+  });
   process.exit(0);
 }
 

@@ -8,6 +8,7 @@
 // RSS for 10k and 100k credentials is the scale bench, which `bench fleet` runs after this.
 // Measurements, not tests: nothing here fails on a slow machine.
 import { randomBytes } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 import type { RefresherOptions } from '../src/lifecycle/refresher/options.js';
@@ -58,12 +59,18 @@ export async function benchFleet(options: FleetOptions = {}): Promise<[string, F
   try {
     const out: [string, Figures][] = [];
     const perInstance = quick ? 1000 : 3000;
+    // The machine is shared: say how busy it was, since every figure below depends on it.
+    const load = loadavg()[0]?.toFixed(2) ?? '?';
     const one = await measure(endpoint, 1, perInstance, UNLIMITED, options);
     const three = await measure(endpoint, 3, perInstance * 3, UNLIMITED, options);
     out.push([
       `fleet refresher throughput: minimal node:http token endpoint, per-AS limits lifted, ` +
         `goal >= ${GOAL_PER_INSTANCE}/s per instance`,
-      { ...throughputFigures('1 instance', one, 1), ...throughputFigures('3 instances', three, 3) },
+      {
+        'machine: cores, load average (1 min) at the start': `${availableParallelism()}, ${load}`,
+        ...throughputFigures('1 instance', one, 1),
+        ...throughputFigures('3 instances', three, 3),
+      },
     ]);
     const backlog = quick ? 5000 : 20_000;
     const perInstanceRate = 150;
