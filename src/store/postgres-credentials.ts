@@ -92,10 +92,12 @@ async function write(
 ): Promise<{ result: WriteResult; eventId?: number }> {
   const key = record.key;
   if (condition.leaseOwner !== undefined) {
+    // The credential row first, then its lease row: the order a claim locks them in
+    // (postgres-due.ts). The other order deadlocks with a claim whose snapshot predates
+    // this lease, and the victim may be this write, after the AS rotated the tokens.
+    const current = await lockedGeneration(client, key);
     const owner = await lockedLeaseOwner(client, key);
-    if (owner !== condition.leaseOwner) {
-      return { result: refuse(await generationOf(client, key), owner, condition) };
-    }
+    if (owner !== condition.leaseOwner) return { result: refuse(current, owner, condition) };
   }
   const now = Date.now();
   const status: CredentialStatus =
@@ -153,18 +155,24 @@ async function remove(
   condition: WriteCondition,
   event: EventInput,
 ): Promise<number | undefined> {
+  // Credential row, then lease row: the one lock order (see write()).
+  const current = await lockedGeneration(client, key);
   const owner = condition.leaseOwner === undefined ? undefined : await lockedLeaseOwner(client, key);
-  const { rows } = await client.query<{ generation: number }>(
-    `SELECT generation FROM credentials WHERE ${KEY_WHERE} FOR UPDATE`,
-    keyValues(key),
-  );
-  const current = rows[0]?.generation;
   if (refusal(current, condition.leaseOwner === undefined ? undefined : owner, condition) !== undefined)
     return undefined;
   const { rowCount } = await client.query(`DELETE FROM credentials WHERE ${KEY_WHERE}`, keyValues(key));
   await client.query(`DELETE FROM leases WHERE ${KEY_WHERE}`, keyValues(key));
   if ((rowCount ?? 0) === 0) return undefined;
   return (await insertEvent(client, event)).id;
+}
+
+/** The credential's generation, its row locked until the transaction ends. */
+async function lockedGeneration(client: Queryable, key: CredentialKey): Promise<number | undefined> {
+  const { rows } = await client.query<{ generation: number }>(
+    `SELECT generation FROM credentials WHERE ${KEY_WHERE} FOR UPDATE`,
+    keyValues(key),
+  );
+  return rows[0]?.generation;
 }
 
 /** The lease owner on `key` (expired or not), locked until the transaction ends. */
