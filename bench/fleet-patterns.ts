@@ -4,10 +4,9 @@
 //     (within the skew margin) takes the credential's lease and refreshes inline; requests
 //     arriving meanwhile wait for it;
 //   - latchkey: a refresher process (fleet-worker.ts, default options) refreshes ahead of
-//     expiry, and the gateway's CredentialManager (proactive timers off) serves the requests,
-//     seeing new tokens through LISTEN/NOTIFY. As shipped, a manager read past a token's
-//     proactive point also starts a background refresh (the caller does not wait for it);
-//     the figures say who sent each refresh.
+//     expiry, and the gateway's CredentialManager serves the requests, seeing new tokens
+//     through LISTEN/NOTIFY; with `proactiveRefresh: 'refresher'` it leaves refreshing ahead
+//     to the refresher, and the figures say who sent each refresh.
 // Users send requests at random (a Poisson process each, the same seeded schedule for both);
 // a request is one getAccessToken. The token endpoint answers after a fixed delay standing
 // for a real AS's round trip, so a request that waited on a refresh shows in its latency.
@@ -117,7 +116,7 @@ async function runPattern(
   const env = { LATCHKEY_KEY: key };
   const store = await openPostgresStore({ url: db.url, env, poolMax: 8 });
   let worker: Worker | undefined;
-  const manager = new CredentialManager({ store, logger: silentLogger, proactiveRefresh: false });
+  const manager = new CredentialManager({ store, logger: silentLogger, proactiveRefresh: 'refresher' });
   const onRead = new RefreshOnRead(store, endpoint.issuer);
   try {
     await seedIssuer(store, endpoint.issuer);
