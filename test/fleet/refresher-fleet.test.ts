@@ -84,6 +84,10 @@ describe('fleet: three refresher processes on one PostgreSQL database', () => {
         `per instance ${perInstance.join(' / ')}; ${sweep.sweeps} expiry sweeps; ` +
         `${calls.calls} user calls, ${calls.waited} of them waited on a refresh`,
     );
+    const problems = procs.flatMap((p) =>
+      p.events.filter((e) => e.type === 'error' || e.type === 'needs-login' || e.type === 'retrying'),
+    );
+    if (problems.length > 0) console.log('fleet: refresher problems', JSON.stringify(problems.slice(0, 20)));
     assert.equal(creds.length, USERS, 'nothing deleted');
     assert.deepEqual(counters.snapshot()['refresh_token'], { ok: atAs }, 'no refresh failed at the AS');
     assert.equal(counters.count('refresh_token', 'invalid_grant'), 0, 'no invalid_grant');
