@@ -1,7 +1,7 @@
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { CredentialStore } from './contract.js';
 import type { KeyRecord, KeySource } from './data-key.js';
-import type { KeyProvider } from './envelope.js';
+import { type DataKeyRing, type KeyProvider, UnknownDataKeyError } from './envelope.js';
 
 /** One wrapped copy of a DEK: the same DEK has one per KEK that can open it. */
 export interface WrappedKey {
@@ -90,4 +90,40 @@ export async function unwrapKeys(
     out.set(key.id, await provider.unwrap(key.wrapped));
   }
   return out;
+}
+
+/**
+ * Open a sealed value so a rekey can seal it again. An unknown data key is passed on (the
+ * caller reloads the key table and runs once more); any other failure is damage, reported
+ * with `where` (the table and the server or issuer, never the value) and nothing deleted.
+ */
+export function openForReseal(ring: DataKeyRing, sealed: Buffer, aad: string, where: string): string {
+  try {
+    return ring.open(sealed, aad);
+  } catch (cause) {
+    if (cause instanceof UnknownDataKeyError) throw cause;
+    throw new LatchkeyError(
+      ErrorCode.STORE_KEY_MISMATCH,
+      `a secret in ${where} does not open, so it cannot be re-encrypted; the old data key is kept and nothing was deleted.`,
+      {
+        retryable: false,
+        next: {
+          kind: 'repair-store',
+          detail: 'log in to that server again (which replaces the secret), then finish the rotation',
+        },
+        cause,
+      },
+    );
+  }
+}
+
+/** Which row a sealed value belongs to, in words for an error: its table and server or issuer. */
+export function sealedRowName(
+  table: string,
+  row: Record<string, unknown>,
+  text: (v: unknown) => string,
+): string {
+  return table === 'registrations'
+    ? `${table} (issuer ${text(row['issuer'])})`
+    : `${table} (server ${text(row['server'])})`;
 }

@@ -1,7 +1,12 @@
-import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { KeyRecord, KeySource } from './data-key.js';
-import { type DataKeyRing, sealedBy, sealedPrefix, UnknownDataKeyError } from './envelope.js';
-import type { KeyTable, KeyTableState, WrappedKey } from './key-table.js';
+import { type DataKeyRing, sealedBy, sealedPrefix } from './envelope.js';
+import {
+  type KeyTable,
+  type KeyTableState,
+  openForReseal,
+  sealedRowName,
+  type WrappedKey,
+} from './key-table.js';
 import { fromPgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import { KEY_ROTATION_LOCK } from './postgres-schema.js';
 import { revocationAad } from './sqlite-revocations.js';
@@ -176,41 +181,13 @@ async function resealFrom(
       const key = pk.map((name) => row[name]);
       await db.query(
         `UPDATE ${column.table} SET ${column.column} = $1 WHERE ${column.column} = $2 AND ${match}`,
-        [ring.seal(openForReseal(ring, old, aad, column, row), aad), old, ...key],
+        [ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, t)), aad), old, ...key],
       );
       after.set(column.table, key);
       done += 1;
     }
   }
   return done;
-}
-
-function openForReseal(
-  ring: DataKeyRing,
-  sealed: Buffer,
-  aad: string,
-  column: SealedColumn,
-  row: Record<string, unknown>,
-): string {
-  try {
-    return ring.open(sealed, aad);
-  } catch (cause) {
-    if (cause instanceof UnknownDataKeyError) throw cause; // reload, then once more
-    const which =
-      column.table === 'registrations' ? `issuer ${t(row['issuer'])}` : `server ${t(row['server'])}`;
-    throw new LatchkeyError(
-      ErrorCode.STORE_KEY_MISMATCH,
-      `a secret in ${column.table} (${which}) does not open, so it cannot be re-encrypted; the old data key is kept and nothing was deleted.`,
-      {
-        retryable: false,
-        next: {
-          kind: 'repair-store',
-          detail: 'log in to that server again (which replaces the secret), then finish the rotation',
-        },
-        cause,
-      },
-    );
-  }
 }
 
 /** KeyTable.prune, inside a transaction that holds the active key's row exclusively. */

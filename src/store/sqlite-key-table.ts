@@ -1,9 +1,14 @@
 import type Database from 'better-sqlite3';
 
-import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { KeyRecord, KeySource } from './data-key.js';
-import { type DataKeyRing, sealedBy, sealedPrefix, UnknownDataKeyError } from './envelope.js';
-import type { KeyTable, KeyTableState, WrappedKey } from './key-table.js';
+import { type DataKeyRing, sealedBy, sealedPrefix } from './envelope.js';
+import {
+  type KeyTable,
+  type KeyTableState,
+  openForReseal,
+  sealedRowName,
+  type WrappedKey,
+} from './key-table.js';
 import type { SqliteConnection } from './sqlite-connection.js';
 import { revocationAad } from './sqlite-revocations.js';
 import { credentialAad, registrationAad } from './sqlite-rows.js';
@@ -162,7 +167,7 @@ function resealFrom(
       const old = row[column.column] as Buffer;
       const aad = column.aad(row);
       update.run({
-        sealed: ring.seal(openForReseal(ring, old, aad, column, row), aad),
+        sealed: ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, s)), aad),
         rowId: row['row_id'],
         old,
       });
@@ -171,34 +176,6 @@ function resealFrom(
     }
   }
   return done;
-}
-
-function openForReseal(
-  ring: DataKeyRing,
-  sealed: Buffer,
-  aad: string,
-  column: SealedColumn,
-  row: Record<string, unknown>,
-): string {
-  try {
-    return ring.open(sealed, aad);
-  } catch (cause) {
-    if (cause instanceof UnknownDataKeyError) throw cause; // reload, then once more
-    const which =
-      column.table === 'registrations' ? `issuer ${s(row['issuer'])}` : `server ${s(row['server'])}`;
-    throw new LatchkeyError(
-      ErrorCode.STORE_KEY_MISMATCH,
-      `a secret in ${column.table} (${which}) does not open, so it cannot be re-encrypted; the old data key is kept and nothing was deleted.`,
-      {
-        retryable: false,
-        next: {
-          kind: 'repair-store',
-          detail: 'log in to that server again (which replaces the secret), then finish the rotation',
-        },
-        cause,
-      },
-    );
-  }
 }
 
 function prune(db: Database.Database, active: string | undefined, kekId: string | undefined): string[] {
