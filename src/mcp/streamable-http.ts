@@ -10,7 +10,6 @@ import { decodeText, readBody } from '../body.js';
 import { sleep } from '../lifecycle/lease.js';
 import type { Logger } from '../log.js';
 import { readAtMost } from '../oauth/bounded-fetch.js';
-import { cancelBody, releaseBody, type WireBody, type WireFetch, type WireResponse } from './http-client.js';
 import {
   type JsonRpcError,
   type JsonRpcMessage,
@@ -21,13 +20,13 @@ import {
   parseMessages,
 } from './jsonrpc.js';
 import { retryDelayMs } from './recovery.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError, STOP } from './sse.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
 export interface WireOptions {
   url: URL;
-  /** Sends the requests; latchkey's auth layer adds the bearer token (auth-fetch.ts). */
-  fetch: WireFetch;
+  /** Sends the requests; latchkey's auth fetch adds the bearer token. */
+  fetch: typeof fetch;
   /** Extra headers on every request (`--header`). */
   headers?: Readonly<Record<string, string>>;
   /** Bytes one message from the server may have. Default DEFAULT_MAX_MESSAGE_BYTES (32 MiB). */
@@ -102,7 +101,7 @@ export class StreamableHttpWire {
     if (session !== null && session !== '' && modern === undefined) this.sessionId = session;
     if (!response.ok) throw await statusError(response, sentSession);
     if (response.status === 202 || expected.size === 0) {
-      await releaseBody(response.body);
+      await response.body?.cancel().catch(() => undefined);
       return;
     }
     await this.#consume(response, expected, deliver, progress);
@@ -210,7 +209,7 @@ export class StreamableHttpWire {
       signal,
     });
     if (response.status === 405) {
-      await releaseBody(response.body);
+      await response.body?.cancel().catch(() => undefined);
       return 'unsupported';
     }
     if (!response.ok) throw await statusError(response, this.sessionId !== undefined);
@@ -229,7 +228,7 @@ export class StreamableHttpWire {
         headers: this.#headers({}, sessionId),
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await releaseBody(response.body);
+      await response.body?.cancel().catch(() => undefined);
     } catch {
       // The session dies with the server's timeout anyway.
     }
@@ -245,7 +244,7 @@ export class StreamableHttpWire {
   }
 
   async #consume(
-    response: WireResponse,
+    response: Response,
     expected: Set<string>,
     deliver: Deliver,
     progress: StreamProgress,
@@ -256,7 +255,7 @@ export class StreamableHttpWire {
       return;
     }
     if (type !== 'text/event-stream' || response.body === null) {
-      if (response.body !== null) await cancelBody(response.body);
+      await response.body?.cancel().catch(() => undefined);
       throw new StreamBrokenError(
         `unexpected content type ${JSON.stringify(type)}`,
         undefined,
@@ -277,11 +276,12 @@ export class StreamableHttpWire {
 
   /** Read SSE events until every expected answer came (or the stream ends or breaks). */
   async #consumeSse(
-    body: WireBody,
+    body: ReadableStream<Uint8Array>,
     expected: Set<string>,
     deliver: Deliver,
     progress: StreamProgress,
   ): Promise<void> {
+    const done = new AbortController();
     const watching = expected.size > 0;
     try {
       await readSse(body, {
@@ -299,7 +299,7 @@ export class StreamableHttpWire {
             if (isResponse(message)) expected.delete(idKey(message.id));
             deliver(message);
           }
-          return watching && expected.size === 0 ? STOP : undefined;
+          if (watching && expected.size === 0) throw done;
         },
         onRetry: (ms) => {
           progress.retryMs = ms;
@@ -308,6 +308,7 @@ export class StreamableHttpWire {
         maxEventBytes: this.#limit,
       });
     } catch (error) {
+      if (error === done) return;
       if (error instanceof MessageTooLargeError) throw error;
       const garbage = error instanceof SseGarbageError;
       throw new StreamBrokenError(
@@ -326,7 +327,7 @@ export class StreamableHttpWire {
     return this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
-  async #consumeJson(response: WireResponse, expected: Set<string>, deliver: Deliver): Promise<void> {
+  async #consumeJson(response: Response, expected: Set<string>, deliver: Deliver): Promise<void> {
     let messages: JsonRpcMessage[];
     try {
       const bytes = response.body === null ? new Uint8Array() : await readAtMost(response.body, this.#limit);
@@ -348,7 +349,7 @@ export class StreamableHttpWire {
   }
 }
 
-async function statusError(response: WireResponse, sentSession: boolean): Promise<HttpStatusError> {
+async function statusError(response: Response, sentSession: boolean): Promise<HttpStatusError> {
   const text = await errorText(response);
   return new HttpStatusError(
     response.status,
@@ -361,7 +362,7 @@ async function statusError(response: WireResponse, sentSession: boolean): Promis
 }
 
 /** The start of an error body, at most MAX_ERROR_BODY_BYTES of it; '' when it cannot be read. */
-export async function errorText(response: WireResponse): Promise<string> {
+export async function errorText(response: Response): Promise<string> {
   const read = await readBody(response.body, MAX_ERROR_BODY_BYTES);
   return read.error === undefined ? decodeText(read.bytes) : '';
 }
