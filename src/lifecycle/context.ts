@@ -42,6 +42,14 @@ export interface EngineContext<Store = CredentialStore> {
   login: LoginPolicy;
   /** Schedule of revocations queued by a logout while the AS was down. Default DEFAULT_REVOCATION_RETRY. */
   revocationRetry?: RevocationRetryPolicy;
+  /**
+   * Extend the lease while a refresh is in flight (lease.ts `keepLease`). The fleet refresher
+   * sets it: its leases are short so that a dead instance's claims are taken over soon, and
+   * a slow token endpoint must not outlast them. A manager's lease outlasts its request
+   * timeout by default, so it leaves the lease as taken, and a logout can take a lease whose
+   * holder stopped answering.
+   */
+  keepLeaseAlive?: boolean;
   /** Report a problem that is not thrown to any caller (background refresh). */
   warn(error: LatchkeyError): void;
 }

@@ -44,7 +44,10 @@ export async function refreshCredential(
 ): Promise<StoredCredential> {
   const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
   if (adopted !== undefined) return adopted;
-  const stopKeeping = keepLease(ctx.store, seen.key, ctx.holder, ctx.leaseTtlMs);
+  const stopKeeping =
+    ctx.keepLeaseAlive === true
+      ? keepLease(ctx.store, seen.key, ctx.holder, ctx.leaseTtlMs)
+      : () => Promise.resolve();
   try {
     return await refreshUnderLease(ctx, seen, demand);
   } finally {

@@ -320,6 +320,7 @@ function engineContextFor(
     stats: emptyStats(),
     sendResource: o.sendResource,
     login: { supersedeAfterMs: 0, maxLoginsPerMinute: 0 },
+    keepLeaseAlive: true,
     warn,
   };
 }
