@@ -12,27 +12,26 @@ export interface BodyRead {
   error?: unknown;
 }
 
-export async function readBody(body: ReadableStream<Uint8Array> | null, limit: number): Promise<BodyRead> {
+/** A body to read: a fetch ReadableStream, or anything that yields its chunks in order. */
+export type BodySource = AsyncIterable<Uint8Array>;
+
+export async function readBody(body: BodySource | null, limit: number): Promise<BodyRead> {
   if (body === null) return { bytes: new Uint8Array(), over: false };
-  const reader = body.getReader();
+  // Leaving the iterator early (over the limit) cancels the stream.
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return { bytes: Buffer.concat(chunks, size), over: false };
+    for await (const value of body) {
       if (size + value.byteLength > limit) {
         chunks.push(value.subarray(0, limit - size));
-        await reader.cancel().catch(() => undefined);
         return { bytes: Buffer.concat(chunks, limit), over: true };
       }
       chunks.push(value);
       size += value.byteLength;
     }
+    return { bytes: Buffer.concat(chunks, size), over: false };
   } catch (error) {
     return { bytes: Buffer.concat(chunks, size), over: false, error };
-  } finally {
-    reader.releaseLock();
   }
 }
 

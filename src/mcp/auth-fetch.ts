@@ -26,6 +26,7 @@
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { GetTokenOptions, TokenSource } from './credentials.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
+import type { WireFetch } from './http-client.js';
 import { sameOriginRedirects } from './redirect-policy.js';
 
 export interface AuthFetchOptions {
@@ -52,62 +53,126 @@ const MAX_TRACKED_OPERATIONS = 1000;
 
 /** A `fetch` that authenticates requests to `server` with tokens from `options.manager`. */
 export function createAuthFetch(server: string | URL, options: AuthFetchOptions): typeof fetch {
-  const origin = new URL(String(server)).origin;
+  const auth = authContext(server, options);
   const send = sameOriginRedirects(String(server), options.fetch ?? globalThis.fetch);
-  const maxStepUps = options.maxStepUps ?? 2;
-  const stepUps = new Map<string, number>();
-  const tokenOptions = (signal: AbortSignal | null | undefined, extra: GetTokenOptions): GetTokenOptions =>
-    withSignal(options, signal, extra);
-
   return async function authFetch(input, init) {
     const url = new URL(input instanceof Request ? input.url : String(input));
-    if (url.origin !== origin) return send(input, init);
+    if (url.origin !== auth.origin) return send(input, init);
     const request = await toReplayable(input, init);
-    // Parsing the body for its method costs on every request; only step-ups need it.
-    let operation: string | undefined;
-    const op = (): string => (operation ??= operationKey(request, url));
-    let token = await currentToken(server, options, request.signal);
-    let retried401 = false;
-    for (;;) {
-      const response = await sendWithToken(send, url, request, token);
-      let next: string;
-      if (response.status === 401 && !retried401) {
-        retried401 = true;
-        const challenge = bearerChallenge(response);
-        next = await orDiscard(response, () =>
-          options.manager.getAccessToken(
-            server,
-            tokenOptions(request.signal, {
-              ...(options.interactive === undefined ? {} : { interactive: options.interactive }),
-              ...(token === undefined ? {} : { rejectedToken: token }),
-              ...(challenge === undefined ? {} : { challenge }),
-            }),
-          ),
-        );
-        if (!request.replayable) return response;
-      } else {
-        const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
-        if (challenge?.error !== 'insufficient_scope') {
-          if (stepUps.size > 0) stepUps.delete(op());
-          return response;
-        }
-        const done = stepUps.get(op()) ?? 0;
-        if (done >= maxStepUps) return response;
-        remember(stepUps, op(), done + 1);
-        next = await orDiscard(response, () =>
-          options.manager.getAccessToken(server, tokenOptions(request.signal, { challenge })),
-        );
-        // The manager already holds a token with these scopes: sending it again cannot help.
-        if (next === token || !request.replayable) return response;
-      }
-      await discard(response);
-      token = next;
-    }
+    return authorized(auth, {
+      signal: request.signal,
+      replayable: request.replayable,
+      // Parsing the body for its method costs on every request; only step-ups need it.
+      operation: () => operationKey(request.method, url, request.init.body),
+      send: (token) => sendWithToken(send, url, request, token),
+    });
   };
 }
 
+/**
+ * The same for the MCP wires' own requests (streamable-http.ts, legacy-sse.ts), on a
+ * WireFetch (http-client.ts) that already follows latchkey's redirect policy. Their bodies
+ * are strings, so every request can be sent again.
+ */
+export function createAuthWire(
+  server: string | URL,
+  options: Omit<AuthFetchOptions, 'fetch'>,
+  send: WireFetch,
+): WireFetch {
+  const auth = authContext(server, options);
+  return (url, init) => {
+    if (url.origin !== auth.origin) return send(url, init);
+    return authorized(auth, {
+      signal: init.signal,
+      replayable: true,
+      operation: () => operationKey(init.method, url, init.body),
+      send: (token) =>
+        send(
+          url,
+          token === undefined
+            ? init
+            : { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } },
+        ),
+    });
+  };
+}
+
+interface AuthContext {
+  server: string | URL;
+  origin: string;
+  options: Omit<AuthFetchOptions, 'fetch'>;
+  maxStepUps: number;
+  /** Step-ups done in a row per operation. */
+  stepUps: Map<string, number>;
+}
+
+function authContext(server: string | URL, options: Omit<AuthFetchOptions, 'fetch'>): AuthContext {
+  const origin = new URL(String(server)).origin;
+  return { server, origin, options, maxStepUps: options.maxStepUps ?? 2, stepUps: new Map() };
+}
+
+/** What the auth loop reads of an answer: a fetch Response and a WireResponse alike. */
+interface Challenged {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: { cancel(): unknown } | null;
+}
+
+/** One request as the auth loop sends it: with a token, as often as the loop needs. */
+interface AuthCall<R> {
+  signal: AbortSignal | null | undefined;
+  replayable: boolean;
+  /** `METHOD path rpc-method`: what the step-up cap counts per (AUTH-66). */
+  operation(): string;
+  send(token: string | undefined): Promise<R>;
+}
+
+/** The token on the request; a 401 refreshes once, a 403 `insufficient_scope` steps up. */
+async function authorized<R extends Challenged>(auth: AuthContext, call: AuthCall<R>): Promise<R> {
+  const { server, options, stepUps } = auth;
+  let operation: string | undefined;
+  const op = (): string => (operation ??= call.operation());
+  let token = await currentToken(server, options, call.signal);
+  let retried401 = false;
+  for (;;) {
+    const response = await call.send(token);
+    let next: string;
+    if (response.status === 401 && !retried401) {
+      retried401 = true;
+      const challenge = bearerChallenge(response);
+      next = await orDiscard(response, () =>
+        options.manager.getAccessToken(
+          server,
+          withSignal(options, call.signal, {
+            ...(options.interactive === undefined ? {} : { interactive: options.interactive }),
+            ...(token === undefined ? {} : { rejectedToken: token }),
+            ...(challenge === undefined ? {} : { challenge }),
+          }),
+        ),
+      );
+      if (!call.replayable) return response;
+    } else {
+      const challenge = response.status === 403 ? bearerChallenge(response) : undefined;
+      if (challenge?.error !== 'insufficient_scope') {
+        if (stepUps.size > 0) stepUps.delete(op());
+        return response;
+      }
+      const done = stepUps.get(op()) ?? 0;
+      if (done >= auth.maxStepUps) return response;
+      remember(stepUps, op(), done + 1);
+      next = await orDiscard(response, () =>
+        options.manager.getAccessToken(server, withSignal(options, call.signal, { challenge })),
+      );
+      // The manager already holds a token with these scopes: sending it again cannot help.
+      if (next === token || !call.replayable) return response;
+    }
+    await discard(response);
+    token = next;
+  }
+}
+
 function withSignal(
-  options: AuthFetchOptions,
+  options: Omit<AuthFetchOptions, 'fetch'>,
   signal: AbortSignal | null | undefined,
   extra: GetTokenOptions,
 ): GetTokenOptions {
@@ -121,7 +186,7 @@ function withSignal(
 /** The token the source holds without a login, or undefined to go bare. */
 async function currentToken(
   server: string | URL,
-  options: AuthFetchOptions,
+  options: Omit<AuthFetchOptions, 'fetch'>,
   signal: AbortSignal | null | undefined,
 ): Promise<string | undefined> {
   try {
@@ -169,8 +234,8 @@ function isStream(body: unknown): boolean {
 }
 
 /** `METHOD path rpc-method`: what the step-up cap counts per (AUTH-66). */
-function operationKey(request: ReplayableRequest, url: URL): string {
-  return `${request.method} ${url.pathname} ${jsonRpcMethod(request.init.body)}`;
+function operationKey(method: string, url: URL, body: RequestInit['body']): string {
+  return `${method} ${url.pathname} ${jsonRpcMethod(body)}`;
 }
 
 /** The JSON-RPC method(s) of a JSON body, or '' when it is not one. */
@@ -207,7 +272,7 @@ async function sendWithToken(
 }
 
 /** Run `action`; if it throws, the response it was about is discarded first. */
-async function orDiscard<T>(response: Response, action: () => Promise<T>): Promise<T> {
+async function orDiscard<T>(response: Challenged, action: () => Promise<T>): Promise<T> {
   try {
     return await action();
   } catch (error) {
@@ -216,8 +281,12 @@ async function orDiscard<T>(response: Response, action: () => Promise<T>): Promi
   }
 }
 
-async function discard(response: Response): Promise<void> {
-  await response.body?.cancel().catch(() => undefined);
+async function discard(response: Challenged): Promise<void> {
+  try {
+    await response.body?.cancel();
+  } catch {
+    // Gone already.
+  }
 }
 
 function remember(map: Map<string, number>, key: string, value: number): void {

@@ -27,7 +27,7 @@ export interface ConnectionOptions {
   protocol?: 'auto' | 'legacy';
   /** Extra headers on every request to the server. */
   headers?: Readonly<Record<string, string>>;
-  /** The fetch under the auth layer. Default: the global fetch. */
+  /** The fetch under the auth layer. Default: latchkey's node:http client (http-client.ts). */
   fetch?: typeof fetch;
   /** Deadline for each host request, in ms. Default 300 000 (5 minutes). */
   requestTimeoutMs?: number;

@@ -7,7 +7,7 @@ import { canonicalServer } from '../credential/key.js';
 import { secrets } from '../redact.js';
 import { createLogger, type Logger } from '../log.js';
 import { describeNextAction, loginAction } from '../next-action.js';
-import { createAuthFetch } from './auth-fetch.js';
+import { createAuthWire } from './auth-fetch.js';
 import { Bridging } from './bridging.js';
 import {
   type ConnectionOptions,
@@ -18,7 +18,8 @@ import { CredentialEvents } from './credential-events.js';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
 import { ListenLoop } from './listen-loop.js';
 import { type Pending, PendingTable } from './pending.js';
-import { sameOriginRedirects } from './redirect-policy.js';
+import { createHttpClient, type WireFetch } from './http-client.js';
+import { sameOriginWireRedirects } from './redirect-policy.js';
 import { ReplayPolicy } from './replay-policy.js';
 import type { DescribeNext } from './rpc-errors.js';
 import { Session } from './session.js';
@@ -135,15 +136,22 @@ function buildWires(
   });
 }
 
-/** latchkey's bearer token on every request, unless the caller authenticates itself. */
-function connectionFetch(server: string, options: ConnectionOptions): typeof fetch {
-  if (options.authenticate === false) return sameOriginRedirects(server, options.fetch ?? globalThis.fetch);
-  return createAuthFetch(server, {
-    manager: options.manager,
-    interactive: false,
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
-    ...(options.subject === undefined ? {} : { subject: options.subject }),
-  });
+/**
+ * latchkey's redirect policy, and its bearer token unless the caller authenticates itself, on
+ * node:http (http-client.ts) or on the caller's own fetch.
+ */
+function connectionFetch(server: string, options: ConnectionOptions): WireFetch {
+  const send = sameOriginWireRedirects(server, options.fetch ?? createHttpClient());
+  if (options.authenticate === false) return send;
+  return createAuthWire(
+    server,
+    {
+      manager: options.manager,
+      interactive: false,
+      ...(options.subject === undefined ? {} : { subject: options.subject }),
+    },
+    send,
+  );
 }
 
 /** Logins, logouts and reconnects from any process, applied to this connection. */

@@ -11,6 +11,7 @@ import {
   type JsonRpcResponse,
   parseMessages,
 } from './jsonrpc.js';
+import type { WireBody } from './http-client.js';
 import { MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
 import { type Deliver, errorText, type WireOptions } from './streamable-http.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
@@ -124,7 +125,7 @@ export class LegacySseWire {
   }
 
   /** The GET that opens the stream, replacing any stream open before. */
-  async #connect(timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
+  async #connect(timeoutMs: number): Promise<WireBody> {
     this.#abort?.abort();
     this.#endpoint = undefined;
     const abort = new AbortController();
@@ -151,7 +152,7 @@ export class LegacySseWire {
   }
 
   /** Read the stream to its end, which is always a StreamBrokenError: the session is over. */
-  #read(body: ReadableStream<Uint8Array>, deliver: Deliver, endpointKnown: () => void): Promise<void> {
+  #read(body: WireBody, deliver: Deliver, endpointKnown: () => void): Promise<void> {
     return readSse(body, {
       onEvent: (event) => {
         if (event.event === 'endpoint') {

@@ -17,6 +17,7 @@
  * error for one to another origin.
  */
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import type { WireFetch } from './http-client.js';
 
 /** Fetch's own limit (Fetch Standard, "HTTP-redirect fetch" step 5). */
 export const MAX_REDIRECTS = 20;
@@ -31,7 +32,7 @@ export function sameOriginRedirects(server: string, send: typeof fetch = globalT
   return async (input, init) => {
     const base = input instanceof Request ? input : undefined;
     const mode = init?.redirect ?? base?.redirect ?? 'follow';
-    let target = new URL(base?.url ?? String(input));
+    const target = new URL(base?.url ?? String(input));
     const origin = target.origin;
     if (mode !== 'follow') {
       // The caller follows by itself (the MCP SDK does, with its own rules): it still never
@@ -44,29 +45,71 @@ export function sameOriginRedirects(server: string, send: typeof fetch = globalT
       }
       return response;
     }
-    let current = await requestInit(base, init);
-    const headers = new Headers(current.headers);
-    for (let hop = 0; ; hop++) {
-      const response = await send(target.href, { ...current, headers, redirect: 'manual' });
-      const location = response.headers.get('location');
-      if (!isRedirect(response.status) || location === null) return response;
-      const next = new URL(location, target);
-      if (next.origin !== origin) {
-        await discard(response);
-        throw crossOrigin(server, next);
-      }
-      if (hop >= MAX_REDIRECTS) {
-        await discard(response);
-        throw tooMany(server);
-      }
-      const redirected = redirectedInit(current, response.status);
-      // A stream body is gone after the first send; only a redirect that drops the body can go on.
-      if (isStream(current.body) && redirected.body !== undefined) return response;
+    const first = await requestInit(base, init);
+    const headers = new Headers(first.headers);
+    return follow(server, target, first, {
+      send: (to, current) => send(to.href, { ...current, headers, redirect: 'manual' }),
+      bodyDropped: () => stripBodyHeaders(headers),
+    });
+  };
+}
+
+/** What the redirect loop reads of an answer: a fetch Response and a WireResponse alike. */
+interface Answer {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: { cancel(): unknown } | null;
+}
+
+interface Hops<I, R> {
+  send(target: URL, init: I): Promise<R>;
+  /** A redirect turned the request into a bodiless GET: its body headers go too. */
+  bodyDropped(): void;
+}
+
+/** The one loop both faces share: same-origin hops only, at most MAX_REDIRECTS of them. */
+async function follow<I extends { method?: string; body?: unknown }, R extends Answer>(
+  server: string,
+  start: URL,
+  init: I,
+  hops: Hops<I, R>,
+): Promise<R> {
+  let target = start;
+  let current = init;
+  for (let hop = 0; ; hop++) {
+    const response = await hops.send(target, current);
+    const location = response.headers.get('location');
+    if (!isRedirect(response.status) || location === null) return response;
+    const next = new URL(location, target);
+    if (next.origin !== start.origin) {
       await discard(response);
-      if (redirected.body === undefined) stripBodyHeaders(headers);
-      current = redirected;
-      target = next;
+      throw crossOrigin(server, next);
     }
+    if (hop >= MAX_REDIRECTS) {
+      await discard(response);
+      throw tooMany(server);
+    }
+    const redirected = redirectedInit(current, response.status);
+    // A stream body is gone after the first send; only a redirect that drops the body can go on.
+    if (isStream(current.body) && redirected.body !== undefined) return response;
+    await discard(response);
+    if (redirected.body === undefined) hops.bodyDropped();
+    current = redirected;
+    target = next;
+  }
+}
+
+/** The policy for the MCP wires' own requests (http-client.ts), which always follow. */
+export function sameOriginWireRedirects(server: string, send: WireFetch): WireFetch {
+  return (url, init) => {
+    const headers = { ...init.headers };
+    return follow(server, url, init, {
+      send: (to, current) => send(to, { ...current, headers, redirect: 'manual' }),
+      bodyDropped: () => {
+        for (const name of Object.keys(headers))
+          if (BODY_HEADERS.includes(name.toLowerCase())) delete headers[name];
+      },
+    });
   };
 }
 
@@ -88,12 +131,12 @@ function isRedirect(status: number): boolean {
 }
 
 /** Fetch Standard "HTTP-redirect fetch" step 12: 303, and 301/302 after POST, become a bodiless GET. */
-function redirectedInit(init: RequestInit, status: number): RequestInit {
+function redirectedInit<I extends { method?: string; body?: unknown }>(init: I, status: number): I {
   const method = (init.method ?? 'GET').toUpperCase();
   if (!(status === 303 && method !== 'HEAD') && !((status === 301 || status === 302) && method === 'POST'))
     return init;
   const { body: _body, ...rest } = init;
-  return { ...rest, method: 'GET' };
+  return { ...rest, method: 'GET' } as I;
 }
 
 function isStream(body: unknown): boolean {
@@ -103,13 +146,18 @@ function isStream(body: unknown): boolean {
   );
 }
 
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language'];
+
 function stripBodyHeaders(headers: Headers): void {
-  for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language'])
-    headers.delete(name);
+  for (const name of BODY_HEADERS) headers.delete(name);
 }
 
-async function discard(response: Response): Promise<void> {
-  await response.body?.cancel().catch(() => undefined);
+async function discard(response: Answer): Promise<void> {
+  try {
+    await response.body?.cancel();
+  } catch {
+    // Gone already.
+  }
 }
 
 function crossOrigin(server: string, to: URL): LatchkeyError {

@@ -16,7 +16,8 @@ import { ErrorCode, LatchkeyError } from '../errors.js';
 export type SseEvent = EventSourceMessage;
 
 export interface SseHandlers {
-  onEvent(event: SseEvent): void;
+  /** Returns STOP when nothing more is needed from the stream; any other value reads on. */
+  onEvent(event: SseEvent): unknown;
   /** The server's `retry:` field, in milliseconds. */
   onRetry?(ms: number): void;
   /** A promise to wait for before reading on (backpressure), or undefined to read at once. */
@@ -54,17 +55,29 @@ export class MessageTooLargeError extends LatchkeyError {
   }
 }
 
+/** What readSse reads: a fetch body, or a node:http one (http-client.ts). */
+export interface SseBody extends AsyncIterable<Uint8Array> {
+  /** Drop the rest without closing the connection; when absent, the stream is cancelled. */
+  release?(): void;
+}
+
+/** Returned by `onEvent` when the reader has all it waits for: reading stops there. */
+export const STOP = 'stop';
+
 /**
  * Read `body` to its end, calling `onEvent` per event. Resolves when the server ends the
- * stream; rejects when the network fails, the framing is broken, or a handler throws.
+ * stream or `onEvent` returns STOP (then the rest is released, or the stream cancelled);
+ * rejects when the network fails, the framing is broken, or a handler throws.
  */
-export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHandlers): Promise<void> {
+export async function readSse(body: SseBody, handlers: SseHandlers): Promise<void> {
   let failure: unknown;
+  let stopped = false;
   const limit = handlers.maxEventBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const parser = createParser({
     maxBufferSize: limit,
     onEvent: (event) => {
-      if (failure === undefined) handlers.onEvent(event);
+      if (failure !== undefined || stopped) return;
+      if (handlers.onEvent(event) === STOP) stopped = true;
     },
     onRetry: (ms) => handlers.onRetry?.(ms),
     onError: (error) => {
@@ -76,13 +89,13 @@ export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHan
   // A TextDecoder in streaming mode rather than a TextDecoderStream: two fewer web streams
   // per response, which the proxy pays on every request.
   const decoder = new TextDecoder();
-  const reader = body.getReader();
+  const chunks = body[Symbol.asyncIterator]();
   try {
     for (;;) {
       const paused = handlers.ready?.();
       if (paused !== undefined) await paused;
-      const { done, value } = await reader.read();
-      if (done) {
+      const { done, value } = await chunks.next();
+      if (done === true) {
         parser.feed(decoder.decode());
         if (failure !== undefined) throw failure;
         return;
@@ -93,11 +106,15 @@ export async function readSse(body: ReadableStream<Uint8Array>, handlers: SseHan
         failure ??= error;
       }
       if (failure !== undefined) throw failure;
+      if (stopped) {
+        if (body.release === undefined) await chunks.return?.();
+        else body.release();
+        return;
+      }
     }
   } catch (error) {
-    await reader.cancel().catch(() => undefined);
+    // Cancels the stream: a poisoned or broken stream is never read further.
+    await chunks.return?.().catch(() => undefined);
     throw error;
-  } finally {
-    reader.releaseLock();
   }
 }

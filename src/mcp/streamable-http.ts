@@ -10,6 +10,7 @@ import { decodeText, readBody } from '../body.js';
 import { sleep } from '../lifecycle/lease.js';
 import type { Logger } from '../log.js';
 import { readAtMost } from '../oauth/bounded-fetch.js';
+import { cancelBody, releaseBody, type WireBody, type WireFetch, type WireResponse } from './http-client.js';
 import {
   type JsonRpcError,
   type JsonRpcMessage,
@@ -20,13 +21,13 @@ import {
   parseMessages,
 } from './jsonrpc.js';
 import { retryDelayMs } from './recovery.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError } from './sse.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLargeError, readSse, SseGarbageError, STOP } from './sse.js';
 import { HttpStatusError, retryAfterMs, StreamBrokenError } from './wire-errors.js';
 
 export interface WireOptions {
   url: URL;
-  /** Sends the requests; latchkey's auth fetch adds the bearer token. */
-  fetch: typeof fetch;
+  /** Sends the requests; latchkey's auth layer adds the bearer token (auth-fetch.ts). */
+  fetch: WireFetch;
   /** Extra headers on every request (`--header`). */
   headers?: Readonly<Record<string, string>>;
   /** Bytes one message from the server may have. Default DEFAULT_MAX_MESSAGE_BYTES (32 MiB). */
@@ -101,7 +102,7 @@ export class StreamableHttpWire {
     if (session !== null && session !== '' && modern === undefined) this.sessionId = session;
     if (!response.ok) throw await statusError(response, sentSession);
     if (response.status === 202 || expected.size === 0) {
-      await response.body?.cancel().catch(() => undefined);
+      await releaseBody(response.body);
       return;
     }
     await this.#consume(response, expected, deliver, progress);
@@ -209,7 +210,7 @@ export class StreamableHttpWire {
       signal,
     });
     if (response.status === 405) {
-      await response.body?.cancel().catch(() => undefined);
+      await releaseBody(response.body);
       return 'unsupported';
     }
     if (!response.ok) throw await statusError(response, this.sessionId !== undefined);
@@ -228,7 +229,7 @@ export class StreamableHttpWire {
         headers: this.#headers({}, sessionId),
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await response.body?.cancel().catch(() => undefined);
+      await releaseBody(response.body);
     } catch {
       // The session dies with the server's timeout anyway.
     }
@@ -244,7 +245,7 @@ export class StreamableHttpWire {
   }
 
   async #consume(
-    response: Response,
+    response: WireResponse,
     expected: Set<string>,
     deliver: Deliver,
     progress: StreamProgress,
@@ -255,7 +256,7 @@ export class StreamableHttpWire {
       return;
     }
     if (type !== 'text/event-stream' || response.body === null) {
-      await response.body?.cancel().catch(() => undefined);
+      if (response.body !== null) await cancelBody(response.body);
       throw new StreamBrokenError(
         `unexpected content type ${JSON.stringify(type)}`,
         undefined,
@@ -276,12 +277,11 @@ export class StreamableHttpWire {
 
   /** Read SSE events until every expected answer came (or the stream ends or breaks). */
   async #consumeSse(
-    body: ReadableStream<Uint8Array>,
+    body: WireBody,
     expected: Set<string>,
     deliver: Deliver,
     progress: StreamProgress,
   ): Promise<void> {
-    const done = new AbortController();
     const watching = expected.size > 0;
     try {
       await readSse(body, {
@@ -299,7 +299,7 @@ export class StreamableHttpWire {
             if (isResponse(message)) expected.delete(idKey(message.id));
             deliver(message);
           }
-          if (watching && expected.size === 0) throw done;
+          return watching && expected.size === 0 ? STOP : undefined;
         },
         onRetry: (ms) => {
           progress.retryMs = ms;
@@ -308,7 +308,6 @@ export class StreamableHttpWire {
         maxEventBytes: this.#limit,
       });
     } catch (error) {
-      if (error === done) return;
       if (error instanceof MessageTooLargeError) throw error;
       const garbage = error instanceof SseGarbageError;
       throw new StreamBrokenError(
@@ -327,7 +326,7 @@ export class StreamableHttpWire {
     return this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
-  async #consumeJson(response: Response, expected: Set<string>, deliver: Deliver): Promise<void> {
+  async #consumeJson(response: WireResponse, expected: Set<string>, deliver: Deliver): Promise<void> {
     let messages: JsonRpcMessage[];
     try {
       const bytes = response.body === null ? new Uint8Array() : await readAtMost(response.body, this.#limit);
@@ -349,7 +348,7 @@ export class StreamableHttpWire {
   }
 }
 
-async function statusError(response: Response, sentSession: boolean): Promise<HttpStatusError> {
+async function statusError(response: WireResponse, sentSession: boolean): Promise<HttpStatusError> {
   const text = await errorText(response);
   return new HttpStatusError(
     response.status,
@@ -362,7 +361,7 @@ async function statusError(response: Response, sentSession: boolean): Promise<Ht
 }
 
 /** The start of an error body, at most MAX_ERROR_BODY_BYTES of it; '' when it cannot be read. */
-export async function errorText(response: Response): Promise<string> {
+export async function errorText(response: WireResponse): Promise<string> {
   const read = await readBody(response.body, MAX_ERROR_BODY_BYTES);
   return read.error === undefined ? decodeText(read.bytes) : '';
 }

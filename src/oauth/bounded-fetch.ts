@@ -12,7 +12,7 @@
  * Tokens have their own limit (`checkTokenLengths`): a token endpoint answer under the body
  * limit may still carry a token no resource server would accept in a header.
  */
-import { readBody } from '../body.js';
+import { type BodySource, readBody } from '../body.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { type NextAction, operator } from '../next-action.js';
 
@@ -126,10 +126,7 @@ function eventEnds(chunk: Uint8Array, previous: number): number[] {
 }
 
 /** The body, or undefined when it goes on past `limit` bytes (the rest is not read). */
-export async function readAtMost(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<Uint8Array | undefined> {
+export async function readAtMost(body: BodySource, limit: number): Promise<Uint8Array | undefined> {
   const read = await readBody(body, limit);
   if (read.error !== undefined) throw read.error;
   return read.over ? undefined : read.bytes;

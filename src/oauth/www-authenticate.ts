@@ -13,8 +13,14 @@
 import { networkText } from '../network-text.js';
 import type { BearerChallenge, Challenge } from './types.js';
 
+/** Header lookup as a fetch Headers object (or the MCP wires' own answers) offers it. */
+interface HeaderLookup {
+  get(name: string): string | null;
+}
+
 /** Anything that carries the header: a Response, a Headers object, or its raw value(s). */
-export type WwwAuthenticateSource = Response | Headers | string | readonly string[] | null | undefined;
+export type WwwAuthenticateSource =
+  { readonly headers: HeaderLookup } | HeaderLookup | string | readonly string[] | null | undefined;
 
 /** Longer header values are parsed up to this many characters. */
 const MAX_VALUE_LENGTH = 16 * 1024;
