@@ -95,8 +95,24 @@ export function createHttpClient(): WireFetch {
   };
   return async (url, init) => {
     init.signal?.throwIfAborted();
-    return send(url, init, await clientFor(url.protocol));
+    const client = await clientFor(url.protocol);
+    await pollFirst();
+    init.signal?.throwIfAborted();
+    return send(url, init, client);
   };
+}
+
+/**
+ * Wait for the rest of this turn's I/O before a connection is chosen. A server that closed a
+ * kept-alive connection (a restart, an idle timeout) has its FIN waiting in the same turn as
+ * the host's next request more often than not on a busy machine; handled first, it takes the
+ * connection out of the agent's pool and the request goes out on a new one. Written at once,
+ * the request went onto the closed connection and failed as "may have run" although no
+ * server ever saw it (test/mcp/http-client.test.ts shows both orders). A request decided
+ * before the server began to close is the honest in-flight case, and recovery.ts owns it.
+ */
+function pollFirst(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 interface Client {

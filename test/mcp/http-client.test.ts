@@ -134,6 +134,37 @@ describe('the proxy HTTP client (node:http)', () => {
     assert.equal(env.connections() - before, 1);
   });
 
+  it('a connection the server closed is not used, even when its close is not yet handled', async () => {
+    // A restart or an idle timeout: the server drops its kept-alive connections, and the next
+    // request is decided before this process has read the close. Sent on the old connection,
+    // it would fail as "may have run" though no server ever saw it (test/proxy/restart.test.ts).
+    const own = await startServer({ '/echo': (req, res, body) => res.end(`${req.method} ${body}`) });
+    try {
+      const client = createHttpClient();
+      assert.equal(await text(await client(new URL('/echo', own.origin), json('1'))), 'POST 1');
+      // In one callback of the loop's timer phase: the server drops the connection, the close
+      // waits in the kernel unread by this process, and the next request is decided, as a
+      // host's request read in the same turn as the close would be.
+      const sent = new Promise<WireResponse>((resolve, reject) => {
+        setTimeout(() => {
+          own.server.closeAllConnections();
+          const until = Date.now() + 30;
+          while (Date.now() < until);
+          client(new URL('/echo', own.origin), json('2')).then(resolve, reject);
+        }, 10);
+      });
+      const next = await sent;
+      assert.equal(await text(next), 'POST 2');
+      assert.equal(own.connections(), 2, 'the second request went out on a new connection');
+      assert.deepEqual(
+        own.seen.map((s) => s.body),
+        ['1', '2'],
+      );
+    } finally {
+      own.server.close();
+    }
+  });
+
   it('a released answer is drained, and its connection carries the next request', async () => {
     const client = createHttpClient();
     const before = env.connections();
