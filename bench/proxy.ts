@@ -31,7 +31,7 @@ import { openSqliteStore } from '../src/store/sqlite.js';
 import { obtainTokens } from '../test/harness/obtain-tokens.js';
 import { ensurePeer, PEER_PACKAGE, seedPeerCredential } from './proxy-peer.js';
 
-const LATCHKEY_BIN = fileURLToPath(new URL('../bin/latchkey.js', import.meta.url));
+const LATCHKEY_BIN = fileURLToPath(new URL('../bin/latchkey.cjs', import.meta.url));
 const CALL_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 20_000;
 

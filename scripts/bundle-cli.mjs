@@ -1,20 +1,24 @@
-// The `latchkey` command as one bundle (dist/bin/), built after tsc. Node 20 spends most of a
-// proxy's start resolving, reading and linking ~120 small ES modules; bundled, the proxy
-// reaches its first answer ~80 ms sooner (`npm run bench -- proxy`). Chunks are split per
-// command, so a command still loads only what it runs. The library entry points (dist/index.js
-// and the subpaths) stay unbundled: an embedder's bundler does its own work.
+// The `latchkey` command as one CommonJS file (dist/bin/latchkey.cjs), built after tsc.
 //
-// Native and heavy packages stay external, loaded from node_modules as before: better-sqlite3, pg
-// and @napi-rs/keyring (native), the MCP SDK, oidc-provider, zod and uqr (loaded only by the
-// commands that need them, and large).
+// Why one file, and why CommonJS: Node 20 spends most of a proxy's start loading modules.
+// Unbundled, that was ~120 ES modules; an ES-module bundle split per command still loaded ~27
+// chunks through the ESM loader. One CommonJS file goes through the CJS loader once, and
+// esbuild leaves each command's imports of the packages below as require() calls inside that
+// command's lazily initialized code, so a command still loads only what it runs. A/B on this
+// machine, 15 alternating starts each: ~23 ms less from spawn to a ready proxy than the split
+// ESM bundle (docs/proxy.md). The library entry points (dist/index.js and the subpaths) stay
+// ES modules and unbundled: an embedder's bundler does its own work.
+//
+// Kept external, loaded from node_modules: better-sqlite3, pg and @napi-rs/keyring (native),
+// the MCP SDK, zod and uqr (large, and only some commands need them), and oidc-provider (an
+// ES module only package: esbuild keeps its dynamic import() as it is).
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { main: 'dist/cli/bin-entry.js' },
-  outdir: 'dist/bin',
+  entryPoints: ['dist/cli/bin-entry.js'],
+  outfile: 'dist/bin/latchkey.cjs',
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
@@ -27,8 +31,8 @@ await build({
     'zod',
     'uqr',
   ],
-  // commander is CommonJS: its require() of node built-ins needs a real require in ESM.
-  banner: {
-    js: "import { createRequire as __latchkeyRequire } from 'node:module'; const require = __latchkeyRequire(import.meta.url);",
-  },
+  // version.ts finds package.json from its own URL; in the bundle that is the bundle's URL,
+  // which sits at the same depth (dist/bin/ rather than dist/cli/).
+  define: { 'import.meta.url': '__latchkeyBundleUrl' },
+  banner: { js: "const __latchkeyBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent typecheck
 npm run --silent lint
-# The end-to-end tests spawn the installed command, bin/latchkey.js, which runs dist/.
+# The end-to-end tests spawn the installed command, bin/latchkey.cjs, which runs dist/.
 npm run --silent build
 # What npm would publish: publint, attw, and no test-only code in the package.
 npm run --silent check:package

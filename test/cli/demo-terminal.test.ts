@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 const SOCKET = `latchkey-demo-test-${process.pid}`;
 
 function tmux(...args: string[]): string {

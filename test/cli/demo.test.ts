@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 
 describe('latchkey demo', () => {
   it('walks through every step on its own and leaves nothing behind', async () => {

@@ -25,7 +25,7 @@ import { captureIO } from '../support/cli-io.js';
 import { proxyEnv } from '../support/proxy-env.js';
 import { latchkey } from '../support/spawn-cli.js';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 const BROWSER = fileURLToPath(new URL('../fixtures/recording-browser.ts', import.meta.url));
 /** A session bus address nobody answers at: the OS keyring is unreachable. */
 const NO_KEYRING = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/latchkey-test-bus', LATCHKEY_KEY: '' };

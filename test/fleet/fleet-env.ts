@@ -15,7 +15,7 @@ import type { CredentialStore } from '../../src/store/contract.js';
 import { obtainTokens } from '../harness/index.js';
 import type { LifecycleEnv } from '../support/lifecycle-env.js';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 
 /** One `latchkey refresher --json` process and the events it printed. */
 export interface RefresherProcess {

@@ -12,7 +12,7 @@ import { startWorker, type Worker } from '../support/worker.js';
 
 const WORKER = fileURLToPath(new URL('../fixtures/refresher-worker.ts', import.meta.url));
 const MANAGER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 
 interface EventMessage {
   type: 'event';

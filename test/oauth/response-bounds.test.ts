@@ -20,7 +20,7 @@ import { type HostileMode, startHostileOAuthServer } from '../harness/hostile-oa
 import type { Run } from '../support/spawn-cli.js';
 
 const PEAK_RSS = fileURLToPath(new URL('../fixtures/peak-rss.mjs', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 /** Generous: an idle latchkey is ~80 MB; before the caps these runs took 700 MB to 1.5 GB. */
 const MAX_PEAK_RSS_MB = 400;
 

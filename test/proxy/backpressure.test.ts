@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type FloodMcpServer, startFloodMcpServer } from '../harness/flood-mcp-server.js';
 import { latchkey } from '../support/spawn-cli.js';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 /** Generous: the proxy idles near 80 MB; the flood took it to 1.4 GB before the fix. */
 const MAX_PEAK_RSS_MB = 400;
 

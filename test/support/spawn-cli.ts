@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The installed command: bin/latchkey.js on the built dist/ (npm test builds first). */
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+/** The installed command: bin/latchkey.cjs on the built dist/ (npm test builds first). */
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 
 export interface Run {
   code: number | null;

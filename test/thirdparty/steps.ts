@@ -18,7 +18,7 @@ import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Run } from '../support/spawn-cli.js';
 import { startWorker } from '../support/worker.js';
 
-const BIN = fileURLToPath(new URL('../../bin/latchkey.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
 const WORKER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.meta.url));
 export const BROWSER = fileURLToPath(new URL('./browser.ts', import.meta.url));
 
