@@ -57,6 +57,30 @@ export interface StoreKeys {
   useProvider(provider: KeyProvider, source: KeySource): void;
 }
 
+/** The KEK a store was opened with; a rotation to a new KEK replaces it in place. */
+export interface HeldKek {
+  provider: KeyProvider;
+  source: KeySource;
+}
+
+/** StoreKeys over a held KEK, so that what unwraps later DEKs follows useProvider(). */
+export function heldStoreKeys(table: KeyTable, held: HeldKek, reload: () => Promise<void>): StoreKeys {
+  return {
+    table,
+    get provider() {
+      return held.provider;
+    },
+    get source() {
+      return held.source;
+    },
+    reload,
+    useProvider(provider, source) {
+      held.provider = provider;
+      held.source = source;
+    },
+  };
+}
+
 const KEYS = Symbol.for('latchkey.store-keys');
 
 /** Attach the key state to a store object (not enumerable: it is not part of the contract). */

@@ -19,7 +19,7 @@ import {
 } from './postgres-connection.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
-import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './sqlite-rows.js';
+import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './rows.js';
 
 /**
  * Credentials on Postgres: tokens sealed with the data key exactly as in SQLite, each write

@@ -10,7 +10,7 @@ import {
   type Queryable,
 } from './postgres-connection.js';
 import { acquire } from './postgres-leases.js';
-import { type CredentialRow, openCredential } from './sqlite-rows.js';
+import { type CredentialRow, openCredential } from './rows.js';
 
 const LIVE_LEASE = `EXISTS (SELECT 1 FROM leases l WHERE l.server = c.server AND l.issuer = c.issuer
   AND l.subject = c.subject AND l.expires_at > clock.now)`;

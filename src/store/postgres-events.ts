@@ -2,7 +2,7 @@ import type { EventInput, EventLog, EventQuery, LifecycleEvent } from './contrac
 import { decodeKey, pgFilter, pgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import type { PgEventFeed } from './postgres-listen.js';
 import { EVENT_ORDER_LOCK } from './postgres-schema.js';
-import { type EventRow, eventFromRow } from './sqlite-rows.js';
+import { type EventRow, eventFromRow } from './rows.js';
 
 /** The NOTIFY channel every commit that appended events signals. */
 export const EVENTS_CHANNEL = 'latchkey_events';

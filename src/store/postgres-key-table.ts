@@ -9,62 +9,16 @@ import {
 } from './key-table.js';
 import { fromPgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import { KEY_ROTATION_LOCK } from './postgres-schema.js';
-import { revocationAad } from './sqlite-revocations.js';
-import { credentialAad, registrationAad } from './sqlite-rows.js';
+import { ACTIVE_DATA_KEY, type DataKeyRow, sealedColumns, wrappedKeyOf } from './sealed-columns.js';
 
-/**
- * A column of sealed values: its table's primary key (the re-seal walks the table in its
- * order) and how to rebuild the associated data each value is bound to. Key columns hold
- * text as pgText wrote it, so they are decoded before they go into associated data.
- */
-interface SealedColumn {
-  table: string;
-  column: string;
-  primaryKey: readonly string[];
-  aad(row: Record<string, unknown>): string;
-}
-
-const t = (value: unknown): string => fromPgText(String(value));
-
-const SEALED: readonly SealedColumn[] = [
-  {
-    table: 'credentials',
-    column: 'secrets',
-    primaryKey: ['server', 'issuer', 'subject'],
-    aad: (r) => credentialAad({ server: t(r['server']), issuer: t(r['issuer']), subject: t(r['subject']) }),
-  },
-  {
-    table: 'registrations',
-    column: 'client_secret',
-    primaryKey: ['issuer'],
-    aad: (r) => registrationAad(t(r['issuer'])),
-  },
-  {
-    table: 'pending_revocations',
-    column: 'secrets',
-    primaryKey: ['id'],
-    aad: (r) =>
-      revocationAad(String(r['id']), {
-        key: { server: t(r['server']), issuer: t(r['issuer']), subject: t(r['subject']) },
-        tokenType: String(r['token_type']) as 'refresh_token',
-      }),
-  },
-];
-
-const ACTIVE = 'active_data_key';
-
-interface KeyRow {
-  id: string;
-  kek_id: string;
-  wrapped: Buffer;
-  created_at: number;
-}
+const pgKeyText = (value: unknown): string => fromPgText(String(value));
+const SEALED = sealedColumns(pgKeyText);
 
 export async function readKeyTable(db: Queryable): Promise<KeyTableState> {
-  const { rows } = await db.query<KeyRow>('SELECT * FROM data_keys ORDER BY created_at, id, kek_id');
+  const { rows } = await db.query<DataKeyRow>('SELECT * FROM data_keys ORDER BY created_at, id, kek_id');
   return {
-    active: await getMeta(db, ACTIVE),
-    keys: rows.map((r) => ({ id: r.id, kekId: r.kek_id, wrapped: r.wrapped, createdAt: r.created_at })),
+    active: await getMeta(db, ACTIVE_DATA_KEY),
+    keys: rows.map(wrappedKeyOf),
   };
 }
 
@@ -76,7 +30,7 @@ export async function insertKeys(db: Queryable, keys: readonly WrappedKey[], act
       [key.id, key.kekId, key.wrapped, key.createdAt],
     );
   }
-  if (active !== undefined) await putMeta(db, ACTIVE, active);
+  if (active !== undefined) await putMeta(db, ACTIVE_DATA_KEY, active);
 }
 
 export async function readKeyRecord(db: Queryable): Promise<KeyRecord | undefined> {
@@ -109,7 +63,7 @@ async function putMeta(db: Queryable, name: string, value: string): Promise<void
  */
 async function lockActive(db: Queryable): Promise<string | undefined> {
   await db.query('SELECT pg_advisory_xact_lock($1)', [KEY_ROTATION_LOCK.toString()]);
-  return getMeta(db, ACTIVE);
+  return getMeta(db, ACTIVE_DATA_KEY);
 }
 
 /** How many values each DEK seals, across every sealed column. */
@@ -181,7 +135,11 @@ async function resealFrom(
       const key = pk.map((name) => row[name]);
       await db.query(
         `UPDATE ${column.table} SET ${column.column} = $1 WHERE ${column.column} = $2 AND ${match}`,
-        [ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, t)), aad), old, ...key],
+        [
+          ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, pgKeyText)), aad),
+          old,
+          ...key,
+        ],
       );
       after.set(column.table, key);
       done += 1;

@@ -1,6 +1,12 @@
-import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord, RegistrationCache } from './contract.js';
+import type { DiscoveryCache, RegistrationCache } from './contract.js';
 import { fromPgText, pgText, type PgConnection } from './postgres-connection.js';
-import { openRegistration, type RegistrationRow, sealRegistration } from './sqlite-rows.js';
+import {
+  discoveryFromRow,
+  type DiscoveryRow,
+  openRegistration,
+  type RegistrationRow,
+  sealRegistration,
+} from './rows.js';
 
 /** Registrations on Postgres, one per issuer; a client secret is sealed with the data key. */
 export function pgRegistrationCache(conn: PgConnection): RegistrationCache {
@@ -33,14 +39,6 @@ export function pgRegistrationCache(conn: PgConnection): RegistrationCache {
   };
 }
 
-interface DiscoveryRow {
-  kind: DiscoveryKind;
-  id: string;
-  document: string;
-  source_url: string;
-  fetched_at: number;
-}
-
 /** The discovery cache on Postgres: public documents, stored as fetched. */
 export function pgDiscoveryCache(conn: PgConnection): DiscoveryCache {
   return {
@@ -50,7 +48,7 @@ export function pgDiscoveryCache(conn: PgConnection): DiscoveryCache {
           `SELECT * FROM discovery WHERE kind = $1 AND id = $2`,
           [kind, pgText(id)],
         );
-        return rows[0] === undefined ? undefined : discoveryFromRow(rows[0]);
+        return rows[0] === undefined ? undefined : discoveryFromRow(rows[0], fromPgText);
       }),
     putDiscovery: (record) =>
       conn.run(async () => {
@@ -71,15 +69,5 @@ export function pgDiscoveryCache(conn: PgConnection): DiscoveryCache {
       conn.run(async () => {
         await conn.pool.query(`DELETE FROM discovery WHERE kind = $1 AND id = $2`, [kind, pgText(id)]);
       }),
-  };
-}
-
-function discoveryFromRow(row: DiscoveryRow): DiscoveryRecord {
-  return {
-    kind: row.kind,
-    id: fromPgText(row.id),
-    document: JSON.parse(row.document) as Record<string, unknown>,
-    sourceUrl: row.source_url,
-    fetchedAt: row.fetched_at,
   };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 
-import { ErrorCode, LatchkeyError } from '../errors.js';
 import type {
   ClaimedRevocation,
   CredentialFilter,
@@ -8,11 +7,8 @@ import type {
   PendingRevocation,
   PendingRevocationStore,
   RevocationClaim,
-  RevocationSecrets,
-  RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
-import { UnknownDataKeyError } from './envelope.js';
 import {
   DB_NOW_MS,
   decodeKey,
@@ -23,25 +19,13 @@ import {
 } from './postgres-connection.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
-import { revocationAad } from './sqlite-revocations.js';
-
-interface RevocationRow {
-  id: string;
-  server: string;
-  issuer: string;
-  subject: string;
-  token_type: string;
-  client_id: string;
-  auth_method: string;
-  secrets: Buffer;
-  created_at: number;
-  expires_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  claim_owner: string | null;
-  claim_expires_at: number | null;
-}
+import {
+  addedRevocation,
+  openRevocationSecrets,
+  type RevocationRow,
+  revocationView,
+  sealRevocationSecrets,
+} from './revocation-rows.js';
 
 /**
  * Pending revocations on Postgres. Claims are one `UPDATE` over rows picked with
@@ -104,15 +88,14 @@ async function insertRevocations(
         entry.tokenType,
         entry.clientId,
         entry.tokenEndpointAuthMethod,
-        box.seal(JSON.stringify(entry.secrets), revocationAad(id, entry)),
+        sealRevocationSecrets(box, id, entry),
         entry.createdAt,
         entry.expiresAt,
         entry.nextAttemptAt,
         entry.lastError ?? null,
       ],
     );
-    const { secrets: _secrets, ...rest } = entry;
-    added.push({ ...rest, key: { ...entry.key }, id, attempts: 0 });
+    added.push(addedRevocation(id, entry));
   }
   return added;
 }
@@ -125,7 +108,7 @@ async function selectRevocations(conn: PgConnection, filter: CredentialFilter): 
      ORDER BY next_attempt_at, created_at`,
     [pgFilter(filter.server), pgFilter(filter.issuer), pgFilter(filter.subject)],
   );
-  return rows.map((row) => publicView(decodeKey(row)));
+  return rows.map((row) => revocationView(decodeKey(row)));
 }
 
 async function claimRevocations(conn: PgConnection, claim: RevocationClaim): Promise<ClaimedRevocation[]> {
@@ -144,38 +127,7 @@ async function claimRevocations(conn: PgConnection, claim: RevocationClaim): Pro
     [claim.owner, claim.now ?? null, Math.max(0, Math.round(claim.ttlMs)), claim.limit ?? 20],
   );
   rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.created_at - b.created_at);
-  return rows.map(decodeKey).map((row) => ({ ...publicView(row), secrets: openSecrets(conn.box, row) }));
-}
-
-function publicView(row: RevocationRow): PendingRevocation {
-  return {
-    id: row.id,
-    key: { server: row.server, issuer: row.issuer, subject: row.subject },
-    tokenType: row.token_type as RevocationTokenType,
-    clientId: row.client_id,
-    tokenEndpointAuthMethod: row.auth_method,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    ...(row.last_error === null ? {} : { lastError: row.last_error }),
-  };
-}
-
-function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
-  try {
-    return JSON.parse(box.open(row.secrets, revocationAad(row.id, publicView(row)))) as RevocationSecrets;
-  } catch (cause) {
-    if (cause instanceof UnknownDataKeyError) throw cause; // another instance rotated: reload, retry
-    throw new LatchkeyError(
-      ErrorCode.STORE_KEY_MISMATCH,
-      'a token queued for revocation cannot be decrypted with the current data key.',
-      {
-        server: row.server,
-        retryable: false,
-        next: { kind: 'repair-store', detail: 'restore the original data key' },
-        cause,
-      },
-    );
-  }
+  return rows
+    .map(decodeKey)
+    .map((row) => ({ ...revocationView(row), secrets: openRevocationSecrets(conn.box, row) }));
 }

@@ -7,7 +7,7 @@ import { pgCredentialTable } from './postgres-credentials.js';
 import { pgDueIndex } from './postgres-due.js';
 import { pgEventLog, pruneEvents } from './postgres-events.js';
 import type { KeyProvider } from './envelope.js';
-import { withStoreKeys } from './key-table.js';
+import { type HeldKek, heldStoreKeys, withStoreKeys } from './key-table.js';
 import { type PgKeys, type PgKeyStorage, pgKeyTracking, setUpPgKey } from './postgres-key.js';
 import { pgKeyTable } from './postgres-key-table.js';
 import { pgLeaseTable } from './postgres-leases.js';
@@ -164,24 +164,17 @@ function schedulePruning(conn: PgConnection, options: PostgresStoreOptions): voi
  * write transaction checks the active data key), and rekeyStore() finds the key table.
  */
 function envelopeStore(conn: PgConnection, store: CredentialStore, keys: PgKeys): CredentialStore {
-  let provider = keys.provider;
-  let source = keys.source;
-  const tracking = pgKeyTracking(conn.pool, keys.ring, () => provider);
+  const held: HeldKek = { provider: keys.provider, source: keys.source };
+  const tracking = pgKeyTracking(conn.pool, keys.ring, () => held.provider);
   conn.keys = tracking;
-  return withStoreKeys(store, {
-    table: pgKeyTable(conn, () => keys.ring),
-    get provider() {
-      return provider;
-    },
-    get source() {
-      return source;
-    },
-    reload: () => tracking.reload(),
-    useProvider(next, nextSource) {
-      provider = next;
-      source = nextSource;
-    },
-  });
+  return withStoreKeys(
+    store,
+    heldStoreKeys(
+      pgKeyTable(conn, () => keys.ring),
+      held,
+      () => tracking.reload(),
+    ),
+  );
 }
 
 function composeStore(conn: PgConnection, feed: PgEventFeed, security: StoreSecurity): CredentialStore {

@@ -3,11 +3,14 @@ import type { CredentialStatus, StoredCredential, TokenSecrets } from '../creden
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';
 import type { CredentialRecord } from '../credential/model.js';
-import type { LifecycleEvent, Registration } from './contract.js';
+import type { DiscoveryKind, DiscoveryRecord, LifecycleEvent, Registration } from './contract.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
 
-/** Row shapes and their mapping to the contract's types. Secrets are sealed and opened here only. */
+/**
+ * Row shapes both stores share (SQLite and Postgres hold the same columns), and their mapping to
+ * the contract's types. Secrets are sealed and opened here only.
+ */
 export interface CredentialRow {
   server: string;
   issuer: string;
@@ -130,3 +133,25 @@ export function eventFromRow(row: EventRow): LifecycleEvent {
 }
 
 export const VALID_STATUS: CredentialStatus = { state: 'valid', failures: 0 };
+
+export interface DiscoveryRow {
+  kind: DiscoveryKind;
+  id: string;
+  document: string;
+  source_url: string;
+  fetched_at: number;
+}
+
+/** A cached discovery document; `text` reads the id as the store keeps text. */
+export function discoveryFromRow(
+  row: DiscoveryRow,
+  text: (stored: string) => string = String,
+): DiscoveryRecord {
+  return {
+    kind: row.kind,
+    id: text(row.id),
+    document: JSON.parse(row.document) as Record<string, unknown>,
+    sourceUrl: row.source_url,
+    fetchedAt: row.fetched_at,
+  };
+}

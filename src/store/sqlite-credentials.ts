@@ -13,7 +13,7 @@ import { KEY_WHERE, type KeyParams, keyParams, type SqliteConnection } from './s
 import { insertEvent } from './sqlite-events.js';
 import { DUE_FROM_STATUS, dueParams } from './sqlite-due.js';
 import { dropLease, leaseOf } from './sqlite-leases.js';
-import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './sqlite-rows.js';
+import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './rows.js';
 
 /**
  * Credentials on SQLite: tokens sealed with the data key, written compare-and-set on

@@ -4,7 +4,7 @@ import type { DueClaim, DueIndex } from './contract.js';
 import { UnknownDataKeyError } from './envelope.js';
 import { keyParams, type SqliteConnection } from './sqlite-connection.js';
 import { acquire } from './sqlite-leases.js';
-import { type CredentialRow, openCredential } from './sqlite-rows.js';
+import { type CredentialRow, openCredential } from './rows.js';
 
 /**
  * The due index on SQLite: `refresh_at` and `due_at` columns kept by every credential write

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 
 import type { EventInput, EventLog, EventQuery, LifecycleEvent } from './contract.js';
-import { type EventRow, eventFromRow } from './sqlite-rows.js';
+import { type EventRow, eventFromRow } from './rows.js';
 import type { SqliteConnection } from './sqlite-connection.js';
 
 export const DEFAULT_WATCH_POLL_MS = 250;

@@ -10,52 +10,19 @@ import {
   type WrappedKey,
 } from './key-table.js';
 import type { SqliteConnection } from './sqlite-connection.js';
-import { revocationAad } from './sqlite-revocations.js';
-import { credentialAad, registrationAad } from './sqlite-rows.js';
+import { ACTIVE_DATA_KEY, type DataKeyRow, sealedColumns, wrappedKeyOf } from './sealed-columns.js';
+
+const SEALED = sealedColumns(String);
 
 /** A column of sealed values, and how to rebuild the associated data each value is bound to. */
-interface SealedColumn {
-  table: string;
-  column: string;
-  aad(row: Record<string, unknown>): string;
-}
-
-const s = (value: unknown): string => String(value);
-
-const SEALED: readonly SealedColumn[] = [
-  {
-    table: 'credentials',
-    column: 'secrets',
-    aad: (r) => credentialAad({ server: s(r['server']), issuer: s(r['issuer']), subject: s(r['subject']) }),
-  },
-  { table: 'registrations', column: 'client_secret', aad: (r) => registrationAad(s(r['issuer'])) },
-  {
-    table: 'pending_revocations',
-    column: 'secrets',
-    aad: (r) =>
-      revocationAad(s(r['id']), {
-        key: { server: s(r['server']), issuer: s(r['issuer']), subject: s(r['subject']) },
-        tokenType: s(r['token_type']) as 'refresh_token',
-      }),
-  },
-];
-
-const ACTIVE = 'active_data_key';
-
-interface KeyRow {
-  id: string;
-  kek_id: string;
-  wrapped: Buffer;
-  created_at: number;
-}
 
 export function readKeyTable(db: Database.Database): KeyTableState {
-  const rows = db.prepare('SELECT * FROM data_keys ORDER BY created_at, id').all() as KeyRow[];
-  const active = db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get(ACTIVE) as
+  const rows = db.prepare('SELECT * FROM data_keys ORDER BY created_at, id').all() as DataKeyRow[];
+  const active = db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get(ACTIVE_DATA_KEY) as
     string | undefined;
   return {
     active,
-    keys: rows.map((r) => ({ id: r.id, kekId: r.kek_id, wrapped: r.wrapped, createdAt: r.created_at })),
+    keys: rows.map(wrappedKeyOf),
   };
 }
 
@@ -65,7 +32,7 @@ export function insertKeys(db: Database.Database, keys: readonly WrappedKey[], a
      ON CONFLICT (id, kek_id) DO NOTHING`,
   );
   for (const key of keys) insert.run(key);
-  if (active !== undefined) putMeta(db, ACTIVE, active);
+  if (active !== undefined) putMeta(db, ACTIVE_DATA_KEY, active);
 }
 
 export function writeKeyRecord(db: Database.Database, record: KeyRecord): void {
@@ -89,7 +56,7 @@ function putMeta(db: Database.Database, name: string, value: string): void {
 /** The active DEK's id as the database has it now; read inside every write transaction. */
 export function activeKeyStatement(db: Database.Database): () => string | undefined {
   const statement = db.prepare('SELECT value FROM meta WHERE name = ?').pluck();
-  return () => statement.get(ACTIVE) as string | undefined;
+  return () => statement.get(ACTIVE_DATA_KEY) as string | undefined;
 }
 
 /** How many values each DEK seals, across every sealed column. */
@@ -167,7 +134,7 @@ function resealFrom(
       const old = row[column.column] as Buffer;
       const aad = column.aad(row);
       update.run({
-        sealed: ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, s)), aad),
+        sealed: ring.seal(openForReseal(ring, old, aad, sealedRowName(column.table, row, String)), aad),
         rowId: row['row_id'],
         old,
       });

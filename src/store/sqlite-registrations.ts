@@ -1,6 +1,12 @@
-import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord, RegistrationCache } from './contract.js';
+import type { DiscoveryCache, RegistrationCache } from './contract.js';
 import type { SqliteConnection } from './sqlite-connection.js';
-import { openRegistration, type RegistrationRow, sealRegistration } from './sqlite-rows.js';
+import {
+  discoveryFromRow,
+  type DiscoveryRow,
+  openRegistration,
+  type RegistrationRow,
+  sealRegistration,
+} from './rows.js';
 
 /** Registrations on SQLite, one per issuer; a client secret is sealed with the data key. */
 export function sqliteRegistrationCache(conn: SqliteConnection): RegistrationCache {
@@ -27,14 +33,6 @@ export function sqliteRegistrationCache(conn: SqliteConnection): RegistrationCac
   };
 }
 
-interface DiscoveryRow {
-  kind: DiscoveryKind;
-  id: string;
-  document: string;
-  source_url: string;
-  fetched_at: number;
-}
-
 /** The discovery cache on SQLite: public documents, stored as fetched. */
 export function sqliteDiscoveryCache(conn: SqliteConnection): DiscoveryCache {
   return {
@@ -58,15 +56,5 @@ export function sqliteDiscoveryCache(conn: SqliteConnection): DiscoveryCache {
       conn.write(() => {
         conn.db.prepare(`DELETE FROM discovery WHERE kind = ? AND id = ?`).run(kind, id);
       }),
-  };
-}
-
-function discoveryFromRow(row: DiscoveryRow): DiscoveryRecord {
-  return {
-    kind: row.kind,
-    id: row.id,
-    document: JSON.parse(row.document) as Record<string, unknown>,
-    sourceUrl: row.source_url,
-    fetchedAt: row.fetched_at,
   };
 }

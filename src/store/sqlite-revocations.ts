@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto';
 
 import type BetterSqlite3 from 'better-sqlite3';
 
-import { keyId } from '../credential/key.js';
-import { ErrorCode, LatchkeyError } from '../errors.js';
 import type {
   ClaimedRevocation,
   CredentialFilter,
@@ -12,11 +10,15 @@ import type {
   PendingRevocationStore,
   RevocationClaim,
   RevocationSchedule,
-  RevocationSecrets,
-  RevocationTokenType,
 } from './contract.js';
 import type { SecretBox } from './crypto.js';
-import { UnknownDataKeyError } from './envelope.js';
+import {
+  addedRevocation,
+  openRevocationSecrets,
+  type RevocationRow,
+  revocationView,
+  sealRevocationSecrets,
+} from './revocation-rows.js';
 import type { SqliteConnection } from './sqlite-connection.js';
 import { insertEvent } from './sqlite-events.js';
 
@@ -48,32 +50,6 @@ export function sqlitePendingRevocations(conn: SqliteConnection): PendingRevocat
 
 /* The functions below run inside the store's transactions (the caller wraps them). */
 
-interface RevocationRow {
-  id: string;
-  server: string;
-  issuer: string;
-  subject: string;
-  token_type: string;
-  client_id: string;
-  auth_method: string;
-  secrets: Buffer;
-  created_at: number;
-  expires_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  claim_owner: string | null;
-  claim_expires_at: number | null;
-}
-
-/**
- * Associated data binding a sealed token to its row: a ciphertext copied onto another row
- * (another server, or the access-token row of the same logout) fails to open.
- */
-export function revocationAad(id: string, row: Pick<PendingRevocation, 'key' | 'tokenType'>): string {
-  return `revocation\u0000${id}\u0000${keyId(row.key)}\u0000${row.tokenType}`;
-}
-
 function insertRevocations(
   db: BetterSqlite3.Database,
   box: SecretBox,
@@ -93,14 +69,13 @@ function insertRevocations(
       token_type: entry.tokenType,
       client_id: entry.clientId,
       auth_method: entry.tokenEndpointAuthMethod,
-      secrets: box.seal(JSON.stringify(entry.secrets), revocationAad(id, entry)),
+      secrets: sealRevocationSecrets(box, id, entry),
       created_at: entry.createdAt,
       expires_at: entry.expiresAt,
       next_attempt_at: entry.nextAttemptAt,
       last_error: entry.lastError ?? null,
     });
-    const { secrets: _secrets, ...rest } = entry;
-    return { ...rest, key: { ...entry.key }, id, attempts: 0 };
+    return addedRevocation(id, entry);
   });
 }
 
@@ -117,7 +92,7 @@ function selectRevocations(db: BetterSqlite3.Database, filter: CredentialFilter)
       issuer: filter.issuer ?? null,
       subject: filter.subject ?? null,
     }) as RevocationRow[];
-  return rows.map(publicView);
+  return rows.map(revocationView);
 }
 
 function anyRevocationDue(db: BetterSqlite3.Database, now: number): boolean {
@@ -148,7 +123,7 @@ function claimRevocations(
   );
   return rows.map((row) => {
     take.run({ id: row.id, owner: claim.owner, until: clock + claim.ttlMs });
-    return { ...publicView(row), secrets: openSecrets(box, row) };
+    return { ...revocationView(row), secrets: openRevocationSecrets(box, row) };
   });
 }
 
@@ -182,38 +157,4 @@ function deleteClaimedRevocation(db: BetterSqlite3.Database, id: string, owner: 
       .prepare(`DELETE FROM pending_revocations WHERE id = ? AND claim_owner = ? AND claim_expires_at > ?`)
       .run(id, owner, Date.now()).changes > 0
   );
-}
-
-function publicView(row: RevocationRow): PendingRevocation {
-  return {
-    id: row.id,
-    key: { server: row.server, issuer: row.issuer, subject: row.subject },
-    tokenType: row.token_type as RevocationTokenType,
-    clientId: row.client_id,
-    tokenEndpointAuthMethod: row.auth_method,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    ...(row.last_error === null ? {} : { lastError: row.last_error }),
-  };
-}
-
-function openSecrets(box: SecretBox, row: RevocationRow): RevocationSecrets {
-  const view = publicView(row);
-  try {
-    return JSON.parse(box.open(row.secrets, revocationAad(row.id, view))) as RevocationSecrets;
-  } catch (cause) {
-    if (cause instanceof UnknownDataKeyError) throw cause; // another process rotated: reload, retry
-    throw new LatchkeyError(
-      ErrorCode.STORE_KEY_MISMATCH,
-      'a token queued for revocation cannot be decrypted with the current data key.',
-      {
-        server: row.server,
-        retryable: false,
-        next: { kind: 'repair-store', detail: 'restore the original data key' },
-        cause,
-      },
-    );
-  }
 }

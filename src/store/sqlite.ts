@@ -8,7 +8,7 @@ import type { CredentialStore, StoreSecurity } from './contract.js';
 import { assertNotTruncated, corruptDatabase, isCorruptionError } from './corruption.js';
 import type { KeyStorage } from './data-key.js';
 import type { KeyProvider } from './envelope.js';
-import { type KeyTable, withStoreKeys } from './key-table.js';
+import { type HeldKek, heldStoreKeys, type KeyTable, withStoreKeys } from './key-table.js';
 import { defaultHome, ensurePrivateDir, makePrivate, PRIVATE_FILE_MODE } from './paths.js';
 import { SqliteConnection } from './sqlite-connection.js';
 import { sqliteCredentialTable } from './sqlite-credentials.js';
@@ -125,30 +125,18 @@ async function envelopeStore(
   keys: KeySetup,
   security: StoreSecurity,
 ): Promise<CredentialStore> {
-  let provider = keys.provider;
-  let source = keys.source;
-  const tracking = keyTracking(conn.db, keys.ring, () => provider);
+  const held: HeldKek = { provider: keys.provider, source: keys.source };
+  const tracking = keyTracking(conn.db, keys.ring, () => held.provider);
   conn.keys = tracking;
   const table = sqliteKeyTable(conn, () => keys.ring);
   if (hasLegacyValues(conn.db)) await migrateLegacy(table);
   // Through the connection, so a row sealed by a data key another process just made is
   // read after a reload instead of being skipped as unreadable.
   await conn.run(() => backfillDueIndex(conn));
-  const store = composeStore(conn, security);
-  return withStoreKeys(store, {
-    table,
-    get provider() {
-      return provider;
-    },
-    get source() {
-      return source;
-    },
-    reload: () => tracking.reload(),
-    useProvider(next, nextSource) {
-      provider = next;
-      source = nextSource;
-    },
-  });
+  return withStoreKeys(
+    composeStore(conn, security),
+    heldStoreKeys(table, held, () => tracking.reload()),
+  );
 }
 
 /** Values re-sealed per transaction when a pre-envelope store is opened. */
