@@ -10,6 +10,7 @@ import {
   type Queryable,
 } from './postgres-connection.js';
 import { acquire } from './postgres-leases.js';
+import { UnknownDataKeyError } from './envelope.js';
 import { type CredentialRow, openCredential } from './rows.js';
 
 const LIVE_LEASE = `EXISTS (SELECT 1 FROM leases l WHERE l.server = c.server AND l.issuer = c.issuer
@@ -73,7 +74,9 @@ async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim):
 /**
  * A row sealed under another key cannot be refreshed by anyone holding this one. It leaves
  * the due index (a new login rewrites it) instead of failing every claim from now on; reads
- * of it keep reporting STORE_KEY_MISMATCH.
+ * of it keep reporting STORE_KEY_MISMATCH. A data key this instance has not loaded yet is a
+ * rotation elsewhere, not a foreign row: rethrown, the transaction reloads the keys and runs
+ * again (as on SQLite; the check at BEGIN makes this rare, the rotation lock rarer still).
  */
 async function openable(
   conn: PgConnection,
@@ -83,7 +86,8 @@ async function openable(
   const decoded = decodeKey(row);
   try {
     return openCredential(conn.box, decoded);
-  } catch {
+  } catch (error) {
+    if (error instanceof UnknownDataKeyError) throw error;
     await client.query(`UPDATE credentials SET due_at = NULL WHERE ${KEY_WHERE}`, keyValues(decoded));
     return undefined;
   }

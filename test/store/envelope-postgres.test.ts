@@ -210,6 +210,32 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     await assertReadable(rotating, [...records, written!]);
   });
 
+  it('an instance that has not seen a rotation still claims due rows sealed under the new key', async (t) => {
+    const db = await database(t);
+    const rotating = await db.open();
+    const refresher = await db.open(); // opened before the rotation: holds only the old key
+    const records = await writeMany(rotating, 4);
+    await rekeyStore(rotating, { pauseMs: 0 });
+    assert.equal((await db.inspect()).sealedBy.size, 1, 'every row is sealed under the new key only');
+
+    // The claim's transaction checks the active data key first and loads the new one, so the
+    // rows are not taken for foreign ones and dropped from the due index.
+    const holder = { owner: 'refresher:1:a', pid: 1, host: 'refresher' };
+    const claimed = await refresher.claimDueCredentials({
+      holder,
+      ttlMs: 60_000,
+      limit: 10,
+      now: Date.now() + 10 * 3_600_000,
+    });
+    assert.deepEqual(claimed.map((c) => c.key.server).sort(), records.map((r) => r.key.server).sort());
+    assert.deepEqual(
+      claimed.map((c) => c.secrets).sort((a, b) => a.accessToken.localeCompare(b.accessToken)),
+      records.map((r) => r.secrets).sort((a, b) => a.accessToken.localeCompare(b.accessToken)),
+    );
+    const undue = await adminQuery(db.url, 'SELECT count(*)::int AS n FROM credentials WHERE due_at IS NULL');
+    assert.equal((undue.rows[0] as { n: number }).n, 0, 'no row left the due index');
+  });
+
   it('a rotation waits for the write transactions in flight before it makes a new key active', async (t) => {
     const db = await database(t);
     const store = await db.open();
