@@ -12,16 +12,41 @@
 // Kept external, loaded from node_modules: better-sqlite3, pg and @napi-rs/keyring (native),
 // the MCP SDK, zod and uqr (large, and only some commands need them), and oidc-provider (an
 // ES module only package: esbuild keeps its dynamic import() as it is).
+//
+// No other import() may be left in the bundle: bin/compile-cache.cjs runs it as a vm.Script,
+// where import() fails on Node 20 once the script comes from a code cache. The lazy
+// import()s of node:https and @napi-rs/keyring become lazy require()s (requireInstead); the
+// one of oidc-provider stays, and `latchkey demo`, its only user, starts without the cache.
+import { readFileSync } from 'node:fs';
+
 import { build } from 'esbuild';
+
+const BUNDLE = 'dist/bin/latchkey.cjs';
+const ALLOWED_DYNAMIC_IMPORTS = ['oidc-provider'];
+
+/** Dynamic imports of these CommonJS-loadable modules are bundled as lazy require() calls. */
+const requireInstead = {
+  name: 'require-instead',
+  setup(build) {
+    build.onResolve({ filter: /^(node:https|@napi-rs\/keyring)$/ }, (args) =>
+      args.kind === 'dynamic-import' ? { path: args.path, namespace: 'require-instead' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'require-instead' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 await build({
   entryPoints: ['dist/cli/bin-entry.js'],
-  outfile: 'dist/bin/latchkey.cjs',
+  outfile: BUNDLE,
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
+  plugins: [requireInstead],
   external: [
     'better-sqlite3',
     'pg',
@@ -36,3 +61,14 @@ await build({
   define: { 'import.meta.url': '__latchkeyBundleUrl' },
   banner: { js: "const __latchkeyBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+
+// Every import( in the bundle, literal or not, must be one of the allowed ones.
+const text = readFileSync(BUNDLE, 'utf8');
+const calls = [...text.matchAll(/(?<![\w.$])import\(([^)]{0,80})/g)].map((m) => m[1]?.trim() ?? '');
+const unexpected = calls.filter(
+  (argument) => !ALLOWED_DYNAMIC_IMPORTS.some((name) => argument === JSON.stringify(name)),
+);
+if (unexpected.length > 0) {
+  console.error(`bundle-cli: import(${unexpected.join('), import(')}) left in ${BUNDLE}; see requireInstead`);
+  process.exit(1);
+}
