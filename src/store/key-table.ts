@@ -151,3 +151,19 @@ export function sealedRowName(
     ? `${table} (issuer ${text(row['issuer'])})`
     : `${table} (server ${text(row['server'])})`;
 }
+
+/**
+ * A value sealed under a data key this process cannot unwrap, as the error a caller sees: the
+ * store was rekeyed to a key-encryption key this process does not hold.
+ */
+export function unknownDataKeyFailure(error: UnknownDataKeyError): LatchkeyError {
+  return new LatchkeyError(
+    ErrorCode.STORE_KEY_MISMATCH,
+    `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this process cannot unwrap.`,
+    {
+      retryable: false,
+      next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
+      cause: error,
+    },
+  );
+}

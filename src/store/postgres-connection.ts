@@ -4,6 +4,7 @@ import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
+import { unknownDataKeyFailure } from './key-table.js';
 import { KEY_ROTATION_LOCK } from './postgres-schema.js';
 
 /** Anything that runs a query: the pool, or one client inside a transaction. */
@@ -216,17 +217,7 @@ function activeKeyOf(results: pg.QueryResult | pg.QueryResult[]): string | undef
 /** A driver error as a LatchkeyError that never quotes the connection URL. */
 export function storeFailure(error: unknown, location: string): unknown {
   if (isLatchkeyError(error)) return error;
-  if (error instanceof UnknownDataKeyError) {
-    return new LatchkeyError(
-      ErrorCode.STORE_KEY_MISMATCH,
-      `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this instance cannot unwrap.`,
-      {
-        retryable: false,
-        next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
-        cause: error,
-      },
-    );
-  }
+  if (error instanceof UnknownDataKeyError) return unknownDataKeyFailure(error);
   const transient = isTransientPgError(error);
   return new LatchkeyError(
     ErrorCode.STORE_UNAVAILABLE,

@@ -4,6 +4,7 @@ import type { CredentialKey } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
+import { unknownDataKeyFailure } from './key-table.js';
 
 /**
  * How the connection keeps up with other processes' key rotations: `checkActive` runs first
@@ -100,17 +101,7 @@ export class SqliteConnection {
 
   #wrap(error: unknown): unknown {
     if (isLatchkeyError(error)) return error;
-    if (error instanceof UnknownDataKeyError) {
-      return new LatchkeyError(
-        ErrorCode.STORE_KEY_MISMATCH,
-        `a stored secret is sealed with data key ${error.keyId}, which the key-encryption key of this process cannot unwrap.`,
-        {
-          retryable: false,
-          next: { kind: 'repair-store', detail: 'use the key-encryption key the store was last rekeyed to' },
-          cause: error,
-        },
-      );
-    }
+    if (error instanceof UnknownDataKeyError) return unknownDataKeyFailure(error);
     const busy = (error as { code?: string }).code?.startsWith('SQLITE_BUSY') === true;
     return new LatchkeyError(
       ErrorCode.STORE_UNAVAILABLE,
