@@ -42,8 +42,12 @@ const MIN_SECRET_LENGTH = 8;
 export class SecretRegistry {
   readonly #recent = new Set<string>();
   readonly #pinned = new Map<string, number>();
-  /** Every secret held, by its last MIN_SECRET_LENGTH characters, so scrub() looks up, not loops. */
-  readonly #bySuffix = new Map<string, Set<string>>();
+  /**
+   * Every secret held, by its last MIN_SECRET_LENGTH characters, so scrub() looks up, not
+   * loops. A suffix almost always ends one secret, held as the string itself: a Set per
+   * secret cost about 150 bytes each, twice per cached credential (issue 16).
+   */
+  readonly #bySuffix = new Map<string, string | Set<string>>();
   readonly #limit: number;
 
   constructor(limit = 2048) {
@@ -116,6 +120,10 @@ export class SecretRegistry {
   #longestEndingAt(text: string, end: number, from: number): string | undefined {
     const candidates = this.#bySuffix.get(text.slice(end - MIN_SECRET_LENGTH, end));
     if (candidates === undefined) return undefined;
+    if (typeof candidates === 'string') {
+      const start = end - candidates.length;
+      return start >= from && text.startsWith(candidates, start) ? candidates : undefined;
+    }
     let found: string | undefined;
     for (const secret of candidates) {
       const start = end - secret.length;
@@ -132,15 +140,19 @@ export class SecretRegistry {
   #index(secret: string): void {
     const suffix = secret.slice(-MIN_SECRET_LENGTH);
     const bucket = this.#bySuffix.get(suffix);
-    if (bucket === undefined) this.#bySuffix.set(suffix, new Set([secret]));
-    else bucket.add(secret);
+    if (bucket === undefined) this.#bySuffix.set(suffix, secret);
+    else if (typeof bucket !== 'string') bucket.add(secret);
+    else if (bucket !== secret) this.#bySuffix.set(suffix, new Set([bucket, secret]));
   }
 
   #unindex(secret: string): void {
     const suffix = secret.slice(-MIN_SECRET_LENGTH);
     const bucket = this.#bySuffix.get(suffix);
-    bucket?.delete(secret);
-    if (bucket?.size === 0) this.#bySuffix.delete(suffix);
+    if (bucket === secret) this.#bySuffix.delete(suffix);
+    else if (typeof bucket !== 'string' && bucket?.delete(secret) === true && bucket.size === 1) {
+      // Back to the common case: one secret, held as itself.
+      this.#bySuffix.set(suffix, bucket.values().next().value as string);
+    }
   }
 }
 

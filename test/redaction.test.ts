@@ -80,6 +80,27 @@ describe('redaction', () => {
     assert.ok(out.startsWith('x [redacted #') && out.endsWith(']!'), out);
   });
 
+  it('keeps scrubbing secrets that share their last characters as others come and go', () => {
+    const registry = new SecretRegistry(1);
+    // Same 8-character tail: the index holds them together, and must part them correctly.
+    const a = 'first-secret-same-tail';
+    const b = 'second-secret-same-tail';
+    const c = 'third---secret-same-tail';
+    for (const secret of [a, b, c]) registry.pin(secret);
+    const text = `${a} ${b} ${c}`;
+    assert.equal(registry.scrub(text).split('[redacted #').length - 1, 3);
+    registry.unpin(b); // now the one recent secret
+    registry.unpin(a); // pushes b out: forgotten
+    assert.equal(registry.scrub(`${b}`), b);
+    for (const secret of [a, c]) assert.ok(!registry.scrub(secret).includes(secret), secret);
+    registry.unpin(c); // pushes a out; c, recent, is the last one with this tail
+    assert.equal(registry.scrub(`${a} ${b}`), `${a} ${b}`);
+    assert.ok(!registry.scrub(`x ${c} y`).includes(c));
+    registry.add('unrelated-secret-value'); // pushes c out: nothing with this tail is left
+    assert.equal(registry.scrub(text), text);
+    assert.equal(registry.size, 1);
+  });
+
   it('redacts secret-named fields at any depth', () => {
     const out = redactValue({
       server: 'https://x',

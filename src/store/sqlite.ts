@@ -46,7 +46,17 @@ export interface SqliteStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Events beyond this many newest are pruned on open. Default 10000. */
   keepEvents?: number;
+  /**
+   * SQLite's page cache for this connection, in KiB. Default 2048 (SQLite's own default;
+   * better-sqlite3 raises it to 16 MB). The cache is native memory, resident for as long
+   * as the store is open, and a lookup by key touches a handful of pages, so a larger one
+   * buys little (issue 16).
+   */
+  cacheSizeKiB?: number;
 }
+
+/** See `SqliteStoreOptions.cacheSizeKiB`. */
+export const DEFAULT_SQLITE_CACHE_KIB = 2048;
 
 /**
  * Open (creating if needed) the embedded store: one SQLite file in WAL mode, shared safely
@@ -59,7 +69,11 @@ export async function openSqliteStore(options: SqliteStoreOptions = {}): Promise
   const path = options.path ?? join(home, 'latchkey.db');
   ensurePrivateDir(home);
   await assertNotTruncated(path, home);
-  const db = openDatabase(path, options.busyTimeoutMs ?? 5000);
+  const db = openDatabase(
+    path,
+    options.busyTimeoutMs ?? 5000,
+    options.cacheSizeKiB ?? DEFAULT_SQLITE_CACHE_KIB,
+  );
   try {
     migrate(db);
     const keys = await setUpKeys(db, {
@@ -83,7 +97,7 @@ export async function openSqliteStore(options: SqliteStoreOptions = {}): Promise
   }
 }
 
-function openDatabase(path: string, busyTimeoutMs: number): Database.Database {
+function openDatabase(path: string, busyTimeoutMs: number, cacheSizeKiB: number): Database.Database {
   // Create the file 0600 before SQLite does: SQLite gives its -wal and -shm files the mode of
   // the database file, so this one step keeps all three private regardless of umask.
   try {
@@ -93,6 +107,8 @@ function openDatabase(path: string, busyTimeoutMs: number): Database.Database {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL'); // durable in WAL mode across process crashes (kill -9)
     db.pragma('foreign_keys = ON');
+    // A negative cache_size is in KiB rather than pages.
+    db.pragma(`cache_size = ${-Math.max(1, Math.floor(cacheSizeKiB))}`);
     makePrivate(`${path}-wal`);
     makePrivate(`${path}-shm`);
     return db;
