@@ -26,6 +26,26 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
 /** No real token is shorter; shorter strings would scrub ordinary words. */
 const MIN_SECRET_LENGTH = 8;
 
+/** One secret the registry holds: pinned (`pins` > 0), recent, or both. */
+interface Held {
+  readonly secret: string;
+  pins: number;
+  recent: boolean;
+}
+
+/**
+ * A number for the MIN_SECRET_LENGTH characters of `text` that end at `end`: the index key.
+ * A number, not the characters themselves, so that holding a secret allocates no key string
+ * and a scrub reads the text in place. Equal tails give equal numbers; the converse is
+ * checked by comparing the secret itself.
+ */
+function tailHash(text: string, end: number): number {
+  let hash = 0;
+  for (let at = end - MIN_SECRET_LENGTH; at < end; at++)
+    hash = (Math.imul(hash, 31) + text.charCodeAt(at)) | 0;
+  return hash & 0x3fffffff;
+}
+
 /**
  * Remembers the secrets this process has handled so free text (an AS error description,
  * an exception message) can be scrubbed even when a secret has no recognisable shape.
@@ -38,16 +58,18 @@ const MIN_SECRET_LENGTH = 8;
  * - recent secrets (`add`, and pinned ones once released): the newest `limit`, oldest
  *   forgotten first. A released token keeps being scrubbed while it is recent, in case it
  *   turns up in a late error.
+ *
+ * Every held secret is one small record in one map, keyed by a number for its last
+ * characters (see tailHash): a manager caching 10k credentials pins 20k tokens, and a map
+ * per purpose (pins, index) with a string key and a Set per secret cost about 350 bytes a
+ * token, which V8's heap growth multiplies in RSS (issue 16).
  */
 export class SecretRegistry {
+  /** Oldest first: the order in which recent secrets are forgotten. */
   readonly #recent = new Set<string>();
-  readonly #pinned = new Map<string, number>();
-  /**
-   * Every secret held, by its last MIN_SECRET_LENGTH characters, so scrub() looks up, not
-   * loops. A suffix almost always ends one secret, held as the string itself: a Set per
-   * secret cost about 150 bytes each, twice per cached credential (issue 16).
-   */
-  readonly #bySuffix = new Map<string, string | Set<string>>();
+  /** Every secret held, by tailHash, so scrub() looks up, not loops. */
+  readonly #byTail = new Map<number, Held | Held[]>();
+  #size = 0;
   readonly #limit: number;
 
   constructor(limit = 2048) {
@@ -56,46 +78,43 @@ export class SecretRegistry {
 
   /** How many distinct secrets are held (pinned and recent). */
   get size(): number {
-    let size = this.#pinned.size;
-    for (const secret of this.#recent) if (!this.#pinned.has(secret)) size++;
-    return size;
+    return this.#size;
   }
 
   add(secret: string | undefined): void {
     if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
+    const held = this.#find(secret) ?? this.#hold(secret);
     this.#recent.delete(secret); // re-added: newest again
     this.#recent.add(secret);
-    this.#index(secret);
+    held.recent = true;
     while (this.#recent.size > this.#limit) {
       const oldest = this.#recent.values().next();
       if (oldest.done === true) break;
       this.#recent.delete(oldest.value);
-      if (!this.#pinned.has(oldest.value)) this.#unindex(oldest.value);
+      const gone = this.#find(oldest.value);
+      if (gone === undefined) continue;
+      gone.recent = false;
+      if (gone.pins === 0) this.#release(gone);
     }
   }
 
   /** Hold `secret` until as many `unpin` calls as `pin` calls (one per holder). */
   pin(secret: string | undefined): void {
     if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
-    this.#pinned.set(secret, (this.#pinned.get(secret) ?? 0) + 1);
-    this.#index(secret);
+    (this.#find(secret) ?? this.#hold(secret)).pins++;
   }
 
   /** Release one hold; the last release turns the secret into a recent one. */
   unpin(secret: string | undefined): void {
     if (secret === undefined) return;
-    const count = this.#pinned.get(secret);
-    if (count === undefined) return;
-    if (count > 1) {
-      this.#pinned.set(secret, count - 1);
-      return;
-    }
-    this.#pinned.delete(secret);
-    this.add(secret);
+    const held = this.#find(secret);
+    if (held === undefined || held.pins === 0) return;
+    held.pins--;
+    if (held.pins === 0) this.add(secret);
   }
 
   scrub(text: string): string {
-    let out = this.#bySuffix.size === 0 ? text : this.#scrubHeld(text);
+    let out = this.#size === 0 ? text : this.#scrubHeld(text);
     for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
     return out;
   }
@@ -118,14 +137,10 @@ export class SecretRegistry {
   }
 
   #longestEndingAt(text: string, end: number, from: number): string | undefined {
-    const candidates = this.#bySuffix.get(text.slice(end - MIN_SECRET_LENGTH, end));
-    if (candidates === undefined) return undefined;
-    if (typeof candidates === 'string') {
-      const start = end - candidates.length;
-      return start >= from && text.startsWith(candidates, start) ? candidates : undefined;
-    }
+    const bucket = this.#byTail.get(tailHash(text, end));
+    if (bucket === undefined) return undefined;
     let found: string | undefined;
-    for (const secret of candidates) {
+    for (const { secret } of Array.isArray(bucket) ? bucket : [bucket]) {
       const start = end - secret.length;
       if (
         start >= from &&
@@ -137,22 +152,33 @@ export class SecretRegistry {
     return found;
   }
 
-  #index(secret: string): void {
-    const suffix = secret.slice(-MIN_SECRET_LENGTH);
-    const bucket = this.#bySuffix.get(suffix);
-    if (bucket === undefined) this.#bySuffix.set(suffix, secret);
-    else if (typeof bucket !== 'string') bucket.add(secret);
-    else if (bucket !== secret) this.#bySuffix.set(suffix, new Set([bucket, secret]));
+  #find(secret: string): Held | undefined {
+    const bucket = this.#byTail.get(tailHash(secret, secret.length));
+    if (bucket === undefined || !Array.isArray(bucket)) return bucket?.secret === secret ? bucket : undefined;
+    return bucket.find((held) => held.secret === secret);
   }
 
-  #unindex(secret: string): void {
-    const suffix = secret.slice(-MIN_SECRET_LENGTH);
-    const bucket = this.#bySuffix.get(suffix);
-    if (bucket === secret) this.#bySuffix.delete(suffix);
-    else if (typeof bucket !== 'string' && bucket?.delete(secret) === true && bucket.size === 1) {
-      // Back to the common case: one secret, held as itself.
-      this.#bySuffix.set(suffix, bucket.values().next().value as string);
-    }
+  #hold(secret: string): Held {
+    const held: Held = { secret, pins: 0, recent: false };
+    const hash = tailHash(secret, secret.length);
+    const bucket = this.#byTail.get(hash);
+    if (bucket === undefined) this.#byTail.set(hash, held);
+    else if (Array.isArray(bucket)) bucket.push(held);
+    else this.#byTail.set(hash, [bucket, held]);
+    this.#size++;
+    return held;
+  }
+
+  #release(held: Held): void {
+    const hash = tailHash(held.secret, held.secret.length);
+    const bucket = this.#byTail.get(hash);
+    if (bucket === held) this.#byTail.delete(hash);
+    else if (Array.isArray(bucket) && bucket.includes(held)) {
+      const rest = bucket.filter((other) => other !== held);
+      // Back to the common case, one secret per key, held as itself.
+      this.#byTail.set(hash, rest.length === 1 ? (rest[0] as Held) : rest);
+    } else return;
+    this.#size--;
   }
 }
 

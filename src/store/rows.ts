@@ -6,6 +6,7 @@ import type { CredentialRecord } from '../credential/model.js';
 import type { DiscoveryKind, DiscoveryRecord, LifecycleEvent, Registration } from './contract.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
+import { StringTable } from './string-table.js';
 
 /**
  * Row shapes both stores share (SQLite and Postgres hold the same columns), and their mapping to
@@ -58,9 +59,13 @@ export function sealCredential(
   return { secrets: box.seal(JSON.stringify(secrets), credentialAad(key)), record: JSON.stringify(fields) };
 }
 
+/** Shared copies of what credentials repeat; see string-table.ts. */
+const shared = new StringTable();
+
 export function openCredential(box: SecretBox, row: CredentialRow): StoredCredential {
-  const key = { server: row.server, issuer: row.issuer, subject: row.subject };
+  const key = { server: shared.share(row.server), issuer: shared.share(row.issuer), subject: row.subject };
   const fields = JSON.parse(row.record) as PublicFields;
+  shareFields(fields);
   let secrets: TokenSecrets;
   try {
     secrets = JSON.parse(box.open(row.secrets, credentialAad(key))) as TokenSecrets;
@@ -87,8 +92,19 @@ export function openCredential(box: SecretBox, row: CredentialRow): StoredCreden
   cred.secrets = secrets;
   cred.generation = row.generation;
   cred.status = JSON.parse(row.status) as CredentialStatus;
+  if (typeof cred.status.state === 'string') cred.status.state = shared.share(cred.status.state);
   cred.updatedAt = row.updated_at;
   return cred;
+}
+
+/** The record's repeated strings, replaced by their shared copies (the object is fresh). */
+function shareFields(fields: PublicFields): void {
+  // Only fields present: an older record without one must not gain it as undefined.
+  if (typeof fields.tokenType === 'string') fields.tokenType = shared.share(fields.tokenType);
+  if (typeof fields.clientId === 'string') fields.clientId = shared.share(fields.clientId);
+  if (typeof fields.expirySource === 'string') fields.expirySource = shared.share(fields.expirySource);
+  const scopes: unknown = fields.scopes;
+  if (Array.isArray(scopes)) for (let i = 0; i < scopes.length; i++) scopes[i] = shared.share(scopes[i]);
 }
 
 export function sealRegistration(
