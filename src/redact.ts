@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 
+import { type Held, SecretIndex, type SecretRecord, secretOf, TAIL_LENGTH } from './secret-index.js';
+
 /**
  * A short, stable, non-reversible name for a secret, so logs and status output can say
  * "the token changed" without containing it.
@@ -23,29 +25,6 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/\b(access_token|refresh_token|id_token|client_secret|code|code_verifier)=[^&\s"]+/gi, '$1=[redacted]'],
 ];
 
-/** No real token is shorter; shorter strings would scrub ordinary words. */
-const MIN_SECRET_LENGTH = 8;
-
-/** One secret the registry holds: pinned (`pins` > 0), recent, or both. */
-interface Held {
-  readonly secret: string;
-  pins: number;
-  recent: boolean;
-}
-
-/**
- * A number for the MIN_SECRET_LENGTH characters of `text` that end at `end`: the index key.
- * A number, not the characters themselves, so that holding a secret allocates no key string
- * and a scrub reads the text in place. Equal tails give equal numbers; the converse is
- * checked by comparing the secret itself.
- */
-function tailHash(text: string, end: number): number {
-  let hash = 0;
-  for (let at = end - MIN_SECRET_LENGTH; at < end; at++)
-    hash = (Math.imul(hash, 31) + text.charCodeAt(at)) | 0;
-  return hash & 0x3fffffff;
-}
-
 /**
  * Remembers the secrets this process has handled so free text (an AS error description,
  * an exception message) can be scrubbed even when a secret has no recognisable shape.
@@ -59,17 +38,13 @@ function tailHash(text: string, end: number): number {
  *   forgotten first. A released token keeps being scrubbed while it is recent, in case it
  *   turns up in a late error.
  *
- * Every held secret is one small record in one map, keyed by a number for its last
- * characters (see tailHash): a manager caching 10k credentials pins 20k tokens, and a map
- * per purpose (pins, index) with a string key and a Set per secret cost about 350 bytes a
- * token, which V8's heap growth multiplies in RSS (issue 16).
+ * Every secret held has one record in the index (secret-index.ts, which says why it is
+ * not a Map): the string itself while one holder pins it, a Held otherwise.
  */
 export class SecretRegistry {
   /** Oldest first: the order in which recent secrets are forgotten. */
   readonly #recent = new Set<string>();
-  /** Every secret held, by tailHash, so scrub() looks up, not loops. */
-  readonly #byTail = new Map<number, Held | Held[]>();
-  #size = 0;
+  readonly #index = new SecretIndex();
   readonly #limit: number;
 
   constructor(limit = 2048) {
@@ -78,12 +53,12 @@ export class SecretRegistry {
 
   /** How many distinct secrets are held (pinned and recent). */
   get size(): number {
-    return this.#size;
+    return this.#index.size;
   }
 
   add(secret: string | undefined): void {
-    if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
-    const held = this.#find(secret) ?? this.#hold(secret);
+    if (secret === undefined || secret.length < TAIL_LENGTH) return;
+    const held = this.#held(secret) ?? this.#hold({ secret, pins: 0, recent: false });
     this.#recent.delete(secret); // re-added: newest again
     this.#recent.add(secret);
     held.recent = true;
@@ -91,30 +66,34 @@ export class SecretRegistry {
       const oldest = this.#recent.values().next();
       if (oldest.done === true) break;
       this.#recent.delete(oldest.value);
-      const gone = this.#find(oldest.value);
+      const gone = this.#held(oldest.value);
       if (gone === undefined) continue;
       gone.recent = false;
-      if (gone.pins === 0) this.#release(gone);
+      if (gone.pins === 0) this.#index.delete(gone.secret);
+      else if (gone.pins === 1) this.#index.set(gone.secret); // back to the common form
     }
   }
 
   /** Hold `secret` until as many `unpin` calls as `pin` calls (one per holder). */
   pin(secret: string | undefined): void {
-    if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
-    (this.#find(secret) ?? this.#hold(secret)).pins++;
+    if (secret === undefined || secret.length < TAIL_LENGTH) return;
+    const held = this.#held(secret);
+    if (held === undefined)
+      this.#index.set(secret); // pinned once: the string is the record
+    else held.pins++;
   }
 
   /** Release one hold; the last release turns the secret into a recent one. */
   unpin(secret: string | undefined): void {
     if (secret === undefined) return;
-    const held = this.#find(secret);
+    const held = this.#held(secret);
     if (held === undefined || held.pins === 0) return;
     held.pins--;
     if (held.pins === 0) this.add(secret);
   }
 
   scrub(text: string): string {
-    let out = this.#size === 0 ? text : this.#scrubHeld(text);
+    let out = this.#index.size === 0 ? text : this.#scrubHeld(text);
     for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
     return out;
   }
@@ -127,7 +106,7 @@ export class SecretRegistry {
   #scrubHeld(text: string): string {
     let out = '';
     let copied = 0;
-    for (let end = MIN_SECRET_LENGTH; end <= text.length; end++) {
+    for (let end = TAIL_LENGTH; end <= text.length; end++) {
       const found = this.#longestEndingAt(text, end, copied);
       if (found === undefined) continue;
       out += text.slice(copied, end - found.length) + redactToken(found);
@@ -137,10 +116,11 @@ export class SecretRegistry {
   }
 
   #longestEndingAt(text: string, end: number, from: number): string | undefined {
-    const bucket = this.#byTail.get(tailHash(text, end));
-    if (bucket === undefined) return undefined;
+    const records = this.#index.endingAt(text, end);
+    if (records === undefined) return undefined;
     let found: string | undefined;
-    for (const { secret } of Array.isArray(bucket) ? bucket : [bucket]) {
+    for (const record of Array.isArray(records) ? records : [records]) {
+      const secret = secretOf(record as SecretRecord);
       const start = end - secret.length;
       if (
         start >= from &&
@@ -152,33 +132,16 @@ export class SecretRegistry {
     return found;
   }
 
-  #find(secret: string): Held | undefined {
-    const bucket = this.#byTail.get(tailHash(secret, secret.length));
-    if (bucket === undefined || !Array.isArray(bucket)) return bucket?.secret === secret ? bucket : undefined;
-    return bucket.find((held) => held.secret === secret);
+  /** The secret's record as a Held (made one if it was the pinned-once string), if held. */
+  #held(secret: string): Held | undefined {
+    const record = this.#index.get(secret);
+    if (typeof record !== 'string') return record;
+    return this.#hold({ secret, pins: 1, recent: false });
   }
 
-  #hold(secret: string): Held {
-    const held: Held = { secret, pins: 0, recent: false };
-    const hash = tailHash(secret, secret.length);
-    const bucket = this.#byTail.get(hash);
-    if (bucket === undefined) this.#byTail.set(hash, held);
-    else if (Array.isArray(bucket)) bucket.push(held);
-    else this.#byTail.set(hash, [bucket, held]);
-    this.#size++;
+  #hold(held: Held): Held {
+    this.#index.set(held);
     return held;
-  }
-
-  #release(held: Held): void {
-    const hash = tailHash(held.secret, held.secret.length);
-    const bucket = this.#byTail.get(hash);
-    if (bucket === held) this.#byTail.delete(hash);
-    else if (Array.isArray(bucket) && bucket.includes(held)) {
-      const rest = bucket.filter((other) => other !== held);
-      // Back to the common case, one secret per key, held as itself.
-      this.#byTail.set(hash, rest.length === 1 ? (rest[0] as Held) : rest);
-    } else return;
-    this.#size--;
   }
 }
 

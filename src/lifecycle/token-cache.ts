@@ -44,7 +44,7 @@ export function createEntry(cred: StoredCredential, skewMs: number): CacheEntry 
     token: cred.secrets.accessToken,
     tokenType: cred.tokenType,
     expiresAt: cred.expiresAt,
-    scopes: Object.freeze([...cred.scopes]),
+    scopes: frozenScopes(cred.scopes),
     server: cred.key.server,
     issuer: cred.key.issuer,
     subject: cred.key.subject,
@@ -62,6 +62,20 @@ export function createEntry(cred: StoredCredential, skewMs: number): CacheEntry 
     dueAt: Number.POSITIVE_INFINITY,
     queueIndex: -1,
   };
+}
+
+/**
+ * The last frozen scope list handed out, reused while credentials keep having the same
+ * scopes (the usual case: one server, one client): a copy per cached credential was two
+ * objects each, kept for as long as it is cached (issue 16).
+ */
+let lastScopes: readonly string[] = Object.freeze([]);
+
+function frozenScopes(scopes: readonly string[]): readonly string[] {
+  if (scopes.length !== lastScopes.length || scopes.some((scope, i) => scope !== lastScopes[i])) {
+    lastScopes = Object.freeze([...scopes]);
+  }
+  return lastScopes;
 }
 
 export function hasScopes(granted: readonly string[], wanted: readonly string[] | undefined): boolean {
