@@ -11,7 +11,7 @@ import { newLeaseHolder } from '../lease.js';
 export interface RefresherOptions {
   /** The shared store whose due credentials this instance refreshes. */
   store: CredentialStore;
-  /** Most credentials claimed in one store round trip. Default 50. */
+  /** Most credentials claimed in one store round trip, and most token writes or lease releases batched in one. Default 50. */
   batchSize?: number;
   /** Most refreshes in flight in this instance, all issuers together. Default 64. */
   maxConcurrency?: number;
@@ -21,6 +21,12 @@ export interface RefresherOptions {
   perIssuerRatePerSecond?: number;
   /** Token-bucket size per issuer: the largest burst after a quiet spell. Default 20. */
   perIssuerBurst?: number;
+  /**
+   * How long the AS metadata and client registration a refresh sends with are kept in memory
+   * before they are read from the store again; a failed refresh drops them at once.
+   * Default 60 000 ms.
+   */
+  clientCacheMs?: number;
   /** Timeout of one request to a token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;
   /**
@@ -56,6 +62,7 @@ export interface ResolvedRefresherOptions {
   perIssuerConcurrency: number;
   perIssuerRatePerSecond: number;
   perIssuerBurst: number;
+  clientCacheMs: number;
   requestTimeoutMs: number;
   leaseTtlMs: number;
   skewMs: number;
@@ -78,6 +85,7 @@ export function resolveRefresherOptions(options: RefresherOptions): ResolvedRefr
     perIssuerConcurrency: positive(options.perIssuerConcurrency, 8, 'perIssuerConcurrency'),
     perIssuerRatePerSecond: rate,
     perIssuerBurst: positive(options.perIssuerBurst, Math.max(1, rate), 'perIssuerBurst'),
+    clientCacheMs: positive(options.clientCacheMs, 60_000, 'clientCacheMs'),
     requestTimeoutMs,
     leaseTtlMs: positive(options.leaseTtlMs, requestTimeoutMs + 15_000, 'leaseTtlMs'),
     skewMs: options.skewMs ?? DEFAULT_SKEW_MS,

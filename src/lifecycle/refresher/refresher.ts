@@ -6,6 +6,8 @@ import { backoffDelayMs } from '../backoff.js';
 import { type EngineContext, emptyStats } from '../context.js';
 import type { RefreshStore } from '../refresh.js';
 import { type Attempt, refreshClaimed } from './attempt.js';
+import { BatchedStore } from './batched-store.js';
+import { ClientCache } from './client-cache.js';
 import { emptyRefresherStats, type RefresherEvent, type RefresherStats } from './events.js';
 import { IssuerGate } from './issuer-gate.js';
 import { type RefresherOptions, type ResolvedRefresherOptions, resolveRefresherOptions } from './options.js';
@@ -29,6 +31,7 @@ export function startRefresher(options: RefresherOptions): Refresher {
 export class Refresher extends EventEmitter<RefresherEvents> {
   readonly #o: ResolvedRefresherOptions;
   readonly #ctx: EngineContext<RefreshStore>;
+  readonly #batched: BatchedStore;
   readonly #gates = new Map<string, IssuerGate>();
   /** Claimed, not yet started, per issuer. */
   readonly #queued = new Map<string, StoredCredential[]>();
@@ -45,7 +48,10 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   constructor(options: ResolvedRefresherOptions) {
     super();
     this.#o = options;
-    this.#ctx = engineContextFor(options, (error) => this.#emit({ type: 'error', error }));
+    this.#batched = new BatchedStore(options.store, options.holder.owner, options.batchSize);
+    this.#ctx = engineContextFor(options, this.#batched.store, (error) =>
+      this.#emit({ type: 'error', error }),
+    );
     this.#unwatch = options.store.watch(() => this.#wakeup.wake(), { pollMs: options.watchPollMs });
     this.#done = this.#loop();
   }
@@ -150,7 +156,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   }
 
   #start(gate: IssuerGate, cred: StoredCredential): void {
-    const run = refreshClaimed(this.#ctx, cred)
+    const run = this.#attempt(cred)
       .then((attempt) => this.#settle(gate, cred, attempt))
       .catch((error: unknown) => this.#emit({ type: 'error', error: asError(error) }))
       .finally(() => {
@@ -159,6 +165,15 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         this.#wakeup.wake();
       });
     this.#active.add(run);
+  }
+
+  /** The refresh, then the claim's lease released (with the other releases of the moment). */
+  async #attempt(cred: StoredCredential): Promise<Attempt> {
+    try {
+      return await refreshClaimed(this.#ctx, cred);
+    } finally {
+      await this.#batched.release(cred.key).catch(() => undefined);
+    }
   }
 
   async #settle(gate: IssuerGate, cred: StoredCredential, attempt: Attempt): Promise<void> {
@@ -261,9 +276,9 @@ export class Refresher extends EventEmitter<RefresherEvents> {
 
   async #release(creds: StoredCredential[]): Promise<void> {
     this.#stats.returned += creds.length;
-    for (const cred of creds) {
-      await this.#o.store.releaseLease(cred.key, this.#o.holder.owner).catch(() => undefined);
-    }
+    if (creds.length === 0) return;
+    const keys = creds.map((cred) => cred.key);
+    await this.#o.store.releaseLeases(keys, this.#o.holder.owner).catch(() => undefined);
   }
 
   #loopFailed(error: unknown): number {
@@ -303,10 +318,12 @@ export class Refresher extends EventEmitter<RefresherEvents> {
 
 function engineContextFor(
   o: ResolvedRefresherOptions,
+  store: RefreshStore,
   warn: (error: LatchkeyError) => void,
 ): EngineContext<RefreshStore> {
   return {
-    store: o.store,
+    store,
+    clients: new ClientCache(o.clientCacheMs),
     holder: o.holder,
     skewMs: o.skewMs,
     requestTimeoutMs: o.requestTimeoutMs,
