@@ -47,7 +47,11 @@ export interface RefresherOptions {
   watchPollMs?: number;
   /** Send RFC 8707 `resource` on refresh. Default true (see CredentialManagerOptions). */
   sendResource?: boolean;
-  /** fetch for OAuth requests. Default: the global fetch. */
+  /**
+   * fetch for OAuth requests. Default: latchkey's token client on node:http(s) with keep-alive
+   * connections, which reads each answer whole (oauth/token-http.ts); cheaper per refresh
+   * than the global fetch. Metadata refetches use the same.
+   */
   fetch?: typeof fetch;
   /** Default: a redacting stderr logger at `LATCHKEY_LOG_LEVEL`. */
   logger?: Logger;

@@ -2,6 +2,8 @@ import { EventEmitter, on } from 'node:events';
 
 import type { StoredCredential } from '../../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../../errors.js';
+import { ResponseLimits } from '../../oauth/bounded-fetch.js';
+import { createTokenFetch } from '../../oauth/token-http.js';
 import { backoffDelayMs } from '../backoff.js';
 import { type EngineContext, emptyStats } from '../context.js';
 import type { RefreshStore } from '../refresh.js';
@@ -332,7 +334,8 @@ function engineContextFor(
     waitTimeoutMs: 0,
     pollMs: 25,
     backoff: o.backoff,
-    fetch: o.fetch,
+    // Token answers read whole on node:http unless the caller brings a fetch (token-http.ts).
+    fetch: o.fetch ?? createTokenFetch(ResponseLimits.endpoint),
     logger: o.logger,
     stats: emptyStats(),
     sendResource: o.sendResource,
