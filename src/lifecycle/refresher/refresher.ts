@@ -38,6 +38,8 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   /** Claimed, not yet started, per issuer. */
   readonly #queued = new Map<string, StoredCredential[]>();
   readonly #active = new Set<Promise<void>>();
+  /** When each queued claim was made: its lease runs from then until extended. */
+  readonly #claimedAt = new WeakMap<StoredCredential, number>();
   readonly #stats = emptyRefresherStats();
   readonly #wakeup = new Wakeup();
   readonly #unwatch: () => void;
@@ -123,6 +125,8 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         limit,
         excludeIssuers: this.#blockedIssuers(now),
       });
+      const at = Date.now();
+      for (const cred of claimed) this.#claimedAt.set(cred, at);
       this.#stats.claimed += claimed.length;
       await this.#enqueue(claimed);
     }
@@ -172,10 +176,25 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   /** The refresh, then the claim's lease released (with the other releases of the moment). */
   async #attempt(cred: StoredCredential): Promise<Attempt> {
     try {
+      if (!(await this.#stillHeld(cred))) return { outcome: { kind: 'skipped' }, requests: 0 };
       return await refreshClaimed(this.#ctx, cred);
     } finally {
       await this.#batched.release(cred.key).catch(() => undefined);
     }
+  }
+
+  /**
+   * A claim that waited in its issuer's queue for a third of the lease time is checked before
+   * its refresh starts (keepLease extends it from then on): the lease is taken again, and the
+   * row read again. Had the lease lapsed, another instance may have refreshed the credential
+   * meanwhile, and this one must not send the refresh token that refresh consumed.
+   */
+  async #stillHeld(cred: StoredCredential): Promise<boolean> {
+    const claimedAt = this.#claimedAt.get(cred) ?? 0;
+    if (Date.now() - claimedAt < this.#o.leaseTtlMs / 3) return true;
+    const { store, holder, leaseTtlMs } = this.#o;
+    if ((await store.acquireLease(cred.key, holder, leaseTtlMs)) === undefined) return false;
+    return (await store.getCredential(cred.key))?.generation === cred.generation;
   }
 
   async #settle(gate: IssuerGate, cred: StoredCredential, attempt: Attempt): Promise<void> {
