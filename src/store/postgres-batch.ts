@@ -15,7 +15,8 @@ import { sealCredential, VALID_STATUS } from './sqlite-rows.js';
  * judge each write's condition, update the accepted rows in one `UPDATE … FROM unnest(…)`
  * that still checks each generation, and append their events in one insert under the
  * event-order lock, with one NOTIFY of the newest id. Writes without a numeric expected
- * generation (logins) are not batched: they go through `single`, in the same transaction.
+ * generation (logins), and a key's second write in the batch, are not batched: they go
+ * through `single` after it, in the same transaction, in their order.
  */
 export async function writeBatch(
   conn: PgConnection,
@@ -30,21 +31,46 @@ export async function writeBatch(
     : new Map<string, string>();
   const results: (WriteResult | undefined)[] = [];
   const accepted: number[] = [];
-  let eventId: number | undefined;
+  // A key's second write in one batch is judged after its first has been applied, alone.
+  const later: number[] = [];
+  const seen = new Set<string>();
   for (const [i, w] of writes.entries()) {
     const id = rowId(w.record.key);
-    const current = generations.get(id) as number | undefined;
-    const owner = w.condition.leaseOwner === undefined ? undefined : (owners.get(id) as string | undefined);
-    const refused = refusal(current, owner, w.condition);
-    if (refused !== undefined) results[i] = refused;
-    else if (typeof w.condition.expectedGeneration === 'number' && w.condition.expectedGeneration > 0)
-      accepted.push(i);
-    else {
-      const one = await single(w);
-      results[i] = one.result;
-      eventId = Math.max(eventId ?? 0, one.eventId ?? 0) || undefined;
+    const repeat = seen.has(id);
+    seen.add(id);
+    const expected = w.condition.expectedGeneration;
+    // A create or a replacement (a login) takes the single path, as does a repeated key.
+    if (repeat || typeof expected !== 'number' || expected === 0) {
+      later.push(i);
+      continue;
     }
+    const owner = w.condition.leaseOwner === undefined ? undefined : owners.get(id);
+    const refused = refusal(
+      generations.get(id) as number | undefined,
+      owner as string | undefined,
+      w.condition,
+    );
+    if (refused !== undefined) results[i] = refused;
+    else accepted.push(i);
   }
+  let eventId = await applyAccepted(conn, client, writes, accepted, generations, results);
+  for (const i of later) {
+    const one = await single(writes[i] as CredentialWrite);
+    results[i] = one.result;
+    if (one.eventId !== undefined) eventId = Math.max(eventId ?? 0, one.eventId);
+  }
+  return { results: results as WriteResult[], ...(eventId === undefined ? {} : { eventId }) };
+}
+
+/** The batch's update and its events; fills in `results`; the newest event id. */
+async function applyAccepted(
+  conn: PgConnection,
+  client: Queryable,
+  writes: readonly CredentialWrite[],
+  accepted: readonly number[],
+  generations: Map<string, number | string>,
+  results: (WriteResult | undefined)[],
+): Promise<number | undefined> {
   const written = await updateRows(
     conn,
     client,
@@ -66,9 +92,7 @@ export async function writeBatch(
       events.push({ write: w, generation });
     }
   }
-  const last = await insertEvents(client, events);
-  if (last !== undefined) eventId = Math.max(eventId ?? 0, last);
-  return { results: results as WriteResult[], ...(eventId === undefined ? {} : { eventId }) };
+  return insertEvents(client, events);
 }
 
 /** Release, in one statement, the leases on `keys` that `owner` holds. */

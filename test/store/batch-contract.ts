@@ -119,6 +119,24 @@ export function batchContract(current: () => ContractSubject): void {
       assert.deepEqual(missing, [{ ok: false, reason: 'missing' }]);
     });
 
+    it('a key written twice in one batch: the second write is judged after the first, as if alone', async () => {
+      const key = credentialKey(1);
+      await create(key);
+      assert.ok(await store().acquireLease(key, holderA, 60_000));
+      const first = refreshOf(key, 1);
+      const replay = refreshOf(key, 1);
+      const next = refreshOf(key, 2);
+      const results = await store().writeCredentials([first, replay, next]);
+      assert.deepEqual(results, [
+        { ok: true, generation: 2 },
+        { ok: false, reason: 'generation-mismatch', currentGeneration: 2 },
+        { ok: true, generation: 3 },
+      ]);
+      const stored = await store().getCredential(key);
+      assert.equal(stored?.generation, 3);
+      assert.deepEqual(stored.secrets, next.record.secrets);
+    });
+
     it("another instance's watcher is told of a batch's events", async () => {
       const reopen = current().reopen;
       // Another instance on the same data where the store has one (SQLite, Postgres: its NOTIFY).
