@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
+
 import type { CredentialKey } from '../../credential/key.js';
 import type { ClientContext } from '../../oauth/client-context.js';
+import type { Registration } from '../../store/contract.js';
 import type { ClientContextSource } from '../context.js';
 
 interface Kept {
@@ -8,12 +11,13 @@ interface Kept {
 }
 
 /**
- * The refresher's clients per (server, issuer, client id): the AS metadata and registration a
- * refresh sends with, read from the store once per `ttlMs` instead of twice per refresh.
- * Honest about change: a client is dropped when a refresh with it fails (a rotated client
- * secret, a moved token endpoint, a rejected registration all fail first), and in any case
- * after `ttlMs`, so a new login's registration or a metadata refetch by another process is
- * picked up within that time. A load that fails is not kept.
+ * The refresher's clients per (server, issuer, client id, registration): the AS metadata a
+ * refresh sends with, read from the store once per `ttlMs` instead of once per refresh. The
+ * registration is still read for every refresh (one indexed read) and is part of the key, so
+ * a client secret replaced in the store is used at once: a refresh with the old one would be
+ * refused as `invalid_client`, which marks the credential needs-login. A client is also
+ * dropped when a refresh with it fails (a moved token endpoint fails first), and in any case
+ * after `ttlMs`. A load that fails is not kept.
  */
 export class ClientCache implements ClientContextSource {
   readonly #kept = new Map<string, Kept>();
@@ -25,8 +29,13 @@ export class ClientCache implements ClientContextSource {
     this.#now = now;
   }
 
-  get(key: CredentialKey, clientId: string, load: () => Promise<ClientContext>): Promise<ClientContext> {
-    const id = cacheId(key, clientId);
+  get(
+    key: CredentialKey,
+    clientId: string,
+    registration: Registration | undefined,
+    load: () => Promise<ClientContext>,
+  ): Promise<ClientContext> {
+    const id = `${cacheId(key, clientId)}\u0000${registrationId(registration)}`;
     const now = this.#now();
     const kept = this.#kept.get(id);
     if (kept !== undefined && kept.until > now) return kept.client;
@@ -40,7 +49,8 @@ export class ClientCache implements ClientContextSource {
   }
 
   forget(key: CredentialKey, clientId: string): void {
-    this.#kept.delete(cacheId(key, clientId));
+    const prefix = `${cacheId(key, clientId)}\u0000`;
+    for (const id of this.#kept.keys()) if (id.startsWith(prefix)) this.#kept.delete(id);
   }
 
   get size(): number {
@@ -50,4 +60,11 @@ export class ClientCache implements ClientContextSource {
 
 function cacheId(key: CredentialKey, clientId: string): string {
   return `${key.server}\u0000${key.issuer}\u0000${clientId}`;
+}
+
+/** The registration as far as a refresh depends on it; the secret only as a digest. */
+function registrationId(reg: Registration | undefined): string {
+  if (reg === undefined) return '-';
+  const parts = [reg.clientId, reg.tokenEndpointAuthMethod, reg.clientSecret ?? '', String(reg.registeredAt)];
+  return createHash('sha256').update(parts.join('\u0000')).digest('base64url');
 }

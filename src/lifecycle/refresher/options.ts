@@ -22,9 +22,9 @@ export interface RefresherOptions {
   /** Token-bucket size per issuer: the largest burst after a quiet spell. Default 20. */
   perIssuerBurst?: number;
   /**
-   * How long the AS metadata and client registration a refresh sends with are kept in memory
-   * before they are read from the store again; a failed refresh drops them at once.
-   * Default 60 000 ms.
+   * How long the AS metadata a refresh sends with is kept in memory before it is read from
+   * the store again (the registration is read for every refresh); a failed refresh drops it
+   * at once. Default 60 000 ms.
    */
   clientCacheMs?: number;
   /** Timeout of one request to a token endpoint. Default 30 000 ms. */
