@@ -2,7 +2,7 @@ import type { CredentialKey } from '../credential/key.js';
 import type { LatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClientContext } from '../oauth/client-context.js';
-import type { CredentialStore, LeaseHolder, Registration } from '../store/contract.js';
+import type { CredentialStore, LeaseHolder } from '../store/contract.js';
 import type { BackoffPolicy } from './backoff.js';
 import type { RevocationRetryPolicy } from './pending-revocations.js';
 
@@ -64,16 +64,8 @@ export interface EngineContext<Store = CredentialStore> {
 
 /** A source of refresh clients that may keep them between refreshes. */
 export interface ClientContextSource {
-  /**
-   * The client for `key` as `clientId` with `registration` (as the store holds it now);
-   * `load` builds it from the store when not kept.
-   */
-  get(
-    key: CredentialKey,
-    clientId: string,
-    registration: Registration | undefined,
-    load: () => Promise<ClientContext>,
-  ): Promise<ClientContext>;
+  /** The client for `key` as `clientId`; `load` builds it from the store when not kept. */
+  get(key: CredentialKey, clientId: string, load: () => Promise<ClientContext>): Promise<ClientContext>;
   /** Stop keeping that client: a refresh with it failed. */
   forget(key: CredentialKey, clientId: string): void;
 }

@@ -167,11 +167,7 @@ async function requestRefresh(
   const { key } = current;
   const options = { fetch: ctx.fetch, warn: (text: string) => ctx.logger.warn(text, { server: key.server }) };
   const load = () => loadClientContext(ctx.store, key.server, key.issuer, current.clientId, options);
-  const clients = ctx.clients;
-  const client =
-    clients === undefined
-      ? await load()
-      : await clients.get(key, current.clientId, await ctx.store.getRegistration(key.issuer), load);
+  const client = await (ctx.clients?.get(key, current.clientId, load) ?? load());
   ctx.stats.refreshRequests++;
   ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
   return refreshTokenGrant(client, refreshToken, {

@@ -111,28 +111,23 @@ describe('refresher client cache', () => {
     const cache = new ClientCache(60_000, () => now);
     let loads = 0;
     const load = () => Promise.resolve(client(++loads));
-    assert.equal((await cache.get(key, 'c', undefined, load)).server, 'client-1');
-    assert.equal(
-      (await cache.get(credentialKey(1, { subject: 'other' }), 'c', undefined, load)).server,
-      'client-1',
-    );
-    assert.equal((await cache.get(key, 'other-client', undefined, load)).server, 'client-2');
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-1');
+    assert.equal((await cache.get(credentialKey(1, { subject: 'other' }), 'c', load)).server, 'client-1');
+    assert.equal((await cache.get(key, 'other-client', load)).server, 'client-2');
     now += 60_000;
-    assert.equal((await cache.get(key, 'c', undefined, load)).server, 'client-3', 'reloaded after the ttl');
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-3', 'reloaded after the ttl');
     cache.forget(key, 'c');
-    assert.equal((await cache.get(key, 'c', undefined, load)).server, 'client-4', 'reloaded after a failure');
-    await assert.rejects(
-      cache.get(credentialKey(2), 'c', undefined, () => Promise.reject(new Error('store down'))),
-    );
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-4', 'reloaded after a failure');
+    await assert.rejects(cache.get(credentialKey(2), 'c', () => Promise.reject(new Error('store down'))));
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(
-      (await cache.get(credentialKey(2), 'c', undefined, load)).server,
+      (await cache.get(credentialKey(2), 'c', load)).server,
       'client-5',
       'a failed load is not kept',
     );
   });
 
-  it('a registration changed in the store (a new client secret) is used at once', async () => {
+  it('a registration a claim saw changed (a new client secret) builds a new client', async () => {
     const cache = new ClientCache(60_000, () => 1_000);
     let loads = 0;
     const load = () => Promise.resolve(client(++loads));
@@ -144,11 +139,14 @@ describe('refresher client cache', () => {
       method: 'pre-registered' as const,
       registeredAt: 5,
     };
-    assert.equal((await cache.get(key, 'c', reg, load)).server, 'client-1');
-    assert.equal((await cache.get(key, 'c', { ...reg }, load)).server, 'client-1', 'the same registration');
+    cache.observe(key.issuer, reg);
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-1');
+    cache.observe(key.issuer, { ...reg });
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-1', 'the same registration');
     const rotated = { ...reg, clientSecret: 'secret-2' };
-    assert.equal((await cache.get(key, 'c', rotated, load)).server, 'client-2', 'a new secret: built again');
+    cache.observe(key.issuer, rotated);
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-2', 'a new secret: built again');
     cache.forget(key, 'c');
-    assert.equal((await cache.get(key, 'c', rotated, load)).server, 'client-3', 'forget drops every variant');
+    assert.equal((await cache.get(key, 'c', load)).server, 'client-3', 'forget drops it');
   });
 });

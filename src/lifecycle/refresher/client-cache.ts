@@ -13,14 +13,16 @@ interface Kept {
 /**
  * The refresher's clients per (server, issuer, client id, registration): the AS metadata a
  * refresh sends with, read from the store once per `ttlMs` instead of once per refresh. The
- * registration is still read for every refresh (one indexed read) and is part of the key, so
- * a client secret replaced in the store is used at once: a refresh with the old one would be
- * refused as `invalid_client`, which marks the credential needs-login. A client is also
- * dropped when a refresh with it fails (a moved token endpoint fails first), and in any case
- * after `ttlMs`. A load that fails is not kept.
+ * registration is read with every claim, once per issuer in the batch (`observe`), and is
+ * part of the key, so a client secret replaced in the store is used from the next claim on: a
+ * refresh with the old one would be refused as `invalid_client`, which marks the credential
+ * needs-login. A client is also dropped when a refresh with it fails (a moved token endpoint
+ * fails first), and in any case after `ttlMs`. A load that fails is not kept.
  */
 export class ClientCache implements ClientContextSource {
   readonly #kept = new Map<string, Kept>();
+  /** Per issuer, the registration the last claim saw, as registrationId(). */
+  readonly #registrations = new Map<string, string>();
   readonly #ttlMs: number;
   readonly #now: () => number;
 
@@ -29,13 +31,13 @@ export class ClientCache implements ClientContextSource {
     this.#now = now;
   }
 
-  get(
-    key: CredentialKey,
-    clientId: string,
-    registration: Registration | undefined,
-    load: () => Promise<ClientContext>,
-  ): Promise<ClientContext> {
-    const id = `${cacheId(key, clientId)}\u0000${registrationId(registration)}`;
+  /** The registration at `issuer` as a claim just read it. */
+  observe(issuer: string, registration: Registration | undefined): void {
+    this.#registrations.set(issuer, registrationId(registration));
+  }
+
+  get(key: CredentialKey, clientId: string, load: () => Promise<ClientContext>): Promise<ClientContext> {
+    const id = `${cacheId(key, clientId)}\u0000${this.#registrations.get(key.issuer) ?? '?'}`;
     const now = this.#now();
     const kept = this.#kept.get(id);
     if (kept !== undefined && kept.until > now) return kept.client;

@@ -23,7 +23,7 @@ export interface RefresherOptions {
   perIssuerBurst?: number;
   /**
    * How long the AS metadata a refresh sends with is kept in memory before it is read from
-   * the store again (the registration is read for every refresh); a failed refresh drops it
+   * the store again (the registration is read with every claim); a failed refresh drops it
    * at once. Default 60 000 ms.
    */
   clientCacheMs?: number;

@@ -34,6 +34,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   readonly #o: ResolvedRefresherOptions;
   readonly #ctx: EngineContext<RefreshStore>;
   readonly #batched: BatchedStore;
+  readonly #clients: ClientCache;
   readonly #gates = new Map<string, IssuerGate>();
   /** Claimed, not yet started, per issuer. */
   readonly #queued = new Map<string, StoredCredential[]>();
@@ -53,7 +54,8 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     super();
     this.#o = options;
     this.#batched = new BatchedStore(options.store, options.holder.owner, options.batchSize);
-    this.#ctx = engineContextFor(options, this.#batched.store, (error) =>
+    this.#clients = new ClientCache(options.clientCacheMs);
+    this.#ctx = engineContextFor(options, this.#batched.store, this.#clients, (error) =>
       this.#emit({ type: 'error', error }),
     );
     this.#unwatch = options.store.watch(() => this.#wakeup.wake(), { pollMs: options.watchPollMs });
@@ -127,6 +129,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
       });
       const at = Date.now();
       for (const cred of claimed) this.#claimedAt.set(cred, at);
+      await this.#observeRegistrations(claimed);
       this.#stats.claimed += claimed.length;
       await this.#enqueue(claimed);
     }
@@ -134,6 +137,15 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     // A full batch suggests more is due: look again at once (after the event loop breathes).
     if (limit > 0 && claimed.length === limit) return Date.now();
     return this.#nextLook(Date.now());
+  }
+
+  /** Read each claimed issuer's registration once for the batch (client-cache.ts says why). */
+  async #observeRegistrations(claimed: StoredCredential[]): Promise<void> {
+    for (const issuer of new Set(claimed.map((cred) => cred.key.issuer))) {
+      // Unreadable now: the clients stay as they were; the refresh's own reads will tell.
+      const registration = await this.#o.store.getRegistration(issuer).catch(() => null);
+      if (registration !== null) this.#clients.observe(issuer, registration);
+    }
   }
 
   /** Queue claims per issuer; keep only what its gate can start soon, hand the rest back. */
@@ -340,11 +352,12 @@ export class Refresher extends EventEmitter<RefresherEvents> {
 function engineContextFor(
   o: ResolvedRefresherOptions,
   store: RefreshStore,
+  clients: ClientCache,
   warn: (error: LatchkeyError) => void,
 ): EngineContext<RefreshStore> {
   return {
     store,
-    clients: new ClientCache(o.clientCacheMs),
+    clients,
     holder: o.holder,
     skewMs: o.skewMs,
     requestTimeoutMs: o.requestTimeoutMs,
