@@ -1,5 +1,7 @@
+import type { CredentialKey } from '../credential/key.js';
 import type { LatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ClientContext } from '../oauth/client-context.js';
 import type { CredentialStore, LeaseHolder } from '../store/contract.js';
 import type { BackoffPolicy } from './backoff.js';
 import type { RevocationRetryPolicy } from './pending-revocations.js';
@@ -50,8 +52,22 @@ export interface EngineContext<Store = CredentialStore> {
    * holder stopped answering.
    */
   keepLeaseAlive?: boolean;
+  /**
+   * Where refreshes get the client (AS metadata and registration) they send as. Default: read
+   * from the store for every refresh. The fleet refresher keeps them for a while
+   * (refresher/client-cache.ts).
+   */
+  clients?: ClientContextSource;
   /** Report a problem that is not thrown to any caller (background refresh). */
   warn(error: LatchkeyError): void;
+}
+
+/** A source of refresh clients that may keep them between refreshes. */
+export interface ClientContextSource {
+  /** The client for `key` as `clientId`; `load` builds it from the store when not kept. */
+  get(key: CredentialKey, clientId: string, load: () => Promise<ClientContext>): Promise<ClientContext>;
+  /** Stop keeping that client: a refresh with it failed. */
+  forget(key: CredentialKey, clientId: string): void;
 }
 
 export interface LoginPolicy {

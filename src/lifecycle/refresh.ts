@@ -1,6 +1,6 @@
 import { isUsable, refreshTokenUsable } from '../credential/expiry.js';
 import { keyId } from '../credential/key.js';
-import type { StoredCredential } from '../credential/model.js';
+import type { CredentialRecord, StoredCredential } from '../credential/model.js';
 import { fingerprint, secrets } from '../redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
 import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
@@ -56,6 +56,28 @@ export async function refreshCredential(
   }
 }
 
+/**
+ * Refresh a credential whose lease this process already holds since it claimed it from the
+ * due index, which read the row in the same transaction that leased it (the fleet refresher).
+ * Taking the lease and reading the row again would cost two statements and learn nothing:
+ * only a lease holder refreshes, and a login or logout that changed the row meanwhile makes
+ * the generation-checked write refuse. The caller releases the lease.
+ */
+export async function refreshClaimedCredential(
+  ctx: EngineContext<RefreshStore>,
+  claimed: StoredCredential,
+): Promise<StoredCredential> {
+  const stopKeeping =
+    ctx.keepLeaseAlive === true
+      ? keepLease(ctx.store, claimed.key, ctx.holder, ctx.leaseTtlMs)
+      : () => Promise.resolve();
+  try {
+    return await refreshCurrent(ctx, claimed, false);
+  } finally {
+    await stopKeeping();
+  }
+}
+
 /** Returns a credential to adopt, or undefined once this process holds the lease. */
 async function acquireLeaseOrAdopt(
   ctx: EngineContext<RefreshStore>,
@@ -91,6 +113,15 @@ async function refreshUnderLease(
     await recordAdoption(ctx, current, 'newer-generation');
     return current;
   }
+  return refreshCurrent(ctx, current, demand);
+}
+
+/** Refresh `current`, the credential as the store holds it under this process's lease. */
+async function refreshCurrent(
+  ctx: EngineContext<RefreshStore>,
+  current: StoredCredential,
+  demand: boolean,
+): Promise<StoredCredential> {
   if (current.status.state === 'needs-login') throw needsLogin(current);
   const refreshToken = current.secrets.refreshToken;
   if (refreshToken === undefined || !refreshTokenUsable(current, Date.now())) {
@@ -117,6 +148,8 @@ async function sendRefresh(
   try {
     result = await requestRefresh(ctx, current, refreshToken);
   } catch (error) {
+    // Whatever went wrong, the next attempt builds its client from the store again.
+    ctx.clients?.forget(current.key, current.clientId);
     if (error instanceof LatchkeyError) throw error;
     return handleFailure(ctx, current, classifyTokenFailure(error), error);
   }
@@ -132,10 +165,9 @@ async function requestRefresh(
   refreshToken: string,
 ): Promise<RefreshResult> {
   const { key } = current;
-  const client = await loadClientContext(ctx.store, key.server, key.issuer, current.clientId, {
-    fetch: ctx.fetch,
-    warn: (text) => ctx.logger.warn(text, { server: key.server }),
-  });
+  const options = { fetch: ctx.fetch, warn: (text: string) => ctx.logger.warn(text, { server: key.server }) };
+  const load = () => loadClientContext(ctx.store, key.server, key.issuer, current.clientId, options);
+  const client = await (ctx.clients?.get(key, current.clientId, load) ?? load());
   ctx.stats.refreshRequests++;
   ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
   return refreshTokenGrant(client, refreshToken, {
@@ -165,7 +197,8 @@ async function storeRefreshed(
     { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
     { type: EventType.REFRESHED, ...key, generation: current.generation + 1, detail: refreshDetail(record) },
   );
-  const stored = await ctx.store.getCredential(key);
+  // A successful write stored exactly this record at this generation: no read-back.
+  const stored = written.ok ? asWritten(record, written.generation) : await ctx.store.getCredential(key);
   if (written.ok) {
     ctx.logger.info('access token refreshed', {
       server: key.server,
@@ -281,6 +314,17 @@ async function recordAdoption(
     generation: cred.generation,
     detail: { reason },
   });
+}
+
+/** The credential a successful refresh write stored (the store's status for a refresh). */
+function asWritten(record: CredentialRecord, generation: number): StoredCredential {
+  const now = Date.now();
+  return {
+    ...record,
+    generation,
+    status: { state: 'valid', failures: 0, lastRefreshAt: now },
+    updatedAt: now,
+  };
 }
 
 function usableNow(ctx: EngineContext<RefreshStore>, cred: StoredCredential): boolean {

@@ -15,6 +15,7 @@
 import { type BodySource, readBody } from '../body.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { type NextAction, operator } from '../next-action.js';
+import { bufferedCopy } from './token-http.js';
 
 /** Limits in bytes. Documented in docs/security.md; change them there too. */
 export const ResponseLimits = {
@@ -51,6 +52,8 @@ export async function boundedResponse(
   url: string,
   options: BoundedFetchOptions,
 ): Promise<Response> {
+  // Read whole and within the limit already (token-http.ts): nothing to read again.
+  if (bufferedCopy(response, options.limit) !== undefined) return response;
   const body = response.body;
   if (body === null) return response;
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);

@@ -5,6 +5,7 @@ import { checkTokenLengths } from './bounded-fetch.js';
 import type { TokenEndpointResult } from '../credential/token-response.js';
 import type { ClientContext } from './client-context.js';
 import { refusalReason } from './token-error.js';
+import { bufferedCopy } from './token-http.js';
 
 export interface GrantResult {
   response: TokenEndpointResult;
@@ -50,6 +51,21 @@ export async function refreshTokenGrant(
 }
 
 /**
+ * A second copy of an answer, for a retry without its ID token: made from the bytes when the
+ * answer was read whole (token-http.ts), only if it is needed; else a clone, taken now.
+ */
+function spareOf(response: Response): { take(): Response; discard(): void } {
+  const copy = bufferedCopy(response);
+  if (copy !== undefined) return { take: copy, discard: () => undefined };
+  const clone = response.clone();
+  return {
+    take: () => clone,
+    // Not awaited: a refreshed token is persisted next, and the unused copy can wait.
+    discard: () => void clone.body?.cancel().catch(() => undefined),
+  };
+}
+
+/**
  * Process a token endpoint answer with `process` (an oauth4webapi process* function). If it is
  * refused and the answer carries an ID token, it is processed once more without that ID token:
  * latchkey asked for access to a server, not for the user's identity, so an ID token that
@@ -62,15 +78,14 @@ export async function processTokenResponse(
   response: Response,
   process: (response: Response) => Promise<oauth.TokenEndpointResponse>,
 ): Promise<oauth.TokenEndpointResponse> {
-  const spare = response.ok ? response.clone() : undefined;
+  const spare = response.ok ? spareOf(response) : undefined;
   try {
     const result = await process(response);
-    // Not awaited: a refreshed token is persisted next, and the unused copy can wait.
-    void spare?.body?.cancel().catch(() => undefined);
+    spare?.discard();
     return result;
   } catch (error) {
     if (spare === undefined || !isResponseRefusal(error)) throw error;
-    const stripped = await withoutIdToken(spare);
+    const stripped = await withoutIdToken(spare.take());
     if (stripped === undefined) throw error;
     const result = await process(stripped);
     ctx.warn?.(`the ID token in the token response was ignored: ${refusalReason(error)}.`);

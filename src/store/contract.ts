@@ -49,6 +49,13 @@ export interface CredentialTable {
     condition: WriteCondition,
     event: EventInput,
   ): Promise<WriteResult>;
+  /**
+   * Several `writeCredential`s in one transaction (one round trip's worth on Postgres), each
+   * judged on its own condition: a refused write leaves the others written. Results in the
+   * order given. All or none are committed if the store itself fails. The fleet refresher
+   * writes a batch's refreshed tokens with it.
+   */
+  writeCredentials(writes: readonly CredentialWrite[]): Promise<WriteResult[]>;
   /** Update shared lifecycle status without touching tokens or generation. No-op if absent. */
   updateStatus(key: CredentialKey, status: CredentialStatus, event?: EventInput): Promise<void>;
   /** Delete a credential (and its lease) and append `event`. False if absent or the condition failed. */
@@ -82,6 +89,8 @@ export interface LeaseTable {
   listLeases(filter?: CredentialFilter): Promise<Lease[]>;
   /** Release if `owner` still holds it. */
   releaseLease(key: CredentialKey, owner: string): Promise<void>;
+  /** Release each of `keys` that `owner` still holds, together (the refresher's batches). */
+  releaseLeases(keys: readonly CredentialKey[], owner: string): Promise<void>;
   /** Remove a lease held by `staleOwner` (e.g. its process is dead). False if it changed hands. */
   breakLease(key: CredentialKey, staleOwner: string): Promise<boolean>;
 }
@@ -258,6 +267,13 @@ export interface WriteCondition {
   expectedGeneration: number | 'any';
   /** When set, the write succeeds only while this owner holds the credential's lease. */
   leaseOwner?: string;
+}
+
+/** One write of `writeCredentials`: the arguments of `writeCredential`. */
+export interface CredentialWrite {
+  record: CredentialRecord;
+  condition: WriteCondition;
+  event: EventInput;
 }
 
 export type WriteResult =

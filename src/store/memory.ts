@@ -24,6 +24,7 @@ import type {
   StoreSecurity,
   WriteCondition,
   WriteResult,
+  CredentialWrite,
 } from './contract.js';
 import { type Refusal, refusal } from './condition.js';
 
@@ -83,6 +84,12 @@ class MemoryStore implements CredentialStore {
       this.insertEvent({ ...event, generation });
       return { ok: true, generation } as const;
     });
+  }
+
+  async writeCredentials(writes: readonly CredentialWrite[]): Promise<WriteResult[]> {
+    const results: WriteResult[] = [];
+    for (const w of writes) results.push(await this.writeCredential(w.record, w.condition, w.event));
+    return results;
   }
 
   updateStatus(key: CredentialKey, status: CredentialStatus, event?: EventInput): Promise<void> {
@@ -167,6 +174,10 @@ class MemoryStore implements CredentialStore {
     return this.run(() => {
       if (this.leases.get(keyId(key))?.owner === owner) this.leases.delete(keyId(key));
     });
+  }
+
+  async releaseLeases(keys: readonly CredentialKey[], owner: string): Promise<void> {
+    for (const key of keys) await this.releaseLease(key, owner);
   }
 
   breakLease(key: CredentialKey, staleOwner: string): Promise<boolean> {

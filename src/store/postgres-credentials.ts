@@ -17,6 +17,7 @@ import {
   type PgConnection,
   type Queryable,
 } from './postgres-connection.js';
+import { writeBatch } from './postgres-batch.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
 import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './rows.js';
@@ -44,6 +45,14 @@ export function pgCredentialTable(conn: PgConnection, feed: PgEventFeed): Creden
       const outcome = await conn.tx((client) => write(conn, client, record, condition, event));
       if (outcome.eventId !== undefined) feed.saw(outcome.eventId);
       return outcome.result;
+    },
+    writeCredentials: async (writes) => {
+      if (writes.length === 0) return [];
+      const outcome = await conn.tx((client) =>
+        writeBatch(conn, client, writes, (w) => write(conn, client, w.record, w.condition, w.event)),
+      );
+      if (outcome.eventId !== undefined) feed.saw(outcome.eventId);
+      return outcome.results;
     },
     updateStatus: async (key, status, event) => {
       const eventId = await conn.tx(async (client) => {

@@ -9,7 +9,6 @@ import {
   type PgConnection,
   type Queryable,
 } from './postgres-connection.js';
-import { acquire } from './postgres-leases.js';
 import { UnknownDataKeyError } from './envelope.js';
 import { type CredentialRow, openCredential } from './rows.js';
 
@@ -62,13 +61,37 @@ async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim):
      FOR UPDATE OF c SKIP LOCKED`,
     [claim.now ?? null, (claim.excludeIssuers ?? []).map(pgText), Math.max(0, Math.floor(claim.limit))],
   );
-  const claimed: StoredCredential[] = [];
+  const opened: StoredCredential[] = [];
   for (const row of rows) {
     const cred = await openable(conn, client, row);
-    if (cred === undefined) continue;
-    if ((await acquire(client, cred.key, claim.holder, claim.ttlMs)) !== undefined) claimed.push(cred);
+    if (cred !== undefined) opened.push(cred);
   }
-  return claimed;
+  const leased = await leaseAll(client, opened, claim);
+  return opened.filter((cred) => leased.has(keyValues(cred.key).join('\u0000')));
+}
+
+/**
+ * The claim's leases in one upsert, with `acquireLease`'s condition per row (free, expired,
+ * or already this holder's), on the database clock. Returns the keys it took.
+ */
+async function leaseAll(client: Queryable, creds: StoredCredential[], claim: DueClaim): Promise<Set<string>> {
+  if (creds.length === 0) return new Set();
+  const cols: [string[], string[], string[]] = [[], [], []];
+  for (const cred of creds) keyValues(cred.key).forEach((v, c) => cols[c]?.push(v));
+  const { holder } = claim;
+  const { rows } = await client.query<{ server: string; issuer: string; subject: string }>(
+    `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
+     INSERT INTO leases AS l (server, issuer, subject, owner, pid, host, acquired_at, expires_at)
+     SELECT k.server, k.issuer, k.subject, $4, $5, $6, clock.now, clock.now + $7
+     FROM clock, unnest($1::text[], $2::text[], $3::text[]) AS k(server, issuer, subject)
+     ON CONFLICT (server, issuer, subject) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,
+       host = excluded.host, expires_at = excluded.expires_at,
+       acquired_at = CASE WHEN l.owner = excluded.owner THEN l.acquired_at ELSE excluded.acquired_at END
+     WHERE l.owner = excluded.owner OR l.expires_at <= excluded.acquired_at
+     RETURNING l.server, l.issuer, l.subject`,
+    [...cols, holder.owner, holder.pid, holder.host, Math.max(0, Math.round(claim.ttlMs))],
+  );
+  return new Set(rows.map((r) => `${r.server}\u0000${r.issuer}\u0000${r.subject}`));
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   type PgConnection,
   type Queryable,
 } from './postgres-connection.js';
+import { releaseLeases } from './postgres-batch.js';
 
 interface LeaseRow {
   server: string;
@@ -42,6 +43,7 @@ export function pgLeaseTable(conn: PgConnection): LeaseTable {
       conn.run(async () => {
         await deleteLease(conn, key, owner);
       }),
+    releaseLeases: (keys, owner) => conn.run(() => releaseLeases(conn.pool, keys, owner)),
     breakLease: (key, staleOwner) => conn.run(() => deleteLease(conn, key, staleOwner)),
   };
 }

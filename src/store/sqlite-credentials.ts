@@ -29,6 +29,8 @@ export function sqliteCredentialTable(conn: SqliteConnection): CredentialTable {
       }),
     listCredentials: (filter = {}) => conn.run(() => list(conn, filter)),
     writeCredential: (record, condition, event) => conn.write(() => write(conn, record, condition, event)),
+    writeCredentials: (writes) =>
+      conn.write(() => writes.map((w) => write(conn, w.record, w.condition, w.event))),
     updateStatus: (key, status, event) =>
       conn.write(() => {
         const changed = conn.db

@@ -27,6 +27,10 @@ export function sqliteLeaseTable(conn: SqliteConnection): LeaseTable {
       conn.write(() => {
         deleteLease(conn, key, owner);
       }),
+    releaseLeases: (keys, owner) =>
+      conn.write(() => {
+        for (const key of keys) deleteLease(conn, key, owner);
+      }),
     breakLease: (key, staleOwner) => conn.write(() => deleteLease(conn, key, staleOwner)),
   };
 }

@@ -12,6 +12,8 @@ import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { createLogger } from '../../src/log.js';
 import { createLoginHook, type LoginOptions } from '../../src/login/login.js';
 import { createMemoryStore } from '../../src/store/memory.js';
+import { ResponseLimits } from '../../src/oauth/bounded-fetch.js';
+import { createTokenFetch } from '../../src/oauth/token-http.js';
 import {
   completeAuthorization,
   startAuthorizationServer,
@@ -55,39 +57,43 @@ describe('refresh answers over the size limits', () => {
       /the authorization server response from 127\.0\.0\.1:\d+ .*past the 131072-byte limit/,
     ],
   ] as const) {
-    it(`${what}: RESPONSE_TOO_LARGE naming the server; the stored credential is untouched`, async () => {
-      const store = createMemoryStore();
-      const m = new CredentialManager({
-        store,
-        logger: createLogger({ level: 'error', write: () => undefined }),
-        acquire: createLoginHook({ store, flow: 'browser', openBrowser: browser, timeoutMs: 60_000 }),
+    // The global fetch, and the fleet refresher's default token fetch (token-http.ts).
+    for (const tokenFetch of [undefined, createTokenFetch(ResponseLimits.endpoint)]) {
+      it(`${what}${tokenFetch === undefined ? '' : ' (token fetch)'}: RESPONSE_TOO_LARGE naming the server; the stored credential is untouched`, async () => {
+        const store = createMemoryStore();
+        const m = new CredentialManager({
+          ...(tokenFetch === undefined ? {} : { fetch: tokenFetch }),
+          store,
+          logger: createLogger({ level: 'error', write: () => undefined }),
+          acquire: createLoginHook({ store, flow: 'browser', openBrowser: browser, timeoutMs: 60_000 }),
+        });
+        managers.push(m);
+        const token = await m.getAccessToken(mcp.url);
+        const [before] = await store.listCredentials();
+        assert.ok(before !== undefined);
+        front.edit = edit;
+        const edited = front.edited;
+        try {
+          await assert.rejects(
+            m.getAccessToken(mcp.url, { rejectedToken: token, interactive: false }),
+            (error) => {
+              assert.ok(isLatchkeyError(error), String(error));
+              assert.equal(error.code, ErrorCode.RESPONSE_TOO_LARGE);
+              assert.equal(error.server, mcp.url);
+              assert.equal(error.retryable, false);
+              assert.match(error.message, message);
+              return true;
+            },
+          );
+          assert.equal(front.edited, edited + 1, 'the refresh really got the oversized answer');
+        } finally {
+          front.edit = undefined;
+        }
+        const [after] = await store.listCredentials();
+        assert.equal(after?.generation, before.generation, 'nothing from the refused answer was written');
+        assert.deepEqual(after?.secrets, before.secrets);
+        assert.notEqual(after?.status.state, 'needs-login');
       });
-      managers.push(m);
-      const token = await m.getAccessToken(mcp.url);
-      const [before] = await store.listCredentials();
-      assert.ok(before !== undefined);
-      front.edit = edit;
-      const edited = front.edited;
-      try {
-        await assert.rejects(
-          m.getAccessToken(mcp.url, { rejectedToken: token, interactive: false }),
-          (error) => {
-            assert.ok(isLatchkeyError(error), String(error));
-            assert.equal(error.code, ErrorCode.RESPONSE_TOO_LARGE);
-            assert.equal(error.server, mcp.url);
-            assert.equal(error.retryable, false);
-            assert.match(error.message, message);
-            return true;
-          },
-        );
-        assert.equal(front.edited, edited + 1, 'the refresh really got the oversized answer');
-      } finally {
-        front.edit = undefined;
-      }
-      const [after] = await store.listCredentials();
-      assert.equal(after?.generation, before.generation, 'nothing from the refused answer was written');
-      assert.deepEqual(after?.secrets, before.secrets);
-      assert.notEqual(after?.status.state, 'needs-login');
-    });
+    }
   }
 });

@@ -17,6 +17,7 @@ import type {
   NewPendingRevocation,
   Registration,
 } from '../../src/store/contract.js';
+import { batchContract } from './batch-contract.js';
 import { dueIndexContract } from './due-contract.js';
 
 export interface ContractSubject {
@@ -897,6 +898,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
     });
 
     dueIndexContract(() => store);
+    batchContract(() => subject);
 
     describe('events', () => {
       it('appends with increasing ids, defaults at/pid and keeps explicit ones', async () => {

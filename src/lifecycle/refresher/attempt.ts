@@ -5,7 +5,7 @@ import { networkText } from '../../network-text.js';
 import { EventType } from '../../store/contract.js';
 import { backoffDelayMs } from '../backoff.js';
 import { type EngineContext, emptyStats } from '../context.js';
-import { refreshCredential, type RefreshStore } from '../refresh.js';
+import { refreshClaimedCredential, type RefreshStore } from '../refresh.js';
 
 /** How one claimed credential's refresh ended, as the loop needs to know it. */
 export type AttemptOutcome =
@@ -27,9 +27,10 @@ export interface Attempt {
 }
 
 /**
- * Refresh one claimed credential through the engine's own transaction (refresh.ts: lease,
- * re-read, generation CAS, rotation, invalid_grant re-check, never delete), then make sure
- * its due time moved, so the due index cannot hand the same failure back at once.
+ * Refresh one claimed credential through the engine (refresh.ts: under the claim's lease,
+ * generation CAS, rotation, invalid_grant re-check, never delete), then make sure its due
+ * time moved, so the due index cannot hand the same failure back at once. The lease is the
+ * caller's to release, after this returns.
  */
 export async function refreshClaimed(
   base: EngineContext<RefreshStore>,
@@ -38,7 +39,7 @@ export async function refreshClaimed(
   // A private stats object tells this attempt's own request apart from the instance's others.
   const ctx = { ...base, stats: emptyStats() };
   try {
-    const cred = await refreshCredential(ctx, seen, false);
+    const cred = await refreshClaimedCredential(ctx, seen);
     const requests = ctx.stats.refreshRequests;
     if (cred.generation <= seen.generation) return { outcome: { kind: 'skipped' }, requests };
     return { outcome: { kind: requests > 0 ? 'refreshed' : 'adopted', cred }, requests };

@@ -11,7 +11,7 @@ import { newLeaseHolder } from '../lease.js';
 export interface RefresherOptions {
   /** The shared store whose due credentials this instance refreshes. */
   store: CredentialStore;
-  /** Most credentials claimed in one store round trip. Default 50. */
+  /** Most credentials claimed in one store round trip, and most token writes or lease releases batched in one. Default 50. */
   batchSize?: number;
   /** Most refreshes in flight in this instance, all issuers together. Default 64. */
   maxConcurrency?: number;
@@ -21,6 +21,12 @@ export interface RefresherOptions {
   perIssuerRatePerSecond?: number;
   /** Token-bucket size per issuer: the largest burst after a quiet spell. Default 20. */
   perIssuerBurst?: number;
+  /**
+   * How long the AS metadata a refresh sends with is kept in memory before it is read from
+   * the store again (the registration is read with every claim); a failed refresh drops it
+   * at once. Default 60 000 ms.
+   */
+  clientCacheMs?: number;
   /** Timeout of one request to a token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;
   /**
@@ -41,7 +47,11 @@ export interface RefresherOptions {
   watchPollMs?: number;
   /** Send RFC 8707 `resource` on refresh. Default true (see CredentialManagerOptions). */
   sendResource?: boolean;
-  /** fetch for OAuth requests. Default: the global fetch. */
+  /**
+   * fetch for OAuth requests. Default: latchkey's token client on node:http(s) with keep-alive
+   * connections, which reads each answer whole (oauth/token-http.ts); cheaper per refresh
+   * than the global fetch. Metadata refetches use the same.
+   */
   fetch?: typeof fetch;
   /** Default: a redacting stderr logger at `LATCHKEY_LOG_LEVEL`. */
   logger?: Logger;
@@ -56,6 +66,7 @@ export interface ResolvedRefresherOptions {
   perIssuerConcurrency: number;
   perIssuerRatePerSecond: number;
   perIssuerBurst: number;
+  clientCacheMs: number;
   requestTimeoutMs: number;
   leaseTtlMs: number;
   skewMs: number;
@@ -78,6 +89,7 @@ export function resolveRefresherOptions(options: RefresherOptions): ResolvedRefr
     perIssuerConcurrency: positive(options.perIssuerConcurrency, 8, 'perIssuerConcurrency'),
     perIssuerRatePerSecond: rate,
     perIssuerBurst: positive(options.perIssuerBurst, Math.max(1, rate), 'perIssuerBurst'),
+    clientCacheMs: positive(options.clientCacheMs, 60_000, 'clientCacheMs'),
     requestTimeoutMs,
     leaseTtlMs: positive(options.leaseTtlMs, requestTimeoutMs + 15_000, 'leaseTtlMs'),
     skewMs: options.skewMs ?? DEFAULT_SKEW_MS,

@@ -2,10 +2,14 @@ import { EventEmitter, on } from 'node:events';
 
 import type { StoredCredential } from '../../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../../errors.js';
+import { ResponseLimits } from '../../oauth/bounded-fetch.js';
+import { createTokenFetch } from '../../oauth/token-http.js';
 import { backoffDelayMs } from '../backoff.js';
 import { type EngineContext, emptyStats } from '../context.js';
 import type { RefreshStore } from '../refresh.js';
 import { type Attempt, refreshClaimed } from './attempt.js';
+import { BatchedStore } from './batched-store.js';
+import { ClientCache } from './client-cache.js';
 import { emptyRefresherStats, type RefresherEvent, type RefresherStats } from './events.js';
 import { IssuerGate } from './issuer-gate.js';
 import { type RefresherOptions, type ResolvedRefresherOptions, resolveRefresherOptions } from './options.js';
@@ -29,10 +33,14 @@ export function startRefresher(options: RefresherOptions): Refresher {
 export class Refresher extends EventEmitter<RefresherEvents> {
   readonly #o: ResolvedRefresherOptions;
   readonly #ctx: EngineContext<RefreshStore>;
+  readonly #batched: BatchedStore;
+  readonly #clients: ClientCache;
   readonly #gates = new Map<string, IssuerGate>();
   /** Claimed, not yet started, per issuer. */
   readonly #queued = new Map<string, StoredCredential[]>();
   readonly #active = new Set<Promise<void>>();
+  /** When each queued claim was made: its lease runs from then until extended. */
+  readonly #claimedAt = new WeakMap<StoredCredential, number>();
   readonly #stats = emptyRefresherStats();
   readonly #wakeup = new Wakeup();
   readonly #unwatch: () => void;
@@ -45,7 +53,11 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   constructor(options: ResolvedRefresherOptions) {
     super();
     this.#o = options;
-    this.#ctx = engineContextFor(options, (error) => this.#emit({ type: 'error', error }));
+    this.#batched = new BatchedStore(options.store, options.holder.owner, options.batchSize);
+    this.#clients = new ClientCache(options.clientCacheMs);
+    this.#ctx = engineContextFor(options, this.#batched.store, this.#clients, (error) =>
+      this.#emit({ type: 'error', error }),
+    );
     this.#unwatch = options.store.watch(() => this.#wakeup.wake(), { pollMs: options.watchPollMs });
     this.#done = this.#loop();
   }
@@ -115,6 +127,9 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         limit,
         excludeIssuers: this.#blockedIssuers(now),
       });
+      const at = Date.now();
+      for (const cred of claimed) this.#claimedAt.set(cred, at);
+      await this.#observeRegistrations(claimed);
       this.#stats.claimed += claimed.length;
       await this.#enqueue(claimed);
     }
@@ -122,6 +137,15 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     // A full batch suggests more is due: look again at once (after the event loop breathes).
     if (limit > 0 && claimed.length === limit) return Date.now();
     return this.#nextLook(Date.now());
+  }
+
+  /** Read each claimed issuer's registration once for the batch (client-cache.ts says why). */
+  async #observeRegistrations(claimed: StoredCredential[]): Promise<void> {
+    for (const issuer of new Set(claimed.map((cred) => cred.key.issuer))) {
+      // Unreadable now: the clients stay as they were; the refresh's own reads will tell.
+      const registration = await this.#o.store.getRegistration(issuer).catch(() => null);
+      if (registration !== null) this.#clients.observe(issuer, registration);
+    }
   }
 
   /** Queue claims per issuer; keep only what its gate can start soon, hand the rest back. */
@@ -150,7 +174,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   }
 
   #start(gate: IssuerGate, cred: StoredCredential): void {
-    const run = refreshClaimed(this.#ctx, cred)
+    const run = this.#attempt(cred)
       .then((attempt) => this.#settle(gate, cred, attempt))
       .catch((error: unknown) => this.#emit({ type: 'error', error: asError(error) }))
       .finally(() => {
@@ -159,6 +183,30 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         this.#wakeup.wake();
       });
     this.#active.add(run);
+  }
+
+  /** The refresh, then the claim's lease released (with the other releases of the moment). */
+  async #attempt(cred: StoredCredential): Promise<Attempt> {
+    try {
+      if (!(await this.#stillHeld(cred))) return { outcome: { kind: 'skipped' }, requests: 0 };
+      return await refreshClaimed(this.#ctx, cred);
+    } finally {
+      await this.#batched.release(cred.key).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A claim that waited in its issuer's queue for a third of the lease time is checked before
+   * its refresh starts (keepLease extends it from then on): the lease is taken again, and the
+   * row read again. Had the lease lapsed, another instance may have refreshed the credential
+   * meanwhile, and this one must not send the refresh token that refresh consumed.
+   */
+  async #stillHeld(cred: StoredCredential): Promise<boolean> {
+    const claimedAt = this.#claimedAt.get(cred) ?? 0;
+    if (Date.now() - claimedAt < this.#o.leaseTtlMs / 3) return true;
+    const { store, holder, leaseTtlMs } = this.#o;
+    if ((await store.acquireLease(cred.key, holder, leaseTtlMs)) === undefined) return false;
+    return (await store.getCredential(cred.key))?.generation === cred.generation;
   }
 
   async #settle(gate: IssuerGate, cred: StoredCredential, attempt: Attempt): Promise<void> {
@@ -261,9 +309,9 @@ export class Refresher extends EventEmitter<RefresherEvents> {
 
   async #release(creds: StoredCredential[]): Promise<void> {
     this.#stats.returned += creds.length;
-    for (const cred of creds) {
-      await this.#o.store.releaseLease(cred.key, this.#o.holder.owner).catch(() => undefined);
-    }
+    if (creds.length === 0) return;
+    const keys = creds.map((cred) => cred.key);
+    await this.#o.store.releaseLeases(keys, this.#o.holder.owner).catch(() => undefined);
   }
 
   #loopFailed(error: unknown): number {
@@ -303,10 +351,13 @@ export class Refresher extends EventEmitter<RefresherEvents> {
 
 function engineContextFor(
   o: ResolvedRefresherOptions,
+  store: RefreshStore,
+  clients: ClientCache,
   warn: (error: LatchkeyError) => void,
 ): EngineContext<RefreshStore> {
   return {
-    store: o.store,
+    store,
+    clients,
     holder: o.holder,
     skewMs: o.skewMs,
     requestTimeoutMs: o.requestTimeoutMs,
@@ -315,7 +366,8 @@ function engineContextFor(
     waitTimeoutMs: 0,
     pollMs: 25,
     backoff: o.backoff,
-    fetch: o.fetch,
+    // Token answers read whole on node:http unless the caller brings a fetch (token-http.ts).
+    fetch: o.fetch ?? createTokenFetch(ResponseLimits.endpoint),
     logger: o.logger,
     stats: emptyStats(),
     sendResource: o.sendResource,
