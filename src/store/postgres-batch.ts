@@ -6,7 +6,7 @@ import type { CredentialWrite, WriteResult } from './contract.js';
 import { keyValues, pgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import { EVENTS_CHANNEL } from './postgres-events.js';
 import { EVENT_ORDER_LOCK } from './postgres-schema.js';
-import { sealCredential, VALID_STATUS } from './sqlite-rows.js';
+import { sealCredential, VALID_STATUS } from './rows.js';
 
 /**
  * Many generation-checked token writes in one transaction of a fixed number of statements,
