@@ -1,8 +1,8 @@
 import { dueAt, refreshPointAt } from '../credential/due.js';
 import type { CredentialKey } from '../credential/key.js';
-import type { CredentialStatus } from '../credential/model.js';
+import type { CredentialRecord, CredentialStatus } from '../credential/model.js';
 import { refusal } from './condition.js';
-import type { CredentialWrite, WriteResult } from './contract.js';
+import type { CredentialWrite, EventInput, WriteResult } from './contract.js';
 import { keyValues, pgText, type PgConnection, type Queryable } from './postgres-connection.js';
 import { EVENTS_CHANNEL } from './postgres-events.js';
 import { EVENT_ORDER_LOCK } from './postgres-schema.js';
@@ -147,20 +147,7 @@ async function updateRows(
   const now = Date.now();
   const cols: unknown[][] = [[], [], [], [], [], [], [], [], [], []];
   for (const w of writes) {
-    const status: CredentialStatus =
-      w.event.type === 'refreshed' ? { ...VALID_STATUS, lastRefreshAt: now } : VALID_STATUS;
-    const sealed = sealCredential(conn.box, w.record);
-    const refreshAt = refreshPointAt(w.record);
-    const row = [
-      ...keyValues(w.record.key),
-      sealed.secrets,
-      sealed.record,
-      JSON.stringify(status),
-      now,
-      refreshAt ?? null,
-      dueAt(refreshAt, status) ?? null,
-      w.condition.expectedGeneration,
-    ];
+    const row = [...writtenValues(conn, w.record, w.event, now), w.condition.expectedGeneration];
     row.forEach((v, c) => cols[c]?.push(v));
   }
   const { rows } = await client.query<{
@@ -228,4 +215,29 @@ function keyColumns(keys: readonly CredentialKey[]): [string[], string[], string
 
 function rowId(key: CredentialKey): string {
   return keyValues(key).join('\u0000');
+}
+
+/**
+ * A written credential's column values, in the order of the credentials table's key, secrets,
+ * record, status, updated_at, refresh_at and due_at: one write (postgres-credentials.ts) or many (writeBatch).
+ */
+export function writtenValues(
+  conn: PgConnection,
+  record: CredentialRecord,
+  event: Pick<EventInput, 'type'>,
+  now: number,
+): unknown[] {
+  const status: CredentialStatus =
+    event.type === 'refreshed' ? { ...VALID_STATUS, lastRefreshAt: now } : VALID_STATUS;
+  const sealed = sealCredential(conn.box, record);
+  const refreshAt = refreshPointAt(record);
+  return [
+    ...keyValues(record.key),
+    sealed.secrets,
+    sealed.record,
+    JSON.stringify(status),
+    now,
+    refreshAt ?? null,
+    dueAt(refreshAt, status) ?? null,
+  ];
 }

@@ -1,6 +1,6 @@
-import { dueAt, notBefore, refreshPointAt } from '../credential/due.js';
+import { notBefore } from '../credential/due.js';
 import type { CredentialKey } from '../credential/key.js';
-import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
+import type { CredentialRecord, StoredCredential } from '../credential/model.js';
 import { type Refusal, refusal } from './condition.js';
 import type {
   CredentialFilter,
@@ -17,10 +17,10 @@ import {
   type PgConnection,
   type Queryable,
 } from './postgres-connection.js';
-import { writeBatch } from './postgres-batch.js';
+import { writeBatch, writtenValues } from './postgres-batch.js';
 import { insertEvent } from './postgres-events.js';
 import type { PgEventFeed } from './postgres-listen.js';
-import { type CredentialRow, openCredential, sealCredential, VALID_STATUS } from './rows.js';
+import { type CredentialRow, openCredential } from './rows.js';
 
 /**
  * Credentials on Postgres: tokens sealed with the data key exactly as in SQLite, each write
@@ -109,19 +109,7 @@ async function write(
     if (owner !== condition.leaseOwner) return { result: refuse(current, owner, condition) };
   }
   const now = Date.now();
-  const status: CredentialStatus =
-    event.type === 'refreshed' ? { ...VALID_STATUS, lastRefreshAt: now } : VALID_STATUS;
-  const sealed = sealCredential(conn.box, record);
-  const refreshAt = refreshPointAt(record);
-  const values = [
-    ...keyValues(key),
-    sealed.secrets,
-    sealed.record,
-    JSON.stringify(status),
-    now,
-    refreshAt ?? null,
-    dueAt(refreshAt, status) ?? null,
-  ];
+  const values = writtenValues(conn, record, event, now);
   const generation = await conditionalWrite(client, condition.expectedGeneration, values);
   if (generation === undefined) {
     return { result: refuse(await generationOf(client, key), condition.leaseOwner, condition) };
