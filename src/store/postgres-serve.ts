@@ -29,48 +29,52 @@ export function pgServeTables(conn: PgConnection): ServeTables {
       return rows[0] === undefined ? undefined : appKeyFromRow(rows[0]);
     },
     listAppKeys: async () =>
-      (await conn.query<AppKeyRow>('SELECT * FROM serve_app_keys ORDER BY created_at, id')).map(appKeyFromRow),
+      (await conn.query<AppKeyRow>('SELECT * FROM serve_app_keys ORDER BY created_at, id')).map(
+        appKeyFromRow,
+      ),
     deleteAppKey: async (id) =>
-      (await conn.query<{ id: string }>('DELETE FROM serve_app_keys WHERE id = $1 RETURNING id', [id])).length >
-      0,
+      (await conn.query<{ id: string }>('DELETE FROM serve_app_keys WHERE id = $1 RETURNING id', [id]))
+        .length > 0,
     // Both attempt calls run in a transaction: it takes the key-rotation lock shared (so a
     // verifier is never sealed under a data key being retired), and a take whose verifier
     // cannot be opened yet rolls back and runs again after the key reload.
     addConnectAttempt: async (attempt) => {
       const row = rowValues(attempt, sealVerifier(conn.box, attempt));
-      await conn.tx((client) => client.query(
-        `INSERT INTO serve_connect_attempts (id, subject, upstream, server, return_to, verifier, issuer,
+      await conn.tx((client) =>
+        client.query(
+          `INSERT INTO serve_connect_attempts (id, subject, upstream, server, return_to, verifier, issuer,
            client_id, redirect_uri, resource, scope, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
-          row.id,
-          row.subject,
-          row.upstream,
-          row.server,
-          row.return_to,
-          row.verifier,
-          row.issuer,
-          row.client_id,
-          row.redirect_uri,
-          row.resource,
-          row.scope,
-          row.created_at,
-          row.expires_at,
-        ],
-      ));
+          [
+            row.id,
+            row.subject,
+            row.upstream,
+            row.server,
+            row.return_to,
+            row.verifier,
+            row.issuer,
+            row.client_id,
+            row.redirect_uri,
+            row.resource,
+            row.scope,
+            row.created_at,
+            row.expires_at,
+          ],
+        ),
+      );
     },
     takeConnectAttempt: async (id, now) => {
       const clock = now === undefined ? DB_NOW_MS : '$2::bigint';
       const params = now === undefined ? [id] : [id, now];
       return conn.tx(async (client) => {
-      const { rows } = await client.query<ConnectAttemptRow & { live: boolean }>(
-        `WITH gone AS (DELETE FROM serve_connect_attempts WHERE id = $1 OR expires_at <= ${clock} RETURNING *)
+        const { rows } = await client.query<ConnectAttemptRow & { live: boolean }>(
+          `WITH gone AS (DELETE FROM serve_connect_attempts WHERE id = $1 OR expires_at <= ${clock} RETURNING *)
          SELECT *, expires_at > ${clock} AS live FROM gone WHERE id = $1`,
-        params,
-      );
-      const row = rows[0];
-      if (row === undefined || !row.live) return undefined;
-      return openAttempt(conn.box, row);
+          params,
+        );
+        const row = rows[0];
+        if (row === undefined || !row.live) return undefined;
+        return openAttempt(conn.box, row);
       });
     },
   };

@@ -21,8 +21,7 @@ export function sqliteServeTables(conn: SqliteConnection): ServeTables {
     getAppKey: (id) =>
       conn.run(() => {
         const row = conn.db.prepare('SELECT * FROM serve_app_keys WHERE id = ?').get(id) as
-          | AppKeyRow
-          | undefined;
+          AppKeyRow | undefined;
         return row === undefined ? undefined : appKeyFromRow(row);
       }),
     listAppKeys: () =>
@@ -48,8 +47,7 @@ export function sqliteServeTables(conn: SqliteConnection): ServeTables {
       conn.write(() => {
         conn.db.prepare('DELETE FROM serve_connect_attempts WHERE expires_at <= ? AND id <> ?').run(now, id);
         const row = conn.db.prepare('DELETE FROM serve_connect_attempts WHERE id = ? RETURNING *').get(id) as
-          | ConnectAttemptRow
-          | undefined;
+          ConnectAttemptRow | undefined;
         if (row === undefined || row.expires_at <= now) return undefined;
         return openAttempt(conn.box, row);
       }),
