@@ -1,7 +1,7 @@
 // latchkey serve's HTTP API over real HTTP, on the real oidc-provider AS, the real MCP server
-// and a real SQLite store. The connect flow is completed by the harness's browser stand-in
-// (it signs in at the AS's login and consent pages), and the callback is delivered to the
-// service exactly as a browser would follow the AS's redirect.
+// and a real SQLite store (PostgreSQL with LATCHKEY_TEST_STORE=postgres). The connect flow is
+// completed by the harness's browser stand-in (it signs in at the AS's login and consent
+// pages), and the callback is delivered to the service as a browser follows the AS's redirect.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +13,9 @@ import { createLogger } from '../../src/log.js';
 import { createAppKey } from '../../src/serve/app-keys.js';
 import { startServe, type RunningServe } from '../../src/serve/server.js';
 import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { freshDatabase, type TestDatabase, testStoreKind } from '../support/postgres.js';
 import {
   completeAuthorization,
   startAuthorizationServer,
@@ -41,8 +43,15 @@ describe('latchkey serve: the HTTP API', () => {
   const logLines: string[] = [];
   const secretsSeen: string[] = [];
 
+  let database: TestDatabase | undefined;
+
+  /** SQLite by default; PostgreSQL with LATCHKEY_TEST_STORE=postgres. Each call is another instance. */
   async function openStore(): Promise<ServeStore> {
-    const store = await openSqliteStore({ home, env: { LATCHKEY_KEY: process.env['SERVE_TEST_KEY'] ?? '' } });
+    const env = { LATCHKEY_KEY: process.env['SERVE_TEST_KEY'] ?? '' };
+    const store =
+      database === undefined
+        ? await openSqliteStore({ home, env })
+        : await openPostgresStore({ url: database.url, env });
     assert.ok(hasServeTables(store));
     stores.push(store);
     return store;
@@ -53,6 +62,7 @@ describe('latchkey serve: the HTTP API', () => {
     as = await startAuthorizationServer({ accessTokenTtl: 300 });
     mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
     home = await mkdtemp(join(tmpdir(), 'latchkey-serve-'));
+    if (testStoreKind() === 'postgres') database = await freshDatabase();
     const store = await openStore();
     key = (await createAppKey(store, 'portal')).key;
     otherKey = (await createAppKey(store, 'other app')).key;
@@ -72,6 +82,7 @@ describe('latchkey serve: the HTTP API', () => {
     await mcp.close();
     await as.close();
     await rm(home, { recursive: true, force: true });
+    await database?.drop();
   });
 
   async function api(
