@@ -273,7 +273,10 @@ export function validateCallback(
 }
 
 /** Redeem a validated authorization response for tokens (one request, never retried). */
-export type RedeemOptions = Pick<AuthorizationCodeOptions, 'server' | 'resource' | 'requestTimeoutMs' | 'signal'>;
+export type RedeemOptions = Pick<
+  AuthorizationCodeOptions,
+  'server' | 'resource' | 'requestTimeoutMs' | 'signal'
+>;
 
 export async function redeemCode(
   ctx: ClientContext,
