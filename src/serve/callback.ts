@@ -39,6 +39,7 @@ export async function completeConnect(ctx: ServeContext, params: URLSearchParams
   try {
     if (upstream === undefined || upstream.url !== attempt.server) throw upstreamGone(attempt);
     await redeemAndSave(ctx, attempt, upstream, params, state);
+    ctx.logger.info('connected', { subject: attempt.subject, upstream: attempt.upstream });
     return outcome(attempt, undefined);
   } catch (error) {
     const code = isLatchkeyError(error) ? error.code : 'INTERNAL';

@@ -73,17 +73,22 @@ export async function startConnect(
     createdAt: now,
     expiresAt: now + ctx.connectTtlMs,
   };
-  const url = new URL(endpoint);
-  url.searchParams.set('client_id', registration.clientId);
-  url.searchParams.set('response_type', 'code');
-  url.searchParams.set('redirect_uri', redirectUri);
-  url.searchParams.set('state', state);
-  url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
-  url.searchParams.set('code_challenge_method', 'S256');
-  url.searchParams.set('resource', discovery.resource);
-  if (scope !== undefined) url.searchParams.set('scope', scope);
   await ctx.store.addConnectAttempt(attempt);
-  return { authorizationUrl: url.href, expiresAt: attempt.expiresAt };
+  return { authorizationUrl: await authorizationUrl(endpoint, attempt, state), expiresAt: attempt.expiresAt };
+}
+
+/** The AS's page the user is sent to: PKCE S256, RFC 8707 resource, the attempt's state. */
+async function authorizationUrl(endpoint: string, attempt: ConnectAttempt, state: string): Promise<string> {
+  const url = new URL(endpoint);
+  url.searchParams.set('client_id', attempt.clientId);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('redirect_uri', attempt.redirectUri);
+  url.searchParams.set('state', state);
+  url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(attempt.verifier));
+  url.searchParams.set('code_challenge_method', 'S256');
+  if (attempt.resource !== undefined) url.searchParams.set('resource', attempt.resource);
+  if (attempt.scope !== undefined) url.searchParams.set('scope', attempt.scope);
+  return url.href;
 }
 
 /** The server's own 401 challenge leads discovery and scope choice, as for a desktop login. */

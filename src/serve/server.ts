@@ -57,7 +57,9 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
   });
   const listen = options.listen ?? DEFAULT_LISTEN;
-  const server = createServer();
+  // Bounded time per request too, not only bounded bodies: a client that trickles its
+  // headers or body must not hold a connection for Node's default 5 minutes.
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());

@@ -122,9 +122,8 @@ function serveTablesContract(name: string, open: Open): void {
 
     it('of concurrent takes of one attempt, exactly one succeeds', async (t) => {
       const { store, other } = await open(t);
-      const a = attempt({ resource: undefined, scope: undefined } as Partial<ConnectAttempt>);
-      delete (a as { resource?: string }).resource;
-      delete (a as { scope?: string }).scope;
+      // Without the optional fields, which must come back absent (not null, not undefined).
+      const { resource: _resource, scope: _scope, ...a } = attempt();
       await store.addConnectAttempt(a);
       const results = await Promise.all([
         store.takeConnectAttempt(a.id),
