@@ -8,6 +8,7 @@ import { disconnect, listConnections, tokenFor } from './connections.js';
 import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { httpErrorFor } from './errors.js';
 import { HttpError, readJson, sendJson } from './http.js';
+import { openApiDocument } from './openapi.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
 interface Call {
@@ -20,41 +21,49 @@ interface Call {
 
 interface Route {
   method: string;
-  path: RegExp;
+  /** The path as OpenAPI writes it; `{name}` is one path segment. */
+  template: string;
   /** Whether the caller must present an app key (every /v1 route). */
   appKey: boolean;
   handle(call: Call): Promise<void>;
 }
 
-const SEGMENT = '([^/]+)';
-
-/** The API (docs/serve.md); the first route whose method and path match answers. */
-const ROUTES: readonly Route[] = [
+/**
+ * The API (docs/serve.md, openapi.ts); the first route whose method and path match answers.
+ * Exported with its templates so a test can hold the OpenAPI document to the same list.
+ */
+export const ROUTES: readonly Route[] = [
   {
     method: 'GET',
-    path: /^\/healthz$/,
+    template: '/healthz',
     appKey: false,
     handle: async ({ res }) => sendJson(res, 200, { status: 'ok' }),
   },
-  { method: 'GET', path: /^\/readyz$/, appKey: false, handle: ready },
-  { method: 'GET', path: /^\/oauth\/callback$/, appKey: false, handle: callback },
-  { method: 'GET', path: /^\/v1\/upstreams$/, appKey: true, handle: upstreams },
+  { method: 'GET', template: '/readyz', appKey: false, handle: ready },
   {
     method: 'GET',
-    path: new RegExp(`^/v1/subjects/${SEGMENT}/connections$`),
+    template: '/openapi.json',
+    appKey: false,
+    handle: async ({ ctx, res }) => sendJson(res, 200, openApiDocument(ctx.publicUrl)),
+  },
+  { method: 'GET', template: '/oauth/callback', appKey: false, handle: callback },
+  { method: 'GET', template: '/v1/upstreams', appKey: true, handle: upstreams },
+  {
+    method: 'GET',
+    template: '/v1/subjects/{subject}/connections',
     appKey: true,
     handle: async ({ ctx, res, params }) =>
       sendJson(res, 200, { connections: await listConnections(ctx, checkedSubject(params[0] ?? '')) }),
   },
   {
     method: 'POST',
-    path: new RegExp(`^/v1/subjects/${SEGMENT}/connections/${SEGMENT}$`),
+    template: '/v1/subjects/{subject}/connections/{upstream}',
     appKey: true,
     handle: connect,
   },
   {
     method: 'DELETE',
-    path: new RegExp(`^/v1/subjects/${SEGMENT}/connections/${SEGMENT}$`),
+    template: '/v1/subjects/{subject}/connections/{upstream}',
     appKey: true,
     handle: async ({ ctx, res, params }) => {
       const { subject, upstream } = target(ctx, params);
@@ -63,7 +72,7 @@ const ROUTES: readonly Route[] = [
   },
   {
     method: 'GET',
-    path: new RegExp(`^/v1/subjects/${SEGMENT}/connections/${SEGMENT}/token$`),
+    template: '/v1/subjects/{subject}/connections/{upstream}/token',
     appKey: true,
     handle: async ({ ctx, res, params }) => {
       const { subject, upstream } = target(ctx, params);
@@ -72,10 +81,25 @@ const ROUTES: readonly Route[] = [
   },
 ];
 
+/** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */
+const PATTERNS = new Map(
+  ROUTES.map((r) => [
+    r,
+    new RegExp(
+      `^${r.template
+        .split(/\{[^}]+\}/)
+        .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('([^/]+)')}$`,
+    ),
+  ]),
+);
+
 /** Answer one request; errors become the API's JSON error shape. */
 export async function route(ctx: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://serve.invalid');
-  const matching = ROUTES.map((r) => ({ r, m: r.path.exec(url.pathname) })).filter((x) => x.m !== null);
+  const matching = ROUTES.map((r) => ({ r, m: PATTERNS.get(r)?.exec(url.pathname) ?? null })).filter(
+    (x) => x.m !== null,
+  );
   const hit = matching.find((x) => x.r.method === req.method);
   if (hit === undefined) {
     if (matching.length > 0) {

@@ -128,9 +128,13 @@ describe('latchkey serve: the HTTP API', () => {
     return api('GET', `/v1/subjects/${subject}/connections/demo/token`);
   }
 
-  it('health and readiness need no key', async () => {
+  it('health, readiness and the OpenAPI document need no key', async () => {
     assert.deepEqual((await api('GET', '/healthz', { key: null })).body, { status: 'ok' });
     assert.equal((await api('GET', '/readyz', { key: null })).status, 200);
+    const spec = await api('GET', '/openapi.json', { key: null });
+    assert.equal(spec.status, 200);
+    assert.equal(spec.body['openapi'], '3.1.0');
+    assert.deepEqual(spec.body['servers'], [{ url: serve.publicUrl }]);
   });
 
   it('GET /v1/upstreams lists the configuration, and needs a valid app key', async () => {
