@@ -6,6 +6,7 @@ import globals from 'globals';
 // Layer order, bottom to top. A file may import its own layer and the layers below it, never
 // one above: the picture in docs/architecture.md stays true because CI fails otherwise.
 // `mcp` and `login` sit side by side above the lifecycle and may not import each other.
+// `serve` (the HTTP gateway, docs/serve.md) sits above proxy and below demo and cli.
 const LAYERS = [
   ['credential'],
   ['store'],
@@ -13,6 +14,7 @@ const LAYERS = [
   ['lifecycle'],
   ['login', 'mcp'],
   ['proxy'],
+  ['serve'],
   ['demo'],
   ['cli'],
 ];

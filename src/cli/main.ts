@@ -10,6 +10,7 @@ import { register as proxy } from './commands/proxy.command.js';
 import { register as reconnect } from './commands/reconnect.command.js';
 import { register as refresher } from './commands/refresher.command.js';
 import { register as reset } from './commands/reset.command.js';
+import { register as serve } from './commands/serve.command.js';
 import { register as status } from './commands/status.command.js';
 import { register as storeCommand } from './commands/store.command.js';
 import { register as token } from './commands/token.command.js';
@@ -41,6 +42,7 @@ const COMMANDS = [
   call,
   reconnect,
   refresher,
+  serve,
 ];
 
 const EXAMPLES = `

@@ -201,7 +201,8 @@ async function preflight(url: string, options: AuthorizationCodeOptions): Promis
   );
 }
 
-function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): string {
+/** The AS's authorization endpoint, refused unless it is https (or loopback) and supports S256. */
+export function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): string {
   const methods = as.code_challenge_methods_supported;
   if (!Array.isArray(methods) || !methods.includes('S256')) {
     // AUTH-43/45: without advertised S256 support, PKCE cannot be verified; refuse.
@@ -242,7 +243,8 @@ function authorizationEndpoint(as: oauth.AuthorizationServer, server: string): s
   return parsed.href;
 }
 
-function validateCallback(
+/** The redirect's parameters, checked for `state`, RFC 9207 `iss` and an AS error. */
+export function validateCallback(
   ctx: ClientContext,
   server: string,
   callback: URLSearchParams,
@@ -270,12 +272,18 @@ function validateCallback(
   }
 }
 
-async function redeemCode(
+/** Redeem a validated authorization response for tokens (one request, never retried). */
+export type RedeemOptions = Pick<
+  AuthorizationCodeOptions,
+  'server' | 'resource' | 'requestTimeoutMs' | 'signal'
+>;
+
+export async function redeemCode(
   ctx: ClientContext,
   params: URLSearchParams,
   redirectUri: string,
   verifier: string,
-  options: AuthorizationCodeOptions,
+  options: RedeemOptions,
 ): Promise<GrantResult> {
   const extra = new URLSearchParams();
   if (options.resource !== undefined) extra.set('resource', options.resource);
@@ -305,7 +313,7 @@ async function redeemCode(
   }
 }
 
-function redeemError(error: unknown, options: AuthorizationCodeOptions): LatchkeyError {
+function redeemError(error: unknown, options: RedeemOptions): LatchkeyError {
   const { server } = options;
   // The code is spent either way: whatever failed, a new login is what gets tokens.
   const next = loginAction(server, { again: true });

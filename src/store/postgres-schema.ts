@@ -107,6 +107,31 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO meta (name, value) SELECT 'active_data_key', value FROM meta WHERE name = 'dek_id';
   DELETE FROM meta WHERE name IN ('dek_id', 'dek_wrapped');
   `,
+  // latchkey serve (docs/serve.md): app keys (a digest only) and pending connect attempts.
+  `
+  CREATE TABLE serve_app_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE TABLE serve_connect_attempts (
+    id           TEXT PRIMARY KEY,
+    subject      TEXT NOT NULL,
+    upstream     TEXT NOT NULL,
+    server       TEXT NOT NULL,
+    return_to    TEXT NOT NULL,
+    verifier     BYTEA NOT NULL,
+    issuer       TEXT NOT NULL,
+    client_id    TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    resource     TEXT,
+    scope        TEXT,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+  );
+  CREATE INDEX serve_connect_attempts_expiry ON serve_connect_attempts (expires_at);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -14,6 +14,7 @@ import { pgLeaseTable } from './postgres-leases.js';
 import { PgEventFeed } from './postgres-listen.js';
 import { pgDiscoveryCache, pgRegistrationCache } from './postgres-registrations.js';
 import { pgPendingRevocations } from './postgres-revocations.js';
+import { pgServeTables } from './postgres-serve.js';
 import { migrate } from './postgres-schema.js';
 import { redactStoreUrl } from './store-url.js';
 
@@ -188,6 +189,7 @@ function composeStore(conn: PgConnection, feed: PgEventFeed, security: StoreSecu
     ...pgDueIndex(conn),
     ...pgEventLog(conn, feed),
     ...pgPendingRevocations(conn, feed),
+    ...pgServeTables(conn),
     close: () => conn.close(),
   };
 }

@@ -6,6 +6,7 @@
 import type { WrappedKey } from './key-table.js';
 import { revocationAad } from './revocation-rows.js';
 import { credentialAad, registrationAad } from './rows.js';
+import { connectAttemptAad } from './serve-rows.js';
 
 export interface SealedColumn {
   table: string;
@@ -44,6 +45,12 @@ export function sealedColumns(text: (value: unknown) => string): readonly Sealed
           key: keyOf(r),
           tokenType: String(r['token_type']) as 'refresh_token',
         }),
+    },
+    {
+      table: 'serve_connect_attempts',
+      column: 'verifier',
+      primaryKey: ['id'],
+      aad: (r) => connectAttemptAad(String(r['id'])),
     },
   ];
 }

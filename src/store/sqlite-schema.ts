@@ -107,6 +107,32 @@ const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX credentials_by_subject ON credentials (server, subject, issuer);
   `,
+  // 6: latchkey serve (docs/serve.md): app keys (a digest only, never the key) and the
+  // pending connect attempts of its web login, whose PKCE verifier is sealed.
+  `
+  CREATE TABLE serve_app_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    digest     TEXT NOT NULL,   -- hex SHA-256 of the whole key
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE serve_connect_attempts (
+    id           TEXT PRIMARY KEY,  -- hex SHA-256 of the OAuth state
+    subject      TEXT NOT NULL,
+    upstream     TEXT NOT NULL,
+    server       TEXT NOT NULL,
+    return_to    TEXT NOT NULL,
+    verifier     BLOB NOT NULL,     -- sealed PKCE verifier
+    issuer       TEXT NOT NULL,
+    client_id    TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    resource     TEXT,
+    scope        TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+  );
+  CREATE INDEX serve_connect_attempts_expiry ON serve_connect_attempts (expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -20,6 +20,7 @@ import { type KeySetup, keyTracking, setUpKeys } from './sqlite-keys.js';
 import { sqliteDiscoveryCache, sqliteRegistrationCache } from './sqlite-registrations.js';
 import { sqlitePendingRevocations } from './sqlite-revocations.js';
 import { migrate } from './sqlite-schema.js';
+import { sqliteServeTables } from './sqlite-serve.js';
 
 export { DEFAULT_WATCH_POLL_MS } from './sqlite-events.js';
 
@@ -186,6 +187,7 @@ function composeStore(conn: SqliteConnection, security: StoreSecurity): Credenti
     ...sqliteDueIndex(conn),
     ...sqliteEventLog(conn),
     ...sqlitePendingRevocations(conn),
+    ...sqliteServeTables(conn),
     close: () => conn.close(),
   };
 }

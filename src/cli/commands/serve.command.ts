@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+
+import type { CliContext } from '../context.js';
+import { collect, jsonOption } from '../flags.js';
+
+export interface ServeFlags {
+  config?: string;
+  upstream: string[];
+  listen?: string;
+  publicUrl?: string;
+  refresher: boolean;
+}
+
+const SERVE_HELP = `
+Serves an HTTP API for applications (any language) whose users connect remote MCP servers:
+connect links, tokens, connection states and disconnect (docs/serve.md). Calls to /v1 need
+an app key (latchkey serve keys create). With --store postgres://… any number of instances
+share the work, and each runs the refresher.
+
+Examples:
+  latchkey serve keys create --name my-portal
+  latchkey serve --upstream notion=https://mcp.notion.com/mcp --public-url https://gw.example.com
+  latchkey serve --config serve.json --listen 0.0.0.0:8787 --store postgres://db/latchkey`;
+
+export function register(program: Command, { io }: CliContext): void {
+  const serve = program
+    .command('serve')
+    .description('run the credential service for many users: an HTTP API over the store (docs/serve.md)')
+    .option('--config <file>', 'JSON file of upstreams (docs/serve.md)')
+    .option('--upstream <id=url>', 'an upstream MCP server; repeatable', collect, [])
+    .option('--listen <host:port>', 'where to listen (default 127.0.0.1:8787)')
+    .option(
+      '--public-url <url>',
+      'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
+    )
+    .option('--no-refresher', 'do not run the refresher in this instance')
+    .addHelpText('after', SERVE_HELP)
+    .action(async (opts: ServeFlags) => {
+      const { runServe } = await import('./serve.js');
+      await runServe(io, opts);
+    });
+  const keys = serve.command('keys').description('manage the app keys allowed to call the API');
+  keys
+    .command('create')
+    .description('create an app key; it is printed once and only its digest is stored')
+    .requiredOption('--name <app>', 'the application the key is for')
+    .addOption(jsonOption('print { id, name, key } as JSON'))
+    .action(async (opts: { name: string; json: boolean }) => {
+      const { createKey } = await import('./serve.js');
+      await createKey(io, opts);
+    });
+  keys
+    .command('list')
+    .description('list app keys (ids and names; keys themselves are not stored)')
+    .addOption(jsonOption('print JSON'))
+    .action(async (opts: { json: boolean }) => {
+      const { listKeys } = await import('./serve.js');
+      await listKeys(io, opts);
+    });
+  keys
+    .command('delete <id>')
+    .description('delete an app key; calls with it are refused at once')
+    .action(async (id: string) => {
+      const { deleteKey } = await import('./serve.js');
+      await deleteKey(io, id);
+    });
+}

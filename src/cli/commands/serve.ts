@@ -1,0 +1,127 @@
+import { ErrorCode, LatchkeyError } from '../../errors.js';
+import { createAppKey } from '../../serve/app-keys.js';
+import {
+  mergeUpstreams,
+  parseListen,
+  parsePublicUrl,
+  parseUpstreamFlag,
+  readConfigFile,
+  type UpstreamConfig,
+} from '../../serve/config.js';
+import { startServe } from '../../serve/server.js';
+import type { CredentialStore } from '../../store/contract.js';
+import { hasServeTables, type ServeStore } from '../../store/serve-contract.js';
+import type { CliIO } from '../io.js';
+import { withStore } from '../open-store.js';
+import type { ServeFlags } from './serve.command.js';
+
+export interface RunServeOptions extends ServeFlags {
+  /** Resolves when the service should stop. Default: SIGINT or SIGTERM. */
+  until?: Promise<void>;
+}
+
+/** `latchkey serve`: the HTTP API until SIGINT/SIGTERM, then a graceful stop. */
+export async function runServe(io: CliIO, options: RunServeOptions): Promise<void> {
+  const upstreams = upstreamsOf(io, options);
+  await withStore(
+    io,
+    async (store) => {
+      const running = await startServe({
+        store: serveStore(store),
+        upstreams,
+        ...(options.listen === undefined ? {} : { listen: parseListen(options.listen) }),
+        ...(options.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(options.publicUrl) }),
+        refresher: options.refresher,
+      });
+      io.err(`latchkey serve: listening on ${running.url} (public ${running.publicUrl}); Ctrl-C to stop\n`);
+      try {
+        await (options.until ?? signalled());
+      } finally {
+        await running.close();
+      }
+    },
+    'write',
+  );
+}
+
+function upstreamsOf(io: CliIO, options: ServeFlags): UpstreamConfig[] {
+  const fromFile = options.config === undefined ? [] : readConfigFile(options.config, io.env);
+  const upstreams = mergeUpstreams(fromFile, options.upstream.map(parseUpstreamFlag));
+  if (upstreams.length === 0) {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'no upstream MCP servers are configured.', {
+      retryable: false,
+      next: { kind: 'configure', detail: 'pass --upstream <id>=<url> or --config <file> (docs/serve.md)' },
+    });
+  }
+  return upstreams;
+}
+
+function serveStore(store: CredentialStore): ServeStore {
+  if (hasServeTables(store)) return store;
+  throw new LatchkeyError(ErrorCode.INVALID_INPUT, `the ${store.kind} store cannot hold what serve needs.`, {
+    retryable: false,
+    next: { kind: 'configure', detail: 'use the SQLite or Postgres store' },
+  });
+}
+
+export async function createKey(io: CliIO, options: { name: string; json: boolean }): Promise<void> {
+  await withStore(
+    io,
+    async (store) => {
+      const { record, key } = await createAppKey(serveStore(store), options.name);
+      if (options.json) io.out(JSON.stringify({ id: record.id, name: record.name, key }) + '\n');
+      else {
+        io.err(
+          `Created app key ${record.id} for ${record.name}. It is shown once; only its digest is stored.\n`,
+        );
+        io.out(`${key}\n`);
+      }
+    },
+    'write',
+  );
+}
+
+export async function listKeys(io: CliIO, options: { json: boolean }): Promise<void> {
+  await withStore(io, async (store) => {
+    const keys = hasServeTables(store) ? await store.listAppKeys() : [];
+    if (options.json) {
+      const rows = keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        created_at: new Date(k.createdAt).toISOString(),
+      }));
+      io.out(JSON.stringify(rows) + '\n');
+      return;
+    }
+    if (keys.length === 0) io.err('No app keys. Create one with: latchkey serve keys create --name <app>\n');
+    for (const k of keys) io.out(`${k.id}  ${k.name}  created ${new Date(k.createdAt).toISOString()}\n`);
+  });
+}
+
+export async function deleteKey(io: CliIO, id: string): Promise<void> {
+  await withStore(
+    io,
+    async (store) => {
+      if (!(await serveStore(store).deleteAppKey(id))) {
+        throw new LatchkeyError(ErrorCode.INVALID_INPUT, `no app key has the id ${JSON.stringify(id)}.`, {
+          retryable: false,
+          next: { kind: 'configure', detail: 'list the keys to find its id' },
+        });
+      }
+      io.err(`Deleted app key ${id}.\n`);
+    },
+    'write',
+  );
+}
+
+function signalled(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { CredentialManager } from '../lifecycle/manager.js';
+import type { Refresher } from '../lifecycle/refresher/refresher.js';
+import { startRefresher } from '../lifecycle/refresher/refresher.js';
+import { createLogger, type Logger } from '../log.js';
+import type { ServeStore } from '../store/serve-contract.js';
+import { DEFAULT_LISTEN, type ListenAddress, type UpstreamConfig } from './config.js';
+import { CONNECT_TTL_MS } from './connect.js';
+import type { ServeContext } from './context.js';
+import { HttpError, sendError, sendJson } from './http.js';
+import { route } from './routes.js';
+
+export interface ServeOptions {
+  /** A store with the serve tables (SQLite or Postgres; see hasServeTables). */
+  store: ServeStore;
+  upstreams: readonly UpstreamConfig[];
+  /** Where to listen. Default 127.0.0.1:8787 (port 0: any free port). */
+  listen?: ListenAddress;
+  /** External base URL for redirect URIs and links. Default: http://<listen address>. */
+  publicUrl?: string;
+  /** Run the fleet refresher in this instance (docs/refresher.md). Default true. */
+  refresher?: boolean;
+  /** Default: JSON lines on stderr at LATCHKEY_LOG_LEVEL, else info. */
+  logger?: Logger;
+  /** For requests to ASes and MCP servers. Default: global fetch. */
+  fetch?: typeof fetch;
+  /** Timeout of each request to an AS. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** How long a connect link can be completed. Default 10 minutes. */
+  connectTtlMs?: number;
+}
+
+export interface RunningServe {
+  /** The address it listens on, as a URL (`http://127.0.0.1:8787`). */
+  readonly url: string;
+  readonly publicUrl: string;
+  readonly manager: CredentialManager;
+  /** Stop accepting, finish requests in flight, stop the refresher. The store stays open. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start `latchkey serve` on a store the caller opened (and closes): the HTTP API on
+ * node:http, one CredentialManager for every subject, and, by default, the refresher that
+ * keeps every stored credential fresh whether or not anyone is calling.
+ */
+export async function startServe(options: ServeOptions): Promise<RunningServe> {
+  const logger = options.logger ?? createLogger({ format: 'json', level: levelFromEnv() });
+  const useRefresher = options.refresher ?? true;
+  const manager = new CredentialManager({
+    store: options.store,
+    logger,
+    proactiveRefresh: useRefresher ? 'refresher' : true,
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+  });
+  const listen = options.listen ?? DEFAULT_LISTEN;
+  // Bounded time per request too, not only bounded bodies: a client that trickles its
+  // headers or body must not hold a connection for Node's default 5 minutes.
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  const ctx: ServeContext = {
+    store: options.store,
+    manager,
+    upstreams: new Map(options.upstreams.map((u) => [u.id, u])),
+    publicUrl: options.publicUrl ?? url,
+    logger,
+    fetch: options.fetch,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
+  };
+  server.on('request', (req, res) => void handle(ctx, req, res));
+  const refresher: Refresher | undefined = useRefresher
+    ? startRefresher({
+        store: options.store,
+        logger,
+        ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      })
+    : undefined;
+  logger.info('latchkey serve listening', { url, publicUrl: ctx.publicUrl, upstreams: ctx.upstreams.size });
+  return {
+    url,
+    publicUrl: ctx.publicUrl,
+    manager,
+    close: () => stop(server, manager, refresher),
+  };
+}
+
+async function handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = Date.now();
+  const id = randomBytes(6).toString('hex');
+  res.setHeader('x-request-id', id);
+  try {
+    await route(ctx, req, res);
+  } catch (error) {
+    if (error instanceof HttpError) sendError(res, error);
+    else {
+      ctx.logger.error('request failed', {
+        requestId: id,
+        error: error instanceof Error ? error.name : 'unknown',
+      });
+      if (!res.headersSent)
+        sendJson(res, 500, { error: 'internal', message: 'an unexpected error occurred.' });
+      else res.destroy();
+    }
+  }
+  // The path only: the callback's query holds the code and state, and nothing else needs logging.
+  const path = (req.url ?? '/').split('?')[0];
+  ctx.logger.info('request', {
+    requestId: id,
+    method: req.method,
+    path,
+    status: res.statusCode,
+    ms: Date.now() - started,
+  });
+}
+
+async function stop(
+  server: Server,
+  manager: CredentialManager,
+  refresher: Refresher | undefined,
+): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+  await refresher?.close();
+  await manager.settle();
+  manager.close();
+}
+
+function levelFromEnv(): 'debug' | 'info' | 'warn' | 'error' | 'silent' {
+  const value = process.env['LATCHKEY_LOG_LEVEL'];
+  return value === 'debug' || value === 'warn' || value === 'error' || value === 'silent' ? value : 'info';
+}

@@ -1,0 +1,73 @@
+import type { CredentialStore } from './contract.js';
+
+/**
+ * The tables `latchkey serve` adds to a store: the app keys that may call its API, and the
+ * pending connect attempts of its web login. Kept out of CredentialStore so that the
+ * credential engine's consumers do not see them; the SQLite and Postgres stores implement
+ * them (test/store/serve-tables.test.ts runs one suite against both), the memory store does
+ * not, since a gateway whose connect link can be completed by another instance needs a
+ * shared store.
+ */
+export interface ServeTables extends AppKeyTable, ConnectAttemptTable {}
+
+export type ServeStore = CredentialStore & ServeTables;
+
+/** Whether `store` has the serve tables (SQLite and Postgres do, memory does not). */
+export function hasServeTables(store: CredentialStore): store is ServeStore {
+  const candidate = store as Partial<ServeTables>;
+  return typeof candidate.addAppKey === 'function' && typeof candidate.takeConnectAttempt === 'function';
+}
+
+/** An application allowed to call the serve API. Only a digest of its key is ever stored. */
+export interface AppKeyRecord {
+  /** Public part of the key, also its lookup id (not secret). */
+  id: string;
+  /** A label chosen by the operator (`--name`). */
+  name: string;
+  /** Hex SHA-256 of the whole key; compared in constant time by the serve layer. */
+  digest: string;
+  createdAt: number;
+}
+
+export interface AppKeyTable {
+  /** Adds a key; an existing id is an error (ids are random, so a clash is a bug). */
+  addAppKey(record: AppKeyRecord): Promise<void>;
+  getAppKey(id: string): Promise<AppKeyRecord | undefined>;
+  listAppKeys(): Promise<AppKeyRecord[]>;
+  /** False when no key has that id. */
+  deleteAppKey(id: string): Promise<boolean>;
+}
+
+/**
+ * One started web login (the connect flow): everything the callback needs to finish it on
+ * any instance. `id` is a digest of the OAuth `state`, so the table alone does not give the
+ * state away; the PKCE verifier is sealed like every other secret in the store.
+ */
+export interface ConnectAttempt {
+  id: string;
+  subject: string;
+  upstream: string;
+  /** The canonical MCP server URL the credential is saved under. */
+  server: string;
+  returnTo: string;
+  verifier: string;
+  issuer: string;
+  clientId: string;
+  redirectUri: string;
+  /** The RFC 8707 resource sent in the authorization request, to send again with the code. */
+  resource?: string;
+  /** Space-separated scopes asked for. */
+  scope?: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface ConnectAttemptTable {
+  addConnectAttempt(attempt: ConnectAttempt): Promise<void>;
+  /**
+   * Remove the attempt and return it if it has not expired at `now` (default: the store's
+   * clock, Date.now() for SQLite). Single use: of two concurrent takes, at most one gets it.
+   * Expired attempts are deleted on the way.
+   */
+  takeConnectAttempt(id: string, now?: number): Promise<ConnectAttempt | undefined>;
+}

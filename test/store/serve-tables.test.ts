@@ -1,0 +1,175 @@
+// The serve tables (app keys, connect attempts) on both stores that have them: one suite,
+// run against real SQLite and real PostgreSQL.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+
+import { openPostgresStore } from '../../src/store/postgres.js';
+import { type ConnectAttempt, hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { adminQuery, freshDatabase } from '../support/postgres.js';
+
+interface Opened {
+  store: ServeStore;
+  /** A second store object on the same data (another instance). */
+  other: ServeStore;
+  /** Every byte the store keeps, for "no secret in plaintext" checks. */
+  rawDump: () => Promise<string>;
+}
+
+type Open = (t: TestContext) => Promise<Opened>;
+
+function asServe(store: Awaited<ReturnType<typeof openSqliteStore>>): ServeStore {
+  assert.ok(hasServeTables(store), `the ${store.kind} store has the serve tables`);
+  return store;
+}
+
+const openSqlite: Open = async (t) => {
+  const home = await mkdtemp(join(tmpdir(), 'latchkey-serve-tables-'));
+  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
+  const store = asServe(await openSqliteStore({ home, env }));
+  const other = asServe(await openSqliteStore({ home, env }));
+  t.after(async () => {
+    await store.close();
+    await other.close();
+    await rm(home, { recursive: true, force: true });
+  });
+  const rawDump = async (): Promise<string> => {
+    const files = ['latchkey.db', 'latchkey.db-wal'];
+    const parts = await Promise.all(files.map((f) => readFile(join(home, f)).catch(() => Buffer.alloc(0))));
+    return Buffer.concat(parts).toString('latin1');
+  };
+  return { store, other, rawDump };
+};
+
+const openPostgres: Open = async (t) => {
+  const db = await freshDatabase();
+  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
+  const store = asServe(await openPostgresStore({ url: db.url, env }));
+  const other = asServe(await openPostgresStore({ url: db.url, env }));
+  t.after(async () => {
+    await store.close();
+    await other.close();
+    await db.drop();
+  });
+  const rawDump = async (): Promise<string> => {
+    const keys = await adminQuery(db.url, 'SELECT * FROM serve_app_keys');
+    const attempts = await adminQuery(
+      db.url,
+      "SELECT *, encode(verifier, 'escape') AS raw FROM serve_connect_attempts",
+    );
+    return JSON.stringify([keys.rows, attempts.rows]);
+  };
+  return { store, other, rawDump };
+};
+
+function attempt(overrides: Partial<ConnectAttempt> = {}): ConnectAttempt {
+  const now = Date.now();
+  return {
+    id: randomBytes(32).toString('hex'),
+    subject: 'alice',
+    upstream: 'notion',
+    server: 'https://mcp.example.com/mcp',
+    returnTo: 'https://app.example.com/back?x=1',
+    verifier: `verifier-${randomBytes(32).toString('base64url')}`,
+    issuer: 'https://as.example.com',
+    clientId: 'client-1',
+    redirectUri: 'https://gw.example.com/oauth/callback',
+    resource: 'https://mcp.example.com/mcp',
+    scope: 'mcp:tools',
+    createdAt: now,
+    expiresAt: now + 600_000,
+    ...overrides,
+  };
+}
+
+function serveTablesContract(name: string, open: Open): void {
+  describe(`serve tables: ${name}`, () => {
+    it('app keys: add, get, list, delete; a duplicate id is refused', async (t) => {
+      const { store, other } = await open(t);
+      const record = {
+        id: 'a1b2c3d4e5f6',
+        name: 'portal',
+        digest: 'ab'.repeat(32),
+        createdAt: 1_700_000_000_000,
+      };
+      await store.addAppKey(record);
+      assert.deepEqual(await other.getAppKey('a1b2c3d4e5f6'), record, 'another instance reads it');
+      assert.equal(await store.getAppKey('ffffffffffff'), undefined);
+      await assert.rejects(store.addAppKey({ ...record, name: 'other' }));
+      await store.addAppKey({ ...record, id: '000000000001', createdAt: record.createdAt + 1 });
+      assert.deepEqual(
+        (await store.listAppKeys()).map((k) => k.id),
+        ['a1b2c3d4e5f6', '000000000001'],
+      );
+      assert.equal(await other.deleteAppKey('a1b2c3d4e5f6'), true);
+      assert.equal(await store.getAppKey('a1b2c3d4e5f6'), undefined, 'deleted for every instance');
+      assert.equal(await store.deleteAppKey('a1b2c3d4e5f6'), false);
+    });
+
+    it('a connect attempt round-trips, and is taken once only, by any instance', async (t) => {
+      const { store, other } = await open(t);
+      const a = attempt();
+      await store.addConnectAttempt(a);
+      assert.deepEqual(await other.takeConnectAttempt(a.id), a, 'the other instance completes it');
+      assert.equal(await store.takeConnectAttempt(a.id), undefined, 'single use');
+      assert.equal(await other.takeConnectAttempt(a.id), undefined);
+    });
+
+    it('of concurrent takes of one attempt, exactly one succeeds', async (t) => {
+      const { store, other } = await open(t);
+      // Without the optional fields, which must come back absent (not null, not undefined).
+      const { resource: _resource, scope: _scope, ...a } = attempt();
+      await store.addConnectAttempt(a);
+      const results = await Promise.all([
+        store.takeConnectAttempt(a.id),
+        other.takeConnectAttempt(a.id),
+        store.takeConnectAttempt(a.id),
+        other.takeConnectAttempt(a.id),
+      ]);
+      const won = results.filter((r) => r !== undefined);
+      assert.equal(won.length, 1);
+      assert.deepEqual(won[0], a, 'optional fields stay absent');
+    });
+
+    it('an expired attempt is not returned, and is deleted', async (t) => {
+      const { store } = await open(t);
+      const now = Date.now();
+      const old = attempt({ createdAt: now - 700_000, expiresAt: now - 100_000 });
+      await store.addConnectAttempt(old);
+      assert.equal(await store.takeConnectAttempt(old.id), undefined);
+      const live = attempt();
+      await store.addConnectAttempt(live);
+      // Judged at a given time too: at its expiry an attempt is gone.
+      assert.equal(await store.takeConnectAttempt(live.id, live.expiresAt), undefined);
+      const another = attempt();
+      await store.addConnectAttempt(another);
+      const stale = attempt({ expiresAt: now - 1 });
+      await store.addConnectAttempt(stale);
+      await store.takeConnectAttempt(another.id);
+      assert.equal(await store.takeConnectAttempt(stale.id, 0), undefined, 'swept by the earlier take');
+    });
+
+    it('the PKCE verifier is sealed: it appears nowhere in the stored bytes', async (t) => {
+      const { store, rawDump } = await open(t);
+      const a = attempt();
+      await store.addConnectAttempt(a);
+      const raw = await rawDump();
+      assert.ok(raw.includes(a.id), 'the dump does hold the row');
+      assert.ok(!raw.includes(a.verifier), 'but not the verifier');
+    });
+  });
+}
+
+serveTablesContract('sqlite', openSqlite);
+serveTablesContract('postgres', openPostgres);
+
+describe('serve tables: the memory store', () => {
+  it('does not have them (serve needs a store other instances share)', () => {
+    assert.equal(hasServeTables(createMemoryStore()), false);
+  });
+});
