@@ -15,6 +15,12 @@ import {
  * the row; expiry is judged on the database clock unless the caller gives a time.
  */
 export function pgServeTables(conn: PgConnection): ServeTables {
+  return { ...pgAppKeys(conn), ...pgConnectAttempts(conn) };
+}
+
+function pgAppKeys(
+  conn: PgConnection,
+): Pick<ServeTables, 'addAppKey' | 'getAppKey' | 'listAppKeys' | 'deleteAppKey'> {
   return {
     addAppKey: async (record) => {
       await conn.query('INSERT INTO serve_app_keys (id, name, digest, created_at) VALUES ($1, $2, $3, $4)', [
@@ -35,6 +41,13 @@ export function pgServeTables(conn: PgConnection): ServeTables {
     deleteAppKey: async (id) =>
       (await conn.query<{ id: string }>('DELETE FROM serve_app_keys WHERE id = $1 RETURNING id', [id]))
         .length > 0,
+  };
+}
+
+function pgConnectAttempts(
+  conn: PgConnection,
+): Pick<ServeTables, 'addConnectAttempt' | 'takeConnectAttempt'> {
+  return {
     // Both attempt calls run in a transaction: it takes the key-rotation lock shared (so a
     // verifier is never sealed under a data key being retired), and a take whose verifier
     // cannot be opened yet rolls back and runs again after the key reload.

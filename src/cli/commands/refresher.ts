@@ -4,6 +4,7 @@ import type { RefresherOptions } from '../../lifecycle/refresher/options.js';
 import type { CliIO } from '../io.js';
 import { withStore } from '../open-store.js';
 import type { RefresherFlags } from './refresher.command.js';
+import { signalled } from '../signals.js';
 
 export interface RunRefresherOptions extends RefresherFlags {
   /** Resolves when the command should stop. Default: SIGINT or SIGTERM. */
@@ -50,18 +51,6 @@ function limits(flags: RefresherFlags): Omit<RefresherOptions, 'store'> {
     RefresherOptions,
     'store'
   >;
-}
-
-function signalled(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
 }
 
 function format(event: RefresherEvent, json: boolean): string {

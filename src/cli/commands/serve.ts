@@ -14,6 +14,7 @@ import { hasServeTables, type ServeStore } from '../../store/serve-contract.js';
 import type { CliIO } from '../io.js';
 import { withStore } from '../open-store.js';
 import type { ServeFlags } from './serve.command.js';
+import { signalled } from '../signals.js';
 
 export interface RunServeOptions extends ServeFlags {
   /** Resolves when the service should stop. Default: SIGINT or SIGTERM. */
@@ -112,16 +113,4 @@ export async function deleteKey(io: CliIO, id: string): Promise<void> {
     },
     'write',
   );
-}
-
-function signalled(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
 }
