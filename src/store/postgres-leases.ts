@@ -10,17 +10,10 @@ import {
   type Queryable,
 } from './postgres-connection.js';
 import { releaseLeases } from './postgres-batch.js';
+import { leaseFromRow as leaseOf, type LeaseRow } from './rows.js';
 
-interface LeaseRow {
-  server: string;
-  issuer: string;
-  subject: string;
-  owner: string;
-  pid: number;
-  host: string;
-  acquired_at: number;
-  expires_at: number;
-}
+/** Key columns hold text as pgText wrote it. */
+const leaseFromRow = (stored: LeaseRow): Lease => leaseOf(decodeKey(stored));
 
 /**
  * Leases on Postgres: one row per key, taken in one conditional upsert on the database
@@ -87,16 +80,4 @@ async function deleteLease(conn: PgConnection, key: CredentialKey, owner: string
     owner,
   ]);
   return (rowCount ?? 0) > 0;
-}
-
-function leaseFromRow(stored: LeaseRow): Lease {
-  const row = decodeKey(stored);
-  return {
-    key: { server: row.server, issuer: row.issuer, subject: row.subject },
-    owner: row.owner,
-    pid: row.pid,
-    host: row.host,
-    acquiredAt: row.acquired_at,
-    expiresAt: row.expires_at,
-  };
 }

@@ -3,7 +3,7 @@ import type { CredentialStatus, StoredCredential, TokenSecrets } from '../creden
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';
 import type { CredentialRecord } from '../credential/model.js';
-import type { DiscoveryKind, DiscoveryRecord, LifecycleEvent, Registration } from './contract.js';
+import type { DiscoveryKind, DiscoveryRecord, Lease, LifecycleEvent, Registration } from './contract.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
 import { StringTable } from './string-table.js';
@@ -171,5 +171,28 @@ export function discoveryFromRow(
     document: JSON.parse(row.document) as Record<string, unknown>,
     sourceUrl: row.source_url,
     fetchedAt: row.fetched_at,
+  };
+}
+
+/** A leases row, as both stores hold it. */
+export interface LeaseRow {
+  server: string;
+  issuer: string;
+  subject: string;
+  owner: string;
+  pid: number;
+  host: string;
+  acquired_at: number;
+  expires_at: number;
+}
+
+export function leaseFromRow(row: LeaseRow): Lease {
+  return {
+    key: { server: row.server, issuer: row.issuer, subject: row.subject },
+    owner: row.owner,
+    pid: row.pid,
+    host: row.host,
+    acquiredAt: row.acquired_at,
+    expiresAt: row.expires_at,
   };
 }

@@ -1,17 +1,7 @@
 import type { CredentialKey } from '../credential/key.js';
 import type { CredentialFilter, Lease, LeaseHolder, LeaseTable } from './contract.js';
+import { leaseFromRow, type LeaseRow } from './rows.js';
 import { KEY_WHERE, keyParams, type SqliteConnection } from './sqlite-connection.js';
-
-interface LeaseRow {
-  server: string;
-  issuer: string;
-  subject: string;
-  owner: string;
-  pid: number;
-  host: string;
-  acquired_at: number;
-  expires_at: number;
-}
 
 /** Leases on SQLite: one row per key, taken over in place once expired. */
 export function sqliteLeaseTable(conn: SqliteConnection): LeaseTable {
@@ -105,15 +95,4 @@ function deleteLease(conn: SqliteConnection, key: CredentialKey, owner: string):
 /** Remove whatever lease `key` has: a deleted credential takes its lease with it. */
 export function dropLease(conn: SqliteConnection, key: CredentialKey): void {
   conn.db.prepare(`DELETE FROM leases WHERE ${KEY_WHERE}`).run(keyParams(key));
-}
-
-function leaseFromRow(row: LeaseRow): Lease {
-  return {
-    key: { server: row.server, issuer: row.issuer, subject: row.subject },
-    owner: row.owner,
-    pid: row.pid,
-    host: row.host,
-    acquiredAt: row.acquired_at,
-    expiresAt: row.expires_at,
-  };
 }
