@@ -41,6 +41,19 @@ async function callEvery(
   return calls;
 }
 
+/** A wait that fails with `explain()` after `ms` instead of hanging the file. */
+async function withinOrExplain<T>(promise: Promise<T>, ms: number, explain: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(explain())), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -188,7 +201,11 @@ describe('latchkey proxy: the server restarts on the same port', () => {
       () => undefined,
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    await dying.received('"text":"lost"');
+    await withinOrExplain(
+      dying.received('"text":"lost"'),
+      20_000,
+      () => `the call never reached the dying server\n${host.stderr()}`,
+    );
     await dying.close();
     mcp = await startMcpServer({ authorizationServer: env.as, port });
 
@@ -212,7 +229,11 @@ describe('latchkey proxy: the server restarts on the same port', () => {
     await mcp.close();
     const dying = await dyingServer(port);
     const listed = host.client.listTools();
-    await dying.received('"method":"tools/list"');
+    await withinOrExplain(
+      dying.received('"method":"tools/list"'),
+      20_000,
+      () => `the list never reached the dying server\n${host.stderr()}`,
+    );
     await dying.close();
     mcp = await startMcpServer({ authorizationServer: env.as, port });
 
