@@ -26,6 +26,24 @@ const WRITE_AFTER_MS = 1000;
 /** Commands that import() an ES module (oidc-provider), which a cached script cannot. */
 const UNCACHED_COMMANDS = new Set(['demo']);
 
+/** Commands with a cache file of their own; any other command line shares `other`. */
+const KNOWN_COMMANDS = new Set([
+  'status',
+  'doctor',
+  'events',
+  'token',
+  'login',
+  'logout',
+  'reset',
+  'store',
+  'proxy',
+  'tools',
+  'call',
+  'reconnect',
+  'refresher',
+  'serve',
+]);
+
 function cacheDirectory(env) {
   if (process.platform === 'darwin') return path.join(os.homedir(), 'Library', 'Caches', 'latchkey');
   if (process.platform === 'win32') {
@@ -38,10 +56,23 @@ function cacheDirectory(env) {
  * The bundle's identity (V8 checks a cache against the source's length only), and the command:
  * each command's start compiles other functions, so each keeps its own cache.
  */
+/**
+ * The command a command line runs: its first word that is not an option, past the global
+ * `--store <url>`. Anything else (a typo, a URL) shares the name `other`.
+ */
+function commandOf(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--store') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
 function cacheNames(bundle, command) {
   const { size, mtimeMs } = fs.statSync(bundle);
   const build = `v8-${process.version}-${process.arch}-${size}-${Math.trunc(mtimeMs)}-`;
-  const which = /^[a-z][a-z-]{0,30}$/.test(command || '') ? command : 'other';
+  const which = KNOWN_COMMANDS.has(command) ? command : 'other';
   return { build, name: `${build}${which}.bin` };
 }
 
@@ -101,8 +132,8 @@ function run(script, bundle) {
  * written then, or after WRITE_AFTER_MS for a command that runs on (the proxy), so that it
  * also holds the functions the command compiled as it ran.
  */
-function loadBundle(bundle, command, env = process.env) {
-  const compiled = compileCached(bundle, command, env);
+function loadBundle(bundle, argv, env = process.env) {
+  const compiled = compileCached(bundle, commandOf(argv), env);
   if (compiled === undefined) return { exports: require(bundle), flush: () => undefined };
   const exports = run(compiled.script, bundle);
   let save = compiled.save;

@@ -9,7 +9,7 @@ const { loadBundle } = require('./compile-cache.cjs');
 
 const { exports: cli, flush } = loadBundle(
   path.join(__dirname, '..', 'dist', 'bin', 'latchkey.cjs'),
-  process.argv[2],
+  process.argv.slice(2),
 );
 cli.quietOnBrokenPipe(process.argv[2]);
 cli.main(process.argv.slice(2)).then((code) => {

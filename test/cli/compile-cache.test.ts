@@ -68,6 +68,19 @@ describe('the CLI’s compile cache', () => {
     assert.equal(files(cache).length, 1);
   });
 
+  it('finds the command past the global --store, and leaves the demo uncached', async () => {
+    const { env, cache } = home();
+    // The demo imports oidc-provider, which a script run from a code cache cannot on Node 20.
+    assert.equal((await latchkey(['--store', join(cache, '..', 'x.db'), 'demo', '--help'], env)).code, 0);
+    assert.throws(() => readdirSync(cache), { code: 'ENOENT' });
+    const run = await latchkey(['--store', join(cache, '..', 'x.db'), 'status'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(
+      files(cache).map((f) => f.replace(/^.*-/, '')),
+      ['status.bin'],
+    );
+  });
+
   it('LATCHKEY_NO_COMPILE_CACHE=1 writes nothing', async () => {
     const { env, cache } = home();
     const run = await latchkey(['status'], { ...env, LATCHKEY_NO_COMPILE_CACHE: '1' });
