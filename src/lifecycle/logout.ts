@@ -20,7 +20,7 @@ import {
   type RevocationTokenType,
 } from '../store/contract.js';
 import type { EngineContext } from './context.js';
-import { breakLeaseIfHolderDead, pollDelay, sleep } from './lease.js';
+import { breakLeaseIfHolderDead, keepLease, pollDelay, sleep } from './lease.js';
 import { queueRevocations } from './pending-revocations.js';
 
 /**
@@ -93,18 +93,18 @@ export async function logout(
 ): Promise<LogoutReport> {
   const leased = await takeLease(ctx, key, options.signal);
   if (!leased) return notFound(key);
-  let renew: NodeJS.Timeout | undefined;
+  let stopKeeping: (() => Promise<void>) | undefined;
   let previous: LogoutReport | undefined;
   try {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       // Revocation can take two request timeouts; keep the lease alive meanwhile.
-      renew = keepLease(ctx, key);
+      stopKeeping = keepLease(ctx.store, key, ctx.holder, ctx.leaseTtlMs);
       const current = await ctx.store.getCredential(key);
       // Gone since an earlier round (another logout): what we revoked is still worth reporting.
       if (current === undefined) return previous ?? notFound(key);
       const report = await revokeForLogout(ctx, current, options);
       previous = report;
-      clearInterval(renew);
+      await stopKeeping();
       if (await deleteLoggedOut(ctx, current, report)) return { ...report, deleted: true };
       // Our lease lapsed during revocation and someone refreshed: revoke the newer tokens too.
       if ((await ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs)) === undefined) {
@@ -117,7 +117,7 @@ export async function logout(
       next: { kind: 'logout', server: key.server },
     });
   } finally {
-    clearInterval(renew);
+    await stopKeeping?.();
     await ctx.store.releaseLease(key, ctx.holder.owner).catch(() => undefined);
   }
 }
@@ -169,15 +169,6 @@ async function deleteLoggedOut(
   );
   if (deleted) ctx.logger.info('logged out', { server: key.server, ...eventDetail(report) });
   return deleted;
-}
-
-function keepLease(ctx: EngineContext<LogoutStore>, key: CredentialKey): NodeJS.Timeout {
-  const timer = setInterval(
-    () => void ctx.store.acquireLease(key, ctx.holder, ctx.leaseTtlMs).catch(() => undefined),
-    Math.max(50, ctx.leaseTtlMs / 3),
-  );
-  timer.unref();
-  return timer;
 }
 
 /**

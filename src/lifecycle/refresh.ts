@@ -1,5 +1,5 @@
 import { isUsable, refreshTokenUsable } from '../credential/expiry.js';
-import { keyId } from '../credential/key.js';
+import { type CredentialKey, keyId } from '../credential/key.js';
 import type { CredentialRecord, StoredCredential } from '../credential/model.js';
 import { fingerprint, secrets } from '../redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
@@ -44,10 +44,7 @@ export async function refreshCredential(
 ): Promise<StoredCredential> {
   const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
   if (adopted !== undefined) return adopted;
-  const stopKeeping =
-    ctx.keepLeaseAlive === true
-      ? keepLease(ctx.store, seen.key, ctx.holder, ctx.leaseTtlMs)
-      : () => Promise.resolve();
+  const stopKeeping = leaseKeeper(ctx, seen.key);
   try {
     return await refreshUnderLease(ctx, seen, demand);
   } finally {
@@ -67,15 +64,19 @@ export async function refreshClaimedCredential(
   ctx: EngineContext<RefreshStore>,
   claimed: StoredCredential,
 ): Promise<StoredCredential> {
-  const stopKeeping =
-    ctx.keepLeaseAlive === true
-      ? keepLease(ctx.store, claimed.key, ctx.holder, ctx.leaseTtlMs)
-      : () => Promise.resolve();
+  const stopKeeping = leaseKeeper(ctx, claimed.key);
   try {
     return await refreshCurrent(ctx, claimed, false);
   } finally {
     await stopKeeping();
   }
+}
+
+/** Extends the lease during the refresh when the context asks for it (the fleet refresher). */
+function leaseKeeper(ctx: EngineContext<RefreshStore>, key: CredentialKey): () => Promise<void> {
+  return ctx.keepLeaseAlive === true
+    ? keepLease(ctx.store, key, ctx.holder, ctx.leaseTtlMs)
+    : () => Promise.resolve();
 }
 
 /** Returns a credential to adopt, or undefined once this process holds the lease. */

@@ -27,8 +27,14 @@ export interface ConnectionOptions {
   protocol?: 'auto' | 'legacy';
   /** Extra headers on every request to the server. */
   headers?: Readonly<Record<string, string>>;
-  /** The fetch under the auth layer. Default: latchkey's node:http client (http-client.ts). */
+  /** The fetch under the auth layer. Default: Node's fetch, or see `httpClient`. */
   fetch?: typeof fetch;
+  /**
+   * Without `fetch`: `fetch` (default) sends on Node's fetch; `node` on latchkey's node:http
+   * client (http-client.ts), faster per request but experimental: under heavy load it has
+   * sent a request on a kept-alive connection the server had just closed (docs/proxy.md).
+   */
+  httpClient?: 'fetch' | 'node';
   /** Deadline for each host request, in ms. Default 300 000 (5 minutes). */
   requestTimeoutMs?: number;
   /** Deadline for a (re-)initialization and for opening streams, in ms. Default 30 000. */

@@ -138,13 +138,13 @@ function buildWires(
 
 /**
  * latchkey's redirect policy, and its bearer token unless the caller authenticates itself, on
- * Node's fetch or on the caller's own. LATCHKEY_HTTP_CLIENT=node sends on node:http
- * (http-client.ts) instead: faster per request, but under load it still sent a request on
- * a kept-alive connection the server had closed (test/proxy/restart.test.ts, docs/proxy.md),
- * so it is not the default until that is understood.
+ * the caller's fetch, else on the client `httpClient` names.
  */
 function connectionFetch(server: string, options: ConnectionOptions): WireFetch {
-  const send = sameOriginWireRedirects(server, options.fetch ?? defaultFetch());
+  const send = sameOriginWireRedirects(
+    server,
+    options.fetch ?? (options.httpClient === 'node' ? createHttpClient() : fetch),
+  );
   if (options.authenticate === false) return send;
   return createAuthWire(
     server,
@@ -199,8 +199,4 @@ export function observeAnswer(
   if (request.method === 'initialize') parts.session.completed(request, result);
   else parts.session.observe(request);
   return response;
-}
-
-function defaultFetch(): WireFetch {
-  return process.env['LATCHKEY_HTTP_CLIENT'] === 'node' ? createHttpClient() : fetch;
 }
