@@ -10,6 +10,7 @@ import type { StoredCredential } from '../../src/credential/model.js';
 import { refreshAccepted } from '../support/refresh-probe.js';
 import { type ProxyEnv, proxyEnv } from '../support/proxy-env.js';
 import { latchkey } from '../support/spawn-cli.js';
+import { initializeWithBearer } from '../support/mcp-initialize.js';
 
 const PendingSchema = z.object({
   pendingRevocations: z.array(
@@ -32,20 +33,7 @@ function sleep(ms: number): Promise<void> {
 
 /** What the MCP server answers to an initialize carrying `token`: its HTTP status. */
 async function mcpStatus(url: string, token: string): Promise<number> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  });
+  const response = await initializeWithBearer(url, token);
   await response.body?.cancel();
   return response.status;
 }

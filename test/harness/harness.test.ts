@@ -24,6 +24,7 @@ import {
   type TestMcpServer,
 } from './index.js';
 import { closeServer, listenOnLoopback } from '../../src/demo/listen.js';
+import { initializeWithBearer } from '../support/mcp-initialize.js';
 
 const client: oauth.Client = { client_id: 'mcp-test-client' };
 
@@ -776,20 +777,7 @@ describe('fault proxy in front of the MCP server', () => {
       action: { type: 'corrupt-stream', afterEvents: 0 },
       times: 1,
     });
-    const response = await fetch(mcp.url, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${tokens.response.access_token}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-      }),
-    });
+    const response = await initializeWithBearer(mcp.url, tokens.response.access_token);
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('content-type'), 'text/event-stream');
     const body = Buffer.from(await response.arrayBuffer());

@@ -17,6 +17,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { initializeWithBearer } from '../support/mcp-initialize.js';
 
 /** A browser stand-in: the harness driver logs in over HTTP, then delivers the redirect. */
 function headlessBrowser(subject: string): NonNullable<LoginOptions['openBrowser']> & { opened: number } {
@@ -32,20 +33,7 @@ function headlessBrowser(subject: string): NonNullable<LoginOptions['openBrowser
 }
 
 async function callMcp(mcp: TestMcpServer, token: string): Promise<Response> {
-  return fetch(mcp.url, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  });
+  return initializeWithBearer(mcp.url, token);
 }
 
 describe('login end to end: discovery, registration, flow, logout', () => {

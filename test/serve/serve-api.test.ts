@@ -23,6 +23,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { initializeWithBearer } from '../support/mcp-initialize.js';
 
 const RETURN_TO = 'https://app.example.com/settings/connections?tab=mcp';
 
@@ -176,20 +177,7 @@ describe('latchkey serve: the HTTP API', () => {
     const introspected = await as.introspect(accessToken);
     assert.equal(introspected.active, true);
     assert.equal(introspected.sub, 'alice-at-as', 'the token is the one alice signed in for');
-    const atMcp = await fetch(mcp.url, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${accessToken}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-      }),
-    });
+    const atMcp = await initializeWithBearer(mcp.url, accessToken);
     assert.equal(atMcp.status, 200, 'the MCP server accepts it');
 
     const replay = await deliver(callback);
