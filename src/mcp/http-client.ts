@@ -1,6 +1,6 @@
 /**
  * The HTTP the MCP wires speak: a small request/answer shape that a fetch Response satisfies
- * as it is, and a client on node:http with a keep-alive agent that the proxy uses by default.
+ * as it is, and a client on node:http with a keep-alive agent (the `httpClient: 'node'` option).
  *
  * Why not the global fetch: every MCP request of the proxy went through undici's fetch, and a
  * CPU profile of 2 000 tools/call round trips put most of the proxy's own time there (request
@@ -15,8 +15,9 @@
  * decides). What is added: an answer read to its end, or released once the wire has what it
  * needs (release()), leaves its connection for the next request instead of closing it.
  */
-import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
-import * as http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+
+import { pollFirst, sendRequest, type Transport, transports } from '../node-http.js';
 
 /** A response body: its chunks in order, once. */
 export interface WireBody extends AsyncIterable<Uint8Array> {
@@ -67,92 +68,33 @@ export async function cancelBody(body: WireBody): Promise<void> {
 const DRAIN_MS = 1000;
 
 /**
- * An idle connection is closed after 4 s, or 1 s before the server's `Keep-Alive: timeout`
- * when that is sooner (Node's agent applies the hint only under a timeout of its own), so a
- * request is rarely sent on a connection the server is closing. undici's defaults, the same.
- */
-const AGENT_OPTIONS = { keepAlive: true, timeout: 4000 };
-
-/**
  * A WireFetch on node:http(s), one keep-alive agent per client: the proxy's one server is
  * reached over the same connection request after request. Requests carry no timeout of
  * their own: the caller's signal (a request's deadline, pending.ts) ends them.
  */
 export function createHttpClient(): WireFetch {
-  const clients = new Map<string, Promise<Client>>();
-  const clientFor = (protocol: string): Promise<Client> => {
-    let client = clients.get(protocol);
-    // https (and TLS with it) is loaded only for an https server.
-    client ??=
-      protocol === 'https:'
-        ? import('node:https').then((https) => ({
-            agent: new https.Agent(AGENT_OPTIONS),
-            request: https.request,
-          }))
-        : Promise.resolve({ agent: new http.Agent(AGENT_OPTIONS), request: http.request });
-    clients.set(protocol, client);
-    return client;
-  };
+  const transportFor = transports();
   return async (url, init) => {
     init.signal?.throwIfAborted();
-    const client = await clientFor(url.protocol);
+    const transport = await transportFor(url.protocol);
     await pollFirst();
     init.signal?.throwIfAborted();
-    return send(url, init, client);
+    return send(url, init, transport);
   };
 }
 
-/**
- * Wait for the rest of this turn's I/O before a connection is chosen. A server that closed a
- * kept-alive connection (a restart, an idle timeout) has its FIN waiting in the same turn as
- * the host's next request more often than not on a busy machine; handled first, it takes the
- * connection out of the agent's pool and the request goes out on a new one. Written at once,
- * the request went onto the closed connection and failed as "may have run" although no
- * server ever saw it (test/mcp/http-client.test.ts shows both orders). A request decided
- * before the server began to close is the honest in-flight case, and recovery.ts owns it.
- */
-function pollFirst(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-interface Client {
-  agent: Agent;
-  request: (url: URL, options: RequestOptions) => ClientRequest;
-}
-
-function send(url: URL, init: WireInit, client: Client): Promise<WireResponse> {
-  const { signal } = init;
+async function send(url: URL, init: WireInit, transport: Transport): Promise<WireResponse> {
   const headers: Record<string, string | number> = { ...init.headers };
-  if (init.body !== undefined) headers['content-length'] = Buffer.byteLength(init.body);
   // What Node's fetch sent: some front ends refuse a request without a User-Agent.
   if (!Object.keys(headers).some((name) => name.toLowerCase() === 'user-agent'))
     headers['user-agent'] = 'node';
-  const request = client.request(url, { method: init.method, headers, agent: client.agent });
-  return new Promise<WireResponse>((resolve, reject) => {
-    const onAbort = (): void => {
-      request.destroy();
-      reject(signal?.reason);
-    };
-    // Once: the end, the close and a release each call it, and removing a listener is not free.
-    let attached = signal !== undefined;
-    const detach = (): void => {
-      if (attached) signal?.removeEventListener('abort', onAbort);
-      attached = false;
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      detach();
-      if (signal?.aborted === true) return;
-      // fetch's shape: a TypeError with the system error as its cause. Not sent again here,
-      // even on a kept-alive connection the server just closed: the server may have read it,
-      // and recovery.ts decides what may run twice.
-      reject(new TypeError('fetch failed', { cause: error }));
-    });
-    request.once('response', (response: IncomingMessage) => {
-      resolve(wireResponse(response, detach));
-    });
-    request.end(init.body);
-  });
+  const sent = sendRequest(
+    url,
+    { method: init.method, headers, body: init.body, signal: init.signal },
+    transport,
+  );
+  // The signal stays attached until the body is done: it also ends a stream being read.
+  return wireResponse(await sent.response, sent.detach);
 }
 
 function wireResponse(response: IncomingMessage, detach: () => void): WireResponse {

@@ -16,11 +16,11 @@
  * (src/mcp/http-client.ts), a connection is chosen only after the rest of this turn's I/O, so a
  * connection the AS has just closed is seen closed first.
  */
-import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
-import * as http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import * as zlib from 'node:zlib';
 
 import { readBody } from '../body.js';
+import { pollFirst, sendRequest, type Transport, transports } from '../node-http.js';
 
 interface Buffered {
   bytes: Uint8Array;
@@ -30,33 +30,13 @@ interface Buffered {
 /** Responses made here, with their bytes: a copy is made from these, not by a tee. */
 const buffered = new WeakMap<Response, Buffered>();
 
-interface Transport {
-  agent: Agent;
-  request: (url: URL, options: RequestOptions) => ClientRequest;
-}
-
-/** Idle connections close after 4 s, as undici's do; see src/mcp/http-client.ts. */
-const AGENT_OPTIONS = { keepAlive: true, timeout: 4000 };
-
 /**
  * A fetch whose answers are read whole, up to `limit` bytes. Past the limit (declared or
  * read) the Response it returns is an ordinary one that bounded-fetch.ts then refuses with
  * RESPONSE_TOO_LARGE naming the server, as it would refuse the global fetch's.
  */
 export function createTokenFetch(limit: number): typeof fetch {
-  const transports = new Map<string, Promise<Transport>>();
-  const transportFor = (protocol: string): Promise<Transport> => {
-    let transport = transports.get(protocol);
-    transport ??=
-      protocol === 'https:'
-        ? import('node:https').then((https) => ({
-            agent: new https.Agent(AGENT_OPTIONS),
-            request: https.request,
-          }))
-        : Promise.resolve({ agent: new http.Agent(AGENT_OPTIONS), request: http.request });
-    transports.set(protocol, transport);
-    return transport;
-  };
+  const transportFor = transports();
   const tokenFetch = async (
     input: Parameters<typeof fetch>[0],
     init: RequestInit = {},
@@ -69,7 +49,7 @@ export function createTokenFetch(limit: number): typeof fetch {
     const url = new URL(input);
     init.signal?.throwIfAborted();
     const transport = await transportFor(url.protocol);
-    await new Promise((resolve) => setImmediate(resolve));
+    await pollFirst();
     init.signal?.throwIfAborted();
     const answer = await send(
       url,
@@ -92,35 +72,23 @@ export function bufferedCopy(
   return () => new Response(kept.bytes, kept.init);
 }
 
-function send(
+async function send(
   url: URL,
   init: RequestInit,
   body: string | undefined,
   transport: Transport,
 ): Promise<IncomingMessage> {
-  const { signal } = init;
   const headers: Record<string, string | number> = {};
   for (const [name, value] of new Headers(init.headers)) headers[name] = value;
-  if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
   headers['user-agent'] ??= 'node';
   headers['accept-encoding'] ??= 'gzip, deflate, br';
-  const request = transport.request(url, { method: init.method ?? 'GET', headers, agent: transport.agent });
-  return new Promise<IncomingMessage>((resolve, reject) => {
-    const onAbort = (): void => {
-      request.destroy();
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (error) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (signal?.aborted !== true) reject(new TypeError('fetch failed', { cause: error }));
-    });
-    request.once('response', (response) => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(response);
-    });
-    request.end(body);
-  });
+  const sent = sendRequest(
+    url,
+    { method: init.method ?? 'GET', headers, body, signal: init.signal },
+    transport,
+  );
+  // read() watches the signal itself while the body arrives.
+  return sent.response.finally(sent.detach);
 }
 
 async function read(
