@@ -125,7 +125,10 @@ function upstreamSection(u: UpstreamConfig, c: ConnectionView | undefined, csrf:
   const words = STATES[state];
   const id = encodeURIComponent(u.id);
   const facts: string[] = [];
-  if (c?.expires_at != null) facts.push(`<p class="expiry">Access expires ${esc(when(c.expires_at))}.</p>`);
+  if (c?.expires_at != null) {
+    const verb = Date.parse(c.expires_at) > Date.now() ? 'expires' : 'expired';
+    facts.push(`<p class="expiry">Access ${verb} ${esc(when(c.expires_at))}.</p>`);
+  }
   if (c?.last_error != null) {
     facts.push(
       `<p class="error">Last error (${esc(when(c.last_error.at))}): ${esc(c.last_error.message)} <code>${esc(c.last_error.code)}</code></p>`,
