@@ -94,6 +94,8 @@ const STATES: Record<ConnectionView['state'] | 'none', { label: string; detail: 
 };
 
 export interface HomeView {
+  /** Shown, so a person handed someone else's link can tell before connecting anything. */
+  subject: string;
   upstreams: readonly UpstreamConfig[];
   connections: readonly ConnectionView[];
   csrfToken: string;
@@ -116,7 +118,7 @@ export function homePage(view: HomeView): string {
   const signOut = form('portal/sign-out', view.csrfToken, 'Sign out', 'sign-out');
   return shell(
     'Your connections',
-    `<h1>Your connections</h1>${notice}${sections.join('') || '<p>No servers are configured.</p>'}<p>${signOut}</p>`,
+    `<h1>Your connections</h1><p class="who">Signed in as <code>${esc(view.subject)}</code>.</p>${notice}${sections.join('') || '<p>No servers are configured.</p>'}<p>${signOut}</p>`,
   );
 }
 

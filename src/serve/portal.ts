@@ -69,6 +69,7 @@ async function home({ ctx, req, res, url }: Call): Promise<void> {
     return;
   }
   const view: HomeView = {
+    subject: session.grant.subject,
     upstreams: [...ctx.upstreams.values()],
     connections: await listConnections(ctx, session.grant.subject),
     csrfToken: session.csrfToken,

@@ -22,6 +22,7 @@ function connection(state: ConnectionView['state'], overrides: Partial<Connectio
 
 function render(c: ConnectionView | undefined): string {
   return homePage({
+    subject: 'alice',
     upstreams: [{ id: 'demo', url: 'https://mcp.example.com/mcp' }],
     connections: c === undefined ? [] : [c],
     csrfToken: 'tok',
@@ -53,6 +54,7 @@ describe('serve portal: rendering', () => {
 
   it('escapes the last error, the upstream URL and the CSRF token; the hand-off escapes the AS URL', () => {
     const html = homePage({
+      subject: 'alice',
       upstreams: [{ id: 'demo', url: `https://mcp.example.com/${encodeURI(HOSTILE)}` }],
       connections: [
         connection('retrying', {
