@@ -17,6 +17,10 @@ export interface ServeContext {
   readonly requestTimeoutMs: number;
   /** How long a connect link stays usable. */
   readonly connectTtlMs: number;
+  /** How long a portal link can be opened (portal-auth.ts). */
+  readonly portalLinkTtlMs: number;
+  /** How long a portal session lasts from the link's opening. */
+  readonly portalSessionTtlMs: number;
 }
 
 /** The redirect URI registered at every AS: the one public callback. */

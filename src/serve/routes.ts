@@ -9,9 +9,10 @@ import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { httpErrorFor } from './errors.js';
 import { HttpError, readJson, sendJson } from './http.js';
 import { openApiDocument } from './openapi.js';
+import { PORTAL_ROUTES } from './portal.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
-interface Call {
+export interface Call {
   ctx: ServeContext;
   req: IncomingMessage;
   res: ServerResponse;
@@ -19,7 +20,7 @@ interface Call {
   params: string[];
 }
 
-interface Route {
+export interface Route {
   method: string;
   /** The path as OpenAPI writes it; `{name}` is one path segment. */
   template: string;
@@ -79,6 +80,7 @@ export const ROUTES: readonly Route[] = [
       sendJson(res, 200, await tokenFor(ctx, subject, upstream));
     },
   },
+  ...PORTAL_ROUTES,
 ];
 
 /** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */

@@ -11,6 +11,7 @@ import { DEFAULT_LISTEN, type ListenAddress, type UpstreamConfig } from './confi
 import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
 import { HttpError, sendError, sendJson } from './http.js';
+import { PORTAL_LINK_TTL_MS, PORTAL_SESSION_TTL_MS } from './portal-auth.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
@@ -31,6 +32,10 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** How long a connect link can be completed. Default 10 minutes. */
   connectTtlMs?: number;
+  /** How long a portal link can be opened. Default 5 minutes. */
+  portalLinkTtlMs?: number;
+  /** How long a portal session lasts (absolute). Default 1 hour. */
+  portalSessionTtlMs?: number;
 }
 
 export interface RunningServe {
@@ -76,6 +81,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     fetch: options.fetch,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
+    portalLinkTtlMs: options.portalLinkTtlMs ?? PORTAL_LINK_TTL_MS,
+    portalSessionTtlMs: options.portalSessionTtlMs ?? PORTAL_SESSION_TTL_MS,
   };
   server.on('request', (req, res) => void handle(ctx, req, res));
   const refresher: Refresher | undefined = useRefresher

@@ -132,6 +132,23 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX serve_connect_attempts_expiry ON serve_connect_attempts (expires_at);
   `,
+  // The serve portal: single-use links and the browser sessions they become (digests only).
+  `
+  CREATE TABLE serve_portal_links (
+    id         TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX serve_portal_links_expiry ON serve_portal_links (expires_at);
+  CREATE TABLE serve_portal_sessions (
+    id         TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX serve_portal_sessions_expiry ON serve_portal_sessions (expires_at);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,5 +1,6 @@
 import type { ServeTables } from './serve-contract.js';
 import { DB_NOW_MS, type PgConnection } from './postgres-connection.js';
+import { pgPortalTable } from './postgres-portal.js';
 import {
   type AppKeyRow,
   appKeyFromRow,
@@ -15,7 +16,7 @@ import {
  * the row; expiry is judged on the database clock unless the caller gives a time.
  */
 export function pgServeTables(conn: PgConnection): ServeTables {
-  return { ...pgAppKeys(conn), ...pgConnectAttempts(conn) };
+  return { ...pgAppKeys(conn), ...pgConnectAttempts(conn), ...pgPortalTable(conn) };
 }
 
 function pgAppKeys(

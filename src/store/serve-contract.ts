@@ -8,7 +8,7 @@ import type { CredentialStore } from './contract.js';
  * not, since a gateway whose connect link can be completed by another instance needs a
  * shared store.
  */
-export interface ServeTables extends AppKeyTable, ConnectAttemptTable {}
+export interface ServeTables extends AppKeyTable, ConnectAttemptTable, PortalTable {}
 
 export type ServeStore = CredentialStore & ServeTables;
 
@@ -70,4 +70,32 @@ export interface ConnectAttemptTable {
    * Expired attempts are deleted on the way.
    */
   takeConnectAttempt(id: string, now?: number): Promise<ConnectAttempt | undefined>;
+}
+
+/**
+ * A portal grant (docs/serve.md, "The portal"): either a single-use link an app asked for
+ * on behalf of its user, or the browser session that link was exchanged for. `id` is a
+ * SHA-256 digest of the random value the browser holds (the link's ticket, the session
+ * cookie), so the table alone lets no one in.
+ */
+export interface PortalGrant {
+  id: string;
+  subject: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface PortalTable {
+  addPortalLink(link: PortalGrant): Promise<void>;
+  /**
+   * Remove the link and return it if it has not expired at `now` (default: the store's
+   * clock). Single use, like a connect attempt; expired links are deleted on the way.
+   */
+  takePortalLink(id: string, now?: number): Promise<PortalGrant | undefined>;
+  /** Adds a session; expired sessions are deleted on the way. */
+  addPortalSession(session: PortalGrant): Promise<void>;
+  /** The session if it exists and has not expired at `now` (default: the store's clock). */
+  getPortalSession(id: string, now?: number): Promise<PortalGrant | undefined>;
+  /** False when there was no such session. */
+  deletePortalSession(id: string): Promise<boolean>;
 }

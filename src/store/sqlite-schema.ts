@@ -133,6 +133,24 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX serve_connect_attempts_expiry ON serve_connect_attempts (expires_at);
   `,
+  // 7: the serve portal (docs/serve.md, "The portal"): single-use links an app asks for and
+  // the browser sessions they become. Ids are SHA-256 digests of what the browser holds.
+  `
+  CREATE TABLE serve_portal_links (
+    id         TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX serve_portal_links_expiry ON serve_portal_links (expires_at);
+  CREATE TABLE serve_portal_sessions (
+    id         TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX serve_portal_sessions_expiry ON serve_portal_sessions (expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

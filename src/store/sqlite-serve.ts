@@ -8,8 +8,9 @@ import {
   sealVerifier,
 } from './serve-rows.js';
 import type { SqliteConnection } from './sqlite-connection.js';
+import { sqlitePortalTable } from './sqlite-portal.js';
 
-/** The serve tables (app keys, connect attempts) of the SQLite store. */
+/** The serve tables (app keys, connect attempts, portal grants) of the SQLite store. */
 export function sqliteServeTables(conn: SqliteConnection): ServeTables {
   return {
     addAppKey: (record) =>
@@ -51,5 +52,6 @@ export function sqliteServeTables(conn: SqliteConnection): ServeTables {
         if (row === undefined || row.expires_at <= now) return undefined;
         return openAttempt(conn.box, row);
       }),
+    ...sqlitePortalTable(conn),
   };
 }
