@@ -8,6 +8,7 @@ import { disconnect, listConnections, tokenFor } from './connections.js';
 import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { httpErrorFor } from './errors.js';
 import { HttpError, readJson, sendJson } from './http.js';
+import { MCP_ROUTES } from './mcp-routes.js';
 import { openApiDocument } from './openapi.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
@@ -79,6 +80,7 @@ export const ROUTES: readonly Route[] = [
       sendJson(res, 200, await tokenFor(ctx, subject, upstream));
     },
   },
+  ...MCP_ROUTES,
 ];
 
 /** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */

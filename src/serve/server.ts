@@ -11,6 +11,8 @@ import { DEFAULT_LISTEN, type ListenAddress, type UpstreamConfig } from './confi
 import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
 import { HttpError, sendError, sendJson } from './http.js';
+import { type JwtConfig, JwtVerifier } from './jwt.js';
+import { McpGateway } from './mcp-endpoint.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
@@ -31,6 +33,13 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** How long a connect link can be completed. Default 10 minutes. */
   connectTtlMs?: number;
+  /** Accept user JWTs on /mcp/{upstream} (docs/serve.md, "User JWTs"). Default: none accepted. */
+  jwt?: JwtConfig;
+  /**
+   * The MCP endpoints' upstream links: at most `maxLinks` (default 1000) open per instance,
+   * each closed after `idleMs` unused (default 10 minutes).
+   */
+  mcpLinks?: { maxLinks?: number; idleMs?: number };
 }
 
 export interface RunningServe {
@@ -76,6 +85,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     fetch: options.fetch,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
+    jwt: options.jwt === undefined ? undefined : new JwtVerifier(options.jwt),
+    mcpGateway: new McpGateway({ manager, logger, fetch: options.fetch, ...options.mcpLinks }),
   };
   server.on('request', (req, res) => void handle(ctx, req, res));
   const refresher: Refresher | undefined = useRefresher
@@ -90,7 +101,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     url,
     publicUrl: ctx.publicUrl,
     manager,
-    close: () => stop(server, manager, refresher),
+    close: () => stop(server, manager, refresher, ctx.mcpGateway),
   };
 }
 
@@ -127,11 +138,14 @@ async function stop(
   server: Server,
   manager: CredentialManager,
   refresher: Refresher | undefined,
+  mcpGateway?: McpGateway,
 ): Promise<void> {
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
+    mcpGateway?.endStreams();
   });
+  await mcpGateway?.close();
   await refresher?.close();
   await manager.settle();
   manager.close();
