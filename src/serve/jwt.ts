@@ -166,3 +166,28 @@ export function jwtConfig(issuer: string, audience: string, jwksUri?: string): J
   }
   return { issuer, audience, ...(jwksUri === undefined ? {} : { jwksUri }) };
 }
+
+/**
+ * The JWT settings of `latchkey serve`: the config file's `jwt`, with each flag given
+ * taking the place of the file's field. Issuer and audience come together or not at all.
+ */
+export function jwtSettings(
+  configFile: string | undefined,
+  flags: { jwtIssuer?: string; jwtAudience?: string; jwtJwksUri?: string },
+): JwtConfig | undefined {
+  const file = configFile === undefined ? undefined : readJwtConfig(configFile);
+  const issuer = flags.jwtIssuer ?? file?.issuer;
+  const audience = flags.jwtAudience ?? file?.audience;
+  const jwksUri = flags.jwtJwksUri ?? file?.jwksUri;
+  if (issuer === undefined && audience === undefined && jwksUri === undefined) return undefined;
+  if (issuer === undefined || audience === undefined) {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, 'user JWTs need both an issuer and an audience.', {
+      retryable: false,
+      next: {
+        kind: 'configure',
+        detail: 'give --jwt-issuer and --jwt-audience (or "jwt" in the config file)',
+      },
+    });
+  }
+  return jwtConfig(issuer, audience, jwksUri);
+}
