@@ -90,6 +90,41 @@ describe('latchkey serve: the MCP endpoint', () => {
     assert.ok(error.message.includes(`${env.serve.publicUrl}/?connect=demo`), error.message);
   });
 
+  it('no credential: a 2026-07-28 host that declared URL elicitation gets an input_required result', async () => {
+    const answer = await fetch(`${env.serve.url}/v1/subjects/bob/mcp/demo`, {
+      method: 'POST',
+      headers: {
+        ...keyed(),
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: {
+          name: 'whoami',
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
+          },
+        },
+      }),
+    });
+    assert.equal(answer.status, 200);
+    const body = (await answer.json()) as { id: number; result?: Record<string, unknown> };
+    assert.equal(body.id, 7);
+    assert.equal(body.result?.['resultType'], 'input_required');
+    const requests = body.result?.['inputRequests'] as Record<
+      string,
+      { method: string; params: Record<string, unknown> }
+    >;
+    const [request] = Object.values(requests);
+    assert.equal(request?.method, 'elicitation/create');
+    assert.equal(request?.params['mode'], 'url');
+    assert.equal(request?.params['url'], `${env.serve.publicUrl}/?connect=demo`);
+  });
+
   it("isolation: another subject's path, a wrong key and no key never reach alice's connection", async () => {
     const bob = await env.host('/v1/subjects/bob/mcp/demo', keyed());
     const error = await rpcError(bob.callTool({ name: 'whoami' }));
