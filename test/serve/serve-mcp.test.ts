@@ -167,6 +167,61 @@ describe('latchkey serve: the MCP endpoint', () => {
     assert.equal(crossed.status, 404);
   });
 
+  it("another user's disconnect leaves alice's link alone (credential events are per subject)", async () => {
+    await env.connect('carol', 'carol-at-as');
+    const carol = await env.host('/v1/subjects/carol/mcp/demo', keyed());
+    assert.equal(textOf(await carol.callTool({ name: 'whoami' })), 'carol-at-as');
+    const gone = await fetch(`${env.serve.url}/v1/subjects/carol/connections/demo`, {
+      method: 'DELETE',
+      headers: keyed(),
+    });
+    assert.equal(gone.status, 200);
+    const error = await rpcError(carol.callTool({ name: 'whoami' }));
+    assert.match(error.message, /\/\?connect=demo/, 'carol must connect again');
+    assert.equal(textOf(await alice.callTool({ name: 'whoami' })), 'alice-at-as', 'alice is not logged out');
+  });
+
+  it('GET opens an event stream for the session, and DELETE ends it', async () => {
+    const opened = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
+      method: 'POST',
+      headers: {
+        ...keyed(),
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    });
+    const sessionId = opened.headers.get('mcp-session-id') ?? '';
+    const body = (await opened.json()) as { result: { protocolVersion: string } };
+    assert.equal(body.result.protocolVersion, '2025-06-18', "the host's version when the gateway speaks it");
+    const stream = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
+      headers: { ...keyed(), accept: 'text/event-stream', 'mcp-session-id': sessionId },
+    });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    const ended = (async () => {
+      while (!(await reader.read()).done);
+    })();
+    const deleted = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
+      method: 'DELETE',
+      headers: { ...keyed(), 'mcp-session-id': sessionId },
+    });
+    assert.equal(deleted.status, 200);
+    await ended;
+    const noAccept = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, { headers: keyed() });
+    assert.equal(noAccept.status, 406);
+  });
+
   it('a transient refresh failure answers an error and never deletes the connection', async () => {
     const fault = env.asProxy.inject({
       method: 'POST',
