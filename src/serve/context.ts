@@ -4,7 +4,7 @@ import type { ServeStore } from '../store/serve-contract.js';
 import type { UpstreamConfig } from './config.js';
 import { HttpError } from './http.js';
 import type { JwtVerifier } from './jwt.js';
-import type { McpGateway } from './mcp-endpoint.js';
+import type { McpGateway } from './mcp-gateway.js';
 
 /** What every handler of `latchkey serve` works with. */
 export interface ServeContext {

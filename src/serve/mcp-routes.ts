@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerOf } from './app-keys.js';
 import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { HttpError } from './http.js';
-import { type McpCaller, mcpDelete, mcpGet, mcpPost } from './mcp-endpoint.js';
+import { mcpDelete, mcpGet, mcpPost } from './mcp-endpoint.js';
+import type { McpCaller } from './mcp-gateway.js';
 
 interface McpCall {
   ctx: ServeContext;

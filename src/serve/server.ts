@@ -12,7 +12,7 @@ import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
 import { HttpError, sendError, sendJson } from './http.js';
 import { type JwtConfig, JwtVerifier } from './jwt.js';
-import { McpGateway } from './mcp-endpoint.js';
+import { McpGateway } from './mcp-gateway.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
