@@ -52,6 +52,7 @@ describe('latchkey serve: user JWTs on /mcp/{upstream}', () => {
     const host = await env.host('/mcp/demo', { authorization: `Bearer ${jwt}` });
     const result = (await host.callTool({ name: 'whoami' })) as { content: { text: string }[] };
     assert.equal(result.content[0]?.text, 'alice-at-as');
+    assert.ok(!env.logLines.join('\n').includes(jwt), 'the JWT is never logged');
   });
 
   it("bob's valid JWT never reaches alice's connection", async () => {
