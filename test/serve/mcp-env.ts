@@ -35,21 +35,31 @@ export interface McpEnv {
   as: TestAuthorizationServer;
   asProxy: FaultProxy;
   mcp: TestMcpServer;
+  /** A server that speaks 2026-07-28 only, as upstream `modern` (with `modernOnly`). */
+  modern: TestMcpServer | undefined;
   store: ServeStore;
   serve: RunningServe;
   key: string;
   logLines: string[];
   /** Run the connect flow for `subject`, signing in at the AS as `asUser`. */
-  connect(subject: string, asUser: string): Promise<void>;
+  connect(subject: string, asUser: string, upstream?: string): Promise<void>;
   /** An SDK Client connected to the gateway at `path` with these headers. */
   host(path: string, headers: Record<string, string>, capabilities?: ClientCapabilities): Promise<Client>;
   close(): Promise<void>;
 }
 
-export async function startMcpEnv(options: { accessTokenTtl: number; jwt?: JwtConfig }): Promise<McpEnv> {
+export async function startMcpEnv(options: {
+  accessTokenTtl: number;
+  jwt?: JwtConfig;
+  modernOnly?: boolean;
+}): Promise<McpEnv> {
   const asProxy = await startFaultProxy();
   const as = await startAuthorizationServer({ accessTokenTtl: options.accessTokenTtl, frontedBy: asProxy });
   const mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
+  const modern =
+    options.modernOnly === true
+      ? await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'], modernOnly: true })
+      : undefined;
   const home = await mkdtemp(join(tmpdir(), 'latchkey-serve-mcp-'));
   let database: TestDatabase | undefined;
   if (testStoreKind() === 'postgres') database = await freshDatabase();
@@ -63,7 +73,10 @@ export async function startMcpEnv(options: { accessTokenTtl: number; jwt?: JwtCo
   const logLines: string[] = [];
   const serve = await startServe({
     store,
-    upstreams: [{ id: 'demo', url: mcp.url }],
+    upstreams: [
+      { id: 'demo', url: mcp.url },
+      ...(modern === undefined ? [] : [{ id: 'modern', url: modern.url }]),
+    ],
     listen: { host: '127.0.0.1', port: 0 },
     refresher: false,
     logger: createLogger({ level: 'debug', format: 'json', write: (line) => logLines.push(line) }),
@@ -74,12 +87,13 @@ export async function startMcpEnv(options: { accessTokenTtl: number; jwt?: JwtCo
     as,
     asProxy,
     mcp,
+    modern,
     store,
     serve,
     key,
     logLines,
-    async connect(subject, asUser) {
-      const started = await fetch(`${serve.url}/v1/subjects/${subject}/connections/demo`, {
+    async connect(subject, asUser, upstream = 'demo') {
+      const started = await fetch(`${serve.url}/v1/subjects/${subject}/connections/${upstream}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ return_to: 'https://app.example.com/done' }),
@@ -108,6 +122,7 @@ export async function startMcpEnv(options: { accessTokenTtl: number; jwt?: JwtCo
       await serve.close();
       await store.close();
       await mcp.close();
+      await modern?.close();
       await as.close();
       await asProxy.close();
       await rm(home, { recursive: true, force: true });
