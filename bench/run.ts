@@ -65,6 +65,11 @@ if (only === undefined || only === 'proxy') {
   const quick = process.argv.includes('--quick');
   for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
 }
+// Only on request: the MCP endpoint of `latchkey serve` against a direct SDK client (issue 17).
+if (only === 'serve-mcp') {
+  const { benchServeMcp } = await import('./serve-mcp.js');
+  for (const [title, figures] of await benchServeMcp()) print(title, figures);
+}
 // Only on request (a few minutes): the fleet refresher on PostgreSQL (issue 16). `--quick`
 // shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers.
 if (only === 'fleet') {

@@ -3,6 +3,8 @@ import type { Logger } from '../log.js';
 import type { ServeStore } from '../store/serve-contract.js';
 import type { UpstreamConfig } from './config.js';
 import { HttpError } from './http.js';
+import type { JwtVerifier } from './jwt.js';
+import type { McpGateway } from './mcp-gateway.js';
 
 /** What every handler of `latchkey serve` works with. */
 export interface ServeContext {
@@ -21,6 +23,10 @@ export interface ServeContext {
   readonly portalLinkTtlMs: number;
   /** How long a portal session lasts from the link's opening. */
   readonly portalSessionTtlMs: number;
+  /** Verifies user JWTs (`/mcp/{upstream}`); undefined when none are configured. */
+  readonly jwt?: JwtVerifier | undefined;
+  /** The MCP endpoints' upstream links and host sessions (mcp-endpoint.ts). */
+  readonly mcpGateway?: McpGateway | undefined;
 }
 
 /** The redirect URI registered at every AS: the one public callback. */

@@ -5,6 +5,7 @@
  */
 
 import { portalPaths } from './portal-openapi.js';
+import { mcpOpenApiPaths } from './mcp-routes.js';
 
 type Json = Record<string, unknown>;
 
@@ -139,6 +140,7 @@ function paths(): Json {
       get: tokenOperation(keyed),
     },
     ...portalPaths(),
+    ...mcpOpenApiPaths(SUBJECT, UPSTREAM, ref('Error')),
   };
 }
 

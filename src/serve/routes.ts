@@ -8,6 +8,7 @@ import { disconnect, listConnections, tokenFor } from './connections.js';
 import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { httpErrorFor } from './errors.js';
 import { HttpError, readJson, sendJson } from './http.js';
+import { MCP_ROUTES } from './mcp-routes.js';
 import { openApiDocument } from './openapi.js';
 import { PORTAL_ROUTES } from './portal.js';
 
@@ -81,6 +82,7 @@ export const ROUTES: readonly Route[] = [
     },
   },
   ...PORTAL_ROUTES,
+  ...MCP_ROUTES,
 ];
 
 /** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */

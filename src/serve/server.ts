@@ -12,6 +12,8 @@ import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
 import { HttpError, sendError, sendJson } from './http.js';
 import { PORTAL_LINK_TTL_MS, PORTAL_SESSION_TTL_MS } from './portal-auth.js';
+import { type JwtConfig, JwtVerifier } from './jwt.js';
+import { McpGateway } from './mcp-gateway.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
@@ -36,6 +38,13 @@ export interface ServeOptions {
   portalLinkTtlMs?: number;
   /** How long a portal session lasts (absolute). Default 1 hour. */
   portalSessionTtlMs?: number;
+  /** Accept user JWTs on /mcp/{upstream} (docs/serve.md, "User JWTs"). Default: none accepted. */
+  jwt?: JwtConfig;
+  /**
+   * The MCP endpoints' upstream links: at most `maxLinks` (default 1000) open per instance,
+   * each closed after `idleMs` unused (default 10 minutes).
+   */
+  mcpLinks?: { maxLinks?: number; idleMs?: number };
 }
 
 export interface RunningServe {
@@ -83,6 +92,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
     portalLinkTtlMs: options.portalLinkTtlMs ?? PORTAL_LINK_TTL_MS,
     portalSessionTtlMs: options.portalSessionTtlMs ?? PORTAL_SESSION_TTL_MS,
+    jwt: options.jwt === undefined ? undefined : new JwtVerifier(options.jwt),
+    mcpGateway: new McpGateway({ manager, logger, fetch: options.fetch, ...options.mcpLinks }),
   };
   server.on('request', (req, res) => void handle(ctx, req, res));
   const refresher: Refresher | undefined = useRefresher
@@ -97,7 +108,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     url,
     publicUrl: ctx.publicUrl,
     manager,
-    close: () => stop(server, manager, refresher),
+    close: () => stop(server, manager, refresher, ctx.mcpGateway),
   };
 }
 
@@ -134,11 +145,14 @@ async function stop(
   server: Server,
   manager: CredentialManager,
   refresher: Refresher | undefined,
+  mcpGateway?: McpGateway,
 ): Promise<void> {
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
+    mcpGateway?.endStreams();
   });
+  await mcpGateway?.close();
   await refresher?.close();
   await manager.settle();
   manager.close();

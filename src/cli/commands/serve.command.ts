@@ -9,6 +9,9 @@ export interface ServeFlags {
   listen?: string;
   publicUrl?: string;
   refresher: boolean;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtJwksUri?: string;
 }
 
 const SERVE_HELP = `
@@ -34,6 +37,12 @@ export function register(program: Command, { io }: CliContext): void {
       'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
     )
     .option('--no-refresher', 'do not run the refresher in this instance')
+    .option(
+      '--jwt-issuer <url>',
+      "accept users' JWTs from this issuer on /mcp/{upstream} (with --jwt-audience)",
+    )
+    .option('--jwt-audience <aud>', 'the audience those JWTs must carry')
+    .option('--jwt-jwks-uri <url>', "the issuer's JWKS (default: its metadata's jwks_uri)")
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {
       const { runServe } = await import('./serve.js');

@@ -8,6 +8,7 @@ import {
   readConfigFile,
   type UpstreamConfig,
 } from '../../serve/config.js';
+import { jwtSettings } from '../../serve/jwt.js';
 import { startServe } from '../../serve/server.js';
 import type { CredentialStore } from '../../store/contract.js';
 import { hasServeTables, type ServeStore } from '../../store/serve-contract.js';
@@ -24,6 +25,7 @@ export interface RunServeOptions extends ServeFlags {
 /** `latchkey serve`: the HTTP API until SIGINT/SIGTERM, then a graceful stop. */
 export async function runServe(io: CliIO, options: RunServeOptions): Promise<void> {
   const upstreams = upstreamsOf(io, options);
+  const jwt = jwtSettings(options.config, options);
   await withStore(
     io,
     async (store) => {
@@ -33,6 +35,7 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
         ...(options.listen === undefined ? {} : { listen: parseListen(options.listen) }),
         ...(options.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(options.publicUrl) }),
         refresher: options.refresher,
+        ...(jwt === undefined ? {} : { jwt }),
       });
       io.err(`latchkey serve: listening on ${running.url} (public ${running.publicUrl}); Ctrl-C to stop\n`);
       try {
