@@ -2,6 +2,8 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import type { Logger } from '../log.js';
 import type { ServeStore } from '../store/serve-contract.js';
 import type { UpstreamConfig } from './config.js';
+import type { EventStreams } from './event-stream.js';
+import type { ServeMetrics } from './metrics.js';
 import { HttpError } from './http.js';
 
 /** What every handler of `latchkey serve` works with. */
@@ -17,6 +19,9 @@ export interface ServeContext {
   readonly requestTimeoutMs: number;
   /** How long a connect link stays usable. */
   readonly connectTtlMs: number;
+  /** The open GET /v1/events streams. */
+  readonly events: EventStreams;
+  readonly metrics: ServeMetrics;
 }
 
 /** The redirect URI registered at every AS: the one public callback. */

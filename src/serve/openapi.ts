@@ -4,6 +4,8 @@
  * so a route cannot be added or renamed without this document following.
  */
 
+import { opsPaths } from './ops-openapi.js';
+
 type Json = Record<string, unknown>;
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -136,6 +138,7 @@ function paths(): Json {
       parameters: [SUBJECT, UPSTREAM],
       get: tokenOperation(keyed),
     },
+    ...opsPaths(keyed),
   };
 }
 

@@ -9,6 +9,7 @@ import { checkedSubject, type ServeContext, upstreamOf } from './context.js';
 import { httpErrorFor } from './errors.js';
 import { HttpError, readJson, sendJson } from './http.js';
 import { openApiDocument } from './openapi.js';
+import { OPS_ROUTES } from './ops-routes.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
 interface Call {
@@ -79,6 +80,7 @@ export const ROUTES: readonly Route[] = [
       sendJson(res, 200, await tokenFor(ctx, subject, upstream));
     },
   },
+  ...OPS_ROUTES,
 ];
 
 /** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */

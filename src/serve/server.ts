@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 import { CredentialManager } from '../lifecycle/manager.js';
@@ -10,7 +11,10 @@ import type { ServeStore } from '../store/serve-contract.js';
 import { DEFAULT_LISTEN, type ListenAddress, type UpstreamConfig } from './config.js';
 import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
+import { EventStreams, type EventStreamOptions } from './event-stream.js';
 import { HttpError, sendError, sendJson } from './http.js';
+import { ServeMetrics } from './metrics.js';
+import { routeTemplateOf } from './route-template.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
@@ -31,6 +35,10 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** How long a connect link can be completed. Default 10 minutes. */
   connectTtlMs?: number;
+  /** Serve HTTPS directly with this PEM certificate (chain) and key. Default: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** GET /v1/events: heartbeat interval and per-client buffer bound (event-stream.ts). */
+  events?: EventStreamOptions;
 }
 
 export interface RunningServe {
@@ -59,14 +67,19 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const listen = options.listen ?? DEFAULT_LISTEN;
   // Bounded time per request too, not only bounded bodies: a client that trickles its
   // headers or body must not hold a connection for Node's default 5 minutes.
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 });
+  const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000 };
+  const server: Server =
+    options.tls === undefined ? createServer(timeouts) : createTlsServer({ ...timeouts, ...options.tls });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${host}:${address.port}`;
+  const publicUrl = options.publicUrl ?? url;
+  const metrics = new ServeMetrics();
+  manager.on('event', (event) => metrics.observeEvent(event));
   const ctx: ServeContext = {
     store: options.store,
     manager,
@@ -76,6 +89,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     fetch: options.fetch,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
+    events: new EventStreams(manager, options.upstreams, publicUrl, options.events),
+    metrics,
   };
   server.on('request', (req, res) => void handle(ctx, req, res));
   const refresher: Refresher | undefined = useRefresher
@@ -90,12 +105,13 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     url,
     publicUrl: ctx.publicUrl,
     manager,
-    close: () => stop(server, manager, refresher),
+    close: () => stop(server, manager, refresher, ctx.events),
   };
 }
 
 async function handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = Date.now();
+  const clock = performance.now();
   const id = randomBytes(6).toString('hex');
   res.setHeader('x-request-id', id);
   try {
@@ -112,6 +128,12 @@ async function handle(ctx: ServeContext, req: IncomingMessage, res: ServerRespon
       else res.destroy();
     }
   }
+  ctx.metrics.observeRequest(
+    req.method ?? 'GET',
+    routeTemplateOf(req.url),
+    res.statusCode,
+    (performance.now() - clock) / 1000,
+  );
   // The path only: the callback's query holds the code and state, and nothing else needs logging.
   const path = (req.url ?? '/').split('?')[0];
   ctx.logger.info('request', {
@@ -127,10 +149,13 @@ async function stop(
   server: Server,
   manager: CredentialManager,
   refresher: Refresher | undefined,
+  events: EventStreams,
 ): Promise<void> {
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
+    // Event streams never finish on their own: end them, or close() would wait forever.
+    events.close();
   });
   await refresher?.close();
   await manager.settle();

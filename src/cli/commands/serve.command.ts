@@ -9,6 +9,8 @@ export interface ServeFlags {
   listen?: string;
   publicUrl?: string;
   refresher: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const SERVE_HELP = `
@@ -34,6 +36,8 @@ export function register(program: Command, { io }: CliContext): void {
       'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
     )
     .option('--no-refresher', 'do not run the refresher in this instance')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {
       const { runServe } = await import('./serve.js');
