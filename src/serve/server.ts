@@ -151,12 +151,16 @@ async function stop(
   refresher: Refresher | undefined,
   events: EventStreams,
 ): Promise<void> {
+  // A keep-alive connection whose request finishes during the stop turns idle afterwards;
+  // closing idle ones again until the server is closed keeps it from holding the stop open.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
     // Event streams never finish on their own: end them, or close() would wait forever.
     events.close();
   });
+  clearInterval(sweep);
   await refresher?.close();
   await manager.settle();
   manager.close();

@@ -10,7 +10,7 @@ import { createAppKey } from '../../src/serve/app-keys.js';
 import { startServe, type RunningServe, type ServeOptions } from '../../src/serve/server.js';
 import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
 import { obtainTokens } from '../harness/index.js';
-import { lifecycleEnv, type LifecycleEnv } from '../support/lifecycle-env.js';
+import { lifecycleEnv, type LifecycleEnv, sleep } from '../support/lifecycle-env.js';
 import type { TestStoreKind } from '../support/postgres.js';
 import { SseReader } from './sse-reader.js';
 
@@ -96,5 +96,68 @@ describe('serve: GET /v1/events', () => {
     assert.equal(needsLogin.data['connect_url'], 'https://gw.example.com/v1/subjects/ann/connections/demo');
     assert.ok(Number(needsLogin.id) > Number(connected.id));
     for (const secret of ann.secrets) assert.ok(!stream.raw.includes(secret), 'no token crosses the stream');
+  });
+
+  it('filters by subject, resumes after Last-Event-ID from the log, sends heartbeats, and ends streams at shutdown', async () => {
+    const env = await environment(300);
+    const { serve, store } = await instance(env, { events: { heartbeatMs: 100 } });
+    const key = (await createAppKey(store, 'portal')).key;
+    const bobOnly = await events(serve, key, '?subject=bob');
+    const everyone = await events(serve, key);
+    const bob = await login(env, 'bob');
+    const cat = await login(env, 'cat');
+    await bob.save(serve);
+    await cat.save(serve);
+    const catConnected = await everyone.waitFor(
+      (m) => m.event === 'connected' && m.data['subject'] === 'cat',
+    );
+    const bobConnected = await bobOnly.waitFor((m) => m.event === 'connected');
+    assert.equal(bobConnected.data['subject'], 'bob');
+    assert.ok(
+      bobOnly.messages.every((m) => m.data['subject'] === 'bob'),
+      'a subject filter sends that subject only',
+    );
+    await bobOnly.close();
+    // While bob's client is away, his connection is removed; cat's too, for the filter.
+    for (const subject of ['bob', 'cat']) {
+      const gone = await fetch(`${serve.url}/v1/subjects/${subject}/connections/demo`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal(gone.status, 200);
+    }
+    await everyone.waitFor((m) => m.event === 'disconnected' && m.data['subject'] === 'cat');
+    // The client comes back with the last id it saw: it gets what it missed, from the log.
+    const resumed = await events(serve, key, '?subject=bob', { 'last-event-id': String(bobConnected.id) });
+    const missed = await resumed.waitFor((m) => m.event === 'disconnected');
+    assert.equal(missed.data['subject'], 'bob');
+    assert.ok(Number(missed.id) > Number(bobConnected.id));
+    assert.ok(!resumed.messages.some((m) => m.event === 'connected'), 'nothing at or before the resume id');
+    assert.ok(Number(catConnected.id) < Number(missed.id));
+    for (let i = 0; i < 50 && !everyone.comments.includes('keepalive'); i++) await sleep(20);
+    assert.ok(everyone.comments.includes('keepalive'), 'heartbeat comments keep an idle stream open');
+    for (const secret of [...bob.secrets, ...cat.secrets]) assert.ok(!everyone.raw.includes(secret));
+    // Shutdown ends open streams instead of waiting on them.
+    await serve.close();
+    await everyone.finished();
+    await resumed.finished();
+    assert.ok(everyone.ended && resumed.ended);
+  });
+
+  it('needs an app key, and refuses an invalid subject filter', async () => {
+    const env = await environment(300);
+    const { serve, store } = await instance(env);
+    const key = (await createAppKey(store, 'portal')).key;
+    const none = await fetch(`${serve.url}/v1/events`);
+    assert.equal(none.status, 401);
+    const wrong = await fetch(`${serve.url}/v1/events`, {
+      headers: { authorization: 'Bearer lk_nope_nope' },
+    });
+    assert.equal(wrong.status, 401);
+    const bad = await fetch(`${serve.url}/v1/events?subject=${encodeURIComponent('a b/c')}`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as Record<string, unknown>)['error'], 'invalid_subject');
   });
 });
