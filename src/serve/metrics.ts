@@ -2,7 +2,7 @@ import type { LifecycleEvent } from '../store/contract.js';
 import { EventType } from '../store/contract.js';
 
 /**
- * `/metrics` in the Prometheus text exposition format (version 0.0.4), written by hand: four
+ * `/metrics` in the Prometheus text exposition format (version 0.0.4), written by hand: five
  * metric families do not earn a client library and its transitive dependencies.
  *
  * Counters are this instance's own work, so that a fleet's sum is right: refresh outcomes are
@@ -38,6 +38,7 @@ export class ServeMetrics {
   readonly #latency = new Map<string, Histogram>();
   readonly #refreshes = new Map<string, number>();
   readonly #pid: number;
+  #takeovers: () => number = () => 0;
 
   constructor(pid = process.pid) {
     this.#pid = pid;
@@ -54,6 +55,11 @@ export class ServeMetrics {
     for (let i = 0; i < BUCKETS.length; i++) if (seconds <= (BUCKETS[i] ?? Infinity)) h.counts[i]!++;
     h.sum += seconds;
     h.count++;
+  }
+
+  /** Where the refresher's count of leases taken over from other instances is read. */
+  countTakeoversFrom(read: () => number): void {
+    this.#takeovers = read;
   }
 
   /** Feed every store event; those this process appended about a refresh are counted. */
@@ -75,6 +81,13 @@ export class ServeMetrics {
     for (const [key, n] of this.#refreshes) out.push(`latchkey_refreshes_total{${key}} ${n}`);
     family(out, 'latchkey_refresh_due_backlog', 'gauge', 'Credentials due for refresh now, store-wide.');
     out.push(`latchkey_refresh_due_backlog ${await sources.dueBacklog().catch(() => Number.NaN)}`);
+    family(
+      out,
+      'latchkey_lease_takeovers_total',
+      'counter',
+      "Claims this instance's refresher took over from another instance's expired lease.",
+    );
+    out.push(`latchkey_lease_takeovers_total ${this.#takeovers()}`);
     family(out, 'latchkey_sse_streams', 'gauge', 'Open GET /v1/events streams on this instance.');
     out.push(`latchkey_sse_streams ${sources.openStreams()}`);
     family(

@@ -100,6 +100,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
         ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       })
     : undefined;
+  if (refresher !== undefined) metrics.countTakeoversFrom(() => refresher.stats().leaseTakeovers);
   logger.info('latchkey serve listening', { url, publicUrl: ctx.publicUrl, upstreams: ctx.upstreams.size });
   return {
     url,

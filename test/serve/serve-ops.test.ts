@@ -16,7 +16,7 @@ import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/log.js';
 import { createAppKey } from '../../src/serve/app-keys.js';
-import { startServe, type RunningServe } from '../../src/serve/server.js';
+import { startServe } from '../../src/serve/server.js';
 import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
 import { obtainTokens } from '../harness/index.js';
 import { captureIO } from '../support/cli-io.js';
@@ -37,18 +37,6 @@ async function environment(accessTokenTtl: number): Promise<{ env: LifecycleEnv;
   const store = await env.openStore();
   assert.ok(hasServeTables(store));
   return { env, store };
-}
-
-/** A real login at the AS as `subject`, saved through `save` (a running service's manager). */
-async function connect(env: LifecycleEnv, serve: RunningServe, subject: string): Promise<void> {
-  const tokens = await obtainTokens(env.as, { resource: env.server, subject });
-  await serve.manager.saveAcquired(env.server, {
-    issuer: tokens.issuer,
-    clientId: tokens.clientId,
-    subject,
-    requestedAt: tokens.requestedAt,
-    response: tokens.response,
-  });
 }
 
 /** `name{labels} value` lines of one family, as a map from the label text to the value. */
@@ -75,7 +63,19 @@ describe('serve: operations', () => {
     const key = (await createAppKey(store, 'portal')).key;
     const stream = await SseReader.open(`${serve.url}/v1/events`, { authorization: `Bearer ${key}` });
     cleanups.push(() => stream.close());
-    await connect(env, serve, 'user-kept');
+    // An instance that crashed while holding user-kept's lease: the refresher takes it over
+    // once it has expired, and counts the takeover.
+    const kept = await obtainTokens(env.as, { resource: env.server, subject: 'user-kept' });
+    const crashed = { owner: 'crashed-instance:4242:dead', pid: 4242, host: 'elsewhere.example' };
+    const keptKey = { server: env.server, issuer: kept.issuer, subject: 'user-kept' };
+    assert.ok(await store.acquireLease(keptKey, crashed, 1_000));
+    await serve.manager.saveAcquired(env.server, {
+      issuer: kept.issuer,
+      clientId: kept.clientId,
+      subject: 'user-kept',
+      requestedAt: kept.requestedAt,
+      response: kept.response,
+    });
     const doomed = await obtainTokens(env.as, { resource: env.server, subject: 'user-revoked' });
     await env.as.revokeGrants('user-revoked');
     await serve.manager.saveAcquired(env.server, {
@@ -101,6 +101,7 @@ describe('serve: operations', () => {
     assert.ok((refreshes.get(`issuer="${issuer}",outcome="refreshed"`) ?? 0) >= 1, text);
     assert.equal(refreshes.get(`issuer="${issuer}",outcome="needs_login"`), 1, text);
     assert.equal(samples(text, 'latchkey_sse_streams').get(''), 1);
+    assert.equal(samples(text, 'latchkey_lease_takeovers_total').get(''), 1, 'the crashed lease');
     assert.ok(Number.isInteger(samples(text, 'latchkey_refresh_due_backlog').get('')));
     const tokenRoute = 'route="/v1/subjects/{subject}/connections/{upstream}/token"';
     const count = samples(text, 'latchkey_http_request_duration_seconds_count');
