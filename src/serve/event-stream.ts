@@ -109,7 +109,11 @@ export class EventStreams {
   /** Live events are held back while the log is read, so the client sees one ordered sequence. */
   async #catchUp(client: Client, after: number): Promise<void> {
     try {
-      let cursor = after;
+      // An id from the future (the store was replaced, or the id is made up) would otherwise
+      // hold back every live event up to it: resume from the newest instead.
+      const newest = await this.#store.lastEventId();
+      let cursor = Math.min(after, newest);
+      client.lastId = Math.min(client.lastId, cursor);
       for (;;) {
         const page = await this.#store.readEvents({ afterId: cursor, limit: RESUME_PAGE });
         for (const event of page) this.#send(client, event);

@@ -137,11 +137,17 @@ describe('serve: GET /v1/events', () => {
     for (let i = 0; i < 50 && !everyone.comments.includes('keepalive'); i++) await sleep(20);
     assert.ok(everyone.comments.includes('keepalive'), 'heartbeat comments keep an idle stream open');
     for (const secret of [...bob.secrets, ...cat.secrets]) assert.ok(!everyone.raw.includes(secret));
+    // An id the log never reached (another store's, or made up) does not hold events back.
+    const future = await events(serve, key, '', { 'last-event-id': '999999999' });
+    const dee = await login(env, 'dee');
+    await dee.save(serve);
+    await future.waitFor((m) => m.event === 'connected' && m.data['subject'] === 'dee');
     // Shutdown ends open streams instead of waiting on them.
     await serve.close();
     await everyone.finished();
     await resumed.finished();
-    assert.ok(everyone.ended && resumed.ended);
+    await future.finished();
+    assert.ok(everyone.ended && resumed.ended && future.ended);
   });
 
   it('needs an app key, and refuses an invalid subject filter', async () => {
