@@ -28,6 +28,8 @@ interface Client {
   lastId: number;
   /** Live events that arrived while the catch-up was reading the log. */
   pending: ServeEvent[] | undefined;
+  /** The buffer bound was checked in this burst (reset on the next turn of the event loop). */
+  checked: boolean;
 }
 
 /**
@@ -91,6 +93,7 @@ export class EventStreams {
       subject,
       lastId: resumeFrom ?? 0,
       pending: resumeFrom === undefined ? undefined : [],
+      checked: false,
     };
     this.#clients.add(client);
     res.on('close', () => this.#clients.delete(client));
@@ -157,12 +160,21 @@ export class EventStreams {
     for (const client of this.#clients) this.#push(client, `: keepalive\n\n`);
   }
 
-  /** A client that stopped reading past the bound is closed, not buffered for without end. */
+  /**
+   * A client that stopped reading past the bound is closed, not buffered for without end.
+   * Node corks a response's writes within one tick, so a burst of events sits in
+   * `writableLength` even for a client that reads fine; the bound is therefore checked once
+   * per burst, at its first write, when the length is only what earlier bursts left unread.
+   */
   #push(client: Client, text: string): void {
-    if (client.res.writableLength > this.#maxBuffered) {
-      this.#clients.delete(client);
-      client.res.destroy();
-      return;
+    if (!client.checked) {
+      client.checked = true;
+      setImmediate(() => (client.checked = false));
+      if (client.res.writableLength > this.#maxBuffered) {
+        this.#clients.delete(client);
+        client.res.destroy();
+        return;
+      }
     }
     client.res.write(text);
   }

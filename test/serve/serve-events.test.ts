@@ -3,6 +3,7 @@
 // refresher of instance A meets invalid_grant, and the needs-login event reaches an SSE
 // client of instance B. The others run on SQLite (or PostgreSQL with LATCHKEY_TEST_STORE).
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 
 import { createLogger } from '../../src/log.js';
@@ -165,5 +166,47 @@ describe('serve: GET /v1/events', () => {
     });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as Record<string, unknown>)['error'], 'invalid_subject');
+  });
+
+  it('a client that stops reading is cut off past its buffer bound; the others keep their stream', async () => {
+    // SQLite in both passes: the bound is the service's, and thousands of appends are cheap here.
+    const env = await environment(300, 'sqlite');
+    const { serve, store } = await instance(env, { events: { maxBufferedBytes: 1024 } });
+    const key = (await createAppKey(store, 'portal')).key;
+    const reader = await events(serve, key);
+    const url = new URL(serve.url);
+    const stalled = connect(Number(url.port), url.hostname);
+    cleanups.push(async () => {
+      stalled.destroy();
+    });
+    stalled.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n\r\n`);
+    stalled.pause(); // and never read again
+    const streams = async () => {
+      const text = await (await fetch(`${serve.url}/metrics`)).text();
+      return Number(/^latchkey_sse_streams (\d+)$/m.exec(text)?.[1]);
+    };
+    for (let i = 0; i < 100 && (await streams()) < 2; i++) await sleep(20);
+    assert.equal(await streams(), 2);
+    // Real store events, as a busy gateway appends them, until the stalled client's kernel
+    // buffers are full and the service's own buffer passes the bound.
+    let appended = 0;
+    while ((await streams()) === 2 && appended < 40_000) {
+      for (let i = 0; i < 500; i++, appended++) {
+        await store.appendEvent({
+          type: 'refreshed',
+          server: env.server,
+          issuer: 'https://as.example.com',
+          subject: `user-${appended}`,
+        });
+      }
+      await sleep(50);
+    }
+    assert.equal(
+      await streams(),
+      1,
+      `the stalled stream was closed after ${appended} events; reader ended ${reader.ended}, got ${reader.messages.length}`,
+    );
+    await reader.waitFor((m) => m.data['subject'] === `user-${appended - 1}`);
+    assert.ok(!reader.ended, 'the reading client keeps its stream');
   });
 });
