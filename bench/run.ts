@@ -89,6 +89,22 @@ if (only === 'scale' || (only === 'fleet' && !process.argv.includes('--quick')))
     await benchScale(),
   );
 }
+// Only on request (about a minute): latchkey serve's token API and memory (issue 17).
+if (only === 'serve') {
+  const { benchServeMcpOverhead, benchServeMemory, benchServeTokens } = await import('./serve.js');
+  print(
+    'latchkey serve: token API on a cache hit, open-loop load (goal p99 < 5 ms at 2,000 req/s)',
+    await benchServeTokens(),
+  );
+  print(
+    'latchkey serve: RSS of one instance, SQLite store, users connected and served',
+    await benchServeMemory(),
+  );
+  print(
+    'latchkey serve: MCP endpoint overhead (SLOT for the serve-mcp branch)',
+    await benchServeMcpOverhead(),
+  );
+}
 // Only on request: it kills processes on purpose, and its figure needs many kills to be tight.
 if (only === 'crash') {
   const kills = killsOption();

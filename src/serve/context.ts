@@ -2,6 +2,8 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import type { Logger } from '../log.js';
 import type { ServeStore } from '../store/serve-contract.js';
 import type { UpstreamConfig } from './config.js';
+import type { EventStreams } from './event-stream.js';
+import type { ServeMetrics } from './metrics.js';
 import { HttpError } from './http.js';
 import type { JwtVerifier } from './jwt.js';
 import type { McpGateway } from './mcp-gateway.js';
@@ -27,6 +29,9 @@ export interface ServeContext {
   readonly jwt?: JwtVerifier | undefined;
   /** The MCP endpoints' upstream links and host sessions (mcp-endpoint.ts). */
   readonly mcpGateway?: McpGateway | undefined;
+  /** The open GET /v1/events streams. */
+  readonly events: EventStreams;
+  readonly metrics: ServeMetrics;
 }
 
 /** The redirect URI registered at every AS: the one public callback. */

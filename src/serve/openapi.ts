@@ -6,6 +6,7 @@
 
 import { portalPaths } from './portal-openapi.js';
 import { mcpOpenApiPaths } from './mcp-routes.js';
+import { opsPaths } from './ops-openapi.js';
 
 type Json = Record<string, unknown>;
 
@@ -141,6 +142,7 @@ function paths(): Json {
     },
     ...portalPaths(),
     ...mcpOpenApiPaths(SUBJECT, UPSTREAM, ref('Error')),
+    ...opsPaths(keyed),
   };
 }
 

@@ -11,6 +11,7 @@ import { HttpError, readJson, sendJson } from './http.js';
 import { MCP_ROUTES } from './mcp-routes.js';
 import { openApiDocument } from './openapi.js';
 import { PORTAL_ROUTES } from './portal.js';
+import { OPS_ROUTES } from './ops-routes.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
 export interface Call {
@@ -83,6 +84,7 @@ export const ROUTES: readonly Route[] = [
   },
   ...PORTAL_ROUTES,
   ...MCP_ROUTES,
+  ...OPS_ROUTES,
 ];
 
 /** Templates compiled once: literal parts escaped, each `{name}` one non-empty segment. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 import { CredentialManager } from '../lifecycle/manager.js';
@@ -10,10 +11,13 @@ import type { ServeStore } from '../store/serve-contract.js';
 import { DEFAULT_LISTEN, type ListenAddress, type UpstreamConfig } from './config.js';
 import { CONNECT_TTL_MS } from './connect.js';
 import type { ServeContext } from './context.js';
+import { EventStreams, type EventStreamOptions } from './event-stream.js';
 import { HttpError, sendError, sendJson } from './http.js';
 import { PORTAL_LINK_TTL_MS, PORTAL_SESSION_TTL_MS } from './portal-auth.js';
 import { type JwtConfig, JwtVerifier } from './jwt.js';
 import { McpGateway } from './mcp-gateway.js';
+import { ServeMetrics } from './metrics.js';
+import { routeTemplateOf } from './route-template.js';
 import { route } from './routes.js';
 
 export interface ServeOptions {
@@ -45,6 +49,10 @@ export interface ServeOptions {
    * each closed after `idleMs` unused (default 10 minutes).
    */
   mcpLinks?: { maxLinks?: number; idleMs?: number };
+  /** Serve HTTPS directly with this PEM certificate (chain) and key. Default: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** GET /v1/events: heartbeat interval and per-client buffer bound (event-stream.ts). */
+  events?: EventStreamOptions;
 }
 
 export interface RunningServe {
@@ -73,14 +81,19 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const listen = options.listen ?? DEFAULT_LISTEN;
   // Bounded time per request too, not only bounded bodies: a client that trickles its
   // headers or body must not hold a connection for Node's default 5 minutes.
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 });
+  const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000 };
+  const server: Server =
+    options.tls === undefined ? createServer(timeouts) : createTlsServer({ ...timeouts, ...options.tls });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${host}:${address.port}`;
+  const publicUrl = options.publicUrl ?? url;
+  const metrics = new ServeMetrics();
+  manager.on('event', (event) => metrics.observeEvent(event));
   const ctx: ServeContext = {
     store: options.store,
     manager,
@@ -94,6 +107,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     portalSessionTtlMs: options.portalSessionTtlMs ?? PORTAL_SESSION_TTL_MS,
     jwt: options.jwt === undefined ? undefined : new JwtVerifier(options.jwt),
     mcpGateway: new McpGateway({ manager, logger, fetch: options.fetch, ...options.mcpLinks }),
+    events: new EventStreams(manager, options.upstreams, publicUrl, options.events),
+    metrics,
   };
   server.on('request', (req, res) => void handle(ctx, req, res));
   const refresher: Refresher | undefined = useRefresher
@@ -103,17 +118,19 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
         ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       })
     : undefined;
+  if (refresher !== undefined) metrics.countTakeoversFrom(() => refresher.stats().leaseTakeovers);
   logger.info('latchkey serve listening', { url, publicUrl: ctx.publicUrl, upstreams: ctx.upstreams.size });
   return {
     url,
     publicUrl: ctx.publicUrl,
     manager,
-    close: () => stop(server, manager, refresher, ctx.mcpGateway),
+    close: () => stop(server, manager, refresher, ctx),
   };
 }
 
 async function handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = Date.now();
+  const clock = performance.now();
   const id = randomBytes(6).toString('hex');
   res.setHeader('x-request-id', id);
   try {
@@ -130,6 +147,12 @@ async function handle(ctx: ServeContext, req: IncomingMessage, res: ServerRespon
       else res.destroy();
     }
   }
+  ctx.metrics.observeRequest(
+    req.method ?? 'GET',
+    routeTemplateOf(req.url),
+    res.statusCode,
+    (performance.now() - clock) / 1000,
+  );
   // The path only: the callback's query holds the code and state, and nothing else needs logging.
   const path = (req.url ?? '/').split('?')[0];
   ctx.logger.info('request', {
@@ -145,14 +168,21 @@ async function stop(
   server: Server,
   manager: CredentialManager,
   refresher: Refresher | undefined,
-  mcpGateway?: McpGateway,
+  ctx: Pick<ServeContext, 'events' | 'mcpGateway'>,
 ): Promise<void> {
+  // A keep-alive connection whose request finishes during the stop turns idle afterwards;
+  // closing idle ones again until the server is closed keeps it from holding the stop open.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
   await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
-    mcpGateway?.endStreams();
+    // Event streams and hosts' GET streams never finish on their own: end them, or close()
+    // would wait forever.
+    ctx.events.close();
+    ctx.mcpGateway?.endStreams();
   });
-  await mcpGateway?.close();
+  clearInterval(sweep);
+  await ctx.mcpGateway?.close();
   await refresher?.close();
   await manager.settle();
   manager.close();

@@ -149,6 +149,12 @@ export interface DueClaim {
   now?: number;
   /** Issuers whose credentials must not be claimed now (paused or saturated by the caller). */
   excludeIssuers?: readonly string[];
+  /**
+   * Told, after the claim has committed, of each claimed credential whose lease row belonged
+   * to another holder and had expired: a crashed or stalled claimer's work taken over. For
+   * metrics; under a concurrent change of that row the previous owner may be a stale read.
+   */
+  onTakeover?: (key: CredentialKey, previousOwner: string) => void;
 }
 
 /** The lifecycle event log: how processes sharing a store learn about each other's writes. */

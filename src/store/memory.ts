@@ -193,7 +193,10 @@ class MemoryStore implements CredentialStore {
       const due = this.dueEntries(claim.now ?? clock)
         .filter(({ cred }) => !excluded.has(cred.key.issuer) && !this.leased(cred.key, clock))
         .slice(0, Math.max(0, claim.limit));
+      const takeovers: Lease[] = [];
       for (const { cred } of due) {
+        const prior = this.leases.get(keyId(cred.key));
+        if (prior !== undefined && prior.owner !== claim.holder.owner) takeovers.push(prior);
         const lease: Lease = {
           key: { ...cred.key },
           ...claim.holder,
@@ -202,6 +205,7 @@ class MemoryStore implements CredentialStore {
         };
         this.leases.set(keyId(cred.key), lease);
       }
+      for (const prior of takeovers) claim.onTakeover?.({ ...prior.key }, prior.owner);
       return due.map(({ cred }) => copy(cred));
     });
   }

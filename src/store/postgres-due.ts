@@ -24,7 +24,11 @@ const LIVE_LEASE = `EXISTS (SELECT 1 FROM leases l WHERE l.server = c.server AND
  */
 export function pgDueIndex(conn: PgConnection): DueIndex {
   return {
-    claimDueCredentials: (claim) => conn.tx((client) => claimDue(conn, client, claim)),
+    claimDueCredentials: async (claim) => {
+      const { claimed, takeovers } = await conn.tx((client) => claimDue(conn, client, claim));
+      for (const [cred, owner] of takeovers) claim.onTakeover?.(cred.key, owner);
+      return claimed;
+    },
     countDue: (now) =>
       conn.run(async () => {
         const { rows } = await conn.pool.query<{ n: number }>(
@@ -50,7 +54,13 @@ export function pgDueIndex(conn: PgConnection): DueIndex {
   };
 }
 
-async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim): Promise<StoredCredential[]> {
+interface Claimed {
+  claimed: StoredCredential[];
+  /** Claimed credentials whose (expired) lease was another holder's, with that holder. */
+  takeovers: [StoredCredential, string][];
+}
+
+async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim): Promise<Claimed> {
   const { rows } = await client.query<CredentialRow>(
     `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
      SELECT c.* FROM credentials c, clock
@@ -67,31 +77,53 @@ async function claimDue(conn: PgConnection, client: Queryable, claim: DueClaim):
     if (cred !== undefined) opened.push(cred);
   }
   const leased = await leaseAll(client, opened, claim);
-  return opened.filter((cred) => leased.has(keyValues(cred.key).join('\u0000')));
+  const claimed = opened.filter((cred) => leased.has(keyValues(cred.key).join('\u0000')));
+  const takeovers: [StoredCredential, string][] = [];
+  for (const cred of claimed) {
+    const prior = leased.get(keyValues(cred.key).join('\u0000'));
+    if (prior !== undefined && prior !== null && prior !== claim.holder.owner) takeovers.push([cred, prior]);
+  }
+  return { claimed, takeovers };
 }
 
 /**
  * The claim's leases in one upsert, with `acquireLease`'s condition per row (free, expired,
- * or already this holder's), on the database clock. Returns the keys it took.
+ * or already this holder's), on the database clock. Returns the keys it took, each with the
+ * owner of the lease row it replaced (null when there was none). All parts of one WITH
+ * statement see the same snapshot, so `held` is the rows as they were before the upsert.
  */
-async function leaseAll(client: Queryable, creds: StoredCredential[], claim: DueClaim): Promise<Set<string>> {
-  if (creds.length === 0) return new Set();
+async function leaseAll(
+  client: Queryable,
+  creds: StoredCredential[],
+  claim: DueClaim,
+): Promise<Map<string, string | null>> {
+  if (creds.length === 0) return new Map();
   const cols: [string[], string[], string[]] = [[], [], []];
   for (const cred of creds) keyValues(cred.key).forEach((v, c) => cols[c]?.push(v));
   const { holder } = claim;
-  const { rows } = await client.query<{ server: string; issuer: string; subject: string }>(
-    `WITH clock AS (SELECT ${DB_NOW_MS} AS now)
-     INSERT INTO leases AS l (server, issuer, subject, owner, pid, host, acquired_at, expires_at)
-     SELECT k.server, k.issuer, k.subject, $4, $5, $6, clock.now, clock.now + $7
-     FROM clock, unnest($1::text[], $2::text[], $3::text[]) AS k(server, issuer, subject)
-     ON CONFLICT (server, issuer, subject) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,
-       host = excluded.host, expires_at = excluded.expires_at,
-       acquired_at = CASE WHEN l.owner = excluded.owner THEN l.acquired_at ELSE excluded.acquired_at END
-     WHERE l.owner = excluded.owner OR l.expires_at <= excluded.acquired_at
-     RETURNING l.server, l.issuer, l.subject`,
+  const { rows } = await client.query<{
+    server: string;
+    issuer: string;
+    subject: string;
+    prior: string | null;
+  }>(
+    `WITH clock AS (SELECT ${DB_NOW_MS} AS now),
+     claim_keys AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(server, issuer, subject)),
+     held AS (SELECT p.server, p.issuer, p.subject, p.owner FROM leases p JOIN claim_keys USING (server, issuer, subject)),
+     taken AS (
+       INSERT INTO leases AS l (server, issuer, subject, owner, pid, host, acquired_at, expires_at)
+       SELECT k.server, k.issuer, k.subject, $4, $5, $6, clock.now, clock.now + $7
+       FROM clock, claim_keys k
+       ON CONFLICT (server, issuer, subject) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,
+         host = excluded.host, expires_at = excluded.expires_at,
+         acquired_at = CASE WHEN l.owner = excluded.owner THEN l.acquired_at ELSE excluded.acquired_at END
+       WHERE l.owner = excluded.owner OR l.expires_at <= excluded.acquired_at
+       RETURNING l.server, l.issuer, l.subject)
+     SELECT t.server, t.issuer, t.subject, held.owner AS prior
+     FROM taken t LEFT JOIN held USING (server, issuer, subject)`,
     [...cols, holder.owner, holder.pid, holder.host, Math.max(0, Math.round(claim.ttlMs))],
   );
-  return new Set(rows.map((r) => `${r.server}\u0000${r.issuer}\u0000${r.subject}`));
+  return new Map(rows.map((r) => [`${r.server}\u0000${r.issuer}\u0000${r.subject}`, r.prior]));
 }
 
 /**

@@ -1,9 +1,10 @@
 import { dueAt, notBefore, refreshPointAt } from '../credential/due.js';
 import type { CredentialStatus, StoredCredential } from '../credential/model.js';
+import type { CredentialKey } from '../credential/key.js';
 import type { DueClaim, DueIndex } from './contract.js';
 import { UnknownDataKeyError } from './envelope.js';
 import { keyParams, type SqliteConnection } from './sqlite-connection.js';
-import { acquire } from './sqlite-leases.js';
+import { acquire, leaseOf } from './sqlite-leases.js';
 import { type CredentialRow, openCredential } from './rows.js';
 
 /**
@@ -13,7 +14,11 @@ import { type CredentialRow, openCredential } from './rows.js';
  */
 export function sqliteDueIndex(conn: SqliteConnection): DueIndex {
   return {
-    claimDueCredentials: (claim) => conn.write(() => claimDue(conn, claim)),
+    claimDueCredentials: async (claim) => {
+      const { claimed, takeovers } = await conn.write(() => claimDue(conn, claim));
+      for (const [key, owner] of takeovers) claim.onTakeover?.(key, owner);
+      return claimed;
+    },
     countDue: (now) =>
       conn.run(
         () =>
@@ -40,7 +45,13 @@ export function dueParams(status: CredentialStatus): { blocked: number; notBefor
 const LIVE_LEASE = `EXISTS (SELECT 1 FROM leases l WHERE l.server = c.server AND l.issuer = c.issuer
   AND l.subject = c.subject AND l.expires_at > @clock)`;
 
-function claimDue(conn: SqliteConnection, claim: DueClaim): StoredCredential[] {
+interface Claimed {
+  claimed: StoredCredential[];
+  /** Claimed keys whose (expired) lease was another holder's, with that holder. */
+  takeovers: [CredentialKey, string][];
+}
+
+function claimDue(conn: SqliteConnection, claim: DueClaim): Claimed {
   const clock = Date.now();
   const rows = conn.db
     .prepare(
@@ -57,12 +68,16 @@ function claimDue(conn: SqliteConnection, claim: DueClaim): StoredCredential[] {
       limit: Math.max(0, Math.floor(claim.limit)),
     }) as CredentialRow[];
   const claimed: StoredCredential[] = [];
+  const takeovers: [CredentialKey, string][] = [];
   for (const row of rows) {
     const cred = openable(conn, row);
     if (cred === undefined) continue;
-    if (acquire(conn, keyParams(cred.key), claim.holder, claim.ttlMs) !== undefined) claimed.push(cred);
+    const prior = leaseOf(conn, cred.key)?.owner;
+    if (acquire(conn, keyParams(cred.key), claim.holder, claim.ttlMs) === undefined) continue;
+    claimed.push(cred);
+    if (prior !== undefined && prior !== claim.holder.owner) takeovers.push([cred.key, prior]);
   }
-  return claimed;
+  return { claimed, takeovers };
 }
 
 /**

@@ -164,17 +164,20 @@ export function dueIndexContract(current: () => CredentialStore): void {
       // Both are overdue; the earliest claimable moment is when the shorter lease ends.
       assert.equal(await store.nextDueAt(), short.expiresAt);
       await sleep(60);
+      const takeovers: string[] = [];
       const claimed = await store.claimDueCredentials({
         holder: claimer,
         ttlMs: 60_000,
         limit: 10,
         now: LATER,
+        onTakeover: (key, owner) => takeovers.push(`${key.server} ${owner}`),
       });
       assert.deepEqual(
         claimed.map((c) => c.key.server),
         [b.key.server],
         'the expired lease was taken over',
       );
+      assert.deepEqual(takeovers, [`${b.key.server} ${other.owner}`], 'and the takeover is reported');
       assert.equal((await store.getLease(b.key))?.owner, claimer.owner);
       assert.equal(await store.nextDueAt(), lease.expiresAt, 'a was held until its lease ends');
       await store.releaseLease(a.key, other.owner);
@@ -183,7 +186,9 @@ export function dueIndexContract(current: () => CredentialStore): void {
         ttlMs: 60_000,
         limit: 10,
         now: LATER,
+        onTakeover: (key, owner) => takeovers.push(`${key.server} ${owner}`),
       });
+      assert.equal(takeovers.length, 1, 'a released lease is no takeover');
       assert.deepEqual(
         after.map((c) => c.key.server),
         [a.key.server],

@@ -12,6 +12,8 @@ export interface ServeFlags {
   jwtIssuer?: string;
   jwtAudience?: string;
   jwtJwksUri?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const SERVE_HELP = `
@@ -43,6 +45,8 @@ export function register(program: Command, { io }: CliContext): void {
     )
     .option('--jwt-audience <aud>', 'the audience those JWTs must carry')
     .option('--jwt-jwks-uri <url>', "the issuer's JWKS (default: its metadata's jwks_uri)")
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {
       const { runServe } = await import('./serve.js');

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { ErrorCode, LatchkeyError } from '../../errors.js';
 import { createAppKey } from '../../serve/app-keys.js';
 import {
@@ -36,6 +38,7 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
         ...(options.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(options.publicUrl) }),
         refresher: options.refresher,
         ...(jwt === undefined ? {} : { jwt }),
+        ...tlsOf(options),
       });
       io.err(`latchkey serve: listening on ${running.url} (public ${running.publicUrl}); Ctrl-C to stop\n`);
       try {
@@ -46,6 +49,30 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
     },
     'write',
   );
+}
+
+/** Read when the service starts, so a missing or unreadable file fails before anything listens. */
+function tlsOf(options: ServeFlags): { tls?: { cert: Buffer; key: Buffer } } {
+  if (options.tlsCert === undefined && options.tlsKey === undefined) return {};
+  if (options.tlsCert === undefined || options.tlsKey === undefined) {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, '--tls-cert and --tls-key go together.', {
+      retryable: false,
+      next: { kind: 'configure', detail: 'pass both, or neither for plain HTTP behind a TLS proxy' },
+    });
+  }
+  return { tls: { cert: readPem(options.tlsCert, 'certificate'), key: readPem(options.tlsKey, 'key') } };
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, `cannot read the TLS ${what} file ${file}.`, {
+      retryable: false,
+      next: { kind: 'configure', detail: `check the path and its permissions` },
+      cause: error,
+    });
+  }
 }
 
 function upstreamsOf(io: CliIO, options: ServeFlags): UpstreamConfig[] {

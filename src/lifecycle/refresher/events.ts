@@ -44,6 +44,8 @@ export interface RefresherStats {
   needsLogin: number;
   /** Claims handed back unrefreshed (their issuer paused or saturated), for another pass. */
   returned: number;
+  /** Claims whose expired lease was another instance's (it crashed or stalled mid-claim). */
+  leaseTakeovers: number;
 }
 
 export function emptyRefresherStats(): RefresherStats {
@@ -55,5 +57,6 @@ export function emptyRefresherStats(): RefresherStats {
     transientFailures: 0,
     needsLogin: 0,
     returned: 0,
+    leaseTakeovers: 0,
   };
 }

@@ -126,6 +126,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         ttlMs: this.#o.leaseTtlMs,
         limit,
         excludeIssuers: this.#blockedIssuers(now),
+        onTakeover: () => this.#stats.leaseTakeovers++,
       });
       const at = Date.now();
       for (const cred of claimed) this.#claimedAt.set(cred, at);
