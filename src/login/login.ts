@@ -51,6 +51,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     challenge,
     preferredIssuer: request.issuer,
     signal: request.signal,
+    warn: options.warn,
     // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
     // AUTH-28), so the discovery chain is read afresh rather than from the cache.
     maxAgeMs: request.challenge !== undefined && request.reason !== 'no-credential' ? 0 : undefined,

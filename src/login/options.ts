@@ -34,6 +34,12 @@ export interface LoginOptions {
   /** Where human-facing lines go. Default: stderr (never stdout). */
   notify?: (text: string) => void;
   /**
+   * Told when discovery accepts a 2025-03-26 server by a rule later revisions forbid (see
+   * src/oauth/legacy-discovery.ts); the text names the server and the risk. Default: the
+   * redacting logger at `warn`, on stderr.
+   */
+  warn?: (text: string) => void;
+  /**
    * Told the device-flow instructions as well as printing them, so a caller that must not
    * block (the proxy) can hand them to its host.
    */
