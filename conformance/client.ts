@@ -30,6 +30,8 @@ const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json
 const CLIENT_INFO = { name: 'latchkey-conformance', version: '0.1.0' };
 /** Tools called at most at a stateless revision (a scenario lists a handful). */
 const MAX_TOOL_CALLS = 20;
+/** The echo tool of the json-schema-2020-12-preservation scenario. */
+const SCHEMA_ECHO_TOOL = 'json_schema_echo';
 /** Revisions with the initialize handshake; later ones are stateless (SEP-2575). */
 const STATEFUL_REVISIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
 
@@ -118,7 +120,10 @@ async function runStateful(serverUrl: string, authFetch: typeof fetch): Promise<
   try {
     const { tools } = await client.listTools();
     const [tool] = tools;
-    if (tool !== undefined) await client.callTool({ name: tool.name, arguments: exampleArguments(tool) });
+    const echo = schemaEchoCalls(tools);
+    if (echo !== undefined) for (const call of echo) await client.callTool(call);
+    else if (tool !== undefined)
+      await client.callTool({ name: tool.name, arguments: exampleArguments(tool) });
   } finally {
     await client.close();
   }
@@ -150,11 +155,26 @@ async function runStateless(
     const listed = new Set(tools.map((t) => t.name));
     const calls =
       deps.context.toolCalls?.filter((c) => listed.has(c.name)) ??
+      schemaEchoCalls(tools) ??
       tools.slice(0, MAX_TOOL_CALLS).map((tool) => ({ name: tool.name, arguments: exampleArguments(tool) }));
     for (const call of calls) await client.callTool(call.name, call.arguments);
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * json-schema-2020-12-preservation (SEP-1613, SEP-2106): a server with a `json_schema_echo`
+ * tool wants every other tool's inputSchema passed back as received, so that it can see
+ * which keywords the client kept. Undefined for any other server.
+ */
+function schemaEchoCalls(
+  tools: Tool[],
+): Array<{ name: string; arguments: Record<string, unknown> }> | undefined {
+  if (!tools.some((t) => t.name === SCHEMA_ECHO_TOOL)) return undefined;
+  return tools
+    .filter((t) => t.name !== SCHEMA_ECHO_TOOL)
+    .map((t) => ({ name: SCHEMA_ECHO_TOOL, arguments: { schema: t.inputSchema } }));
 }
 
 /** Arguments for a tool call: a plain value of the right type for each required property. */
