@@ -10,6 +10,11 @@
  * and delivering it to latchkey's loopback listener. Exit 0 on success, 1 with the error on
  * stderr otherwise.
  */
+import { rmSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -40,6 +45,8 @@ interface ScenarioContext {
   client_secret?: string;
   private_key_pem?: string;
   signing_algorithm?: string;
+  /** auth/wif-jwt-bearer: the workload JWT to use (the other two are for negative tests). */
+  valid_jwt?: string;
   /** The calls a scenario wants made (http-custom-headers): tool names and their arguments. */
   toolCalls?: Array<{ name: string; arguments: Record<string, unknown> }>;
 }
@@ -53,14 +60,14 @@ async function main(): Promise<void> {
   const context = JSON.parse(process.env['MCP_CONFORMANCE_CONTEXT'] ?? '{}') as ScenarioContext;
   const revision = process.env['MCP_CONFORMANCE_PROTOCOL_VERSION'];
 
-  const flow: LoginFlow = scenario.startsWith('auth/client-credentials') ? 'client-credentials' : 'browser';
+  const flow = loginFlow(scenario);
   const store = createMemoryStore();
   const manager = new CredentialManager({
     store,
     acquire: createLoginHook({
       store,
       flow,
-      client: clientConfig(flow, context),
+      client: await clientConfig(flow, context),
       openBrowser: followAuthorizationRedirect,
       notify: () => undefined,
       quirks: { offlineAccess: true },
@@ -76,8 +83,17 @@ async function main(): Promise<void> {
   }
 }
 
-function clientConfig(flow: LoginFlow, context: ScenarioContext): ClientConfig {
+function loginFlow(scenario: string): LoginFlow {
+  if (scenario.startsWith('auth/client-credentials')) return 'client-credentials';
+  if (scenario.startsWith('auth/wif')) return 'workload-identity';
+  return 'browser';
+}
+
+async function clientConfig(flow: LoginFlow, context: ScenarioContext): Promise<ClientConfig> {
   const config: ClientConfig = { clientName: CLIENT_INFO.name };
+  if (flow === 'workload-identity' && context.valid_jwt !== undefined) {
+    config.workloadTokenFile = await workloadTokenFile(context.valid_jwt);
+  }
   if (context.client_id !== undefined) config.clientId = context.client_id;
   if (context.client_secret !== undefined) config.clientSecret = context.client_secret;
   if (context.private_key_pem !== undefined) {
@@ -89,6 +105,18 @@ function clientConfig(flow: LoginFlow, context: ScenarioContext): ClientConfig {
   // A user-facing client publishes a metadata document; used where the AS supports CIMD.
   if (flow === 'browser') config.clientMetadataUrl = CLIENT_METADATA_URL;
   return config;
+}
+
+/**
+ * Where the platform would have put the workload's JWT (a projected service-account token):
+ * a private file, removed when the client exits.
+ */
+async function workloadTokenFile(jwt: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-wif-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'token');
+  await writeFile(file, jwt, { mode: 0o600 });
+  return file;
 }
 
 /**

@@ -1,0 +1,258 @@
+// Workload identity federation (SEP-1933, RFC 7523 §2.1), end to end against a real HTTP
+// server that is both the MCP server (with PRM) and its AS: the AS verifies the workload
+// JWT's RS256 signature, audience and expiry itself, like auth/wif-jwt-bearer. The JWT comes
+// from a token file, as a Kubernetes projected service-account token would. Nothing is mocked.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+
+import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
+import { isLatchkeyError } from '../../src/errors.js';
+import { CredentialManager } from '../../src/lifecycle/manager.js';
+import { silentLogger } from '../../src/log.js';
+import { createLoginHook } from '../../src/login/login.js';
+import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
+import { JWT_BEARER_GRANT } from '../../src/oauth/jwt-bearer.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+
+const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url');
+
+/** A platform-issued workload JWT (RS256), as Kubernetes or a CI system would mint it. */
+function workloadJwt(key: KeyObject, audience: string, expiresIn = 600): string {
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
+  const payload = b64url(
+    JSON.stringify({
+      iss: 'https://platform.example',
+      sub: 'system:serviceaccount:prod:agent',
+      aud: audience,
+      iat: now,
+      exp: now + expiresIn,
+      jti: randomUUID(),
+    }),
+  );
+  return `${header}.${payload}.${b64url(sign('sha256', Buffer.from(`${header}.${payload}`), key))}`;
+}
+
+interface TokenRequest {
+  grantType: string | null;
+  assertion: string | null;
+  clientId: string | null;
+  resource: string | null;
+  scope: string | null;
+}
+
+interface WifServer {
+  url: string;
+  origin: string;
+  tokenRequests: TokenRequest[];
+  /** Answer the next token requests with this OAuth error instead. */
+  refuseWith: string | undefined;
+  /** Forget every access token issued (the server then answers 401). */
+  revokeAll(): void;
+  seen: string[];
+  close(): Promise<void>;
+}
+
+async function startWifServer(publicKey: KeyObject): Promise<WifServer> {
+  const tokens = new Set<string>();
+  const state: WifServer = {
+    url: '',
+    origin: '',
+    tokenRequests: [],
+    refuseWith: undefined,
+    revokeAll: () => tokens.clear(),
+    seen: [],
+    close: async () => undefined,
+  };
+  const json = (res: ServerResponse, status: number, value: unknown): void =>
+    void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const route = `${req.method} ${req.url}`;
+      state.seen.push(route);
+      const { origin } = state;
+      if (route === 'GET /.well-known/oauth-protected-resource/mcp') {
+        return json(res, 200, { resource: state.url, authorization_servers: [origin] });
+      }
+      if (route === 'GET /.well-known/oauth-authorization-server') {
+        return json(res, 200, {
+          issuer: origin,
+          token_endpoint: `${origin}/token`,
+          grant_types_supported: [JWT_BEARER_GRANT],
+          token_endpoint_auth_methods_supported: ['none'],
+          response_types_supported: ['code'],
+        });
+      }
+      if (route === 'POST /token') {
+        const form = new URLSearchParams(body);
+        const request: TokenRequest = {
+          grantType: form.get('grant_type'),
+          assertion: form.get('assertion'),
+          clientId: form.get('client_id'),
+          resource: form.get('resource'),
+          scope: form.get('scope'),
+        };
+        state.tokenRequests.push(request);
+        if (state.refuseWith !== undefined) return json(res, 400, { error: state.refuseWith });
+        if (request.grantType !== JWT_BEARER_GRANT)
+          return json(res, 400, { error: 'unsupported_grant_type' });
+        if (!validJwt(request.assertion ?? '', publicKey, origin))
+          return json(res, 400, { error: 'invalid_grant' });
+        const token = randomUUID();
+        tokens.add(token);
+        return json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 3600 });
+      }
+      if (route === 'POST /mcp') {
+        const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+        if (bearer === undefined || !tokens.has(bearer)) {
+          res.writeHead(401, {
+            'www-authenticate': `Bearer resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"`,
+          });
+          res.end();
+          return;
+        }
+        return json(res, 200, { jsonrpc: '2.0', id: 1, result: { tools: [] } });
+      }
+      json(res, 404, { error: 'not_found' });
+    });
+  });
+  const sockets = trackSockets(server);
+  state.origin = await listenOnLoopback(server, 0);
+  state.url = `${state.origin}/mcp`;
+  state.close = () => closeServer(server, sockets);
+  return state;
+}
+
+/** RS256 signature, audience (the issuer, with or without '/'), and expiry. */
+function validJwt(jwt: string, key: KeyObject, issuer: string): boolean {
+  const [header, payload, signature] = jwt.split('.');
+  if (header === undefined || payload === undefined || signature === undefined) return false;
+  const signed = Buffer.from(`${header}.${payload}`);
+  if (!verify('sha256', signed, key, Buffer.from(signature, 'base64url'))) return false;
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+    aud?: string;
+    exp?: number;
+  };
+  const audienceOk = claims.aud === issuer || claims.aud === `${issuer}/`;
+  return audienceOk && typeof claims.exp === 'number' && claims.exp * 1000 > Date.now();
+}
+
+describe('workload identity federation: the JWT bearer grant from a token file', () => {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  let server: WifServer;
+  let dir: string;
+  let tokenFile: string;
+  let manager: CredentialManager;
+
+  before(async () => {
+    server = await startWifServer(publicKey);
+    dir = await mkdtemp(join(tmpdir(), 'latchkey-wif-test-'));
+    tokenFile = join(dir, 'token');
+  });
+  after(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    server.tokenRequests.length = 0;
+    server.seen.length = 0;
+    server.refuseWith = undefined;
+    server.revokeAll();
+    manager?.close();
+    const store = createMemoryStore();
+    manager = new CredentialManager({
+      store,
+      logger: silentLogger,
+      acquire: createLoginHook({
+        store,
+        flow: 'workload-identity',
+        client: { clientId: 'workload-agent', workloadTokenFile: tokenFile },
+        notify: () => undefined,
+      }),
+    });
+  });
+  after(() => manager.close());
+
+  async function callMcp(): Promise<number> {
+    const authFetch = createAuthFetch(server.url, { manager });
+    const response = await authFetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    await response.body?.cancel();
+    return response.status;
+  }
+
+  it('one token request with the file JWT unchanged, the client id, the resource, and no scope', async () => {
+    const jwt = workloadJwt(privateKey, server.origin);
+    await writeFile(tokenFile, `${jwt}\n`, { mode: 0o600 });
+    assert.equal(await callMcp(), 200);
+    assert.deepEqual(server.tokenRequests, [
+      {
+        grantType: JWT_BEARER_GRANT,
+        assertion: jwt,
+        clientId: 'workload-agent',
+        resource: server.url,
+        scope: null,
+      },
+    ]);
+    assert.ok(!server.seen.some((r) => r.includes('register')), 'nothing is registered');
+  });
+
+  it('the file is read again for the next token: a rotated JWT is the one sent', async () => {
+    const first = workloadJwt(privateKey, server.origin);
+    await writeFile(tokenFile, first);
+    assert.equal(await callMcp(), 200);
+    const rotated = workloadJwt(privateKey, server.origin);
+    await writeFile(tokenFile, rotated);
+    server.revokeAll(); // the access token is gone; the server answers 401
+    assert.equal(await callMcp(), 200);
+    assert.deepEqual(
+      server.tokenRequests.map((r) => r.assertion),
+      [first, rotated],
+    );
+  });
+
+  for (const error of ['invalid_grant', 'invalid_scope', 'unauthorized_client']) {
+    it(`${error}: surfaced as CLIENT_REJECTED after one request, never retried, the JWT never shown`, async () => {
+      const jwt = workloadJwt(privateKey, server.origin);
+      await writeFile(tokenFile, jwt);
+      server.refuseWith = error;
+      const failure = await manager.getAccessToken(server.url).then(
+        () => assert.fail('the grant was refused'),
+        (e: unknown) => e,
+      );
+      assert.ok(isLatchkeyError(failure), String(failure));
+      assert.equal(failure.code, 'CLIENT_REJECTED');
+      assert.equal(failure.retryable, false);
+      assert.match(failure.message, new RegExp(`refused the workload identity token \\(${error}`));
+      assert.equal(server.tokenRequests.length, 1, 'one token request only');
+      assert.ok(!JSON.stringify({ m: failure.message, n: failure.next }).includes(jwt));
+    });
+  }
+
+  it('a JWT for another audience is refused by the AS', async () => {
+    await writeFile(tokenFile, workloadJwt(privateKey, 'https://wrong.example'));
+    const refused = await manager.getAccessToken(server.url).catch((e: unknown) => e);
+    assert.ok(isLatchkeyError(refused) && refused.code === 'CLIENT_REJECTED', String(refused));
+    assert.equal(server.tokenRequests.length, 1);
+  });
+
+  it('a missing token file is a configuration error naming it, and no token request is made', async () => {
+    await rm(tokenFile, { force: true });
+    const missing = await manager.getAccessToken(server.url).catch((e: unknown) => e);
+    assert.ok(isLatchkeyError(missing), String(missing));
+    assert.equal(missing.code, 'INVALID_INPUT');
+    assert.match(missing.message, /workload token file .*cannot be read \(ENOENT\)/);
+    assert.equal(server.tokenRequests.length, 0);
+  });
+});
