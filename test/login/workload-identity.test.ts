@@ -3,13 +3,15 @@
 // JWT's RS256 signature, audience and expiry itself, like auth/wif-jwt-bearer. The JWT comes
 // from a token file, as a Kubernetes projected service-account token would. Nothing is mocked.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID, sign, verify } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
 import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
@@ -18,6 +20,7 @@ import { createLoginHook } from '../../src/login/login.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
 import { JWT_BEARER_GRANT } from '../../src/oauth/jwt-bearer.js';
 import { createMemoryStore } from '../../src/store/memory.js';
+import { captureIO } from '../support/cli-io.js';
 
 const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url');
 
@@ -254,5 +257,28 @@ describe('workload identity federation: the JWT bearer grant from a token file',
     assert.equal(missing.code, 'INVALID_INPUT');
     assert.match(missing.message, /workload token file .*cannot be read \(ENOENT\)/);
     assert.equal(server.tokenRequests.length, 0);
+  });
+
+  it('`latchkey login --workload-token-file --client-id`: the CLI takes the flow, `token` prints what it got', async () => {
+    const jwt = workloadJwt(privateKey, server.origin);
+    await writeFile(tokenFile, jwt, { mode: 0o600 });
+    const env = { LATCHKEY_HOME: join(dir, 'home'), LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    const login = captureIO(env);
+    const args = ['login', server.url, '--workload-token-file', tokenFile, '--client-id', 'workload-cli'];
+    assert.equal(await main(args, login), ExitCode.OK, login.stderr);
+    assert.deepEqual(
+      server.tokenRequests.map((r) => [r.grantType, r.assertion, r.clientId]),
+      [[JWT_BEARER_GRANT, jwt, 'workload-cli']],
+    );
+    assert.ok(!login.stderr.includes(jwt), 'the workload JWT is never printed');
+    const token = captureIO(env);
+    assert.equal(await main(['token', server.url], token), ExitCode.OK, token.stderr);
+    const accepted = await fetch(server.url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token.stdout.trim()}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    await accepted.body?.cancel();
+    assert.equal(accepted.status, 200, 'the printed token is the one the AS issued');
   });
 });
