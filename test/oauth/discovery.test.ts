@@ -796,6 +796,15 @@ describe('discovery against custom metadata documents', () => {
       message: /names issuer .*RFC 8414/,
     });
     assert.deepEqual(warnings, []);
+
+    // AUTH-45 too: an AS that a PRM names and that does not advertise S256 is refused.
+    docs.set('/.well-known/oauth-authorization-server', {
+      json: asDocument(docs.origin, { code_challenge_methods_supported: undefined }),
+    });
+    const later: string[] = [];
+    const strict = await discoverServer(server, { store: createMemoryStore(), warn: (t) => later.push(t) });
+    assert.throws(() => authorizationEndpoint(strict.authorizationServer, server), /PKCE S256/);
+    assert.deepEqual(later, []);
   });
 
   it('2025-03-26 (no PRM, no metadata, a Bearer challenge): the default endpoints, with a warning', async () => {
