@@ -23,6 +23,8 @@ import {
 import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
 import { z } from 'zod';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
 import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
@@ -33,6 +35,7 @@ import { createSdkAuthProvider } from '../../src/mcp/sdk-provider.js';
 import { createSdk2AuthProvider } from '../../src/mcp/sdk2-provider.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { obtainTokens, startAuthorizationServer, type TestAuthorizationServer } from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
 import { loginHook } from '../support/login-hook.js';
 import { spawnRawHost } from '../support/raw-host.js';
 
@@ -165,6 +168,24 @@ describe('tool inputSchemas reach the host untouched', () => {
       assert.deepEqual(host.junk, []);
     } finally {
       await host.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('`latchkey tools --json` prints the schema as the server sent it', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'latchkey-schema-'));
+    const { response } = await obtainTokens(as, { resource: schemaServer.url, subject: 'local' });
+    const env = {
+      LATCHKEY_HOME: home,
+      LATCHKEY_KEY: randomBytes(32).toString('base64'),
+      LK_TOKEN: response.access_token,
+    };
+    try {
+      const io = captureIO(env);
+      const args = ['tools', schemaServer.url, '--json', '--header', 'Authorization: Bearer ${LK_TOKEN}'];
+      assert.equal(await main(args, io), ExitCode.OK, io.stderr);
+      assert.equal(received(JSON.parse(io.stdout)), lastSent());
+    } finally {
       await rm(home, { recursive: true, force: true });
     }
   });
