@@ -21,6 +21,7 @@ import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
 import { JWT_BEARER_GRANT } from '../../src/oauth/jwt-bearer.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { captureIO } from '../support/cli-io.js';
+import { spawnRawHost } from '../support/raw-host.js';
 
 const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url');
 
@@ -57,6 +58,8 @@ interface WifServer {
   refuseWith: string | undefined;
   /** Forget every access token issued (the server then answers 401). */
   revokeAll(): void;
+  /** `expires_in` of the access tokens issued. Default 3600. */
+  expiresIn: number;
   seen: string[];
   close(): Promise<void>;
 }
@@ -69,6 +72,7 @@ async function startWifServer(publicKey: KeyObject): Promise<WifServer> {
     tokenRequests: [],
     refuseWith: undefined,
     revokeAll: () => tokens.clear(),
+    expiresIn: 3600,
     seen: [],
     close: async () => undefined,
   };
@@ -111,7 +115,7 @@ async function startWifServer(publicKey: KeyObject): Promise<WifServer> {
           return json(res, 400, { error: 'invalid_grant' });
         const token = randomUUID();
         tokens.add(token);
-        return json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 3600 });
+        return json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: state.expiresIn });
       }
       if (route === 'POST /mcp') {
         const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
@@ -122,7 +126,7 @@ async function startWifServer(publicKey: KeyObject): Promise<WifServer> {
           res.end();
           return;
         }
-        return json(res, 200, { jsonrpc: '2.0', id: 1, result: { tools: [] } });
+        return answerMcp(res, body);
       }
       json(res, 404, { error: 'not_found' });
     });
@@ -132,6 +136,25 @@ async function startWifServer(publicKey: KeyObject): Promise<WifServer> {
   state.url = `${state.origin}/mcp`;
   state.close = () => closeServer(server, sockets);
   return state;
+}
+
+/** A minimal stateless MCP server (2025-06-18): initialize, notifications, one tool. */
+function answerMcp(res: ServerResponse, body: string): void {
+  const message = JSON.parse(body || '{}') as { id?: number | string; method?: string };
+  if (message.id === undefined) {
+    res.writeHead(202).end();
+    return;
+  }
+  const result =
+    message.method === 'initialize'
+      ? {
+          protocolVersion: '2025-06-18',
+          capabilities: { tools: {} },
+          serverInfo: { name: 'wif', version: '1' },
+        }
+      : { tools: [{ name: 'whoami', inputSchema: { type: 'object' } }] };
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
 }
 
 /** RS256 signature, audience (the issuer, with or without '/'), and expiry. */
@@ -168,6 +191,7 @@ describe('workload identity federation: the JWT bearer grant from a token file',
     server.tokenRequests.length = 0;
     server.seen.length = 0;
     server.refuseWith = undefined;
+    server.expiresIn = 3600;
     server.revokeAll();
     manager?.close();
     const store = createMemoryStore();
@@ -276,9 +300,56 @@ describe('workload identity federation: the JWT bearer grant from a token file',
     const accepted = await fetch(server.url, {
       method: 'POST',
       headers: { authorization: `Bearer ${token.stdout.trim()}`, 'content-type': 'application/json' },
-      body: '{}',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
     });
     await accepted.body?.cancel();
     assert.equal(accepted.status, 200, 'the printed token is the one the AS issued');
+  });
+
+  it('`latchkey proxy --workload-token-file`: a host gets tools with no login, and a rotated JWT after expiry', async () => {
+    // Access tokens that expire at once: every later request needs a new one, from the file.
+    server.expiresIn = 1;
+    const first = workloadJwt(privateKey, server.origin);
+    await writeFile(tokenFile, first, { mode: 0o600 });
+    const home = join(dir, 'proxy-home');
+    const host = spawnRawHost(
+      [server.url, '--workload-token-file', tokenFile, '--client-id', 'workload-proxy'],
+      {
+        LATCHKEY_HOME: home,
+        LATCHKEY_KEY: randomBytes(32).toString('base64'),
+      },
+    );
+    try {
+      const init = await host.request(
+        'initialize',
+        { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+        30_000,
+      );
+      assert.ok(init.result !== undefined, JSON.stringify(init));
+      host.notify('notifications/initialized');
+      const listed = await host.request('tools/list', {}, 30_000);
+      assert.deepEqual(listed.result, { tools: [{ name: 'whoami', inputSchema: { type: 'object' } }] });
+
+      const before = server.tokenRequests.map((r) => r.assertion);
+      assert.ok(
+        before.length >= 1 && before.every((a) => a === first),
+        'the first JWT until the file changes',
+      );
+
+      const rotated = workloadJwt(privateKey, server.origin);
+      await writeFile(tokenFile, rotated);
+      await new Promise((resolve) => setTimeout(resolve, 1_100)); // the last token has expired
+      const again = await host.request('tools/list', {}, 30_000);
+      assert.ok(again.result !== undefined, JSON.stringify(again));
+      assert.equal(
+        server.tokenRequests.at(-1)?.assertion,
+        rotated,
+        'the expired token was replaced from the file',
+      );
+      assert.ok(!host.stderr().includes(first) && !host.stderr().includes(rotated), 'no JWT in the log');
+      assert.deepEqual(host.junk, []);
+    } finally {
+      await host.close();
+    }
   });
 });
