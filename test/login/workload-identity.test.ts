@@ -295,6 +295,8 @@ describe('workload identity federation: the JWT bearer grant from a token file',
       [[JWT_BEARER_GRANT, jwt, 'workload-cli']],
     );
     assert.ok(!login.stderr.includes(jwt), 'the workload JWT is never printed');
+    assert.match(login.stderr, /Logged in to /);
+    assert.doesNotMatch(login.stderr, /issued no refresh token/, 'no refresh token is normal for this grant');
     const token = captureIO(env);
     assert.equal(await main(['token', server.url], token), ExitCode.OK, token.stderr);
     const accepted = await fetch(server.url, {
