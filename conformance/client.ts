@@ -10,6 +10,11 @@
  * and delivering it to latchkey's loopback listener. Exit 0 on success, 1 with the error on
  * stderr otherwise.
  */
+import { rmSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -30,6 +35,8 @@ const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json
 const CLIENT_INFO = { name: 'latchkey-conformance', version: '0.1.0' };
 /** Tools called at most at a stateless revision (a scenario lists a handful). */
 const MAX_TOOL_CALLS = 20;
+/** The echo tool of the json-schema-2020-12-preservation scenario. */
+const SCHEMA_ECHO_TOOL = 'json_schema_echo';
 /** Revisions with the initialize handshake; later ones are stateless (SEP-2575). */
 const STATEFUL_REVISIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
 
@@ -38,6 +45,8 @@ interface ScenarioContext {
   client_secret?: string;
   private_key_pem?: string;
   signing_algorithm?: string;
+  /** auth/wif-jwt-bearer: the workload JWT to use (the other two are for negative tests). */
+  valid_jwt?: string;
   /** The calls a scenario wants made (http-custom-headers): tool names and their arguments. */
   toolCalls?: Array<{ name: string; arguments: Record<string, unknown> }>;
 }
@@ -51,14 +60,14 @@ async function main(): Promise<void> {
   const context = JSON.parse(process.env['MCP_CONFORMANCE_CONTEXT'] ?? '{}') as ScenarioContext;
   const revision = process.env['MCP_CONFORMANCE_PROTOCOL_VERSION'];
 
-  const flow: LoginFlow = scenario.startsWith('auth/client-credentials') ? 'client-credentials' : 'browser';
+  const flow = loginFlow(scenario);
   const store = createMemoryStore();
   const manager = new CredentialManager({
     store,
     acquire: createLoginHook({
       store,
       flow,
-      client: clientConfig(flow, context),
+      client: await clientConfig(flow, context),
       openBrowser: followAuthorizationRedirect,
       notify: () => undefined,
       quirks: { offlineAccess: true },
@@ -74,8 +83,17 @@ async function main(): Promise<void> {
   }
 }
 
-function clientConfig(flow: LoginFlow, context: ScenarioContext): ClientConfig {
+function loginFlow(scenario: string): LoginFlow {
+  if (scenario.startsWith('auth/client-credentials')) return 'client-credentials';
+  if (scenario.startsWith('auth/wif')) return 'workload-identity';
+  return 'browser';
+}
+
+async function clientConfig(flow: LoginFlow, context: ScenarioContext): Promise<ClientConfig> {
   const config: ClientConfig = { clientName: CLIENT_INFO.name };
+  if (flow === 'workload-identity' && context.valid_jwt !== undefined) {
+    config.workloadTokenFile = await workloadTokenFile(context.valid_jwt);
+  }
   if (context.client_id !== undefined) config.clientId = context.client_id;
   if (context.client_secret !== undefined) config.clientSecret = context.client_secret;
   if (context.private_key_pem !== undefined) {
@@ -87,6 +105,18 @@ function clientConfig(flow: LoginFlow, context: ScenarioContext): ClientConfig {
   // A user-facing client publishes a metadata document; used where the AS supports CIMD.
   if (flow === 'browser') config.clientMetadataUrl = CLIENT_METADATA_URL;
   return config;
+}
+
+/**
+ * Where the platform would have put the workload's JWT (a projected service-account token):
+ * a private file, removed when the client exits.
+ */
+async function workloadTokenFile(jwt: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-wif-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'token');
+  await writeFile(file, jwt, { mode: 0o600 });
+  return file;
 }
 
 /**
@@ -118,7 +148,10 @@ async function runStateful(serverUrl: string, authFetch: typeof fetch): Promise<
   try {
     const { tools } = await client.listTools();
     const [tool] = tools;
-    if (tool !== undefined) await client.callTool({ name: tool.name, arguments: exampleArguments(tool) });
+    const echo = schemaEchoCalls(tools);
+    if (echo !== undefined) for (const call of echo) await client.callTool(call);
+    else if (tool !== undefined)
+      await client.callTool({ name: tool.name, arguments: exampleArguments(tool) });
   } finally {
     await client.close();
   }
@@ -150,11 +183,26 @@ async function runStateless(
     const listed = new Set(tools.map((t) => t.name));
     const calls =
       deps.context.toolCalls?.filter((c) => listed.has(c.name)) ??
+      schemaEchoCalls(tools) ??
       tools.slice(0, MAX_TOOL_CALLS).map((tool) => ({ name: tool.name, arguments: exampleArguments(tool) }));
     for (const call of calls) await client.callTool(call.name, call.arguments);
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * json-schema-2020-12-preservation (SEP-1613, SEP-2106): a server with a `json_schema_echo`
+ * tool wants every other tool's inputSchema passed back as received, so that it can see
+ * which keywords the client kept. Undefined for any other server.
+ */
+function schemaEchoCalls(
+  tools: Tool[],
+): Array<{ name: string; arguments: Record<string, unknown> }> | undefined {
+  if (!tools.some((t) => t.name === SCHEMA_ECHO_TOOL)) return undefined;
+  return tools
+    .filter((t) => t.name !== SCHEMA_ECHO_TOOL)
+    .map((t) => ({ name: SCHEMA_ECHO_TOOL, arguments: { schema: t.inputSchema } }));
 }
 
 /** Arguments for a tool call: a plain value of the right type for each required property. */

@@ -115,11 +115,11 @@ export type { OpenStoreOptions } from './store/open.js';
 
 // Logging in and out
 
-/** The acquisition hook that logs in: browser (PKCE), device code or client credentials. */
+/** The acquisition hook that logs in: browser (PKCE), device code, client credentials or workload identity. */
 export { createLoginHook } from './login/login.js';
 /** Options of `createLoginHook`: store, flow, client, browser opener, notices. */
 export type { LoginOptions } from './login/login.js';
-/** `browser`, `device` or `client-credentials`. */
+/** `browser`, `device`, `client-credentials` or `workload-identity`. */
 export type { LoginFlow } from './login/login.js';
 /** A client registered ahead of time (id, secret or private key) instead of RFC 7591. */
 export type { ClientConfig } from './oauth/types.js';

@@ -54,6 +54,13 @@ export function clientIdOption(): Option {
   return new Option('--client-id <id>', 'a client pre-registered at the authorization server');
 }
 
+export function workloadTokenFileOption(): Option {
+  return new Option(
+    '--workload-token-file <path>',
+    'workload identity: no user, no secret; the JWT in this file (re-read each time) is exchanged with --client-id',
+  );
+}
+
 export function clientMetadataUrlOption(): Option {
   return new Option('--client-metadata-url <url>', 'HTTPS URL of your client ID metadata document');
 }

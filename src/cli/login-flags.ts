@@ -13,6 +13,7 @@ export interface LoginFlags {
   device?: boolean;
   browser?: boolean;
   clientCredentials?: boolean;
+  workloadTokenFile?: string;
   clientId?: string;
   clientMetadataUrl?: string;
   scope?: string;
@@ -33,14 +34,18 @@ export function loginOptionsFromFlags(
     ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
     ...(secret === undefined || secret === '' ? {} : { clientSecret: secret }),
     ...(opts.clientMetadataUrl === undefined ? {} : { clientMetadataUrl: opts.clientMetadataUrl }),
+    ...(opts.workloadTokenFile === undefined ? {} : { workloadTokenFile: opts.workloadTokenFile }),
   };
-  const flow = opts.clientCredentials
-    ? 'client-credentials'
-    : opts.device
-      ? 'device'
-      : opts.browser
-        ? 'browser'
-        : 'auto';
+  const flow =
+    opts.workloadTokenFile !== undefined
+      ? 'workload-identity'
+      : opts.clientCredentials
+        ? 'client-credentials'
+        : opts.device
+          ? 'device'
+          : opts.browser
+            ? 'browser'
+            : 'auto';
   return {
     flow,
     client,

@@ -10,6 +10,7 @@ import { browserLogin } from './browser-login.js';
 import { clientCredentialsLogin } from './client-credentials.js';
 import { deviceLogin } from './device-login.js';
 import { LoginBreaker } from './login-breaker.js';
+import { workloadIdentityLogin } from './workload-identity.js';
 import type { LoginFlow, LoginOptions } from './options.js';
 import type { FlowResult, FlowRun, LoginStrategy } from './strategy.js';
 
@@ -20,6 +21,7 @@ const STRATEGIES: Readonly<Record<LoginFlow, LoginStrategy>> = {
   browser: browserLogin,
   device: deviceLogin,
   'client-credentials': clientCredentialsLogin,
+  'workload-identity': workloadIdentityLogin,
 };
 
 /**
@@ -51,6 +53,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     challenge,
     preferredIssuer: request.issuer,
     signal: request.signal,
+    warn: options.warn,
     // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
     // AUTH-28), so the discovery chain is read afresh rather than from the cache.
     maxAgeMs: request.challenge !== undefined && request.reason !== 'no-credential' ? 0 : undefined,
@@ -75,7 +78,11 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
   };
   let result: FlowResult;
   try {
-    result = await withRegistrationRetry(() => STRATEGIES[flow](run), store, as.issuer);
+    // A refused workload JWT is final (SEP-1933): no second token request.
+    result =
+      flow === 'workload-identity'
+        ? await STRATEGIES[flow](run)
+        : await withRegistrationRetry(() => STRATEGIES[flow](run), store, as.issuer);
   } catch (error) {
     // Metadata may have changed under a cached copy; the next attempt rediscovers.
     if (isLatchkeyError(error) && error.code === ErrorCode.DISCOVERY_FAILED) {

@@ -3,7 +3,7 @@ import type { CredentialStore } from '../store/contract.js';
 import type { BrowserOpener } from './browser.js';
 
 /** What `createLoginHook` is configured with; shared by every login strategy. */
-export type LoginFlow = 'browser' | 'device' | 'client-credentials';
+export type LoginFlow = 'browser' | 'device' | 'client-credentials' | 'workload-identity';
 
 /**
  * Options some identity providers need. Each deviates from the MCP spec for one provider's
@@ -24,7 +24,8 @@ export interface LoginOptions {
   store: CredentialStore;
   /**
    * How to log in. Default `auto`: the browser where one can be shown, else the device flow
-   * (over SSH, in containers, with no display). `client-credentials` needs a confidential client.
+   * (over SSH, in containers, with no display). `client-credentials` needs a confidential client;
+   * `workload-identity` a client id and `client.workloadTokenFile` (RFC 7523 JWT bearer grant).
    */
   flow?: LoginFlow | 'auto';
   /** Pre-registered client, CIMD URL, name. Default: register dynamically as `latchkey`. */
@@ -33,6 +34,12 @@ export interface LoginOptions {
   openBrowser?: BrowserOpener;
   /** Where human-facing lines go. Default: stderr (never stdout). */
   notify?: (text: string) => void;
+  /**
+   * Told when discovery accepts a 2025-03-26 server by a rule later revisions forbid (see
+   * src/oauth/legacy-discovery.ts); the text names the server and the risk. Default: the
+   * redacting logger at `warn`, on stderr.
+   */
+  warn?: (text: string) => void;
   /**
    * Told the device-flow instructions as well as printing them, so a caller that must not
    * block (the proxy) can hand them to its host.

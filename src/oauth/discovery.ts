@@ -4,9 +4,10 @@
  * credential store.
  *
  * Choices beyond the spec:
- * - No PRM anywhere (every location answered without a document): the 2025-03-26 rule
- *   applies and the server's origin is taken as its AS, but only if metadata whose issuer is
- *   that origin exists there. A network error or 5xx while looking for PRM never falls back.
+ * - No PRM anywhere (every location answered without a document): the server is a
+ *   2025-03-26 server and its origin is its AS (legacy-discovery.ts: root metadata, a
+ *   same-origin issuer mismatch or the default endpoints, each with a warning). A network
+ *   error or 5xx while looking for PRM never falls back.
  * - Several `authorization_servers` (AUTH-09): `preferredIssuer` (the issuer of an existing
  *   credential) first when listed, then the others in document order; the first whose
  *   metadata validates is used. A preferred issuer the PRM no longer lists is ignored, and
@@ -25,6 +26,12 @@ import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { DiscoveryCache, DiscoveryKind, DiscoveryRecord } from '../store/contract.js';
 import { configure, operator } from '../next-action.js';
+import { createLogger } from '../log.js';
+import {
+  findLegacyAuthorizationServer,
+  type LegacyAuthorizationServer,
+  legacyWarning,
+} from './legacy-discovery.js';
 import { isLoopbackUrl } from './loopback.js';
 import { transientAsError } from './oauth-errors.js';
 import { discoveryError, type MetadataRequestOptions } from './metadata-http.js';
@@ -36,6 +43,7 @@ import {
   validateResourceMetadata,
 } from './resource-metadata.js';
 import {
+  authorizationServerMetadataUrls,
   findAuthorizationServerMetadata,
   noMetadataError,
   validateAuthorizationServerMetadata,
@@ -58,6 +66,12 @@ export interface DiscoverServerOptions {
   maxAgeMs?: number | undefined;
   /** Per request. Default 15 000 ms. */
   timeoutMs?: number | undefined;
+  /**
+   * Told when a 2025-03-26 allowance is used for a server without PRM (an issuer mismatch on
+   * the server's origin, or default endpoints), naming the risk. Default: the redacting
+   * logger, at `warn` (stderr).
+   */
+  warn?: ((message: string) => void) | undefined;
 }
 
 export interface AuthorizationServerMetadataOptions {
@@ -80,7 +94,7 @@ export async function discoverServer(
   const prm = await protectedResource(ctx, options.challenge, pending);
   const authorizationServer =
     prm === undefined
-      ? await legacyAuthorizationServer(ctx, pending)
+      ? await legacyAuthorizationServer(ctx, pending, options)
       : await chooseAuthorizationServer(
           ctx,
           prm.metadata.authorizationServers,
@@ -256,41 +270,39 @@ async function chooseAuthorizationServer(
   });
 }
 
-/** The 2025-03-26 fallback: the server's origin as its AS, if metadata for it exists there. */
+/** The 2025-03-26 rules (legacy-discovery.ts) for a server without PRM; allowances are warned of. */
 async function legacyAuthorizationServer(
   ctx: Context,
   pending: DiscoveryRecord[],
+  options: Pick<DiscoverServerOptions, 'challenge' | 'warn'>,
 ): Promise<oauth.AuthorizationServer> {
-  const origin = new URL(ctx.server).origin;
-  const metadata = await authorizationServer(ctx, origin, pending, true);
-  if (metadata !== undefined) return metadata;
-  const tried = resourceMetadataLocations(ctx.server).map((l) => l.url);
-  throw discoveryError(
-    ctx.server,
-    `the server publishes no protected resource metadata (tried ${tried.join(', ')}) and ${origin} is not an authorization server either.`,
-    { next: configure('check the server URL; the server does not support MCP authorization discovery') },
-  );
+  const found = await legacyLookup(ctx, pending, options.challenge !== undefined);
+  if (found.kind === 'defaults' || found.mismatch) {
+    const warn = options.warn ?? ((text: string) => createLogger().warn(text, { server: ctx.server }));
+    warn(legacyWarning(ctx.server, found));
+  }
+  return found.metadata;
 }
 
-/** AS metadata of `issuer` from the cache or the network. With `optional`, none is undefined. */
+async function legacyLookup(
+  ctx: Context,
+  pending: DiscoveryRecord[],
+  bearerChallenge: boolean,
+): Promise<LegacyAuthorizationServer> {
+  const found = await findLegacyAuthorizationServer({ ...ctx.request, bearerChallenge });
+  const document = found.metadata as unknown as Record<string, unknown>;
+  pending.push(newRecord('authorization-server', found.metadata.issuer, document, found.url));
+  return found;
+}
+
+/** AS metadata of `issuer` from the cache or the network. */
 async function authorizationServer(
   ctx: Context,
   issuer: string,
   pending: DiscoveryRecord[],
-): Promise<oauth.AuthorizationServer>;
-async function authorizationServer(
-  ctx: Context,
-  issuer: string,
-  pending: DiscoveryRecord[],
-  optional: true,
-): Promise<oauth.AuthorizationServer | undefined>;
-async function authorizationServer(
-  ctx: Context,
-  issuer: string,
-  pending: DiscoveryRecord[],
-  optional = false,
-): Promise<oauth.AuthorizationServer | undefined> {
+): Promise<oauth.AuthorizationServer> {
   let stale: oauth.AuthorizationServer | undefined;
+  let legacy = false;
   for (const spelling of issuerSpellings(issuer)) {
     const record = await cached(ctx, 'authorization-server', spelling);
     if (record === undefined) continue;
@@ -302,11 +314,13 @@ async function authorizationServer(
     }
     if (isFresh(record, ctx.maxAgeMs)) return metadata;
     stale ??= metadata;
+    legacy ||= !authorizationServerMetadataUrls(issuer).includes(record.sourceUrl);
   }
   try {
     const search = await findAuthorizationServerMetadata(issuer, ctx.request);
     if (search.kind === 'none') {
-      if (optional) return undefined;
+      // Found by the 2025-03-26 rules before (a refresh, later): found the same way again.
+      if (legacy) return await legacyAgain(ctx, issuer, pending);
       throw noMetadataError(ctx.server, issuer, search.tried);
     }
     const { metadata, url } = search;
@@ -318,6 +332,18 @@ async function authorizationServer(
     if (stale !== undefined && isRetryable(error)) return stale;
     throw error;
   }
+}
+
+/** The 2025-03-26 lookup for an issuer it found before; another issuer now is an error. */
+async function legacyAgain(
+  ctx: Context,
+  issuer: string,
+  pending: DiscoveryRecord[],
+): Promise<oauth.AuthorizationServer> {
+  const found = await legacyLookup(ctx, pending, true);
+  if (sameSpelling(found.metadata.issuer, issuer)) return found.metadata;
+  pending.pop();
+  throw noMetadataError(ctx.server, issuer, authorizationServerMetadataUrls(issuer));
 }
 
 /** `https://as.example.com` and `https://as.example.com/` name the same issuer (see sameIdentifier). */

@@ -58,6 +58,12 @@ export interface ClientConfig {
   clientMetadataUrl?: string;
   /** Shown on consent screens. Default `latchkey`. */
   clientName?: string;
+  /**
+   * Workload identity federation (login flow `workload-identity`): the file holding the JWT
+   * the platform issues to this workload, sent as the RFC 7523 `assertion`. Read at each
+   * token request, so rotation is followed. Its audience must be what the AS expects.
+   */
+  workloadTokenFile?: string;
 }
 
 /**

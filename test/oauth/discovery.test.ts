@@ -8,6 +8,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 
 import { renderNextStep } from '../../src/cli/next-step.js';
 import { type ErrorCode, isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
+import { authorizationEndpoint } from '../../src/login/authorization-code.js';
 import { loadClientContext } from '../../src/oauth/client-context.js';
 import { discoverServer, invalidateDiscovery } from '../../src/oauth/discovery.js';
 import { excerpt } from '../../src/oauth/metadata-http.js';
@@ -745,6 +746,96 @@ describe('discovery against custom metadata documents', () => {
       retryable: false,
       message: /names issuer/,
     });
+  });
+
+  it('2025-03-26 (no PRM): root metadata with a same-origin issuer is used, with a warning naming the risk', async () => {
+    const issuer = `${docs.origin}/oauth`;
+    docs.set('/.well-known/oauth-authorization-server', { json: asDocument(issuer) });
+    const warnings: string[] = [];
+    const legacy = await discoverServer(server, { store, warn: (text) => warnings.push(text) });
+    assert.equal(legacy.authorizationServer.issuer, issuer);
+    assert.equal(legacy.authorizationServer.token_endpoint, `${issuer}/token`);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /names issuer ".*\/oauth".*Risk: the RFC 8414 §3\.3 issuer check/);
+    assert.ok(warnings[0]?.includes(server), 'the warning names the server');
+
+    // Later (a refresh, after the cache aged out): the issuer is found the same way again.
+    const record = await store.getDiscovery('authorization-server', issuer);
+    assert.equal(record?.sourceUrl, `${docs.origin}/.well-known/oauth-authorization-server`);
+    if (record !== undefined) await store.putDiscovery({ ...record, fetchedAt: 0 });
+    docs.requests.length = 0;
+    const again = await loadClientContext(store, server, issuer, 'client-1');
+    assert.equal(again.as.issuer, issuer);
+    assert.equal(docs.requests.at(-1), '/.well-known/oauth-authorization-server');
+    assert.ok((await store.getDiscovery('authorization-server', issuer))?.fetchedAt !== 0, 'cached afresh');
+
+    // Another origin's issuer is refused even for a 2025-03-26 server.
+    docs.reset();
+    docs.set('/.well-known/oauth-authorization-server', { json: asDocument('http://127.0.0.2:1/oauth') });
+    assertError(
+      await rejection(discoverServer(server, { store: createMemoryStore(), warn: () => undefined })),
+      {
+        code: 'DISCOVERY_FAILED',
+        server,
+        retryable: false,
+        message: /names issuer/,
+      },
+    );
+  });
+
+  it('a server with PRM keeps AUTH-14: the same same-origin mismatch is refused, with no warning', async () => {
+    const issuer = `${docs.origin}/oauth`;
+    servePrm([docs.origin]);
+    docs.set('/.well-known/oauth-authorization-server', { json: asDocument(issuer) });
+    const warnings: string[] = [];
+    const error = await rejection(discoverServer(server, { store, warn: (text) => warnings.push(text) }));
+    assertError(error, {
+      code: 'DISCOVERY_FAILED',
+      server,
+      retryable: false,
+      message: /names issuer .*RFC 8414/,
+    });
+    assert.deepEqual(warnings, []);
+
+    // AUTH-45 too: an AS that a PRM names and that does not advertise S256 is refused.
+    docs.set('/.well-known/oauth-authorization-server', {
+      json: asDocument(docs.origin, { code_challenge_methods_supported: undefined }),
+    });
+    const later: string[] = [];
+    const strict = await discoverServer(server, { store: createMemoryStore(), warn: (t) => later.push(t) });
+    assert.throws(() => authorizationEndpoint(strict.authorizationServer, server), /PKCE S256/);
+    assert.deepEqual(later, []);
+  });
+
+  it('2025-03-26 (no PRM, no metadata, a Bearer challenge): the default endpoints, with a warning', async () => {
+    const warnings: string[] = [];
+    const warn = (text: string): number => warnings.push(text);
+    const legacy = await discoverServer(server, { store, challenge: {}, warn });
+    const as = legacy.authorizationServer;
+    assert.equal(as.issuer, docs.origin);
+    assert.equal(as.authorization_endpoint, `${docs.origin}/authorize`);
+    assert.equal(as.token_endpoint, `${docs.origin}/token`);
+    assert.equal(as.registration_endpoint, `${docs.origin}/register`);
+    assert.equal(legacy.resource, server);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /default endpoints .*Risk: nothing confirms .*PKCE/);
+    // A refresh finds the token endpoint again once the cached document is old.
+    const ctx = await loadClientContext(store, server, docs.origin, 'client-1');
+    assert.equal(ctx.as.token_endpoint, `${docs.origin}/token`);
+    const aged = await store.getDiscovery('authorization-server', docs.origin);
+    assert.ok(aged !== undefined);
+    await store.putDiscovery({ ...aged, fetchedAt: 0 });
+    const refreshed = await loadClientContext(store, server, docs.origin, 'client-1');
+    assert.equal(refreshed.as.token_endpoint, `${docs.origin}/token`);
+
+    // Metadata that exists wins over the defaults, and is held to AUTH-45 like any other.
+    docs.set('/.well-known/oauth-authorization-server', {
+      json: asDocument(docs.origin, { code_challenge_methods_supported: undefined }),
+    });
+    const withMetadata = await discoverServer(server, { store: createMemoryStore(), challenge: {}, warn });
+    assert.equal(withMetadata.authorizationServer.authorization_endpoint, `${docs.origin}/auth`);
+    assert.equal(warnings.length, 1, 'metadata whose issuer is the origin needs no allowance');
+    assert.throws(() => authorizationEndpoint(withMetadata.authorizationServer, server), /PKCE S256/);
   });
 
   it('a hanging metadata URL is bounded by the timeout', async () => {

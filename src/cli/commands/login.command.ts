@@ -4,6 +4,7 @@ import type { CliContext } from '../context.js';
 import {
   authParamOption,
   clientIdOption,
+  workloadTokenFileOption,
   clientMetadataUrlOption,
   offlineAccessOption,
   portOption,
@@ -22,6 +23,7 @@ export function register(program: Command, { io }: CliContext): void {
     .option('--browser', 'use the browser even where latchkey would pick the device flow')
     .option('--client-credentials', 'machine-to-machine: client id + secret from LATCHKEY_CLIENT_SECRET')
     .addOption(clientIdOption())
+    .addOption(workloadTokenFileOption())
     .addOption(clientMetadataUrlOption())
     .option('--scope <scopes>', 'space-separated scopes to request (default: what the server advertises)')
     .addOption(portOption())

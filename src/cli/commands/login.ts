@@ -37,7 +37,7 @@ export async function runLogin(io: CliIO, options: LoginCommandOptions): Promise
         const done = await manager
           .login(options.server, options.scopes === undefined ? {} : { scopes: options.scopes })
           .finally(() => spinner.stop());
-        await login(done, store, io);
+        await login(done, store, io, isMachineFlow(options.loginOptions.flow));
       },
       'write',
     );
@@ -49,9 +49,16 @@ export async function runLogin(io: CliIO, options: LoginCommandOptions): Promise
 /**
  * After a login (run even when a valid credential exists), say which server and account were
  * authorized, where the credential lives, and anything that will bite later: no refresh
- * token means another login when the access token expires.
+ * token means another login when the access token expires. Not for the machine flows
+ * (`machine`): their grants normally issue none (RFC 6749 §4.4.3), and the next token comes
+ * from the same grant, with no one to ask.
  */
-export async function login(token: AccessToken, store: CredentialStore, io: CliIO): Promise<void> {
+export async function login(
+  token: AccessToken,
+  store: CredentialStore,
+  io: CliIO,
+  machine = false,
+): Promise<void> {
   const expiry =
     token.expiresAt === undefined ? 'no expiry given' : `expires ${new Date(token.expiresAt).toISOString()}`;
   const scopes = token.scopes.length === 0 ? '' : `, scopes: ${token.scopes.join(' ')}`;
@@ -63,11 +70,15 @@ export async function login(token: AccessToken, store: CredentialStore, io: CliI
   const account = cred?.account === undefined ? '' : ` as ${cred.account}`;
   io.err(`Logged in to ${token.server}${account} at ${token.issuer} (${expiry}${scopes}).\n`);
   io.err(`Credential stored in ${store.security.location} (key: ${store.security.keySource}).\n`);
-  if (cred !== undefined && cred.secrets.refreshToken === undefined) {
+  if (!machine && cred !== undefined && cred.secrets.refreshToken === undefined) {
     io.err(
       `warning: ${token.issuer} issued no refresh token, so you will have to log in again when the access ` +
         'token expires. The authorization server may not allow the refresh_token grant for this client, or may ' +
         'want the offline_access scope (try `--offline-access`).\n',
     );
   }
+}
+
+function isMachineFlow(flow: LoginOptions['flow']): boolean {
+  return flow === 'client-credentials' || flow === 'workload-identity';
 }

@@ -7,6 +7,7 @@ import type { CliContext } from '../context.js';
 import {
   authParamOption,
   clientIdOption,
+  workloadTokenFileOption,
   clientMetadataUrlOption,
   headerOption,
   offlineAccessOption,
@@ -102,6 +103,7 @@ function addLoginFlags(command: Command): Command {
     .option('--device', 'log in with the device flow (a code to enter on another device)')
     .option('--browser', 'log in with the browser even where latchkey would pick the device flow')
     .addOption(clientIdOption())
+    .addOption(workloadTokenFileOption())
     .option(
       '--static-oauth-client-info <json|@file>',
       'pre-registered client as JSON {"client_id", "client_secret"?}',

@@ -1,5 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 
 import { asLatchkeyError } from '../../mcp/client.js';
 import { networkText, printable } from '../../network-text.js';
@@ -9,6 +9,28 @@ import type { CliIO } from '../io.js';
 
 /** Pages followed at most; a server that keeps handing out cursors is cut off here. */
 const MAX_PAGES = 100;
+
+interface ListedTool {
+  name: string;
+  description?: unknown;
+}
+
+/**
+ * A tools/list page, read without rebuilding the tools: the SDK's own result schema
+ * (`client.listTools()`) recreates every `inputSchema` with its known keys first, so `--json`
+ * would print a reordered schema. Here each tool is checked (an object with a string name)
+ * and kept as the server sent it, keyword for keyword and in its order.
+ */
+const ToolsPage = z.looseObject({
+  tools: z.array(
+    z.custom<ListedTool>(
+      (tool) =>
+        typeof tool === 'object' && tool !== null && typeof (tool as { name?: unknown }).name === 'string',
+      'a tool without a name',
+    ),
+  ),
+  nextCursor: z.string().optional(),
+});
 
 /** `latchkey tools <server>`: never starts a login. */
 export async function runTools(
@@ -29,11 +51,12 @@ export async function tools(
   server: string,
   options: { json: boolean },
 ): Promise<void> {
-  const all: Tool[] = [];
+  const all: ListedTool[] = [];
   let cursor: string | undefined;
   try {
     for (let page = 0; page < MAX_PAGES; page++) {
-      const result = await client.listTools(cursor === undefined ? {} : { cursor });
+      const params = cursor === undefined ? {} : { cursor };
+      const result = await client.request({ method: 'tools/list', params }, ToolsPage);
       all.push(...result.tools);
       cursor = result.nextCursor;
       if (cursor === undefined) break;
@@ -49,7 +72,8 @@ export async function tools(
   const width = Math.max(0, ...all.map((t) => printable(t.name).length));
   for (const tool of all) {
     // Names and descriptions are the server's words, printed to a terminal.
-    const summary = networkText((tool.description ?? '').split('\n')[0] ?? '').trim();
+    const description = typeof tool.description === 'string' ? tool.description : '';
+    const summary = networkText(description.split('\n')[0] ?? '').trim();
     io.out(`${printable(tool.name).padEnd(width)}  ${summary}`.trimEnd() + '\n');
   }
 }
