@@ -65,11 +65,6 @@ if (only === undefined || only === 'proxy') {
   const quick = process.argv.includes('--quick');
   for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
 }
-// Only on request: the MCP endpoint of `latchkey serve` against a direct SDK client (issue 17).
-if (only === 'serve-mcp') {
-  const { benchServeMcp } = await import('./serve-mcp.js');
-  for (const [title, figures] of await benchServeMcp()) print(title, figures);
-}
 // Only on request (a few minutes): the fleet refresher on PostgreSQL (issue 16). `--quick`
 // shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers.
 if (only === 'fleet') {
@@ -91,7 +86,7 @@ if (only === 'scale' || (only === 'fleet' && !process.argv.includes('--quick')))
 }
 // Only on request (about a minute): latchkey serve's token API and memory (issue 17).
 if (only === 'serve') {
-  const { benchServeMcpOverhead, benchServeMemory, benchServeTokens } = await import('./serve.js');
+  const { benchServeMemory, benchServeTokens } = await import('./serve.js');
   print(
     'latchkey serve: token API on a cache hit, open-loop load (goal p99 < 5 ms at 2,000 req/s)',
     await benchServeTokens(),
@@ -100,10 +95,9 @@ if (only === 'serve') {
     'latchkey serve: RSS of one instance, SQLite store, users connected and served',
     await benchServeMemory(),
   );
-  print(
-    'latchkey serve: MCP endpoint overhead (SLOT for the serve-mcp branch)',
-    await benchServeMcpOverhead(),
-  );
+  // The MCP endpoint against a direct SDK client, in the same run.
+  const { benchServeMcp } = await import('./serve-mcp.js');
+  for (const [title, figures] of await benchServeMcp()) print(title, figures);
 }
 // Only on request: it kills processes on purpose, and its figure needs many kills to be tight.
 if (only === 'crash') {

@@ -211,15 +211,6 @@ export async function benchServeMemory(): Promise<Record<string, string | number
   return figures;
 }
 
-/**
- * The MCP endpoint's tools/call overhead against a direct client (issue 17): the MCP endpoint
- * is built on another branch (serve-mcp). SLOT: measure it here, in the same run, and return
- * its ratio; until then the figure says it is not measured.
- */
-export async function benchServeMcpOverhead(): Promise<Record<string, string | number>> {
-  return { 'tools/call through /v1/subjects/{subject}/mcp/{upstream} vs direct': 'not measured yet (slot)' };
-}
-
 function round(n: number): number {
   return Math.round(n * 100) / 100;
 }

@@ -195,3 +195,28 @@ export function parsePublicUrl(text: string): string {
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
+
+/**
+ * The application's page that signs its user in and sends them on to a fresh portal link
+ * (`--portal-sign-in-url`): an absolute http(s) URL without user information or fragment.
+ */
+export function parsePortalSignInUrl(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.username !== '' ||
+    url.hash !== ''
+  ) {
+    throw invalid(
+      `--portal-sign-in-url ${JSON.stringify(text)} must be an http(s) URL without user or fragment.`,
+      'give the application\'s page that signs its user in and opens a portal link (docs/serve.md, "The portal")',
+    );
+  }
+  return url.href;
+}

@@ -63,7 +63,18 @@ function page(handle: (call: Call) => Promise<void>): (call: Call) => Promise<vo
 
 async function home({ ctx, req, res, url }: Call): Promise<void> {
   const session = await sessionOf(ctx, req);
+  const wanted = ctx.upstreams.get(url.searchParams.get('connect') ?? '');
   if (session === undefined) {
+    if (ctx.portalSignInUrl !== undefined) {
+      // The person came from a connect link (an MCP host's URL elicitation) or a bookmark:
+      // the application knows who they are and opens a portal link for them.
+      res.writeHead(303, {
+        location: signInLocation(ctx.portalSignInUrl, wanted),
+        'cache-control': 'no-store',
+      });
+      res.end();
+      return;
+    }
     const text = 'Open this page again from the application you use: it gives you a fresh link.';
     sendPage(res, 401, messagePage('Not signed in', text));
     return;
@@ -73,9 +84,17 @@ async function home({ ctx, req, res, url }: Call): Promise<void> {
     upstreams: [...ctx.upstreams.values()],
     connections: await listConnections(ctx, session.grant.subject),
     csrfToken: session.csrfToken,
-    notice: noticeOf(ctx, url.searchParams),
+    notice:
+      noticeOf(ctx, url.searchParams) ??
+      (wanted === undefined ? undefined : { text: `To use ${wanted.id}, connect it below.`, bad: false }),
   };
   sendPage(res, 200, homePage(view));
+}
+
+function signInLocation(signInUrl: string, upstream: UpstreamConfig | undefined): string {
+  const location = new URL(signInUrl);
+  if (upstream !== undefined) location.searchParams.set('upstream', upstream.id);
+  return location.href;
 }
 
 async function openLink({ ctx, req, res, url }: Call): Promise<void> {

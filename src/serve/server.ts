@@ -42,6 +42,13 @@ export interface ServeOptions {
   portalLinkTtlMs?: number;
   /** How long a portal session lasts (absolute). Default 1 hour. */
   portalSessionTtlMs?: number;
+  /**
+   * The application's page that signs its user in and redirects to a fresh portal link
+   * (POST /v1/subjects/{subject}/portal). The page sends people without a session there, with
+   * `upstream=<id>` when they came to connect one. Default: none; they get a page saying to
+   * open the portal from the application.
+   */
+  portalSignInUrl?: string;
   /** Accept user JWTs on /mcp/{upstream} (docs/serve.md, "User JWTs"). Default: none accepted. */
   jwt?: JwtConfig;
   /**
@@ -105,6 +112,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     connectTtlMs: options.connectTtlMs ?? CONNECT_TTL_MS,
     portalLinkTtlMs: options.portalLinkTtlMs ?? PORTAL_LINK_TTL_MS,
     portalSessionTtlMs: options.portalSessionTtlMs ?? PORTAL_SESSION_TTL_MS,
+    portalSignInUrl: options.portalSignInUrl,
     jwt: options.jwt === undefined ? undefined : new JwtVerifier(options.jwt),
     mcpGateway: new McpGateway({ manager, logger, fetch: options.fetch, ...options.mcpLinks }),
     events: new EventStreams(manager, options.upstreams, publicUrl, options.events),

@@ -53,7 +53,11 @@ export interface PortalEnv {
   logLines: string[];
   secretsSeen: string[];
   /** Another instance on the same store, with its own portal lifetimes. */
-  instance(options?: { portalLinkTtlMs?: number; portalSessionTtlMs?: number }): Promise<RunningServe>;
+  instance(options?: {
+    portalLinkTtlMs?: number;
+    portalSessionTtlMs?: number;
+    portalSignInUrl?: string;
+  }): Promise<RunningServe>;
   /** Serve `html` from the other origin and return its URL. */
   attackerPage(html: string): string;
   portalLink(subject: string, base?: string): Promise<Answer>;

@@ -65,6 +65,27 @@ describe('latchkey serve: the portal refuses what it must', { skip: skipReason()
     }
   });
 
+  it('a connect link (URL elicitation) without a session goes to the app to sign in; with one, it names the upstream', async () => {
+    // Without a sign-in URL the page can only say to come back from the app (the test above).
+    const withSignIn = await e.instance({ portalSignInUrl: 'https://app.example.com/latchkey?from=gateway' });
+    try {
+      const away = await fetch(`${withSignIn.url}/?connect=demo`, { redirect: 'manual' });
+      assert.equal(away.status, 303);
+      const location = new URL(away.headers.get('location') ?? '');
+      assert.equal(location.origin + location.pathname, 'https://app.example.com/latchkey');
+      assert.equal(location.searchParams.get('from'), 'gateway', "the app's own query is kept");
+      assert.equal(location.searchParams.get('upstream'), 'demo');
+      const unknown = await fetch(`${withSignIn.url}/?connect=nope`, { redirect: 'manual' });
+      assert.equal(new URL(unknown.headers.get('location') ?? '').searchParams.get('upstream'), null);
+    } finally {
+      await withSignIn.close();
+    }
+    const kim = await e.visit('kim');
+    const page = await fetch(`${e.serve.url}/?connect=demo`, { headers: { cookie: kim.cookie } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /To use demo, connect it below\./);
+  });
+
   it('a cross-origin POST from Chromium, a forged CSRF token, or no Origin is refused', async () => {
     await e.connectByApi('ivan', 'ivan-at-as');
     const ivan = await e.visit('ivan');

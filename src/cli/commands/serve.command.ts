@@ -14,6 +14,7 @@ export interface ServeFlags {
   jwtJwksUri?: string;
   tlsCert?: string;
   tlsKey?: string;
+  portalSignInUrl?: string;
 }
 
 const SERVE_HELP = `
@@ -47,6 +48,10 @@ export function register(program: Command, { io }: CliContext): void {
     .option('--jwt-jwks-uri <url>', "the issuer's JWKS (default: its metadata's jwks_uri)")
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option(
+      '--portal-sign-in-url <url>',
+      "the application's page that signs a user in and opens their portal link",
+    )
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {
       const { runServe } = await import('./serve.js');

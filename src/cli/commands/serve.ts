@@ -5,6 +5,7 @@ import { createAppKey } from '../../serve/app-keys.js';
 import {
   mergeUpstreams,
   parseListen,
+  parsePortalSignInUrl,
   parsePublicUrl,
   parseUpstreamFlag,
   readConfigFile,
@@ -39,6 +40,9 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
         refresher: options.refresher,
         ...(jwt === undefined ? {} : { jwt }),
         ...tlsOf(options),
+        ...(options.portalSignInUrl === undefined
+          ? {}
+          : { portalSignInUrl: parsePortalSignInUrl(options.portalSignInUrl) }),
       });
       io.err(`latchkey serve: listening on ${running.url} (public ${running.publicUrl}); Ctrl-C to stop\n`);
       try {
