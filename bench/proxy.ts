@@ -219,7 +219,7 @@ async function benchEnv(options: Partial<AuthorizationServerOptions>): Promise<B
       if (name === 'latchkey') {
         const home = join(dir, 'latchkey');
         Object.assign(childEnv, { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') });
-        // LATCHKEY_BENCH_HTTP_CLIENT=node: measure the proxy on node:http (docs/configuration.md).
+        // LATCHKEY_BENCH_HTTP_CLIENT=fetch: measure the proxy on Node's fetch (docs/configuration.md).
         const httpClient = process.env['LATCHKEY_BENCH_HTTP_CLIENT'];
         if (httpClient !== undefined) childEnv['LATCHKEY_HTTP_CLIENT'] = httpClient;
         const store = await openSqliteStore({ home, env: childEnv });

@@ -21,6 +21,9 @@ export interface Transport {
  */
 const AGENT_OPTIONS = { keepAlive: true, timeout: 4000 };
 
+/** Sockets of requests sent with `reuse: false`: closed when their answer ends. */
+const spent = new WeakSet<object>();
+
 /** One keep-alive agent per protocol, made on first use; https (and TLS) loads only for https. */
 export function transports(): (protocol: string) => Promise<Transport> {
   const made = new Map<string, Promise<Transport>>();
@@ -29,13 +32,25 @@ export function transports(): (protocol: string) => Promise<Transport> {
     transport ??=
       protocol === 'https:'
         ? import('node:https').then((https) => ({
-            agent: new https.Agent(AGENT_OPTIONS),
+            agent: sparing(new https.Agent(AGENT_OPTIONS)),
             request: https.request,
           }))
-        : Promise.resolve({ agent: new http.Agent(AGENT_OPTIONS), request: http.request });
+        : Promise.resolve({ agent: sparing(new http.Agent(AGENT_OPTIONS)), request: http.request });
     made.set(protocol, transport);
     return transport;
   };
+}
+
+/**
+ * The agent asks keepSocketAlive whether a socket whose answer ended goes back to the pool;
+ * a spent one is destroyed there instead, before any other request can be given it. (A
+ * `Connection: close` request header would not do: a server that answers `Connection:
+ * keep-alive` explicitly, as SSE responses do, keeps the client's socket pooled.)
+ */
+function sparing<A extends Agent>(agent: A): A {
+  const keep = agent.keepSocketAlive.bind(agent) as (socket: object) => boolean;
+  agent.keepSocketAlive = (socket) => !spent.has(socket) && keep(socket);
+  return agent;
 }
 
 /**
@@ -56,6 +71,8 @@ export interface Outgoing {
   headers: Record<string, string | number>;
   body: string | undefined;
   signal: AbortSignal | null | undefined;
+  /** False: the connection is closed once this answer ends, not kept for another request. */
+  reuse?: boolean;
 }
 
 export interface Sent {
@@ -70,6 +87,7 @@ export function sendRequest(url: URL, outgoing: Outgoing, transport: Transport):
   const headers = { ...outgoing.headers };
   if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
   const request = transport.request(url, { method: outgoing.method, headers, agent: transport.agent });
+  if (outgoing.reuse === false) request.once('socket', (socket) => spent.add(socket));
   // Once: the end, the close and a release may each call it, and removing a listener is not free.
   let attached = signal !== undefined && signal !== null;
   const detach = (): void => {

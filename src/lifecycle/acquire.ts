@@ -23,7 +23,8 @@ import {
 export type AcquireStore = CredentialTable & LeaseTable & EventLog;
 
 /** Why the manager is asking for an interactive acquisition. */
-export type AcquireReason = 'no-credential' | 'needs-login' | 'no-refresh-token' | 'scope' | 'requested';
+export type AcquireReason =
+  'no-credential' | 'needs-login' | 'no-refresh-token' | 'token-rejected' | 'scope' | 'requested';
 
 export interface AcquireRequest {
   server: string;
@@ -282,6 +283,8 @@ export function describeReason(reason: AcquireReason): string {
       return 'the stored credential was rejected by the authorization server';
     case 'no-refresh-token':
       return 'the access token expired and there is no refresh token';
+    case 'token-rejected':
+      return 'the server rejected the access token and there is no refresh token';
     case 'scope':
       return 'the stored credential lacks the requested scopes';
     case 'requested':

@@ -73,6 +73,13 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
   readonly #refreshes = new SingleFlight<StoredCredential>();
   readonly #logins = new SingleFlight<StoredCredential>();
   readonly #stats: ManagerStats = emptyStats();
+  /**
+   * Access tokens a server rejected (a 401 naming them) that nothing can refresh: not handed
+   * out again by this process, even to a caller that does not name them (the login that
+   * follows the 401). Only a new login replaces them. Bounded; a dead token is also gone
+   * from the store once a login replaces it.
+   */
+  readonly #refused = new Set<string>();
   #unwatch: (() => void) | undefined;
   readonly #revocations: RevocationRetrier | undefined;
   #closed = false;
@@ -158,6 +165,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     if (
       entry !== undefined &&
       options.rejectedToken !== entry.token.token &&
+      !this.#refused.has(entry.token.token) &&
       hasScopes(entry.token.scopes, options.scopes)
     ) {
       const now = Date.now();
@@ -263,10 +271,16 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
     const cred = await this.#find(server, subject);
     let reason: AcquireReason = 'no-credential';
     if (cred !== undefined) {
-      const rejected =
-        options.rejectedToken !== undefined && options.rejectedToken === cred.secrets.accessToken;
+      const access = cred.secrets.accessToken;
+      const rejected = options.rejectedToken === access || this.#refused.has(access);
       const scoped = hasScopes(cred.scopes, options.scopes);
-      reason = !scoped ? 'scope' : cred.status.state === 'needs-login' ? 'needs-login' : 'no-refresh-token';
+      reason = !scoped
+        ? 'scope'
+        : cred.status.state === 'needs-login'
+          ? 'needs-login'
+          : rejected
+            ? 'token-rejected'
+            : 'no-refresh-token';
       if (
         scoped &&
         !rejected &&
@@ -275,6 +289,7 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       ) {
         return this.#cache.remember(cred).token;
       }
+      if (rejected && cred.secrets.refreshToken === undefined) this.#refuse(access);
       if (scoped && cred.status.state !== 'needs-login' && cred.secrets.refreshToken !== undefined) {
         const fresh = await this.#refreshOnDemand(cred).catch((error: unknown) =>
           this.#permanentOrThrow(error),
@@ -284,6 +299,11 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
       }
     }
     return this.#acquire(server, subject, options, reason, cred);
+  }
+
+  #refuse(token: string): void {
+    if (this.#refused.size >= 256) this.#refused.clear();
+    this.#refused.add(token);
   }
 
   async #refreshOnDemand(seen: StoredCredential): Promise<StoredCredential> {

@@ -143,7 +143,7 @@ function buildWires(
 function connectionFetch(server: string, options: ConnectionOptions): WireFetch {
   const send = sameOriginWireRedirects(
     server,
-    options.fetch ?? (options.httpClient === 'node' ? createHttpClient() : fetch),
+    options.fetch ?? (options.httpClient === 'fetch' ? fetch : createHttpClient()),
   );
   if (options.authenticate === false) return send;
   return createAuthWire(

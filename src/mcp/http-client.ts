@@ -88,9 +88,15 @@ async function send(url: URL, init: WireInit, transport: Transport): Promise<Wir
   // What Node's fetch sent: some front ends refuse a request without a User-Agent.
   if (!Object.keys(headers).some((name) => name.toLowerCase() === 'user-agent'))
     headers['user-agent'] = 'node';
+  // A GET here opens an event stream with no natural end: it ends when the server goes away
+  // or drops the session, and then its connection is the one most likely being closed. Back
+  // in the pool it was picked for the host's next request a moment before the server's close
+  // was read, failing a tools/call as "may have run" that no server saw. Held for the stream's
+  // life anyway, it is closed with the stream instead.
+  const reuse = init.method !== 'GET';
   const sent = sendRequest(
     url,
-    { method: init.method, headers, body: init.body, signal: init.signal },
+    { method: init.method, headers, body: init.body, signal: init.signal, reuse },
     transport,
   );
   // The signal stays attached until the body is done: it also ends a stream being read.

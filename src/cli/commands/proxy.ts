@@ -80,8 +80,8 @@ export async function proxy(io: CliIO, options: ProxyCommandOptions): Promise<vo
     transport: options.transport,
     ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
     headers,
-    // Experimental, so an environment switch rather than a flag (docs/configuration.md).
-    ...(io.env['LATCHKEY_HTTP_CLIENT'] === 'node' ? { httpClient: 'node' as const } : {}),
+    // A way back to Node's fetch, should a server or a network in between need it.
+    ...(io.env['LATCHKEY_HTTP_CLIENT'] === 'fetch' ? { httpClient: 'fetch' as const } : {}),
     authenticate: !staticAuth,
     requestTimeoutMs: options.requestTimeoutMs,
     ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
