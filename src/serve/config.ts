@@ -220,3 +220,24 @@ export function parsePortalSignInUrl(text: string): string {
   }
   return url.href;
 }
+
+/** `--allow-return-to <origin>`: an http(s) origin, nothing after it. */
+export function parseReturnToOrigin(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.href !== `${url.origin}/`
+  ) {
+    throw invalid(
+      `--allow-return-to ${JSON.stringify(text)} is not an origin.`,
+      'give scheme, host and port only, e.g. https://app.example.com',
+    );
+  }
+  return url.origin;
+}

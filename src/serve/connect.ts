@@ -116,7 +116,7 @@ function scopesFor(
 }
 
 /** `return_to` from the request body: an absolute http(s) URL without credentials. */
-export function checkedReturnTo(body: unknown): string {
+export function checkedReturnTo(body: unknown, allowedOrigins?: readonly string[]): string {
   const value = (body as { return_to?: unknown } | null)?.return_to;
   const bad = (why: string): HttpError =>
     new HttpError(400, { error: 'invalid_request', message: `return_to ${why}.` });
@@ -130,6 +130,9 @@ export function checkedReturnTo(body: unknown): string {
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '') {
     throw bad('must be an http(s) URL without user information');
+  }
+  if (allowedOrigins !== undefined && !allowedOrigins.includes(url.origin)) {
+    throw bad(`must be on an allowed origin (${allowedOrigins.join(', ')})`);
   }
   return url.href;
 }

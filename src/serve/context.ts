@@ -25,6 +25,8 @@ export interface ServeContext {
   readonly portalLinkTtlMs: number;
   /** How long a portal session lasts from the link's opening. */
   readonly portalSessionTtlMs: number;
+  /** Origins `return_to` may name; undefined: any http(s) origin. */
+  readonly returnToOrigins?: readonly string[] | undefined;
   /** Where a person without a portal session is sent to sign in at the application. */
   readonly portalSignInUrl?: string | undefined;
   /** Verifies user JWTs (`/mcp/{upstream}`); undefined when none are configured. */

@@ -142,7 +142,7 @@ function target(ctx: ServeContext, params: string[]): { subject: string; upstrea
 
 async function connect({ ctx, req, res, params }: Call): Promise<void> {
   const { subject, upstream } = target(ctx, params);
-  const returnTo = checkedReturnTo(await readJson(req));
+  const returnTo = checkedReturnTo(await readJson(req), ctx.returnToOrigins);
   try {
     const started = await startConnect(ctx, subject, upstream, returnTo);
     sendJson(res, 201, {

@@ -49,6 +49,11 @@ export interface ServeOptions {
    * open the portal from the application.
    */
   portalSignInUrl?: string;
+  /**
+   * The origins a connect's `return_to` may name (`https://app.example.com`). Default: any
+   * http(s) URL, since only holders of an app key can start a connect.
+   */
+  returnToOrigins?: readonly string[];
   /** Accept user JWTs on /mcp/{upstream} (docs/serve.md, "User JWTs"). Default: none accepted. */
   jwt?: JwtConfig;
   /**
@@ -113,6 +118,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     portalLinkTtlMs: options.portalLinkTtlMs ?? PORTAL_LINK_TTL_MS,
     portalSessionTtlMs: options.portalSessionTtlMs ?? PORTAL_SESSION_TTL_MS,
     portalSignInUrl: options.portalSignInUrl,
+    returnToOrigins: options.returnToOrigins,
     jwt: options.jwt === undefined ? undefined : new JwtVerifier(options.jwt),
     mcpGateway: new McpGateway({ manager, logger, fetch: options.fetch, ...options.mcpLinks }),
     events: new EventStreams(manager, options.upstreams, publicUrl, options.events),

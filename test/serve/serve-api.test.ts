@@ -275,6 +275,35 @@ describe('latchkey serve: the HTTP API', () => {
     }
   });
 
+  it('with --allow-return-to, return_to must be on an allowed origin', async () => {
+    const strict = await startServe({
+      store: await openStore(),
+      upstreams: [{ id: 'demo', url: mcp.url }],
+      listen: { host: '127.0.0.1', port: 0 },
+      refresher: false,
+      logger: createLogger({ level: 'silent' }),
+      returnToOrigins: ['https://app.example.com'],
+    });
+    try {
+      const path = '/v1/subjects/alice/connections/demo';
+      const elsewhere = await api('POST', path, {
+        base: strict.url,
+        body: { return_to: 'https://app.example.com.evil.test/settings' },
+      });
+      assert.equal(elsewhere.status, 400);
+      assert.match(String(elsewhere.body['message']), /allowed origin \(https:\/\/app\.example\.com\)/);
+      const otherPort = await api('POST', path, {
+        base: strict.url,
+        body: { return_to: 'https://app.example.com:8443/' },
+      });
+      assert.equal(otherPort.status, 400, 'an origin includes its port');
+      const allowed = await api('POST', path, { base: strict.url, body: { return_to: RETURN_TO } });
+      assert.equal(allowed.status, 201);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('token without a connection: 409 login_required with the connect link', async () => {
     const missing = await token('nobody');
     assert.equal(missing.status, 409);

@@ -14,7 +14,9 @@ import { main } from '../../src/cli/main.js';
 import {
   mergeUpstreams,
   parseListen,
+  parsePortalSignInUrl,
   parsePublicUrl,
+  parseReturnToOrigin,
   parseUpstreamFlag,
   readConfigFile,
 } from '../../src/serve/config.js';
@@ -177,6 +179,12 @@ describe('latchkey serve: CLI and configuration', () => {
     assert.throws(() => parseListen('host:99999'), /not host:port/);
     assert.equal(parsePublicUrl('https://gw.example.com/latchkey/'), 'https://gw.example.com/latchkey');
     assert.throws(() => parsePublicUrl('https://gw.example.com/?x=1'), /without query/);
+    assert.equal(parseReturnToOrigin('https://app.example.com'), 'https://app.example.com');
+    assert.equal(parseReturnToOrigin('http://127.0.0.1:3000/'), 'http://127.0.0.1:3000');
+    assert.throws(() => parseReturnToOrigin('https://app.example.com/settings'), /not an origin/);
+    assert.throws(() => parseReturnToOrigin('app.example.com'), /not an origin/);
+    assert.equal(parsePortalSignInUrl('https://app.example.com/gw?x=1'), 'https://app.example.com/gw?x=1');
+    assert.throws(() => parsePortalSignInUrl('https://u:p@app.example.com/'), /without user/);
     const io = captureIO(env);
     assert.equal(await main(['serve', '--listen', '127.0.0.1:0'], io), ExitCode.USAGE);
     assert.match(io.stderr, /no upstream MCP servers are configured/);

@@ -15,6 +15,7 @@ export interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   portalSignInUrl?: string;
+  allowReturnTo?: string[];
 }
 
 const SERVE_HELP = `
@@ -48,6 +49,12 @@ export function register(program: Command, { io }: CliContext): void {
     .option('--jwt-jwks-uri <url>', "the issuer's JWKS (default: its metadata's jwks_uri)")
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option(
+      '--allow-return-to <origin>',
+      'an origin return_to may name; repeatable (default: any)',
+      collect,
+      [],
+    )
     .option(
       '--portal-sign-in-url <url>',
       "the application's page that signs a user in and opens their portal link",

@@ -7,6 +7,7 @@ import {
   parseListen,
   parsePortalSignInUrl,
   parsePublicUrl,
+  parseReturnToOrigin,
   parseUpstreamFlag,
   readConfigFile,
   type UpstreamConfig,
@@ -40,6 +41,9 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
         refresher: options.refresher,
         ...(jwt === undefined ? {} : { jwt }),
         ...tlsOf(options),
+        ...(options.allowReturnTo === undefined || options.allowReturnTo.length === 0
+          ? {}
+          : { returnToOrigins: options.allowReturnTo.map(parseReturnToOrigin) }),
         ...(options.portalSignInUrl === undefined
           ? {}
           : { portalSignInUrl: parsePortalSignInUrl(options.portalSignInUrl) }),
