@@ -3,7 +3,7 @@ import { type CredentialKey, keyId } from '../credential/key.js';
 import type { CredentialRecord, StoredCredential } from '../credential/model.js';
 import { fingerprint, secrets } from '../redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
-import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { networkText } from '../network-text.js';
 import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
@@ -16,6 +16,7 @@ import {
   EventType,
   type LeaseTable,
   type RegistrationCache,
+  type WriteResult,
 } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
 import type { EngineContext } from './context.js';
@@ -193,10 +194,17 @@ async function storeRefreshed(
     requestedAt: result.requestedAt,
     previous: current,
   });
-  const written = await ctx.store.writeCredential(
-    record,
-    { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
-    { type: EventType.REFRESHED, ...key, generation: current.generation + 1, detail: refreshDetail(record) },
+  const written = await persistRotated(() =>
+    ctx.store.writeCredential(
+      record,
+      { expectedGeneration: current.generation, leaseOwner: ctx.holder.owner },
+      {
+        type: EventType.REFRESHED,
+        ...key,
+        generation: current.generation + 1,
+        detail: refreshDetail(record),
+      },
+    ),
   );
   // A successful write stored exactly this record at this generation: no read-back.
   const stored = written.ok ? asWritten(record, written.generation) : await ctx.store.getCredential(key);
@@ -217,6 +225,28 @@ async function storeRefreshed(
   }
   if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
   return stored;
+}
+
+/** Waits between tries of a write that failed transiently in the in-flight window. */
+const PERSIST_RETRY_MS = [100, 400, 1200];
+
+/**
+ * The write of tokens the AS has just rotated, tried again when the store fails transiently
+ * (a lost connection, a timeout on a starved machine): given up at once, the new refresh
+ * token is lost and the old one is dead, so the grant ends in needs-login. Trying again is
+ * safe: the write is generation- and lease-checked, so one that did commit is refused the
+ * second time, and one whose lease lapsed meanwhile is refused rather than applied late.
+ */
+async function persistRotated(write: () => Promise<WriteResult>): Promise<WriteResult> {
+  for (const wait of PERSIST_RETRY_MS) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!isLatchkeyError(error) || !error.retryable) throw error;
+      await sleep(wait);
+    }
+  }
+  return write();
 }
 
 async function handleFailure(
