@@ -101,11 +101,12 @@ describe('latchkey serve: the Open WebUI seed', { skip: skipReason() }, () => {
     home = await mkdtemp(join(tmpdir(), 'latchkey-serve-seed-'));
     database = testStoreKind() === 'postgres' ? await freshDatabase() : undefined;
     const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-    store =
+    const opened =
       database === undefined
         ? await openSqliteStore({ home, env })
         : await openPostgresStore({ url: database.url, env });
-    assert.ok(hasServeTables(store));
+    assert.ok(hasServeTables(opened));
+    store = opened;
     key = (await createAppKey(store, 'open-webui')).key;
     serve = await startServe({
       store,
