@@ -171,8 +171,19 @@ describe('fleet: three latchkey serve processes on one PostgreSQL database', () 
 });
 
 async function run(t: TestContext, fleet: Fleet, hosts: Hosts): Promise<void> {
-  const { as, store, instances } = fleet;
   const subjects = Array.from({ length: USERS }, (_, i) => `u-${i}`);
+  await steadyPhase(t, fleet, hosts, subjects);
+  await killPhase(t, fleet, hosts, subjects);
+}
+
+/** Connect every user, then call through all three instances for SECONDS. */
+async function steadyPhase(
+  t: TestContext,
+  fleet: Fleet,
+  hosts: Hosts,
+  subjects: readonly string[],
+): Promise<void> {
+  const { as, store, instances } = fleet;
   const seedStarted = Date.now();
   const byBrowser = subjects.slice(0, BROWSER_USERS);
   await connectInBrowser(fleet, byBrowser);
@@ -205,7 +216,16 @@ async function run(t: TestContext, fleet: Fleet, hosts: Hosts): Promise<void> {
     shares.every((n) => n > 0),
     `every instance refreshed some: ${shares.join(' / ')}`,
   );
+}
 
+/** SIGKILL one instance, call through the other two, stop them, and account for every refresh. */
+async function killPhase(
+  t: TestContext,
+  fleet: Fleet,
+  hosts: Hosts,
+  subjects: readonly string[],
+): Promise<void> {
+  const { as, store, instances } = fleet;
   // kill -9 one instance. Its leases stay in the store until they expire: those credentials
   // are the only ones it can have left half-done (a rotated refresh token whose answer died).
   const victim = instances[0]!;
