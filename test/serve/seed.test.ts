@@ -1,0 +1,298 @@
+// Issue 17's seed scenario, as Open WebUI would live it, end to end with real parts: the real
+// oidc-provider AS behind the fault proxy (2-s access tokens, rotating refresh tokens), the
+// real SDK MCP server, a real store (SQLite, or PostgreSQL with LATCHKEY_TEST_STORE=postgres),
+// `latchkey serve` with its refresher on, the SDK Client as the host over Streamable HTTP, an
+// SSE client on /v1/events, and headless Chromium for the person who signs in again.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { chromium, type Browser } from 'playwright-core';
+
+import { createLogger } from '../../src/log.js';
+import { createAppKey } from '../../src/serve/app-keys.js';
+import { startServe, type RunningServe } from '../../src/serve/server.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
+import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import {
+  completeAuthorization,
+  type FaultProxy,
+  startAuthorizationServer,
+  startFaultProxy,
+  startMcpServer,
+  type TestAuthorizationServer,
+  type TestMcpServer,
+} from '../harness/index.js';
+import { freshDatabase, type TestDatabase, testStoreKind } from '../support/postgres.js';
+import { CHROMIUM, skipReason } from './portal-env.js';
+import { SseReader } from './sse-reader.js';
+
+const TTL_S = 2;
+const SUBJECT = 'owui-user-7';
+const AS_USER = 'carol-at-as';
+
+interface Connection {
+  upstream: string;
+  state: string;
+  last_error: { code: string } | null;
+}
+
+function textOf(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content.map((c) => c.text ?? '').join('');
+}
+
+async function rpcError(call: Promise<unknown>): Promise<McpError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof McpError, `an McpError, not ${String(error)}`);
+    return error;
+  }
+  assert.fail('the call succeeded');
+}
+
+/** Polls `probe` every `everyMs` until it answers; fails after `timeoutMs`. */
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await probe();
+    if (answer !== undefined) return answer;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+describe('latchkey serve: the Open WebUI seed', { skip: skipReason() }, () => {
+  let asProxy: FaultProxy;
+  let as: TestAuthorizationServer;
+  let mcp: TestMcpServer;
+  let home: string;
+  let database: TestDatabase | undefined;
+  let store: ServeStore;
+  let serve: RunningServe;
+  let key: string;
+  let browser: Browser;
+  let events: SseReader;
+  const hosts: Client[] = [];
+  const keyed = (): Record<string, string> => ({ authorization: `Bearer ${key}` });
+
+  before(async () => {
+    asProxy = await startFaultProxy();
+    as = await startAuthorizationServer({
+      accessTokenTtl: TTL_S,
+      rotateRefreshToken: true,
+      frontedBy: asProxy,
+    });
+    mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
+    home = await mkdtemp(join(tmpdir(), 'latchkey-serve-seed-'));
+    database = testStoreKind() === 'postgres' ? await freshDatabase() : undefined;
+    const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    const opened =
+      database === undefined
+        ? await openSqliteStore({ home, env })
+        : await openPostgresStore({ url: database.url, env });
+    assert.ok(hasServeTables(opened));
+    store = opened;
+    key = (await createAppKey(store, 'open-webui')).key;
+    serve = await startServe({
+      store,
+      upstreams: [{ id: 'demo', url: mcp.url }],
+      listen: { host: '127.0.0.1', port: 0 },
+      refresher: true,
+      logger: createLogger({ level: 'silent' }),
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    events = await SseReader.open(`${serve.url}/v1/events?subject=${SUBJECT}`, keyed());
+    assert.equal(events.status, 200);
+  });
+
+  after(async () => {
+    await events?.close();
+    for (const host of hosts) await host.close().catch(() => undefined);
+    await browser?.close();
+    await serve?.close();
+    await store?.close();
+    await mcp?.close();
+    await as?.close();
+    await asProxy?.close();
+    if (home !== undefined) await rm(home, { recursive: true, force: true });
+    await database?.drop();
+  });
+
+  async function host(): Promise<Client> {
+    const client = new Client({ name: 'open-webui', version: '1' }, { capabilities: {} });
+    const url = new URL(`${serve.url}/v1/subjects/${SUBJECT}/mcp/demo`);
+    await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: keyed() } }));
+    hosts.push(client);
+    return client;
+  }
+
+  async function demoConnection(): Promise<Connection | undefined> {
+    const listed = await fetch(`${serve.url}/v1/subjects/${SUBJECT}/connections`, { headers: keyed() });
+    assert.equal(listed.status, 200);
+    const { connections } = (await listed.json()) as { connections: Connection[] };
+    return connections.find((c) => c.upstream === 'demo');
+  }
+
+  async function generation(): Promise<number> {
+    const [cred] = await store.listCredentials({ subject: SUBJECT });
+    assert.ok(cred !== undefined, 'the credential is kept');
+    return cred.generation;
+  }
+
+  it('1. the user connects through the web flow (the app starts it, the browser signs in at the AS)', async () => {
+    const started = await fetch(`${serve.url}/v1/subjects/${SUBJECT}/connections/demo`, {
+      method: 'POST',
+      headers: { ...keyed(), 'content-type': 'application/json' },
+      body: JSON.stringify({ return_to: 'https://owui.example.com/settings/connections' }),
+    });
+    assert.equal(started.status, 201);
+    const { authorization_url } = (await started.json()) as { authorization_url: string };
+    const callback = await completeAuthorization(authorization_url, { subject: AS_USER });
+    const landed = await fetch(callback, { redirect: 'manual' });
+    assert.equal(landed.status, 303);
+    const back = new URL(landed.headers.get('location') ?? '');
+    assert.equal(back.searchParams.get('latchkey_status'), 'connected');
+    assert.equal((await demoConnection())?.state, 'connected');
+    await events.waitFor((m) => m.event === 'connected');
+  });
+
+  it('2. idle for several token lifetimes with rotation: the refresher keeps it fresh, the first MCP call works with no sign-in', async () => {
+    const signIns = as.counters.count('authorization_code', 'ok');
+    const refreshes = as.counters.count('refresh_token', 'ok');
+    const before = await generation();
+    await sleep(TTL_S * 4 * 1000);
+    // Nobody called during the idle time: only the refresher can have refreshed.
+    const refreshedIdle = as.counters.count('refresh_token', 'ok') - refreshes;
+    assert.ok(refreshedIdle >= 2, `the refresher refreshed while idle (${refreshedIdle} times)`);
+    // The refresher keeps refreshing 2-s tokens, so one may be at the AS but not yet stored:
+    // compare the two at a moment when none is in flight.
+    await until(
+      'one stored generation per refresh at the AS',
+      async () => {
+        const atAs = as.counters.count('refresh_token', 'ok') - refreshes;
+        return (await generation()) - before === atAs ? true : undefined;
+      },
+      10_000,
+      20,
+    );
+    const client = await host();
+    assert.equal(textOf(await client.callTool({ name: 'whoami' })), AS_USER);
+    assert.equal(as.counters.count('authorization_code', 'ok'), signIns, 'no new sign-in');
+    assert.equal(as.counters.count('refresh_token', 'invalid_grant'), 0);
+    await events.waitFor((m) => m.event === 'refreshed');
+  });
+
+  it('3. a transient refresh failure at the AS keeps the connection (retrying), and it recovers by itself', async () => {
+    const fault = asProxy.inject({
+      method: 'POST',
+      path: '/token',
+      exact: true,
+      action: { type: 'status', status: 503, body: '{"error":"temporarily_unavailable"}' },
+    });
+    // Long enough for the held token to run out while every refresh fails.
+    await sleep(TTL_S * 2 * 1000 + 500);
+    assert.ok(fault.hits > 0, 'the refresher kept asking the AS');
+    const during = await demoConnection();
+    assert.ok(during !== undefined, 'the connection is kept');
+    assert.equal(during.state, 'retrying');
+    assert.equal((await store.listCredentials({ subject: SUBJECT })).length, 1, 'nothing deleted');
+    const retrying = await events.waitFor((m) => m.event === 'retrying');
+    assert.equal(retrying.data['upstream'], 'demo');
+    const client = hosts[0]!;
+    const error = await rpcError(client.callTool({ name: 'whoami' }));
+    assert.equal(error.code, -32041, 'a transient error, not a login');
+    assert.equal((error.data as { latchkey?: { retryable?: boolean } }).latchkey?.retryable, true);
+    assert.ok(!error.message.includes('/?connect='), 'not told to connect again');
+    asProxy.clear(fault);
+    await until(
+      'the connection to be connected again',
+      async () => {
+        const state = (await demoConnection())?.state;
+        return state === 'connected' ? true : undefined;
+      },
+      30_000,
+    );
+    assert.equal(textOf(await client.callTool({ name: 'whoami' })), AS_USER, 'the same host works again');
+    assert.equal(as.counters.count('refresh_token', 'invalid_grant'), 0, 'no refresh token was lost');
+    assert.equal(events.messages.filter((m) => m.event === 'needs-login').length, 0);
+  });
+
+  it('4. a permanent failure (grant revoked at the AS): needs-login in the API, an event, and the connect URL on MCP', async () => {
+    assert.ok((await as.revokeGrants(AS_USER)) > 0);
+    // The refresher meets invalid_grant at its next refresh, within a token lifetime.
+    const needsLogin = await events.waitFor((m) => m.event === 'needs-login', TTL_S * 5 * 1000);
+    assert.equal(needsLogin.data['subject'], SUBJECT);
+    assert.equal(needsLogin.data['upstream'], 'demo');
+    assert.equal(needsLogin.data['error'], 'invalid_grant');
+    assert.equal(
+      needsLogin.data['connect_url'],
+      `${serve.publicUrl}/v1/subjects/${SUBJECT}/connections/demo`,
+    );
+    const listed = await demoConnection();
+    assert.equal(listed?.state, 'needs-login');
+    assert.ok(listed?.last_error !== null, 'the last error is shown');
+    const error = await rpcError(hosts[0]!.callTool({ name: 'whoami' }));
+    assert.equal(error.code, -32040);
+    assert.ok(error.message.includes(`${serve.publicUrl}/?connect=demo`), error.message);
+    const data = error.data as { latchkey: { code: string; upstream: string } };
+    assert.equal(data.latchkey.code, 'LOGIN_REQUIRED');
+    assert.equal(data.latchkey.upstream, 'demo');
+    assert.equal((await store.listCredentials({ subject: SUBJECT })).length, 1, 'kept for the person to see');
+  });
+
+  it('5. the person signs in again on the portal page (Chromium); the next MCP call works', async () => {
+    const link = await fetch(`${serve.url}/v1/subjects/${SUBJECT}/portal`, {
+      method: 'POST',
+      headers: keyed(),
+    });
+    assert.equal(link.status, 201);
+    const { portal_url } = (await link.json()) as { portal_url: string };
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(portal_url);
+      const demo = page.locator('section[data-upstream="demo"]');
+      assert.equal(await demo.getAttribute('data-state'), 'needs-login');
+      await demo.locator('button', { hasText: 'Sign in again' }).click();
+      await page.waitForSelector('input[name="login"]');
+      assert.ok(page.url().startsWith(as.issuer), 'at the AS sign-in page');
+      await page.fill('input[name="login"]', AS_USER);
+      await page.fill('input[name="password"]', 'test');
+      await page.click('button[type="submit"]');
+      await page.waitForSelector('button[type="submit"]');
+      await page.click('button[type="submit"]');
+      await page.waitForSelector('section[data-upstream="demo"][data-state="connected"]');
+      assert.equal(await page.textContent('.notice'), 'Connected to demo.');
+    } finally {
+      await context.close();
+    }
+    assert.equal((await demoConnection())?.state, 'connected');
+    const reconnected = events.messages.filter((m) => m.event === 'connected');
+    assert.equal(reconnected.length, 2, 'a second connected event, for the sign-in on the page');
+    assert.equal(
+      textOf(await hosts[0]!.callTool({ name: 'whoami' })),
+      AS_USER,
+      'the same host, no new handshake',
+    );
+    assert.equal(textOf(await (await host()).callTool({ name: 'whoami' })), AS_USER, 'and a new host');
+    assert.ok(!events.raw.includes('access_token'), 'no token crossed the event stream');
+  });
+});
