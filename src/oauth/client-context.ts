@@ -1,9 +1,10 @@
 import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import type { DiscoveryCache, Registration, RegistrationCache } from '../store/contract.js';
+import type { DiscoveryCache, DPoPKeyTable, Registration, RegistrationCache } from '../store/contract.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { authorizationServerMetadata } from './discovery.js';
+import { asSupportsDPoP, dpopFetch, dpopKeysOf } from './dpop.js';
 import { isLoopbackUrl } from './loopback.js';
 
 /** Everything needed to talk to one authorization server's endpoints as one client. */
@@ -25,6 +26,13 @@ export interface ClientContextOptions {
   server?: string | undefined;
   /** Where non-fatal problems with the AS's answers go. Default: nowhere. */
   warn?: ((text: string) => void) | undefined;
+  /**
+   * Where the DPoP key lives. With it, and an AS that lists ES256 in
+   * `dpop_signing_alg_values_supported`, every request carries a proof (dpop.ts) and the
+   * tokens come back bound to the key. Default: loadClientContext uses its store; without
+   * one, tokens are plain bearer tokens.
+   */
+  dpopKeys?: DPoPKeyTable | undefined;
 }
 
 /**
@@ -46,7 +54,7 @@ export async function loadClientContext(
     registration !== undefined && registration.clientId === clientId
       ? registration
       : { issuer, clientId, tokenEndpointAuthMethod: 'none', method: 'pre-registered', registeredAt: 0 };
-  return buildContext(as, reg, { server, ...options });
+  return buildContext(as, reg, { server, dpopKeys: dpopKeysOf(store), ...options });
 }
 
 export function buildContext(
@@ -60,7 +68,13 @@ export function buildContext(
   };
   const insecure = isLoopbackUrl(as.issuer);
   // Token, device authorization and revocation answers (errors too) are read with a cap.
-  const capped = boundedFetch(options.fetch, {
+  const keys = options.dpopKeys;
+  const base = options.fetch;
+  const send =
+    keys !== undefined && asSupportsDPoP(as)
+      ? dpopFetch((input, init) => (base ?? globalThis.fetch)(input, init), keys)
+      : base;
+  const capped = boundedFetch(send, {
     limit: ResponseLimits.endpoint,
     what: 'authorization server response',
     server: options.server,
