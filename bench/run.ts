@@ -59,6 +59,10 @@ if (only === undefined || only === 'cold') {
 if (only === undefined || only === 'postgres') {
   print('PostgreSQL store: two instances on one database   target: watch < 100 ms', await benchPostgres());
 }
+if (only === undefined || only === 'dpop') {
+  const { benchDPoP } = await import('./dpop.js');
+  print('DPoP proof per MCP request (ES256, node:crypto), one core', benchDPoP());
+}
 if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
   const { benchProxy } = await import('./proxy.js');
