@@ -13,8 +13,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 
 import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { createLogger, type Logger } from '../../src/log.js';
+import { createLogger, type Logger, silentLogger } from '../../src/log.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
+import type { JsonRpcMessage } from '../../src/mcp/jsonrpc.js';
+import { McpConnection } from '../../src/subpath/mcp.js';
 import { createLoginHook } from '../../src/login/login.js';
 import { DPOP_ALG } from '../../src/oauth/dpop-proof.js';
 import type { CredentialStore } from '../../src/store/contract.js';
@@ -252,6 +254,54 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
       assert.ok(w.as.counters.count('refresh_token', 'use_dpop_nonce') <= 1);
       assert.deepEqual(await callWhoami(w, manager), [{ type: 'text', text: 'alice' }]);
       assert.equal(w.mcp.counters.count('dpop', 'use_dpop_nonce'), 1, 'the MCP nonce was remembered');
+    });
+
+    it("the proxy's wire (McpConnection on createAuthWire) presents DPoP tokens with proofs and nonces", async () => {
+      const { manager } = await managerOf(w);
+      await manager.getToken(w.mcp.url); // log in (the connection itself never starts a login)
+      const nonceBefore = w.mcp.counters.count('dpop', 'use_dpop_nonce');
+      const okBefore = w.mcp.counters.count('dpop', 'ok');
+      const connection = new McpConnection({
+        server: w.mcp.url,
+        manager,
+        transport: 'streamable-http',
+        logger: silentLogger,
+      });
+      const answers = new Map<number, JsonRpcMessage>();
+      const answered = (id: number): Promise<JsonRpcMessage> =>
+        new Promise((resolve) => {
+          const poll = (): void => {
+            const got = answers.get(id);
+            if (got !== undefined) resolve(got);
+            else setTimeout(poll, 10);
+          };
+          poll();
+        });
+      connection.onmessage = (message) => {
+        if ('id' in message && typeof message.id === 'number' && !('method' in message))
+          answers.set(message.id, message);
+      };
+      connection.send({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      });
+      await answered(1);
+      connection.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      connection.send({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {} },
+      });
+      const result = (await answered(2)) as { result?: { content?: unknown } };
+      await connection.close();
+      assert.deepEqual(result.result?.content, [{ type: 'text', text: 'alice' }]);
+      // A new manager's signer learns the nonce anew: one challenge, then the nonce is sent.
+      assert.equal(w.mcp.counters.count('dpop', 'use_dpop_nonce') - nonceBefore, 1);
+      assert.ok(w.mcp.counters.count('dpop', 'ok') - okBefore >= 3);
+      assert.equal(w.mcp.counters.count('dpop', 'invalid_dpop_proof'), 0);
     });
   });
 });
