@@ -63,7 +63,7 @@ export function clientCredentialsHook(options: ClientCredentialsHookOptions): Ac
     });
     const ctx = await clientContextForConfig(as, registration, config, {
       fetch: options.fetch,
-      dpopKeys: dpopKeysOf(options.store),
+      dpopKeys: config.dpop === false ? undefined : dpopKeysOf(options.store),
     });
     const scope =
       request.scopes !== undefined && request.scopes.length > 0 ? request.scopes.join(' ') : options.scope;

@@ -56,7 +56,7 @@ export function contextFor(run: FlowRun, registration: Registration): Promise<Cl
   return clientContextForConfig(run.as, registration, run.options.client ?? {}, {
     fetch: run.options.fetch,
     warn: (text) => run.notify(`warning: ${text}\n`),
-    dpopKeys: dpopKeysOf(run.options.store),
+    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
   });
 }
 

@@ -39,7 +39,7 @@ export async function workloadIdentityLogin(run: FlowRun): Promise<FlowResult> {
     fetch: run.options.fetch,
     server,
     warn: (text) => run.notify(`warning: ${text}\n`),
-    dpopKeys: dpopKeysOf(run.options.store),
+    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
   });
   const grant = await jwtBearerGrant(ctx, {
     assertion,

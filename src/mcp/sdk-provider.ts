@@ -31,6 +31,7 @@ import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';
 import type { AccessToken } from '../lifecycle/token-cache.js';
+import { bearerOnly } from './bearer-only.js';
 import type { TokenSource } from './credentials.js';
 
 export interface SdkAuthProviderOptions {
@@ -130,26 +131,9 @@ function sdkFlowRefused(
   };
 }
 
-/**
- * The access token only: without a refresh token, the SDK never refreshes by itself. The SDK
- * sends every token as `Bearer`, so a DPoP-bound one is refused here rather than sent so (RFC
- * 9449 §7.2); createAuthFetch presents it with its proof.
- */
+/** The access token only: without a refresh token, the SDK never refreshes by itself. */
 function asSdkTokens(token: AccessToken): OAuthTokens {
-  if (token.tokenType === 'DPoP') {
-    throw new LatchkeyError(
-      ErrorCode.INVALID_INPUT,
-      `the token for ${token.server} is DPoP-bound, which the SDK's auth provider cannot present.`,
-      {
-        retryable: false,
-        server: token.server,
-        next: {
-          kind: 'configure',
-          detail: "pass latchkey's createAuthFetch as the transport's fetch instead",
-        },
-      },
-    );
-  }
+  bearerOnly(token);
   return {
     access_token: token.token,
     token_type: token.tokenType,

@@ -14,8 +14,11 @@ export interface ClientContext {
   clientAuth: oauth.ClientAuth;
   /** The MCP server the context serves, when known; named by size-limit errors. */
   server?: string | undefined;
-  /** oauth4webapi request options: timeout signal, custom fetch, loopback http allowance. */
-  requestOptions(signal?: AbortSignal): oauth.TokenEndpointRequestOptions;
+  /**
+   * oauth4webapi request options: timeout signal, custom fetch, loopback http allowance.
+   * `dpop: false` leaves the DPoP proof off (a refresh of a bearer credential stays bearer).
+   */
+  requestOptions(signal?: AbortSignal, dpop?: boolean): oauth.TokenEndpointRequestOptions;
   /** Told what was wrong but not fatal in an AS answer (an ID token that was dropped). */
   warn?: ((text: string) => void) | undefined;
 }
@@ -70,25 +73,29 @@ export function buildContext(
   // Token, device authorization and revocation answers (errors too) are read with a cap.
   const keys = options.dpopKeys;
   const base = options.fetch;
-  const send =
-    keys !== undefined && asSupportsDPoP(as)
-      ? dpopFetch((input, init) => (base ?? globalThis.fetch)(input, init), keys)
-      : base;
-  const capped = boundedFetch(send, {
+  const limits = {
     limit: ResponseLimits.endpoint,
     what: 'authorization server response',
     server: options.server,
-  });
+  };
+  const capped = boundedFetch(base, limits);
+  const bound =
+    keys !== undefined && asSupportsDPoP(as)
+      ? boundedFetch(
+          dpopFetch((input, init) => (base ?? globalThis.fetch)(input, init), keys),
+          limits,
+        )
+      : capped;
   return {
     as,
     client,
     server: options.server,
     warn: options.warn,
     clientAuth: clientAuthentication(reg),
-    requestOptions: (signal) => {
+    requestOptions: (signal, dpop = true) => {
       const opts: oauth.TokenEndpointRequestOptions = {};
       if (signal !== undefined) opts.signal = signal;
-      opts[oauth.customFetch] = asCustomFetch(capped);
+      opts[oauth.customFetch] = asCustomFetch(dpop ? bound : capped);
       if (insecure) opts[oauth.allowInsecureRequests] = true;
       return opts;
     },

@@ -15,6 +15,8 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { createLogger, type Logger, silentLogger } from '../../src/log.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
+import { createSdkAuthProvider } from '../../src/mcp/sdk-provider.js';
+import { createSdk2AuthProvider } from '../../src/mcp/sdk2-provider.js';
 import type { JsonRpcMessage } from '../../src/mcp/jsonrpc.js';
 import { McpConnection } from '../../src/subpath/mcp.js';
 import { createLoginHook } from '../../src/login/login.js';
@@ -203,7 +205,7 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
       assert.equal(w.mcp.counters.count('dpop', 'ok'), okBefore + 1);
     });
 
-    it('a DPoP token is never sent as a bearer token', async () => {
+    it('a DPoP token is never sent as a bearer token, by the fetch or the SDK providers', async () => {
       const { manager } = await managerOf(w);
       await callWhoami(w, manager);
       // A token source that cannot sign: the fetch refuses rather than send the token as Bearer.
@@ -217,6 +219,76 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
         (error: unknown) => isLatchkeyError(error) && /DPoP-bound/.test(error.message),
       );
       assert.equal(w.mcp.counters.count('auth', 'invalid_token'), invalidBefore, 'nothing was sent');
+      // The SDKs' auth providers can only send Bearer: they refuse a DPoP token.
+      const refused = (error: unknown): boolean => isLatchkeyError(error) && /DPoP-bound/.test(error.message);
+      await assert.rejects(Promise.resolve(createSdkAuthProvider(w.mcp.url, { manager }).tokens()), refused);
+      await assert.rejects(createSdk2AuthProvider(w.mcp.url, { manager }).token(), refused);
+    });
+  });
+
+  describe('opting out: a bearer-only MCP server behind an AS that offers DPoP', () => {
+    let w: World;
+    let bearerMcp: TestMcpServer;
+    before(async () => {
+      w = await world(true);
+      bearerMcp = await startMcpServer({ authorizationServer: w.as });
+    });
+    after(async () => {
+      await bearerMcp.close();
+      await closeWorld(w);
+    });
+
+    it('client.dpop false logs in with bearer tokens, and their refresh stays bearer', async () => {
+      const store = await openStore(undefined, { env: { ...process.env, ...w.env } });
+      w.stores.push(store);
+      const openBrowser = async (url: string): Promise<void> => {
+        await fetch(await completeAuthorization(url, { subject: 'alice' }));
+      };
+      const manager = new CredentialManager({
+        store,
+        watch: false,
+        logger: silentLogger,
+        acquire: createLoginHook({
+          store,
+          flow: 'browser',
+          openBrowser,
+          notify: () => undefined,
+          client: { dpop: false },
+        }),
+      });
+      w.managers.push(manager);
+      const authFetch = createAuthFetch(bearerMcp.url, { manager });
+      const init = {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 't', version: '1' },
+          },
+        }),
+      };
+      const first = await authFetch(bearerMcp.url, init);
+      await first.body?.cancel();
+      assert.equal(first.status, 200);
+      const token = await manager.getToken(bearerMcp.url);
+      assert.equal(token.tokenType, 'Bearer');
+      const exchange = w.asProxy
+        .seen('/token')
+        .filter((r) => r.method === 'POST')
+        .at(-1);
+      assert.equal(exchange?.headers['dpop'], undefined, 'no proof at the token endpoint');
+
+      const refreshed = await manager.getToken(bearerMcp.url, { rejectedToken: token.token });
+      assert.notEqual(refreshed.token, token.token);
+      assert.equal(refreshed.tokenType, 'Bearer', 'the refresh sent no proof, so the token stayed bearer');
+      const again = await authFetch(bearerMcp.url, init);
+      await again.body?.cancel();
+      assert.equal(again.status, 200);
     });
   });
 
