@@ -1,18 +1,18 @@
 /**
- * The DPoP key table on SQLite and Postgres: one row per algorithm, the private JWK sealed
- * with the data key like a token (associated data `dpop-key\0<alg>`), so a copied database
- * file without its key reveals nothing. Insert-if-absent, then read: the first process to
- * store a key wins, and every other process (and every restart) signs with that one.
+ * The DPoP key table on SQLite (Postgres: postgres-dpop-keys.ts): one row per algorithm, the
+ * private JWK sealed with the data key like a token (associated data `dpop-key\0<alg>`), so
+ * a copied database file without its key reveals nothing. Insert-if-absent, then read: the
+ * first process to store a key wins, and every other process (and every restart) signs with
+ * that one.
  */
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { DPoPKeyRecord, DPoPKeyTable } from './contract.js';
 import type { SecretBox } from './crypto.js';
 import { UnknownDataKeyError } from './envelope.js';
-import { fromPgText, pgText, type PgConnection } from './postgres-connection.js';
 import { dpopKeyAad } from './rows.js';
 import type { SqliteConnection } from './sqlite-connection.js';
 
-interface DPoPKeyRow {
+export interface DPoPKeyRow {
   alg: string;
   private_jwk: Buffer;
   created_at: number | string;
@@ -36,28 +36,7 @@ export function sqliteDPoPKeys(conn: SqliteConnection): DPoPKeyTable {
   };
 }
 
-export function pgDPoPKeys(conn: PgConnection): DPoPKeyTable {
-  return {
-    dpopKey: (alg, create) =>
-      conn.tx(async (client) => {
-        const select = async () =>
-          (await client.query<DPoPKeyRow>(`SELECT * FROM dpop_keys WHERE alg = $1`, [pgText(alg)])).rows[0];
-        let row = await select();
-        if (row === undefined) {
-          const fresh = create();
-          await client.query(
-            `INSERT INTO dpop_keys (alg, private_jwk, created_at) VALUES ($1, $2, $3) ON CONFLICT (alg) DO NOTHING`,
-            [pgText(alg), conn.box.seal(fresh.privateJwk, dpopKeyAad(alg)), fresh.createdAt],
-          );
-          row = await select();
-        }
-        if (row === undefined) throw new Error('the DPoP key row vanished while it was written');
-        return openKey(conn.box, { ...row, alg: fromPgText(row.alg) });
-      }),
-  };
-}
-
-function openKey(box: SecretBox, row: DPoPKeyRow): DPoPKeyRecord {
+export function openKey(box: SecretBox, row: DPoPKeyRow): DPoPKeyRecord {
   try {
     return {
       alg: row.alg,

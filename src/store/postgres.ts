@@ -13,7 +13,7 @@ import { pgKeyTable } from './postgres-key-table.js';
 import { pgLeaseTable } from './postgres-leases.js';
 import { PgEventFeed } from './postgres-listen.js';
 import { pgDiscoveryCache, pgRegistrationCache } from './postgres-registrations.js';
-import { pgDPoPKeys } from './dpop-keys.js';
+import { pgDPoPKeys } from './postgres-dpop-keys.js';
 import { pgPendingRevocations } from './postgres-revocations.js';
 import { pgServeTables } from './postgres-serve.js';
 import { migrate } from './postgres-schema.js';
