@@ -67,7 +67,8 @@ if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
   const { benchProxy } = await import('./proxy.js');
   const quick = process.argv.includes('--quick');
-  for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
+  const dpop = process.argv.includes('--dpop');
+  for (const [title, figures] of await benchProxy({ quick, dpop })) print(title, figures);
 }
 // Only on request (a few minutes): the fleet refresher on PostgreSQL (issue 16). `--quick`
 // shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers.
