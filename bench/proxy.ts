@@ -19,6 +19,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import {
+  completeAuthorization,
   startAuthorizationServer,
   startMcpServer,
   type AuthorizationServerOptions,
@@ -26,6 +27,7 @@ import {
   type TestMcpServer,
 } from '../test/harness/index.js';
 import { CredentialManager } from '../src/lifecycle/manager.js';
+import { createLoginHook } from '../src/login/login.js';
 import { silentLogger } from '../src/log.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { obtainTokens } from '../test/harness/obtain-tokens.js';
@@ -45,6 +47,12 @@ export interface ProxyBenchOptions {
   dropMs?: number;
   /** Warm start and throughput only (`npm run bench proxy -- --quick`). */
   quick?: boolean;
+  /**
+   * `--dpop`: the AS and MCP server speak DPoP and latchkey's credential comes from a real
+   * login, so every proxied request carries a proof (docs/dpop.md); the direct client and
+   * mcp-remote keep bearer tokens, so the latchkey/direct figures include the proof's cost.
+   */
+  dpop?: boolean;
 }
 
 type Product = 'latchkey' | 'mcp-remote';
@@ -67,7 +75,7 @@ export async function benchProxy(options: ProxyBenchOptions = {}): Promise<Secti
   if (!peer.ok) console.log(`\npeer unavailable: ${peer.reason}`);
 
   // Warm start and throughput share one env with long-lived tokens.
-  const env = await benchEnv({ accessTokenTtl: 3600 });
+  const env = await benchEnv({ accessTokenTtl: 3600 }, options.dpop === true);
   const targets: Figures = {};
   try {
     const lk = await env.product('latchkey');
@@ -136,7 +144,7 @@ export async function benchProxy(options: ProxyBenchOptions = {}): Promise<Secti
       tp['latchkey/mcp-remote throughput'] = `${(viaLk.perSecond / viaMr.perSecond).toFixed(2)}x`;
     }
     sections.push([
-      `tools/call round trips, sequential, ${throughputMs / 1000} s each after warm-up (6 interleaved rounds)`,
+      `tools/call round trips, sequential, ${throughputMs / 1000} s each after warm-up (6 interleaved rounds)${options.dpop === true ? ', latchkey with DPoP proofs' : ''}`,
       tp,
     ]);
     // The two figures issue 15 sets targets for, side by side, from this one run.
@@ -192,9 +200,9 @@ interface Host {
   close(): Promise<void>;
 }
 
-async function benchEnv(options: Partial<AuthorizationServerOptions>): Promise<BenchEnv> {
-  const as = await startAuthorizationServer(options);
-  const mcp = await startMcpServer({ authorizationServer: as });
+async function benchEnv(options: Partial<AuthorizationServerOptions>, dpop = false): Promise<BenchEnv> {
+  const as = await startAuthorizationServer({ ...options, dpop });
+  const mcp = await startMcpServer({ authorizationServer: as, dpop });
   const dirs: string[] = [];
   const hosts: Host[] = [];
   let subjects = 0;
@@ -223,18 +231,27 @@ async function benchEnv(options: Partial<AuthorizationServerOptions>): Promise<B
         const httpClient = process.env['LATCHKEY_BENCH_HTTP_CLIENT'];
         if (httpClient !== undefined) childEnv['LATCHKEY_HTTP_CLIENT'] = httpClient;
         const store = await openSqliteStore({ home, env: childEnv });
+        const openBrowser = async (url: string): Promise<void> => {
+          await fetch(await completeAuthorization(url, { subject: `${name}-user` }));
+        };
         const manager = new CredentialManager({
           store,
           logger: silentLogger,
           watch: false,
           proactiveRefresh: false,
+          // With DPoP, a real login binds the token to the store's key, as a user's would.
+          ...(dpop
+            ? { acquire: createLoginHook({ store, flow: 'browser', openBrowser, notify: () => undefined }) }
+            : {}),
         });
-        await manager.saveAcquired(mcp.url, {
-          issuer: issued.issuer,
-          clientId: issued.clientId,
-          requestedAt: issued.requestedAt,
-          response: issued.response,
-        });
+        if (dpop) await manager.getToken(mcp.url);
+        else
+          await manager.saveAcquired(mcp.url, {
+            issuer: issued.issuer,
+            clientId: issued.clientId,
+            requestedAt: issued.requestedAt,
+            response: issued.response,
+          });
         manager.close();
         await store.close();
         // LATCHKEY_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every latchkey proxy the bench runs.

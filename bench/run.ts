@@ -59,11 +59,16 @@ if (only === undefined || only === 'cold') {
 if (only === undefined || only === 'postgres') {
   print('PostgreSQL store: two instances on one database   target: watch < 100 ms', await benchPostgres());
 }
+if (only === undefined || only === 'dpop') {
+  const { benchDPoP } = await import('./dpop.js');
+  print('DPoP proof per MCP request (ES256, node:crypto), one core', benchDPoP());
+}
 if (only === undefined || only === 'proxy') {
   // Installs the peer (mcp-remote 0.15.1) into .cache/peers on first use; about a minute.
   const { benchProxy } = await import('./proxy.js');
   const quick = process.argv.includes('--quick');
-  for (const [title, figures] of await benchProxy({ quick })) print(title, figures);
+  const dpop = process.argv.includes('--dpop');
+  for (const [title, figures] of await benchProxy({ quick, dpop })) print(title, figures);
 }
 // Only on request (a few minutes): the fleet refresher on PostgreSQL (issue 16). `--quick`
 // shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers.

@@ -9,6 +9,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 
 import type { AuthorizationServer } from './authorization-server.js';
 import type { Counters } from './counters.js';
+import type { DPoPCheck } from './dpop-check.js';
 import { sendJson } from './reply.js';
 
 /** This server as an OAuth protected resource. */
@@ -47,6 +48,11 @@ export interface BearerCheck {
   introspect: AuthorizationServer['introspect'];
   /** `auth` is counted per request: missing | invalid_token | insufficient_scope | ok. */
   counters: Counters;
+  /**
+   * Accept DPoP-bound tokens (RFC 9449) with their proofs, checked here; `dpop` is counted
+   * per proof: ok | invalid_dpop_proof | use_dpop_nonce. Without it, only bearer tokens.
+   */
+  dpop?: DPoPCheck | undefined;
 }
 
 /** Bearer check by introspection. Answers the rejection itself and returns undefined. */
@@ -56,29 +62,50 @@ export async function authenticate(
   res: ServerResponse,
 ): Promise<AuthInfo | undefined> {
   const { resource, counters } = check;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
-  if (match?.[1] === undefined) {
+  const scheme = check.dpop === undefined ? 'Bearer' : 'DPoP';
+  if (check.dpop !== undefined) res.setHeader('dpop-nonce', check.dpop.nonce);
+  const match = /^(Bearer|DPoP)\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
+  if (match?.[2] === undefined) {
     counters.record('auth', 'missing');
-    challenge(resource, res, 401, {});
+    challenge(resource, res, 401, {}, scheme);
     return undefined;
   }
-  const token = match[1];
+  const token = match[2];
   const info = await check.introspect(token);
   const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
-  if (!info.active || !audiences.includes(resource.url)) {
+  const jkt = (info['cnf'] as { jkt?: unknown } | undefined)?.jkt;
+  const bound = typeof jkt === 'string';
+  let description: string | undefined;
+  if (!info.active) description = 'token is not active';
+  else if (!audiences.includes(resource.url)) description = 'token audience is not this server';
+  // RFC 9449 §7.2: a bound token presented as a bearer token is refused, and the reverse too.
+  else if (bound !== (match[1]?.toLowerCase() === 'dpop'))
+    description = 'token scheme does not match its binding';
+  else if (bound && check.dpop === undefined) description = 'this server does not accept DPoP tokens';
+  if (description !== undefined) {
     counters.record('auth', 'invalid_token');
-    const description = info.active ? 'token audience is not this server' : 'token is not active';
-    challenge(resource, res, 401, { error: 'invalid_token', error_description: description });
+    challenge(resource, res, 401, { error: 'invalid_token', error_description: description }, scheme);
     return undefined;
+  }
+  if (bound && check.dpop !== undefined) {
+    const verdict = await check.dpop.verify(req, resource.url, token, jkt);
+    counters.record('dpop', verdict.ok ? 'ok' : verdict.error);
+    if (!verdict.ok) {
+      challenge(resource, res, 401, { error: verdict.error, error_description: verdict.description }, 'DPoP');
+      return undefined;
+    }
   }
   const scopes = (info.scope ?? '').split(' ').filter(Boolean);
   const missing = resource.requiredScopes.filter((s) => !scopes.includes(s));
   if (missing.length > 0) {
     counters.record('auth', 'insufficient_scope');
-    challenge(resource, res, 403, {
-      error: 'insufficient_scope',
-      error_description: `missing scope ${missing.join(' ')}`,
-    });
+    challenge(
+      resource,
+      res,
+      403,
+      { error: 'insufficient_scope', error_description: `missing scope ${missing.join(' ')}` },
+      scheme,
+    );
     return undefined;
   }
   counters.record('auth', 'ok');
@@ -97,6 +124,7 @@ function challenge(
   res: ServerResponse,
   status: 401 | 403,
   error: { error?: string; error_description?: string },
+  scheme: 'Bearer' | 'DPoP' = 'Bearer',
 ): void {
   const params = [
     `resource_metadata="${resource.metadataUrl}"`,
@@ -104,7 +132,8 @@ function challenge(
   ];
   if (error.error !== undefined) params.unshift(`error="${error.error}"`);
   if (error.error_description !== undefined) params.push(`error_description="${error.error_description}"`);
-  res.setHeader('www-authenticate', `Bearer ${params.join(', ')}`);
+  if (scheme === 'DPoP') params.push('algs="ES256 EdDSA"');
+  res.setHeader('www-authenticate', `${scheme} ${params.join(', ')}`);
   sendJson(res, status, error.error === undefined ? { error: 'unauthorized' } : error);
 }
 

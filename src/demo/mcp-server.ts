@@ -21,6 +21,7 @@ import { z } from 'zod';
 import type { AuthorizationServer } from './authorization-server.js';
 import { Counters } from './counters.js';
 import { authenticate, type BearerCheck, header, protectedResource } from './bearer-check.js';
+import { DPoPCheck } from './dpop-check.js';
 import { closeServer, listenOnLoopback, trackSockets } from './listen.js';
 import { sendJson } from './reply.js';
 
@@ -57,6 +58,11 @@ export interface McpServerOptions {
   /** Sees each authenticated request first (see RequestInterceptor). */
   intercept?: RequestInterceptor;
   /**
+   * Accept DPoP-bound tokens with their proofs (dpop-check.ts), challenging with the `DPoP`
+   * scheme; `'nonce'` also requires this server's nonce in every proof. Default: bearer only.
+   */
+  dpop?: boolean | 'nonce';
+  /**
    * The live sessions by id. Default: a new map. Pass one to count or end sessions from
    * outside, as a restarted server would forget them.
    */
@@ -73,7 +79,7 @@ export interface McpServerHandle {
   /**
    * `auth`: missing | invalid_token | insufficient_scope | ok (per request);
    * `rpc`: JSON-RPC method names received; `tool`: tool names called;
-   * `session`: created | closed | not-found.
+   * `session`: created | closed | not-found; `dpop`: ok | invalid_dpop_proof | use_dpop_nonce.
    */
   readonly counters: Counters;
   close(): Promise<void>;
@@ -101,7 +107,15 @@ export async function startMcpServer(options: McpServerOptions): Promise<McpServ
   const resource = protectedResource(options.frontedBy?.origin ?? directUrl, path, as.issuer, requiredScopes);
   const state: ServerState = {
     path,
-    check: { resource, introspect: (token) => as.introspect(token), counters },
+    check: {
+      resource,
+      introspect: (token) => as.introspect(token),
+      counters,
+      dpop:
+        options.dpop === undefined || options.dpop === false
+          ? undefined
+          : new DPoPCheck({ requireNonce: options.dpop === 'nonce' }),
+    },
     sessions,
     intercept: options.intercept,
   };

@@ -56,6 +56,12 @@ export interface AuthorizationServerOptions {
    * which makes clients poll every 5 s; default 1 keeps device tests short.
    */
   deviceFlowInterval?: number;
+  /**
+   * DPoP (RFC 9449): advertise `dpop_signing_alg_values_supported` and bind tokens to the
+   * client's proof key; `'nonce'` also answers proofs without the AS's nonce with
+   * `use_dpop_nonce`. Default false: plain bearer tokens, as most ASes issue.
+   */
+  dpop?: boolean | 'nonce';
   /** RFC 7591 open dynamic client registration at /reg. Default true. */
   registration?: boolean;
   /** client_credentials grant (for the confidential client). Default true. */
@@ -219,10 +225,18 @@ function tokenPolicy(settings: ProviderSettings, errors: ProviderErrors): object
   };
 }
 
+/** oidc-provider's DPoP switch; nonces need a secret to derive them from. */
+function dpopFeature(dpop: boolean | 'nonce'): object {
+  if (dpop === false) return { enabled: false };
+  if (dpop === true) return { enabled: true };
+  return { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true };
+}
+
 function providerFeatures(settings: ProviderSettings, errors: ProviderErrors): object {
   const { options, resources } = settings;
   return {
     devInteractions: { enabled: true },
+    dPoP: dpopFeature(options.dpop ?? false),
     revocation: {
       enabled: options.revocation ?? true,
       allowedPolicy: (_ctx: ProviderContext, client: { clientId: string }, token: { clientId?: string }) =>

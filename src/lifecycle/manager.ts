@@ -5,6 +5,8 @@ import { canonicalServer } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired } from '../errors.js';
 import type { BearerChallenge } from '../oauth/types.js';
+import { signerOf } from '../oauth/dpop.js';
+import type { DPoPSigner } from '../oauth/dpop-proof.js';
 import { type EventQuery, type LifecycleEvent } from '../store/contract.js';
 import { type AcquiredTokens, type AcquireReason, acquireCredential, describeReason } from './acquire.js';
 import { BackgroundRefresh } from './background-refresh.js';
@@ -128,6 +130,11 @@ export class CredentialManager extends EventEmitter<ManagerEvents> {
 
   get store(): ResolvedOptions['store'] {
     return this.#o.store;
+  }
+
+  /** The signer for `DPoP` tokens: the store's key, read once per process (docs/dpop.md). */
+  dpopSigner(): Promise<DPoPSigner> {
+    return signerOf(this.#o.store);
   }
 
   /** The id of the newest lifecycle event in the store, or 0. */

@@ -174,6 +174,8 @@ async function requestRefresh(
   ctx.logger.debug('refreshing the access token', { server: key.server, generation: current.generation });
   return refreshTokenGrant(client, refreshToken, {
     timeoutMs: ctx.requestTimeoutMs,
+    // A bearer credential stays bearer: binding it is decided at login (docs/dpop.md).
+    dpop: current.tokenType === 'DPoP',
     ...refreshResource(ctx, current),
   });
 }

@@ -2,6 +2,7 @@ import { secrets } from '../redact.js';
 import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../oauth/client-context.js';
+import { dpopKeysOf } from '../oauth/dpop.js';
 import { authorizationServerMetadata } from '../oauth/discovery.js';
 import { type RevocationOutcome, revokeTokens } from '../oauth/revocation.js';
 import {
@@ -95,7 +96,7 @@ async function attempt(
         registeredAt: 0,
         ...(row.secrets.clientSecret === undefined ? {} : { clientSecret: row.secrets.clientSecret }),
       },
-      { fetch: deps.fetch },
+      { fetch: deps.fetch, dpopKeys: dpopKeysOf(deps.store) },
     );
     const field = row.tokenType === 'refresh_token' ? 'refreshToken' : 'accessToken';
     const report = await revokeTokens(

@@ -3,6 +3,7 @@ import type * as oauth from 'oauth4webapi';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
 import { clientContextForConfig, clientCredentialsGrant } from '../oauth/client-credentials.js';
+import { dpopKeysOf } from '../oauth/dpop.js';
 import { ensureRegistration } from '../oauth/registration.js';
 import type { ClientConfig } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
@@ -60,7 +61,10 @@ export function clientCredentialsHook(options: ClientCredentialsHookOptions): Ac
       fetch: options.fetch,
       signal: request.signal,
     });
-    const ctx = await clientContextForConfig(as, registration, config, { fetch: options.fetch });
+    const ctx = await clientContextForConfig(as, registration, config, {
+      fetch: options.fetch,
+      dpopKeys: config.dpop === false ? undefined : dpopKeysOf(options.store),
+    });
     const scope =
       request.scopes !== undefined && request.scopes.length > 0 ? request.scopes.join(' ') : options.scope;
     const result = await clientCredentialsGrant(ctx, {

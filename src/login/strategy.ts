@@ -3,6 +3,7 @@ import type * as oauth from 'oauth4webapi';
 import type { AcquireRequest } from '../lifecycle/acquire.js';
 import type { ClientContext } from '../oauth/client-context.js';
 import { clientContextForConfig } from '../oauth/client-credentials.js';
+import { dpopKeysOf } from '../oauth/dpop.js';
 import type { GrantResult } from '../oauth/grants.js';
 import { ensureRegistration, type EnsureRegistrationOptions } from '../oauth/registration.js';
 import type { Registration } from '../store/contract.js';
@@ -55,6 +56,7 @@ export function contextFor(run: FlowRun, registration: Registration): Promise<Cl
   return clientContextForConfig(run.as, registration, run.options.client ?? {}, {
     fetch: run.options.fetch,
     warn: (text) => run.notify(`warning: ${text}\n`),
+    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
   });
 }
 

@@ -1,5 +1,6 @@
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import { buildContext } from '../oauth/client-context.js';
+import { dpopKeysOf } from '../oauth/dpop.js';
 import { jwtBearerGrant, readWorkloadToken } from '../oauth/jwt-bearer.js';
 import type { Registration } from '../store/contract.js';
 import type { FlowResult, FlowRun } from './strategy.js';
@@ -38,6 +39,7 @@ export async function workloadIdentityLogin(run: FlowRun): Promise<FlowResult> {
     fetch: run.options.fetch,
     server,
     warn: (text) => run.notify(`warning: ${text}\n`),
+    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
   });
   const grant = await jwtBearerGrant(ctx, {
     assertion,

@@ -20,12 +20,19 @@
  * learns of the challenge, so the caller's own retry carries the new token, but the response
  * is returned as it came.
  *
+ * DPoP (RFC 9449, docs/dpop.md): a token whose type is `DPoP` goes as `Authorization: DPoP`
+ * with a fresh proof (`htm`, `htu`, `ath`) on every request, retries included; it is never sent
+ * as a bearer token. A `401 DPoP error="use_dpop_nonce"` is answered once with a new proof
+ * carrying the server's nonce, which the signer keeps for the origin.
+ *
  * Errors of the manager (LOGIN_REQUIRED when no login may run, a login the user abandoned, an
  * AS that is down) reject the fetch: they say more than the server's 401 would.
  */
-import { ErrorCode, isLatchkeyError } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { GetTokenOptions, TokenSource } from './credentials.js';
-import { bearerChallenge } from '../oauth/www-authenticate.js';
+import type { AccessToken } from '../lifecycle/token-cache.js';
+import type { DPoPSigner } from '../oauth/dpop-proof.js';
+import { bearerChallenge, isDPoPNonceChallenge } from '../oauth/www-authenticate.js';
 import type { WireFetch } from './http-client.js';
 import { sameOriginRedirects } from './redirect-policy.js';
 
@@ -64,7 +71,9 @@ export function createAuthFetch(server: string | URL, options: AuthFetchOptions)
       replayable: request.replayable,
       // Parsing the body for its method costs on every request; only step-ups need it.
       operation: () => operationKey(request.method, url, request.init.body),
-      send: (token) => sendWithToken(send, url, request, token),
+      send: async (token) =>
+        sendWithToken(send, url, request, await credentialHeaders(auth, token, request.method, url)),
+      url,
     });
   };
 }
@@ -86,13 +95,14 @@ export function createAuthWire(
       signal: init.signal,
       replayable: true,
       operation: () => operationKey(init.method, url, init.body),
-      send: (token) =>
-        send(
+      send: async (token) => {
+        const headers = await credentialHeaders(auth, token, init.method, url);
+        return send(
           url,
-          token === undefined
-            ? init
-            : { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } },
-        ),
+          headers === undefined ? init : { ...init, headers: { ...init.headers, ...headers } },
+        );
+      },
+      url,
     });
   };
 }
@@ -104,6 +114,42 @@ interface AuthContext {
   maxStepUps: number;
   /** Step-ups done in a row per operation. */
   stepUps: Map<string, number>;
+  /** The source's DPoP signer, asked for at the first DPoP token. */
+  signer?: Promise<DPoPSigner>;
+}
+
+/**
+ * The Authorization header for `token` (and its DPoP proof, for a DPoP token), or undefined
+ * to go bare.
+ */
+async function credentialHeaders(
+  auth: AuthContext,
+  token: AccessToken | undefined,
+  method: string,
+  url: URL,
+): Promise<Record<string, string> | undefined> {
+  if (token === undefined) return undefined;
+  if (token.tokenType !== 'DPoP') return { authorization: `Bearer ${token.token}` };
+  const signer = await signerFor(auth);
+  return { authorization: `DPoP ${token.token}`, dpop: signer.proof(method, url, token.token) };
+}
+
+function signerFor(auth: AuthContext): Promise<DPoPSigner> {
+  const source = auth.options.manager;
+  if (source.dpopSigner === undefined) {
+    return Promise.reject(
+      new LatchkeyError(
+        ErrorCode.INVALID_INPUT,
+        `the token for ${String(auth.server)} is DPoP-bound, but its token source has no DPoP signer.`,
+        {
+          retryable: false,
+          server: String(auth.server),
+          next: { kind: 'configure', detail: 'give the token source a dpopSigner()' },
+        },
+      ),
+    );
+  }
+  return (auth.signer ??= source.dpopSigner());
 }
 
 function authContext(server: string | URL, options: Omit<AuthFetchOptions, 'fetch'>): AuthContext {
@@ -124,7 +170,9 @@ interface AuthCall<R> {
   replayable: boolean;
   /** `METHOD path rpc-method`: what the step-up cap counts per (AUTH-66). */
   operation(): string;
-  send(token: string | undefined): Promise<R>;
+  send(token: AccessToken | undefined): Promise<R>;
+  /** Where the request goes: a DPoP nonce is kept for its origin. */
+  url: URL;
 }
 
 /** The token on the request; a 401 refreshes once, a 403 `insufficient_scope` steps up. */
@@ -134,18 +182,27 @@ async function authorized<R extends Challenged>(auth: AuthContext, call: AuthCal
   const op = (): string => (operation ??= call.operation());
   let token = await currentToken(server, options, call.signal);
   let retried401 = false;
+  let retriedNonce = false;
   for (;;) {
     const response = await call.send(token);
-    let next: string;
+    let next: AccessToken;
+    if (token?.tokenType === 'DPoP' && (await signerFor(auth)).rememberNonce(call.url, response.headers)) {
+      // §9: the proof lacked the server's (new) nonce; the same token goes again, once.
+      if (response.status === 401 && !retriedNonce && call.replayable && isDPoPNonceChallenge(response)) {
+        retriedNonce = true;
+        await discard(response);
+        continue;
+      }
+    }
     if (response.status === 401 && !retried401) {
       retried401 = true;
       const challenge = bearerChallenge(response);
       next = await orDiscard(response, () =>
-        options.manager.getAccessToken(
+        options.manager.getToken(
           server,
           withSignal(options, call.signal, {
             ...(options.interactive === undefined ? {} : { interactive: options.interactive }),
-            ...(token === undefined ? {} : { rejectedToken: token }),
+            ...(token === undefined ? {} : { rejectedToken: token.token }),
             ...(challenge === undefined ? {} : { challenge }),
           }),
         ),
@@ -161,10 +218,10 @@ async function authorized<R extends Challenged>(auth: AuthContext, call: AuthCal
       if (done >= auth.maxStepUps) return response;
       remember(stepUps, op(), done + 1);
       next = await orDiscard(response, () =>
-        options.manager.getAccessToken(server, withSignal(options, call.signal, { challenge })),
+        options.manager.getToken(server, withSignal(options, call.signal, { challenge })),
       );
       // The manager already holds a token with these scopes: sending it again cannot help.
-      if (next === token || !call.replayable) return response;
+      if (next.token === token?.token || !call.replayable) return response;
     }
     await discard(response);
     token = next;
@@ -188,9 +245,9 @@ async function currentToken(
   server: string | URL,
   options: Omit<AuthFetchOptions, 'fetch'>,
   signal: AbortSignal | null | undefined,
-): Promise<string | undefined> {
+): Promise<AccessToken | undefined> {
   try {
-    return await options.manager.getAccessToken(server, withSignal(options, signal, { interactive: false }));
+    return await options.manager.getToken(server, withSignal(options, signal, { interactive: false }));
   } catch (error) {
     // No usable credential without a login: go bare and let the server's challenge guide it.
     if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED) return undefined;
@@ -264,10 +321,10 @@ async function sendWithToken(
   send: typeof fetch,
   url: URL,
   request: ReplayableRequest,
-  token: string | undefined,
+  credential: Record<string, string> | undefined,
 ): Promise<Response> {
   const headers = new Headers(request.headers);
-  if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
+  for (const [name, value] of Object.entries(credential ?? {})) headers.set(name, value);
   return send(url.href, { ...request.init, headers, redirect: request.redirect });
 }
 

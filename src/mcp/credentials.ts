@@ -5,6 +5,7 @@
  */
 import type { GetTokenOptions } from '../lifecycle/manager.js';
 import type { AccessToken } from '../lifecycle/token-cache.js';
+import type { DPoPSigner } from '../oauth/dpop-proof.js';
 import type { EventQuery, LifecycleEvent } from '../store/contract.js';
 
 export type { GetTokenOptions } from '../lifecycle/manager.js';
@@ -15,6 +16,12 @@ export interface TokenSource {
   getToken(server: string | URL, options?: GetTokenOptions): Promise<AccessToken>;
   /** The bearer string of `getToken`. */
   getAccessToken(server: string | URL, options?: GetTokenOptions): Promise<string>;
+  /**
+   * The signer for tokens whose `tokenType` is `DPoP` (RFC 9449). A source that never hands
+   * out DPoP tokens may leave it out; a DPoP token from a source without it is refused, never
+   * sent as a bearer token.
+   */
+  dpopSigner?(): Promise<DPoPSigner>;
 }
 
 /**

@@ -31,6 +31,7 @@ import { canonicalServer } from '../credential/key.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import { loginAction } from '../next-action.js';
 import type { AccessToken } from '../lifecycle/token-cache.js';
+import { bearerOnly } from './bearer-only.js';
 import type { TokenSource } from './credentials.js';
 
 export interface SdkAuthProviderOptions {
@@ -132,6 +133,7 @@ function sdkFlowRefused(
 
 /** The access token only: without a refresh token, the SDK never refreshes by itself. */
 function asSdkTokens(token: AccessToken): OAuthTokens {
+  bearerOnly(token);
   return {
     access_token: token.token,
     token_type: token.tokenType,

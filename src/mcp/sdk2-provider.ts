@@ -8,6 +8,7 @@
  * packages; it matches their `AuthProvider` (examples/sdk2-client.ts type-checks that).
  */
 import { canonicalServer } from '../credential/key.js';
+import { bearerOnly } from './bearer-only.js';
 import type { TokenSource } from './credentials.js';
 import { bearerChallenge } from '../oauth/www-authenticate.js';
 
@@ -37,18 +38,19 @@ export function createSdk2AuthProvider(
   let handedOut: string | undefined;
   return {
     async token() {
-      handedOut = await options.manager.getAccessToken(url, base);
+      handedOut = bearerOnly(await options.manager.getToken(url, base)).token;
       return handedOut;
     },
     async onUnauthorized({ response }) {
       const challenge = bearerChallenge(response);
       // The rejected token is refreshed even though its expiry says it is valid; a 403-style
       // insufficient_scope challenge on a 401 widens the scopes (step-up).
-      handedOut = await options.manager.getAccessToken(url, {
+      const token = await options.manager.getToken(url, {
         ...base,
         ...(handedOut === undefined ? {} : { rejectedToken: handedOut }),
         ...(challenge === undefined ? {} : { challenge }),
       });
+      handedOut = bearerOnly(token).token;
     },
   };
 }

@@ -1,9 +1,10 @@
 import * as oauth from 'oauth4webapi';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
-import type { DiscoveryCache, Registration, RegistrationCache } from '../store/contract.js';
+import type { DiscoveryCache, DPoPKeyTable, Registration, RegistrationCache } from '../store/contract.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { authorizationServerMetadata } from './discovery.js';
+import { asSupportsDPoP, dpopFetch, dpopKeysOf } from './dpop.js';
 import { isLoopbackUrl } from './loopback.js';
 
 /** Everything needed to talk to one authorization server's endpoints as one client. */
@@ -13,8 +14,11 @@ export interface ClientContext {
   clientAuth: oauth.ClientAuth;
   /** The MCP server the context serves, when known; named by size-limit errors. */
   server?: string | undefined;
-  /** oauth4webapi request options: timeout signal, custom fetch, loopback http allowance. */
-  requestOptions(signal?: AbortSignal): oauth.TokenEndpointRequestOptions;
+  /**
+   * oauth4webapi request options: timeout signal, custom fetch, loopback http allowance.
+   * `dpop: false` leaves the DPoP proof off (a refresh of a bearer credential stays bearer).
+   */
+  requestOptions(signal?: AbortSignal, dpop?: boolean): oauth.TokenEndpointRequestOptions;
   /** Told what was wrong but not fatal in an AS answer (an ID token that was dropped). */
   warn?: ((text: string) => void) | undefined;
 }
@@ -25,6 +29,13 @@ export interface ClientContextOptions {
   server?: string | undefined;
   /** Where non-fatal problems with the AS's answers go. Default: nowhere. */
   warn?: ((text: string) => void) | undefined;
+  /**
+   * Where the DPoP key lives. With it, and an AS that lists ES256 in
+   * `dpop_signing_alg_values_supported`, every request carries a proof (dpop.ts) and the
+   * tokens come back bound to the key. Default: loadClientContext uses its store; without
+   * one, tokens are plain bearer tokens.
+   */
+  dpopKeys?: DPoPKeyTable | undefined;
 }
 
 /**
@@ -46,7 +57,7 @@ export async function loadClientContext(
     registration !== undefined && registration.clientId === clientId
       ? registration
       : { issuer, clientId, tokenEndpointAuthMethod: 'none', method: 'pre-registered', registeredAt: 0 };
-  return buildContext(as, reg, { server, ...options });
+  return buildContext(as, reg, { server, dpopKeys: dpopKeysOf(store), ...options });
 }
 
 export function buildContext(
@@ -60,21 +71,31 @@ export function buildContext(
   };
   const insecure = isLoopbackUrl(as.issuer);
   // Token, device authorization and revocation answers (errors too) are read with a cap.
-  const capped = boundedFetch(options.fetch, {
+  const keys = options.dpopKeys;
+  const base = options.fetch;
+  const limits = {
     limit: ResponseLimits.endpoint,
     what: 'authorization server response',
     server: options.server,
-  });
+  };
+  const capped = boundedFetch(base, limits);
+  const bound =
+    keys !== undefined && asSupportsDPoP(as)
+      ? boundedFetch(
+          dpopFetch((input, init) => (base ?? globalThis.fetch)(input, init), keys),
+          limits,
+        )
+      : capped;
   return {
     as,
     client,
     server: options.server,
     warn: options.warn,
     clientAuth: clientAuthentication(reg),
-    requestOptions: (signal) => {
+    requestOptions: (signal, dpop = true) => {
       const opts: oauth.TokenEndpointRequestOptions = {};
       if (signal !== undefined) opts.signal = signal;
-      opts[oauth.customFetch] = asCustomFetch(capped);
+      opts[oauth.customFetch] = asCustomFetch(dpop ? bound : capped);
       if (insecure) opts[oauth.allowInsecureRequests] = true;
       return opts;
     },

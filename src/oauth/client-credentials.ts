@@ -5,7 +5,7 @@ import * as oauth from 'oauth4webapi';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { Registration } from '../store/contract.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
-import { buildContext, type ClientContext } from './client-context.js';
+import { buildContext, type ClientContext, type ClientContextOptions } from './client-context.js';
 import { type GrantResult, grantResult, requestSignal } from './grants.js';
 import { asRequestError } from './oauth-errors.js';
 import type { ClientConfig } from './types.js';
@@ -105,9 +105,9 @@ export async function clientContextForConfig(
   as: oauth.AuthorizationServer,
   registration: Registration,
   config: ClientConfig,
-  options: { fetch?: typeof fetch | undefined; warn?: ((text: string) => void) | undefined } = {},
+  options: Pick<ClientContextOptions, 'fetch' | 'warn' | 'dpopKeys'> = {},
 ): Promise<ClientContext> {
-  const ctx = buildContext(as, registration, { fetch: options.fetch, warn: options.warn });
+  const ctx = buildContext(as, registration, options);
   if (registration.tokenEndpointAuthMethod !== 'private_key_jwt') return ctx;
   if (config.privateKey === undefined) {
     throw new LatchkeyError(

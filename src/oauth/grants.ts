@@ -20,6 +20,11 @@ export interface RefreshOptions {
   scope?: string;
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Send a DPoP proof when the context has a key and the AS takes it. Default true; the
+   * lifecycle passes false for a bearer credential, so its refresh stays bearer.
+   */
+  dpop?: boolean;
 }
 
 /**
@@ -38,7 +43,7 @@ export async function refreshTokenGrant(
   const signal = requestSignal(options.timeoutMs, options.signal);
   const requestedAt = Date.now();
   const response = await oauth.refreshTokenGrantRequest(ctx.as, ctx.client, ctx.clientAuth, refreshToken, {
-    ...ctx.requestOptions(signal),
+    ...ctx.requestOptions(signal, options.dpop ?? true),
     additionalParameters: params,
   });
   return grantResult(

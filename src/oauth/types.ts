@@ -54,6 +54,12 @@ export interface ClientConfig {
   privateKey?: { key: webcrypto.CryptoKey | string; kid?: string; alg?: string };
   /** The issuer a pre-registered client belongs to; using it at another AS is refused (AUTH-29). */
   issuer?: string;
+  /**
+   * Bind tokens to the store's DPoP key when the AS lists ES256 in
+   * `dpop_signing_alg_values_supported` (docs/dpop.md). Default true; false logs in with
+   * bearer tokens, for a server that does not accept DPoP though its AS offers it.
+   */
+  dpop?: boolean;
   /** HTTPS URL of a Client ID Metadata Document, used when the AS supports CIMD. */
   clientMetadataUrl?: string;
   /** Shown on consent screens. Default `latchkey`. */

@@ -37,11 +37,14 @@ export function parseWwwAuthenticate(source: WwwAuthenticateSource): Challenge[]
 }
 
 /**
- * The first `Bearer` challenge (RFC 6750 §3, RFC 9728 §5.1), or undefined when there is none.
- * `scope` is split on whitespace and omitted when it names no scope.
+ * The first `Bearer` challenge (RFC 6750 §3, RFC 9728 §5.1), else the first `DPoP` one (RFC
+ * 9449 §7.1: a DPoP-only server challenges with the same parameters), or undefined when there
+ * is neither. `scope` is split on whitespace and omitted when it names no scope.
  */
 export function bearerChallenge(source: WwwAuthenticateSource): BearerChallenge | undefined {
-  const challenge = parseWwwAuthenticate(source).find((c) => c.scheme === 'bearer');
+  const challenges = parseWwwAuthenticate(source);
+  const challenge =
+    challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'dpop');
   if (challenge === undefined) return undefined;
   const { params } = challenge;
   const result: BearerChallenge = {};
@@ -56,6 +59,13 @@ export function bearerChallenge(source: WwwAuthenticateSource): BearerChallenge 
   const errorDescription = param(params, 'error_description');
   if (errorDescription !== undefined) result.errorDescription = networkText(errorDescription);
   return result;
+}
+
+/** A `DPoP error="use_dpop_nonce"` challenge (RFC 9449 §9): send again with the new nonce. */
+export function isDPoPNonceChallenge(source: WwwAuthenticateSource): boolean {
+  return parseWwwAuthenticate(source).some(
+    (c) => c.scheme === 'dpop' && param(c.params, 'error') === 'use_dpop_nonce',
+  );
 }
 
 function param(params: Record<string, string>, name: string): string | undefined {

@@ -1,5 +1,7 @@
 import type { CredentialKey } from '../credential/key.js';
 import type { CredentialRecord, CredentialStatus, StoredCredential } from '../credential/model.js';
+import type { DPoPKeyTable } from './dpop-key-contract.js';
+export type { DPoPKeyRecord, DPoPKeyTable } from './dpop-key-contract.js';
 
 /**
  * The store contract, in seven small interfaces that one store object implements: the
@@ -27,7 +29,8 @@ export interface CredentialStore
     LeaseTable,
     DueIndex,
     EventLog,
-    PendingRevocationStore {
+    PendingRevocationStore,
+    DPoPKeyTable {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Where secrets are protected and how; `insecure` means the user must be warned. */
   readonly security: StoreSecurity;

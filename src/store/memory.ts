@@ -21,6 +21,7 @@ import type {
   RevocationClaim,
   RevocationSchedule,
   Registration,
+  DPoPKeyRecord,
   StoreSecurity,
   WriteCondition,
   WriteResult,
@@ -44,6 +45,7 @@ class MemoryStore implements CredentialStore {
   readonly security: StoreSecurity = { keySource: 'none', insecure: false, location: 'memory' };
   private readonly credentials = new Map<string, StoredCredential>();
   private readonly registrations = new Map<string, Registration>();
+  private readonly dpopKeys = new Map<string, DPoPKeyRecord>();
   private readonly discovery = new Map<string, DiscoveryRecord>();
   private readonly leases = new Map<string, Lease>();
   private readonly events: LifecycleEvent[] = [];
@@ -108,6 +110,14 @@ class MemoryStore implements CredentialStore {
       this.leases.delete(keyId(key));
       if (deleted) this.insertEvent(event);
       return deleted;
+    });
+  }
+
+  dpopKey(alg: string, create: () => DPoPKeyRecord): Promise<DPoPKeyRecord> {
+    return this.run(() => {
+      let key = this.dpopKeys.get(alg);
+      if (key === undefined) this.dpopKeys.set(alg, (key = create()));
+      return { ...key };
     });
   }
 

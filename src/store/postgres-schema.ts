@@ -149,6 +149,14 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX serve_portal_sessions_expiry ON serve_portal_sessions (expires_at);
   `,
+  // DPoP (RFC 9449, docs/dpop.md): the store's proof key, its private JWK sealed like a token.
+  `
+  CREATE TABLE dpop_keys (
+    alg         TEXT PRIMARY KEY,
+    private_jwk BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

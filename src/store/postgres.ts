@@ -13,6 +13,7 @@ import { pgKeyTable } from './postgres-key-table.js';
 import { pgLeaseTable } from './postgres-leases.js';
 import { PgEventFeed } from './postgres-listen.js';
 import { pgDiscoveryCache, pgRegistrationCache } from './postgres-registrations.js';
+import { pgDPoPKeys } from './postgres-dpop-keys.js';
 import { pgPendingRevocations } from './postgres-revocations.js';
 import { pgServeTables } from './postgres-serve.js';
 import { migrate } from './postgres-schema.js';
@@ -190,6 +191,7 @@ function composeStore(conn: PgConnection, feed: PgEventFeed, security: StoreSecu
     ...pgEventLog(conn, feed),
     ...pgPendingRevocations(conn, feed),
     ...pgServeTables(conn),
+    ...pgDPoPKeys(conn),
     close: () => conn.close(),
   };
 }

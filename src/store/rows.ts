@@ -47,6 +47,10 @@ export function credentialAad(key: CredentialKey): string {
   return `credential\u0000${keyId(key)}`;
 }
 
+export function dpopKeyAad(alg: string): string {
+  return `dpop-key\u0000${alg}`;
+}
+
 export function registrationAad(issuer: string): string {
   return `registration\u0000${issuer}`;
 }

@@ -5,7 +5,7 @@
  */
 import type { WrappedKey } from './key-table.js';
 import { revocationAad } from './revocation-rows.js';
-import { credentialAad, registrationAad } from './rows.js';
+import { credentialAad, dpopKeyAad, registrationAad } from './rows.js';
 import { connectAttemptAad } from './serve-rows.js';
 
 export interface SealedColumn {
@@ -45,6 +45,12 @@ export function sealedColumns(text: (value: unknown) => string): readonly Sealed
           key: keyOf(r),
           tokenType: String(r['token_type']) as 'refresh_token',
         }),
+    },
+    {
+      table: 'dpop_keys',
+      column: 'private_jwk',
+      primaryKey: ['alg'],
+      aad: (r) => dpopKeyAad(text(r['alg'])),
     },
     {
       table: 'serve_connect_attempts',

@@ -18,6 +18,7 @@ import { sqliteLeaseTable } from './sqlite-leases.js';
 import { hasLegacyValues, sqliteKeyTable } from './sqlite-key-table.js';
 import { type KeySetup, keyTracking, setUpKeys } from './sqlite-keys.js';
 import { sqliteDiscoveryCache, sqliteRegistrationCache } from './sqlite-registrations.js';
+import { sqliteDPoPKeys } from './dpop-keys.js';
 import { sqlitePendingRevocations } from './sqlite-revocations.js';
 import { migrate } from './sqlite-schema.js';
 import { sqliteServeTables } from './sqlite-serve.js';
@@ -188,6 +189,7 @@ function composeStore(conn: SqliteConnection, security: StoreSecurity): Credenti
     ...sqliteEventLog(conn),
     ...sqlitePendingRevocations(conn),
     ...sqliteServeTables(conn),
+    ...sqliteDPoPKeys(conn),
     close: () => conn.close(),
   };
 }

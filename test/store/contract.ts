@@ -1252,6 +1252,42 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       });
     });
 
+    describe('DPoP key', () => {
+      const record = (): { alg: string; privateJwk: string; createdAt: number } => ({
+        alg: 'ES256',
+        privateJwk: JSON.stringify({ kty: 'EC', d: secret('d') }),
+        createdAt: 1_700_000_000_000,
+      });
+
+      it('is made once, then the stored one is returned, by this handle and another', async (t) => {
+        const first = record();
+        let made = 0;
+        const create = (): ReturnType<typeof record> => {
+          made++;
+          return first;
+        };
+        assert.deepEqual(await store.dpopKey('ES256', create), first);
+        assert.deepEqual(await store.dpopKey('ES256', () => assert.fail('a key is stored already')), first);
+        assert.equal(made, 1);
+        if (subject.reopen === undefined) {
+          t.diagnostic('no second handle onto the same data');
+          return;
+        }
+        const other = await subject.reopen();
+        assert.deepEqual(await other.dpopKey('ES256', () => assert.fail('a key is stored already')), first);
+      });
+
+      it('two handles racing to make it agree on one key', async (t) => {
+        if (subject.reopen === undefined) {
+          t.skip('this store has no second handle onto the same data');
+          return;
+        }
+        const other = await subject.reopen();
+        const [a, b] = await Promise.all([store.dpopKey('ES256', record), other.dpopKey('ES256', record)]);
+        assert.deepEqual(a, b);
+      });
+    });
+
     describe('isolation', () => {
       it('returned credentials are copies, and so are written records', async () => {
         const key = credentialKey(1);

@@ -454,7 +454,7 @@ describe('envelope encryption (postgres store): key-encryption keys', () => {
     assert.equal(await dumpAll(db.url), untouched, 'nothing changed');
 
     const store = await db.open();
-    assert.deepEqual(await versions(), [1, 2, 3, 4]);
+    assert.deepEqual(await versions(), [1, 2, 3, 4, 5]);
     const key = {
       server: 'https://main-layout.example.com/mcp',
       issuer: 'https://as.example.com',

@@ -328,7 +328,7 @@ describe('postgres store', () => {
     const versions = await adminQuery(db.url, 'SELECT version FROM schema_migrations ORDER BY version');
     assert.deepEqual(
       versions.rows.map((r: { version: number }) => r.version),
-      [1, 2, 3, 4],
+      [1, 2, 3, 4, 5],
     );
     const fingerprints = await adminQuery(db.url, `SELECT value FROM meta WHERE name = 'key_fingerprint'`);
     assert.equal(fingerprints.rowCount, 1);

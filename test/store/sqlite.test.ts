@@ -145,7 +145,7 @@ describe('sqlite store', () => {
       });
     }
 
-    it('keeps tokens and client secrets out of the raw bytes of the database and WAL', async (t) => {
+    it('keeps tokens, client secrets and the DPoP key out of the raw bytes of the database and WAL', async (t) => {
       const home = await tempDir();
       const path = join(home, 'latchkey.db');
       const store = await openStore(t, { home, env: { LATCHKEY_KEY: newKey() } });
@@ -189,6 +189,14 @@ describe('sqlite store', () => {
       ];
       for (const q of queued) secrets.push(q.secrets.token, q.secrets.clientSecret!);
       await store.addPendingRevocations(queued, eventFor(credentialKey(2), 'revocation-pending'));
+      // The DPoP private key is sealed like a token.
+      const dpopD = secret('dpop-d');
+      secrets.push(dpopD);
+      await store.dpopKey('ES256', () => ({
+        alg: 'ES256',
+        privateJwk: JSON.stringify({ d: dpopD }),
+        createdAt: 1,
+      }));
 
       const assertClean = (stage: string, mustHoldMarker: string[]): void => {
         for (const file of ['latchkey.db', 'latchkey.db-wal', 'latchkey.db-shm']) {
