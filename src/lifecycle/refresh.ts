@@ -3,7 +3,7 @@ import { type CredentialKey, keyId } from '../credential/key.js';
 import type { CredentialRecord, StoredCredential } from '../credential/model.js';
 import { fingerprint, secrets } from '../redact.js';
 import { credentialFromTokenResponse } from '../credential/token-response.js';
-import { ErrorCode, isLatchkeyError, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
+import { ErrorCode, LatchkeyError, loginRequired, refreshTransient } from '../errors.js';
 import { networkText } from '../network-text.js';
 import { loadClientContext } from '../oauth/client-context.js';
 import { refreshTokenGrant } from '../oauth/grants.js';
@@ -16,11 +16,11 @@ import {
   EventType,
   type LeaseTable,
   type RegistrationCache,
-  type WriteResult,
 } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
 import type { EngineContext } from './context.js';
 import { breakLeaseIfHolderDead, keepLease, pollDelay, sleep } from './lease.js';
+import { persistRotated } from './rotated-write.js';
 
 /**
  * A refresh runs under the credential's lease and writes with an event; the registration and
@@ -227,28 +227,6 @@ async function storeRefreshed(
   }
   if (stored === undefined) throw loginRequired(key.server, 'the credential was removed (logged out)');
   return stored;
-}
-
-/** Waits between tries of a write that failed transiently in the in-flight window. */
-const PERSIST_RETRY_MS = [100, 400, 1200];
-
-/**
- * The write of tokens the AS has just rotated, tried again when the store fails transiently
- * (a lost connection, a timeout on a starved machine): given up at once, the new refresh
- * token is lost and the old one is dead, so the grant ends in needs-login. Trying again is
- * safe: the write is generation- and lease-checked, so one that did commit is refused the
- * second time, and one whose lease lapsed meanwhile is refused rather than applied late.
- */
-async function persistRotated(write: () => Promise<WriteResult>): Promise<WriteResult> {
-  for (const wait of PERSIST_RETRY_MS) {
-    try {
-      return await write();
-    } catch (error) {
-      if (!isLatchkeyError(error) || !error.retryable) throw error;
-      await sleep(wait);
-    }
-  }
-  return write();
 }
 
 async function handleFailure(
