@@ -3,7 +3,7 @@ import type * as oauth from 'oauth4webapi';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook } from '../lifecycle/acquire.js';
 import { clientContextForConfig, clientCredentialsGrant } from '../oauth/client-credentials.js';
-import { dpopKeysOf } from '../oauth/dpop.js';
+import { dpopKeysOf, wantsDPoP } from '../oauth/dpop.js';
 import { ensureRegistration } from '../oauth/registration.js';
 import type { ClientConfig } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
@@ -63,7 +63,8 @@ export function clientCredentialsHook(options: ClientCredentialsHookOptions): Ac
     });
     const ctx = await clientContextForConfig(as, registration, config, {
       fetch: options.fetch,
-      dpopKeys: config.dpop === false ? undefined : dpopKeysOf(options.store),
+      // No discovery here: the server's 401 (request.challenge) says whether it takes DPoP.
+      dpopKeys: wantsDPoP(config, request.challenge) ? dpopKeysOf(options.store) : undefined,
     });
     const scope =
       request.scopes !== undefined && request.scopes.length > 0 ? request.scopes.join(' ') : options.scope;

@@ -2,6 +2,7 @@ import { ErrorCode, isLatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireHook, AcquireRequest } from '../lifecycle/acquire.js';
 import { probeChallenge } from '../oauth/challenge-probe.js';
 import { discoverServer, invalidateDiscovery } from '../oauth/discovery.js';
+import { wantsDPoP } from '../oauth/dpop.js';
 import { evictRegistration } from '../oauth/registration.js';
 import { selectScopes } from '../oauth/scope.js';
 import type { BearerChallenge, ServerDiscovery } from '../oauth/types.js';
@@ -74,6 +75,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     scope: scopes?.join(' '),
     resource: resourceFor(options, discovery),
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    dpop: wantsDPoP(options.client, challenge, discovery.resourceMetadata),
     notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
   };
   let result: FlowResult;

@@ -23,6 +23,8 @@ export interface FlowRun {
   /** The RFC 8707 resource to send; undefined for IdPs that reject it. */
   readonly resource: string | undefined;
   readonly requestTimeoutMs: number;
+  /** Bind the tokens to the store's DPoP key (oauth/dpop.ts `wantsDPoP`), if the AS offers it. */
+  readonly dpop: boolean;
   /** Where the login's human-facing lines go (stderr unless configured). */
   readonly notify: (text: string) => void;
 }
@@ -56,7 +58,7 @@ export function contextFor(run: FlowRun, registration: Registration): Promise<Cl
   return clientContextForConfig(run.as, registration, run.options.client ?? {}, {
     fetch: run.options.fetch,
     warn: (text) => run.notify(`warning: ${text}\n`),
-    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
+    dpopKeys: run.dpop ? dpopKeysOf(run.options.store) : undefined,
   });
 }
 

@@ -39,7 +39,7 @@ export async function workloadIdentityLogin(run: FlowRun): Promise<FlowResult> {
     fetch: run.options.fetch,
     server,
     warn: (text) => run.notify(`warning: ${text}\n`),
-    dpopKeys: run.options.client?.dpop === false ? undefined : dpopKeysOf(run.options.store),
+    dpopKeys: run.dpop ? dpopKeysOf(run.options.store) : undefined,
   });
   const grant = await jwtBearerGrant(ctx, {
     assertion,

@@ -15,6 +15,7 @@ import type * as oauth from 'oauth4webapi';
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { DPoPKeyTable } from '../store/contract.js';
 import { DPOP_ALG, DPoPSigner, generateDPoPPrivateJwk } from './dpop-proof.js';
+import type { BearerChallenge } from './types.js';
 
 /** Signers by store object: the key is read (and unsealed) once per process and store. */
 const signers = new WeakMap<DPoPKeyTable, Promise<DPoPSigner>>();
@@ -41,6 +42,27 @@ export function storeSigner(store: DPoPKeyTable): Promise<DPoPSigner> {
 export function asSupportsDPoP(as: oauth.AuthorizationServer): boolean {
   const algs = as.dpop_signing_alg_values_supported;
   return Array.isArray(algs) && algs.includes(DPOP_ALG);
+}
+
+/**
+ * Whether to bind tokens for this MCP server to the DPoP key: the client config allows it
+ * and the server shows it takes DPoP tokens, by a `DPoP` challenge in its 401 or DPoP fields
+ * in its protected resource metadata (RFC 9728 §2). An AS that offers DPoP is not enough: it
+ * serves servers that know only Bearer too, and those would refuse every request of a bound
+ * token (`Authorization: DPoP`) until the user logged in again with DPoP off.
+ */
+export function wantsDPoP(
+  config: { dpop?: boolean } | undefined,
+  challenge: BearerChallenge | undefined,
+  resourceMetadata?: Record<string, unknown>,
+): boolean {
+  if (config?.dpop === false) return false;
+  if (challenge?.dpop === true) return true;
+  const algs = resourceMetadata?.['dpop_signing_alg_values_supported'];
+  return (
+    resourceMetadata?.['dpop_bound_access_tokens_required'] === true ||
+    (Array.isArray(algs) && algs.length > 0)
+  );
 }
 
 /** A store that may hold a DPoP key: every latchkey store does; an embedder's may not. */

@@ -20,6 +20,8 @@ export interface Challenge {
 
 /** What the MCP server told us in a 401/403 Bearer challenge (RFC 6750 §3, RFC 9728 §5.1). */
 export interface BearerChallenge {
+  /** The header also (or only) challenged with the `DPoP` scheme: the server takes DPoP tokens. */
+  dpop?: true;
   resourceMetadata?: string;
   scope?: readonly string[];
   error?: string;

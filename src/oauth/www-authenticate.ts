@@ -48,6 +48,7 @@ export function bearerChallenge(source: WwwAuthenticateSource): BearerChallenge 
   if (challenge === undefined) return undefined;
   const { params } = challenge;
   const result: BearerChallenge = {};
+  if (challenges.some((c) => c.scheme === 'dpop')) result.dpop = true;
   const resourceMetadata = param(params, 'resource_metadata');
   if (resourceMetadata !== undefined) result.resourceMetadata = resourceMetadata;
   const scope = param(params, 'scope')

@@ -226,7 +226,7 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
     });
   });
 
-  describe('opting out: a bearer-only MCP server behind an AS that offers DPoP', () => {
+  describe('a bearer-only MCP server behind an AS that offers DPoP', () => {
     let w: World;
     let bearerMcp: TestMcpServer;
     before(async () => {
@@ -238,6 +238,57 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
       await closeWorld(w);
     });
 
+    it('by default too: the server challenges with Bearer only, so the tokens are bearer tokens', async () => {
+      const store = await openStore(undefined, { env: { ...process.env, ...w.env } });
+      w.stores.push(store);
+      const openBrowser = async (url: string): Promise<void> => {
+        await fetch(await completeAuthorization(url, { subject: 'alice' }));
+      };
+      const manager = new CredentialManager({
+        store,
+        watch: false,
+        logger: silentLogger,
+        acquire: createLoginHook({
+          store,
+          flow: 'browser',
+          openBrowser,
+          notify: () => undefined,
+        }),
+      });
+      w.managers.push(manager);
+      const authFetch = createAuthFetch(bearerMcp.url, { manager });
+      const init = {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 't', version: '1' },
+          },
+        }),
+      };
+      const first = await authFetch(bearerMcp.url, init);
+      await first.body?.cancel();
+      assert.equal(first.status, 200);
+      const token = await manager.getToken(bearerMcp.url);
+      assert.equal(token.tokenType, 'Bearer');
+      const exchange = w.asProxy
+        .seen('/token')
+        .filter((r) => r.method === 'POST')
+        .at(-1);
+      assert.equal(exchange?.headers['dpop'], undefined, 'no proof at the token endpoint');
+
+      const refreshed = await manager.getToken(bearerMcp.url, { rejectedToken: token.token });
+      assert.notEqual(refreshed.token, token.token);
+      assert.equal(refreshed.tokenType, 'Bearer', 'the refresh sent no proof, so the token stayed bearer');
+      const again = await authFetch(bearerMcp.url, init);
+      await again.body?.cancel();
+      assert.equal(again.status, 200);
+    });
     it('client.dpop false logs in with bearer tokens, and their refresh stays bearer', async () => {
       const store = await openStore(undefined, { env: { ...process.env, ...w.env } });
       w.stores.push(store);

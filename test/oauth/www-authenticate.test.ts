@@ -165,6 +165,8 @@ describe('bearerChallenge', () => {
         'DPoP algs="ES256", Bearer error="insufficient_scope", scope="a  b\tc", resource_metadata="https://m/x", error_description="need c"',
       ),
       {
+        // The header offered DPoP as well: the server takes DPoP tokens (oauth/dpop.ts wantsDPoP).
+        dpop: true,
         resourceMetadata: 'https://m/x',
         scope: ['a', 'b', 'c'],
         error: 'insufficient_scope',
