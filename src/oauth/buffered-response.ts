@@ -37,11 +37,24 @@ export class BufferedResponse extends Response {
   static {
     // The lib typings declare Response's members as properties, so they are replaced on the
     // prototype here rather than overridden as methods.
-    const body = (r: BufferedResponse): ReadableStream<Uint8Array> | null => {
-      r.#stream ??= new Response(r.#bytes).body ?? undefined;
-      return r.#stream ?? null;
+    // Read or cancelled, the body is used (disturbed), as fetch's is; merely asked for, not yet.
+    const body = (r: BufferedResponse): ReadableStream<Uint8Array> => {
+      r.#stream ??= new ReadableStream<Uint8Array>(
+        {
+          pull: (controller) => {
+            r.#used = true;
+            controller.enqueue(r.#bytes.slice());
+            controller.close();
+          },
+          cancel: () => {
+            r.#used = true;
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      return r.#stream;
     };
-    const used = (r: BufferedResponse): boolean => r.#used || r.#stream?.locked === true;
+    const used = (r: BufferedResponse): boolean => r.#used;
     const take = (r: BufferedResponse): Promise<Uint8Array> => {
       if (used(r)) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
       r.#used = true;

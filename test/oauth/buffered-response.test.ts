@@ -53,6 +53,17 @@ describe('BufferedResponse', () => {
     await assert.rejects(response.json(), TypeError);
   });
 
+  it('is used once its body stream is cancelled, not when the stream is only asked for', async () => {
+    const response = json(TOKEN);
+    assert.ok(response.body !== null);
+    assert.equal(response.bodyUsed, false, 'asked for, not read');
+    const clone = response.clone();
+    await response.body?.cancel();
+    assert.equal(response.bodyUsed, true);
+    await assert.rejects(response.text(), TypeError);
+    assert.deepEqual(await clone.json(), TOKEN, 'a clone taken before is its own');
+  });
+
   it('clones and copies: a clone reads independently, a copy even after the body was read', async () => {
     const response = json(TOKEN);
     const clone = response.clone();
