@@ -2,7 +2,7 @@
 // Postgres store named by LATCHKEY_STORE, starts a refresher with the options in
 // LK_BENCH_REFRESHER (JSON) on {"cmd":"go"} (so N processes start together; it says
 // {"type":"ready"} once the store is open), and on {"cmd":"exit"} closes
-// the refresher and the store and says {"type":"closed","stats":…,"statements":N}.
+// the refresher and the store and says {"type":"closed","stats":…,"statements":N,"cpuMs":N}.
 // Statements are counted by wrapping pg's Client#query in this process only (every pool
 // query and every BEGIN/COMMIT goes through it; LISTEN's notifications do not).
 import { writeFileSync } from 'node:fs';
@@ -43,10 +43,13 @@ const profDir = process.env['LK_BENCH_CPU_PROF_DIR'];
 const profiler = profDir === undefined ? undefined : new Session();
 
 let atStart = statements;
+/** This process's CPU time from `go` to `exit`: what the refreshing cost it, wherever it ran. */
+let cpuAtStart = process.cpuUsage();
 let refresher: Refresher | undefined;
 const errors: string[] = [];
 function go(): Refresher {
   atStart = statements;
+  cpuAtStart = process.cpuUsage();
   if (profiler !== undefined) {
     profiler.connect();
     void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start'));
@@ -67,6 +70,8 @@ function causeOf(error: Error): string {
 }
 
 async function exit(): Promise<void> {
+  // Taken when the bench says the work is done, before closing, which is not refreshing.
+  const cpu = process.cpuUsage(cpuAtStart);
   await refresher?.close();
   if (profiler !== undefined && profDir !== undefined) {
     const { profile } = await profiler.post('Profiler.stop');
@@ -79,6 +84,7 @@ async function exit(): Promise<void> {
     type: 'closed',
     stats: refresher?.stats(),
     statements: counted,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     errors: errors.slice(0, 5),
     ...(bySql === undefined ? {} : { bySql: Object.fromEntries(bySql) }),
   });

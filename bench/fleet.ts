@@ -8,6 +8,7 @@
 // RSS for 10k and 100k credentials is the scale bench, which `bench fleet` runs after this.
 // Measurements, not tests: nothing here fails on a slow machine.
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +28,8 @@ export interface FleetOptions {
   quick?: boolean;
   /** Directory for `--cpu-prof` profiles of the refresher processes, when wanted. */
   cpuProfDir?: string;
+  /** Only the throughput figures (1 and 3 instances): for comparing changes back to back. */
+  throughputOnly?: boolean;
 }
 
 type Figures = Record<string, string | number>;
@@ -34,6 +37,8 @@ type Figures = Record<string, string | number>;
 interface Closed {
   stats: RefresherStats;
   statements: number;
+  /** The refresher process's CPU time (user + system) while it refreshed. */
+  cpuMs: number;
   errors: string[];
 }
 
@@ -43,6 +48,10 @@ interface RunResult {
   closed: Closed[];
   commits: number;
   perSecond: number[];
+  /** CPU time of this process (the token endpoint and the bench's polling) during the run. */
+  endpointCpuMs: number;
+  /** CPU time of the database's server processes during the run (undefined: not readable). */
+  postgresCpuMs: number | undefined;
 }
 
 /** No per-AS limit worth the name: what the refresher itself can do. */
@@ -72,6 +81,7 @@ export async function benchFleet(options: FleetOptions = {}): Promise<[string, F
         ...throughputFigures('3 instances', three, 3),
       },
     ]);
+    if (options.throughputOnly === true) return out;
     const backlog = quick ? 5000 : 20_000;
     const perInstanceRate = 150;
     const drain = await measure(
@@ -105,7 +115,25 @@ function throughputFigures(label: string, r: RunResult, instances: number): Figu
       statements / r.refreshes
     ).toFixed(1),
     [`${label}: transactions per refresh (pg_stat_database)`]: (r.commits / r.refreshes).toFixed(1),
+    ...cpuFigures(label, r),
     [`${label}: failures seen`]: failures(r),
+  };
+}
+
+/**
+ * Where the CPU went, per refresh. The wall-clock rate is bounded by the 2 shared cores, which
+ * the token endpoint and PostgreSQL use too; the refresher's own CPU time per refresh is what
+ * latchkey costs, and 1000 / that is the rate one instance would reach with a core to itself.
+ */
+function cpuFigures(label: string, r: RunResult): Figures {
+  const per = (ms: number): string => (ms / r.refreshes).toFixed(3);
+  const refresher = r.closed.reduce((n, c) => n + c.cpuMs, 0);
+  const perInstance = refresher / r.closed.length / (r.refreshes / r.closed.length);
+  return {
+    [`${label}: CPU ms per refresh: refresher / token endpoint + bench / postgres`]: `${per(refresher)} / ${per(
+      r.endpointCpuMs,
+    )} / ${r.postgresCpuMs === undefined ? '?' : per(r.postgresCpuMs)}`,
+    [`${label}: refreshes per refresher CPU second (one core each)`]: Math.round(1000 / perInstance),
   };
 }
 
@@ -158,6 +186,8 @@ async function measure(
     await Promise.all(workers.map((w) => w.next((m) => m.type === 'ready', 120_000)));
     const before = endpoint.refreshes;
     endpoint.resetWindows();
+    const backendsBefore = await backendCpu(db);
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     for (const w of workers) w.send({ cmd: 'go' });
     let last = started;
@@ -166,6 +196,8 @@ async function measure(
       last = performance.now();
       if (last - started > 600_000) throw new Error(`fleet bench: stalled at ${endpoint.refreshes - before}`);
     }
+    const cpu = process.cpuUsage(cpuBefore);
+    const backendsAfter = await backendCpu(db);
     const perSecond = endpoint.perSecond();
     for (const w of workers) w.send({ cmd: 'exit' });
     const closed = await Promise.all(workers.map((w) => w.next<Closed>((m) => m.type === 'closed', 60_000)));
@@ -178,6 +210,8 @@ async function measure(
       closed,
       commits: (await commits(db)) - commitsBefore,
       perSecond,
+      endpointCpuMs: (cpu.user + cpu.system) / 1000,
+      postgresCpuMs: cpuSpent(backendsBefore, backendsAfter),
     };
   } finally {
     for (const w of workers) w.kill('SIGKILL');
@@ -206,4 +240,39 @@ async function commits(db: TestDatabase): Promise<number> {
     db.name,
   ]);
   return Number((rows[0] as { xact_commit: string } | undefined)?.xact_commit ?? 0);
+}
+
+/** CPU ms of each server process connected to the database, from /proc (Linux only). */
+async function backendCpu(db: TestDatabase): Promise<Map<number, number> | undefined> {
+  const { rows } = await adminQuery(
+    db.url,
+    'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [db.name],
+  );
+  const out = new Map<number, number>();
+  try {
+    for (const { pid } of rows as { pid: number }[]) {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS);
+    }
+  } catch {
+    return undefined; // not Linux, or the server runs elsewhere
+  }
+  return out;
+}
+
+/** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)). */
+const CLOCK_TICKS = 100;
+
+/** A backend that started during the run counts from zero. */
+function cpuSpent(
+  before: Map<number, number> | undefined,
+  after: Map<number, number> | undefined,
+): number | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  let sum = 0;
+  for (const [pid, ms] of after) sum += ms - (before.get(pid) ?? 0);
+  return sum;
 }

@@ -71,19 +71,24 @@ if (only === undefined || only === 'proxy') {
   for (const [title, figures] of await benchProxy({ quick, dpop })) print(title, figures);
 }
 // Only on request (a few minutes): the fleet refresher on PostgreSQL (issue 16). `--quick`
-// shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers.
+// shrinks it and skips the scale figures; `--cpu-prof-dir DIR` profiles the refreshers;
+// `--throughput-only` stops after the throughput figures (with `--quick`, about 30 s).
 if (only === 'fleet') {
   const { benchFleet } = await import('./fleet.js');
   const quick = process.argv.includes('--quick');
+  const throughputOnly = process.argv.includes('--throughput-only');
   const prof = process.argv.indexOf('--cpu-prof-dir');
   const cpuProfDir = prof >= 0 ? process.argv[prof + 1] : undefined;
   for (const [title, figures] of await benchFleet(
-    cpuProfDir === undefined ? { quick } : { quick, cpuProfDir },
+    cpuProfDir === undefined ? { quick, throughputOnly } : { quick, throughputOnly, cpuProfDir },
   ))
     print(title, figures);
 }
 // Only on request (several minutes): memory of one instance with 10k and 100k credentials.
-if (only === 'scale' || (only === 'fleet' && !process.argv.includes('--quick'))) {
+if (
+  only === 'scale' ||
+  (only === 'fleet' && !process.argv.includes('--quick') && !process.argv.includes('--throughput-only'))
+) {
   print(
     'one instance, many subjects: SQLite store + one manager (maxCachedCredentials 10 000), target < 200 MB RSS at 100k',
     await benchScale(),

@@ -6,8 +6,8 @@
  * its time in the global fetch (undici's request and header objects, a web stream per body, a
  * tee for the copy grants.ts keeps) and in re-reading that stream for the size cap. A token
  * answer is small and read whole anyway, so here it is read once, capped while it arrives, and
- * wrapped in a Response over the bytes; bounded-fetch.ts and grants.ts know such a Response
- * (`bufferedCopy`) and neither read nor copy its stream again.
+ * wrapped in a Response over the bytes (buffered-response.ts); bounded-fetch.ts and grants.ts
+ * know such a Response (`bufferedCopy`) and neither read nor copy its stream again.
  *
  * What fetch did that is kept: a network failure rejects with a TypeError whose `cause` is the
  * system error (token-error.ts classifies it as transient); an abort rejects with the signal's
@@ -21,14 +21,7 @@ import * as zlib from 'node:zlib';
 
 import { readBody } from '../body.js';
 import { pollFirst, sendRequest, type Transport, transports } from '../node-http.js';
-
-interface Buffered {
-  bytes: Uint8Array;
-  init: ResponseInit;
-}
-
-/** Responses made here, with their bytes: a copy is made from these, not by a tee. */
-const buffered = new WeakMap<Response, Buffered>();
+import { BufferedResponse } from './buffered-response.js';
 
 /**
  * A fetch whose answers are read whole, up to `limit` bytes. Past the limit (declared or
@@ -67,9 +60,8 @@ export function bufferedCopy(
   response: Response,
   limit = Number.POSITIVE_INFINITY,
 ): (() => Response) | undefined {
-  const kept = buffered.get(response);
-  if (kept === undefined || kept.bytes.byteLength > limit) return undefined;
-  return () => new Response(kept.bytes, kept.init);
+  if (!(response instanceof BufferedResponse) || response.size > limit) return undefined;
+  return () => response.copy();
 }
 
 async function send(
@@ -97,19 +89,20 @@ async function read(
   signal: AbortSignal | null | undefined,
 ): Promise<Response> {
   const status = answer.statusCode ?? 0;
-  const init: ResponseInit = {
-    status,
-    statusText: answer.statusMessage ?? '',
-    headers: headersOf(answer.rawHeaders),
-  };
+  const statusText = answer.statusMessage ?? '';
   if (status === 204 || status === 205 || status === 304) {
     answer.resume();
-    return new Response(null, init);
+    return new Response(null, { status, statusText, headers: headersOf(answer.rawHeaders, true) });
   }
   const declared = Number(answer.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) {
     answer.destroy();
-    return new Response(new Uint8Array(), init); // its content-length is what bounded-fetch refuses
+    // Its content-length is what bounded-fetch refuses.
+    return new Response(new Uint8Array(), {
+      status,
+      statusText,
+      headers: headersOf(answer.rawHeaders, true),
+    });
   }
   const onAbort = (): void => void answer.destroy(signal?.reason as Error);
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -117,12 +110,11 @@ async function read(
   if (raw.error !== undefined)
     throw signal?.aborted === true ? signal.reason : new TypeError('fetch failed', { cause: raw.error });
   const bytes = decode(raw.bytes, answer.headers, limit);
-  const clean = stripped(init);
+  // The body is now the decoded bytes: the wire's length and encoding no longer apply.
+  const clean = { status, statusText, headers: headersOf(answer.rawHeaders, false) };
   // Over the limit: a body one byte too long, which bounded-fetch refuses as it arrives.
   if (raw.over || bytes === undefined) return new Response(new Uint8Array(limit + 1), clean);
-  const response = new Response(bytes, clean);
-  buffered.set(response, { bytes, init: clean });
-  return response;
+  return new BufferedResponse(bytes, clean);
 }
 
 /** The decoded body, or undefined past `limit` once decoded. */
@@ -142,16 +134,14 @@ function decode(bytes: Uint8Array, headers: IncomingHttpHeaders, limit: number):
   return decoded.byteLength > limit ? undefined : decoded;
 }
 
-function headersOf(raw: readonly string[]): Headers {
-  const headers = new Headers();
-  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i] as string, raw[i + 1] as string);
-  return headers;
-}
-
-/** The body is now the decoded bytes: the wire's length and encoding no longer apply. */
-function stripped(init: ResponseInit): ResponseInit {
-  const headers = new Headers(init.headers);
-  headers.delete('content-length');
-  headers.delete('content-encoding');
-  return { ...init, headers };
+/** The answer's headers; `wire` false leaves out the length and encoding of the wire. */
+function headersOf(raw: readonly string[], wire: boolean): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (!wire && (lower === 'content-length' || lower === 'content-encoding')) continue;
+    pairs.push([name, raw[i + 1] as string]);
+  }
+  return pairs;
 }
