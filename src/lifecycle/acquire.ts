@@ -63,6 +63,8 @@ export interface AcquiredTokens {
   owned?: boolean;
   /** The RFC 8707 `resource` the grant was sent with (`null`: none); refreshes send the same. */
   resource?: string | null;
+  /** The enterprise IdP session the tokens were derived from (recorded for `logout --idp`). */
+  idp?: string;
 }
 
 /**
@@ -217,6 +219,7 @@ async function storeAcquired(
     requestedAt: tokens.requestedAt,
     ...(tokens.requestedScopes === undefined ? {} : { requestedScopes: tokens.requestedScopes }),
     ...(tokens.resource === undefined ? {} : { resource: tokens.resource }),
+    ...(tokens.idp === undefined ? {} : { idp: tokens.idp }),
     owned: tokens.owned ?? true,
   });
   secrets.add(record.secrets.accessToken);

@@ -9,6 +9,7 @@ import type { CredentialStore } from '../store/contract.js';
 import { browserLogin } from './browser-login.js';
 import { clientCredentialsLogin } from './client-credentials.js';
 import { deviceLogin } from './device-login.js';
+import { enterpriseEligible, enterpriseLogin } from './enterprise.js';
 import { LoginBreaker } from './login-breaker.js';
 import { workloadIdentityLogin } from './workload-identity.js';
 import type { LoginFlow, LoginOptions } from './options.js';
@@ -22,6 +23,7 @@ const STRATEGIES: Readonly<Record<LoginFlow, LoginStrategy>> = {
   device: deviceLogin,
   'client-credentials': clientCredentialsLogin,
   'workload-identity': workloadIdentityLogin,
+  enterprise: enterpriseLogin,
 };
 
 /**
@@ -66,7 +68,6 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     asScopesSupported: as.scopes_supported,
     offlineAccess: options.quirks?.offlineAccess,
   });
-  const flow = chooseFlow(options);
   const run: FlowRun = {
     options,
     request,
@@ -76,6 +77,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
   };
+  const flow = explicitFlow(options) ?? (enterpriseEligible(run) ? 'enterprise' : chooseFlow(options));
   let result: FlowResult;
   try {
     // A refused workload JWT is final (SEP-1933): no second token request.
@@ -98,7 +100,13 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     ...(scopes === undefined ? {} : { requestedScopes: scopes }),
     owned: true,
     resource: result.resource ?? null,
+    ...(result.idp === undefined ? {} : { idp: result.idp }),
   };
+}
+
+/** The flow the caller named, if it named one; `auto` leaves the choice to the server's AS. */
+function explicitFlow(options: Pick<LoginOptions, 'flow'>): LoginFlow | undefined {
+  return options.flow === undefined || options.flow === 'auto' ? undefined : options.flow;
 }
 
 /**
