@@ -51,6 +51,8 @@ export interface CredentialRecord {
    * every other login.
    */
   idp?: string;
+  /** True for an enterprise IdP session itself (`login --idp`): the source of ID-JAGs. */
+  idpSession?: boolean;
 }
 
 /** Lifecycle state shared by all processes, kept beside the credential. */

@@ -27,6 +27,8 @@ export interface TokenResponseContext {
   owned?: boolean;
   /** The IdP session the tokens derive from (enterprise login); default: the previous credential's. */
   idp?: string;
+  /** The tokens are an enterprise IdP session; default: the previous credential's. */
+  idpSession?: boolean;
 }
 
 export function credentialFromTokenResponse(
@@ -60,6 +62,7 @@ export function credentialFromTokenResponse(
   if (resource !== undefined) record.resource = resource;
   const idp = ctx.idp ?? previous?.idp;
   if (idp !== undefined) record.idp = idp;
+  if ((ctx.idpSession ?? previous?.idpSession) === true) record.idpSession = true;
   return record;
 }
 

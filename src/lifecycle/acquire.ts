@@ -65,6 +65,8 @@ export interface AcquiredTokens {
   resource?: string | null;
   /** The enterprise IdP session the tokens were derived from (recorded for `logout --idp`). */
   idp?: string;
+  /** The tokens are an enterprise IdP session (`login --idp`), not a server's. */
+  idpSession?: boolean;
 }
 
 /**
@@ -220,6 +222,7 @@ async function storeAcquired(
     ...(tokens.requestedScopes === undefined ? {} : { requestedScopes: tokens.requestedScopes }),
     ...(tokens.resource === undefined ? {} : { resource: tokens.resource }),
     ...(tokens.idp === undefined ? {} : { idp: tokens.idp }),
+    ...(tokens.idpSession === true ? { idpSession: true } : {}),
     owned: tokens.owned ?? true,
   });
   secrets.add(record.secrets.accessToken);

@@ -38,7 +38,9 @@ export interface IdpSource {
 export async function enterpriseLogin(run: FlowRun): Promise<FlowResult> {
   const { server, signal } = run.request;
   const idp = run.options.idp;
-  if (idp === undefined) throw notConfigured(server, 'no identity provider is configured');
+  // login.ts resolves a function form before any strategy runs.
+  if (idp === undefined || typeof idp === 'function')
+    throw notConfigured(server, 'no identity provider is configured');
   if (!acceptsIdJag(run.as)) {
     throw notConfigured(server, `the authorization server ${run.as.issuer} does not accept ID-JAGs`);
   }
@@ -69,7 +71,8 @@ export async function enterpriseLogin(run: FlowRun): Promise<FlowResult> {
 
 /** Whether the enterprise strategy applies to this AS: an IdP is configured and the AS takes ID-JAGs. */
 export function enterpriseEligible(run: Pick<FlowRun, 'options' | 'as'>): boolean {
-  return run.options.idp !== undefined && acceptsIdJag(run.as);
+  const { idp } = run.options;
+  return idp !== undefined && typeof idp !== 'function' && acceptsIdJag(run.as);
 }
 
 async function idpClientContext(run: FlowRun, idp: IdpSource): Promise<ClientContext> {

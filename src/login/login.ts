@@ -8,7 +8,10 @@ import type { BearerChallenge, ServerDiscovery } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
 import { browserLogin } from './browser-login.js';
 import { clientCredentialsLogin } from './client-credentials.js';
+import { canonicalServer } from '../credential/key.js';
 import { deviceLogin } from './device-login.js';
+import type { IdpSource } from './enterprise.js';
+import { idpLogin } from './idp-session.js';
 import { enterpriseEligible, enterpriseLogin } from './enterprise.js';
 import { LoginBreaker } from './login-breaker.js';
 import { workloadIdentityLogin } from './workload-identity.js';
@@ -46,8 +49,13 @@ export function createLoginHook(options: LoginOptions): AcquireHook {
   };
 }
 
-async function login(options: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
+async function login(given: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
+  const options = await withIdp(given);
   const { store } = options;
+  if (isIdpServer(options, request.server)) {
+    const flow = chooseFlow(options);
+    return idpLogin(options, request, STRATEGIES, flow === 'device' ? 'device' : 'browser');
+  }
   const challenge = request.challenge ?? (await probedChallenge(options, request));
   const discovery = await discoverServer(request.server, {
     store,
@@ -102,6 +110,20 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     resource: result.resource ?? null,
     ...(result.idp === undefined ? {} : { idp: result.idp }),
   };
+}
+
+/** The options with `idp` resolved, when it is asked for at each login. */
+async function withIdp(options: LoginOptions): Promise<LoginOptions & { idp?: IdpSource }> {
+  if (typeof options.idp !== 'function') return options as LoginOptions & { idp?: IdpSource };
+  const { idp: resolve, ...rest } = options;
+  const idp = await resolve();
+  return idp === undefined ? rest : { ...rest, idp };
+}
+
+/** The login is the IdP session's own (`login --idp`, or its renewal), not a server's. */
+function isIdpServer(options: { idpLogin?: string; idp?: IdpSource }, server: string): boolean {
+  const issuers = [options.idpLogin, options.idp?.issuer].filter((i) => i !== undefined);
+  return issuers.some((issuer) => canonicalServer(issuer) === server);
 }
 
 /** The flow the caller named, if it named one; `auto` leaves the choice to the server's AS. */

@@ -32,9 +32,15 @@ export interface LoginOptions {
   /**
    * An enterprise IdP session (SEP-990). With it, a server whose AS accepts the JWT bearer
    * grant is authorized with an ID-JAG from the IdP instead of a browser, unless `flow`
-   * names another flow; `flow: 'enterprise'` requires it. Default: none.
+   * names another flow; `flow: 'enterprise'` requires it. A function is asked at each login
+   * (the CLI looks for a stored `login --idp` session: `storedIdpSession`). Default: none.
    */
-  idp?: IdpSource;
+  idp?: IdpSource | (() => Promise<IdpSource | undefined>);
+  /**
+   * The issuer of an enterprise IdP to sign in to (`login --idp`): a login for this URL is
+   * the IdP session's own (OpenID sign-in, no MCP discovery), not a server's. Default none.
+   */
+  idpLogin?: string;
   /** Pre-registered client, CIMD URL, name. Default: register dynamically as `latchkey`. */
   client?: ClientConfig;
   /** Default: the system browser, started without a shell. */

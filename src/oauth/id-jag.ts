@@ -122,7 +122,7 @@ function exchangeError(idp: ClientContext, request: IdJagRequest, error: unknown
           retryable: false,
           next:
             refused.code === 'invalid_grant'
-              ? { kind: 'login', server: idp.as.issuer, detail: 'sign in to the identity provider again' }
+              ? { kind: 'login', server: idp.as.issuer, idp: true }
               : idpConfigure(idp.as.issuer),
           cause: refused.cause,
         },

@@ -5,12 +5,18 @@
 // grant, verifying them against the IdP's key with jose. One IdP sign-in, then both servers
 // are authorized with no browser; an expired access token is replaced with a fresh ID-JAG.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import * as jose from 'jose';
 import type { ProviderContext } from 'oidc-provider';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
 import type { ExtraGrant } from '../../src/demo/provider-config.js';
 import { loadOidcProvider } from '../../src/demo/load-provider.js';
 import { isLatchkeyError } from '../../src/errors.js';
@@ -32,6 +38,7 @@ import {
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { captureIO } from '../support/cli-io.js';
 
 const IDP_CLIENT = 'enterprise-app';
 const AS_CLIENT = { clientId: 'enterprise-client', clientSecret: 'enterprise-client-secret' };
@@ -339,5 +346,73 @@ describe('enterprise-managed authorization (SEP-990)', () => {
       await plain.close();
       await plainAs.close();
     }
+  });
+});
+
+describe('latchkey login --idp, status and logout --idp', () => {
+  const BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
+  let w: World;
+  const servers: Array<{ as: TestAuthorizationServer; mcp: TestMcpServer }> = [];
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    w = await startWorld();
+    for (let i = 0; i < 2; i++) {
+      const as = await w.startResourceAs();
+      servers.push({
+        as,
+        mcp: await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] }),
+      });
+    }
+    home = await mkdtemp(join(tmpdir(), 'latchkey-idp-'));
+    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    // The browser launcher reads the process's environment, as in test/cli/agreement.test.ts.
+    process.env['BROWSER'] = BROWSER;
+  });
+  after(async () => {
+    for (const { as, mcp } of servers) {
+      await mcp.close();
+      await as.close();
+    }
+    await w.idp.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  const cli = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+    const io = captureIO({ ...env, ...extra });
+    const code = await main(args, io);
+    return { code, out: io.stdout, err: io.stderr };
+  };
+
+  it('signs in to the IdP once, then logs in to two servers through it and logs out of all', async () => {
+    const idpLogin = await cli(['login', '--idp', w.idp.issuer, '--client-id', IDP_CLIENT, '--browser']);
+    assert.equal(idpLogin.code, ExitCode.OK, idpLogin.err);
+    assert.match(idpLogin.err, /Logged in to the identity provider/);
+
+    // The AS's client: a secret from the environment, as for any pre-registered client.
+    const asClient = { LATCHKEY_CLIENT_SECRET: AS_CLIENT.clientSecret };
+    const tokens: string[] = [];
+    for (const { mcp } of servers) {
+      const exchanges = w.exchanges.length;
+      const login = await cli(['login', mcp.url, '--client-id', AS_CLIENT.clientId], asClient);
+      assert.equal(login.code, ExitCode.OK, login.err);
+      assert.match(login.err, /through the identity provider/);
+      assert.equal(w.exchanges.length, exchanges + 1, 'one ID-JAG exchange, no browser at the AS');
+      const token = await cli(['token', mcp.url]);
+      assert.equal(token.code, ExitCode.OK, token.err);
+      tokens.push(token.out.trim());
+      const status = await cli(['status', mcp.url]);
+      assert.match(status.out, /ID-JAG from the identity provider/);
+    }
+
+    const logout = await cli(['logout', '--idp', w.idp.issuer]);
+    assert.equal(logout.code, ExitCode.OK, logout.err);
+    for (const [i, { as }] of servers.entries()) {
+      const info = await as.introspect(tokens[i] ?? '');
+      assert.equal(info.active, false, 'the derived token was revoked at its AS');
+    }
+    const status = await cli(['status']);
+    assert.doesNotMatch(status.out, /127\.0\.0\.1/);
   });
 });
