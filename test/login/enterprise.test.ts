@@ -39,6 +39,7 @@ import {
   type TestMcpServer,
 } from '../harness/index.js';
 import { captureIO } from '../support/cli-io.js';
+import { spawnRawHost } from '../support/raw-host.js';
 
 const IDP_CLIENT = 'enterprise-app';
 const AS_CLIENT = { clientId: 'enterprise-client', clientSecret: 'enterprise-client-secret' };
@@ -358,7 +359,7 @@ describe('latchkey login --idp, status and logout --idp', () => {
 
   before(async () => {
     w = await startWorld();
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 3; i++) {
       const as = await w.startResourceAs();
       servers.push({
         as,
@@ -385,7 +386,7 @@ describe('latchkey login --idp, status and logout --idp', () => {
     return { code, out: io.stdout, err: io.stderr };
   };
 
-  it('signs in to the IdP once, then logs in to two servers through it and logs out of all', async () => {
+  it('signs in to the IdP once; login and proxy reach three servers through it; logout --idp revokes all', async () => {
     const idpLogin = await cli(['login', '--idp', w.idp.issuer, '--client-id', IDP_CLIENT, '--browser']);
     assert.equal(idpLogin.code, ExitCode.OK, idpLogin.err);
     assert.match(idpLogin.err, /Logged in to the identity provider/);
@@ -393,7 +394,7 @@ describe('latchkey login --idp, status and logout --idp', () => {
     // The AS's client: a secret from the environment, as for any pre-registered client.
     const asClient = { LATCHKEY_CLIENT_SECRET: AS_CLIENT.clientSecret };
     const tokens: string[] = [];
-    for (const { mcp } of servers) {
+    for (const { mcp } of servers.slice(0, 2)) {
       const exchanges = w.exchanges.length;
       const login = await cli(['login', mcp.url, '--client-id', AS_CLIENT.clientId], asClient);
       assert.equal(login.code, ExitCode.OK, login.err);
@@ -405,6 +406,30 @@ describe('latchkey login --idp, status and logout --idp', () => {
       const status = await cli(['status', mcp.url]);
       assert.match(status.out, /ID-JAG from the identity provider/);
     }
+
+    // The proxy finds the stored IdP session by itself: a third server, no login command.
+    const third = servers[2];
+    assert.ok(third !== undefined);
+    const exchanges = w.exchanges.length;
+    const host = spawnRawHost([third.mcp.url, '--client-id', AS_CLIENT.clientId], {
+      LATCHKEY_HOME: home,
+      LATCHKEY_KEY: String(env['LATCHKEY_KEY']),
+      LATCHKEY_CLIENT_SECRET: AS_CLIENT.clientSecret,
+    });
+    try {
+      const init = await host.request(
+        'initialize',
+        { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+        30_000,
+      );
+      assert.ok(init.result !== undefined, JSON.stringify(init));
+      assert.equal(w.exchanges.length, exchanges + 1, 'the proxy used one ID-JAG');
+    } finally {
+      await host.close();
+    }
+    const proxied = await cli(['token', third.mcp.url]);
+    assert.equal(proxied.code, ExitCode.OK, proxied.err);
+    tokens.push(proxied.out.trim());
 
     const logout = await cli(['logout', '--idp', w.idp.issuer]);
     assert.equal(logout.code, ExitCode.OK, logout.err);
