@@ -1,6 +1,6 @@
 import { canonicalServer } from '../credential/key.js';
 import { jwtExpiry } from '../credential/jwt.js';
-import { ErrorCode, LatchkeyError } from '../errors.js';
+import { ErrorCode, isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { AcquiredTokens, AcquireRequest } from '../lifecycle/acquire.js';
 import type { CredentialManager } from '../lifecycle/manager.js';
 import { authorizationServerMetadata } from '../oauth/discovery.js';
@@ -103,6 +103,20 @@ async function currentIdToken(
   manager: Pick<CredentialManager, 'getToken' | 'store'>,
   issuer: string,
 ): Promise<string> {
+  try {
+    return await freshIdToken(manager, issuer);
+  } catch (error) {
+    // The manager's words name a server login; this one is renewed with `login --idp`.
+    if (isLatchkeyError(error) && error.code === ErrorCode.LOGIN_REQUIRED)
+      throw idpSignInNeeded(issuer, error);
+    throw error;
+  }
+}
+
+async function freshIdToken(
+  manager: Pick<CredentialManager, 'getToken' | 'store'>,
+  issuer: string,
+): Promise<string> {
   const server = canonicalServer(issuer);
   // Not interactive: an IdP session that needs a sign-in is the user's to renew (login --idp).
   let token = await manager.getToken(server, { interactive: false });
@@ -137,10 +151,10 @@ export function storedIdpSession(
   };
 }
 
-function idpSignInNeeded(issuer: string): LatchkeyError {
+function idpSignInNeeded(issuer: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.LOGIN_REQUIRED,
-    `the identity provider ${issuer} gave no current ID token; sign in to it again.`,
-    { server: issuer, retryable: false, next: { kind: 'login', server: issuer, idp: true } },
+    `the session at the identity provider ${issuer} has ended; sign in to it again.`,
+    { server: issuer, retryable: false, next: { kind: 'login', server: issuer, idp: true }, cause },
   );
 }

@@ -23,6 +23,7 @@ import { isLatchkeyError } from '../../src/errors.js';
 import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import type { IdpSource } from '../../src/login/enterprise.js';
+import { storedIdpSession } from '../../src/login/idp-session.js';
 import { createLoginHook } from '../../src/login/login.js';
 import { createAuthFetch } from '../../src/mcp/auth-fetch.js';
 import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../src/oauth/id-jag.js';
@@ -329,6 +330,61 @@ describe('enterprise-managed authorization (SEP-990)', () => {
       });
       assert.equal(browserOpens, 0);
     } finally {
+      manager.close();
+    }
+  });
+
+  it('renews an expired IdP session by itself before the next exchange', async () => {
+    const w = world as World;
+    const mcp = firstServer();
+    w.idp.setAccessTokenTtl(2);
+    const store = createMemoryStore();
+    const manager: CredentialManager = new CredentialManager({
+      store,
+      logger: silentLogger,
+      acquire: createLoginHook({
+        store,
+        idp: storedIdpSession(() => manager),
+        client: AS_CLIENT,
+        openBrowser: async () => void browserOpens++,
+        notify: () => undefined,
+        timeoutMs: 5_000,
+      }),
+    });
+    try {
+      // The stored session, as `login --idp` leaves it: tokens plus the client at the IdP.
+      const signIn = await obtainTokens(w.idp, {
+        resource: 'https://idp.example/api',
+        scope: 'openid',
+        subject: 'alice',
+        clientId: IDP_CLIENT,
+      });
+      assert.ok(signIn.response.refresh_token !== undefined);
+      await store.putRegistration({
+        issuer: w.idp.issuer,
+        clientId: IDP_CLIENT,
+        tokenEndpointAuthMethod: 'none',
+        method: 'pre-registered',
+        registeredAt: Date.now(),
+      });
+      await manager.saveAcquired(w.idp.issuer, {
+        issuer: w.idp.issuer,
+        clientId: IDP_CLIENT,
+        response: signIn.response,
+        requestedAt: signIn.requestedAt,
+        resource: 'https://idp.example/api',
+        idpSession: true,
+      });
+      const [session] = await store.listCredentials({ issuer: w.idp.issuer });
+      await new Promise((resolve) => setTimeout(resolve, 2_500)); // the session's access token expired
+      assert.ok(await manager.getAccessToken(mcp.url));
+      const [renewed] = await store.listCredentials({ issuer: w.idp.issuer });
+      assert.ok(session !== undefined && renewed !== undefined);
+      assert.ok(renewed.generation > session.generation, 'the IdP session was refreshed');
+      assert.notEqual(renewed.secrets.idToken, session.secrets.idToken, 'with a new ID token');
+      assert.equal(browserOpens, 0);
+    } finally {
+      w.idp.setAccessTokenTtl(10);
       manager.close();
     }
   });
