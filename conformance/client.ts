@@ -22,6 +22,7 @@ import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   type ClientConfig,
   createAuthFetch,
+  type IdpSource,
   createLoginHook,
   createMemoryStore,
   CredentialManager,
@@ -47,6 +48,11 @@ interface ScenarioContext {
   signing_algorithm?: string;
   /** auth/wif-jwt-bearer: the workload JWT to use (the other two are for negative tests). */
   valid_jwt?: string;
+  /** Enterprise-managed authorization (SEP-990): the user's IdP session, already signed in. */
+  idp_issuer?: string;
+  idp_token_endpoint?: string;
+  idp_client_id?: string;
+  idp_id_token?: string;
   /** The calls a scenario wants made (http-custom-headers): tool names and their arguments. */
   toolCalls?: Array<{ name: string; arguments: Record<string, unknown> }>;
 }
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
       store,
       flow,
       client: await clientConfig(flow, context),
+      ...idpOption(context),
       openBrowser: followAuthorizationRedirect,
       notify: () => undefined,
       quirks: { offlineAccess: true },
@@ -83,13 +90,34 @@ async function main(): Promise<void> {
   }
 }
 
-function loginFlow(scenario: string): LoginFlow {
+function loginFlow(scenario: string): LoginFlow | 'auto' {
   if (scenario.startsWith('auth/client-credentials')) return 'client-credentials';
   if (scenario.startsWith('auth/wif')) return 'workload-identity';
+  // SEP-990 is chosen by the AS's metadata (it accepts the JWT bearer grant), as for a user
+  // with an IdP session: `auto`, not a flow named here.
+  if (
+    scenario === 'auth/cross-app-access-complete-flow' ||
+    scenario === 'auth/enterprise-managed-authorization'
+  )
+    return 'auto';
   return 'browser';
 }
 
-async function clientConfig(flow: LoginFlow, context: ScenarioContext): Promise<ClientConfig> {
+/** The IdP session the scenario hands over: its ID token stands in for `latchkey login --idp`. */
+function idpOption(context: ScenarioContext): { idp?: IdpSource } {
+  const { idp_issuer: issuer, idp_id_token: idToken, idp_client_id: clientId } = context;
+  if (issuer === undefined || idToken === undefined || clientId === undefined) return {};
+  return {
+    idp: {
+      issuer,
+      clientId,
+      ...(context.idp_token_endpoint === undefined ? {} : { tokenEndpoint: context.idp_token_endpoint }),
+      idToken: () => Promise.resolve(idToken),
+    },
+  };
+}
+
+async function clientConfig(flow: LoginFlow | 'auto', context: ScenarioContext): Promise<ClientConfig> {
   const config: ClientConfig = { clientName: CLIENT_INFO.name };
   if (flow === 'workload-identity' && context.valid_jwt !== undefined) {
     config.workloadTokenFile = await workloadTokenFile(context.valid_jwt);

@@ -121,6 +121,7 @@ export { createLoginHook } from './login/login.js';
 export type { LoginOptions } from './login/login.js';
 /** `browser`, `device`, `client-credentials` or `workload-identity`. */
 export type { LoginFlow } from './login/login.js';
+export type { IdpSource } from './login/enterprise.js';
 /** A client registered ahead of time (id, secret or private key) instead of RFC 7591. */
 export type { ClientConfig } from './oauth/types.js';
 /** An acquisition hook for machine-to-machine access (client_credentials grant). */

@@ -46,6 +46,8 @@ export interface NextAction {
   readonly strict?: boolean | undefined;
   /** `login`: the AS does not register clients itself; a client id must be supplied. */
   readonly needsClientId?: boolean | undefined;
+  /** `login`: `server` is an enterprise identity provider; the sign-in is to its session. */
+  readonly idp?: boolean | undefined;
   /** `repair-store`: the store file concerned. */
   readonly path?: string | undefined;
   /** `retry`: the earliest moment (epoch ms) a retry makes sense. */

@@ -12,6 +12,8 @@ import type { LoginOptions } from './login-hook.js';
 export interface LoginFlags {
   device?: boolean;
   browser?: boolean;
+  /** `login --idp`: the argument is an identity provider to sign in to. */
+  idp?: boolean;
   clientCredentials?: boolean;
   workloadTokenFile?: string;
   clientId?: string;

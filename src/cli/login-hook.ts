@@ -6,3 +6,4 @@
  */
 export { chooseFlow, createLoginHook, type LoginOptions } from '../login/login.js';
 export { stderrDevicePrompt } from '../login/device-prompt.js';
+export { storedIdpSession } from '../login/idp-session.js';

@@ -53,6 +53,7 @@ function renderLogin(action: NextAction, detail: string): string {
   if (action.needsClientId === true) {
     return `register a client at the authorization server, then run \`latchkey login ${server} --client-id <client-id>\`${detail}`;
   }
+  if (action.idp === true) return `run \`latchkey login --idp ${server}\`${detail}`;
   const device = action.device === true ? ' --device' : '';
   const browser = action.device === false ? ' without --device, in a browser' : '';
   return `run \`${loginCommand(server)}${device}\`${action.again === true ? ' again' : ''}${browser}${detail}`;

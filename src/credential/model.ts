@@ -45,6 +45,14 @@ export interface CredentialRecord {
    * revoked at the AS on logout, only forgotten.
    */
   owned: boolean;
+  /**
+   * The issuer of the enterprise IdP session the tokens were derived from (an ID-JAG,
+   * SEP-990). Logging out of that IdP revokes and deletes this credential too; absent for
+   * every other login.
+   */
+  idp?: string;
+  /** True for an enterprise IdP session itself (`login --idp`): the source of ID-JAGs. */
+  idpSession?: boolean;
 }
 
 /** Lifecycle state shared by all processes, kept beside the credential. */

@@ -25,6 +25,10 @@ export interface TokenResponseContext {
   /** The `resource` sent with the request (`null`: none); default: the previous credential's. */
   resource?: string | null;
   owned?: boolean;
+  /** The IdP session the tokens derive from (enterprise login); default: the previous credential's. */
+  idp?: string;
+  /** The tokens are an enterprise IdP session; default: the previous credential's. */
+  idpSession?: boolean;
 }
 
 export function credentialFromTokenResponse(
@@ -56,6 +60,9 @@ export function credentialFromTokenResponse(
   if (account !== undefined) record.account = account;
   const resource = ctx.resource === undefined ? previous?.resource : ctx.resource;
   if (resource !== undefined) record.resource = resource;
+  const idp = ctx.idp ?? previous?.idp;
+  if (idp !== undefined) record.idp = idp;
+  if ((ctx.idpSession ?? previous?.idpSession) === true) record.idpSession = true;
   return record;
 }
 

@@ -84,6 +84,8 @@ export async function startAuthorizationServer(
   const issuer = options.frontedBy?.origin ?? directUrl;
 
   const provider = new Provider(issuer, providerConfiguration(settings, storage, errors));
+  for (const grant of options.extraGrants ?? [])
+    provider.registerGrantType(grant.type, grant.handler, [...grant.params]);
   provider.use(countingMiddleware(settings, counters));
   server.on('request', provider.callback());
   options.frontedBy?.setTarget(directUrl);

@@ -27,6 +27,7 @@ declare module 'oidc-provider' {
     readonly issuer: string;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     use(middleware: ProviderMiddleware): this;
+    registerGrantType(type: string, handler: ProviderMiddleware, params?: string[]): void;
     on(event: string, listener: (...args: unknown[]) => void): this;
   }
 

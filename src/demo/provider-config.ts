@@ -81,6 +81,21 @@ export interface AuthorizationServerOptions {
   clients?: readonly Record<string, unknown>[];
   /** Where grants, tokens and clients live. Default: a new one. Pass one to inspect or revoke. */
   storage?: ProviderStorage;
+  /**
+   * Grant types beyond oidc-provider's own (RFC 8693 token exchange, RFC 7523 JWT bearer),
+   * registered with `registerGrantType`; a client must list a type in its `grant_types`.
+   * Default none.
+   */
+  extraGrants?: readonly ExtraGrant[];
+}
+
+/** One custom grant: oidc-provider authenticates the client, then calls `handler`. */
+export interface ExtraGrant {
+  readonly type: string;
+  /** The form parameters the handler reads (oidc-provider drops any other). */
+  readonly params: readonly string[];
+  /** Sets `ctx.body` (the token response) or throws an oidc-provider error. */
+  readonly handler: (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>;
 }
 
 export interface ConfidentialClient {

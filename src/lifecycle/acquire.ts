@@ -63,6 +63,10 @@ export interface AcquiredTokens {
   owned?: boolean;
   /** The RFC 8707 `resource` the grant was sent with (`null`: none); refreshes send the same. */
   resource?: string | null;
+  /** The enterprise IdP session the tokens were derived from (recorded for `logout --idp`). */
+  idp?: string;
+  /** The tokens are an enterprise IdP session (`login --idp`), not a server's. */
+  idpSession?: boolean;
 }
 
 /**
@@ -217,6 +221,8 @@ async function storeAcquired(
     requestedAt: tokens.requestedAt,
     ...(tokens.requestedScopes === undefined ? {} : { requestedScopes: tokens.requestedScopes }),
     ...(tokens.resource === undefined ? {} : { resource: tokens.resource }),
+    ...(tokens.idp === undefined ? {} : { idp: tokens.idp }),
+    ...(tokens.idpSession === true ? { idpSession: true } : {}),
     owned: tokens.owned ?? true,
   });
   secrets.add(record.secrets.accessToken);

@@ -9,7 +9,11 @@ import type { BearerChallenge, ServerDiscovery } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
 import { browserLogin } from './browser-login.js';
 import { clientCredentialsLogin } from './client-credentials.js';
+import { canonicalServer } from '../credential/key.js';
 import { deviceLogin } from './device-login.js';
+import type { IdpSource } from './enterprise.js';
+import { idpLogin } from './idp-session.js';
+import { enterpriseEligible, enterpriseLogin } from './enterprise.js';
 import { LoginBreaker } from './login-breaker.js';
 import { workloadIdentityLogin } from './workload-identity.js';
 import type { LoginFlow, LoginOptions } from './options.js';
@@ -23,6 +27,7 @@ const STRATEGIES: Readonly<Record<LoginFlow, LoginStrategy>> = {
   device: deviceLogin,
   'client-credentials': clientCredentialsLogin,
   'workload-identity': workloadIdentityLogin,
+  enterprise: enterpriseLogin,
 };
 
 /**
@@ -45,8 +50,13 @@ export function createLoginHook(options: LoginOptions): AcquireHook {
   };
 }
 
-async function login(options: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
+async function login(given: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
+  const options = await withIdp(given);
   const { store } = options;
+  if (isIdpServer(options, request.server)) {
+    const flow = chooseFlow(options);
+    return idpLogin(options, request, STRATEGIES, flow === 'device' ? 'device' : 'browser');
+  }
   const challenge = request.challenge ?? (await probedChallenge(options, request));
   const discovery = await discoverServer(request.server, {
     store,
@@ -67,7 +77,6 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     asScopesSupported: as.scopes_supported,
     offlineAccess: options.quirks?.offlineAccess,
   });
-  const flow = chooseFlow(options);
   const run: FlowRun = {
     options,
     request,
@@ -78,6 +87,7 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     dpop: wantsDPoP(options.client, challenge, discovery.resourceMetadata),
     notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
   };
+  const flow = explicitFlow(options) ?? (enterpriseEligible(run) ? 'enterprise' : chooseFlow(options));
   let result: FlowResult;
   try {
     // A refused workload JWT is final (SEP-1933): no second token request.
@@ -100,7 +110,27 @@ async function login(options: LoginOptions, request: AcquireRequest): Promise<Ac
     ...(scopes === undefined ? {} : { requestedScopes: scopes }),
     owned: true,
     resource: result.resource ?? null,
+    ...(result.idp === undefined ? {} : { idp: result.idp }),
   };
+}
+
+/** The options with `idp` resolved, when it is asked for at each login. */
+async function withIdp(options: LoginOptions): Promise<LoginOptions & { idp?: IdpSource }> {
+  if (typeof options.idp !== 'function') return options as LoginOptions & { idp?: IdpSource };
+  const { idp: resolve, ...rest } = options;
+  const idp = await resolve();
+  return idp === undefined ? rest : { ...rest, idp };
+}
+
+/** The login is the IdP session's own (`login --idp`, or its renewal), not a server's. */
+function isIdpServer(options: { idpLogin?: string; idp?: IdpSource }, server: string): boolean {
+  const issuers = [options.idpLogin, options.idp?.issuer].filter((i) => i !== undefined);
+  return issuers.some((issuer) => canonicalServer(issuer) === server);
+}
+
+/** The flow the caller named, if it named one; `auto` leaves the choice to the server's AS. */
+function explicitFlow(options: Pick<LoginOptions, 'flow'>): LoginFlow | undefined {
+  return options.flow === undefined || options.flow === 'auto' ? undefined : options.flow;
 }
 
 /**

@@ -1,9 +1,10 @@
 import type { ClientConfig, DevicePrompt } from '../oauth/types.js';
 import type { CredentialStore } from '../store/contract.js';
 import type { BrowserOpener } from './browser.js';
+import type { IdpSource } from './enterprise.js';
 
 /** What `createLoginHook` is configured with; shared by every login strategy. */
-export type LoginFlow = 'browser' | 'device' | 'client-credentials' | 'workload-identity';
+export type LoginFlow = 'browser' | 'device' | 'client-credentials' | 'workload-identity' | 'enterprise';
 
 /**
  * Options some identity providers need. Each deviates from the MCP spec for one provider's
@@ -28,6 +29,18 @@ export interface LoginOptions {
    * `workload-identity` a client id and `client.workloadTokenFile` (RFC 7523 JWT bearer grant).
    */
   flow?: LoginFlow | 'auto';
+  /**
+   * An enterprise IdP session (SEP-990). With it, a server whose AS accepts the JWT bearer
+   * grant is authorized with an ID-JAG from the IdP instead of a browser, unless `flow`
+   * names another flow; `flow: 'enterprise'` requires it. A function is asked at each login
+   * (the CLI looks for a stored `login --idp` session: `storedIdpSession`). Default: none.
+   */
+  idp?: IdpSource | (() => Promise<IdpSource | undefined>);
+  /**
+   * The issuer of an enterprise IdP to sign in to (`login --idp`): a login for this URL is
+   * the IdP session's own (OpenID sign-in, no MCP discovery), not a server's. Default none.
+   */
+  idpLogin?: string;
   /** Pre-registered client, CIMD URL, name. Default: register dynamically as `latchkey`. */
   client?: ClientConfig;
   /** Default: the system browser, started without a shell. */

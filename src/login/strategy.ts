@@ -33,6 +33,8 @@ export interface FlowResult {
   clientId: string;
   grant: GrantResult;
   resource: string | undefined;
+  /** The enterprise IdP session the grant was derived from, if any. */
+  idp?: string;
 }
 
 /** A login flow: registers the client it needs and runs its grant. */

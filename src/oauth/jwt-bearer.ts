@@ -32,6 +32,11 @@ export interface JwtBearerOptions {
   signal?: AbortSignal | undefined;
   /** The server named in errors. */
   server: string;
+  /**
+   * What the assertion is, for errors: a workload's platform JWT (default) or an ID-JAG from
+   * the enterprise IdP (id-jag.ts), whose refusal is the IdP's or the AS's policy.
+   */
+  assertionKind?: 'workload' | 'id-jag';
 }
 
 /**
@@ -99,27 +104,31 @@ export async function jwtBearerGrant(ctx: ClientContext, options: JwtBearerOptio
 
 function jwtBearerError(ctx: ClientContext, error: unknown, options: JwtBearerOptions): LatchkeyError {
   const { server } = options;
+  const idJag = options.assertionKind === 'id-jag';
+  const what = idJag ? 'ID-JAG' : 'workload identity token';
   const request = {
     server,
-    what: `the workload identity grant at ${ctx.as.issuer} failed temporarily`,
-    cancelled: 'the workload identity token request was cancelled.',
+    what: `the ${idJag ? 'ID-JAG' : 'workload identity'} grant at ${ctx.as.issuer} failed temporarily`,
+    cancelled: `the ${what} request was cancelled.`,
     signal: options.signal,
   };
-  // invalid_grant, invalid_scope, unauthorized_client: the workload's setup is wrong, and
-  // the same JWT will not do better on a second try (SEP-1933: surface, do not retry).
+  // invalid_grant, invalid_scope, unauthorized_client: the setup is wrong, and the same JWT
+  // will not do better on a second try (SEP-1933: surface, do not retry).
   return asRequestError(
     error,
     request,
     (refused) =>
       new LatchkeyError(
         ErrorCode.CLIENT_REJECTED,
-        `the authorization server ${ctx.as.issuer} refused the workload identity token (${refused.code}${refused.description}).`,
+        `the authorization server ${ctx.as.issuer} refused the ${what} (${refused.code}${refused.description}).`,
         {
           server,
           retryable: false,
           next: {
             kind: 'configure',
-            detail: `check that ${ctx.as.issuer} trusts the workload token's issuer, that its audience is ${ctx.as.issuer} (or its token endpoint), and the scopes asked for`,
+            detail: idJag
+              ? `check that ${ctx.as.issuer} trusts the identity provider and knows this client id`
+              : `check that ${ctx.as.issuer} trusts the workload token's issuer, that its audience is ${ctx.as.issuer} (or its token endpoint), and the scopes asked for`,
           },
           cause: refused.cause,
         },

@@ -18,7 +18,11 @@ export function register(program: Command, { io }: CliContext): void {
     .description(
       'log in to a remote MCP server (browser, or device code when headless) and store the credential',
     )
-    .argument('<server>', 'MCP server URL')
+    .argument('<server>', "MCP server URL (with --idp: the identity provider's issuer)")
+    .option(
+      '--idp',
+      'sign in to an enterprise identity provider (SEP-990): servers whose authorization server accepts its ID-JAGs are then authorized with no browser',
+    )
     .option('--device', 'use the device flow (a code to enter on another device)')
     .option('--browser', 'use the browser even where latchkey would pick the device flow')
     .option('--client-credentials', 'machine-to-machine: client id + secret from LATCHKEY_CLIENT_SECRET')
@@ -40,6 +44,7 @@ export function register(program: Command, { io }: CliContext): void {
       // One switch, two spellings: `login` and `proxy` each accept the other's.
       if (opts.disableResourceParameter === true) opts.resource = false;
       const loginOptions = loginOptionsFromFlags(io, opts);
+      if (opts.idp === true) loginOptions.idpLogin = server;
       const { runLogin } = await import('./login.js');
       await runLogin(io, {
         server,

@@ -1,7 +1,8 @@
 import type { AccessToken } from '../../lifecycle/token-cache.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
-import { createLoginHook, type LoginOptions } from '../login-hook.js';
+import type { CredentialManager } from '../../lifecycle/manager.js';
+import { createLoginHook, type LoginOptions, storedIdpSession } from '../login-hook.js';
 import { withManager } from '../session.js';
 import { createSpinner } from '../spinner.js';
 
@@ -26,14 +27,22 @@ export async function runLogin(io: CliIO, options: LoginCommandOptions): Promise
         : 'Waiting for you to finish signing in in the browser...',
     );
   };
+  let running: CredentialManager | undefined;
   try {
     await withManager(
       io,
       (store) => ({
         sendResource: options.sendResource,
-        acquire: createLoginHook({ ...options.loginOptions, store, notify }),
+        acquire: createLoginHook({
+          // A `login --idp` session authorizes servers whose AS takes ID-JAGs, with no browser.
+          idp: storedIdpSession(() => running),
+          ...options.loginOptions,
+          store,
+          notify,
+        }),
       }),
       async (manager, store) => {
+        running = manager;
         const done = await manager
           .login(options.server, options.scopes === undefined ? {} : { scopes: options.scopes })
           .finally(() => spinner.stop());
@@ -68,7 +77,11 @@ export async function login(
     subject: token.subject,
   });
   const account = cred?.account === undefined ? '' : ` as ${cred.account}`;
-  io.err(`Logged in to ${token.server}${account} at ${token.issuer} (${expiry}${scopes}).\n`);
+  const what = cred?.idpSession === true ? 'the identity provider' : '';
+  const via = cred?.idp === undefined ? '' : ` through the identity provider ${cred.idp} (ID-JAG)`;
+  io.err(
+    `Logged in to ${what === '' ? '' : `${what} `}${token.server}${account} at ${token.issuer}${via} (${expiry}${scopes}).\n`,
+  );
   io.err(`Credential stored in ${store.security.location} (key: ${store.security.keySource}).\n`);
   if (!machine && cred !== undefined && cred.secrets.refreshToken === undefined) {
     io.err(

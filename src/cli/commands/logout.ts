@@ -1,5 +1,6 @@
 import { canonicalServer, LOCAL_SUBJECT } from '../../credential/key.js';
 import type { CredentialManager } from '../../lifecycle/manager.js';
+import { idpLogoutServers } from '../../login/idp-session.js';
 import { cancelDeviceLogin, pendingPrompt, serversAwaitingDeviceLogin } from '../../proxy/device-agent.js';
 import type { CredentialStore } from '../../store/contract.js';
 import type { CliIO } from '../io.js';
@@ -8,6 +9,8 @@ import { withManager } from '../session.js';
 export interface LogoutOptions {
   strict: boolean;
   all: boolean;
+  /** `server` is an enterprise IdP: log out of its session and what was derived from it. */
+  idp?: boolean;
 }
 
 /** `latchkey logout <server>`, or `--all`: every stored server and every pending device login. */
@@ -22,7 +25,9 @@ export async function runLogout(
     async (manager, store) => {
       const servers =
         server !== undefined
-          ? [server]
+          ? options.idp === true
+            ? await idpLogoutServers(store, server)
+            : [server]
           : [
               ...new Set([
                 ...(await store.listCredentials()).map((c) => c.key.server),

@@ -114,21 +114,25 @@ function proxyManager(
   options: ProxyCommandOptions,
   sinks: PromptSinks,
 ): CredentialManager {
-  return new CredentialManager({
+  const manager: CredentialManager = new CredentialManager({
     store,
     logger,
     sendResource: options.sendResource,
     loginTimeoutMs: options.loginTimeoutMs,
-    acquire: deferredHook(async () =>
-      (await loginFlows()).createLoginHook({
+    acquire: deferredHook(async () => {
+      const flows = await loginFlows();
+      return flows.createLoginHook({
         ...options.loginOptions,
+        // A `login --idp` session authorizes servers whose AS takes ID-JAGs, with no browser.
+        idp: flows.storedIdpSession(() => manager),
         store,
         notify: io.err,
         onDevicePrompt: (prompt, forServer) => sinks.onDevicePrompt(prompt, forServer),
         onBrowserUnavailable: (url, forServer) => sinks.onBrowserUnavailable(url, forServer),
-      }),
-    ),
+      });
+    }),
   });
+  return manager;
 }
 
 /**

@@ -101,7 +101,8 @@ function credentialTable(rows: readonly Summary[], now: number): string {
       : s.expiresAt > now
         ? `in ${duration(s.expiresAt - now)}`
         : 'expired',
-    s.refreshable ? 'yes' : 'no',
+    // An ID-JAG credential is renewed through the IdP session, not by a refresh token.
+    s.idp !== undefined ? 'via IdP' : s.refreshable ? 'yes' : 'no',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
   const others = widths.slice(1).reduce((sum, w) => sum + w + 2, 0);
@@ -135,6 +136,7 @@ function detail(s: Summary, now: number): string {
       s.account === undefined ? '- (the authorization server did not say)' : terminalSafe(s.account),
     ],
     ['issuer', s.issuer],
+    ['source', source(s)],
     ['subject', s.subject],
     ['state', s.state],
     ['access token', describeExpiry(s.expiresAt, now, 'no expiry given (valid until rejected)')],
@@ -161,6 +163,8 @@ function summary(cred: StoredCredential, now: number) {
     issuer: cred.key.issuer,
     subject: cred.key.subject,
     ...(cred.account === undefined ? {} : { account: cred.account }),
+    ...(cred.idp === undefined ? {} : { idp: cred.idp }),
+    ...(cred.idpSession === true ? { idpSession: true } : {}),
     state: state(cred, now),
     expiresAt: cred.expiresAt,
     refreshable: cred.secrets.refreshToken !== undefined,
@@ -171,6 +175,13 @@ function summary(cred: StoredCredential, now: number) {
     failures: cred.status.failures,
     lastError: lastErrorText(cred),
   };
+}
+
+/** Where the tokens came from: a login, the IdP session itself, or an ID-JAG from it. */
+function source(s: Summary): string {
+  if (s.idpSession === true) return 'enterprise identity provider session (login --idp)';
+  if (s.idp !== undefined) return `ID-JAG from the identity provider ${s.idp} (logout --idp removes it)`;
+  return 'login';
 }
 
 /**
