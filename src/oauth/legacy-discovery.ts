@@ -23,18 +23,11 @@
  */
 import type * as oauth from 'oauth4webapi';
 
-import {
-  discoveryError,
-  fetchMetadataDocument,
-  type MetadataFetchResult,
-  type MetadataRequestOptions,
-  parseUrl,
-  quote,
-  unreachable,
-} from './metadata-http.js';
+import { discoveryError, type MetadataRequestOptions, parseUrl, quote } from './metadata-http.js';
 import { configure } from '../next-action.js';
 import {
   authorizationServerMetadataUrls,
+  firstUsableMetadata,
   isIssuerIdentifier,
   validateAuthorizationServerMetadata,
 } from './server-metadata.js';
@@ -66,25 +59,11 @@ export async function findLegacyAuthorizationServer(
 ): Promise<LegacyAuthorizationServer> {
   const { server } = options;
   const origin = new URL(server).origin;
-  let rejected: unknown;
-  let transient: Extract<MetadataFetchResult, { kind: 'transient' }> | undefined;
   const urls = authorizationServerMetadataUrls(origin);
-  for (const url of urls) {
-    const result = await fetchMetadataDocument(new URL(url), options);
-    if (result.kind === 'transient') {
-      transient ??= result;
-      if (result.status === undefined) break;
-      continue;
-    }
-    if (result.kind === 'absent') continue;
-    try {
-      return { ...legacyMetadata(result.document, origin, server, url), url };
-    } catch (error) {
-      rejected ??= error;
-    }
-  }
-  if (rejected !== undefined) throw rejected;
-  if (transient !== undefined) throw unreachable(server, `the metadata of ${origin}`, transient);
+  const found = await firstUsableMetadata(urls, origin, options, (document, url) =>
+    legacyMetadata(document, origin, server, url),
+  );
+  if (found !== undefined) return { ...found.metadata, url: found.url };
   if (!options.bearerChallenge) {
     throw discoveryError(
       server,

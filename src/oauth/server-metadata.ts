@@ -123,9 +123,26 @@ export async function findAuthorizationServerMetadata(
       next: configure('the issuer must be an https URL without query or fragment'),
     });
   }
+  const urls = authorizationServerMetadataUrls(issuer);
+  const found = await firstUsableMetadata(urls, issuer, options, (document, url) =>
+    validateAuthorizationServerMetadata(document, issuer, server, url),
+  );
+  return found === undefined ? { kind: 'none', tried: urls } : { kind: 'found', ...found };
+}
+
+/**
+ * The first document at `urls` that `accept` takes, in order. A document `accept` refuses is
+ * thrown when no later one is usable; an unreachable location (after every other was tried,
+ * or at once for a network failure) is thrown as transient; undefined when none exists.
+ */
+export async function firstUsableMetadata<T>(
+  urls: readonly string[],
+  owner: string,
+  options: MetadataRequestOptions,
+  accept: (document: Record<string, unknown>, url: string) => T,
+): Promise<{ metadata: T; url: string } | undefined> {
   let rejected: unknown;
   let transient: Extract<MetadataFetchResult, { kind: 'transient' }> | undefined;
-  const urls = authorizationServerMetadataUrls(issuer);
   for (const url of urls) {
     const result = await fetchMetadataDocument(new URL(url), options);
     if (result.kind === 'transient') {
@@ -135,15 +152,14 @@ export async function findAuthorizationServerMetadata(
     }
     if (result.kind === 'absent') continue;
     try {
-      const metadata = validateAuthorizationServerMetadata(result.document, issuer, server, url);
-      return { kind: 'found', metadata, url };
+      return { metadata: accept(result.document, url), url };
     } catch (error) {
       rejected ??= error;
     }
   }
   if (rejected !== undefined) throw rejected;
-  if (transient !== undefined) throw unreachable(server, `the metadata of ${issuer}`, transient);
-  return { kind: 'none', tried: urls };
+  if (transient !== undefined) throw unreachable(options.server, `the metadata of ${owner}`, transient);
+  return undefined;
 }
 
 /**
