@@ -196,23 +196,23 @@ export function parsePublicUrl(text: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
+/** An http(s) URL, or undefined for anything else (not a URL, another scheme). */
+function httpUrl(text: string): URL | undefined {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The application's page that signs its user in and sends them on to a fresh portal link
  * (`--portal-sign-in-url`): an absolute http(s) URL without user information or fragment.
  */
 export function parsePortalSignInUrl(text: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    url = undefined;
-  }
-  if (
-    url === undefined ||
-    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
-    url.username !== '' ||
-    url.hash !== ''
-  ) {
+  const url = httpUrl(text);
+  if (url === undefined || url.username !== '' || url.hash !== '') {
     throw invalid(
       `--portal-sign-in-url ${JSON.stringify(text)} must be an http(s) URL without user or fragment.`,
       'give the application\'s page that signs its user in and opens a portal link (docs/serve.md, "The portal")',
@@ -223,17 +223,8 @@ export function parsePortalSignInUrl(text: string): string {
 
 /** `--allow-return-to <origin>`: an http(s) origin, nothing after it. */
 export function parseReturnToOrigin(text: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    url = undefined;
-  }
-  if (
-    url === undefined ||
-    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
-    url.href !== `${url.origin}/`
-  ) {
+  const url = httpUrl(text);
+  if (url === undefined || url.href !== `${url.origin}/`) {
     throw invalid(
       `--allow-return-to ${JSON.stringify(text)} is not an origin.`,
       'give scheme, host and port only, e.g. https://app.example.com',
