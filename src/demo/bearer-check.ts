@@ -72,16 +72,14 @@ export async function authenticate(
   }
   const token = match[2];
   const info = await check.introspect(token);
-  const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
   const jkt = (info['cnf'] as { jkt?: unknown } | undefined)?.jkt;
   const bound = typeof jkt === 'string';
-  let description: string | undefined;
-  if (!info.active) description = 'token is not active';
-  else if (!audiences.includes(resource.url)) description = 'token audience is not this server';
-  // RFC 9449 §7.2: a bound token presented as a bearer token is refused, and the reverse too.
-  else if (bound !== (match[1]?.toLowerCase() === 'dpop'))
-    description = 'token scheme does not match its binding';
-  else if (bound && check.dpop === undefined) description = 'this server does not accept DPoP tokens';
+  const description = tokenProblem(
+    info,
+    resource.url,
+    match[1]?.toLowerCase() === 'dpop',
+    check.dpop !== undefined,
+  );
   if (description !== undefined) {
     counters.record('auth', 'invalid_token');
     challenge(resource, res, 401, { error: 'invalid_token', error_description: description }, scheme);
@@ -117,6 +115,23 @@ export async function authenticate(
     resource: new URL(resource.url),
     extra: { sub: info.sub },
   };
+}
+
+/** Why an introspected token is refused here, or undefined when it is not. */
+function tokenProblem(
+  info: Awaited<ReturnType<BearerCheck['introspect']>>,
+  resource: string,
+  presentedAsDPoP: boolean,
+  acceptsDPoP: boolean,
+): string | undefined {
+  const audiences = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud];
+  const bound = typeof (info['cnf'] as { jkt?: unknown } | undefined)?.jkt === 'string';
+  if (!info.active) return 'token is not active';
+  if (!audiences.includes(resource)) return 'token audience is not this server';
+  // RFC 9449 §7.2: a bound token presented as a bearer token is refused, and the reverse too.
+  if (bound !== presentedAsDPoP) return 'token scheme does not match its binding';
+  if (bound && !acceptsDPoP) return 'this server does not accept DPoP tokens';
+  return undefined;
 }
 
 function challenge(

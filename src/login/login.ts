@@ -52,23 +52,12 @@ export function createLoginHook(options: LoginOptions): AcquireHook {
 
 async function login(given: LoginOptions, request: AcquireRequest): Promise<AcquiredTokens> {
   const options = await withIdp(given);
-  const { store } = options;
   if (isIdpServer(options, request.server)) {
     const flow = chooseFlow(options);
     return idpLogin(options, request, STRATEGIES, flow === 'device' ? 'device' : 'browser');
   }
   const challenge = request.challenge ?? (await probedChallenge(options, request));
-  const discovery = await discoverServer(request.server, {
-    store,
-    fetch: options.fetch,
-    challenge,
-    preferredIssuer: request.issuer,
-    signal: request.signal,
-    warn: options.warn,
-    // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
-    // AUTH-28), so the discovery chain is read afresh rather than from the cache.
-    maxAgeMs: request.challenge !== undefined && request.reason !== 'no-credential' ? 0 : undefined,
-  });
+  const discovery = await discoverFor(options, request, challenge);
   const as = discovery.authorizationServer;
   const scopes = selectScopes({
     challenge: challengeWithWanted(challenge, request.scopes),
@@ -77,31 +66,9 @@ async function login(given: LoginOptions, request: AcquireRequest): Promise<Acqu
     asScopesSupported: as.scopes_supported,
     offlineAccess: options.quirks?.offlineAccess,
   });
-  const run: FlowRun = {
-    options,
-    request,
-    as,
-    scope: scopes?.join(' '),
-    resource: resourceFor(options, discovery),
-    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
-    dpop: wantsDPoP(options.client, challenge, discovery.resourceMetadata),
-    notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
-  };
+  const run = flowRun(options, request, discovery, challenge, scopes);
   const flow = explicitFlow(options) ?? (enterpriseEligible(run) ? 'enterprise' : chooseFlow(options));
-  let result: FlowResult;
-  try {
-    // A refused workload JWT is final (SEP-1933): no second token request.
-    result =
-      flow === 'workload-identity'
-        ? await STRATEGIES[flow](run)
-        : await withRegistrationRetry(() => STRATEGIES[flow](run), store, as.issuer);
-  } catch (error) {
-    // Metadata may have changed under a cached copy; the next attempt rediscovers.
-    if (isLatchkeyError(error) && error.code === ErrorCode.DISCOVERY_FAILED) {
-      await invalidateDiscovery(store, request.server, as.issuer).catch(() => undefined);
-    }
-    throw error;
-  }
+  const result = await runFlow(run, flow);
   return {
     issuer: as.issuer,
     clientId: result.clientId,
@@ -112,6 +79,61 @@ async function login(given: LoginOptions, request: AcquireRequest): Promise<Acqu
     resource: result.resource ?? null,
     ...(result.idp === undefined ? {} : { idp: result.idp }),
   };
+}
+
+function discoverFor(
+  options: LoginOptions,
+  request: AcquireRequest,
+  challenge: BearerChallenge | undefined,
+): Promise<ServerDiscovery> {
+  return discoverServer(request.server, {
+    store: options.store,
+    fetch: options.fetch,
+    challenge,
+    preferredIssuer: request.issuer,
+    signal: request.signal,
+    warn: options.warn,
+    // The server refused a credential we hold: it may have moved to another AS (SEP-2352,
+    // AUTH-28), so the discovery chain is read afresh rather than from the cache.
+    maxAgeMs: request.challenge !== undefined && request.reason !== 'no-credential' ? 0 : undefined,
+  });
+}
+
+/** Everything a flow needs once the server is discovered and the scopes are chosen. */
+function flowRun(
+  options: LoginOptions,
+  request: AcquireRequest,
+  discovery: ServerDiscovery,
+  challenge: BearerChallenge | undefined,
+  scopes: readonly string[] | undefined,
+): FlowRun {
+  return {
+    options,
+    request,
+    as: discovery.authorizationServer,
+    scope: scopes?.join(' '),
+    resource: resourceFor(options, discovery),
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    dpop: wantsDPoP(options.client, challenge, discovery.resourceMetadata),
+    notify: options.notify ?? ((text: string) => void process.stderr.write(text)),
+  };
+}
+
+async function runFlow(run: FlowRun, flow: LoginFlow): Promise<FlowResult> {
+  const { store } = run.options;
+  const issuer = run.as.issuer;
+  try {
+    // A refused workload JWT is final (SEP-1933): no second token request.
+    return flow === 'workload-identity'
+      ? await STRATEGIES[flow](run)
+      : await withRegistrationRetry(() => STRATEGIES[flow](run), store, issuer);
+  } catch (error) {
+    // Metadata may have changed under a cached copy; the next attempt rediscovers.
+    if (isLatchkeyError(error) && error.code === ErrorCode.DISCOVERY_FAILED) {
+      await invalidateDiscovery(store, run.request.server, issuer).catch(() => undefined);
+    }
+    throw error;
+  }
 }
 
 /** The options with `idp` resolved, when it is asked for at each login. */

@@ -29,18 +29,9 @@ Examples:
   latchkey serve --upstream notion=https://mcp.notion.com/mcp --public-url https://gw.example.com
   latchkey serve --config serve.json --listen 0.0.0.0:8787 --store postgres://db/latchkey`;
 
-export function register(program: Command, { io }: CliContext): void {
-  const serve = program
-    .command('serve')
-    .description('run the credential service for many users: an HTTP API over the store (docs/serve.md)')
-    .option('--config <file>', 'JSON file of upstreams (docs/serve.md)')
-    .option('--upstream <id=url>', 'an upstream MCP server; repeatable', collect, [])
-    .option('--listen <host:port>', 'where to listen (default 127.0.0.1:8787)')
-    .option(
-      '--public-url <url>',
-      'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
-    )
-    .option('--no-refresher', 'do not run the refresher in this instance')
+/** Who may call and how they reach it: JWTs, TLS, return_to origins, the portal's sign-in page. */
+function accessOptions(command: Command): Command {
+  return command
     .option(
       '--jwt-issuer <url>',
       "accept users' JWTs from this issuer on /mcp/{upstream} (with --jwt-audience)",
@@ -58,7 +49,22 @@ export function register(program: Command, { io }: CliContext): void {
     .option(
       '--portal-sign-in-url <url>',
       "the application's page that signs a user in and opens their portal link",
+    );
+}
+
+export function register(program: Command, { io }: CliContext): void {
+  const command = program
+    .command('serve')
+    .description('run the credential service for many users: an HTTP API over the store (docs/serve.md)')
+    .option('--config <file>', 'JSON file of upstreams (docs/serve.md)')
+    .option('--upstream <id=url>', 'an upstream MCP server; repeatable', collect, [])
+    .option('--listen <host:port>', 'where to listen (default 127.0.0.1:8787)')
+    .option(
+      '--public-url <url>',
+      'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
     )
+    .option('--no-refresher', 'do not run the refresher in this instance');
+  const serve = accessOptions(command)
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {
       const { runServe } = await import('./serve.js');
