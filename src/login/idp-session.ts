@@ -10,7 +10,7 @@ import type { LoginFlow, LoginOptions } from './options.js';
 import type { FlowRun, LoginStrategy } from './strategy.js';
 
 /**
- * The enterprise IdP session (`latchkey login --idp <issuer>`): one sign-in at the IdP,
+ * The enterprise IdP session (a login whose server is the IdP itself): one sign-in at the IdP,
  * stored as a credential of its own (server = issuer = the IdP issuer, `idpSession` set), so
  * it is refreshed single-flight across processes like any credential. Its ID token is what
  * every ID-JAG exchange presents (enterprise.ts).
