@@ -120,15 +120,18 @@ async function offeredLoad(
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    // A request sent up to 1 ms early counts from when it was sent, one sent late from when it
+    // was due; counting an early one from its due moment gave negative latencies.
+    const from = Math.min(due, performance.now());
     pending.push(
       get(agent, tokenUrl(instance, i % users), instance.key).then(
         (status) => {
           if (status !== 200) errors++;
-          latencies[i] = performance.now() - due;
+          latencies[i] = performance.now() - from;
         },
         () => {
           errors++;
-          latencies[i] = performance.now() - due;
+          latencies[i] = performance.now() - from;
         },
       ),
     );
