@@ -48,8 +48,11 @@ export const RpcErrorCode = {
   AUTH_REQUIRED: -32040,
   /** The server or the authorization server could not be reached; retrying later may help. */
   UNAVAILABLE: -32041,
-  /** The server's answer was larger than the proxy's message size limit and was dropped. */
-  MESSAGE_TOO_LARGE: -32042,
+  /**
+   * The server's answer was larger than the proxy's message size limit and was dropped. Not
+   * -32042: MCP 2025-11-25 gave that code to URL elicitation, and a host would show a link.
+   */
+  MESSAGE_TOO_LARGE: -32043,
 } as const;
 
 export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {

@@ -23,13 +23,7 @@ import type { ServeContext } from './context.js';
 import { HttpError, readJson, sendJson } from './http.js';
 import type { McpCaller, McpGateway } from './mcp-gateway.js';
 import { LinkRefusal } from './mcp-link.js';
-import {
-  declaresUrlElicitation,
-  type HostTraits,
-  loginRequiredAnswer,
-  portalHint,
-  URL_ELICITATION_REQUIRED,
-} from './mcp-login.js';
+import { declaresUrlElicitation, type HostTraits, loginRequiredAnswer, portalHint } from './mcp-login.js';
 
 /** Hosts' messages may carry tool arguments of some size. */
 const MAX_MCP_BODY = 4 * 1024 * 1024;
@@ -96,7 +90,7 @@ async function forward(
     const answer = await link.request(request.method, request.params, request.id, (gatewayId) =>
       gateway.track(key, { link, gatewayId }),
     );
-    return needsLogin(answer) ? loginAnswer(ctx, caller, request, traits) : unambiguous(answer);
+    return needsLogin(answer) ? loginAnswer(ctx, caller, request, traits) : answer;
   } finally {
     answered = true;
     gateway.track(key, undefined);
@@ -275,17 +269,6 @@ function isLoginAnswer(answer: JsonRpcResponse): boolean {
 function needsLogin(answer: JsonRpcResponse): boolean {
   const data = answer.error?.data as { latchkey?: { code?: unknown } } | undefined;
   return data?.latchkey?.code === ErrorCode.LOGIN_REQUIRED;
-}
-
-/**
- * The connection reports an oversized answer as -32042, which a 2025-11-25 host reads as
- * URL elicitation required; here it goes out as an internal error with the same data.
- */
-function unambiguous(answer: JsonRpcResponse): JsonRpcResponse {
-  if (answer.error?.code !== URL_ELICITATION_REQUIRED || answer.error.data === undefined) return answer;
-  const data = answer.error.data as { latchkey?: unknown };
-  if (data.latchkey === undefined) return answer;
-  return { ...answer, error: { ...answer.error, code: -32603 } };
 }
 
 function asMessage(body: unknown): JsonRpcMessage {

@@ -172,7 +172,7 @@ describe('the proxy reads no faster than the host, and no message beyond the lim
         name: 'big',
         arguments: { bytes: 3 * 1024 * 1024, as },
       });
-      assert.equal(big.error?.code, -32042, JSON.stringify(big).slice(0, 500));
+      assert.equal(big.error?.code, -32043, JSON.stringify(big).slice(0, 500));
       assert.equal(big.error?.data?.latchkey?.code, 'MESSAGE_TOO_LARGE');
       assert.match(
         big.error?.message ?? '',
