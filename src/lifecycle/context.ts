@@ -49,7 +49,7 @@ export interface EngineContext<Store = CredentialStore> {
    * sets it: its leases are short so that a dead instance's claims are taken over soon, and
    * a slow token endpoint must not outlast them. A manager's lease outlasts its request
    * timeout by default, so it leaves the lease as taken, and a logout can take a lease whose
-   * holder stopped answering.
+   * holder stopped answering, unless its owner asks (the manager's `keepLeaseAlive`).
    */
   keepLeaseAlive?: boolean;
   /**

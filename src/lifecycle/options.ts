@@ -42,8 +42,19 @@ export interface CredentialManagerOptions {
   maxBackgroundRefreshes?: number;
   /** Timeout of one request to the token endpoint. Default 30 000 ms. */
   requestTimeoutMs?: number;
-  /** How long a refresh lease lasts before others may take it. Default requestTimeoutMs + 15 000 ms. */
+  /**
+   * How long a refresh lease lasts before others may take it: how soon another process takes
+   * over the refresh of one that died holding it. Default requestTimeoutMs + 15 000 ms. Set it
+   * shorter only with `keepLeaseAlive`.
+   */
   leaseTtlMs?: number;
+  /**
+   * Extend a refresh's lease every third of `leaseTtlMs` while the refresh runs, so that a
+   * token request slower than a short lease never lets a second process send the same
+   * refresh token (with rotation the AS would revoke the grant). Default false: the default
+   * lease already outlasts any request. `latchkey serve --lease-ttl` sets it.
+   */
+  keepLeaseAlive?: boolean;
   /** Longest a caller waits for another process's refresh. Default leaseTtlMs + 5 000 ms. */
   waitTimeoutMs?: number;
   /** Longest an interactive acquisition (or waiting for another process's) may take. Default 300 000 ms. */
@@ -109,6 +120,7 @@ export function resolveOptions(options: CredentialManagerOptions): ResolvedOptio
     maxBackgroundRefreshes: Math.max(1, options.maxBackgroundRefreshes ?? 32),
     requestTimeoutMs,
     leaseTtlMs,
+    keepLeaseAlive: options.keepLeaseAlive ?? false,
     waitTimeoutMs: options.waitTimeoutMs ?? leaseTtlMs + 5_000,
     loginTimeoutMs: options.loginTimeoutMs ?? 300_000,
     supersedeLoginAfterMs: options.supersedeLoginAfterMs ?? 1_000,
@@ -137,6 +149,7 @@ export function engineContext(
     skewMs: o.skewMs,
     requestTimeoutMs: o.requestTimeoutMs,
     leaseTtlMs: o.leaseTtlMs,
+    keepLeaseAlive: o.keepLeaseAlive,
     waitTimeoutMs: o.waitTimeoutMs,
     pollMs: o.pollMs,
     backoff: o.backoff,

@@ -30,6 +30,12 @@ export interface ServeOptions {
   publicUrl?: string;
   /** Run the fleet refresher in this instance (docs/refresher.md). Default true. */
   refresher?: boolean;
+  /**
+   * How long this instance's refresh leases last, the refresher's claims and the refreshes
+   * requests start alike: how soon other instances take over after this one is killed. Leases
+   * are extended while their refresh runs. Default 45 000 ms.
+   */
+  leaseTtlMs?: number;
   /** Default: JSON lines on stderr at LATCHKEY_LOG_LEVEL, else info. */
   logger?: Logger;
   /** For requests to ASes and MCP servers. Default: global fetch. */
@@ -89,6 +95,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     logger,
     proactiveRefresh: useRefresher ? 'refresher' : true,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs, keepLeaseAlive: true }),
   });
   const listen = options.listen ?? DEFAULT_LISTEN;
   // Bounded time per request too, not only bounded bodies: a client that trickles its
@@ -130,6 +137,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
         store: options.store,
         logger,
         ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+        ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
       })
     : undefined;
   if (refresher !== undefined) metrics.countTakeoversFrom(() => refresher.stats().leaseTakeovers);

@@ -40,10 +40,11 @@ export async function spawnServe(options: {
   upstream: string;
   publicUrl: string;
   env: Record<string, string>;
+  extraArgs?: readonly string[];
 }): Promise<ServeProcess> {
   const port = await freePort();
   const args = [BIN, '--store', options.storeUrl, 'serve', '--upstream', `demo=${options.upstream}`];
-  args.push('--listen', `127.0.0.1:${port}`, '--public-url', options.publicUrl);
+  args.push('--listen', `127.0.0.1:${port}`, '--public-url', options.publicUrl, ...(options.extraArgs ?? []));
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ...options.env, LATCHKEY_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -45,8 +45,10 @@ const SECONDS = Number(process.env['LK_SERVE_FLEET_SECONDS'] ?? 300);
 const USERS = Number(process.env['LK_SERVE_FLEET_USERS'] ?? 200);
 /** Users who connect on the portal page in Chromium rather than with the HTTP driver. */
 const BROWSER_USERS = existsSync(CHROMIUM) ? 3 : 0;
-/** After the kill: longer than the default lease TTL (45 s), so the survivors' takeovers happen. */
-const AFTER_KILL_SECONDS = Number(process.env['LK_SERVE_FLEET_AFTER_KILL_SECONDS'] ?? 50);
+/** The instances' `--lease-ttl`: how soon the survivors take over the killed one's refreshes. */
+const LEASE_TTL_SECONDS = 8;
+/** After the kill: the lease TTL and then a refresh, so the survivors' takeovers happen. */
+const AFTER_KILL_SECONDS = Number(process.env['LK_SERVE_FLEET_AFTER_KILL_SECONDS'] ?? 25);
 const TOKEN_SECONDS = 30;
 const HOST_WORKERS = 6;
 
@@ -83,7 +85,15 @@ async function startFleet(): Promise<Fleet> {
   const instances: ServeProcess[] = [];
   const door = await startFrontDoor(() => instances);
   for (let i = 0; i < 3; i++)
-    instances.push(await spawnServe({ storeUrl: database.url, upstream: mcp.url, publicUrl: door.url, env }));
+    instances.push(
+      await spawnServe({
+        storeUrl: database.url,
+        upstream: mcp.url,
+        publicUrl: door.url,
+        env,
+        extraArgs: ['--lease-ttl', String(LEASE_TTL_SECONDS)],
+      }),
+    );
   return {
     proxy,
     as,
@@ -238,6 +248,7 @@ async function killPhase(
   hosts.start(subjects, [1, 2], HOST_WORKERS);
   await sleep(AFTER_KILL_SECONDS * 1000);
   await hosts.stop();
+  const windowEnd = Date.now();
   const afterKill = [...hosts.calls];
   const codes = await Promise.all(instances.slice(1).map((i) => i.stop()));
   codes.forEach((code, i) =>
@@ -262,6 +273,10 @@ async function killPhase(
     assert.ok(held.has(subject), `${subject} lost but not held by the killed instance`);
   for (const c of failed(afterKill))
     assert.ok(held.has(c.subject), `${c.subject} failed (${c.error}) but not held by the killed instance`);
+  // The survivors took over every other refresh the killed instance held once its lease ran
+  // out: left alone, its access token (refreshed at about 3/4 of 30 s) would be expired by now.
+  for (const c of creds.filter((c) => held.has(c.key.subject) && !lost.includes(c.key.subject)))
+    assert.ok((c.expiresAt ?? 0) > windowEnd, `${c.key.subject}: its refresh was not taken over`);
   // One refresh per stored generation; a refresh whose answer died with the killed instance is
   // the only kind the store never saw, and its reuse the only invalid_grant.
   assert.equal(atAs, storedRefreshes(creds) + lost.length, 'exactly one refresh per generation at the AS');

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import type { CliContext } from '../context.js';
-import { collect, jsonOption } from '../flags.js';
+import { collect, jsonOption, parseSeconds } from '../flags.js';
 
 export interface ServeFlags {
   config?: string;
@@ -9,6 +9,7 @@ export interface ServeFlags {
   listen?: string;
   publicUrl?: string;
   refresher: boolean;
+  leaseTtl?: number;
   jwtIssuer?: string;
   jwtAudience?: string;
   jwtJwksUri?: string;
@@ -63,7 +64,12 @@ export function register(program: Command, { io }: CliContext): void {
       '--public-url <url>',
       'the externally visible base URL, for the OAuth callback and links (default: the listen address)',
     )
-    .option('--no-refresher', 'do not run the refresher in this instance');
+    .option('--no-refresher', 'do not run the refresher in this instance')
+    .option(
+      '--lease-ttl <seconds>',
+      "how soon other instances take over a killed instance's refreshes (default 45)",
+      parseSeconds,
+    );
   const serve = accessOptions(command)
     .addHelpText('after', SERVE_HELP)
     .action(async (opts: ServeFlags) => {

@@ -39,6 +39,7 @@ export async function runServe(io: CliIO, options: RunServeOptions): Promise<voi
         ...(options.listen === undefined ? {} : { listen: parseListen(options.listen) }),
         ...(options.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(options.publicUrl) }),
         refresher: options.refresher,
+        ...(options.leaseTtl === undefined ? {} : { leaseTtlMs: options.leaseTtl * 1000 }),
         ...(jwt === undefined ? {} : { jwt }),
         ...tlsOf(options),
         ...(options.allowReturnTo === undefined || options.allowReturnTo.length === 0
