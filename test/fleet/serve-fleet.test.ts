@@ -239,6 +239,9 @@ async function killPhase(
   // kill -9 one instance. Its leases stay in the store until they expire: those credentials
   // are the only ones it can have left half-done (a rotated refresh token whose answer died).
   const victim = instances[0]!;
+  // At the hardest moment: while it holds a refresh lease (refreshes come every ~0.1-0.4 s
+  // across the fleet), so that the takeover is exercised and not only hoped for.
+  const holding = await untilHolding(store, victim.child.pid, 30_000);
   victim.child.kill('SIGKILL');
   await victim.exited;
   const held = new Set(
@@ -260,7 +263,7 @@ async function killPhase(
   const atAs = as.counters.count('refresh_token', 'ok');
   const outsideHeld = afterKill.filter((c) => !held.has(c.subject));
   t.diagnostic(
-    `serve fleet kill -9: the killed instance held ${held.size} leases; in ${AFTER_KILL_SECONDS} s after ` +
+    `serve fleet kill -9 (${holding ? 'while holding a lease' : 'no lease seen in 30 s'}): the killed instance held ${held.size} leases; in ${AFTER_KILL_SECONDS} s after ` +
       `it, ${afterKill.length} MCP calls through the other two, ${failed(afterKill).length} failed ` +
       `(${failed(outsideHeld).length} for users it did not hold), ${latency(afterKill)}; ` +
       `${lost.length} credentials lost in flight; ${atAs} refreshes at the AS in all, ` +
@@ -285,4 +288,14 @@ async function killPhase(
     lost.length,
     'invalid_grant only for losses',
   );
+}
+
+/** Poll the store until the instance with `pid` holds a lease; false after `ms`. */
+async function untilHolding(store: ServeStore, pid: number | undefined, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if ((await store.listLeases()).some((l) => l.pid === pid)) return true;
+    await sleep(10);
+  }
+  return false;
 }
