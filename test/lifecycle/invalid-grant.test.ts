@@ -12,14 +12,16 @@ describe('invalid_grant', () => {
   it('from a stale refresh token another writer already rotated: adopted, not reported', async () => {
     // An AS that rejects a consumed refresh token without revoking the grant (as Entra or an
     // AS inside its grace window would), so the race itself is what is under test.
-    env = await lifecycleEnv({ accessTokenTtl: 1, rotateRefreshToken: true, revokeGrantOnReuse: false });
+    // 5-s tokens: the one A adopts must still be live when it is introspected at the end, also
+    // on a loaded machine (with 1-s tokens it sometimes was not).
+    env = await lifecycleEnv({ accessTokenTtl: 5, rotateRefreshToken: true, revokeGrantOnReuse: false });
     const storeA = await env.openStore();
     const storeB = await env.openStore();
     await env.login(storeA);
     const slowLease = { leaseTtlMs: 300, watch: false, proactiveRefresh: false };
     const a = env.manager(storeA, slowLease);
     const b = env.manager(storeB, slowLease);
-    await sleep(1100);
+    await sleep(5100);
 
     // A's refresh is held at the proxy, so its lease runs out while it is in flight; B then
     // refreshes (rotating the refresh token) and only afterwards does A's request land.

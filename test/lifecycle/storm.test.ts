@@ -21,7 +21,10 @@ describe('refresh storm: 8 processes x 25 callers, expired token, rotation on, n
   let workers: Worker[] = [];
 
   before(async () => {
-    env = await lifecycleEnv({ accessTokenTtl: 1, rotateRefreshToken: true });
+    // 3-s tokens: the new token must stay usable while the slowest of 200 callers on a loaded
+    // machine reaches it; a 1-s token is past its skew within half a second, and a late
+    // process would rightly refresh it again.
+    env = await lifecycleEnv({ accessTokenTtl: 3, rotateRefreshToken: true });
   });
   after(async () => {
     for (const w of workers) w.kill('SIGKILL');
@@ -37,7 +40,7 @@ describe('refresh storm: 8 processes x 25 callers, expired token, rotation on, n
 
     workers = Array.from({ length: PROCESSES }, () => startWorker(WORKER, env.env));
     await Promise.all(workers.map((w) => w.next((m) => m.type === 'ready')));
-    await sleep(1200); // let the 1-second access token expire
+    await sleep(3200); // let the 3-second access token expire
     env.as.counters.reset();
 
     const results = workers.map((w) => w.next<Result>((m) => m.type === 'result'));
