@@ -63,6 +63,7 @@ const PROTOCOL_PARAMS = new Set([
   'code_challenge_method',
   'resource',
   'scope',
+  'dpop_jkt',
 ]);
 
 export async function authorizationCodeFlow(options: AuthorizationCodeOptions): Promise<GrantResult> {
@@ -87,6 +88,10 @@ export async function authorizationCodeFlow(options: AuthorizationCodeOptions): 
   url.searchParams.set('code_challenge_method', 'S256');
   if (options.resource !== undefined) url.searchParams.set('resource', options.resource);
   if (options.scope !== undefined && options.scope !== '') url.searchParams.set('scope', options.scope);
+  // Binds the code to the DPoP key, so a code stolen on its way back cannot be redeemed with
+  // another key (RFC 9449 §10).
+  const jkt = await ctx.dpopThumbprint?.();
+  if (jkt !== undefined) url.searchParams.set('dpop_jkt', jkt);
 
   if (options.preflight !== false) await preflight(url.href, options);
   options.onAuthorizationUrl?.(url.href);

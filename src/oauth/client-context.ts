@@ -4,7 +4,7 @@ import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { DiscoveryCache, DPoPKeyTable, Registration, RegistrationCache } from '../store/contract.js';
 import { boundedFetch, ResponseLimits } from './bounded-fetch.js';
 import { authorizationServerMetadata } from './discovery.js';
-import { asSupportsDPoP, dpopFetch, dpopKeysOf } from './dpop.js';
+import { asSupportsDPoP, dpopFetch, dpopKeysOf, storeSigner } from './dpop.js';
 import { isLoopbackUrl } from './loopback.js';
 
 /** Everything needed to talk to one authorization server's endpoints as one client. */
@@ -21,6 +21,11 @@ export interface ClientContext {
   requestOptions(signal?: AbortSignal, dpop?: boolean): oauth.TokenEndpointRequestOptions;
   /** Told what was wrong but not fatal in an AS answer (an ID token that was dropped). */
   warn?: ((text: string) => void) | undefined;
+  /**
+   * The RFC 7638 thumbprint of the DPoP key when this context binds tokens to it, for the
+   * authorization request's `dpop_jkt` (RFC 9449 §10); undefined for bearer tokens.
+   */
+  dpopThumbprint?: (() => Promise<string | undefined>) | undefined;
 }
 
 export interface ClientContextOptions {
@@ -92,6 +97,10 @@ export function buildContext(
     server: options.server,
     warn: options.warn,
     clientAuth: clientAuthentication(reg),
+    dpopThumbprint: () =>
+      bound === capped || keys === undefined
+        ? Promise.resolve(undefined)
+        : storeSigner(keys).then((signer) => signer.thumbprint),
     requestOptions: (signal, dpop = true) => {
       const opts: oauth.TokenEndpointRequestOptions = {};
       if (signal !== undefined) opts.signal = signal;

@@ -50,6 +50,8 @@ interface World {
   env: Record<string, string>;
   stores: CredentialStore[];
   managers: CredentialManager[];
+  /** Every authorization URL a login opened, in order. */
+  authorizationUrls: URL[];
 }
 
 async function world(dpop: true | 'nonce'): Promise<World> {
@@ -62,7 +64,7 @@ async function world(dpop: true | 'nonce'): Promise<World> {
     LATCHKEY_KEY: randomBytes(32).toString('base64'),
     LATCHKEY_STORE: join(home, 'latchkey.db'),
   };
-  return { as, asProxy, mcp, home, env, stores: [], managers: [] };
+  return { as, asProxy, mcp, home, env, stores: [], managers: [], authorizationUrls: [] };
 }
 
 async function closeWorld(w: World): Promise<void> {
@@ -81,6 +83,7 @@ async function managerOf(
   const store = await openStore(undefined, { env: { ...process.env, ...w.env } });
   w.stores.push(store);
   const openBrowser = async (url: string): Promise<void> => {
+    w.authorizationUrls.push(new URL(url));
     await fetch(await completeAuthorization(url, { subject: 'alice' }));
   };
   const manager = new CredentialManager({
@@ -109,6 +112,7 @@ async function bearerManager(w: World, client?: { dpop: false }): Promise<Creden
   const store = await openStore(undefined, { env: { ...process.env, ...w.env } });
   w.stores.push(store);
   const openBrowser = async (url: string): Promise<void> => {
+    w.authorizationUrls.push(new URL(url));
     await fetch(await completeAuthorization(url, { subject: 'alice' }));
   };
   const hook = createLoginHook({
@@ -140,6 +144,7 @@ function initializeRequest(): RequestInit {
 async function assertStaysBearer(w: World, manager: CredentialManager, url: string): Promise<void> {
   const token = await manager.getToken(url);
   assert.equal(token.tokenType, 'Bearer');
+  assert.equal(w.authorizationUrls.at(-1)?.searchParams.has('dpop_jkt'), false, 'no dpop_jkt for bearer');
   const exchange = w.asProxy
     .seen('/token')
     .filter((r) => r.method === 'POST')
@@ -180,6 +185,8 @@ describe('DPoP (RFC 9449) against a real AS and a proof-checking MCP server', ()
       const first = await manager.getToken(w.mcp.url);
       assert.equal(first.tokenType, 'DPoP');
       const { thumbprint } = await manager.dpopSigner();
+      // The code was bound to the key too (RFC 9449 §10); the AS checks it at the exchange.
+      assert.equal(w.authorizationUrls.at(-1)?.searchParams.get('dpop_jkt'), thumbprint);
       const info = await w.as.introspect(first.token);
       assert.equal(
         (info['cnf'] as { jkt?: string } | undefined)?.jkt,
