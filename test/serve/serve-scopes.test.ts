@@ -4,9 +4,16 @@
 // share one gateway: Open WebUI with a key for `owui:` and LibreChat with one for `lc:`; both
 // have a user `1`. Neither key may read, use or revoke the other app's user, on any route.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { main } from '../../src/cli/main.js';
 import { createAppKey } from '../../src/serve/app-keys.js';
+import { captureIO } from '../support/cli-io.js';
 import { type McpEnv, startMcpEnv } from './mcp-env.js';
 import { SseReader } from './sse-reader.js';
 
@@ -234,5 +241,64 @@ describe('latchkey serve: app keys scoped to a subject prefix', () => {
         assert.ok(op.responses?.['403'] !== undefined, `${method} ${path} documents 403`);
       }
     }
+  });
+});
+
+describe('latchkey serve keys: --subject-prefix', () => {
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), 'latchkey-serve-scopes-cli-'));
+    env = {
+      LATCHKEY_HOME: home,
+      LATCHKEY_KEY: randomBytes(32).toString('base64'),
+      LATCHKEY_LOG_LEVEL: 'silent',
+    };
+  });
+  after(() => rm(home, { recursive: true, force: true }));
+
+  async function cli(...args: string[]) {
+    const io = captureIO(env);
+    const code = await main(['serve', 'keys', ...args], io);
+    return { code, out: io.stdout, err: io.stderr };
+  }
+
+  it('keys create --subject-prefix stores the scope; keys list shows it, and "all subjects" for the others', async () => {
+    const scoped = await cli('create', '--name', 'x', '--subject-prefix', 'owui:');
+    assert.equal(scoped.code, ExitCode.OK, scoped.err);
+    assert.match(scoped.err, /subjects starting with "owui:"/);
+    const plain = await cli('create', '--name', 'y', '--json');
+    assert.equal(plain.code, ExitCode.OK, plain.err);
+    assert.equal((JSON.parse(plain.out) as Record<string, unknown>)['subject_prefix'], null);
+
+    const listed = await cli('list');
+    assert.equal(listed.code, ExitCode.OK, listed.err);
+    const lines = listed.out.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines.find((l) => / x /.test(l)) ?? '', /subjects starting with "owui:"/);
+    assert.match(lines.find((l) => / y /.test(l)) ?? '', /all subjects/);
+    const json = JSON.parse((await cli('list', '--json')).out) as Record<string, unknown>[];
+    assert.deepEqual(
+      json.map((k) => [k['name'], k['subject_prefix']]),
+      [
+        ['x', 'owui:'],
+        ['y', null],
+      ],
+    );
+  });
+
+  it('a bad prefix (empty, control characters, too long, a space) is an error naming the flag, and makes no key', async () => {
+    const before = (JSON.parse((await cli('list', '--json')).out) as unknown[]).length;
+    for (const bad of ['', 'ow\u0001ui:', 'owui:\n', 'x'.repeat(65), 'o wui:']) {
+      const made = await cli('create', '--name', 'bad', '--subject-prefix', bad);
+      assert.notEqual(made.code, ExitCode.OK, JSON.stringify(bad));
+      assert.match(made.err, /--subject-prefix/, `${JSON.stringify(bad)}: ${made.err}`);
+      assert.match(made.err, /1-64 characters/);
+      assert.equal(made.out, '', 'no key printed');
+    }
+    assert.equal((JSON.parse((await cli('list', '--json')).out) as unknown[]).length, before);
+    const longest = await cli('create', '--name', 'edge', '--subject-prefix', 'x'.repeat(64));
+    assert.equal(longest.code, ExitCode.OK, '64 characters are allowed');
   });
 });
