@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
 import { createAppKey } from '../../src/serve/app-keys.js';
+import { ROUTES } from '../../src/serve/routes.js';
 import { captureIO } from '../support/cli-io.js';
 import { type McpEnv, startMcpEnv } from './mcp-env.js';
 import { SseReader } from './sse-reader.js';
@@ -102,6 +103,17 @@ describe('latchkey serve: app keys scoped to a subject prefix', () => {
     const [connection] = listed.body['connections'] as Record<string, unknown>[];
     return { state: connection?.['state'], token: String(token.body['access_token']) };
   }
+
+  it('the routes below are every route that names a subject in its path', () => {
+    const served = ROUTES.filter((r) => r.template.includes('{subject}')).map(
+      (r) => `${r.method} ${r.template}`,
+    );
+    const tested = SUBJECT_ROUTES.map(
+      ([method, path]) => `${method} ${path('{subject}').replace(/\/demo(\/|$)/, '/{upstream}$1')}`,
+    );
+    assert.deepEqual(tested.sort(), served.sort(), 'a new subject route must be added to SUBJECT_ROUTES');
+    assert.ok(ROUTES.filter((r) => r.template.includes('{subject}')).every((r) => r.appKey));
+  });
 
   it("every subject route answers 403 to a key naming the other app's user, and changes nothing", async () => {
     const pairs: [string, string, string, string][] = [
