@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BOTH_STORES=(lifecycle/restart lifecycle/storm lifecycle/crash lifecycle/outage lifecycle/invalid-grant
   lifecycle/visibility lifecycle/refresher lifecycle/rekey-under-load serve/serve-api serve/serve-states
-  serve/serve-portal serve/serve-mcp.test serve/serve-events serve/seed)
+  serve/serve-portal serve/serve-mcp.test serve/serve-events serve/seed serve/serve-scopes)
 status=0
 node scripts/run-tests.mjs "$@" || status=$?
 if [ "$#" -eq 0 ]; then

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AppKeyRecord, AppKeyTable } from '../store/serve-contract.js';
+import { checkedSubjectPrefix } from './scopes.js';
 
 /**
  * App keys: `lk_<id>_<secret>`. The id (12 hex digits) is public and finds the row; the
@@ -21,7 +22,19 @@ function digestOf(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
 }
 
-export async function createAppKey(store: AppKeyTable, name: string): Promise<CreatedAppKey> {
+export interface AppKeyOptions {
+  /**
+   * Only subjects starting with this may be named with the key (scopes.ts): 1-64 characters
+   * of a subject's alphabet. Default: none, the key speaks for every subject.
+   */
+  subjectPrefix?: string | undefined;
+}
+
+export async function createAppKey(
+  store: AppKeyTable,
+  name: string,
+  options: AppKeyOptions = {},
+): Promise<CreatedAppKey> {
   const label = name.trim();
   if (label === '' || label.length > 100 || [...label].some((c) => c < ' ' || c === '\u007f')) {
     throw new LatchkeyError(
@@ -33,6 +46,8 @@ export async function createAppKey(store: AppKeyTable, name: string): Promise<Cr
       },
     );
   }
+  const prefix =
+    options.subjectPrefix === undefined ? undefined : checkedSubjectPrefix(options.subjectPrefix);
   const id = randomBytes(6).toString('hex');
   const key = `lk_${id}_${randomBytes(32).toString('base64url')}`;
   const record: AppKeyRecord = {
@@ -40,6 +55,7 @@ export async function createAppKey(store: AppKeyTable, name: string): Promise<Cr
     name: label,
     digest: digestOf(key).toString('hex'),
     createdAt: Date.now(),
+    ...(prefix === undefined ? {} : { subjectPrefix: prefix }),
   };
   await store.addAppKey(record);
   return { record, key };

@@ -24,6 +24,8 @@ const RESUME_PAGE = 500;
 interface Client {
   res: ServerResponse;
   subject: string | undefined;
+  /** The app key's subject prefix (scopes.ts): events of other subjects are never sent. */
+  prefix: string | undefined;
   /** The newest id written to this client; live events at or below it were sent by the catch-up. */
   lastId: number;
   /** Live events that arrived while the catch-up was reading the log. */
@@ -72,9 +74,15 @@ export class EventStreams {
 
   /**
    * Answer `GET /v1/events`: headers now, then the events after `Last-Event-ID` from the log
-   * (when given), then live events until the client or the service goes away.
+   * (when given), then live events until the client or the service goes away. With `prefix`
+   * (a scoped app key), only events of subjects starting with it are sent, live or resumed.
    */
-  async open(req: IncomingMessage, res: ServerResponse, subject: string | undefined): Promise<void> {
+  async open(
+    req: IncomingMessage,
+    res: ServerResponse,
+    subject: string | undefined,
+    prefix?: string | undefined,
+  ): Promise<void> {
     if (this.#closed) {
       res.writeHead(503, { 'content-type': 'text/plain', connection: 'close' }).end('shutting down\n');
       return;
@@ -91,6 +99,7 @@ export class EventStreams {
     const client: Client = {
       res,
       subject,
+      prefix,
       lastId: resumeFrom ?? 0,
       pending: resumeFrom === undefined ? undefined : [],
       checked: false,
@@ -153,6 +162,7 @@ export class EventStreams {
     if (event.id <= client.lastId) return;
     client.lastId = event.id;
     if (client.subject !== undefined && event.subject !== client.subject) return;
+    if (client.prefix !== undefined && !event.subject.startsWith(client.prefix)) return;
     this.#push(client, sseMessage(event));
   }
 

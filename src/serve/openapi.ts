@@ -7,6 +7,7 @@
 import { portalPaths } from './portal-openapi.js';
 import { mcpOpenApiPaths } from './mcp-routes.js';
 import { opsPaths } from './ops-openapi.js';
+import { withScopeErrors } from './scopes.js';
 
 type Json = Record<string, unknown>;
 
@@ -243,6 +244,6 @@ export function openApiDocument(publicUrl: string): Json {
         appKey: { type: 'http', scheme: 'bearer', description: 'latchkey serve keys create' },
       },
     },
-    paths: paths(),
+    paths: withScopeErrors(paths()),
   };
 }

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import type { AppKeyRecord } from '../store/serve-contract.js';
 import { checkedSubject, type ServeContext } from './context.js';
+import { requireInScope } from './scopes.js';
 
 /**
  * The operations routes of `latchkey serve`: the event stream and the metrics. Spread into
@@ -11,11 +13,13 @@ export const OPS_ROUTES = [
     method: 'GET',
     template: '/v1/events',
     appKey: true,
-    handle: async ({ ctx, req, res, url }: OpsCall): Promise<void> => {
+    handle: async ({ ctx, req, res, url, app }: OpsCall): Promise<void> => {
       const raw = url.searchParams.get('subject');
       // The same check as a path subject: the filter is compared to stored subjects as is.
       const subject = raw === null ? undefined : checkedSubject(encodeURIComponent(raw));
-      await ctx.events.open(req, res, subject);
+      // A scoped key (scopes.ts) asks for a subject outside its scope: 403, as on a path.
+      if (subject !== undefined && app !== undefined) requireInScope(app, subject);
+      await ctx.events.open(req, res, subject, app?.subjectPrefix);
     },
   },
   {
@@ -44,4 +48,5 @@ interface OpsCall {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
+  app?: AppKeyRecord | undefined;
 }

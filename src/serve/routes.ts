@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import type { AppKeyRecord } from '../store/serve-contract.js';
 import type { UpstreamConfig } from './config.js';
 import { bearerOf, verifyAppKey } from './app-keys.js';
 import { completeConnect } from './callback.js';
@@ -11,6 +12,7 @@ import { HttpError, readJson, sendJson } from './http.js';
 import { MCP_ROUTES } from './mcp-routes.js';
 import { openApiDocument } from './openapi.js';
 import { PORTAL_ROUTES } from './portal.js';
+import { requireInScope, subjectParamIndex } from './scopes.js';
 import { OPS_ROUTES } from './ops-routes.js';
 
 /** What a route handler is given: the request, its path parameters, and the context. */
@@ -20,6 +22,8 @@ export interface Call {
   res: ServerResponse;
   url: URL;
   params: string[];
+  /** The verified app key, on app-key routes (its scope filters GET /v1/events). */
+  app?: AppKeyRecord | undefined;
 }
 
 export interface Route {
@@ -114,11 +118,22 @@ export async function route(ctx: ServeContext, req: IncomingMessage, res: Server
     }
     throw new HttpError(404, { error: 'not_found', message: 'no such endpoint; see docs/serve.md.' });
   }
-  if (hit.r.appKey) await requireAppKey(ctx, req);
-  await hit.r.handle({ ctx, req, res, url, params: (hit.m as RegExpExecArray).slice(1) });
+  const params = (hit.m as RegExpExecArray).slice(1);
+  const app = hit.r.appKey ? await requireAppKey(ctx, req) : undefined;
+  if (app !== undefined) checkScope(app, hit.r, params);
+  await hit.r.handle({ ctx, req, res, url, params, app });
 }
 
-async function requireAppKey(ctx: ServeContext, req: IncomingMessage): Promise<void> {
+/**
+ * The one check of a key's subject scope (scopes.ts) for every route with `{subject}` in its
+ * path, before its handler runs: found from the template, so a new route cannot forget it.
+ */
+function checkScope(app: AppKeyRecord, r: Route, params: string[]): void {
+  const index = subjectParamIndex(r.template);
+  if (index !== undefined) requireInScope(app, checkedSubject(params[index] ?? ''));
+}
+
+async function requireAppKey(ctx: ServeContext, req: IncomingMessage): Promise<AppKeyRecord> {
   const presented = bearerOf(req.headers.authorization);
   const app = presented === undefined ? undefined : await verifyAppKey(ctx.store, presented);
   if (app === undefined) {
@@ -134,6 +149,7 @@ async function requireAppKey(ctx: ServeContext, req: IncomingMessage): Promise<v
       { 'www-authenticate': 'Bearer realm="latchkey"' },
     );
   }
+  return app;
 }
 
 function target(ctx: ServeContext, params: string[]): { subject: string; upstream: UpstreamConfig } {

@@ -157,6 +157,11 @@ const MIGRATIONS: readonly string[] = [
     created_at  BIGINT NOT NULL
   );
   `,
+  // serve app-key scopes (docs/serve.md, "One gateway, several applications"): a key may be
+  // limited to subjects starting with a prefix. Null, as every existing row gets, is every subject.
+  `
+  ALTER TABLE serve_app_keys ADD COLUMN subject_prefix TEXT;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -171,8 +176,12 @@ export const KEY_SETUP_LOCK = 0x6c61_7463_6800_03n;
 /** Held shared by every write transaction, exclusively by a key rotation (PgKeyTracking). */
 export const KEY_ROTATION_LOCK = 0x6c61_7463_6800_04n;
 
-/** Bring the schema to PG_SCHEMA_VERSION; `client` must be inside a transaction. */
-export async function migrate(client: Queryable): Promise<void> {
+/**
+ * Bring the schema to `upTo` (default PG_SCHEMA_VERSION); `client` must be inside a
+ * transaction. A lower `upTo` builds a store as an older latchkey left it, for the tests of a
+ * later migration.
+ */
+export async function migrate(client: Queryable, upTo: number = MIGRATIONS.length): Promise<void> {
   await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
   await client.query(
     `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -189,7 +198,7 @@ export async function migrate(client: Queryable): Promise<void> {
       `the store was written by a newer latchkey (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade latchkey`,
     );
   }
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+  for (let version = current + 1; version <= Math.min(upTo, MIGRATIONS.length); version++) {
     await client.query(MIGRATIONS[version - 1] ?? '');
     await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
   }

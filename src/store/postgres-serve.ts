@@ -24,12 +24,10 @@ function pgAppKeys(
 ): Pick<ServeTables, 'addAppKey' | 'getAppKey' | 'listAppKeys' | 'deleteAppKey'> {
   return {
     addAppKey: async (record) => {
-      await conn.query('INSERT INTO serve_app_keys (id, name, digest, created_at) VALUES ($1, $2, $3, $4)', [
-        record.id,
-        record.name,
-        record.digest,
-        record.createdAt,
-      ]);
+      await conn.query(
+        'INSERT INTO serve_app_keys (id, name, digest, created_at, subject_prefix) VALUES ($1, $2, $3, $4, $5)',
+        [record.id, record.name, record.digest, record.createdAt, record.subjectPrefix ?? null],
+      );
     },
     getAppKey: async (id) => {
       const rows = await conn.query<AppKeyRow>('SELECT * FROM serve_app_keys WHERE id = $1', [id]);

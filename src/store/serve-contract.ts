@@ -27,6 +27,11 @@ export interface AppKeyRecord {
   /** Hex SHA-256 of the whole key; compared in constant time by the serve layer. */
   digest: string;
   createdAt: number;
+  /**
+   * The key may only name subjects starting with this (serve/scopes.ts). Absent: every
+   * subject, which is also what a key stored before scopes existed means.
+   */
+  subjectPrefix?: string;
 }
 
 export interface AppKeyTable {

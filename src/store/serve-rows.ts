@@ -70,10 +70,18 @@ export interface AppKeyRow {
   name: string;
   digest: string;
   created_at: number;
+  /** Null: every subject (and every key stored before the column was added). */
+  subject_prefix: string | null;
 }
 
 export function appKeyFromRow(row: AppKeyRow): AppKeyRecord {
-  return { id: row.id, name: row.name, digest: row.digest, createdAt: Number(row.created_at) };
+  return {
+    id: row.id,
+    name: row.name,
+    digest: row.digest,
+    createdAt: Number(row.created_at),
+    ...(row.subject_prefix === null ? {} : { subjectPrefix: row.subject_prefix }),
+  };
 }
 
 export function sealVerifier(box: SecretBox, attempt: ConnectAttempt): Buffer {

@@ -159,11 +159,20 @@ const MIGRATIONS: readonly string[] = [
     created_at  INTEGER NOT NULL
   );
   `,
+  // serve app-key scopes (docs/serve.md, "One gateway, several applications"): a key may be
+  // limited to subjects starting with a prefix. Null, as every existing row gets, is every subject.
+  `
+  ALTER TABLE serve_app_keys ADD COLUMN subject_prefix TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export function migrate(db: BetterSqlite3.Database): void {
+/**
+ * Bring the schema to `upTo` (default: SCHEMA_VERSION). A lower `upTo` builds a store as an
+ * older latchkey left it, for the tests of a later migration.
+ */
+export function migrate(db: BetterSqlite3.Database, upTo: number = MIGRATIONS.length): void {
   db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number;
     if (current > MIGRATIONS.length) {
@@ -171,7 +180,9 @@ export function migrate(db: BetterSqlite3.Database): void {
         `the store was written by a newer latchkey (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade latchkey`,
       );
     }
-    for (const sql of MIGRATIONS.slice(current)) db.exec(sql);
-    if (current !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+    const target = Math.min(upTo, MIGRATIONS.length);
+    if (current >= target) return;
+    for (const sql of MIGRATIONS.slice(current, target)) db.exec(sql);
+    db.pragma(`user_version = ${target}`);
   }).immediate();
 }

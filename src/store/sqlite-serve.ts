@@ -16,8 +16,10 @@ export function sqliteServeTables(conn: SqliteConnection): ServeTables {
     addAppKey: (record) =>
       conn.write(() => {
         conn.db
-          .prepare('INSERT INTO serve_app_keys (id, name, digest, created_at) VALUES (?, ?, ?, ?)')
-          .run(record.id, record.name, record.digest, record.createdAt);
+          .prepare(
+            'INSERT INTO serve_app_keys (id, name, digest, created_at, subject_prefix) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run(record.id, record.name, record.digest, record.createdAt, record.subjectPrefix ?? null);
       }),
     getAppKey: (id) =>
       conn.run(() => {

@@ -8,6 +8,7 @@ import pg from 'pg';
 
 import type { CredentialStore, LifecycleEvent } from '../../src/store/contract.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { PG_SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
 import { adminQuery, freshDatabase, startCluster, type TestDatabase } from '../support/postgres.js';
 import {
   credentialKey,
@@ -328,7 +329,7 @@ describe('postgres store', () => {
     const versions = await adminQuery(db.url, 'SELECT version FROM schema_migrations ORDER BY version');
     assert.deepEqual(
       versions.rows.map((r: { version: number }) => r.version),
-      [1, 2, 3, 4, 5],
+      Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => i + 1),
     );
     const fingerprints = await adminQuery(db.url, `SELECT value FROM meta WHERE name = 'key_fingerprint'`);
     assert.equal(fingerprints.rowCount, 1);

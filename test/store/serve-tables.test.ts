@@ -111,6 +111,30 @@ function serveTablesContract(name: string, open: Open): void {
       assert.equal(await store.deleteAppKey('a1b2c3d4e5f6'), false);
     });
 
+    it('app keys: a subject prefix round-trips; a key without one comes back without it', async (t) => {
+      const { store, other } = await open(t);
+      const scoped = {
+        id: '0000000000a1',
+        name: 'open webui',
+        digest: 'cd'.repeat(32),
+        createdAt: 1_700_000_000_000,
+        subjectPrefix: 'owui:',
+      };
+      const plain = {
+        id: '0000000000a2',
+        name: 'ops',
+        digest: 'ef'.repeat(32),
+        createdAt: 1_700_000_000_001,
+      };
+      await store.addAppKey(scoped);
+      await store.addAppKey(plain);
+      assert.deepEqual(await other.getAppKey(scoped.id), scoped);
+      const read = await other.getAppKey(plain.id);
+      assert.deepEqual(read, plain);
+      assert.ok(read !== undefined && !('subjectPrefix' in read), 'absent, not null or undefined');
+      assert.deepEqual(await other.listAppKeys(), [scoped, plain]);
+    });
+
     it('a connect attempt round-trips, and is taken once only, by any instance', async (t) => {
       const { store, other } = await open(t);
       const a = attempt();

@@ -81,14 +81,18 @@ export function register(program: Command, { io }: CliContext): void {
     .command('create')
     .description('create an app key; it is printed once and only its digest is stored')
     .requiredOption('--name <app>', 'the application the key is for')
-    .addOption(jsonOption('print { id, name, key } as JSON'))
-    .action(async (opts: { name: string; json: boolean }) => {
+    .option(
+      '--subject-prefix <prefix>',
+      'the key may only name subjects starting with this, e.g. owui: (default: every subject)',
+    )
+    .addOption(jsonOption('print { id, name, subject_prefix, key } as JSON'))
+    .action(async (opts: { name: string; subjectPrefix?: string; json: boolean }) => {
       const { createKey } = await import('./serve.js');
       await createKey(io, opts);
     });
   keys
     .command('list')
-    .description('list app keys (ids and names; keys themselves are not stored)')
+    .description('list app keys (ids, names and scopes; keys themselves are not stored)')
     .addOption(jsonOption('print JSON'))
     .action(async (opts: { json: boolean }) => {
       const { listKeys } = await import('./serve.js');

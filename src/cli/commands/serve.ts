@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 
 import { ErrorCode, LatchkeyError } from '../../errors.js';
 import { createAppKey } from '../../serve/app-keys.js';
+import { checkedSubjectPrefix, scopeText } from '../../serve/scopes.js';
 import {
   mergeUpstreams,
   parseListen,
@@ -104,15 +105,21 @@ function serveStore(store: CredentialStore): ServeStore {
   });
 }
 
-export async function createKey(io: CliIO, options: { name: string; json: boolean }): Promise<void> {
+export async function createKey(
+  io: CliIO,
+  options: { name: string; subjectPrefix?: string; json: boolean },
+): Promise<void> {
+  const subjectPrefix = flagPrefix(options.subjectPrefix);
   await withStore(
     io,
     async (store) => {
-      const { record, key } = await createAppKey(serveStore(store), options.name);
-      if (options.json) io.out(JSON.stringify({ id: record.id, name: record.name, key }) + '\n');
-      else {
+      const { record, key } = await createAppKey(serveStore(store), options.name, { subjectPrefix });
+      if (options.json) {
+        const row = { id: record.id, name: record.name, subject_prefix: record.subjectPrefix ?? null, key };
+        io.out(JSON.stringify(row) + '\n');
+      } else {
         io.err(
-          `Created app key ${record.id} for ${record.name}. It is shown once; only its digest is stored.\n`,
+          `Created app key ${record.id} for ${record.name} (${scopeText(record)}). It is shown once; only its digest is stored.\n`,
         );
         io.out(`${key}\n`);
       }
@@ -128,13 +135,16 @@ export async function listKeys(io: CliIO, options: { json: boolean }): Promise<v
       const rows = keys.map((k) => ({
         id: k.id,
         name: k.name,
+        subject_prefix: k.subjectPrefix ?? null,
         created_at: new Date(k.createdAt).toISOString(),
       }));
       io.out(JSON.stringify(rows) + '\n');
       return;
     }
     if (keys.length === 0) io.err('No app keys. Create one with: latchkey serve keys create --name <app>\n');
-    for (const k of keys) io.out(`${k.id}  ${k.name}  created ${new Date(k.createdAt).toISOString()}\n`);
+    for (const k of keys) {
+      io.out(`${k.id}  ${k.name}  ${scopeText(k)}  created ${new Date(k.createdAt).toISOString()}\n`);
+    }
   });
 }
 
@@ -152,4 +162,21 @@ export async function deleteKey(io: CliIO, id: string): Promise<void> {
     },
     'write',
   );
+}
+
+/** --subject-prefix checked before the store is opened, its error naming the flag. */
+function flagPrefix(prefix: string | undefined): string | undefined {
+  if (prefix === undefined) return undefined;
+  try {
+    return checkedSubjectPrefix(prefix);
+  } catch (error) {
+    if (!(error instanceof LatchkeyError)) throw error;
+    throw new LatchkeyError(ErrorCode.INVALID_INPUT, `--subject-prefix: ${error.message}`, {
+      retryable: false,
+      next: {
+        kind: 'configure',
+        detail: 'give --subject-prefix such as owui: or leave it out for every subject',
+      },
+    });
+  }
 }
