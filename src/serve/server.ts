@@ -83,6 +83,20 @@ export interface RunningServe {
 }
 
 /**
+ * One manager for every subject. With the refresher on, refreshing ahead is the refresher's
+ * job, and requests refresh only what they find expired; a short lease is kept alive.
+ */
+function managerFor(options: ServeOptions, logger: Logger, useRefresher: boolean): CredentialManager {
+  return new CredentialManager({
+    store: options.store,
+    logger,
+    proactiveRefresh: useRefresher ? 'refresher' : true,
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs, keepLeaseAlive: true }),
+  });
+}
+
+/**
  * Start `latchkey serve` on a store the caller opened (and closes): the HTTP API on
  * node:http, one CredentialManager for every subject, and, by default, the refresher that
  * keeps every stored credential fresh whether or not anyone is calling.
@@ -90,13 +104,7 @@ export interface RunningServe {
 export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const logger = options.logger ?? createLogger({ format: 'json', level: levelFromEnv() });
   const useRefresher = options.refresher ?? true;
-  const manager = new CredentialManager({
-    store: options.store,
-    logger,
-    proactiveRefresh: useRefresher ? 'refresher' : true,
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
-    ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs, keepLeaseAlive: true }),
-  });
+  const manager = managerFor(options, logger, useRefresher);
   const listen = options.listen ?? DEFAULT_LISTEN;
   // Bounded time per request too, not only bounded bodies: a client that trickles its
   // headers or body must not hold a connection for Node's default 5 minutes.
