@@ -75,6 +75,14 @@ export function authParamOption(): Option {
     .default([]);
 }
 
+/** `--no-dpop`: commander sets `dpop: false`; left out, `dpop` is true. */
+export function noDpopOption(): Option {
+  return new Option(
+    '--no-dpop',
+    'bearer tokens even where the server and its authorization server take DPoP (RFC 9449)',
+  );
+}
+
 export function offlineAccessOption(): Option {
   return new Option('--offline-access', 'ask for offline_access when the authorization server supports it');
 }

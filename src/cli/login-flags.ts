@@ -22,6 +22,8 @@ export interface LoginFlags {
   port?: number;
   authParam?: string[];
   offlineAccess?: boolean;
+  /** false with `--no-dpop`. */
+  dpop?: boolean;
   resource: boolean;
   disableResourceParameter?: boolean;
 }
@@ -37,6 +39,7 @@ export function loginOptionsFromFlags(
     ...(secret === undefined || secret === '' ? {} : { clientSecret: secret }),
     ...(opts.clientMetadataUrl === undefined ? {} : { clientMetadataUrl: opts.clientMetadataUrl }),
     ...(opts.workloadTokenFile === undefined ? {} : { workloadTokenFile: opts.workloadTokenFile }),
+    ...(opts.dpop === false ? { dpop: false } : {}),
   };
   const flow =
     opts.workloadTokenFile !== undefined

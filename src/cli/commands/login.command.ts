@@ -6,6 +6,7 @@ import {
   clientIdOption,
   workloadTokenFileOption,
   clientMetadataUrlOption,
+  noDpopOption,
   offlineAccessOption,
   portOption,
 } from '../flags.js';
@@ -33,6 +34,7 @@ export function register(program: Command, { io }: CliContext): void {
     .addOption(portOption())
     .addOption(authParamOption())
     .addOption(offlineAccessOption())
+    .addOption(noDpopOption())
     .option('--no-resource', 'do not send the RFC 8707 resource parameter (Microsoft Entra v2)')
     .option('--disable-resource-parameter', 'the same as --no-resource (the name `proxy` uses)')
     .addHelpText(

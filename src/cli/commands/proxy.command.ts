@@ -10,6 +10,7 @@ import {
   workloadTokenFileOption,
   clientMetadataUrlOption,
   headerOption,
+  noDpopOption,
   offlineAccessOption,
   parseLoginPolicy,
   parseMebibytes,
@@ -117,6 +118,7 @@ function addLoginFlags(command: Command): Command {
     .option('--disable-resource-parameter', 'do not send RFC 8707 resource (Microsoft Entra v2)', false)
     .option('--no-resource', 'the same as --disable-resource-parameter (the name `login` uses)')
     .addOption(offlineAccessOption())
+    .addOption(noDpopOption())
     .addOption(authParamOption());
 }
 
