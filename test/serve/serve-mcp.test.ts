@@ -36,7 +36,7 @@ describe('latchkey serve: the MCP endpoint', () => {
   before(async () => {
     env = await startMcpEnv({ accessTokenTtl: TTL_S, modernOnly: true });
     await env.connect('alice', 'alice-at-as');
-    await env.connect('alice', 'alice-at-as', 'modern');
+    await env.connect('alice', 'alice-at-as', { upstream: 'modern' });
     alice = await env.host('/v1/subjects/alice/mcp/demo', keyed());
   });
 
