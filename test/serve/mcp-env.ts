@@ -1,9 +1,11 @@
 // What the MCP gateway tests share: the serve stack (serve-env.ts) with the AS behind the
-// fault proxy, and a tiny IdP for the user-JWT tests.
+// fault proxy, what a host reads from the gateway's answers, a raw host's POST, and a tiny IdP
+// for the user-JWT tests.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 
 import type { JwtConfig } from '../../src/serve/jwt.js';
@@ -26,6 +28,44 @@ export async function startMcpEnv(options: {
   const { asProxy } = env;
   assert.ok(asProxy !== undefined);
   return { ...env, asProxy };
+}
+
+/** The text of a tools/call result. */
+export function textOf(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content.map((c) => c.text ?? '').join('');
+}
+
+/** The JSON-RPC error `call` fails with; fails the test if it succeeds. */
+export async function rpcError(call: Promise<unknown>): Promise<McpError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof McpError, `an McpError, not ${String(error)}`);
+    return error;
+  }
+  assert.fail('the call succeeded');
+}
+
+/** The 2025-06-18 `initialize` of a raw host, one without an SDK client. */
+export const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+};
+
+/** POST one JSON-RPC message to `url` as a raw Streamable HTTP host does, with these headers. */
+export function postRpc(url: string, message: unknown, headers: Record<string, string>): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      ...headers,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify(message),
+  });
 }
 
 /** A tiny IdP for user JWTs: an ES256 key pair, its JWKS and OpenID metadata on loopback. */

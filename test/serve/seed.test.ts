@@ -8,12 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Browser } from 'playwright-core';
 
 import type { RunningServe } from '../../src/serve/server.js';
 import type { ServeStore } from '../../src/store/serve-contract.js';
 import type { FaultProxy, TestAuthorizationServer } from '../harness/index.js';
+import { rpcError, textOf } from './mcp-env.js';
 import { launchChromium, skipReason } from './portal-env.js';
 import { type ServeEnv, startServeEnv } from './serve-env.js';
 import { SseReader } from './sse-reader.js';
@@ -26,21 +26,6 @@ interface Connection {
   upstream: string;
   state: string;
   last_error: { code: string } | null;
-}
-
-function textOf(result: unknown): string {
-  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
-  return content.map((c) => c.text ?? '').join('');
-}
-
-async function rpcError(call: Promise<unknown>): Promise<McpError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof McpError, `an McpError, not ${String(error)}`);
-    return error;
-  }
-  assert.fail('the call succeeded');
 }
 
 /** Polls `probe` every `everyMs` until it answers; fails after `timeoutMs`. */
