@@ -16,9 +16,16 @@ import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/po
 import { KEY_ROTATION_LOCK } from '../../src/store/postgres-schema.js';
 import { keyRotationStatus, rekeyStore } from '../../src/store/rekey.js';
 import { adminQuery, freshDatabase } from '../support/postgres.js';
-import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret, sleep } from './contract.js';
+import { latchkeyError, sleep } from './contract.js';
 import { type EnvelopeData, type Inspection, rekeyContract } from './envelope-contract.js';
-import { AesKeyWrapProvider, assertReadable, envOf, newKey, writeMany } from './envelope-support.js';
+import {
+  AesKeyWrapProvider,
+  assertReadable,
+  envOf,
+  newKey,
+  writeEveryKind,
+  writeMany,
+} from './envelope-support.js';
 
 const MAIN_LAYOUT = fileURLToPath(new URL('../fixtures/pg-main-layout-store.sql', import.meta.url));
 
@@ -102,18 +109,7 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     const kek = newKey();
     const db = await database(t, envOf(kek));
     const store = await db.open();
-    const records = await writeMany(store, 3);
-    const clientSecret = secret('cs');
-    await store.putRegistration({
-      issuer: 'https://as.example.com',
-      clientId: 'c',
-      clientSecret,
-      tokenEndpointAuthMethod: 'client_secret_basic',
-      method: 'dynamic',
-      registeredAt: 1,
-    });
-    const queued = pendingRevocation(credentialKey(9));
-    await store.addPendingRevocations([queued], eventFor(queued.key, 'revocation-pending'));
+    const { records, clientSecret, queued } = await writeEveryKind(store);
     const first = await db.inspect();
     await rekeyStore(store, { pauseMs: 0, batchSize: 2 }); // a second data key has existed too
 

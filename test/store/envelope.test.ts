@@ -9,9 +9,9 @@ import { keyFingerprint } from '../../src/store/crypto.js';
 import { localKeyProvider } from '../../src/store/envelope.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { rekeyStore } from '../../src/store/rekey.js';
-import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret } from './contract.js';
+import { latchkeyError } from './contract.js';
 import { type EnvelopeData, rekeyContract } from './envelope-contract.js';
-import { envOf, inspect, newKey, openStore, tempDir, writeMany } from './envelope-support.js';
+import { envOf, inspect, newKey, openStore, tempDir, writeEveryKind } from './envelope-support.js';
 
 /** A fresh SQLite home for the rekey contract; the file is read and damaged as another program would. */
 async function sqliteData(t: TestContext): Promise<EnvelopeData> {
@@ -53,18 +53,7 @@ describe('envelope encryption (sqlite store): sealing', () => {
     const home = await tempDir();
     const kek = newKey();
     const store = await openStore(t, { home, env: envOf(kek) });
-    const records = await writeMany(store, 3);
-    const clientSecret = secret('cs');
-    await store.putRegistration({
-      issuer: 'https://as.example.com',
-      clientId: 'c',
-      clientSecret,
-      tokenEndpointAuthMethod: 'client_secret_basic',
-      method: 'dynamic',
-      registeredAt: 1,
-    });
-    const queued = pendingRevocation(credentialKey(9));
-    await store.addPendingRevocations([queued], eventFor(queued.key, 'revocation-pending'));
+    const { records, clientSecret, queued } = await writeEveryKind(store);
 
     const file = inspect(home);
     assert.equal(file.count, 5);
