@@ -5,11 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import {
-  obtainTokens,
   startAuthorizationServer,
   startLegacySseMcpServer,
   startMcpServer,
@@ -17,6 +14,7 @@ import {
   type TestLegacySseMcpServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { loginInto } from '../support/seed-credential.js';
 import { latchkey } from '../support/spawn-cli.js';
 
 /** `latchkey tools` and `latchkey call`: the built binary against the real AS and servers. */
@@ -30,20 +28,7 @@ describe('latchkey tools and call', () => {
 
   async function seed(server: string): Promise<void> {
     const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    const tokens = await obtainTokens(as, { resource: server, subject: 'caller' });
-    await manager.saveAcquired(server, {
-      issuer: tokens.issuer,
-      clientId: tokens.clientId,
-      requestedAt: tokens.requestedAt,
-      response: tokens.response,
-    });
-    manager.close();
+    await loginInto(store, as, server, { asUser: 'caller' });
     await store.close();
   }
 

@@ -8,15 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openStore as openStoreAt } from '../../src/store/open.js';
 import { EventType, type CredentialStore } from '../../src/store/contract.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
   type McpServerOptions,
-  obtainTokens,
   startAuthorizationServer,
   startFaultProxy,
   startMcpServer,
@@ -24,6 +21,7 @@ import {
   type TestMcpServer,
 } from '../harness/index.js';
 import { freshDatabase, testStoreKind } from './postgres.js';
+import { loginInto } from './seed-credential.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -94,23 +92,8 @@ export async function proxyEnv(
     env,
     home,
     openStore,
-    async seedLogin(subject = 'local', resource = mcp.url) {
-      const store = await openStore();
-      const manager = new CredentialManager({
-        store,
-        logger: silentLogger,
-        watch: false,
-        proactiveRefresh: false,
-      });
-      const tokens = await obtainTokens(as, { resource, subject });
-      await manager.saveAcquired(resource, {
-        issuer: tokens.issuer,
-        clientId: tokens.clientId,
-        requestedAt: tokens.requestedAt,
-        response: tokens.response,
-      });
-      manager.close();
-    },
+    seedLogin: async (subject = 'local', resource = mcp.url) =>
+      loginInto(await openStore(), as, resource, { asUser: subject }),
     async host(args = [], extraEnv = {}, server = mcp.url) {
       const host = await spawnHost([server, ...args], { ...env, ...extraEnv });
       hosts.push(host);
