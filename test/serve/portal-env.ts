@@ -9,14 +9,17 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 import type { RunningServe } from '../../src/serve/server.js';
 import type { ServeStore } from '../../src/store/serve-contract.js';
 import type { TestAuthorizationServer, TestMcpServer } from '../harness/index.js';
+import { launchChromium } from '../support/chromium.js';
 import { startServeEnv } from './serve-env.js';
 
-export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+// The serve tests (and test/fleet) take Chromium's path and the skip rule from here.
+export { CHROMIUM, skipWithoutChromium as skipReason } from '../support/chromium.js';
+
 const SHOTS = join(process.cwd(), 'test-results', 'serve-portal');
 
 export interface Answer {
@@ -57,13 +60,6 @@ export interface PortalEnv {
   close(): Promise<void>;
 }
 
-export function skipReason(): string | false {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env['LATCHKEY_TEST_NO_BROWSER'] === '1')
-    return `no Chromium at ${CHROMIUM} (LATCHKEY_TEST_NO_BROWSER=1)`;
-  return false; // run, and fail loudly: CI must provide Chromium
-}
-
 export async function startPortalEnv(): Promise<PortalEnv> {
   const env = await startServeEnv({ accessTokenTtl: 300, appKeyLabel: 'portal test' });
   const attacker = await startAttacker();
@@ -89,20 +85,6 @@ export async function startPortalEnv(): Promise<PortalEnv> {
       await env.close();
     },
   };
-}
-
-/** Headless Chromium, as the portal and seed tests drive it. */
-export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-sync',
-    ],
-  });
 }
 
 /**

@@ -14,7 +14,8 @@ import type { RunningServe } from '../../src/serve/server.js';
 import type { ServeStore } from '../../src/store/serve-contract.js';
 import type { FaultProxy, TestAuthorizationServer } from '../harness/index.js';
 import { rpcError, textOf } from './mcp-env.js';
-import { launchChromium, skipReason } from './portal-env.js';
+import { launchChromium } from '../support/chromium.js';
+import { skipReason } from './portal-env.js';
 import { type ServeEnv, startServeEnv } from './serve-env.js';
 import { SseReader } from './sse-reader.js';
 
