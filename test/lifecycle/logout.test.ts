@@ -10,11 +10,11 @@ import { type EngineContext, emptyStats } from '../../src/lifecycle/context.js';
 import { newLeaseHolder } from '../../src/lifecycle/lease.js';
 import { LogoutError, logout } from '../../src/lifecycle/logout.js';
 import { silentLogger } from '../../src/log.js';
-import { buildContext } from '../../src/oauth/client-context.js';
 import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { discover, obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
+import { publicClientContext } from '../support/public-client.js';
 import { saveTokens } from '../support/seed-credential.js';
 
 /** The engine a manager would hand logout(), as its own process (own lease holder). */
@@ -48,17 +48,7 @@ async function onlyKey(store: CredentialStore, server: string): Promise<Credenti
 async function refreshable(env: LifecycleEnv, refreshToken: string | undefined): Promise<boolean> {
   assert.ok(refreshToken);
   const metadata = await discover(env.as.issuer);
-  const ctx = buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId: env.as.clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
+  const ctx = publicClientContext(metadata, env.as.clientId);
   try {
     await refreshTokenGrant(ctx, refreshToken, { resource: env.server, timeoutMs: 10_000 });
     return true;

@@ -9,10 +9,11 @@ import type { Browser } from 'playwright-core';
 
 import { isLatchkeyError } from '../../src/errors.js';
 import { authorizationCodeFlow } from '../../src/login/authorization-code.js';
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import { startRedirectReceiver } from '../../src/login/redirect-receiver.js';
 import { discover, startAuthorizationServer, type TestAuthorizationServer } from '../harness/index.js';
 import { launchChromium, skipWithoutChromium } from '../support/chromium.js';
+import { publicClientContext } from '../support/public-client.js';
 
 const ARTIFACTS = join(process.cwd(), 'test-results');
 const SERVER = 'http://127.0.0.1:9/mcp';
@@ -123,15 +124,5 @@ describe('authorization code + PKCE in headless Chromium', { skip: skipWithoutCh
 
 async function clientContext(as: TestAuthorizationServer): Promise<ClientContext> {
   const metadata: oauth.AuthorizationServer = await discover(as.issuer);
-  return buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId: as.clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
+  return publicClientContext(metadata, as.clientId);
 }

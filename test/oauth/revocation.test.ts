@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 
 import type * as oauth from 'oauth4webapi';
 
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import { revocationFailures, revokeTokens } from '../../src/oauth/revocation.js';
 import {
@@ -14,22 +14,9 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
+import { publicClientContext } from '../support/public-client.js';
 
 const SERVER = 'http://127.0.0.1:9/mcp';
-
-function publicClient(metadata: oauth.AuthorizationServer, clientId: string): ClientContext {
-  return buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
-}
 
 /**
  * Whether the AS still honours a refresh token (it rotates it when it does). Introspection
@@ -55,7 +42,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
     proxy = await startFaultProxy();
     as = await startAuthorizationServer({ frontedBy: proxy, accessTokenTtl: 300, resources: [SERVER] });
     metadata = await discover(as.issuer);
-    ctx = publicClient(metadata, as.clientId);
+    ctx = publicClientContext(metadata, as.clientId);
   });
   after(async () => {
     await as.close();
@@ -153,7 +140,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
   it('a client the AS does not know: failed, not retryable, with the OAuth error code', async () => {
     const tokens = await obtainTokens(as, { resource: SERVER, subject: 'rita' });
     const report = await revokeTokens(
-      publicClient(metadata, 'no-such-client'),
+      publicClientContext(metadata, 'no-such-client'),
       { refreshToken: tokens.response.refresh_token },
       { timeoutMs: 10_000 },
     );
@@ -178,7 +165,7 @@ describe('revocation: an AS without a revocation endpoint', () => {
     const tokens = await obtainTokens(as, { resource: SERVER, subject: 'uma' });
     as.counters.reset();
     const report = await revokeTokens(
-      publicClient(metadata, as.clientId),
+      publicClientContext(metadata, as.clientId),
       { accessToken: tokens.response.access_token, refreshToken: tokens.response.refresh_token },
       { timeoutMs: 10_000 },
     );
