@@ -10,11 +10,10 @@ import { type EngineContext, emptyStats } from '../../src/lifecycle/context.js';
 import { newLeaseHolder } from '../../src/lifecycle/lease.js';
 import { LogoutError, logout } from '../../src/lifecycle/logout.js';
 import { silentLogger } from '../../src/log.js';
-import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import type { CredentialStore } from '../../src/store/contract.js';
-import { discover, obtainTokens } from '../harness/index.js';
+import { obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
-import { publicClientContext } from '../support/public-client.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
 import { saveTokens } from '../support/seed-credential.js';
 
 /** The engine a manager would hand logout(), as its own process (own lease holder). */
@@ -47,14 +46,7 @@ async function onlyKey(store: CredentialStore, server: string): Promise<Credenti
 /** Whether the AS still accepts this refresh token (as the public test client). */
 async function refreshable(env: LifecycleEnv, refreshToken: string | undefined): Promise<boolean> {
   assert.ok(refreshToken);
-  const metadata = await discover(env.as.issuer);
-  const ctx = publicClientContext(metadata, env.as.clientId);
-  try {
-    await refreshTokenGrant(ctx, refreshToken, { resource: env.server, timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+  return refreshAccepted(env.as.issuer, env.as.clientId, refreshToken, env.server);
 }
 
 describe('logout', () => {
