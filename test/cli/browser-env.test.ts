@@ -1,36 +1,27 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { ExitCode } from '../../src/cli/exit-codes.js';
-import {
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import { type TestMcpServer } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
 import { latchkey } from '../support/spawn-cli.js';
 
 const BROWSER = fileURLToPath(new URL('../fixtures/env-dumping-browser.ts', import.meta.url));
 
 describe('the program BROWSER names gets no latchkey secret (issue 14, point 6)', () => {
-  let as: TestAuthorizationServer;
+  let cli: CliEnv;
   let mcp: TestMcpServer;
   let home: string;
   before(async () => {
-    as = await startAuthorizationServer({ accessTokenTtl: 300 });
-    mcp = await startMcpServer({ authorizationServer: as });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-browser-env-'));
+    cli = await startCliEnv({ accessTokenTtl: 300 });
+    ({ mcp, home } = cli);
   });
   after(async () => {
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   it('LATCHKEY_KEY, LATCHKEY_CLIENT_SECRET and every other LATCHKEY_* are removed; the rest is kept', async () => {

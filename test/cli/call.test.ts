@@ -1,26 +1,21 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import {
-  obtainTokens,
-  startAuthorizationServer,
   startLegacySseMcpServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestLegacySseMcpServer,
   type TestMcpServer,
 } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
+import { loginInto } from '../support/seed-credential.js';
 import { latchkey } from '../support/spawn-cli.js';
 
 /** `latchkey tools` and `latchkey call`: the built binary against the real AS and servers. */
 describe('latchkey tools and call', () => {
+  let cli: CliEnv;
   let as: TestAuthorizationServer;
   let mcp: TestMcpServer;
   let legacy: TestLegacySseMcpServer;
@@ -30,37 +25,20 @@ describe('latchkey tools and call', () => {
 
   async function seed(server: string): Promise<void> {
     const store = await openSqliteStore({ home, env: { ...process.env, ...env } });
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    const tokens = await obtainTokens(as, { resource: server, subject: 'caller' });
-    await manager.saveAcquired(server, {
-      issuer: tokens.issuer,
-      clientId: tokens.clientId,
-      requestedAt: tokens.requestedAt,
-      response: tokens.response,
-    });
-    manager.close();
+    await loginInto(store, as, server, { asUser: 'caller' });
     await store.close();
   }
 
   before(async () => {
-    as = await startAuthorizationServer({ accessTokenTtl: 2 });
-    mcp = await startMcpServer({ authorizationServer: as });
+    cli = await startCliEnv({ accessTokenTtl: 2 });
+    ({ as, mcp, home, env } = cli);
     legacy = await startLegacySseMcpServer({ authorizationServer: as });
     modern = await startMcpServer({ authorizationServer: as, modernOnly: true, path: '/modern' });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-call-'));
-    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
   });
   after(async () => {
     await legacy.close();
     await modern.close();
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   it('without a credential: exit 4, nothing on stdout, and the login command', async () => {

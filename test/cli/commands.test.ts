@@ -8,10 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { events } from '../../src/cli/commands/events.js';
 import { main } from '../../src/cli/main.js';
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { captureIO } from '../support/cli-io.js';
+import { seedCredential } from '../support/seed-credential.js';
 
 describe('cli', () => {
   let home: string;
@@ -22,21 +21,7 @@ describe('cli', () => {
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'latchkey-cli-'));
     env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
-    const store = await openSqliteStore({ env });
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    await manager.saveAcquired(server, {
-      issuer: 'https://as.example.com',
-      clientId: 'cli-test',
-      requestedAt: Date.now(),
-      response: { access_token: accessToken, token_type: 'Bearer', expires_in: 3600 },
-    });
-    manager.close();
-    await store.close();
+    await seedCredential(env, server, accessToken);
   });
   after(() => rm(home, { recursive: true, force: true }));
 

@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { z } from 'zod';
 
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import {
-  approveDevice,
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import { approveDevice, type TestAuthorizationServer, type TestMcpServer } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
 import { refreshAccepted } from '../support/refresh-probe.js';
 import { latchkey } from '../support/spawn-cli.js';
 
@@ -55,20 +46,17 @@ async function tokenOf(server: string, env: Record<string, string>): Promise<str
 }
 
 describe('the latchkey binary, end to end', () => {
+  let cli: CliEnv;
   let as: TestAuthorizationServer;
   let mcp: TestMcpServer;
   let home: string;
   let env: Record<string, string>;
   before(async () => {
-    as = await startAuthorizationServer({ deviceFlow: true });
-    mcp = await startMcpServer({ authorizationServer: as });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-e2e-'));
-    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    cli = await startCliEnv({ deviceFlow: true });
+    ({ as, mcp, home, env } = cli);
   });
   after(async () => {
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   it('exit code 4 and the login command when there is no credential', async () => {

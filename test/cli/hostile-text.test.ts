@@ -14,18 +14,16 @@ import { after, before, describe, it } from 'node:test';
 
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { type EchoFront, type EchoRequest, startEchoFront } from '../harness/echo-front.js';
 import {
-  obtainTokens,
   startAuthorizationServer,
   startMcpServer,
   type TestAuthorizationServer,
   type TestMcpServer,
 } from '../harness/index.js';
 import { spawnRawHost } from '../support/raw-host.js';
+import { loginInto } from '../support/seed-credential.js';
 import { latchkey } from '../support/spawn-cli.js';
 
 const HEADLESS_BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
@@ -77,20 +75,7 @@ describe('hostile servers: no terminal escapes and no secrets in any network tex
       home: env['LATCHKEY_HOME'] ?? '',
       env: { ...process.env, ...env },
     });
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    const tokens = await obtainTokens(as, { resource: mcp.url, subject: 'hostile-test' });
-    await manager.saveAcquired(mcp.url, {
-      issuer: tokens.issuer,
-      clientId: tokens.clientId,
-      requestedAt: tokens.requestedAt,
-      response: tokens.response,
-    });
-    manager.close();
+    await loginInto(store, as, mcp.url, { asUser: 'hostile-test' });
     const [cred] = await store.listCredentials({ server: mcp.url });
     await store.close();
     assert.ok(cred?.secrets.refreshToken !== undefined);

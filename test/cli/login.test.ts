@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,35 +7,27 @@ import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { refreshAccepted } from '../support/refresh-probe.js';
-import {
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import { type TestAuthorizationServer, type TestMcpServer } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
 import { captureIO } from '../support/cli-io.js';
 
 const BROWSER = fileURLToPath(new URL('../fixtures/headless-browser.ts', import.meta.url));
 
 /** `latchkey login`, `token` and `logout` against the real AS and MCP server. */
 describe('cli login / token / logout', () => {
+  let cli: CliEnv;
   let as: TestAuthorizationServer;
   let mcp: TestMcpServer;
-  let home: string;
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    as = await startAuthorizationServer({ accessTokenTtl: 300 });
-    mcp = await startMcpServer({ authorizationServer: as });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-cli-login-'));
-    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    cli = await startCliEnv({ accessTokenTtl: 300 });
+    ({ as, mcp, env } = cli);
     // The system-browser opener runs $BROWSER directly (no shell) with the URL.
     process.env['BROWSER'] = BROWSER;
   });
   after(async () => {
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   it('login stores a credential, token prints it, logout revokes it', async () => {
@@ -90,12 +79,10 @@ describe('cli login / token / logout', () => {
 
 describe('cli login without a refresh token', () => {
   it('warns that a new login will be needed at expiry, and says where the credential went', async () => {
-    const as = await startAuthorizationServer({ accessTokenTtl: 300, issueRefreshToken: false });
-    const mcp = await startMcpServer({ authorizationServer: as });
-    const home = await mkdtemp(join(tmpdir(), 'latchkey-cli-norefresh-'));
+    const { mcp, home, env, close } = await startCliEnv({ accessTokenTtl: 300, issueRefreshToken: false });
     try {
       process.env['BROWSER'] = BROWSER;
-      const io = captureIO({ LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') });
+      const io = captureIO(env);
       assert.equal(await main(['login', mcp.url, '--browser'], io), ExitCode.OK, io.stderr);
       assert.match(io.stderr, /issued no refresh token/);
       assert.match(io.stderr, /offline_access/);
@@ -106,9 +93,7 @@ describe('cli login without a refresh token', () => {
         ),
       );
     } finally {
-      await mcp.close();
-      await as.close();
-      await rm(home, { recursive: true, force: true });
+      await close();
     }
   });
 });

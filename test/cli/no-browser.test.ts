@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -10,13 +8,8 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { RpcErrorCode } from '../../src/mcp/jsonrpc.js';
-import {
-  completeAuthorization,
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import { completeAuthorization, type TestMcpServer } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
 import { proxyEnv, type ProxyEnv } from '../support/proxy-env.js';
 import { type RawHost, spawnRawHost } from '../support/raw-host.js';
 import { latchkey } from '../support/spawn-cli.js';
@@ -41,18 +34,15 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms = 30_000)
 }
 
 describe('a browser that cannot be started', () => {
-  let as: TestAuthorizationServer;
+  let cli: CliEnv;
   let mcp: TestMcpServer;
   let home: string;
   before(async () => {
-    as = await startAuthorizationServer({ accessTokenTtl: 300 });
-    mcp = await startMcpServer({ authorizationServer: as });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-no-browser-'));
+    cli = await startCliEnv({ accessTokenTtl: 300 });
+    ({ mcp, home } = cli);
   });
   after(async () => {
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   // The host that passes neither BROWSER nor DISPLAY: xdg-open finds nothing to open with.

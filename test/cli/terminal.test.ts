@@ -1,20 +1,11 @@
 /* eslint-disable no-control-regex -- these tests look for terminal control codes on purpose */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import {
-  approveDevice,
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import { approveDevice, type TestMcpServer } from '../harness/index.js';
+import { type CliEnv, startCliEnv } from '../support/cli-env.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -39,15 +30,12 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms = 20_000)
  * the test reads the screen with capture-pane, as a person would see it.
  */
 describe('latchkey login in a real terminal (tmux)', () => {
-  let as: TestAuthorizationServer;
+  let cli: CliEnv;
   let mcp: TestMcpServer;
-  let home: string;
   let env: Record<string, string>;
   before(async () => {
-    as = await startAuthorizationServer({ deviceFlow: true });
-    mcp = await startMcpServer({ authorizationServer: as });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-tty-'));
-    env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
+    cli = await startCliEnv({ deviceFlow: true });
+    ({ mcp, env } = cli);
   });
   after(async () => {
     try {
@@ -55,9 +43,7 @@ describe('latchkey login in a real terminal (tmux)', () => {
     } catch {
       // Already gone.
     }
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
+    await cli.close();
   });
 
   it('shows the code and a live spinner, then a clean success line', async () => {

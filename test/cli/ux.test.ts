@@ -23,6 +23,7 @@ import {
 } from '../harness/index.js';
 import { captureIO } from '../support/cli-io.js';
 import { proxyEnv } from '../support/proxy-env.js';
+import { seedCredential } from '../support/seed-credential.js';
 import { latchkey } from '../support/spawn-cli.js';
 
 const BIN = fileURLToPath(new URL('../../bin/latchkey.cjs', import.meta.url));
@@ -58,21 +59,7 @@ function withClosedStdout(args: readonly string[], env: Record<string, string>) 
 async function seededHome(server: string): Promise<{ home: string; env: Record<string, string> }> {
   const home = await mkdtemp(join(tmpdir(), 'latchkey-ux-'));
   const env = { LATCHKEY_HOME: home, LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const store = await openSqliteStore({ env });
-  const manager = new CredentialManager({
-    store,
-    logger: silentLogger,
-    watch: false,
-    proactiveRefresh: false,
-  });
-  await manager.saveAcquired(server, {
-    issuer: 'https://as.example.com',
-    clientId: 'ux-test',
-    requestedAt: Date.now(),
-    response: { access_token: randomBytes(24).toString('hex'), token_type: 'Bearer', expires_in: 3600 },
-  });
-  manager.close();
-  await store.close();
+  await seedCredential(env, server);
   return { home, env };
 }
 

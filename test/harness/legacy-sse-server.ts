@@ -24,6 +24,7 @@ import { Counters } from '../../src/demo/counters.js';
 import { closeServer, listenOnLoopback, trackSockets } from '../../src/demo/listen.js';
 import { buildServer } from '../../src/demo/mcp-server.js';
 import { sendJson } from '../../src/demo/reply.js';
+import { dropSessions } from './mcp-server.js';
 
 export interface LegacySseMcpServerOptions {
   /** Issues and introspects the tokens; the server registers its URL there as a resource. */
@@ -241,14 +242,7 @@ export async function startLegacySseMcpServer(
     get sessionCount() {
       return sessions.size;
     },
-    async dropAllSessions() {
-      const transports = [...sessions.values()];
-      sessions.clear();
-      for (const transport of transports) {
-        counters.record('session', 'dropped');
-        await transport.close();
-      }
-    },
+    dropAllSessions: () => dropSessions(sessions, counters),
     async close() {
       const transports = [...sessions.values()];
       sessions.clear();

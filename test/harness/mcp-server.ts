@@ -64,17 +64,26 @@ export async function startMcpServer(options: McpServerOptions): Promise<TestMcp
     get sessionCount() {
       return sessions.size;
     },
-    async dropAllSessions() {
-      const transports = [...sessions.values()];
-      sessions.clear();
-      for (const transport of transports) {
-        counters.record('session', 'dropped');
-        await transport.close();
-      }
-    },
+    dropAllSessions: () => dropSessions(sessions, counters),
     async close() {
       modern.close();
       await server.close();
     },
   };
+}
+
+/**
+ * What a server restart does to its sessions: forget every one (so the next request with its
+ * id is unknown) and close its transport, counting each as ('session', 'dropped').
+ */
+export async function dropSessions(
+  sessions: Map<string, { close(): Promise<void> }>,
+  counters: Counters,
+): Promise<void> {
+  const transports = [...sessions.values()];
+  sessions.clear();
+  for (const transport of transports) {
+    counters.record('session', 'dropped');
+    await transport.close();
+  }
 }

@@ -9,13 +9,12 @@ import { DEFAULT_BACKOFF } from '../../src/lifecycle/backoff.js';
 import { type EngineContext, emptyStats } from '../../src/lifecycle/context.js';
 import { newLeaseHolder } from '../../src/lifecycle/lease.js';
 import { LogoutError, logout } from '../../src/lifecycle/logout.js';
-import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
-import { buildContext } from '../../src/oauth/client-context.js';
-import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import type { CredentialStore } from '../../src/store/contract.js';
-import { discover, obtainTokens } from '../harness/index.js';
+import { obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
+import { saveTokens } from '../support/seed-credential.js';
 
 /** The engine a manager would hand logout(), as its own process (own lease holder). */
 function engine(store: CredentialStore, extra: Partial<EngineContext> = {}): EngineContext {
@@ -47,24 +46,7 @@ async function onlyKey(store: CredentialStore, server: string): Promise<Credenti
 /** Whether the AS still accepts this refresh token (as the public test client). */
 async function refreshable(env: LifecycleEnv, refreshToken: string | undefined): Promise<boolean> {
   assert.ok(refreshToken);
-  const metadata = await discover(env.as.issuer);
-  const ctx = buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId: env.as.clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
-  try {
-    await refreshTokenGrant(ctx, refreshToken, { resource: env.server, timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+  return refreshAccepted(env.as.issuer, env.as.clientId, refreshToken, env.server);
 }
 
 describe('logout', () => {
@@ -106,20 +88,13 @@ describe('logout', () => {
     env = await lifecycleEnv({ accessTokenTtl: 300 });
     const store = await env.openStore();
     const tokens = await obtainTokens(env.as, { resource: env.server, subject: 'local' });
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    await manager.saveAcquired(env.server, {
+    await saveTokens(store, env.server, {
       issuer: tokens.issuer,
       clientId: tokens.clientId,
       requestedAt: tokens.requestedAt,
       response: tokens.response,
       owned: false,
     });
-    manager.close();
     const key = await onlyKey(store, env.server);
     env.as.counters.reset();
 

@@ -8,10 +8,10 @@ import Database from 'better-sqlite3';
 import type { CredentialManager } from '../../src/lifecycle/manager.js';
 import { sealedBy } from '../../src/store/envelope.js';
 import { rekeyStore } from '../../src/store/rekey.js';
-import { obtainTokens } from '../harness/index.js';
 import { type LifecycleEnv, lifecycleEnv, sleep } from '../support/lifecycle-env.js';
 import { adminQuery } from '../support/postgres.js';
 import { loginSubjects, runRefresher } from '../support/refresher-env.js';
+import { loginInto } from '../support/seed-credential.js';
 import { startWorker, type Worker } from '../support/worker.js';
 
 const WORKER = fileURLToPath(new URL('../fixtures/manager-worker.ts', import.meta.url));
@@ -28,16 +28,8 @@ describe('rekey under load', () => {
 
   it('managers in two processes keep refreshing through three rotations: no failed refresh, every row readable', async (t) => {
     const seedStore = await env.openStore();
-    const seeder = env.manager(seedStore, { watch: false, proactiveRefresh: false });
     for (const subject of SUBJECTS) {
-      const tokens = await obtainTokens(env.as, { resource: env.server, subject });
-      await seeder.saveAcquired(env.server, {
-        issuer: tokens.issuer,
-        clientId: tokens.clientId,
-        requestedAt: tokens.requestedAt,
-        response: tokens.response,
-        subject,
-      });
+      await loginInto(seedStore, env.as, env.server, { asUser: subject, subject });
     }
 
     // A refresher in another process (subject 'local'), and two in this one on their own

@@ -5,7 +5,7 @@ import type * as oauth from 'oauth4webapi';
 
 import { isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
 import { authorizationCodeFlow, type AuthorizationCodeOptions } from '../../src/login/authorization-code.js';
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import { startRedirectReceiver, stablePort } from '../../src/login/redirect-receiver.js';
 import {
   completeAuthorization,
@@ -13,6 +13,7 @@ import {
   startAuthorizationServer,
   type TestAuthorizationServer,
 } from '../harness/index.js';
+import { publicClientContext } from '../support/public-client.js';
 
 const SERVER = 'http://127.0.0.1:9/mcp';
 
@@ -32,17 +33,7 @@ describe('authorization code + PKCE: checks on the way back', () => {
   after(() => as.close());
 
   const context = (override: Partial<oauth.AuthorizationServer> = {}): ClientContext =>
-    buildContext(
-      { ...metadata, ...override },
-      {
-        issuer: metadata.issuer,
-        clientId: as.clientId,
-        tokenEndpointAuthMethod: 'none',
-        method: 'pre-registered',
-        registeredAt: 0,
-      },
-      {},
-    );
+    publicClientContext({ ...metadata, ...override }, as.clientId, metadata.issuer);
 
   /**
    * Run the flow; `tamper` rewrites the callback URL before it is delivered. `thenGenuine`

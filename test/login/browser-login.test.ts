@@ -5,15 +5,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type * as oauth from 'oauth4webapi';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 
 import { isLatchkeyError } from '../../src/errors.js';
 import { authorizationCodeFlow } from '../../src/login/authorization-code.js';
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import { startRedirectReceiver } from '../../src/login/redirect-receiver.js';
 import { discover, startAuthorizationServer, type TestAuthorizationServer } from '../harness/index.js';
+import { launchChromium, skipWithoutChromium } from '../support/chromium.js';
+import { publicClientContext } from '../support/public-client.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-results');
 const SERVER = 'http://127.0.0.1:9/mcp';
 
@@ -21,7 +22,7 @@ const SERVER = 'http://127.0.0.1:9/mcp';
  * The browser login in a real headless Chromium: the AS's own login and consent pages, then
  * latchkey's loopback result page, which is screenshotted.
  */
-describe('authorization code + PKCE in headless Chromium', { skip: skipReason() }, () => {
+describe('authorization code + PKCE in headless Chromium', { skip: skipWithoutChromium() }, () => {
   let as: TestAuthorizationServer;
   let browser: Browser;
   let ctx: ClientContext;
@@ -29,16 +30,7 @@ describe('authorization code + PKCE in headless Chromium', { skip: skipReason() 
   before(async () => {
     as = await startAuthorizationServer({ accessTokenTtl: 300 });
     as.addResource(SERVER);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     ctx = await clientContext(as);
     await mkdir(ARTIFACTS, { recursive: true });
   });
@@ -132,22 +124,5 @@ describe('authorization code + PKCE in headless Chromium', { skip: skipReason() 
 
 async function clientContext(as: TestAuthorizationServer): Promise<ClientContext> {
   const metadata: oauth.AuthorizationServer = await discover(as.issuer);
-  return buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId: as.clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
-}
-
-function skipReason(): string | false {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env['LATCHKEY_TEST_NO_BROWSER'] === '1')
-    return `no Chromium at ${CHROMIUM} (LATCHKEY_TEST_NO_BROWSER=1)`;
-  return false; // run, and fail loudly: CI must provide Chromium
+  return publicClientContext(metadata, as.clientId);
 }

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type * as oauth from 'oauth4webapi';
 
 import { isLatchkeyError, type LatchkeyError } from '../../src/errors.js';
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import {
   DEFAULT_POLL_INTERVAL_MS,
   deviceAuthorization,
@@ -22,6 +22,7 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
+import { publicClientContext } from '../support/public-client.js';
 import { findForm } from '../../src/demo/html-form.js';
 
 const SERVER = 'http://127.0.0.1:9/mcp';
@@ -67,17 +68,7 @@ describe('device authorization (RFC 8628) against a real AS', () => {
     proxy = await startFaultProxy();
     as = await startAuthorizationServer({ frontedBy: proxy, accessTokenTtl: 300, resources: [SERVER] });
     metadata = await discover(as.issuer);
-    ctx = buildContext(
-      metadata,
-      {
-        issuer: metadata.issuer,
-        clientId: as.clientId,
-        tokenEndpointAuthMethod: 'none',
-        method: 'pre-registered',
-        registeredAt: 0,
-      },
-      {},
-    );
+    ctx = publicClientContext(metadata, as.clientId);
   });
   after(async () => {
     await as.close();
@@ -294,17 +285,7 @@ describe('device authorization (RFC 8628) against a real AS', () => {
       const md = await discover(noDevice.issuer);
       const error = await rejection(
         deviceAuthorization({
-          ctx: buildContext(
-            md,
-            {
-              issuer: md.issuer,
-              clientId: noDevice.clientId,
-              tokenEndpointAuthMethod: 'none',
-              method: 'pre-registered',
-              registeredAt: 0,
-            },
-            {},
-          ),
+          ctx: publicClientContext(md, noDevice.clientId),
           resource: SERVER,
           prompt: () => assert.fail('no prompt'),
         }),

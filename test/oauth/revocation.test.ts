@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test';
 
 import type * as oauth from 'oauth4webapi';
 
-import { buildContext, type ClientContext } from '../../src/oauth/client-context.js';
-import { refreshTokenGrant } from '../../src/oauth/grants.js';
+import type { ClientContext } from '../../src/oauth/client-context.js';
 import { revocationFailures, revokeTokens } from '../../src/oauth/revocation.js';
 import {
   discover,
@@ -14,36 +13,10 @@ import {
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
+import { publicClientContext } from '../support/public-client.js';
+import { refreshAccepted } from '../support/refresh-probe.js';
 
 const SERVER = 'http://127.0.0.1:9/mcp';
-
-function publicClient(metadata: oauth.AuthorizationServer, clientId: string): ClientContext {
-  return buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
-}
-
-/**
- * Whether the AS still honours a refresh token (it rotates it when it does). Introspection
- * cannot tell: oidc-provider shows refresh tokens only to the client they were issued to.
- */
-async function refreshable(ctx: ClientContext, refreshToken: string | undefined): Promise<boolean> {
-  assert.ok(refreshToken);
-  try {
-    await refreshTokenGrant(ctx, refreshToken, { resource: SERVER, timeoutMs: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('revocation (RFC 7009) against a real AS', () => {
   let proxy: FaultProxy;
@@ -55,12 +28,18 @@ describe('revocation (RFC 7009) against a real AS', () => {
     proxy = await startFaultProxy();
     as = await startAuthorizationServer({ frontedBy: proxy, accessTokenTtl: 300, resources: [SERVER] });
     metadata = await discover(as.issuer);
-    ctx = publicClient(metadata, as.clientId);
+    ctx = publicClientContext(metadata, as.clientId);
   });
   after(async () => {
     await as.close();
     await proxy.close();
   });
+
+  /** Whether the AS still honours a refresh token (it rotates it when it does). */
+  const refreshable = (refreshToken: string | undefined): Promise<boolean> => {
+    assert.ok(refreshToken);
+    return refreshAccepted(as.issuer, as.clientId, refreshToken, SERVER);
+  };
 
   it('revokes the refresh token, then the access token, with hints; both are dead at the AS', async () => {
     const tokens = await obtainTokens(as, { resource: SERVER, subject: 'rita' });
@@ -87,7 +66,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
     assert.deepEqual(hints, ['refresh_token', 'access_token'], 'refresh token first');
     assert.equal(as.counters.count('revocation', 'ok'), 2);
     assert.equal((await as.introspect(accessToken)).active, false);
-    assert.equal(await refreshable(ctx, refreshToken), false);
+    assert.equal(await refreshable(refreshToken), false);
     assert.equal(as.counters.count('refresh_token', 'invalid_grant'), 1);
     assert.deepEqual(revocationFailures(report), []);
   });
@@ -125,7 +104,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
       assert.ok(!text.includes(tokens.response.refresh_token ?? '\u0000'));
       assert.equal((await as.introspect(tokens.response.access_token)).active, true, 'nothing was revoked');
       proxy.clear(fault);
-      assert.equal(await refreshable(ctx, tokens.response.refresh_token), true);
+      assert.equal(await refreshable(tokens.response.refresh_token), true);
     } finally {
       proxy.clear(fault);
     }
@@ -153,7 +132,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
   it('a client the AS does not know: failed, not retryable, with the OAuth error code', async () => {
     const tokens = await obtainTokens(as, { resource: SERVER, subject: 'rita' });
     const report = await revokeTokens(
-      publicClient(metadata, 'no-such-client'),
+      publicClientContext(metadata, 'no-such-client'),
       { refreshToken: tokens.response.refresh_token },
       { timeoutMs: 10_000 },
     );
@@ -161,7 +140,7 @@ describe('revocation (RFC 7009) against a real AS', () => {
     assert.ok(report.refreshToken?.status === 'failed');
     assert.equal(report.refreshToken.retryable, false);
     assert.equal(report.refreshToken.error, 'invalid_client');
-    assert.equal(await refreshable(ctx, tokens.response.refresh_token), true);
+    assert.equal(await refreshable(tokens.response.refresh_token), true);
   });
 });
 
@@ -178,7 +157,7 @@ describe('revocation: an AS without a revocation endpoint', () => {
     const tokens = await obtainTokens(as, { resource: SERVER, subject: 'uma' });
     as.counters.reset();
     const report = await revokeTokens(
-      publicClient(metadata, as.clientId),
+      publicClientContext(metadata, as.clientId),
       { accessToken: tokens.response.access_token, refreshToken: tokens.response.refresh_token },
       { timeoutMs: 10_000 },
     );

@@ -6,11 +6,9 @@ import { after, before, describe, it } from 'node:test';
 
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import type { LifecycleEvent } from '../../src/store/contract.js';
-import { obtainTokens } from '../harness/index.js';
 import { type Host, proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
+import { loginInto } from '../support/seed-credential.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -64,21 +62,7 @@ describe('latchkey proxy: two servers on two ASes, one store', () => {
     shared = a.env;
     await a.seedLogin('user-a');
     // b's credential, from b's AS, in a's store: as `latchkey login <b>` with the same home.
-    const store = await a.openStore();
-    const manager = new CredentialManager({
-      store,
-      logger: silentLogger,
-      watch: false,
-      proactiveRefresh: false,
-    });
-    const tokens = await obtainTokens(b.as, { resource: b.url, subject: 'user-b' });
-    await manager.saveAcquired(b.url, {
-      issuer: tokens.issuer,
-      clientId: tokens.clientId,
-      requestedAt: tokens.requestedAt,
-      response: tokens.response,
-    });
-    manager.close();
+    await loginInto(await a.openStore(), b.as, b.url, { asUser: 'user-b' });
   });
   after(async () => {
     await b.close();

@@ -5,11 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { startLegacySseMcpServer, type TestLegacySseMcpServer } from '../harness/index.js';
-import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
-
-async function pause(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
-}
+import { callsThroughDrops, proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 
 describe('latchkey proxy: legacy HTTP+SSE against an SDK SSE server', () => {
   let env: ProxyEnv;
@@ -89,35 +85,11 @@ describe('latchkey proxy: legacy HTTP+SSE against an SDK SSE server', () => {
     const host = await env.host([], {}, sse.url);
     await host.client.listTools();
     const createdBefore = sse.counters.count('session', 'created');
-    const failures: string[] = [];
-    const recoveries: number[] = [];
-    let droppedAt: number | undefined;
-    let drops = 0;
-    let calls = 0;
-    const deadline = Date.now() + 5000;
-    let nextDrop = Date.now() + 1000;
-    while (Date.now() < deadline) {
-      if (Date.now() >= nextDrop) {
-        assert.equal(sse.sessionCount, 1, 'one live SSE session before the drop');
-        await sse.dropAllSessions();
-        assert.equal(sse.sessionCount, 0);
-        droppedAt = Date.now();
-        drops++;
-        nextDrop += 1500;
-      }
-      try {
-        const result = await host.client.callTool({ name: 'echo', arguments: { text: `c${calls}` } });
-        assert.equal(text(result), `c${calls}`);
-        if (droppedAt !== undefined) {
-          recoveries.push(Date.now() - droppedAt);
-          droppedAt = undefined;
-        }
-      } catch (error) {
-        failures.push(String(error));
-      }
-      calls++;
-      await pause(100);
-    }
+    const { calls, drops, failures, recoveries } = await callsThroughDrops(host, 5000, async () => {
+      assert.equal(sse.sessionCount, 1, 'one live SSE session before the drop');
+      await sse.dropAllSessions();
+      assert.equal(sse.sessionCount, 0);
+    });
     const diag = `${JSON.stringify(sse.counters.snapshot())}\n${host.stderr()}`;
     assert.deepEqual(failures, [], diag);
     assert.ok(calls >= 30, `made ${calls} calls`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
+import { callsThroughDrops, proxyEnv, type ProxyEnv, text } from '../support/proxy-env.js';
 
 async function pause(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
@@ -18,31 +18,7 @@ describe('latchkey proxy: sessions and streams that die', () => {
   it('the server drops every session mid-stream: no failed call, recovery under 1 s', async () => {
     const host = await env.host();
     const createdBefore = env.mcp.counters.count('session', 'created');
-    const failures: string[] = [];
-    const recoveries: number[] = [];
-    let droppedAt: number | undefined;
-    let calls = 0;
-    const deadline = Date.now() + 6000;
-    let nextDrop = Date.now() + 1000;
-    while (Date.now() < deadline) {
-      if (Date.now() >= nextDrop) {
-        await env.mcp.dropAllSessions();
-        droppedAt = Date.now();
-        nextDrop += 1500;
-      }
-      try {
-        const result = await host.client.callTool({ name: 'echo', arguments: { text: `c${calls}` } });
-        assert.equal(text(result), `c${calls}`);
-        if (droppedAt !== undefined) {
-          recoveries.push(Date.now() - droppedAt);
-          droppedAt = undefined;
-        }
-      } catch (error) {
-        failures.push(String(error));
-      }
-      calls++;
-      await pause(100);
-    }
+    const { failures, recoveries } = await callsThroughDrops(host, 6000, () => env.mcp.dropAllSessions());
     assert.deepEqual(failures, [], host.stderr());
     assert.ok(recoveries.length >= 3, `saw ${recoveries.length} recoveries`);
     for (const ms of recoveries) assert.ok(ms < 1000, `recovery took ${ms} ms`);

@@ -1,34 +1,25 @@
-// What the portal tests share: the real oidc-provider AS, the real MCP server, a real store
-// (SQLite, or PostgreSQL with LATCHKEY_TEST_STORE=postgres), latchkey serve, headless
+// What the portal tests share: the serve stack of serve-env.ts (the real oidc-provider AS, the
+// real MCP server, a real store: SQLite, or PostgreSQL with LATCHKEY_TEST_STORE=postgres), headless
 // Chromium, and a page of another origin on the same site. Screenshots go to
 // test-results/serve-portal/ (gitignored).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
-import { createLogger } from '../../src/log.js';
-import { createAppKey } from '../../src/serve/app-keys.js';
-import { startServe, type RunningServe } from '../../src/serve/server.js';
-import { openPostgresStore } from '../../src/store/postgres.js';
-import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
-import {
-  completeAuthorization,
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
-import { freshDatabase, type TestDatabase, testStoreKind } from '../support/postgres.js';
+import type { RunningServe } from '../../src/serve/server.js';
+import type { ServeStore } from '../../src/store/serve-contract.js';
+import type { TestAuthorizationServer, TestMcpServer } from '../harness/index.js';
+import { launchChromium } from '../support/chromium.js';
+import { startServeEnv } from './serve-env.js';
 
-export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+// The serve tests (and test/fleet) take Chromium's path and the skip rule from here.
+export { CHROMIUM, skipWithoutChromium as skipReason } from '../support/chromium.js';
+
 const SHOTS = join(process.cwd(), 'test-results', 'serve-portal');
 
 export interface Answer {
@@ -69,83 +60,29 @@ export interface PortalEnv {
   close(): Promise<void>;
 }
 
-export function skipReason(): string | false {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env['LATCHKEY_TEST_NO_BROWSER'] === '1')
-    return `no Chromium at ${CHROMIUM} (LATCHKEY_TEST_NO_BROWSER=1)`;
-  return false; // run, and fail loudly: CI must provide Chromium
-}
-
 export async function startPortalEnv(): Promise<PortalEnv> {
-  const as = await startAuthorizationServer({ accessTokenTtl: 300 });
-  const mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
-  const home = await mkdtemp(join(tmpdir(), 'latchkey-serve-portal-'));
-  const database: TestDatabase | undefined =
-    testStoreKind() === 'postgres' ? await freshDatabase() : undefined;
-  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const stores: ServeStore[] = [];
-  const openStore = async (): Promise<ServeStore> => {
-    const store =
-      database === undefined
-        ? await openSqliteStore({ home, env })
-        : await openPostgresStore({ url: database.url, env });
-    assert.ok(hasServeTables(store));
-    stores.push(store);
-    return store;
-  };
-  const store = await openStore();
-  const key = (await createAppKey(store, 'portal test')).key;
-  const logLines: string[] = [];
-  const upstreams = [{ id: 'demo', url: mcp.url }];
-  const listen = { host: '127.0.0.1', port: 0 };
-  const serve = await startServe({
-    store,
-    upstreams,
-    listen,
-    refresher: false,
-    logger: createLogger({ level: 'debug', format: 'json', write: (line) => logLines.push(line) }),
-  });
+  const env = await startServeEnv({ accessTokenTtl: 300, appKeyLabel: 'portal test' });
   const attacker = await startAttacker();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   await mkdir(SHOTS, { recursive: true });
-  const api = apiOf(serve, key);
+  const api = apiOf(env.serve, env.key);
   return {
-    as,
-    mcp,
-    serve,
-    store,
+    as: env.as,
+    mcp: env.mcp,
+    serve: env.serve,
+    store: env.store,
     browser,
-    logLines,
-    instance: async (options = {}) =>
-      startServe({
-        store: await openStore(),
-        upstreams,
-        listen,
-        refresher: false,
-        logger: createLogger({ level: 'silent' }),
-        ...options,
-      }),
+    logLines: env.logLines,
+    instance: async (options = {}) => env.instance(options),
     attackerPage: attacker.page,
     ...api,
+    // A connection made through the API and the harness's browser stand-in, not the page.
+    connectByApi: (subject, asUser) => env.connect(subject, asUser, { returnTo: 'https://app.example.com/' }),
     shot,
     close: async () => {
       await browser.close();
       attacker.server.close();
-      await serve.close();
-      for (const s of stores) await s.close();
-      await mcp.close();
-      await as.close();
-      await rm(home, { recursive: true, force: true });
-      await database?.drop();
+      await env.close();
     },
   };
 }
@@ -218,18 +155,7 @@ function apiOf(serve: RunningServe, key: string) {
       redirect: 'manual',
     });
   };
-  /** A connection made through the API and the harness's browser stand-in, not the page. */
-  const connectByApi = async (subject: string, asUser: string): Promise<void> => {
-    const started = await fetch(`${serve.url}/v1/subjects/${subject}/connections/demo`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ return_to: 'https://app.example.com/' }),
-    });
-    const body = (await started.json()) as { authorization_url: string };
-    const callback = await completeAuthorization(body.authorization_url, { subject: asUser });
-    assert.equal((await fetch(callback, { redirect: 'manual' })).status, 303);
-  };
-  return { secretsSeen, portalLink, token, visit, post, connectByApi };
+  return { secretsSeen, portalLink, token, visit, post };
 }
 
 async function shot(page: Page, name: string): Promise<void> {

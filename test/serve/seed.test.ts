@@ -4,35 +4,19 @@
 // `latchkey serve` with its refresher on, the SDK Client as the host over Streamable HTTP, an
 // SSE client on /v1/events, and headless Chromium for the person who signs in again.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { chromium, type Browser } from 'playwright-core';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Browser } from 'playwright-core';
 
-import { createLogger } from '../../src/log.js';
-import { createAppKey } from '../../src/serve/app-keys.js';
-import { startServe, type RunningServe } from '../../src/serve/server.js';
-import { openPostgresStore } from '../../src/store/postgres.js';
-import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
-import {
-  completeAuthorization,
-  type FaultProxy,
-  startAuthorizationServer,
-  startFaultProxy,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
-import { freshDatabase, type TestDatabase, testStoreKind } from '../support/postgres.js';
-import { CHROMIUM, skipReason } from './portal-env.js';
+import type { RunningServe } from '../../src/serve/server.js';
+import type { ServeStore } from '../../src/store/serve-contract.js';
+import type { FaultProxy, TestAuthorizationServer } from '../harness/index.js';
+import { rpcError, textOf } from './mcp-env.js';
+import { launchChromium } from '../support/chromium.js';
+import { skipReason } from './portal-env.js';
+import { type ServeEnv, startServeEnv } from './serve-env.js';
 import { SseReader } from './sse-reader.js';
 
 const TTL_S = 2;
@@ -43,21 +27,6 @@ interface Connection {
   upstream: string;
   state: string;
   last_error: { code: string } | null;
-}
-
-function textOf(result: unknown): string {
-  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
-  return content.map((c) => c.text ?? '').join('');
-}
-
-async function rpcError(call: Promise<unknown>): Promise<McpError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof McpError, `an McpError, not ${String(error)}`);
-    return error;
-  }
-  assert.fail('the call succeeded');
 }
 
 /** Polls `probe` every `everyMs` until it answers; fails after `timeoutMs`. */
@@ -77,69 +46,40 @@ async function until<T>(
 }
 
 describe('latchkey serve: the Open WebUI seed', { skip: skipReason() }, () => {
+  let env: ServeEnv;
   let asProxy: FaultProxy;
   let as: TestAuthorizationServer;
-  let mcp: TestMcpServer;
-  let home: string;
-  let database: TestDatabase | undefined;
   let store: ServeStore;
   let serve: RunningServe;
-  let key: string;
   let browser: Browser;
   let events: SseReader;
   const hosts: Client[] = [];
-  const keyed = (): Record<string, string> => ({ authorization: `Bearer ${key}` });
+  const keyed = (): Record<string, string> => ({ authorization: `Bearer ${env.key}` });
 
   before(async () => {
-    asProxy = await startFaultProxy();
-    as = await startAuthorizationServer({
+    env = await startServeEnv({
       accessTokenTtl: TTL_S,
       rotateRefreshToken: true,
-      frontedBy: asProxy,
+      faultProxy: true,
+      appKeyLabel: 'open-webui',
+      serve: { refresher: true },
     });
-    mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-serve-seed-'));
-    database = testStoreKind() === 'postgres' ? await freshDatabase() : undefined;
-    const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-    const opened =
-      database === undefined
-        ? await openSqliteStore({ home, env })
-        : await openPostgresStore({ url: database.url, env });
-    assert.ok(hasServeTables(opened));
-    store = opened;
-    key = (await createAppKey(store, 'open-webui')).key;
-    serve = await startServe({
-      store,
-      upstreams: [{ id: 'demo', url: mcp.url }],
-      listen: { host: '127.0.0.1', port: 0 },
-      refresher: true,
-      logger: createLogger({ level: 'silent' }),
-    });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
+    assert.ok(env.asProxy !== undefined);
+    asProxy = env.asProxy;
+    ({ as, store, serve } = env);
+    browser = await launchChromium();
     events = await SseReader.open(`${serve.url}/v1/events?subject=${SUBJECT}`, keyed());
     assert.equal(events.status, 200);
   });
 
   after(async () => {
     await events?.close();
-    for (const host of hosts) await host.close().catch(() => undefined);
     await browser?.close();
-    await serve?.close();
-    await store?.close();
-    await mcp?.close();
-    await as?.close();
-    await asProxy?.close();
-    if (home !== undefined) await rm(home, { recursive: true, force: true });
-    await database?.drop();
+    await env?.close();
   });
 
   async function host(): Promise<Client> {
-    const client = new Client({ name: 'open-webui', version: '1' }, { capabilities: {} });
-    const url = new URL(`${serve.url}/v1/subjects/${SUBJECT}/mcp/demo`);
-    await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: keyed() } }));
+    const client = await env.host(`/v1/subjects/${SUBJECT}/mcp/demo`, keyed());
     hosts.push(client);
     return client;
   }
@@ -158,18 +98,7 @@ describe('latchkey serve: the Open WebUI seed', { skip: skipReason() }, () => {
   }
 
   it('1. the user connects through the web flow (the app starts it, the browser signs in at the AS)', async () => {
-    const started = await fetch(`${serve.url}/v1/subjects/${SUBJECT}/connections/demo`, {
-      method: 'POST',
-      headers: { ...keyed(), 'content-type': 'application/json' },
-      body: JSON.stringify({ return_to: 'https://owui.example.com/settings/connections' }),
-    });
-    assert.equal(started.status, 201);
-    const { authorization_url } = (await started.json()) as { authorization_url: string };
-    const callback = await completeAuthorization(authorization_url, { subject: AS_USER });
-    const landed = await fetch(callback, { redirect: 'manual' });
-    assert.equal(landed.status, 303);
-    const back = new URL(landed.headers.get('location') ?? '');
-    assert.equal(back.searchParams.get('latchkey_status'), 'connected');
+    await env.connect(SUBJECT, AS_USER, { returnTo: 'https://owui.example.com/settings/connections' });
     assert.equal((await demoConnection())?.state, 'connected');
     await events.waitFor((m) => m.event === 'connected');
   });

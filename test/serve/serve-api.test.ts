@@ -4,26 +4,14 @@
 // pages), and the callback is delivered to the service as a browser follows the AS's redirect.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { createLogger } from '../../src/log.js';
 import { createAppKey } from '../../src/serve/app-keys.js';
-import { startServe, type RunningServe } from '../../src/serve/server.js';
-import { hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
-import { openPostgresStore } from '../../src/store/postgres.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
-import { freshDatabase, type TestDatabase, testStoreKind } from '../support/postgres.js';
-import {
-  completeAuthorization,
-  startAuthorizationServer,
-  startMcpServer,
-  type TestAuthorizationServer,
-  type TestMcpServer,
-} from '../harness/index.js';
+import type { RunningServe } from '../../src/serve/server.js';
+import type { ServeStore } from '../../src/store/serve-contract.js';
+import { completeAuthorization, type TestAuthorizationServer, type TestMcpServer } from '../harness/index.js';
 import { initializeWithBearer } from '../support/mcp-initialize.js';
+import { type ServeEnv, startServeEnv } from './serve-env.js';
 
 const RETURN_TO = 'https://app.example.com/settings/connections?tab=mcp';
 
@@ -34,56 +22,24 @@ interface Answer {
 }
 
 describe('latchkey serve: the HTTP API', () => {
+  let env: ServeEnv;
   let as: TestAuthorizationServer;
   let mcp: TestMcpServer;
-  let home: string;
-  const stores: ServeStore[] = [];
+  let store: ServeStore;
   let serve: RunningServe;
   let key: string;
   let otherKey: string;
-  const logLines: string[] = [];
   const secretsSeen: string[] = [];
 
-  let database: TestDatabase | undefined;
-
-  /** SQLite by default; PostgreSQL with LATCHKEY_TEST_STORE=postgres. Each call is another instance. */
-  async function openStore(): Promise<ServeStore> {
-    const env = { LATCHKEY_KEY: process.env['SERVE_TEST_KEY'] ?? '' };
-    const store =
-      database === undefined
-        ? await openSqliteStore({ home, env })
-        : await openPostgresStore({ url: database.url, env });
-    assert.ok(hasServeTables(store));
-    stores.push(store);
-    return store;
-  }
-
   before(async () => {
-    process.env['SERVE_TEST_KEY'] = randomBytes(32).toString('base64');
-    as = await startAuthorizationServer({ accessTokenTtl: 300 });
-    mcp = await startMcpServer({ authorizationServer: as, requiredScopes: ['mcp:tools'] });
-    home = await mkdtemp(join(tmpdir(), 'latchkey-serve-'));
-    if (testStoreKind() === 'postgres') database = await freshDatabase();
-    const store = await openStore();
-    key = (await createAppKey(store, 'portal')).key;
+    env = await startServeEnv({ accessTokenTtl: 300 });
+    ({ as, mcp, store, serve, key } = env);
     otherKey = (await createAppKey(store, 'other app')).key;
     secretsSeen.push(key, otherKey);
-    serve = await startServe({
-      store,
-      upstreams: [{ id: 'demo', url: mcp.url }],
-      listen: { host: '127.0.0.1', port: 0 },
-      refresher: false,
-      logger: createLogger({ level: 'debug', format: 'json', write: (line) => logLines.push(line) }),
-    });
   });
 
   after(async () => {
-    await serve.close();
-    for (const store of stores) await store.close();
-    await mcp.close();
-    await as.close();
-    await rm(home, { recursive: true, force: true });
-    await database?.drop();
+    await env.close();
   });
 
   async function api(
@@ -186,14 +142,8 @@ describe('latchkey serve: the HTTP API', () => {
   });
 
   it('the callback completes on another instance sharing the store', async () => {
-    const second = await startServe({
-      store: await openStore(),
-      upstreams: [{ id: 'demo', url: mcp.url }],
-      listen: { host: '127.0.0.1', port: 0 },
-      publicUrl: serve.publicUrl, // behind one load balancer, every instance has the same public URL
-      refresher: false,
-      logger: createLogger({ level: 'silent' }),
-    });
+    // Behind one load balancer, every instance has the same public URL.
+    const second = await env.instance({ publicUrl: serve.publicUrl });
     try {
       const callback = await signIn('dora', 'dora-at-as');
       const landed = await deliver(callback, second.url);
@@ -249,15 +199,7 @@ describe('latchkey serve: the HTTP API', () => {
   });
 
   it('an expired connect link cannot be completed', async () => {
-    const short = await startServe({
-      store: await openStore(),
-      upstreams: [{ id: 'demo', url: mcp.url }],
-      listen: { host: '127.0.0.1', port: 0 },
-      publicUrl: serve.publicUrl,
-      refresher: false,
-      connectTtlMs: 1,
-      logger: createLogger({ level: 'silent' }),
-    });
+    const short = await env.instance({ publicUrl: serve.publicUrl, connectTtlMs: 1 });
     try {
       const started = await api('POST', '/v1/subjects/frank/connections/demo', {
         base: short.url,
@@ -276,14 +218,7 @@ describe('latchkey serve: the HTTP API', () => {
   });
 
   it('with --allow-return-to, return_to must be on an allowed origin', async () => {
-    const strict = await startServe({
-      store: await openStore(),
-      upstreams: [{ id: 'demo', url: mcp.url }],
-      listen: { host: '127.0.0.1', port: 0 },
-      refresher: false,
-      logger: createLogger({ level: 'silent' }),
-      returnToOrigins: ['https://app.example.com'],
-    });
+    const strict = await env.instance({ returnToOrigins: ['https://app.example.com'] });
     try {
       const path = '/v1/subjects/alice/connections/demo';
       const elsewhere = await api('POST', path, {
@@ -365,7 +300,7 @@ describe('latchkey serve: the HTTP API', () => {
   });
 
   it('disconnect revokes both tokens at the AS and deletes the connection', async () => {
-    const held = (await stores[0]?.listCredentials({ subject: 'alice' }))?.[0];
+    const held = (await store.listCredentials({ subject: 'alice' }))[0];
     assert.ok(held !== undefined);
     const revocationsBefore = as.counters.count('revocation', 'ok');
     const gone = await api('DELETE', '/v1/subjects/alice/connections/demo');
@@ -385,12 +320,12 @@ describe('latchkey serve: the HTTP API', () => {
   });
 
   it('the log has a line per request, and no key, token, code or state', () => {
-    const requests = logLines
+    const requests = env.logLines
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l['msg'] === 'request');
     assert.ok(requests.length > 20);
     assert.ok(requests.every((l) => typeof l['requestId'] === 'string' && typeof l['status'] === 'number'));
-    const all = logLines.join('\n');
+    const all = env.logLines.join('\n');
     for (const secret of secretsSeen.filter((s) => s.length > 8)) {
       assert.ok(!all.includes(secret), `a secret leaked into the log: ${secret.slice(0, 6)}…`);
     }

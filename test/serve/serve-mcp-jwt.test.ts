@@ -6,16 +6,16 @@ import { after, before, describe, it } from 'node:test';
 
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { type McpEnv, startMcpEnv, startTestIssuer, type TestIssuer } from './mcp-env.js';
+import {
+  INITIALIZE,
+  type McpEnv,
+  postRpc,
+  startMcpEnv,
+  startTestIssuer,
+  type TestIssuer,
+} from './mcp-env.js';
 
 const AUDIENCE = 'https://gw.example.com/mcp';
-
-const INIT = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-};
 
 describe('latchkey serve: user JWTs on /mcp/{upstream}', () => {
   let env: McpEnv;
@@ -36,15 +36,11 @@ describe('latchkey serve: user JWTs on /mcp/{upstream}', () => {
   });
 
   async function initializeWith(authorization: string | undefined, path = '/mcp/demo'): Promise<Response> {
-    return fetch(`${env.serve.url}${path}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...(authorization === undefined ? {} : { authorization }),
-      },
-      body: JSON.stringify(INIT),
-    });
+    return postRpc(
+      `${env.serve.url}${path}`,
+      INITIALIZE,
+      authorization === undefined ? {} : { authorization },
+    );
   }
 
   it("a valid JWT's sub is the subject: alice's tools/call runs with alice's credential", async () => {

@@ -7,36 +7,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { type McpEnv, startMcpEnv } from './mcp-env.js';
+import { INITIALIZE, type McpEnv, postRpc, rpcError, startMcpEnv, textOf } from './mcp-env.js';
 
 const TTL_S = 2;
-
-function textOf(result: unknown): string {
-  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
-  return content.map((c) => c.text ?? '').join('');
-}
-
-async function rpcError(call: Promise<unknown>): Promise<McpError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof McpError, `an McpError, not ${String(error)}`);
-    return error;
-  }
-  assert.fail('the call succeeded');
-}
 
 describe('latchkey serve: the MCP endpoint', () => {
   let env: McpEnv;
   let alice: Client;
   const keyed = (): Record<string, string> => ({ authorization: `Bearer ${env.key}` });
+  /** A raw host's POST of `message` to `subject`'s demo link, with the app key unless told. */
+  const post = (subject: string, message: unknown, headers = keyed()): Promise<Response> =>
+    postRpc(`${env.serve.url}/v1/subjects/${subject}/mcp/demo`, message, headers);
 
   before(async () => {
     env = await startMcpEnv({ accessTokenTtl: TTL_S, modernOnly: true });
     await env.connect('alice', 'alice-at-as');
-    await env.connect('alice', 'alice-at-as', 'modern');
+    await env.connect('alice', 'alice-at-as', { upstream: 'modern' });
     alice = await env.host('/v1/subjects/alice/mcp/demo', keyed());
   });
 
@@ -65,27 +53,19 @@ describe('latchkey serve: the MCP endpoint', () => {
 
   it('a 2026-07-28 request (sessionless, version in _meta) is served on the same link', async () => {
     const modernCalls = env.mcp.counters.count('modern-tool-run');
-    const answer = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
-      method: 'POST',
-      headers: {
-        ...keyed(),
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'm1',
-        method: 'tools/call',
-        params: {
-          name: 'whoami',
-          arguments: {},
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-            'io.modelcontextprotocol/clientInfo': { name: 'modern-host', version: '1' },
-            'io.modelcontextprotocol/clientCapabilities': {},
-          },
+    const answer = await post('alice', {
+      jsonrpc: '2.0',
+      id: 'm1',
+      method: 'tools/call',
+      params: {
+        name: 'whoami',
+        arguments: {},
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name: 'modern-host', version: '1' },
+          'io.modelcontextprotocol/clientCapabilities': {},
         },
-      }),
+      },
     });
     assert.equal(answer.status, 200);
     const body = (await answer.json()) as { id: string; result?: unknown; error?: unknown };
@@ -129,25 +109,17 @@ describe('latchkey serve: the MCP endpoint', () => {
   });
 
   it('no credential: a 2026-07-28 host that declared URL elicitation gets an input_required result', async () => {
-    const answer = await fetch(`${env.serve.url}/v1/subjects/bob/mcp/demo`, {
-      method: 'POST',
-      headers: {
-        ...keyed(),
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 7,
-        method: 'tools/call',
-        params: {
-          name: 'whoami',
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-            'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
-          },
+    const answer = await post('bob', {
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: {
+        name: 'whoami',
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
         },
-      }),
+      },
     });
     assert.equal(answer.status, 200);
     const body = (await answer.json()) as { id: number; result?: Record<string, unknown> };
@@ -167,35 +139,13 @@ describe('latchkey serve: the MCP endpoint', () => {
     const bob = await env.host('/v1/subjects/bob/mcp/demo', keyed());
     const error = await rpcError(bob.callTool({ name: 'whoami' }));
     assert.ok(!error.message.includes('alice'), 'bob is told to connect, not served as alice');
-    const init = {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    };
     for (const authorization of ['Bearer lk_000000000000_' + 'A'.repeat(43), undefined]) {
-      const answer = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...(authorization === undefined ? {} : { authorization }),
-        },
-        body: JSON.stringify(init),
-      });
+      const answer = await post('alice', INITIALIZE, authorization === undefined ? {} : { authorization });
       assert.equal(answer.status, 401, `key ${authorization === undefined ? 'absent' : 'wrong'}`);
       assert.equal(((await answer.json()) as { error: string }).error, 'unauthorized');
     }
     // alice's session id on bob's path is not bob's session.
-    const opened = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
-      method: 'POST',
-      headers: {
-        ...keyed(),
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify(init),
-    });
+    const opened = await post('alice', INITIALIZE);
     const sessionId = opened.headers.get('mcp-session-id') ?? '';
     assert.ok(sessionId !== '');
     const crossed = await fetch(`${env.serve.url}/v1/subjects/bob/mcp/demo`, {
@@ -220,24 +170,7 @@ describe('latchkey serve: the MCP endpoint', () => {
   });
 
   it('GET opens an event stream for the session, and DELETE ends it', async () => {
-    const opened = await fetch(`${env.serve.url}/v1/subjects/alice/mcp/demo`, {
-      method: 'POST',
-      headers: {
-        ...keyed(),
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-06-18',
-          capabilities: {},
-          clientInfo: { name: 'raw', version: '1' },
-        },
-      }),
-    });
+    const opened = await post('alice', INITIALIZE);
     const sessionId = opened.headers.get('mcp-session-id') ?? '';
     const body = (await opened.json()) as { result: { protocolVersion: string } };
     assert.equal(body.result.protocolVersion, '2025-06-18', "the host's version when the gateway speaks it");

@@ -1,6 +1,7 @@
 // Envelope encryption and online rekey on the PostgreSQL store, on a real server
-// (test/support/postgres.ts): the envelope.test.ts cases that hold for a shared database, with
-// store objects standing for instances and child processes for other machines.
+// (test/support/postgres.ts): the online rekey contract (envelope-contract.ts) and what only a
+// shared database has, with store objects standing for instances and child processes for other
+// machines.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
@@ -15,27 +16,23 @@ import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/po
 import { KEY_ROTATION_LOCK, PG_SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
 import { keyRotationStatus, rekeyStore } from '../../src/store/rekey.js';
 import { adminQuery, freshDatabase } from '../support/postgres.js';
-import { startWorker } from '../support/worker.js';
-import { credentialKey, eventFor, latchkeyError, pendingRevocation, secret, sleep } from './contract.js';
-import { AesKeyWrapProvider, assertReadable, envOf, newKey, writeMany } from './envelope-support.js';
+import { latchkeyError, sleep } from './contract.js';
+import { type EnvelopeData, type Inspection, rekeyContract } from './envelope-contract.js';
+import {
+  AesKeyWrapProvider,
+  assertReadable,
+  envOf,
+  newKey,
+  writeEveryKind,
+  writeMany,
+} from './envelope-support.js';
 
-const CHILD = fileURLToPath(new URL('../fixtures/rekey-child.ts', import.meta.url));
 const MAIN_LAYOUT = fileURLToPath(new URL('../fixtures/pg-main-layout-store.sql', import.meta.url));
 
-interface Db {
+interface Db extends EnvelopeData {
   url: string;
-  env: NodeJS.ProcessEnv;
   /** Another instance of the store (its own pool and LISTEN connection), closed when the test ends. */
   open(options?: Partial<PostgresStoreOptions>): Promise<CredentialStore>;
-  /** The tables as another program sees them. */
-  inspect(): Promise<Inspection>;
-}
-
-interface Inspection {
-  sealedBy: Set<string | undefined>;
-  keys: { id: string; kek_id: string; wrapped: Buffer }[];
-  active: string;
-  count: number;
 }
 
 async function database(t: TestContext, env: NodeJS.ProcessEnv = envOf(newKey())): Promise<Db> {
@@ -54,8 +51,23 @@ async function database(t: TestContext, env: NodeJS.ProcessEnv = envOf(newKey())
       return store;
     },
     inspect: () => inspect(db.url),
+    async sealedValue(server) {
+      const found = await adminQuery(db.url, 'SELECT secrets FROM credentials WHERE server = $1', [server]);
+      return (found.rows[0] as { secrets: Buffer }).secrets;
+    },
+    async damage(server) {
+      await adminQuery(
+        db.url,
+        `UPDATE credentials SET secrets = set_byte(secrets, length(secrets) - 1,
+           get_byte(secrets, length(secrets) - 1) # 1) WHERE server = $1`,
+        [server],
+      );
+    },
+    location: { LATCHKEY_STORE: db.url },
   };
 }
+
+rekeyContract('postgres', (t) => database(t));
 
 async function inspect(url: string): Promise<Inspection> {
   const values = (
@@ -97,18 +109,7 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     const kek = newKey();
     const db = await database(t, envOf(kek));
     const store = await db.open();
-    const records = await writeMany(store, 3);
-    const clientSecret = secret('cs');
-    await store.putRegistration({
-      issuer: 'https://as.example.com',
-      clientId: 'c',
-      clientSecret,
-      tokenEndpointAuthMethod: 'client_secret_basic',
-      method: 'dynamic',
-      registeredAt: 1,
-    });
-    const queued = pendingRevocation(credentialKey(9));
-    await store.addPendingRevocations([queued], eventFor(queued.key, 'revocation-pending'));
+    const { records, clientSecret, queued } = await writeEveryKind(store);
     const first = await db.inspect();
     await rekeyStore(store, { pauseMs: 0, batchSize: 2 }); // a second data key has existed too
 
@@ -141,73 +142,6 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     for (const needle of needles) {
       assert.equal(dump.indexOf(needle.toLowerCase()), -1, 'key material or a secret in a table');
     }
-  });
-
-  it('rekey: a new data key seals everything, every value reads back, the old key is deleted', async (t) => {
-    const db = await database(t);
-    const store = await db.open();
-    const records = await writeMany(store, 25);
-    const before = await db.inspect();
-    assert.deepEqual((await keyRotationStatus(store)).dataKeys, [before.active]);
-
-    const result = await rekeyStore(store, { batchSize: 4, pauseMs: 0 });
-    const after = await db.inspect();
-    assert.notEqual(result.dataKey, before.active);
-    assert.equal(after.active, result.dataKey);
-    assert.deepEqual([...after.sealedBy], [result.dataKey]);
-    assert.deepEqual(
-      after.keys.map((k) => k.id),
-      [result.dataKey],
-    );
-    assert.deepEqual(result.dropped, [before.active]);
-    assert.equal(result.resealed, 25);
-    assert.deepEqual(await keyRotationStatus(store), {
-      activeDataKey: result.dataKey,
-      dataKeys: [result.dataKey],
-      keyEncryptionKeys: [keyFingerprint(Buffer.from(db.env['LATCHKEY_KEY']!, 'base64'))],
-    });
-    await assertReadable(store, records);
-    await assertReadable(await db.open(), records);
-  });
-
-  it('during a rotation both data keys read, and another instance writes with the new one at once', async (t) => {
-    const db = await database(t);
-    const rotating = await db.open();
-    const other = await db.open(); // opened before the rotation: holds only the old key
-    const records = await writeMany(rotating, 20);
-    const oldKey = (await db.inspect()).active;
-
-    const stop = new AbortController();
-    await assert.rejects(
-      rekeyStore(rotating, {
-        batchSize: 3,
-        pauseMs: 0,
-        signal: stop.signal,
-        onProgress: ({ resealed }) => resealed >= 6 && stop.abort(),
-      }),
-      { name: 'AbortError' },
-    );
-    const mid = await db.inspect();
-    assert.notEqual(mid.active, oldKey);
-    assert.deepEqual(new Set(mid.sealedBy), new Set([oldKey, mid.active]), 'half re-sealed');
-    assert.equal(new Set(mid.keys.map((k) => k.id)).size, 2);
-    const status = await keyRotationStatus(other);
-    assert.equal(status.dataKeys.length, 2, 'the status shows the unfinished rotation');
-
-    // The other instance writes first, before anything made it read the new key.
-    const [written] = await writeMany(other, 1, 100);
-    const blob = (
-      await adminQuery(db.url, 'SELECT secrets FROM credentials WHERE server = $1', [written!.key.server])
-    ).rows[0] as { secrets: Buffer };
-    assert.equal(sealedBy(blob.secrets), mid.active, 'the other instance wrote with the new data key');
-    await assertReadable(other, records); // old and new values
-    await assertReadable(await db.open(), [...records, written!]);
-
-    const finished = await rekeyStore(other, { resume: true, pauseMs: 0 });
-    assert.equal(finished.dataKey, mid.active, 'resume starts no new rotation');
-    assert.deepEqual(finished.dropped, [oldKey]);
-    assert.deepEqual([...(await db.inspect()).sealedBy], [mid.active]);
-    await assertReadable(rotating, [...records, written!]);
   });
 
   it('an instance that has not seen a rotation still claims due rows sealed under the new key', async (t) => {
@@ -266,103 +200,6 @@ describe('envelope encryption (postgres store): sealing and rotation', () => {
     assert.notEqual(result.dataKey, oldKey);
     assert.deepEqual(result.dropped, [oldKey]);
     await assertReadable(store, records);
-  });
-
-  it('another instance (a separate process) writing all through a rekey loses nothing', async (t) => {
-    const db = await database(t);
-    const store = await db.open();
-    const records = await writeMany(store, 30);
-    const servers = [0, 1, 2, 3].map((n) => credentialKey(`w${n}`).server);
-    const writer = startWorker(CHILD, {
-      ...db.env,
-      LATCHKEY_STORE: db.url,
-      LK_MODE: 'write',
-      LK_SERVERS: servers.join(','),
-    } as Record<string, string>);
-    t.after(() => writer.kill('SIGKILL'));
-    await writer.next((m) => m['type'] === 'started');
-
-    const result = await rekeyStore(store, { batchSize: 1, pauseMs: 5 });
-    writer.send({ stop: true });
-    const done = await writer.next<{ tokens: Record<string, string> }>((m) => m['type'] === 'done');
-    assert.deepEqual(await writer.exited, { code: 0, signal: null }, writer.stderr());
-
-    // Only what existed when the rotation began needed re-sealing: from then on the writer's
-    // every write used the new key (without the active-key check it would re-seal forever).
-    assert.ok(result.resealed <= records.length + servers.length, `re-sealed ${result.resealed}`);
-    const tables = await db.inspect();
-    assert.deepEqual(
-      [...tables.sealedBy],
-      [result.dataKey],
-      'the writer used the new key once the rotation began',
-    );
-    assert.deepEqual([...new Set(tables.keys.map((k) => k.id))], [result.dataKey]);
-    await assertReadable(store, records);
-    const fresh = await db.open();
-    for (const server of servers) {
-      const stored = await fresh.getCredential({
-        server,
-        issuer: 'https://as.example.com',
-        subject: 'local',
-      });
-      assert.equal(stored?.secrets.accessToken, done.tokens[server], `${server}: the writer's last write`);
-    }
-  });
-
-  it('a rekey process killed with SIGKILL mid-way leaves every value readable, and --resume finishes it', async (t) => {
-    const db = await database(t);
-    const store = await db.open();
-    const records = await writeMany(store, 40);
-    const oldKey = (await db.inspect()).active;
-    const child = startWorker(CHILD, {
-      ...db.env,
-      LATCHKEY_STORE: db.url,
-      LK_MODE: 'rekey',
-      LK_PAUSE_MS: '25',
-    } as Record<string, string>);
-    t.after(() => child.kill('SIGKILL'));
-    await child.next((m) => m['type'] === 'progress' && Number(m['resealed']) >= 8);
-    child.kill('SIGKILL');
-    assert.equal((await child.exited).signal, 'SIGKILL');
-
-    const mid = await db.inspect();
-    assert.deepEqual(new Set(mid.sealedBy), new Set([oldKey, mid.active]), 'killed half way');
-    await assertReadable(store, records); // this instance follows the rotation it did not run
-    await assertReadable(await db.open(), records);
-
-    const result = await rekeyStore(store, { resume: true, pauseMs: 0 });
-    assert.equal(result.dataKey, mid.active);
-    assert.deepEqual(result.dropped, [oldKey]);
-    assert.deepEqual([...(await db.inspect()).sealedBy], [mid.active]);
-    await assertReadable(store, records);
-  });
-
-  it('a value that does not open stops the rekey with a typed error naming it; the old key stays', async (t) => {
-    const db = await database(t);
-    const store = await db.open();
-    const records = await writeMany(store, 4);
-    const oldKey = (await db.inspect()).active;
-    const damaged = records[2]!.key.server;
-    // Flip the last bit of its sealed value (the GCM tag no longer matches).
-    await adminQuery(
-      db.url,
-      `UPDATE credentials SET secrets = set_byte(secrets, length(secrets) - 1,
-         get_byte(secrets, length(secrets) - 1) # 1) WHERE server = $1`,
-      [damaged],
-    );
-    await assert.rejects(
-      rekeyStore(store, { pauseMs: 0 }),
-      latchkeyError('STORE_KEY_MISMATCH', (e) => assert.ok(e.message.includes(damaged), e.message)),
-    );
-    assert.ok(new Set((await db.inspect()).keys.map((k) => k.id)).has(oldKey), 'the old data key is kept');
-    await assertReadable(
-      store,
-      records.filter((r) => r.key.server !== damaged),
-    );
-    const [replaced] = await writeMany(store, 1, 2); // a new login replaces the damaged value
-    await rekeyStore(store, { resume: true, pauseMs: 0 });
-    assert.equal(new Set((await db.inspect()).keys.map((k) => k.id)).size, 1);
-    await assertReadable(store, [...records.filter((r) => r.key.server !== damaged), replaced!]);
   });
 });
 

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import type { CredentialStore } from '../../src/store/contract.js';
 import { type KeyProvider, sealedBy } from '../../src/store/envelope.js';
 import { openSqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite.js';
-import { credentialKey, credentialRecord, eventFor } from './contract.js';
+import { credentialKey, credentialRecord, eventFor, pendingRevocation, secret } from './contract.js';
 
 const scratch: string[] = [];
 after(async () => {
@@ -48,6 +48,26 @@ export async function writeMany(store: CredentialStore, count: number, from = 0)
     records.push(record);
   }
   return records;
+}
+
+/**
+ * A secret of every kind the store seals: three credentials, a registration's client secret
+ * and a queued revocation's token (five sealed values).
+ */
+export async function writeEveryKind(store: CredentialStore) {
+  const records = await writeMany(store, 3);
+  const clientSecret = secret('cs');
+  await store.putRegistration({
+    issuer: 'https://as.example.com',
+    clientId: 'c',
+    clientSecret,
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    method: 'dynamic',
+    registeredAt: 1,
+  });
+  const queued = pendingRevocation(credentialKey(9));
+  await store.addPendingRevocations([queued], eventFor(queued.key, 'revocation-pending'));
+  return { records, clientSecret, queued };
 }
 
 export async function assertReadable(store: CredentialStore, records: Awaited<ReturnType<typeof writeMany>>) {

@@ -11,13 +11,12 @@ import { after, describe, it, type TestContext } from 'node:test';
 import type { Finding } from '../../src/cli/commands/doctor.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openStore, storeTarget } from '../../src/store/open.js';
 import { redactStoreUrl } from '../../src/store/store-url.js';
 import { startAuthorizationServer, startMcpServer } from '../harness/index.js';
 import { captureIO } from '../support/cli-io.js';
 import { freshDatabase } from '../support/postgres.js';
+import { seedCredential } from '../support/seed-credential.js';
 
 const scratch: string[] = [];
 after(async () => {
@@ -37,25 +36,6 @@ async function database(t: TestContext): Promise<string> {
   const db = await freshDatabase();
   t.after(() => db.drop());
   return db.url;
-}
-
-/** Log in `server` with an access token into whatever store `env` names. */
-async function seed(env: NodeJS.ProcessEnv, server: string, accessToken: string): Promise<void> {
-  const store = await openStore(undefined, { env });
-  const manager = new CredentialManager({
-    store,
-    logger: silentLogger,
-    watch: false,
-    proactiveRefresh: false,
-  });
-  await manager.saveAcquired(server, {
-    issuer: 'https://as.example.com',
-    clientId: 'open-store-test',
-    requestedAt: Date.now(),
-    response: { access_token: accessToken, token_type: 'Bearer', expires_in: 3600 },
-  });
-  manager.close();
-  await store.close();
 }
 
 describe('store URLs', () => {
@@ -132,7 +112,11 @@ describe('the CLI on a store URL', () => {
     const home = await tempHome();
     const key = newKey();
     const accessToken = randomBytes(24).toString('hex');
-    await seed({ LATCHKEY_HOME: home, LATCHKEY_KEY: key, LATCHKEY_STORE: url }, server, accessToken);
+    await seedCredential(
+      { LATCHKEY_HOME: home, LATCHKEY_KEY: key, LATCHKEY_STORE: url },
+      server,
+      accessToken,
+    );
     assert.ok(!existsSync(join(home, 'latchkey.db')), 'nothing went to the SQLite default');
 
     const byFlag = captureIO({ LATCHKEY_HOME: home, LATCHKEY_KEY: key });
@@ -153,7 +137,11 @@ describe('the CLI on a store URL', () => {
     const file = join(home, 'team.db');
     const key = newKey();
     const accessToken = randomBytes(24).toString('hex');
-    await seed({ LATCHKEY_HOME: home, LATCHKEY_KEY: key, LATCHKEY_STORE: file }, server, accessToken);
+    await seedCredential(
+      { LATCHKEY_HOME: home, LATCHKEY_KEY: key, LATCHKEY_STORE: file },
+      server,
+      accessToken,
+    );
     const io = captureIO({ LATCHKEY_HOME: home, LATCHKEY_KEY: key });
     assert.equal(await main(['token', server, '--store', file], io), ExitCode.OK, io.stderr);
     assert.equal(io.stdout, `${accessToken}\n`);

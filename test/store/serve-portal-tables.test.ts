@@ -3,48 +3,10 @@
 // (two instances).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { openPostgresStore } from '../../src/store/postgres.js';
-import { hasServeTables, type PortalGrant, type ServeStore } from '../../src/store/serve-contract.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
-import { freshDatabase } from '../support/postgres.js';
-
-type Open = (t: TestContext) => Promise<{ store: ServeStore; other: ServeStore }>;
-
-function asServe(store: Awaited<ReturnType<typeof openSqliteStore>>): ServeStore {
-  assert.ok(hasServeTables(store));
-  return store;
-}
-
-const openSqlite: Open = async (t) => {
-  const home = await mkdtemp(join(tmpdir(), 'latchkey-portal-tables-'));
-  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const store = asServe(await openSqliteStore({ home, env }));
-  const other = asServe(await openSqliteStore({ home, env }));
-  t.after(async () => {
-    await store.close();
-    await other.close();
-    await rm(home, { recursive: true, force: true });
-  });
-  return { store, other };
-};
-
-const openPostgres: Open = async (t) => {
-  const db = await freshDatabase();
-  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const store = asServe(await openPostgresStore({ url: db.url, env }));
-  const other = asServe(await openPostgresStore({ url: db.url, env }));
-  t.after(async () => {
-    await store.close();
-    await other.close();
-    await db.drop();
-  });
-  return { store, other };
-};
+import type { PortalGrant } from '../../src/store/serve-contract.js';
+import { type OpenInstances, SERVE_STORES } from './serve-instances.js';
 
 function grant(overrides: Partial<PortalGrant> = {}): PortalGrant {
   const now = Date.now();
@@ -57,7 +19,7 @@ function grant(overrides: Partial<PortalGrant> = {}): PortalGrant {
   };
 }
 
-function portalContract(name: string, open: Open): void {
+function portalContract(name: string, open: OpenInstances): void {
   describe(`portal tables: ${name}`, () => {
     it('a link is taken once only, by any instance, and concurrent takes have one winner', async (t) => {
       const { store, other } = await open(t);
@@ -115,5 +77,4 @@ function portalContract(name: string, open: Open): void {
   });
 }
 
-portalContract('sqlite', openSqlite);
-portalContract('postgres', openPostgres);
+for (const { name, open } of SERVE_STORES) portalContract(name, open);

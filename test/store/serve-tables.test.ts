@@ -2,70 +2,31 @@
 // run against real SQLite and real PostgreSQL.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { openPostgresStore } from '../../src/store/postgres.js';
-import { type ConnectAttempt, hasServeTables, type ServeStore } from '../../src/store/serve-contract.js';
-import { openSqliteStore } from '../../src/store/sqlite.js';
+import { type ConnectAttempt, hasServeTables } from '../../src/store/serve-contract.js';
 import { createMemoryStore } from '../../src/store/memory.js';
-import { adminQuery, freshDatabase } from '../support/postgres.js';
+import { adminQuery } from '../support/postgres.js';
+import { type OpenInstances, SERVE_STORES, type ServeInstances } from './serve-instances.js';
 
-interface Opened {
-  store: ServeStore;
-  /** A second store object on the same data (another instance). */
-  other: ServeStore;
-  /** Every byte the store keeps, for "no secret in plaintext" checks. */
-  rawDump: () => Promise<string>;
-}
-
-type Open = (t: TestContext) => Promise<Opened>;
-
-function asServe(store: Awaited<ReturnType<typeof openSqliteStore>>): ServeStore {
-  assert.ok(hasServeTables(store), `the ${store.kind} store has the serve tables`);
-  return store;
-}
-
-const openSqlite: Open = async (t) => {
-  const home = await mkdtemp(join(tmpdir(), 'latchkey-serve-tables-'));
-  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const store = asServe(await openSqliteStore({ home, env }));
-  const other = asServe(await openSqliteStore({ home, env }));
-  t.after(async () => {
-    await store.close();
-    await other.close();
-    await rm(home, { recursive: true, force: true });
-  });
-  const rawDump = async (): Promise<string> => {
+/** Every byte the store keeps, for "no secret in plaintext" checks. */
+async function rawDump(opened: ServeInstances): Promise<string> {
+  if (opened.kind === 'sqlite') {
     const files = ['latchkey.db', 'latchkey.db-wal'];
-    const parts = await Promise.all(files.map((f) => readFile(join(home, f)).catch(() => Buffer.alloc(0))));
-    return Buffer.concat(parts).toString('latin1');
-  };
-  return { store, other, rawDump };
-};
-
-const openPostgres: Open = async (t) => {
-  const db = await freshDatabase();
-  const env = { LATCHKEY_KEY: randomBytes(32).toString('base64') };
-  const store = asServe(await openPostgresStore({ url: db.url, env }));
-  const other = asServe(await openPostgresStore({ url: db.url, env }));
-  t.after(async () => {
-    await store.close();
-    await other.close();
-    await db.drop();
-  });
-  const rawDump = async (): Promise<string> => {
-    const keys = await adminQuery(db.url, 'SELECT * FROM serve_app_keys');
-    const attempts = await adminQuery(
-      db.url,
-      "SELECT *, encode(verifier, 'escape') AS raw FROM serve_connect_attempts",
+    const parts = await Promise.all(
+      files.map((f) => readFile(join(opened.home, f)).catch(() => Buffer.alloc(0))),
     );
-    return JSON.stringify([keys.rows, attempts.rows]);
-  };
-  return { store, other, rawDump };
-};
+    return Buffer.concat(parts).toString('latin1');
+  }
+  const keys = await adminQuery(opened.url, 'SELECT * FROM serve_app_keys');
+  const attempts = await adminQuery(
+    opened.url,
+    "SELECT *, encode(verifier, 'escape') AS raw FROM serve_connect_attempts",
+  );
+  return JSON.stringify([keys.rows, attempts.rows]);
+}
 
 function attempt(overrides: Partial<ConnectAttempt> = {}): ConnectAttempt {
   const now = Date.now();
@@ -87,7 +48,7 @@ function attempt(overrides: Partial<ConnectAttempt> = {}): ConnectAttempt {
   };
 }
 
-function serveTablesContract(name: string, open: Open): void {
+function serveTablesContract(name: string, open: OpenInstances): void {
   describe(`serve tables: ${name}`, () => {
     it('app keys: add, get, list, delete; a duplicate id is refused', async (t) => {
       const { store, other } = await open(t);
@@ -179,18 +140,17 @@ function serveTablesContract(name: string, open: Open): void {
     });
 
     it('the PKCE verifier is sealed: it appears nowhere in the stored bytes', async (t) => {
-      const { store, rawDump } = await open(t);
+      const opened = await open(t);
       const a = attempt();
-      await store.addConnectAttempt(a);
-      const raw = await rawDump();
+      await opened.store.addConnectAttempt(a);
+      const raw = await rawDump(opened);
       assert.ok(raw.includes(a.id), 'the dump does hold the row');
       assert.ok(!raw.includes(a.verifier), 'but not the verifier');
     });
   });
 }
 
-serveTablesContract('sqlite', openSqlite);
-serveTablesContract('postgres', openPostgres);
+for (const { name, open } of SERVE_STORES) serveTablesContract(name, open);
 
 describe('serve tables: the memory store', () => {
   it('does not have them (serve needs a store other instances share)', () => {

@@ -11,12 +11,12 @@ import { openStore } from '../../src/store/open.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
-  obtainTokens,
   startAuthorizationServer,
   startFaultProxy,
   type TestAuthorizationServer,
 } from '../harness/index.js';
 import { freshDatabase, type TestStoreKind, testStoreKind } from './postgres.js';
+import { loginInto } from './seed-credential.js';
 
 /**
  * One real authorization server behind a fault proxy, a resource it issues tokens for, and
@@ -74,22 +74,7 @@ export async function lifecycleEnv(
       managers.push(manager);
       return manager;
     },
-    async login(store, subject = 'local') {
-      const manager = new CredentialManager({
-        store,
-        logger: silentLogger,
-        watch: false,
-        proactiveRefresh: false,
-      });
-      const tokens = await obtainTokens(as, { resource: server, subject });
-      await manager.saveAcquired(server, {
-        issuer: tokens.issuer,
-        clientId: tokens.clientId,
-        requestedAt: tokens.requestedAt,
-        response: tokens.response,
-      });
-      manager.close();
-    },
+    login: (store, subject = 'local') => loginInto(store, as, server, { asUser: subject }),
     async close() {
       for (const m of managers) m.close();
       for (const s of stores) await s.close().catch(() => undefined);

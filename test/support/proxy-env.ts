@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,15 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-import { CredentialManager } from '../../src/lifecycle/manager.js';
-import { silentLogger } from '../../src/log.js';
 import { openStore as openStoreAt } from '../../src/store/open.js';
 import { EventType, type CredentialStore } from '../../src/store/contract.js';
 import {
   type AuthorizationServerOptions,
   type FaultProxy,
   type McpServerOptions,
-  obtainTokens,
   startAuthorizationServer,
   startFaultProxy,
   startMcpServer,
@@ -23,6 +21,7 @@ import {
   type TestMcpServer,
 } from '../harness/index.js';
 import { freshDatabase, testStoreKind } from './postgres.js';
+import { loginInto } from './seed-credential.js';
 
 const TSX = fileURLToPath(import.meta.resolve('tsx'));
 const CLI = fileURLToPath(new URL('../fixtures/latchkey-cli.ts', import.meta.url));
@@ -93,23 +92,8 @@ export async function proxyEnv(
     env,
     home,
     openStore,
-    async seedLogin(subject = 'local', resource = mcp.url) {
-      const store = await openStore();
-      const manager = new CredentialManager({
-        store,
-        logger: silentLogger,
-        watch: false,
-        proactiveRefresh: false,
-      });
-      const tokens = await obtainTokens(as, { resource, subject });
-      await manager.saveAcquired(resource, {
-        issuer: tokens.issuer,
-        clientId: tokens.clientId,
-        requestedAt: tokens.requestedAt,
-        response: tokens.response,
-      });
-      manager.close();
-    },
+    seedLogin: async (subject = 'local', resource = mcp.url) =>
+      loginInto(await openStore(), as, resource, { asUser: subject }),
     async host(args = [], extraEnv = {}, server = mcp.url) {
       const host = await spawnHost([server, ...args], { ...env, ...extraEnv });
       hosts.push(host);
@@ -180,4 +164,47 @@ export async function spawnHost(args: readonly string[], env: Record<string, str
 export function text(result: unknown): string {
   const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
   return content.map((c) => c.text ?? '').join('');
+}
+
+/** What `callsThroughDrops` saw. */
+export interface DropRun {
+  calls: number;
+  drops: number;
+  /** The error of every call that failed. */
+  failures: string[];
+  /** For each drop, the ms from it to the next call that succeeded. */
+  recoveries: number[];
+}
+
+/**
+ * A host calling `echo` every 100 ms for `ms` while the server loses its sessions: `drop` runs
+ * 1 s in and every 1.5 s after. Each call must answer its own text; a call that throws counts
+ * as a failure, and the first success after a drop ends that drop's recovery.
+ */
+export async function callsThroughDrops(host: Host, ms: number, drop: () => Promise<void>): Promise<DropRun> {
+  const run: DropRun = { calls: 0, drops: 0, failures: [], recoveries: [] };
+  let droppedAt: number | undefined;
+  const deadline = Date.now() + ms;
+  let nextDrop = Date.now() + 1000;
+  while (Date.now() < deadline) {
+    if (Date.now() >= nextDrop) {
+      await drop();
+      droppedAt = Date.now();
+      run.drops++;
+      nextDrop += 1500;
+    }
+    try {
+      const result = await host.client.callTool({ name: 'echo', arguments: { text: `c${run.calls}` } });
+      assert.equal(text(result), `c${run.calls}`);
+      if (droppedAt !== undefined) {
+        run.recoveries.push(Date.now() - droppedAt);
+        droppedAt = undefined;
+      }
+    } catch (error) {
+      run.failures.push(String(error));
+    }
+    run.calls++;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return run;
 }

@@ -1,8 +1,8 @@
 import * as oauth from 'oauth4webapi';
 
-import { buildContext } from '../../src/oauth/client-context.js';
 import { refreshTokenGrant } from '../../src/oauth/grants.js';
 import { discover } from '../harness/index.js';
+import { publicClientContext } from './public-client.js';
 
 /**
  * Whether the AS still honours `refreshToken` for public client `clientId`: true when a real
@@ -17,17 +17,7 @@ export async function refreshAccepted(
   resource: string,
 ): Promise<boolean> {
   const metadata = await discover(issuer);
-  const ctx = buildContext(
-    metadata,
-    {
-      issuer: metadata.issuer,
-      clientId,
-      tokenEndpointAuthMethod: 'none',
-      method: 'pre-registered',
-      registeredAt: 0,
-    },
-    {},
-  );
+  const ctx = publicClientContext(metadata, clientId);
   try {
     await refreshTokenGrant(ctx, refreshToken, { resource, timeoutMs: 10_000 });
     return true;

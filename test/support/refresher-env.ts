@@ -5,11 +5,10 @@ import type { StoredCredential } from '../../src/credential/model.js';
 import type { RefresherEvent } from '../../src/lifecycle/refresher/events.js';
 import type { RefresherOptions } from '../../src/lifecycle/refresher/options.js';
 import { type Refresher, startRefresher } from '../../src/lifecycle/refresher/refresher.js';
-import { CredentialManager } from '../../src/lifecycle/manager.js';
 import { silentLogger } from '../../src/log.js';
 import type { CredentialStore } from '../../src/store/contract.js';
-import { obtainTokens } from '../harness/index.js';
 import type { LifecycleEnv } from './lifecycle-env.js';
+import { loginInto } from './seed-credential.js';
 
 /** A refresher event with the moment this process saw it. */
 export type SeenEvent = RefresherEvent & { seenAt: number };
@@ -41,26 +40,9 @@ export async function loginSubjects(
   count: number,
   prefix = 'user',
 ): Promise<StoredCredential[]> {
-  const manager = new CredentialManager({
-    store,
-    logger: silentLogger,
-    watch: false,
-    proactiveRefresh: false,
-  });
-  try {
-    for (let i = 0; i < count; i++) {
-      const subject = `${prefix}-${i}`;
-      const tokens = await obtainTokens(env.as, { resource: env.server, subject });
-      await manager.saveAcquired(env.server, {
-        issuer: tokens.issuer,
-        clientId: tokens.clientId,
-        requestedAt: tokens.requestedAt,
-        response: tokens.response,
-        subject,
-      });
-    }
-  } finally {
-    manager.close();
+  for (let i = 0; i < count; i++) {
+    const subject = `${prefix}-${i}`;
+    await loginInto(store, env.as, env.server, { asUser: subject, subject });
   }
   const all = await store.listCredentials({ issuer: env.as.issuer });
   const mine = all.filter((c) => c.key.subject.startsWith(`${prefix}-`));

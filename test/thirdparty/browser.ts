@@ -4,21 +4,12 @@
 // opens it and, when the server shows a sign-in form (better-auth's login page), really
 // fills in LK_TP_EMAIL / LK_TP_PASSWORD and submits it, then waits for latchkey's result
 // page on the loopback callback. It gives up after LK_BROWSER_TIMEOUT_MS (default 30 s).
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
 
 const url = process.argv[2];
 if (url === undefined) process.exit(2);
 const timeout = Number(process.env['LK_BROWSER_TIMEOUT_MS'] ?? 30_000);
-const browser = await chromium.launch({
-  executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(timeout);
