@@ -128,6 +128,16 @@ export function parseSeconds(value: string): number {
   return n;
 }
 
+/**
+ * A lease TTL: at least 1 s. A lease is extended every third of it while its refresh runs, so
+ * a TTL of milliseconds would be a store write per few milliseconds per refresh.
+ */
+export function parseLeaseSeconds(value: string): number {
+  const n = parseSeconds(value);
+  if (n < 1) throw new InvalidArgumentError('a lease lasts at least 1 second');
+  return n;
+}
+
 /** A message size limit in MiB: at least 1 (an MCP handshake alone can near 100 KiB). */
 export function parseMebibytes(value: string): number {
   const n = Number(value);

@@ -188,5 +188,11 @@ describe('latchkey serve: CLI and configuration', () => {
     const io = captureIO(env);
     assert.equal(await main(['serve', '--listen', '127.0.0.1:0'], io), ExitCode.USAGE);
     assert.match(io.stderr, /no upstream MCP servers are configured/);
+    // A lease of milliseconds would be extended every few milliseconds: refused at the flag.
+    for (const command of [['serve', '--upstream', 'a=https://a.example/mcp'], ['refresher']]) {
+      const short = captureIO(env);
+      assert.equal(await main([...command, '--lease-ttl', '0.5'], short), ExitCode.USAGE);
+      assert.match(short.stderr, /--lease-ttl.*at least 1 second/);
+    }
   });
 });

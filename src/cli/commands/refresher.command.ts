@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import type { CliContext } from '../context.js';
-import { jsonOption, parseCount, parseSeconds } from '../flags.js';
+import { jsonOption, parseCount, parseLeaseSeconds, parseSeconds } from '../flags.js';
 
 export interface RefresherFlags {
   json: boolean;
@@ -36,7 +36,7 @@ export function register(program: Command, { io }: CliContext): void {
     .option(
       '--lease-ttl <seconds>',
       "how soon a killed instance's claims are taken over (default 45)",
-      parseSeconds,
+      parseLeaseSeconds,
     )
     .addHelpText(
       'after',

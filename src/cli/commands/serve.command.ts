@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import type { CliContext } from '../context.js';
-import { collect, jsonOption, parseSeconds } from '../flags.js';
+import { collect, jsonOption, parseLeaseSeconds } from '../flags.js';
 
 export interface ServeFlags {
   config?: string;
@@ -68,7 +68,7 @@ export function register(program: Command, { io }: CliContext): void {
     .option(
       '--lease-ttl <seconds>',
       "how soon other instances take over a killed instance's refreshes (default 45)",
-      parseSeconds,
+      parseLeaseSeconds,
     );
   const serve = accessOptions(command)
     .addHelpText('after', SERVE_HELP)
