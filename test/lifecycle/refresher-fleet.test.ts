@@ -138,6 +138,10 @@ describe('fleet refresher, several processes', () => {
       },
       15_000,
     );
+    // Its events come over a pipe and may trail the store by a moment: wait for them too.
+    const refreshedBySurvivor = (): number =>
+      (events.get(survivor) ?? []).filter((m) => m.event.type === 'refreshed').length;
+    await until('the survivor reported its four refreshes', () => refreshedBySurvivor() >= 4, 5_000);
     const taken = (events.get(survivor) ?? []).filter((m) => m.event.type === 'refreshed');
     assert.equal(taken.length, 4);
     for (const m of taken) {
