@@ -4,7 +4,7 @@ import type { EngineContext } from './context.js';
 import { DueQueue } from './due-queue.js';
 import { refreshCredential, refreshFlightKey } from './refresh.js';
 import type { SingleFlight } from './single-flight.js';
-import type { CacheEntry, TokenCache } from './token-cache.js';
+import { type CacheEntry, seenCredential, type TokenCache } from './token-cache.js';
 
 /** Spacing of background attempts started from the hot path or after a deferred attempt. */
 export const BACKGROUND_THROTTLE_MS = 250;
@@ -50,7 +50,7 @@ export class BackgroundRefresh {
   }
 
   schedule(entry: CacheEntry, at: number): void {
-    if (!this.#o.timers || this.#closed || entry.cred.secrets.refreshToken === undefined) return;
+    if (!this.#o.timers || this.#closed || !entry.refreshable) return;
     this.#queue.schedule(entry, at);
   }
 
@@ -63,11 +63,12 @@ export class BackgroundRefresh {
   start(entry: CacheEntry): void {
     if (this.#closed) return;
     entry.nextBackgroundAt = Date.now() + BACKGROUND_THROTTLE_MS;
-    const key = refreshFlightKey(entry.cred);
+    const seen = seenCredential(entry);
+    const key = refreshFlightKey(seen);
     if (this.#o.refreshes.current(key) !== undefined) return;
     this.#running++;
     this.#o.refreshes
-      .run(key, () => refreshCredential(this.#o.ctx, entry.cred, false))
+      .run(key, () => refreshCredential(this.#o.ctx, seen, false))
       .then(
         (fresh) => this.#succeeded(entry, fresh),
         (error: unknown) => this.#failed(entry, error),
@@ -84,7 +85,7 @@ export class BackgroundRefresh {
   }
 
   #succeeded(entry: CacheEntry, fresh: StoredCredential): void {
-    if (fresh.generation !== entry.cred.generation) {
+    if (fresh.generation !== entry.token.generation) {
       // An entry evicted or forgotten meanwhile stays out: the store has the new tokens.
       if (this.#o.cache.holds(entry)) this.#o.cache.remember(fresh);
       return;
@@ -97,13 +98,13 @@ export class BackgroundRefresh {
     const latchkey = isLatchkeyError(error)
       ? error
       : new LatchkeyError(ErrorCode.REFRESH_TRANSIENT, 'background refresh failed unexpectedly.', {
-          server: entry.cred.key.server,
+          server: entry.token.server,
           retryable: true,
           cause: error,
         });
     this.#o.ctx.warn(latchkey);
     if (!latchkey.retryable) {
-      this.#o.cache.forget(entry.cred.key);
+      this.#o.cache.forget(seenCredential(entry).key);
       return;
     }
     if (this.#o.cache.holds(entry)) {

@@ -28,6 +28,9 @@ import { persistRotated } from './rotated-write.js';
  */
 export type RefreshStore = CredentialTable & LeaseTable & EventLog & RegistrationCache & DiscoveryCache;
 
+/** What a refresh needs of the credential its caller judged stale; it reads the rest again. */
+export type SeenCredential = Pick<StoredCredential, 'key' | 'generation'>;
+
 /**
  * Refresh one credential, at most once per generation across every process sharing the
  * store (design rule 2):
@@ -40,7 +43,7 @@ export type RefreshStore = CredentialTable & LeaseTable & EventLog & Registratio
  */
 export async function refreshCredential(
   ctx: EngineContext<RefreshStore>,
-  seen: StoredCredential,
+  seen: SeenCredential,
   demand: boolean,
 ): Promise<StoredCredential> {
   const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
@@ -83,7 +86,7 @@ function leaseKeeper(ctx: EngineContext<RefreshStore>, key: CredentialKey): () =
 /** Returns a credential to adopt, or undefined once this process holds the lease. */
 async function acquireLeaseOrAdopt(
   ctx: EngineContext<RefreshStore>,
-  seen: StoredCredential,
+  seen: SeenCredential,
   demand: boolean,
 ): Promise<StoredCredential | undefined> {
   const deadline = Date.now() + ctx.waitTimeoutMs;
@@ -106,7 +109,7 @@ async function acquireLeaseOrAdopt(
 
 async function refreshUnderLease(
   ctx: EngineContext<RefreshStore>,
-  seen: StoredCredential,
+  seen: SeenCredential,
   demand: boolean,
 ): Promise<StoredCredential> {
   const current = await ctx.store.getCredential(seen.key);
@@ -347,7 +350,7 @@ function needsLogin(cred: StoredCredential): LatchkeyError {
   return loginRequired(cred.key.server, `the stored credential needs a new login (${reason})`);
 }
 
-function waitTimeout(seen: StoredCredential): LatchkeyError {
+function waitTimeout(seen: SeenCredential): LatchkeyError {
   return new LatchkeyError(
     ErrorCode.WAIT_TIMEOUT,
     'timed out waiting for another process to finish refreshing the token.',
@@ -364,7 +367,7 @@ function refreshDetail(record: { expiresAt?: number; obtainedAt: number }): Reco
 }
 
 /** Single-flight key for refreshes of one credential. */
-export function refreshFlightKey(cred: StoredCredential): string {
+export function refreshFlightKey(cred: SeenCredential): string {
   return `refresh\u0000${keyId(cred.key)}`;
 }
 

@@ -38,7 +38,7 @@ function onEvents(options: StoreWatchOptions, events: LifecycleEvent[]): void {
 /** Only credentials this process has cached are re-read; others are read when asked for. */
 async function reload(options: StoreWatchOptions, key: CredentialKey): Promise<void> {
   const entry = options.cache.peek(key.server, key.subject);
-  if (entry === undefined || entry.cred.key.issuer !== key.issuer || options.isClosed()) return;
+  if (entry === undefined || entry.token.issuer !== key.issuer || options.isClosed()) return;
   try {
     const cred = await options.store.getCredential({
       server: key.server,
@@ -46,7 +46,7 @@ async function reload(options: StoreWatchOptions, key: CredentialKey): Promise<v
       subject: key.subject,
     });
     if (cred === undefined || cred.status.state === 'needs-login') options.cache.forget(key);
-    else if (cred.generation !== entry.cred.generation) options.cache.remember(cred);
+    else if (cred.generation !== entry.token.generation) options.cache.remember(cred);
   } catch (error) {
     options.logger.debug('store re-read after a change failed', { server: key.server, error });
   }

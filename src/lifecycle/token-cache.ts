@@ -3,6 +3,7 @@ import type { CredentialKey } from '../credential/key.js';
 import type { StoredCredential } from '../credential/model.js';
 import { secrets } from '../redact.js';
 import type { Schedulable } from './due-queue.js';
+import type { SeenCredential } from './refresh.js';
 
 /** What `getToken` hands out: the access token and what a caller may want to know about it. */
 export interface AccessToken {
@@ -20,11 +21,17 @@ export interface AccessToken {
 
 /**
  * One cached credential with its precomputed deadlines, so the hot path is a map lookup and
- * two comparisons.
+ * two comparisons. It keeps what callers are handed and what scheduling needs, not the
+ * whole stored credential: a refresh reads the row again under its lease anyway, and each
+ * byte here is held per cached credential and, once evicted, left for the collector (issue
+ * 16: about half the bytes per entry, and the peak RSS of a busy instance with them).
  */
 export interface CacheEntry extends Schedulable {
-  readonly cred: StoredCredential;
   readonly token: AccessToken;
+  /** The stored row's write time, with the generation telling one write from another. */
+  readonly updatedAt: number;
+  /** Whether the credential has a refresh token, i.e. anything to schedule. */
+  readonly refreshable: boolean;
   /** After this, callers must not get the token (expiry minus skew). */
   readonly mandatoryAt: number;
   /** After this, a background refresh is started (about 3/4 of the lifetime, jittered). */
@@ -35,9 +42,27 @@ export interface CacheEntry extends Schedulable {
   used: boolean;
 }
 
-export function cacheSlot(server: string, subject: string): string {
-  return `${server}\u0000${subject}`;
+/** The credential an entry caches, as far as a refresh needs to know it. */
+export function seenCredential(entry: CacheEntry): SeenCredential {
+  const { server, issuer, subject, generation } = entry.token;
+  return { key: { server, issuer, subject }, generation };
 }
+
+/**
+ * The map key of (server, subject). The server part, with its separator, is made once per
+ * server: a fresh concatenation per entry held two string objects, this holds one.
+ */
+export function cacheSlot(server: string, subject: string): string {
+  let prefix = slotPrefixes.get(server);
+  if (prefix === undefined) {
+    if (slotPrefixes.size >= 1024) slotPrefixes.clear();
+    prefix = `${server}\u0000`;
+    slotPrefixes.set(server, prefix);
+  }
+  return prefix + subject;
+}
+
+const slotPrefixes = new Map<string, string>();
 
 export function createEntry(cred: StoredCredential, skewMs: number): CacheEntry {
   const token: AccessToken = Object.freeze({
@@ -52,8 +77,9 @@ export function createEntry(cred: StoredCredential, skewMs: number): CacheEntry 
   });
   const usable = isUsable(cred, Date.now(), skewMs);
   return {
-    cred,
     token,
+    updatedAt: cred.updatedAt,
+    refreshable: cred.secrets.refreshToken !== undefined,
     mandatoryAt: usable ? mandatoryRefreshAt(cred, skewMs) : 0,
     proactiveAt: proactiveRefreshAt(cred, skewMs, Math.random() * 2 - 1),
     nextBackgroundAt: 0,
@@ -102,8 +128,8 @@ export interface TokenCacheOptions {
  *
  * Eviction is CLOCK (second chance) over the map's insertion order: a hit only sets
  * `used`, so the hot path never reorders the map; the sweep moves used entries to the back
- * and drops the first unused one. Tokens of held entries are pinned in the redaction
- * registry, and unpinned when the entry goes.
+ * and drops the first unused one. The access tokens of held entries are pinned in the
+ * redaction registry, and unpinned when the entry goes.
  */
 export class TokenCache {
   readonly #entries = new Map<string, CacheEntry>();
@@ -137,21 +163,21 @@ export class TokenCache {
 
   /** Whether `entry` is still the one cached for its credential (not replaced or dropped). */
   holds(entry: CacheEntry): boolean {
-    return this.peek(entry.cred.key.server, entry.cred.key.subject) === entry;
+    return this.peek(entry.token.server, entry.token.subject) === entry;
   }
 
   /** Cache `cred` (unless the same generation is cached already) and return its entry. */
   remember(cred: StoredCredential): CacheEntry {
     const slot = cacheSlot(cred.key.server, cred.key.subject);
     const previous = this.#entries.get(slot);
-    if (previous?.cred.generation === cred.generation && previous.cred.updatedAt === cred.updatedAt) {
+    if (previous?.token.generation === cred.generation && previous.updatedAt === cred.updatedAt) {
       previous.used = true;
       return previous;
     }
     const entry = createEntry(cred, this.#o.skewMs);
-    // From now on the redacting logger masks these wherever they turn up.
+    // From now on the redacting logger masks it wherever it turns up. The refresh token is
+    // not held here; a refresh or a revocation registers it before sending it.
     secrets.pin(cred.secrets.accessToken);
-    secrets.pin(cred.secrets.refreshToken);
     if (previous !== undefined) {
       this.#entries.delete(slot); // re-inserted at the back: it is the newest now
       this.#drop(previous);
@@ -166,7 +192,7 @@ export class TokenCache {
   forget(key: CredentialKey): void {
     const slot = cacheSlot(key.server, key.subject);
     const entry = this.#entries.get(slot);
-    if (entry === undefined || entry.cred.key.issuer !== key.issuer) return;
+    if (entry === undefined || entry.token.issuer !== key.issuer) return;
     this.#entries.delete(slot);
     this.#drop(entry);
   }
@@ -194,7 +220,6 @@ export class TokenCache {
 
   #drop(entry: CacheEntry): void {
     this.#o.onDrop(entry);
-    secrets.unpin(entry.cred.secrets.accessToken);
-    secrets.unpin(entry.cred.secrets.refreshToken);
+    secrets.unpin(entry.token.token);
   }
 }
