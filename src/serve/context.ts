@@ -7,6 +7,7 @@ import type { ServeMetrics } from './metrics.js';
 import { HttpError } from './http.js';
 import type { JwtVerifier } from './jwt.js';
 import type { McpGateway } from './mcp-gateway.js';
+import { isSubject } from './subject.js';
 
 /** What every handler of `latchkey serve` works with. */
 export interface ServeContext {
@@ -48,9 +49,6 @@ export function connectUrl(ctx: Pick<ServeContext, 'publicUrl'>, subject: string
   return `${ctx.publicUrl}/v1/subjects/${encodeURIComponent(subject)}/connections/${encodeURIComponent(upstream)}`;
 }
 
-/** Subjects are the app's user ids; kept to URL- and log-safe characters. */
-const SUBJECT = /^[A-Za-z0-9._:@+-]{1,200}$/;
-
 export function checkedSubject(raw: string): string {
   let subject: string;
   try {
@@ -58,7 +56,7 @@ export function checkedSubject(raw: string): string {
   } catch {
     subject = '';
   }
-  if (!SUBJECT.test(subject)) {
+  if (!isSubject(subject)) {
     throw new HttpError(400, {
       error: 'invalid_subject',
       message: 'a subject is 1-200 characters of letters, digits and . _ : @ + -',

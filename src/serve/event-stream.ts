@@ -4,6 +4,7 @@ import type { CredentialManager } from '../lifecycle/manager.js';
 import type { EventLog, LifecycleEvent } from '../store/contract.js';
 import type { UpstreamConfig } from './config.js';
 import { type ServeEvent, serveEventOf, sseMessage, upstreamIndex } from './events.js';
+import { inScope } from './scopes.js';
 
 export interface EventStreamOptions {
   /** A comment line this often keeps proxies and load balancers from closing an idle stream. Default 15 s. */
@@ -162,7 +163,7 @@ export class EventStreams {
     if (event.id <= client.lastId) return;
     client.lastId = event.id;
     if (client.subject !== undefined && event.subject !== client.subject) return;
-    if (client.prefix !== undefined && !event.subject.startsWith(client.prefix)) return;
+    if (!inScope(client.prefix, event.subject)) return;
     this.#push(client, sseMessage(event));
   }
 

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 
 import { ErrorCode, LatchkeyError } from '../errors.js';
+import { isSubject } from './subject.js';
 
 export interface JwtConfig {
   /** The IdP's issuer identifier; the `iss` a token must carry. */
@@ -24,8 +25,6 @@ export interface JwtConfig {
 
 /** Asymmetric algorithms only: a JWKS is public, so HMAC or `none` would let anyone sign. */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
-
-const SUBJECT = /^[A-Za-z0-9._:@+-]{1,200}$/;
 
 export class JwtVerifier {
   readonly #config: JwtConfig;
@@ -50,7 +49,7 @@ export class JwtVerifier {
         clockTolerance: this.#config.clockToleranceSec ?? 30,
         requiredClaims: ['sub', 'exp'],
       });
-      return typeof payload.sub === 'string' && SUBJECT.test(payload.sub) ? payload.sub : undefined;
+      return typeof payload.sub === 'string' && isSubject(payload.sub) ? payload.sub : undefined;
     } catch (error) {
       if (isKeySourceFailure(error)) throw unavailable(this.#config.issuer, error);
       return undefined;

@@ -8,6 +8,7 @@ import { portalPaths } from './portal-openapi.js';
 import { mcpOpenApiPaths } from './mcp-routes.js';
 import { opsPaths } from './ops-openapi.js';
 import { withScopeErrors } from './scopes.js';
+import { SUBJECT_PATTERN } from './subject.js';
 
 type Json = Record<string, unknown>;
 
@@ -25,7 +26,7 @@ const SUBJECT: Json = {
   in: 'path',
   required: true,
   description: "The application's user id.",
-  schema: { type: 'string', pattern: '^[A-Za-z0-9._:@+-]{1,200}$' },
+  schema: { type: 'string', pattern: SUBJECT_PATTERN },
 };
 
 const UPSTREAM: Json = {

@@ -3,6 +3,7 @@
  * but they are routes like any other, so the document lists them and the test holding the
  * document to ROUTES covers them too.
  */
+import { SUBJECT_PATTERN } from './subject.js';
 
 type Json = Record<string, unknown>;
 
@@ -41,7 +42,7 @@ export function portalPaths(): Json {
           name: 'subject',
           in: 'path',
           required: true,
-          schema: { type: 'string', pattern: '^[A-Za-z0-9._:@+-]{1,200}$' },
+          schema: { type: 'string', pattern: SUBJECT_PATTERN },
         },
       ],
       post: {

@@ -11,20 +11,20 @@
 import { ErrorCode, LatchkeyError } from '../errors.js';
 import type { AppKeyRecord } from '../store/serve-contract.js';
 import { HttpError } from './http.js';
+import { isSubjectPart } from './subject.js';
 
 /** Longest subject prefix a key may have. */
 export const SUBJECT_PREFIX_MAX = 64;
 
 /**
- * A prefix is held to the characters a subject may have (context.ts): a prefix with any
+ * A prefix is held to the characters a subject may have (subject.ts): a prefix with any
  * other character could match no subject at all, and a key that silently answers 403 to
  * everything is worse than an error when it is made.
  */
-const PREFIX = new RegExp(`^[A-Za-z0-9._:@+-]{1,${SUBJECT_PREFIX_MAX}}$`);
 
 /** The prefix as given, or a typed error saying what a prefix may be. */
 export function checkedSubjectPrefix(prefix: string): string {
-  if (!PREFIX.test(prefix)) {
+  if (!isSubjectPart(prefix, SUBJECT_PREFIX_MAX)) {
     throw new LatchkeyError(
       ErrorCode.INVALID_INPUT,
       `a subject prefix is 1-${SUBJECT_PREFIX_MAX} characters of letters, digits and . _ : @ + - ` +
@@ -39,8 +39,8 @@ export function checkedSubjectPrefix(prefix: string): string {
 }
 
 /** Whether `key` may name `subject`: a plain string compare with its prefix, if it has one. */
-export function inScope(key: Pick<AppKeyRecord, 'subjectPrefix'>, subject: string): boolean {
-  return key.subjectPrefix === undefined || subject.startsWith(key.subjectPrefix);
+export function inScope(prefix: string | undefined, subject: string): boolean {
+  return prefix === undefined || subject.startsWith(prefix);
 }
 
 /** The key's scope in words, for `keys list` and the 403 message. */
@@ -55,7 +55,7 @@ export function scopeText(key: Pick<AppKeyRecord, 'subjectPrefix'>): string {
  * subject has connections, and names only the key's own scope, never the other subject's data.
  */
 export function requireInScope(key: Pick<AppKeyRecord, 'subjectPrefix'>, subject: string): void {
-  if (inScope(key, subject)) return;
+  if (inScope(key.subjectPrefix, subject)) return;
   throw new HttpError(403, {
     error: 'forbidden',
     message: `this app key may only name ${scopeText(key)}.`,

@@ -40,7 +40,11 @@ async function checkOpened(store: ServeStore, key: string, row: ReturnType<typeo
   assert.deepEqual(record, { id: row.id, name: row.name, digest: row.digest, createdAt: row.created_at });
   assert.ok(!('subjectPrefix' in record), 'no prefix: every subject');
   assert.equal(scopeText(record), 'all subjects');
-  assert.ok(inScope(record, 'owui:1') && inScope(record, 'lc:1') && inScope(record, '1'));
+  assert.ok(
+    inScope(record.subjectPrefix, 'owui:1') &&
+      inScope(record.subjectPrefix, 'lc:1') &&
+      inScope(record.subjectPrefix, '1'),
+  );
   const scoped = await createAppKey(store, 'open webui', { subjectPrefix: 'owui:' });
   assert.equal((await verifyAppKey(store, scoped.key))?.subjectPrefix, 'owui:');
 }
