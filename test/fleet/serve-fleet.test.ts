@@ -244,6 +244,7 @@ async function killPhase(
   const holding = await untilHolding(store, victim.child.pid, 30_000);
   victim.child.kill('SIGKILL');
   await victim.exited;
+  const killedAt = Date.now();
   const held = new Set(
     (await store.listLeases()).filter((l) => l.pid === victim.child.pid).map((l) => l.key.subject),
   );
@@ -280,6 +281,13 @@ async function killPhase(
   // out: left alone, its access token (refreshed at about 3/4 of 30 s) would be expired by now.
   for (const c of creds.filter((c) => held.has(c.key.subject) && !lost.includes(c.key.subject)))
     assert.ok((c.expiresAt ?? 0) > windowEnd, `${c.key.subject}: its refresh was not taken over`);
+  // A lost one was taken over too: only a survivor can have found its refresh token spent and
+  // written needs-login, after the kill. So every held lease was acted on, lost or not.
+  for (const c of creds.filter((c) => lost.includes(c.key.subject)))
+    assert.ok(
+      (c.status.lastError?.at ?? 0) >= killedAt,
+      `${c.key.subject}: needs-login not written by a survivor`,
+    );
   // One refresh per stored generation; a refresh whose answer died with the killed instance is
   // the only kind the store never saw, and its reuse the only invalid_grant.
   assert.equal(atAs, storedRefreshes(creds) + lost.length, 'exactly one refresh per generation at the AS');
