@@ -58,6 +58,13 @@ export interface EngineContext<Store = CredentialStore> {
    * (refresher/client-cache.ts).
    */
   clients?: ClientContextSource;
+  /**
+   * The holder whose expired lease this attempt took over (the fleet refresher sets it per
+   * claim). Should the AS then reject the refresh token, that holder most likely spent it and
+   * died before storing the answer (the in-flight window); the needs-login status and event
+   * say so, naming it, instead of leaving an operator to guess.
+   */
+  previousHolder?: string;
   /** Report a problem that is not thrown to any caller (background refresh). */
   warn(error: LatchkeyError): void;
 }

@@ -257,12 +257,20 @@ async function handleFailure(
     error: failure.error,
     cause,
   });
-  const message = `${failure.error}${failure.description === undefined ? '' : `: ${failure.description}`}`;
+  const lost = failure.error === 'invalid_grant' ? ctx.previousHolder : undefined;
+  const message =
+    `${failure.error}${failure.description === undefined ? '' : `: ${failure.description}`}` +
+    (lost === undefined ? '' : ` (${probableLoss(lost)})`);
   const at = Date.now();
   await ctx.store.updateStatus(
     key,
     { ...current.status, state: 'needs-login', lastError: { code, message: networkText(message), at } },
-    { type: EventType.NEEDS_LOGIN, ...key, generation: current.generation, detail: { error: failure.error } },
+    {
+      type: EventType.NEEDS_LOGIN,
+      ...key,
+      generation: current.generation,
+      detail: { error: failure.error, ...(lost === undefined ? {} : { takenOverFrom: lost }) },
+    },
   );
   throw loginRequired(key.server, `the authorization server rejected the refresh (${failure.error})`, cause);
 }
@@ -364,6 +372,14 @@ function waitTimeout(seen: SeenCredential): LatchkeyError {
 
 function refreshDetail(record: { expiresAt?: number; obtainedAt: number }): Record<string, number> {
   return record.expiresAt === undefined ? {} : { expiresInMs: record.expiresAt - record.obtainedAt };
+}
+
+/** Why a taken-over claim's refresh token was probably spent. */
+export function probableLoss(previousHolder: string): string {
+  return (
+    `the lease was taken over from ${previousHolder}, which stopped mid-refresh: ` +
+    'its refresh most likely reached the AS and its answer was lost with it'
+  );
 }
 
 /** Single-flight key for refreshes of one credential. */

@@ -117,10 +117,13 @@ describe('fleet: three refresher processes on one PostgreSQL database', () => {
     sweep.start();
     await sleep(TOKEN_SECONDS * 1000);
     const victim = procs[0]!;
-    const held = await until(async () => {
+    const victimLeases = await until(async () => {
       const mine = (await store.listLeases()).filter((l) => l.pid === victim.child.pid);
-      return mine.length >= 3 ? mine.map((l) => keyId(l.key)) : undefined;
+      return mine.length >= 3 ? mine : undefined;
     }, 30_000);
+    const held = victimLeases.map((l) => keyId(l.key));
+    const victimOwner = victimLeases[0]!.owner;
+    const lastEventId = await store.lastEventId();
     const before = await generationsNow(store);
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
@@ -158,6 +161,15 @@ describe('fleet: three refresher processes on one PostgreSQL database', () => {
     // takeover while the dead instance's lease still stood would have reused a rotated
     // refresh token, and the invalid_grant count above would be higher than the losses.
     assert.ok(takenOver.size + lost.length === held.length);
+    // Each loss was reported as one: its needs-login names the killed instance.
+    const notices = (await store.readEvents({ afterId: lastEventId })).filter(
+      (e) => e.type === 'needs-login',
+    );
+    for (const id of lost)
+      assert.ok(
+        notices.some((e) => keyId(e) === id && e.detail?.['takenOverFrom'] === victimOwner),
+        `${id}: its needs-login does not name the killed instance`,
+      );
     const outside = [...sweep.expired].filter((id) => !held.includes(id));
     assert.deepEqual(outside, [], 'credentials the killed instance did not hold never expired');
   });

@@ -27,6 +27,12 @@ export type FaultAction =
    * connection without sending that answer: the request took effect but the reply was lost.
    */
   | { type: 'lost-response' }
+  /**
+   * Forward, let the target finish processing, then never answer: the connection hangs until
+   * clear() or close(). The request took effect and its client is still waiting, as a process
+   * is when it is killed with its refresh at the AS.
+   */
+  | { type: 'swallow-response' }
   /** Answer (default 200, application/json) with a malformed body, e.g. truncated JSON. */
   | { type: 'garbage'; status?: number; body?: string; contentType?: string }
   /**
@@ -82,7 +88,7 @@ export interface FaultHandle {
   readonly arrived: Promise<void>;
   /**
    * Resolves when the target has completely answered a request this rule forwarded
-   * (lost-response, hold, delay, corrupt-stream): proof the target processed it.
+   * (lost-response, swallow-response, hold, delay, corrupt-stream): proof the target processed it.
    */
   readonly processed: Promise<void>;
   /** Requests of this rule the target has answered. */
@@ -244,6 +250,7 @@ export async function startFaultProxy(targetOrigin?: string): Promise<FaultProxy
         return;
       }
       case 'lost-response':
+      case 'swallow-response':
       case 'corrupt-stream':
         forward(exchange, fault);
         return;
@@ -280,11 +287,12 @@ export async function startFaultProxy(targetOrigin?: string): Promise<FaultProxy
     });
     upstream.on('response', (upRes) => {
       const action = fault?.rule.action;
-      if (action?.type === 'lost-response') {
+      if (action?.type === 'lost-response' || action?.type === 'swallow-response') {
         upRes.resume();
         upRes.on('end', () => {
           fault?.markProcessed();
-          req.socket.destroy();
+          if (action.type === 'lost-response') req.socket.destroy();
+          else fault?.hanging.push(exchange);
         });
         return;
       }

@@ -155,6 +155,59 @@ describe('fleet refresher, several processes', () => {
     assert.equal(env.as.counters.count('authorization_code'), 0, 'no login needed');
   });
 
+  it('kill -9 with its refresh at the AS: the instance that takes the claim over names the lost holder', async () => {
+    env = await lifecycleEnv({ accessTokenTtl: 2, rotateRefreshToken: true });
+    const store = await env.openStore();
+    const [cred] = await loginSubjects(env, store, 1);
+    assert.ok(cred !== undefined);
+    await sleep(2100); // due: the first refresher claims it at once
+    env.as.counters.reset();
+    const swallowed = env.proxy.inject({
+      method: 'POST',
+      path: '/token',
+      exact: true,
+      times: 1,
+      action: { type: 'swallow-response' },
+    });
+    const leaseTtlMs = 2000;
+    const doomed = spawnRefresher({ leaseTtlMs, requestTimeoutMs: 30_000 });
+    const { owner } = await doomed.next<{ owner: string }>((m) => m.type === 'ready');
+    await swallowed.processed;
+    doomed.kill('SIGKILL');
+    await doomed.exited;
+    env.proxy.clear(swallowed);
+    // The in-flight loss of a kill -9: the AS rotated the refresh token, the store never knew.
+    assert.equal(env.as.counters.count('refresh_token', 'ok'), 1);
+    assert.equal((await store.getCredential(cred.key))?.generation, cred.generation);
+    const eventsBefore = await store.lastEventId();
+
+    const survivor = spawnRefresher({ leaseTtlMs, requestTimeoutMs: 2000 });
+    await survivor.next((m) => m.type === 'ready');
+    const report = (): RefresherEvent | undefined =>
+      (events.get(survivor) ?? []).find((m) => m.event.type === 'needs-login')?.event;
+    await until('the survivor reported needs-login', () => report() !== undefined, 15_000);
+    const event = report();
+    assert.ok(event?.type === 'needs-login');
+    assert.equal(event.subject, cred.key.subject);
+    assert.equal(event.error, 'invalid_grant');
+    assert.equal(event.takenOverFrom, owner, 'the event names the instance whose refresh was lost');
+    assert.match(event.reason, /taken over from .* stopped mid-refresh/);
+    // The same fact reaches every other process and NOTIFY listener through the store.
+    const stored = await store.getCredential(cred.key);
+    assert.equal(stored?.status.state, 'needs-login', 'kept, not deleted');
+    assert.ok(stored?.status.lastError?.message.includes(owner));
+    const notices = (await store.readEvents({ afterId: eventsBefore })).filter(
+      (e) => e.type === 'needs-login',
+    );
+    assert.equal(notices.length, 1);
+    assert.equal(notices[0]?.detail?.['takenOverFrom'], owner);
+    assert.equal(
+      env.as.counters.count('refresh_token', 'invalid_grant'),
+      1,
+      'one attempt with the spent token',
+    );
+  });
+
   it('`latchkey refresher --json` refreshes, prints events, and hands its claims back on SIGTERM', async () => {
     env = await lifecycleEnv({ accessTokenTtl: 2, rotateRefreshToken: true });
     const store = await env.openStore();

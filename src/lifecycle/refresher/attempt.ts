@@ -18,7 +18,7 @@ export type AttemptOutcome =
       retryAt: number;
       issuerFault: 'rate-limited' | 'unavailable' | undefined;
     }
-  | { kind: 'needs-login'; error: string; reason: string };
+  | { kind: 'needs-login'; error: string; reason: string; takenOverFrom?: string };
 
 export interface Attempt {
   outcome: AttemptOutcome;
@@ -35,9 +35,10 @@ export interface Attempt {
 export async function refreshClaimed(
   base: EngineContext<RefreshStore>,
   seen: StoredCredential,
+  previousHolder?: string,
 ): Promise<Attempt> {
   // A private stats object tells this attempt's own request apart from the instance's others.
-  const ctx = { ...base, stats: emptyStats() };
+  const ctx = { ...base, stats: emptyStats(), ...(previousHolder === undefined ? {} : { previousHolder }) };
   try {
     const cred = await refreshClaimedCredential(ctx, seen);
     const requests = ctx.stats.refreshRequests;
@@ -59,7 +60,14 @@ async function settleFailure(
   if (latest.status.state === 'needs-login') {
     // refresh.ts stored `${oauthError}: ${description}` when the AS rejected the grant.
     const message = latest.status.lastError?.message ?? error.message;
-    return { kind: 'needs-login', error: message.split(':')[0] ?? 'invalid_grant', reason: message };
+    const oauthError = message.split(':')[0] ?? 'invalid_grant';
+    const lost = oauthError === 'invalid_grant' ? ctx.previousHolder : undefined;
+    return {
+      kind: 'needs-login',
+      error: oauthError,
+      reason: message,
+      ...(lost === undefined ? {} : { takenOverFrom: lost }),
+    };
   }
   if (error.code === ErrorCode.LOGIN_REQUIRED) return markNeedsLogin(ctx, latest, error);
   const retryAt = await ensureBackoff(ctx, seen, latest, error);

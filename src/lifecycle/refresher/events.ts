@@ -24,7 +24,17 @@ export type RefresherEvent =
    * until the user logs in. `error` is the OAuth error (`invalid_grant`, `invalid_client`)
    * or `no_refresh_token`; `reason` is a sanitized sentence. Ask that user to reconnect.
    */
-  | (About & { type: 'needs-login'; error: string; reason: string })
+  | (About & {
+      type: 'needs-login';
+      error: string;
+      reason: string;
+      /**
+       * The instance whose expired lease this one took over before the AS rejected the
+       * refresh token: it most likely spent the token and died before storing the answer
+       * (the in-flight window of a kill -9). The user must log in again either way.
+       */
+      takenOverFrom?: string;
+    })
   /** This instance stopped sending to an issuer until `until` (Retry-After, or an outage's backoff). */
   | { type: 'issuer-paused'; issuer: string; until: number; reason: 'rate-limited' | 'unavailable' }
   /** The loop itself failed (e.g. the store was unavailable); it retries with backoff. */

@@ -1,5 +1,6 @@
 import { EventEmitter, on } from 'node:events';
 
+import { keyId } from '../../credential/key.js';
 import type { StoredCredential } from '../../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../../errors.js';
 import { ResponseLimits } from '../../oauth/bounded-fetch.js';
@@ -41,6 +42,8 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   readonly #active = new Set<Promise<void>>();
   /** When each queued claim was made: its lease runs from then until extended. */
   readonly #claimedAt = new WeakMap<StoredCredential, number>();
+  /** Claims whose expired lease was another holder's, and whose (see EngineContext.previousHolder). */
+  readonly #takenOver = new WeakMap<StoredCredential, string>();
   readonly #stats = emptyRefresherStats();
   readonly #wakeup = new Wakeup();
   readonly #unwatch: () => void;
@@ -121,15 +124,23 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     let claimed: StoredCredential[] = [];
     const limit = Math.min(this.#o.batchSize, room);
     if (limit > 0) {
+      const previous = new Map<string, string>();
       claimed = await this.#o.store.claimDueCredentials({
         holder: this.#o.holder,
         ttlMs: this.#o.leaseTtlMs,
         limit,
         excludeIssuers: this.#blockedIssuers(now),
-        onTakeover: () => this.#stats.leaseTakeovers++,
+        onTakeover: (key, owner) => {
+          this.#stats.leaseTakeovers++;
+          previous.set(keyId(key), owner);
+        },
       });
       const at = Date.now();
-      for (const cred of claimed) this.#claimedAt.set(cred, at);
+      for (const cred of claimed) {
+        this.#claimedAt.set(cred, at);
+        const owner = previous.get(keyId(cred.key));
+        if (owner !== undefined) this.#takenOver.set(cred, owner);
+      }
       await this.#observeRegistrations(claimed);
       this.#stats.claimed += claimed.length;
       await this.#enqueue(claimed);
@@ -190,7 +201,7 @@ export class Refresher extends EventEmitter<RefresherEvents> {
   async #attempt(cred: StoredCredential): Promise<Attempt> {
     try {
       if (!(await this.#stillHeld(cred))) return { outcome: { kind: 'skipped' }, requests: 0 };
-      return await refreshClaimed(this.#ctx, cred);
+      return await refreshClaimed(this.#ctx, cred, this.#takenOver.get(cred));
     } finally {
       await this.#batched.release(cred.key).catch(() => undefined);
     }
@@ -232,7 +243,13 @@ export class Refresher extends EventEmitter<RefresherEvents> {
         return;
       case 'needs-login':
         this.#stats.needsLogin++;
-        this.#emit({ type: 'needs-login', ...about, error: outcome.error, reason: outcome.reason });
+        this.#emit({
+          type: 'needs-login',
+          ...about,
+          error: outcome.error,
+          reason: outcome.reason,
+          ...(outcome.takenOverFrom === undefined ? {} : { takenOverFrom: outcome.takenOverFrom }),
+        });
         return;
       case 'transient':
         this.#stats.transientFailures++;
