@@ -208,6 +208,38 @@ describe('fleet refresher, several processes', () => {
     );
   });
 
+  it('`latchkey refresher` in text: a rejected grant is one line with the server, the subject and the reason', async () => {
+    env = await lifecycleEnv({ accessTokenTtl: 2, rotateRefreshToken: true });
+    const store = await env.openStore();
+    const [cred] = await loginSubjects(env, store, 1);
+    assert.ok(cred !== undefined);
+    env.proxy.inject({
+      method: 'POST',
+      path: '/token',
+      exact: true,
+      action: {
+        type: 'status',
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ error: 'invalid_grant', error_description: 'grant revoked' }),
+      },
+    });
+    const child = spawn(process.execPath, [BIN, 'refresher', '--lease-ttl', '5'], {
+      env: { ...process.env, ...env.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await until('a needs-login line', () => lines.some((l) => l.includes('needs-login')), 15_000);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const line = lines.find((l) => l.includes('needs-login')) ?? '';
+    assert.ok(line.includes(`  ${env.server}  subject=${cred.key.subject}  `), line);
+    assert.ok(line.endsWith('  invalid_grant: grant revoked'), line);
+    assert.equal((await store.getCredential(cred.key))?.status.state, 'needs-login');
+  });
+
   it('`latchkey refresher --json` refreshes, prints events, and hands its claims back on SIGTERM', async () => {
     env = await lifecycleEnv({ accessTokenTtl: 2, rotateRefreshToken: true });
     const store = await env.openStore();

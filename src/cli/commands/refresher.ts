@@ -65,8 +65,11 @@ function format(event: RefresherEvent, json: boolean): string {
       return `${at}  ${event.type.padEnd(13)} ${event.server}  subject=${event.subject} gen=${event.generation}\n`;
     case 'retrying':
       return `${at}  retrying      ${event.server}  subject=${event.subject}  ${event.reason}\n`;
-    case 'needs-login':
-      return `${at}  needs-login   ${event.server}  subject=${event.subject}  ${event.error}: ${event.reason}\n`;
+    case 'needs-login': {
+      // A rejected grant's reason already starts with its OAuth error; do not say it twice.
+      const why = event.reason.startsWith(event.error) ? event.reason : `${event.error}: ${event.reason}`;
+      return `${at}  needs-login   ${event.server}  subject=${event.subject}  ${why}\n`;
+    }
     case 'issuer-paused':
       return `${at}  issuer-paused ${event.issuer}  until=${new Date(event.until).toISOString()} (${event.reason})\n`;
     case 'error':
