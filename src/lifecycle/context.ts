@@ -59,10 +59,11 @@ export interface EngineContext<Store = CredentialStore> {
    */
   clients?: ClientContextSource;
   /**
-   * The holder whose expired lease this attempt took over (the fleet refresher sets it per
-   * claim). Should the AS then reject the refresh token, that holder most likely spent it and
-   * died before storing the answer (the in-flight window); the needs-login status and event
-   * say so, naming it, instead of leaving an operator to guess.
+   * The holder whose lease this attempt took over: expired (the fleet refresher's claims) or
+   * broken because its process on this host is gone (refresh.ts). Should the AS then reject
+   * the refresh token, that holder most likely spent it and died before storing the answer
+   * (the in-flight window); the needs-login status and event say so, naming it, instead of
+   * leaving an operator to guess.
    */
   previousHolder?: string;
   /** Report a problem that is not thrown to any caller (background refresh). */

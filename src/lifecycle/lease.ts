@@ -22,13 +22,17 @@ export function processAlive(pid: number): boolean {
 /**
  * A lease held by a process on this host that no longer exists can be broken at once
  * instead of waiting for it to expire: a crashed refresher must not stall everyone for the
- * whole lease TTL. Leases from other hosts (shared Postgres) only expire.
+ * whole lease TTL. Leases from other hosts (shared Postgres) only expire. Returns the owner
+ * whose lease was broken, if one was.
  */
-export async function breakLeaseIfHolderDead(store: LeaseTable, key: CredentialKey): Promise<boolean> {
+export async function breakLeaseIfHolderDead(
+  store: LeaseTable,
+  key: CredentialKey,
+): Promise<string | undefined> {
   const lease = await store.getLease(key);
-  if (lease === undefined) return false;
-  if (lease.host !== hostname() || lease.pid === process.pid || processAlive(lease.pid)) return false;
-  return store.breakLease(key, lease.owner);
+  if (lease === undefined) return undefined;
+  if (lease.host !== hostname() || lease.pid === process.pid || processAlive(lease.pid)) return undefined;
+  return (await store.breakLease(key, lease.owner)) ? lease.owner : undefined;
 }
 
 /**

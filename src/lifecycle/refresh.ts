@@ -46,11 +46,12 @@ export async function refreshCredential(
   seen: SeenCredential,
   demand: boolean,
 ): Promise<StoredCredential> {
-  const adopted = await acquireLeaseOrAdopt(ctx, seen, demand);
-  if (adopted !== undefined) return adopted;
+  const lease = await acquireLeaseOrAdopt(ctx, seen, demand);
+  if ('adopted' in lease) return lease.adopted;
   const stopKeeping = leaseKeeper(ctx, seen.key);
   try {
-    return await refreshUnderLease(ctx, seen, demand);
+    const under = lease.brokeFrom === undefined ? ctx : { ...ctx, previousHolder: lease.brokeFrom };
+    return await refreshUnderLease(under, seen, demand);
   } finally {
     await stopKeeping();
     await ctx.store.releaseLease(seen.key, ctx.holder.owner).catch(() => undefined);
@@ -83,25 +84,30 @@ function leaseKeeper(ctx: EngineContext<RefreshStore>, key: CredentialKey): () =
     : () => Promise.resolve();
 }
 
-/** Returns a credential to adopt, or undefined once this process holds the lease. */
+/**
+ * A credential to adopt, or the lease, held now by this process; `brokeFrom` is the dead
+ * holder whose lease was broken on the way (EngineContext.previousHolder says why it matters).
+ */
 async function acquireLeaseOrAdopt(
   ctx: EngineContext<RefreshStore>,
   seen: SeenCredential,
   demand: boolean,
-): Promise<StoredCredential | undefined> {
+): Promise<{ adopted: StoredCredential } | { brokeFrom: string | undefined }> {
   const deadline = Date.now() + ctx.waitTimeoutMs;
+  let brokeFrom: string | undefined;
   for (;;) {
-    if ((await ctx.store.acquireLease(seen.key, ctx.holder, ctx.leaseTtlMs)) !== undefined) return undefined;
+    if ((await ctx.store.acquireLease(seen.key, ctx.holder, ctx.leaseTtlMs)) !== undefined)
+      return { brokeFrom };
     const current = await ctx.store.getCredential(seen.key);
     if (current === undefined)
       throw loginRequired(seen.key.server, 'the credential was removed (logged out)');
     if (current.generation > seen.generation && usableNow(ctx, current)) {
       ctx.stats.adoptions++;
-      return current;
+      return { adopted: current };
     }
     if (current.status.state === 'needs-login') throw needsLogin(current);
-    if (!demand) return current; // proactive: someone else is on it; nothing to wait for
-    await breakLeaseIfHolderDead(ctx.store, seen.key);
+    if (!demand) return { adopted: current }; // proactive: someone else is on it; nothing to wait for
+    brokeFrom = (await breakLeaseIfHolderDead(ctx.store, seen.key)) ?? brokeFrom;
     if (Date.now() > deadline) throw waitTimeout(seen);
     await sleep(pollDelay(ctx.pollMs));
   }

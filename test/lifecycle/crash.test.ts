@@ -170,6 +170,46 @@ describe('crash mid-refresh', () => {
     assert.equal(after?.status.state, 'needs-login', 'the credential is kept, marked needs-login');
   });
 
+  it("B: the process that breaks the dead holder's lease says whose refresh was lost", async () => {
+    await expiredLogin();
+    const [before] = await store.listCredentials({ server: env.server });
+    assert.ok(before !== undefined);
+    // Unlike a lost response, a swallowed one leaves the doomed process waiting: it is
+    // killed still holding the lease, with nothing recorded, every time.
+    const swallowed = env.proxy.inject({
+      method: 'POST',
+      path: '/token',
+      exact: true,
+      times: 1,
+      action: { type: 'swallow-response' },
+    });
+    const doomed = spawn();
+    await doomed.next((m) => m.type === 'ready');
+    doomed.send({ cmd: 'get', callers: 1 });
+    await swallowed.processed;
+    const lease = await store.getLease(before.key);
+    assert.ok(lease !== undefined && lease.pid !== process.pid, 'the doomed process holds the refresh lease');
+    doomed.kill('SIGKILL');
+    await doomed.exited;
+    env.proxy.clear(swallowed);
+    assert.equal(env.as.counters.count('refresh_token', 'ok'), 1, 'the AS rotated the refresh token');
+    const eventsBefore = await store.lastEventId();
+
+    const survivor = spawn();
+    await survivor.next((m) => m.type === 'ready');
+    survivor.send({ cmd: 'get', callers: 1 });
+    const result = await survivor.next<Result>((m) => m.type === 'result');
+    assert.equal(result.errors[0]?.code, 'LOGIN_REQUIRED');
+    const [after] = await store.listCredentials({ server: env.server });
+    assert.equal(after?.status.state, 'needs-login');
+    assert.ok(after.status.lastError?.message.includes(`taken over from ${lease.owner}`));
+    const notices = (await store.readEvents({ afterId: eventsBefore })).filter(
+      (e) => e.type === 'needs-login',
+    );
+    assert.equal(notices.length, 1);
+    assert.equal(notices[0]?.detail?.['takenOverFrom'], lease.owner, 'the store event names the dead holder');
+  });
+
   it('settle(): a process about to exit waits for its refresh to be stored, so nothing is spent', async () => {
     await expiredLogin();
     const [before] = await store.listCredentials({ server: env.server });
