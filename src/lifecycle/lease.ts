@@ -35,6 +35,14 @@ export async function breakLeaseIfHolderDead(
   return (await store.breakLease(key, lease.owner)) ? lease.owner : undefined;
 }
 
+/** Why the refresh token of a credential whose lease was taken over was probably spent. */
+export function probableLoss(previousHolder: string): string {
+  return (
+    `the lease was taken over from ${previousHolder}, which stopped mid-refresh: ` +
+    'its refresh most likely reached the AS and its answer was lost with it'
+  );
+}
+
 /**
  * Keep extending a lease while its work runs; returns the function that stops. A lease is
  * short so that a killed holder's claim is taken over soon, but a token request to a slow AS

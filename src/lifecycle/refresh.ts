@@ -19,7 +19,7 @@ import {
 } from '../store/contract.js';
 import { backoffDelayMs, nextAttemptAllowedAt, THROTTLED } from './backoff.js';
 import type { EngineContext } from './context.js';
-import { breakLeaseIfHolderDead, keepLease, pollDelay, sleep } from './lease.js';
+import { breakLeaseIfHolderDead, keepLease, pollDelay, probableLoss, sleep } from './lease.js';
 import { persistRotated } from './rotated-write.js';
 
 /**
@@ -378,14 +378,6 @@ function waitTimeout(seen: SeenCredential): LatchkeyError {
 
 function refreshDetail(record: { expiresAt?: number; obtainedAt: number }): Record<string, number> {
   return record.expiresAt === undefined ? {} : { expiresInMs: record.expiresAt - record.obtainedAt };
-}
-
-/** Why a taken-over claim's refresh token was probably spent. */
-export function probableLoss(previousHolder: string): string {
-  return (
-    `the lease was taken over from ${previousHolder}, which stopped mid-refresh: ` +
-    'its refresh most likely reached the AS and its answer was lost with it'
-  );
 }
 
 /** Single-flight key for refreshes of one credential. */

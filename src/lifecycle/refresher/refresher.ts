@@ -1,6 +1,5 @@
 import { EventEmitter, on } from 'node:events';
 
-import { keyId } from '../../credential/key.js';
 import type { StoredCredential } from '../../credential/model.js';
 import { ErrorCode, isLatchkeyError, LatchkeyError } from '../../errors.js';
 import { ResponseLimits } from '../../oauth/bounded-fetch.js';
@@ -10,6 +9,7 @@ import { type EngineContext, emptyStats } from '../context.js';
 import type { RefreshStore } from '../refresh.js';
 import { type Attempt, refreshClaimed } from './attempt.js';
 import { BatchedStore } from './batched-store.js';
+import { claimBatch } from './claim.js';
 import { ClientCache } from './client-cache.js';
 import { emptyRefresherStats, type RefresherEvent, type RefresherStats } from './events.js';
 import { IssuerGate } from './issuer-gate.js';
@@ -124,23 +124,17 @@ export class Refresher extends EventEmitter<RefresherEvents> {
     let claimed: StoredCredential[] = [];
     const limit = Math.min(this.#o.batchSize, room);
     if (limit > 0) {
-      const previous = new Map<string, string>();
-      claimed = await this.#o.store.claimDueCredentials({
+      const batch = await claimBatch(this.#o.store, {
         holder: this.#o.holder,
         ttlMs: this.#o.leaseTtlMs,
         limit,
         excludeIssuers: this.#blockedIssuers(now),
-        onTakeover: (key, owner) => {
-          this.#stats.leaseTakeovers++;
-          previous.set(keyId(key), owner);
-        },
       });
+      claimed = batch.claimed;
+      this.#stats.leaseTakeovers += batch.takenOver.size;
       const at = Date.now();
-      for (const cred of claimed) {
-        this.#claimedAt.set(cred, at);
-        const owner = previous.get(keyId(cred.key));
-        if (owner !== undefined) this.#takenOver.set(cred, owner);
-      }
+      for (const cred of claimed) this.#claimedAt.set(cred, at);
+      for (const [cred, owner] of batch.takenOver) this.#takenOver.set(cred, owner);
       await this.#observeRegistrations(claimed);
       this.#stats.claimed += claimed.length;
       await this.#enqueue(claimed);
